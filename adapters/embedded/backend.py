@@ -1,0 +1,129 @@
+"""The embedded backend: every protocol of `adapters.protocols` over one SQLite file."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from pathlib import Path
+
+from adapters.embedded import logs, metrics, topology, traces
+from adapters.embedded.registry import EmbeddedRegistry
+from adapters.embedded.store import Store
+from adapters.model import (
+    EventRecord,
+    EventsQuery,
+    LogRecord,
+    LogsQuery,
+    MetricPoint,
+    MetricSeries,
+    MetricsQuery,
+    Page,
+    SpanRecord,
+    SpansQuery,
+    Topology,
+    TopologyQuery,
+    TraceSummary,
+    TracesQuery,
+)
+from adapters.timeutil import now_ns
+
+#: Rows deleted per transaction by retention, so ingest and queries are never blocked for long.
+_PRUNE_CHUNK = 5_000
+
+
+class EmbeddedBackend:
+    def __init__(self, data_dir: Path | str):
+        self.store = Store(data_dir)
+        self.registry = EmbeddedRegistry(self.store)
+
+    # ------------------------------------------------------------------------------------------- queries
+
+    async def query_logs(self, query: LogsQuery) -> Page[LogRecord]:
+        return await self.store.read(lambda conn: logs.query_logs(conn, query))
+
+    async def query_events(self, query: EventsQuery) -> Page[EventRecord]:
+        return await self.store.read(lambda conn: logs.query_events(conn, query))
+
+    async def query_traces(self, query: TracesQuery) -> Page[TraceSummary]:
+        return await self.store.read(lambda conn: traces.query_traces(conn, query))
+
+    async def query_spans(self, query: SpansQuery) -> Page[SpanRecord]:
+        return await self.store.read(lambda conn: traces.query_spans(conn, query))
+
+    async def get_span(self, trace_id: str, span_id: str) -> SpanRecord:
+        return await self.store.read(lambda conn: traces.get_span(conn, trace_id, span_id))
+
+    async def query_metrics(self, query: MetricsQuery) -> MetricSeries:
+        return await self.store.read(lambda conn: metrics.query_metrics(conn, query))
+
+    async def query_topology(self, query: TopologyQuery) -> Topology:
+        return await self.store.read(lambda conn: topology.query_topology(conn, query))
+
+    # ------------------------------------------------------------------------------------------- ingest
+
+    async def write(
+        self,
+        *,
+        batch_id: str,
+        logs: Sequence[LogRecord] = (),
+        events: Sequence[EventRecord] = (),
+        spans: Sequence[SpanRecord] = (),
+        metrics: Sequence[MetricPoint] = (),
+    ) -> None:
+        await self.store.write(lambda conn: self.apply(conn, batch_id, logs, events, spans, metrics))
+
+    def apply(
+        self,
+        conn: sqlite3.Connection,
+        batch_id: str,
+        log_records: Sequence[LogRecord],
+        event_records: Sequence[EventRecord],
+        span_records: Sequence[SpanRecord],
+        metric_points: Sequence[MetricPoint],
+    ) -> bool:
+        """Applies one batch inside the caller's transaction; False when the batch was applied before."""
+        if batch_id:
+            seen = conn.execute("SELECT 1 FROM applied_batches WHERE batch_id = ?", (batch_id,)).fetchone()
+            if seen:
+                return False
+            conn.execute("INSERT INTO applied_batches (batch_id, applied_ns) VALUES (?, ?)", (batch_id, now_ns()))
+        logs.insert_logs(self.store, conn, log_records)
+        logs.insert_events(self.store, conn, event_records)
+        traces.insert_spans(self.store, conn, span_records)
+        metrics.insert_metric_points(self.store, conn, metric_points)
+        identities = [r.identity for group in (log_records, event_records, span_records, metric_points) for r in group]
+        self.registry.learn(conn, identities, now_ns())
+        return True
+
+    # ------------------------------------------------------------------------------------------- retention
+
+    async def prune(self, older_than_ns: int) -> int:
+        """Deletes records older than the cut-off, a chunk per transaction; returns how many went."""
+        # Each inner SELECT walks the (stream or series, time) index of every stream, so only old rows are read.
+        statements = (
+            "DELETE FROM logs WHERE id IN (SELECT id FROM logs"
+            " WHERE stream_id IN (SELECT id FROM streams) AND ts_ns < ? LIMIT ?)",
+            "DELETE FROM events WHERE id IN (SELECT id FROM events"
+            " WHERE stream_id IN (SELECT id FROM streams) AND ts_ns < ? LIMIT ?)",
+            "DELETE FROM spans WHERE (trace_id, span_id) IN (SELECT trace_id, span_id FROM spans"
+            " WHERE stream_id IN (SELECT id FROM streams) AND start_ns < ? LIMIT ?)",
+            "DELETE FROM metric_points WHERE (series_id, ts_ns) IN (SELECT series_id, ts_ns FROM metric_points"
+            " WHERE series_id IN (SELECT id FROM metric_series) AND ts_ns < ? LIMIT ?)",
+            "DELETE FROM metric_buckets WHERE (series_id, ts_ns, le) IN (SELECT series_id, ts_ns, le FROM"
+            " metric_buckets WHERE series_id IN (SELECT id FROM metric_series) AND ts_ns < ? LIMIT ?)",
+            "DELETE FROM applied_batches WHERE batch_id IN"
+            " (SELECT batch_id FROM applied_batches WHERE applied_ns < ? LIMIT ?)",
+        )
+        removed = 0
+        for statement in statements:
+            while True:
+                count = await self.store.write(
+                    lambda conn, sql=statement: conn.execute(sql, (older_than_ns, _PRUNE_CHUNK)).rowcount
+                )
+                removed += count
+                if count < _PRUNE_CHUNK:
+                    break
+        return removed
+
+    def close(self) -> None:
+        self.store.close()

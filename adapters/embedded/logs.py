@@ -1,0 +1,129 @@
+"""Logs and Kubernetes events in the embedded backend."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Sequence
+
+from adapters.cursor import fingerprint
+from adapters.embedded.paging import PagedSelect, run_paged
+from adapters.embedded.scope import IDENTITY_COLUMNS, IDENTITY_WIDTH
+from adapters.embedded.store import Store
+from adapters.timeutil import elapsed_ms
+from adapters.loglevel import stored_levels
+from adapters.model import EventRecord, EventsQuery, Identity, LogRecord, LogsQuery, Page
+
+#: Trigram search needs at least three characters; shorter phrases are matched by scanning the scope.
+_MIN_INDEXED_PHRASE = 3
+
+
+def fts_phrase(phrase: str) -> str:
+    """An FTS5 query that matches `phrase` literally: one quoted string, quotes doubled, so operators such as
+    NEAR, OR, * and ^ inside it are just characters."""
+    return '"' + phrase.replace('"', '""') + '"'
+
+
+def query_logs(conn: sqlite3.Connection, query: LogsQuery) -> Page[LogRecord]:
+    started = time.perf_counter()
+    where: list[str] = []
+    params: list[object] = []
+    if query.levels:
+        levels = stored_levels(query.levels)
+        where.append(f"r.level IN ({','.join('?' * len(levels))})")
+        params += levels
+    if query.phrase:
+        if len(query.phrase) >= _MIN_INDEXED_PHRASE:
+            where.append("r.id IN (SELECT rowid FROM logs_fts WHERE logs_fts MATCH ?)")
+            params.append(fts_phrase(query.phrase))
+        where.append("instr(r.body, ?) > 0")  # exact, case-sensitive substring semantics in every case
+        params.append(query.phrase)
+    page = run_paged(
+        conn,
+        PagedSelect(
+            table="logs",
+            columns=f"r.body, r.level, r.trace_id, r.span_id, {IDENTITY_COLUMNS}",
+            scope=query.scope,
+            range=query.range,
+            sort=query.sort,
+            limit=query.limit,
+            cursor=query.cursor,
+            fingerprint=fingerprint("logs", query.scope, query.range, query.sort, query.levels, query.phrase),
+            where=tuple(where),
+            params=tuple(params),
+        ),
+    )
+    logs = [
+        LogRecord(
+            ts_ns=row[-2],
+            body=row[0],
+            level=row[1],
+            trace_id=row[2],
+            span_id=row[3],
+            identity=Identity(*row[4 : 4 + IDENTITY_WIDTH]),
+        )
+        for row in page.rows
+    ]
+    return Page(logs, page.total, elapsed_ms(started), page.next_cursor)
+
+
+def query_events(conn: sqlite3.Connection, query: EventsQuery) -> Page[EventRecord]:
+    started = time.perf_counter()
+    page = run_paged(
+        conn,
+        PagedSelect(
+            table="events",
+            columns=f"r.message, r.type, r.reason, r.object_kind, r.object_name, r.object_namespace,"
+            f" {IDENTITY_COLUMNS}",
+            scope=query.scope,
+            range=query.range,
+            sort=query.sort,
+            limit=query.limit,
+            cursor=query.cursor,
+            fingerprint=fingerprint("events", query.scope, query.range, query.sort),
+        ),
+    )
+    events = [
+        EventRecord(
+            ts_ns=row[-2],
+            message=row[0],
+            type=row[1],
+            reason=row[2],
+            object_kind=row[3],
+            object_name=row[4],
+            object_namespace=row[5],
+            identity=Identity(*row[6 : 6 + IDENTITY_WIDTH]),
+        )
+        for row in page.rows
+    ]
+    return Page(events, page.total, elapsed_ms(started), page.next_cursor)
+
+
+def insert_logs(store: Store, conn: sqlite3.Connection, logs: Sequence[LogRecord]) -> None:
+    conn.executemany(
+        "INSERT INTO logs (stream_id, ts_ns, level, body, trace_id, span_id) VALUES (?,?,?,?,?,?)",
+        [
+            (store.stream_id(conn, log.identity), log.ts_ns, log.level, log.body, log.trace_id, log.span_id)
+            for log in logs
+        ],
+    )
+
+
+def insert_events(store: Store, conn: sqlite3.Connection, events: Sequence[EventRecord]) -> None:
+    conn.executemany(
+        "INSERT INTO events (stream_id, ts_ns, type, reason, message, object_kind, object_name, object_namespace)"
+        " VALUES (?,?,?,?,?,?,?,?)",
+        [
+            (
+                store.stream_id(conn, event.identity),
+                event.ts_ns,
+                event.type,
+                event.reason,
+                event.message,
+                event.object_kind,
+                event.object_name,
+                event.object_namespace,
+            )
+            for event in events
+        ],
+    )

@@ -1,0 +1,66 @@
+"""One paged, scoped, time-ordered SELECT, shared by logs and events.
+
+Everything is pushed into SQL: the scope (as a stream-id subquery), the inclusive time range, the extra
+filters, the order (time, then id as the tiebreaker), the limit and the capped count.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+
+from adapters.cursor import decode_cursor, encode_cursor
+from adapters.embedded.scope import streams_in_scope
+from adapters.model import TOTAL_CAP, Scope, SortOrder, TimeRange
+
+
+@dataclass(frozen=True, slots=True)
+class PagedSelect:
+    table: str  # alias `r`; joined with streams as `s`
+    columns: str  # select list over r.* and s.*
+    scope: Scope
+    range: TimeRange
+    sort: SortOrder
+    limit: int
+    cursor: str
+    fingerprint: str
+    where: tuple[str, ...] = ()
+    params: tuple[object, ...] = ()
+
+
+@dataclass(slots=True)
+class PagedRows:
+    rows: list[tuple]
+    total: int
+    next_cursor: str
+
+
+def run_paged(conn: sqlite3.Connection, select: PagedSelect) -> PagedRows:
+    """Rows of one page (the last two columns of each row are ts_ns and id), the capped total and the cursor
+    for the next page ("" when this page is the last)."""
+    streams_sql, stream_params = streams_in_scope(select.scope)
+    where = [f"r.stream_id IN ({streams_sql})", "r.ts_ns >= ?", "r.ts_ns <= ?", *select.where]
+    params: list[object] = [*stream_params, select.range.start_ns, select.range.end_ns, *select.params]
+
+    (total,) = conn.execute(
+        f"SELECT count(*) FROM (SELECT 1 FROM {select.table} r WHERE {' AND '.join(where)} LIMIT {TOTAL_CAP})",
+        params,
+    ).fetchone()
+
+    direction = "DESC" if select.sort == "desc" else "ASC"
+    if select.cursor:
+        last_ts, last_id = decode_cursor(select.cursor, select.fingerprint)
+        beyond = "<" if select.sort == "desc" else ">"
+        where.append(f"(r.ts_ns {beyond} ? OR (r.ts_ns = ? AND r.id {beyond} ?))")
+        params += [int(last_ts), int(last_ts), int(last_id)]
+    rows = conn.execute(
+        f"SELECT {select.columns}, r.ts_ns, r.id FROM {select.table} r JOIN streams s ON s.id = r.stream_id"
+        f" WHERE {' AND '.join(where)} ORDER BY r.ts_ns {direction}, r.id {direction} LIMIT ?",
+        [*params, select.limit + 1],
+    ).fetchall()
+
+    next_cursor = ""
+    if len(rows) > select.limit:
+        rows = rows[: select.limit]
+        next_cursor = encode_cursor(select.fingerprint, [rows[-1][-2], rows[-1][-1]])
+    return PagedRows(rows=rows, total=total, next_cursor=next_cursor)

@@ -1,0 +1,146 @@
+"""The embedded name registry: namespaces, projects, components and environments with their UIDs.
+
+Entries come from two places. A YAML file declares them (UIDs optional: a missing one is derived from the
+names, so it is stable across restarts). Enriched telemetry teaches them: a record carrying
+`openchoreo.dev/component` and `openchoreo.dev/component-uid` makes that component queryable by name with no
+declaration. When a name is seen with a new UID (the component was deleted and re-created), the newer UID wins,
+so queries by name follow the current component and never inherit its predecessor's records.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from adapters.embedded.store import Store
+from adapters.model import Identity
+from adapters.protocols import ScopeNotFound
+
+#: Namespace for UIDs derived from names, so a declared entry without a uid keeps the same one forever.
+_DERIVED = uuid.UUID("6b1f3c52-5d1e-4a53-9a0e-0c3f6f7d2a11")
+
+
+def derived_uid(kind: str, namespace: str, name: str) -> str:
+    return str(uuid.uuid5(_DERIVED, f"{kind}/{namespace}/{name}"))
+
+
+class EmbeddedRegistry:
+    def __init__(self, store: Store):
+        self._store = store
+        # Learning runs on every ingested batch; remember what is already known to skip the write.
+        self._known: dict[tuple[str, str, str], str] = {}
+
+    # ------------------------------------------------------------------------------------ ScopeResolver
+
+    async def resolve(
+        self, namespace: str, project: str = "", component: str = "", environment: str = ""
+    ) -> tuple[str, str, str]:
+        return await self._store.read(lambda conn: self._resolve(conn, namespace, project, component, environment))
+
+    def _resolve(self, conn, namespace: str, project: str, component: str, environment: str) -> tuple[str, str, str]:
+        def uid(kind: str, ns: str, name: str) -> str:
+            row = conn.execute(
+                "SELECT uid FROM registry WHERE kind = ? AND namespace = ? AND name = ?", (kind, ns, name)
+            ).fetchone()
+            if row is None:
+                raise ScopeNotFound(kind, name, namespace)
+            return row[0]
+
+        uid("namespace", "", namespace)
+        return (
+            uid("project", namespace, project) if project else "",
+            uid("component", namespace, component) if component else "",
+            uid("environment", namespace, environment) if environment else "",
+        )
+
+    # ------------------------------------------------------------------------------------ learning
+
+    def learn(self, conn, identities: Sequence[Identity], seen_ns: int) -> None:
+        """Records the names and UIDs these identities carry. Call inside the write transaction of the batch."""
+        for identity in set(identities):
+            if not identity.namespace:
+                continue
+            entries = [("namespace", "", identity.namespace, "", "")]
+            for kind, name, uid in (
+                ("project", identity.project, identity.project_uid),
+                ("component", identity.component, identity.component_uid),
+                ("environment", identity.environment, identity.environment_uid),
+            ):
+                if name and uid:
+                    entries.append((kind, identity.namespace, name, uid, identity.project if kind == "component" else ""))
+            for kind, namespace, name, uid, project in entries:
+                key = (kind, namespace, name)
+                uid = uid or derived_uid(kind, namespace, name)
+                if self._known.get(key) == uid:
+                    continue
+                conn.execute(
+                    "INSERT INTO registry (kind, namespace, name, uid, project, seen_ns) VALUES (?,?,?,?,?,?)"
+                    " ON CONFLICT (kind, namespace, name) DO UPDATE SET uid = excluded.uid,"
+                    " project = excluded.project, seen_ns = excluded.seen_ns"
+                    " WHERE registry.declared = 0 AND excluded.seen_ns >= registry.seen_ns",
+                    (kind, namespace, name, uid, project, seen_ns),
+                )
+                self._known[key] = uid
+
+    # ------------------------------------------------------------------------------------ declaring
+
+    def declare(self, document: dict[str, Any]) -> int:
+        """Loads a registry document; returns how many entries it declared. Declared UIDs are not overridden
+        by learning, so a platform team's file stays the source of truth for what it lists.
+
+        namespaces:
+          - name: acme
+            uid: 6f0c...            # optional
+            projects:
+              - name: shop
+                components: [frontend, {name: cart, uid: ...}]
+            environments: [development, {name: production, uid: ...}]
+        """
+        rows = []
+        for ns in document.get("namespaces") or []:
+            ns_name, ns_uid = _entry(ns)
+            rows.append(("namespace", "", ns_name, ns_uid or derived_uid("namespace", "", ns_name), ""))
+            for env in ns.get("environments") or [] if isinstance(ns, dict) else []:
+                name, uid = _entry(env)
+                rows.append(("environment", ns_name, name, uid or derived_uid("environment", ns_name, name), ""))
+            for project in ns.get("projects") or [] if isinstance(ns, dict) else []:
+                p_name, p_uid = _entry(project)
+                rows.append(("project", ns_name, p_name, p_uid or derived_uid("project", ns_name, p_name), ""))
+                for comp in project.get("components") or [] if isinstance(project, dict) else []:
+                    name, uid = _entry(comp)
+                    rows.append(("component", ns_name, name, uid or derived_uid("component", ns_name, name), p_name))
+        with self._store.transaction() as conn:
+            conn.executemany(
+                "INSERT INTO registry (kind, namespace, name, uid, project, declared) VALUES (?,?,?,?,?,1)"
+                " ON CONFLICT (kind, namespace, name) DO UPDATE SET uid = excluded.uid, project = excluded.project,"
+                " declared = 1",
+                rows,
+            )
+        self._known.clear()
+        return len(rows)
+
+    def declare_file(self, path: Path | str) -> int:
+        return self.declare(yaml.safe_load(Path(path).read_text()) or {})
+
+    async def entries(self) -> list[dict[str, str]]:
+        rows = await self._store.read(
+            lambda conn: conn.execute(
+                "SELECT kind, namespace, name, uid, project FROM registry ORDER BY kind, namespace, name"
+            ).fetchall()
+        )
+        return [dict(zip(("kind", "namespace", "name", "uid", "project"), row)) for row in rows]
+
+
+def _entry(item: Any) -> tuple[str, str]:
+    """A YAML entry is either a bare name or a mapping with `name` and optional `uid`."""
+    if isinstance(item, str):
+        return item, ""
+    if isinstance(item, dict) and isinstance(item.get("name"), str):
+        uid = item.get("uid") or ""
+        return item["name"], str(uuid.UUID(str(uid))) if uid else ""
+    raise ValueError(f"registry entry {item!r} needs a name")
+

@@ -1,0 +1,123 @@
+"""The small protocols every backend implements. The Observer and the collectors see only these.
+
+A backend may implement any subset: OpenSearch holds logs, events and traces; Prometheus holds metrics; the
+embedded store holds everything. Queries push filters, ordering, limits and aggregation down into the backend.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol, runtime_checkable
+
+from adapters.model import (
+    EventRecord,
+    EventsQuery,
+    Identity,
+    LogRecord,
+    LogsQuery,
+    MetricPoint,
+    MetricSeries,
+    MetricsQuery,
+    Page,
+    SpanRecord,
+    SpansQuery,
+    Topology,
+    TopologyQuery,
+    TraceSummary,
+    TracesQuery,
+)
+
+
+class BackendUnavailable(Exception):
+    """The backend could not be reached or answered with a server error; the caller may retry later."""
+
+
+class SpanNotFound(Exception):
+    """No span with that trace and span id exists."""
+
+
+class InvalidCursor(ValueError):
+    """A pagination cursor that this backend did not issue, or issued for another query."""
+
+
+@runtime_checkable
+class LogsBackend(Protocol):
+    async def query_logs(self, query: LogsQuery) -> Page[LogRecord]: ...
+
+
+@runtime_checkable
+class EventsBackend(Protocol):
+    async def query_events(self, query: EventsQuery) -> Page[EventRecord]: ...
+
+
+@runtime_checkable
+class TracesBackend(Protocol):
+    async def query_traces(self, query: TracesQuery) -> Page[TraceSummary]: ...
+
+    async def query_spans(self, query: SpansQuery) -> Page[SpanRecord]: ...
+
+    async def get_span(self, trace_id: str, span_id: str) -> SpanRecord:
+        """Raises SpanNotFound when there is no such span."""
+        ...
+
+
+@runtime_checkable
+class MetricsBackend(Protocol):
+    async def query_metrics(self, query: MetricsQuery) -> MetricSeries: ...
+
+    async def query_topology(self, query: TopologyQuery) -> Topology: ...
+
+
+@runtime_checkable
+class TelemetrySink(Protocol):
+    """Where collectors deliver records. A batch is applied whole or not at all; `batch_id` makes a retried
+    batch a no-op, so delivery can be at-least-once without duplicates."""
+
+    async def write(
+        self,
+        *,
+        batch_id: str,
+        logs: Sequence[LogRecord] = (),
+        events: Sequence[EventRecord] = (),
+        spans: Sequence[SpanRecord] = (),
+        metrics: Sequence[MetricPoint] = (),
+    ) -> None: ...
+
+
+# ----------------------------------------------------------------------------------------------- names -> UIDs
+
+
+class ScopeNotFound(LookupError):
+    """A name in the search scope does not exist. `kind` is namespace|project|component|environment."""
+
+    def __init__(self, kind: str, name: str, namespace: str):
+        self.kind, self.name, self.namespace = kind, name, namespace
+        where = f" in namespace {namespace!r}" if kind != "namespace" else ""
+        super().__init__(f"{kind} {name!r} not found{where}")
+
+
+class ResolverUnavailable(Exception):
+    """The source of truth for names could not be asked (network error, 5xx)."""
+
+
+class ResolverAuthFailed(ResolverUnavailable):
+    """The resolver's own credentials were refused (OpenChoreo's OBS-V1-SCOPE-AUTH-FAILED)."""
+
+
+@runtime_checkable
+class ScopeResolver(Protocol):
+    """Turns the names a user types into the UIDs records are stored under."""
+
+    async def resolve(
+        self, namespace: str, project: str = "", component: str = "", environment: str = ""
+    ) -> tuple[str, str, str]:
+        """Returns (project_uid, component_uid, environment_uid); "" for each name not given.
+        Raises ScopeNotFound, ResolverUnavailable or ResolverAuthFailed."""
+        ...
+
+
+@runtime_checkable
+class IdentityRegistry(Protocol):
+    """A resolver that also learns names and UIDs from the telemetry it sees (the embedded all-in-one)."""
+
+    def learn(self, identities: Sequence[Identity], seen_ns: int) -> None: ...

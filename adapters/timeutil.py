@@ -1,0 +1,55 @@
+"""RFC3339 with nanoseconds, both ways.
+
+Python's datetime stops at microseconds, and OpenChoreo clients send nanosecond fractions
+(`2026-01-01T10:00:01.123456789Z`), so times are parsed straight into integer nanoseconds and never lose a digit.
+"""
+
+from __future__ import annotations
+
+import calendar
+import re
+import time
+
+_RFC3339 = re.compile(
+    r"(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(Z|[+-]\d{2}:\d{2})\Z"
+)
+_NS = 1_000_000_000
+
+
+def parse_rfc3339(text: str) -> int:
+    """Nanoseconds since the epoch. Raises ValueError with a reason a person can act on."""
+    match = _RFC3339.match(text)
+    if match is None:
+        raise ValueError(f'parsing time "{text}": expected a time like 2024-01-01T00:00:00Z')
+    year, month, day, hour, minute, second = (int(g) for g in match.groups()[:6])
+    fraction, offset = match.group(7) or "", match.group(8)
+    if not (1 <= month <= 12) or not (1 <= day <= calendar.monthrange(year, month)[1]):
+        raise ValueError(f'parsing time "{text}": day out of range')
+    if hour > 23 or minute > 59 or second > 59:
+        raise ValueError(f'parsing time "{text}": hour, minute or second out of range')
+    seconds = calendar.timegm((year, month, day, hour, minute, second, 0, 0, 0))
+    if offset != "Z":
+        sign = 1 if offset[0] == "+" else -1
+        off_h, off_m = int(offset[1:3]), int(offset[4:6])
+        if off_h > 23 or off_m > 59:
+            raise ValueError(f'parsing time "{text}": time zone offset out of range')
+        seconds -= sign * (off_h * 3600 + off_m * 60)
+    return seconds * _NS + int(fraction.ljust(9, "0") if fraction else 0)
+
+
+def format_rfc3339(ts_ns: int) -> str:
+    """UTC, with the fraction kept to the nanosecond and trailing zeros trimmed (Go's RFC3339Nano)."""
+    seconds, nanos = divmod(ts_ns, _NS)
+    base = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+    if nanos:
+        return f"{base}.{nanos:09d}".rstrip("0") + "Z"
+    return base + "Z"
+
+
+def now_ns() -> int:
+    return time.time_ns()
+
+
+def elapsed_ms(started: float) -> int:
+    """Whole milliseconds since `started`, a time.perf_counter() reading."""
+    return int((time.perf_counter() - started) * 1000)
