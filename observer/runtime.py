@@ -1,0 +1,126 @@
+"""Wiring: settings -> backends, resolver, service and apps; and running several HTTP servers in one loop.
+
+`observer up` (the all-in-one) runs the public API, the internal API and the OTLP receiver in one process over
+the embedded backend, plus the retention loop and, on request, demo traffic.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import uvicorn
+from fastapi import FastAPI
+
+from adapters.embedded.backend import EmbeddedBackend
+from adapters.protocols import ScopeResolver
+from adapters.timeutil import now_ns
+from collectors.otlp.receiver import build_otlp_app
+from observer.app import create_internal_app, create_public_app
+from observer.config import Settings
+from observer.resolver_http import OpenChoreoResolver
+from observer.service import QueryService
+
+log = logging.getLogger(__name__)
+
+RETENTION_EVERY_S = 600
+
+
+@dataclass
+class Plane:
+    """Everything one observer process serves from."""
+
+    settings: Settings
+    backend: EmbeddedBackend
+    resolver: ScopeResolver
+    service: QueryService
+
+
+def build_plane(settings: Settings) -> Plane:
+    backend = EmbeddedBackend(settings.data_dir)
+    if settings.registry_file:
+        count = backend.registry.declare_file(settings.registry_file)
+        log.info("declared %d registry entries from %s", count, settings.registry_file)
+    resolver: ScopeResolver = backend.registry
+    if settings.resolver_api_url:
+        resolver = OpenChoreoResolver(
+            settings.resolver_api_url,
+            token_url=settings.resolver_token_url,
+            client_id=settings.resolver_client_id,
+            client_secret=settings.resolver_client_secret.get_secret_value(),
+            scope=settings.resolver_scope,
+            timeout_s=settings.resolver_timeout_s,
+            max_auth_retry=settings.resolver_max_auth_retry,
+            verify_tls=not settings.resolver_tls_insecure_skip_verify,
+        )
+    service = QueryService(resolver, logs=backend, events=backend, traces=backend, metrics=backend)
+    return Plane(settings, backend, resolver, service)
+
+
+class _Server(uvicorn.Server):
+    """A uvicorn server that leaves signals to the runner, which stops all servers together."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def server(app: FastAPI, host: str, port: int, log_level: str = "info") -> uvicorn.Server:
+    config = uvicorn.Config(app, host=host, port=port, log_level=log_level.lower(), access_log=False, lifespan="off")
+    return _Server(config)
+
+
+async def run_servers(servers: list[uvicorn.Server], *background: asyncio.Task) -> None:
+    """Serves until SIGINT/SIGTERM, then shuts every server down gracefully and cancels the background tasks."""
+    loop = asyncio.get_running_loop()
+
+    def stop() -> None:
+        for each in servers:
+            each.should_exit = True
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop)
+    try:
+        await asyncio.gather(*(each.serve() for each in servers))
+    finally:
+        for task in background:
+            task.cancel()
+
+
+async def retention_loop(backend: EmbeddedBackend, retention_hours: float) -> None:
+    while True:
+        try:
+            removed = await backend.prune(now_ns() - int(retention_hours * 3600 * 10**9))
+            if removed:
+                log.info("retention removed %d records older than %sh", removed, retention_hours)
+        except Exception:  # keep the loop alive; the next round retries
+            log.exception("retention failed")
+        await asyncio.sleep(RETENTION_EVERY_S)
+
+
+def all_in_one_servers(plane: Plane) -> list[uvicorn.Server]:
+    settings = plane.settings
+    return [
+        server(create_public_app(plane.service, settings.cors_allowed_origins), settings.host, settings.port, settings.log_level),
+        server(create_internal_app(), settings.host, settings.internal_port, settings.log_level),
+        server(
+            build_otlp_app(plane.backend, max_body_bytes=settings.otlp_max_body_bytes),
+            settings.host,
+            settings.otlp_port,
+            settings.log_level,
+        ),
+    ]
+
+
+async def up(settings: Settings) -> None:
+    plane = build_plane(settings)
+    retention = asyncio.create_task(retention_loop(plane.backend, settings.retention_hours))
+    try:
+        await run_servers(all_in_one_servers(plane), retention)
+    finally:
+        plane.backend.close()

@@ -1,0 +1,31 @@
+"""Shared fixtures: a real embedded backend in a temporary directory and the public app over it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from adapters.embedded.backend import EmbeddedBackend
+from observer.app import create_public_app
+from observer.service import QueryService
+
+
+@pytest.fixture
+def backend(tmp_path: Path):
+    backend = EmbeddedBackend(tmp_path / "data")
+    yield backend
+    backend.close()
+
+
+def service_over(backend: EmbeddedBackend) -> QueryService:
+    return QueryService(backend.registry, logs=backend, events=backend, traces=backend, metrics=backend)
+
+
+@pytest.fixture
+async def client(backend: EmbeddedBackend) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_public_app(service_over(backend))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://observer") as client:
+        yield client
