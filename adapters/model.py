@@ -25,8 +25,8 @@ LABEL_COMPONENT_UID = "openchoreo.dev/component-uid"
 LABEL_ENVIRONMENT = "openchoreo.dev/environment"
 LABEL_ENVIRONMENT_UID = "openchoreo.dev/environment-uid"
 
-#: The most a `total` counts before it stops (the same cap OpenSearch applies to hits.total by default).
-TOTAL_CAP = 10_000
+#: The most a `total` counts before it stops ("capped at 1000", as the contract's response schemas say).
+TOTAL_CAP = 1_000
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,15 +14,15 @@ HTTP_SERVER_DURATION = "http.server.request.duration"  # histogram, seconds
 HTTP_STATUS_ATTRIBUTE = "http.response.status_code"
 HTTP_CLIENT_DURATION = "http.client.request.duration"
 
-CPU_USAGE = ("k8s.pod.cpu.usage", "container.cpu.usage")  # gauge, cores
-MEMORY_USAGE = ("k8s.pod.memory.working_set", "container.memory.working_set")  # gauge, bytes
+CPU_USAGE = ("k8s.pod.cpu.usage",)  # gauge, cores (pod level only: a container-level twin would double-count)
+MEMORY_USAGE = ("k8s.pod.memory.working_set",)  # gauge, bytes
 CPU_REQUEST = ("k8s.container.cpu.request",)  # gauge, cores
 CPU_LIMIT = ("k8s.container.cpu.limit",)
 MEMORY_REQUEST = ("k8s.container.memory.request",)  # gauge, bytes
 MEMORY_LIMIT = ("k8s.container.memory.limit",)
-NETWORK_IO = ("k8s.pod.network.io", "container.network.io")  # counter, bytes; attribute network.io.direction
+NETWORK_IO = ("k8s.pod.network.io",)  # counter, bytes; attribute network.io.direction
 NETWORK_DIRECTION_ATTRIBUTE = "network.io.direction"  # receive | transmit
-DISK_IO = ("k8s.pod.disk.io", "container.disk.io")  # counter, bytes; attribute disk.io.direction
+DISK_IO = ("k8s.pod.disk.io",)  # counter, bytes; attribute disk.io.direction
 DISK_DIRECTION_ATTRIBUTE = "disk.io.direction"  # read | write
 
 

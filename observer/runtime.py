@@ -103,6 +103,17 @@ async def retention_loop(backend: EmbeddedBackend, retention_hours: float) -> No
         await asyncio.sleep(RETENTION_EVERY_S)
 
 
+async def indexing_loop(backend: EmbeddedBackend) -> None:
+    """Keeps the phrase index caught up with ingest, a chunk per transaction so writers are never held long."""
+    while True:
+        try:
+            if await backend.index_logs():
+                continue
+        except Exception:
+            log.exception("phrase indexing failed")
+        await asyncio.sleep(0.5)
+
+
 def all_in_one_servers(plane: Plane) -> list[uvicorn.Server]:
     settings = plane.settings
     return [
@@ -119,8 +130,11 @@ def all_in_one_servers(plane: Plane) -> list[uvicorn.Server]:
 
 async def up(settings: Settings) -> None:
     plane = build_plane(settings)
-    retention = asyncio.create_task(retention_loop(plane.backend, settings.retention_hours))
+    background = (
+        asyncio.create_task(retention_loop(plane.backend, settings.retention_hours)),
+        asyncio.create_task(indexing_loop(plane.backend)),
+    )
     try:
-        await run_servers(all_in_one_servers(plane), retention)
+        await run_servers(all_in_one_servers(plane), *background)
     finally:
         plane.backend.close()

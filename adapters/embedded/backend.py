@@ -95,6 +95,10 @@ class EmbeddedBackend:
         self.registry.learn(conn, identities, now_ns())
         return True
 
+    async def index_logs(self, max_rows: int = 20_000) -> int:
+        """Indexes a chunk of new log lines for phrase search; returns how many (0 when caught up)."""
+        return await self.store.write(lambda conn: logs.index_pending(conn, max_rows))
+
     # ------------------------------------------------------------------------------------------- retention
 
     async def prune(self, older_than_ns: int) -> int:

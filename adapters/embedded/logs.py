@@ -16,6 +16,9 @@ from adapters.model import EventRecord, EventsQuery, Identity, LogRecord, LogsQu
 
 #: Trigram search needs at least three characters; shorter phrases are matched by scanning the scope.
 _MIN_INDEXED_PHRASE = 3
+#: A phrase with at most this many indexed matches in the whole store is searched through the index; a more
+#: common one is found faster by walking the scope in time order and testing each line.
+_RARE_PHRASE_MATCHES = 5_000
 
 
 def fts_phrase(phrase: str) -> str:
@@ -24,19 +27,37 @@ def fts_phrase(phrase: str) -> str:
     return '"' + phrase.replace('"', '""') + '"'
 
 
+def _rare_phrase_candidates(conn: sqlite3.Connection, phrase: str) -> tuple[str, tuple[object, ...]] | None:
+    """The ids that may contain a rare phrase (index matches plus the not-yet-indexed tail), or None when the
+    phrase is too short for the index or too common for the index to help."""
+    if len(phrase) < _MIN_INDEXED_PHRASE:
+        return None
+    match = fts_phrase(phrase)
+    (matches,) = conn.execute(
+        "SELECT count(*) FROM (SELECT rowid FROM logs_fts WHERE logs_fts MATCH ? LIMIT ?)",
+        (match, _RARE_PHRASE_MATCHES + 1),
+    ).fetchone()
+    if matches > _RARE_PHRASE_MATCHES:
+        return None
+    return (
+        "SELECT rowid AS id FROM logs_fts WHERE logs_fts MATCH ?"
+        " UNION ALL SELECT id FROM logs WHERE id > (SELECT indexed_upto FROM fts_state)",
+        (match,),
+    )
+
+
 def query_logs(conn: sqlite3.Connection, query: LogsQuery) -> Page[LogRecord]:
     started = time.perf_counter()
     where: list[str] = []
     params: list[object] = []
+    candidates = None
     if query.levels:
         levels = stored_levels(query.levels)
         where.append(f"r.level IN ({','.join('?' * len(levels))})")
         params += levels
     if query.phrase:
-        if len(query.phrase) >= _MIN_INDEXED_PHRASE:
-            where.append("r.id IN (SELECT rowid FROM logs_fts WHERE logs_fts MATCH ?)")
-            params.append(fts_phrase(query.phrase))
-        where.append("instr(r.body, ?) > 0")  # exact, case-sensitive substring semantics in every case
+        candidates = _rare_phrase_candidates(conn, query.phrase)
+        where.append("instr(r.body, ?) > 0")  # exact, case-sensitive substring semantics in every plan
         params.append(query.phrase)
     page = run_paged(
         conn,
@@ -51,6 +72,8 @@ def query_logs(conn: sqlite3.Connection, query: LogsQuery) -> Page[LogRecord]:
             fingerprint=fingerprint("logs", query.scope, query.range, query.sort, query.levels, query.phrase),
             where=tuple(where),
             params=tuple(params),
+            candidates=candidates[0] if candidates else "",
+            candidate_params=candidates[1] if candidates else (),
         ),
     )
     logs = [
@@ -65,6 +88,22 @@ def query_logs(conn: sqlite3.Connection, query: LogsQuery) -> Page[LogRecord]:
         for row in page.rows
     ]
     return Page(logs, page.total, elapsed_ms(started), page.next_cursor)
+
+
+def index_pending(conn: sqlite3.Connection, max_rows: int) -> int:
+    """Adds up to `max_rows` not-yet-indexed log lines to the phrase index; returns how many. Call inside a
+    write transaction."""
+    (upto,) = conn.execute("SELECT indexed_upto FROM fts_state").fetchone()
+    (last,) = conn.execute(
+        "SELECT max(id) FROM (SELECT id FROM logs WHERE id > ? ORDER BY id LIMIT ?)", (upto, max_rows)
+    ).fetchone()
+    if last is None:
+        return 0
+    added = conn.execute(
+        "INSERT INTO logs_fts (rowid, body) SELECT id, body FROM logs WHERE id > ? AND id <= ?", (upto, last)
+    ).rowcount
+    conn.execute("UPDATE fts_state SET indexed_upto = ?", (last,))
+    return added
 
 
 def query_events(conn: sqlite3.Connection, query: EventsQuery) -> Page[EventRecord]:

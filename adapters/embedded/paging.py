@@ -26,6 +26,10 @@ class PagedSelect:
     fingerprint: str
     where: tuple[str, ...] = ()
     params: tuple[object, ...] = ()
+    #: Optional `SELECT id ...` of the only rows worth looking at (a selective index's answer). The query then
+    #: loops over these ids instead of over the scope's time index.
+    candidates: str = ""
+    candidate_params: tuple[object, ...] = ()
 
 
 @dataclass(slots=True)
@@ -42,9 +46,15 @@ def run_paged(conn: sqlite3.Connection, select: PagedSelect) -> PagedRows:
     where = [f"r.stream_id IN ({streams_sql})", "r.ts_ns >= ?", "r.ts_ns <= ?", *select.where]
     params: list[object] = [*stream_params, select.range.start_ns, select.range.end_ns, *select.params]
 
+    source, source_params = select.table + " r", []
+    if select.candidates:
+        # CROSS JOIN fixes the loop order: candidates outside, rows looked up by primary key.
+        source = f"({select.candidates}) c CROSS JOIN {select.table} r ON r.id = c.id"
+        source_params = list(select.candidate_params)
+
     (total,) = conn.execute(
-        f"SELECT count(*) FROM (SELECT 1 FROM {select.table} r WHERE {' AND '.join(where)} LIMIT {TOTAL_CAP})",
-        params,
+        f"SELECT count(*) FROM (SELECT 1 FROM {source} WHERE {' AND '.join(where)} LIMIT {TOTAL_CAP})",
+        [*source_params, *params],
     ).fetchone()
 
     direction = "DESC" if select.sort == "desc" else "ASC"
@@ -54,9 +64,9 @@ def run_paged(conn: sqlite3.Connection, select: PagedSelect) -> PagedRows:
         where.append(f"(r.ts_ns {beyond} ? OR (r.ts_ns = ? AND r.id {beyond} ?))")
         params += [int(last_ts), int(last_ts), int(last_id)]
     rows = conn.execute(
-        f"SELECT {select.columns}, r.ts_ns, r.id FROM {select.table} r JOIN streams s ON s.id = r.stream_id"
+        f"SELECT {select.columns}, r.ts_ns, r.id FROM {source} JOIN streams s ON s.id = r.stream_id"
         f" WHERE {' AND '.join(where)} ORDER BY r.ts_ns {direction}, r.id {direction} LIMIT ?",
-        [*params, select.limit + 1],
+        [*source_params, *params, select.limit + 1],
     ).fetchall()
 
     next_cursor = ""

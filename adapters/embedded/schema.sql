@@ -31,17 +31,22 @@ CREATE TABLE IF NOT EXISTS logs (
   span_id   TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS logs_by_stream_time ON logs (stream_id, ts_ns);
-CREATE INDEX IF NOT EXISTS logs_by_trace ON logs (trace_id) WHERE trace_id != '';
+CREATE INDEX IF NOT EXISTS logs_by_stream_level ON logs (stream_id, level, ts_ns);
 
 -- Trigram, case-sensitive: a quoted phrase matches exactly the lines that contain it, as a substring, with
 -- the index doing the work (the upstream OpenSearch adapter's `*phrase*` wildcard semantics).
+-- The index is filled behind ingest, not inside it (trigram indexing is the most expensive step of a write):
+-- rows with id > fts_state.indexed_upto are not indexed yet, and queries scan that short tail directly.
 CREATE VIRTUAL TABLE IF NOT EXISTS logs_fts USING fts5 (
   body, content = 'logs', content_rowid = 'id', tokenize = 'trigram case_sensitive 1'
 );
-CREATE TRIGGER IF NOT EXISTS logs_fts_insert AFTER INSERT ON logs BEGIN
-  INSERT INTO logs_fts (rowid, body) VALUES (new.id, new.body);
-END;
-CREATE TRIGGER IF NOT EXISTS logs_fts_delete AFTER DELETE ON logs BEGIN
+CREATE TABLE IF NOT EXISTS fts_state (
+  only_row     INTEGER PRIMARY KEY CHECK (only_row = 1),
+  indexed_upto INTEGER NOT NULL
+);
+INSERT OR IGNORE INTO fts_state (only_row, indexed_upto) VALUES (1, 0);
+CREATE TRIGGER IF NOT EXISTS logs_fts_delete AFTER DELETE ON logs
+WHEN old.id <= (SELECT indexed_upto FROM fts_state) BEGIN
   INSERT INTO logs_fts (logs_fts, rowid, body) VALUES ('delete', old.id, old.body);
 END;
 

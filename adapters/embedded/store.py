@@ -74,12 +74,13 @@ class Store:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 yield conn
+                conn.execute("COMMIT")
             except BaseException:
-                conn.execute("ROLLBACK")
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
                 # Stream ids handed out inside the failed transaction no longer exist.
                 self._stream_ids.clear()
                 raise
-            conn.execute("COMMIT")
 
     async def write(self, work: Callable[[sqlite3.Connection], T]) -> T:
         """Runs `work` in one write transaction in the thread pool."""

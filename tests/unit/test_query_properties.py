@@ -8,6 +8,7 @@ import tempfile
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from adapters.embedded import logs as embedded_logs
 from adapters.embedded.backend import EmbeddedBackend
 from adapters.model import ComponentScope, EventRecord, EventsQuery, LogRecord, LogsQuery, TimeRange
 from tests.sample import BASE_NS, COMPONENTS, ENVIRONMENTS, PROJECT_UID, identity
@@ -48,22 +49,28 @@ def _in_scope(record_identity, scope: ComponentScope) -> bool:
     )
 
 
-def _run(stored, query_of):
+def _run(stored, query_of, indexed_part: int = 0):
+    """Stores the records (the first `indexed_part` of them also phrase-indexed, the rest left in the
+    unindexed tail, as right after ingest) and runs the query."""
+
     async def go():
         with tempfile.TemporaryDirectory() as directory:
             backend = EmbeddedBackend(directory)
             try:
-                await backend.write(
-                    batch_id="b",
-                    logs=[
-                        LogRecord(ts_ns=BASE_NS + off, body=text, level=level, identity=identity(c, e, namespace=ns))
-                        for c, e, off, level, text, ns in stored
-                    ],
-                    events=[
-                        EventRecord(ts_ns=BASE_NS + off, message=text, identity=identity(c, e, namespace=ns))
-                        for c, e, off, level, text, ns in stored
-                    ],
-                )
+                for number, part in enumerate((stored[:indexed_part], stored[indexed_part:])):
+                    await backend.write(
+                        batch_id=f"b{number}",
+                        logs=[
+                            LogRecord(ts_ns=BASE_NS + off, body=text, level=level, identity=identity(c, e, namespace=ns))
+                            for c, e, off, level, text, ns in part
+                        ],
+                        events=[
+                            EventRecord(ts_ns=BASE_NS + off, message=text, identity=identity(c, e, namespace=ns))
+                            for c, e, off, level, text, ns in part
+                        ],
+                    )
+                    if number == 0:
+                        await backend.index_logs()
                 return await query_of(backend)
             finally:
                 backend.close()
@@ -79,13 +86,21 @@ def _run(stored, query_of):
     order=st.sampled_from(["asc", "desc"]),
     phrase=st.one_of(st.just(""), bodies),
     wanted=st.lists(st.sampled_from(["DEBUG", "INFO", "WARN", "ERROR"]), unique=True, max_size=2),
+    indexed_part=st.integers(min_value=0, max_value=40),
+    through_index=st.booleans(),
 )
-def test_logs_stay_in_scope_range_and_order(stored, scope, window, order, phrase, wanted):
+def test_logs_stay_in_scope_range_and_order(stored, scope, window, order, phrase, wanted, indexed_part, through_index):
+    """Both phrase plans (through the trigram index, or walking the scope) give the same, correct answer."""
     query_scope = _scope(*scope)
     start, end = sorted(window)
     time_range = TimeRange(BASE_NS + start, BASE_NS + end)
     query = LogsQuery(scope=query_scope, range=time_range, limit=1000, sort=order, levels=tuple(wanted), phrase=phrase)
-    page = _run(stored, lambda backend: backend.query_logs(query))
+    threshold = embedded_logs._RARE_PHRASE_MATCHES
+    embedded_logs._RARE_PHRASE_MATCHES = threshold if through_index else -1
+    try:
+        page = _run(stored, lambda backend: backend.query_logs(query), indexed_part)
+    finally:
+        embedded_logs._RARE_PHRASE_MATCHES = threshold
 
     allowed = {"DEBUG": {"DEBUG"}, "INFO": {"INFO"}, "WARN": {"WARN"}, "ERROR": {"ERROR", "FATAL"}}
     expected = [

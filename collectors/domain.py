@@ -1,0 +1,94 @@
+"""Domain identity from the key/value metadata a record arrives with.
+
+Every collector ends up holding a flat map of keys to values that says where a record came from: OTLP resource
+attributes (where the OpenTelemetry `k8sattributes` processor has copied every pod label under its exact key),
+Kubernetes pod labels read by the container-log tail, or the `k8s.object.label.*` attributes of a Kubernetes
+event. One function turns any of them into an `Identity`, so a record gets the same scope whichever way it came.
+
+Precedence, most specific first:
+
+- OpenChoreo pod labels (`openchoreo.dev/*`) always win: they carry the UIDs queries filter on.
+- OpenTelemetry semantic conventions fill in names the labels did not give: `service.name` -> component,
+  `service.namespace` -> project, `deployment.environment.name` (or the older `deployment.environment`) ->
+  environment. They never give UIDs, so such records are reachable by namespace only until a label supplies one.
+  The SDK's placeholder `unknown_service[:<process>]` is not a component name and is ignored.
+- `k8s.namespace.name`, `k8s.pod.name` and `k8s.container.name` say where the record ran (pod_namespace, pod,
+  container).
+
+The namespace: `openchoreo.dev/namespace`, else, for a Kubernetes namespace named `workflows-<ns>` (where
+OpenChoreo runs the workflow pods of namespace `<ns>`), `<ns>`. A Kubernetes namespace is otherwise NOT an
+OpenChoreo namespace: workloads run in generated data-plane namespaces (`dp-...`), and system pods in `kube-system`
+and the like, and since the embedded registry learns namespaces from the records it stores, using the Kubernetes
+namespace would invent OpenChoreo namespaces that do not exist. Such records keep an empty namespace (stored,
+but outside every scope) until they arrive with the label.
+
+Workflow runs: `openchoreo.dev/workflow-run`, else the Argo label `workflows.argoproj.io/workflow` names the run;
+the Argo pod annotation `workflows.argoproj.io/node-name` (which OpenChoreo matches task names against) is the
+task.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from adapters.model import (
+    LABEL_COMPONENT,
+    LABEL_COMPONENT_UID,
+    LABEL_ENVIRONMENT,
+    LABEL_ENVIRONMENT_UID,
+    LABEL_NAMESPACE,
+    LABEL_PROJECT,
+    LABEL_PROJECT_UID,
+    Identity,
+)
+
+LABEL_WORKFLOW_RUN = "openchoreo.dev/workflow-run"
+ARGO_WORKFLOW_LABEL = "workflows.argoproj.io/workflow"
+ARGO_NODE_NAME = "workflows.argoproj.io/node-name"
+
+SERVICE_NAME = "service.name"
+SERVICE_NAMESPACE = "service.namespace"
+DEPLOYMENT_ENVIRONMENT = ("deployment.environment.name", "deployment.environment")
+K8S_NAMESPACE = "k8s.namespace.name"
+K8S_POD = "k8s.pod.name"
+K8S_CONTAINER = "k8s.container.name"
+
+#: OpenChoreo runs the workflow pods of namespace `<ns>` in the Kubernetes namespace `workflows-<ns>`.
+WORKFLOWS_NAMESPACE_PREFIX = "workflows-"
+#: What OpenTelemetry SDKs put in `service.name` when the application did not set one.
+_UNKNOWN_SERVICE = "unknown_service"
+
+
+def identity_from_attributes(attrs: Mapping[str, Any]) -> Identity:
+    """The identity that resource attributes or pod labels describe. Values that are not strings are turned
+    into strings; missing keys leave the field empty."""
+
+    def first(*keys: str) -> str:
+        for key in keys:
+            value = attrs.get(key)
+            if value is not None and value != "":
+                return str(value)
+        return ""
+
+    service = first(SERVICE_NAME)
+    if service.startswith(_UNKNOWN_SERVICE):
+        service = ""
+    pod_namespace = first(K8S_NAMESPACE)
+    namespace = first(LABEL_NAMESPACE)
+    if not namespace and pod_namespace.startswith(WORKFLOWS_NAMESPACE_PREFIX):
+        namespace = pod_namespace[len(WORKFLOWS_NAMESPACE_PREFIX) :]
+    return Identity(
+        namespace=namespace,
+        project=first(LABEL_PROJECT, SERVICE_NAMESPACE),
+        project_uid=first(LABEL_PROJECT_UID),
+        component=first(LABEL_COMPONENT) or service,
+        component_uid=first(LABEL_COMPONENT_UID),
+        environment=first(LABEL_ENVIRONMENT, *DEPLOYMENT_ENVIRONMENT),
+        environment_uid=first(LABEL_ENVIRONMENT_UID),
+        pod=first(K8S_POD),
+        pod_namespace=pod_namespace,
+        container=first(K8S_CONTAINER),
+        workflow_run=first(LABEL_WORKFLOW_RUN, ARGO_WORKFLOW_LABEL),
+        task=first(ARGO_NODE_NAME),
+    )

@@ -1,0 +1,218 @@
+"""The OTLP/HTTP receiver: `POST /v1/logs`, `/v1/traces`, `/v1/metrics` into a `TelemetrySink`.
+
+It follows the OTLP/HTTP specification, so any OpenTelemetry SDK or Collector can export to it unchanged:
+
+- the response uses the request's encoding (binary protobuf or OTLP/JSON);
+- 200 with `partial_success` when some items were not stored, saying how many and why;
+- 400 for a body that does not decode, 413 for one over the size limit (as sent, by Content-Length or by what
+  actually arrives, and once inflated), 415 for a Content-Type or Content-Encoding OTLP does not define; each
+  with a `google.rpc.Status` body whose message says what to change;
+- 429 when too many exports are in progress, 503 when the backend is unavailable, both with `Retry-After`, which
+  OTLP exporters honour: they retry later with the same body, and the batch id (a hash of the signal and the
+  inflated body) lets the sink store a retried export once.
+
+Concurrency is bounded for memory's sake: each in-flight export holds up to `max_body_bytes` (inflated), so at
+most `max_in_flight * max_body_bytes` is held at once; past that the receiver sheds load with 429 instead of
+queueing without bound.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from google.protobuf import json_format
+from google.protobuf.message import Message
+from google.rpc import code_pb2
+from google.rpc.status_pb2 import Status
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceResponse
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from adapters.protocols import BackendUnavailable, TelemetrySink
+from adapters.timeutil import format_rfc3339, now_ns
+from collectors.otlp.decode import (
+    CONTENT_TYPES,
+    BodyTooLarge,
+    DecodeError,
+    MediaType,
+    Signal,
+    UnsupportedMediaType,
+    decode_request,
+    decompress,
+    media_type,
+)
+from collectors.otlp.mapping import Mapped, map_logs, map_metrics, map_traces
+
+DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024
+DEFAULT_MAX_IN_FLIGHT = 64
+#: Seconds a client is asked to wait after a 429 or 503 before it retries.
+DEFAULT_RETRY_AFTER_S = 2
+#: Bodies up to this size are decoded on the event loop: a thread hop would cost more than the work.
+_INLINE_DECODE_BYTES = 64 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class _SignalSpec:
+    """What differs between the three endpoints."""
+
+    map: Callable[[Message], Mapped]
+    response: type[Message]
+    rejected_field: str  # the count field of the response's partial_success
+
+
+_SIGNALS: dict[Signal, _SignalSpec] = {
+    "logs": _SignalSpec(map_logs, ExportLogsServiceResponse, "rejected_log_records"),
+    "traces": _SignalSpec(map_traces, ExportTraceServiceResponse, "rejected_spans"),
+    "metrics": _SignalSpec(map_metrics, ExportMetricsServiceResponse, "rejected_data_points"),
+}
+
+
+@dataclass(slots=True)
+class ReceiverStats:
+    """The receiver's own counters, per signal: items stored, items rejected (partial success), and requests
+    refused whole, by HTTP status."""
+
+    received: dict[str, int] = field(default_factory=lambda: dict.fromkeys(_SIGNALS, 0))
+    rejected: dict[str, int] = field(default_factory=lambda: dict.fromkeys(_SIGNALS, 0))
+    refused: dict[int, int] = field(default_factory=dict)
+
+
+class _Refused(Exception):
+    """Ends an export with an error status and a google.rpc.Status body."""
+
+    def __init__(self, status: int, code: int, message: str, retry_after: int | None = None):
+        super().__init__(message)
+        self.status, self.code, self.retry_after = status, code, retry_after
+
+
+#: How each way a body can be unusable is answered: HTTP status and google.rpc code.
+_DECODE_FAILURES: dict[type[Exception], tuple[int, int]] = {
+    BodyTooLarge: (413, code_pb2.RESOURCE_EXHAUSTED),
+    DecodeError: (400, code_pb2.INVALID_ARGUMENT),
+    UnsupportedMediaType: (415, code_pb2.INVALID_ARGUMENT),
+}
+
+
+def batch_id(signal: Signal, body: bytes) -> str:
+    """The same export, retried, gets the same id; the inflated body is hashed, so a re-compressed retry does
+    too."""
+    return hashlib.sha256(b"otlp/" + signal.encode() + b"\0" + body).hexdigest()
+
+
+def build_otlp_app(
+    sink: TelemetrySink,
+    *,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
+    retry_after_s: int = DEFAULT_RETRY_AFTER_S,
+) -> Starlette:
+    """The receiver as an ASGI app; `app.state.stats` holds its `ReceiverStats`."""
+    stats = ReceiverStats()
+    in_flight = 0
+
+    async def export(request: Request, signal: Signal) -> Response:
+        nonlocal in_flight
+        media: MediaType = "json"  # the encoding of errors found before the Content-Type is known to be usable
+        try:
+            media = media_type(request.headers.get("content-type"))
+            _check_declared_length(request, max_body_bytes)
+            if in_flight >= max_in_flight:
+                raise _Refused(429, code_pb2.RESOURCE_EXHAUSTED, "too many exports in progress", retry_after_s)
+            in_flight += 1
+            try:
+                mapped = await receive(request, signal, media)
+            finally:
+                in_flight -= 1
+        except (_Refused, *_DECODE_FAILURES) as exc:
+            refused = exc if isinstance(exc, _Refused) else _Refused(*_DECODE_FAILURES[type(exc)], str(exc))
+            stats.refused[refused.status] = stats.refused.get(refused.status, 0) + 1
+            return _status_response(refused, media)
+        stats.received[signal] += mapped.accepted
+        stats.rejected[signal] += mapped.rejected
+        return _export_response(signal, mapped, media)
+
+    async def receive(request: Request, signal: Signal, media: MediaType) -> Mapped:
+        """Reads, inflates, decodes, maps and stores one export."""
+        wire = await _read_body(request, max_body_bytes)
+        encoding = request.headers.get("content-encoding")
+
+        def decode() -> tuple[bytes, Mapped]:
+            body = decompress(wire, encoding, max_body_bytes)
+            return body, _SIGNALS[signal].map(decode_request(signal, body, media))
+
+        # Inflating, parsing and mapping megabytes is CPU work; off the event loop it cannot stall other requests.
+        body, mapped = decode() if len(wire) <= _INLINE_DECODE_BYTES else await asyncio.to_thread(decode)
+        if mapped.accepted:
+            try:
+                await sink.write(
+                    batch_id=batch_id(signal, body),
+                    logs=mapped.logs,
+                    events=mapped.events,
+                    spans=mapped.spans,
+                    metrics=mapped.metrics,
+                )
+            except BackendUnavailable as exc:
+                raise _Refused(503, code_pb2.UNAVAILABLE, f"the backend is unavailable: {exc}", retry_after_s) from exc
+        return mapped
+
+    async def health(_: Request) -> Response:
+        return JSONResponse({"status": "healthy", "timestamp": format_rfc3339(now_ns() // 10**9 * 10**9)})
+
+    def route(signal: Signal) -> Route:
+        async def endpoint(request: Request) -> Response:
+            return await export(request, signal)
+
+        return Route(f"/v1/{signal}", endpoint, methods=["POST"], name=f"otlp_{signal}")
+
+    app = Starlette(routes=[route("logs"), route("traces"), route("metrics"), Route("/health", health)])
+    app.state.stats = stats
+    return app
+
+
+def _check_declared_length(request: Request, limit: int) -> None:
+    """Refuses an oversized body by its Content-Length, before reading any of it. (A malformed header never gets
+    here: the HTTP server rejects it.)"""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise BodyTooLarge(f"the body is {declared} bytes; the limit is {limit}")
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    """The body as it arrives, refused as soon as it passes the limit (Content-Length may be absent, with
+    chunked transfer, or wrong)."""
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise BodyTooLarge(f"the body is larger than the limit of {limit} bytes")
+    return bytes(body)
+
+
+def _encode(message: Message, media: MediaType) -> tuple[bytes, str]:
+    """A response message in the request's encoding, with its Content-Type."""
+    if media == "protobuf":
+        return message.SerializeToString(), CONTENT_TYPES["protobuf"][0]
+    return json_format.MessageToJson(message, indent=None).encode(), CONTENT_TYPES["json"][0]
+
+
+def _export_response(signal: Signal, mapped: Mapped, media: MediaType) -> Response:
+    spec = _SIGNALS[signal]
+    message = spec.response()
+    if mapped.rejected:
+        setattr(message.partial_success, spec.rejected_field, mapped.rejected)
+        message.partial_success.error_message = mapped.error_message
+    body, content_type = _encode(message, media)
+    return Response(body, status_code=200, media_type=content_type)
+
+
+def _status_response(refused: _Refused, media: MediaType) -> Response:
+    body, content_type = _encode(Status(code=refused.code, message=str(refused)), media)
+    headers = {"Retry-After": str(refused.retry_after)} if refused.retry_after is not None else None
+    return Response(body, status_code=refused.status, media_type=content_type, headers=headers)
