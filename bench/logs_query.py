@@ -64,7 +64,7 @@ def run(repeat: int = 400) -> None:
     direct_ms = timings_ms(sql, repeat)
     direct.close()
 
-    with observer_up(DATASET) as urls, httpx.Client(base_url=urls["api"], timeout=30) as client:
+    with observer_up(DATASET) as server, httpx.Client(base_url=server.api, timeout=30) as client:
         def api() -> None:
             phrase, levels = next(queries)
             response = client.post("/api/v1/logs/query", json={
