@@ -9,6 +9,7 @@ from __future__ import annotations
 import calendar
 import re
 import time
+from functools import lru_cache
 
 _RFC3339 = re.compile(
     r"(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(Z|[+-]\d{2}:\d{2})\Z"
@@ -40,10 +41,16 @@ def parse_rfc3339(text: str) -> int:
 def format_rfc3339(ts_ns: int) -> str:
     """UTC, with the fraction kept to the nanosecond and trailing zeros trimmed (Go's RFC3339Nano)."""
     seconds, nanos = divmod(ts_ns, _NS)
-    base = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+    base = _second(seconds)
     if nanos:
         return f"{base}.{nanos:09d}".rstrip("0") + "Z"
     return base + "Z"
+
+
+@lru_cache(maxsize=1024)
+def _second(seconds: int) -> str:
+    """Records of a page mostly share their seconds, so the formatting is done once per second."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
 
 
 def now_ns() -> int:

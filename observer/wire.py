@@ -9,6 +9,7 @@ functions below, because the contract omits empty fields rather than sending nul
 from __future__ import annotations
 
 import uuid
+from functools import lru_cache
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, StrictBool, StrictInt, StrictStr, model_validator
@@ -127,6 +128,7 @@ class ErrorResponse(BaseModel):
 # ----------------------------------------------------------------------------------------------- responses
 
 
+@lru_cache(maxsize=4096)
 def valid_uuid(value: str) -> bool:
     try:
         uuid.UUID(value)
@@ -154,12 +156,10 @@ def _scope_metadata(identity: Identity) -> dict[str, str]:
     )
 
 
-def component_log_entry(record: LogRecord) -> dict[str, Any]:
-    identity = record.identity
-    entry: dict[str, Any] = {"timestamp": format_rfc3339(record.ts_ns), "log": record.body}
-    if record.level:
-        entry["level"] = record.level
-    entry["metadata"] = {
+@lru_cache(maxsize=4096)
+def _log_metadata(identity: Identity) -> dict[str, str]:
+    """Shared by every line of one stream (a page holds few streams); never mutated after it is built."""
+    return {
         **_scope_metadata(identity),
         **_present(
             {
@@ -169,6 +169,13 @@ def component_log_entry(record: LogRecord) -> dict[str, Any]:
             }
         ),
     }
+
+
+def component_log_entry(record: LogRecord) -> dict[str, Any]:
+    entry: dict[str, Any] = {"timestamp": format_rfc3339(record.ts_ns), "log": record.body}
+    if record.level:
+        entry["level"] = record.level
+    entry["metadata"] = _log_metadata(record.identity)
     # Extension: trace-to-log correlation.
     entry.update(_present({"traceId": record.trace_id, "spanId": record.span_id}))
     return entry

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse
 
 from adapters.model import WorkflowScope
 from adapters.timeutil import now_ns
@@ -39,14 +40,14 @@ from observer.wire import (
 )
 
 
-def require_json(request: Request) -> None:
+async def require_json(request: Request) -> None:
     """A Content-Type, when given, must be JSON (clients that send none are accepted, as upstream does)."""
     content_type = request.headers.get("content-type", "")
     if content_type and not content_type.lower().startswith("application/json"):
         raise bad_request(f"Invalid request format: Content-Type must be application/json, not {content_type}")
 
 
-def query_service(request: Request) -> QueryService:
+async def query_service(request: Request) -> QueryService:
     return request.app.state.query_service
 
 
@@ -54,11 +55,13 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorResponse} for status in (400, 401, 403, 404, 500, 503)
 }
 
-router = APIRouter(dependencies=[Depends(require_json)], responses=_ERRORS)
+# Handlers return JSONResponse: the bodies are already plain JSON-ready dicts, and letting FastAPI re-validate
+# a page of a thousand log lines through a response model costs more than the query itself.
+router = APIRouter(dependencies=[Depends(require_json)], responses=_ERRORS, default_response_class=JSONResponse)
 
 
 @router.post("/api/v1/logs/query", tags=["Logs"], operation_id="queryLogs")
-async def query_logs(body: LogsQueryRequest, service: QueryService = Depends(query_service)) -> dict[str, Any]:
+async def query_logs(body: LogsQueryRequest, service: QueryService = Depends(query_service)) -> JSONResponse:
     scope, query = validate_logs(body)
     page = await service.logs(scope, query)
     entry = workflow_log_entry if isinstance(scope, WorkflowScope) else component_log_entry
@@ -66,7 +69,7 @@ async def query_logs(body: LogsQueryRequest, service: QueryService = Depends(que
 
 
 @router.post("/api/v1/events/query", tags=["Events"], operation_id="queryEvents")
-async def query_events(body: EventsQueryRequest, service: QueryService = Depends(query_service)) -> dict[str, Any]:
+async def query_events(body: EventsQueryRequest, service: QueryService = Depends(query_service)) -> JSONResponse:
     scope, query = validate_events(body)
     page = await service.events(scope, query)
     with_metadata = not isinstance(scope, WorkflowScope)
@@ -74,22 +77,22 @@ async def query_events(body: EventsQueryRequest, service: QueryService = Depends
 
 
 @router.post("/api/v1/metrics/query", tags=["Metrics"], operation_id="queryMetrics")
-async def query_metrics(body: MetricsQueryRequest, service: QueryService = Depends(query_service)) -> dict[str, Any]:
+async def query_metrics(body: MetricsQueryRequest, service: QueryService = Depends(query_service)) -> JSONResponse:
     scope, query = validate_metrics(body)
-    return metric_series_body(await service.metrics(scope, query))
+    return JSONResponse(metric_series_body(await service.metrics(scope, query)))
 
 
 @router.post("/api/v1alpha1/metrics/runtime-topology", tags=["Metrics"], operation_id="queryRuntimeTopology")
 async def query_runtime_topology(
     body: RuntimeTopologyRequest, service: QueryService = Depends(query_service)
-) -> dict[str, Any]:
+) -> JSONResponse:
     scope, query = validate_topology(body)
     topology = await service.topology(scope, query)
-    return topology_body(topology, query.range.start_ns, query.range.end_ns, now_ns())
+    return JSONResponse(topology_body(topology, query.range.start_ns, query.range.end_ns, now_ns()))
 
 
 @router.post("/api/v1alpha1/traces/query", tags=["Traces"], operation_id="queryTraces")
-async def query_traces(body: TracesQueryRequest, service: QueryService = Depends(query_service)) -> dict[str, Any]:
+async def query_traces(body: TracesQueryRequest, service: QueryService = Depends(query_service)) -> JSONResponse:
     scope, query = validate_traces(body)
     page = await service.traces(scope, query)
     return _paged("traces", [trace_entry(trace) for trace in page.items], page)
@@ -98,7 +101,7 @@ async def query_traces(body: TracesQueryRequest, service: QueryService = Depends
 @router.post("/api/v1alpha1/traces/{traceId}/spans/query", tags=["Traces"], operation_id="querySpansForTrace")
 async def query_spans(
     traceId: str, body: TracesQueryRequest, service: QueryService = Depends(query_service)
-) -> dict[str, Any]:
+) -> JSONResponse:
     scope, query = validate_spans(traceId, body)
     page = await service.spans(scope, query)
     include = bool(body.includeAttributes)
@@ -106,12 +109,12 @@ async def query_spans(
 
 
 @router.get("/api/v1alpha1/traces/{traceId}/spans/{spanId}", tags=["Traces"], operation_id="getSpanDetailsForTrace")
-async def get_span_details(traceId: str, spanId: str, service: QueryService = Depends(query_service)) -> dict[str, Any]:
-    return span_entry(await service.span(traceId, spanId), include_attributes=True)
+async def get_span_details(traceId: str, spanId: str, service: QueryService = Depends(query_service)) -> JSONResponse:
+    return JSONResponse(span_entry(await service.span(traceId, spanId), include_attributes=True))
 
 
-def _paged(key: str, items: list[dict[str, Any]], page: Any) -> dict[str, Any]:
+def _paged(key: str, items: list[dict[str, Any]], page: Any) -> JSONResponse:
     body: dict[str, Any] = {key: items, "total": page.total, "tookMs": page.took_ms}
     if page.next_cursor:
         body["nextCursor"] = page.next_cursor  # extension: pass it back as `cursor` for the next page
-    return body
+    return JSONResponse(body)

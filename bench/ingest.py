@@ -1,0 +1,119 @@
+"""OTLP log ingest into the embedded store, end to end through HTTP (the real `observer up` process, protobuf
+bodies of 1,000 records), next to the same records written straight into the store in the same run."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import sqlite3
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord as OtlpLogRecord
+from opentelemetry.proto.logs.v1.logs_pb2 import ResourceLogs, ScopeLogs
+from opentelemetry.proto.resource.v1.resource_pb2 import Resource
+
+from adapters.embedded.backend import EmbeddedBackend
+from adapters.model import LABEL_COMPONENT, LABEL_COMPONENT_UID, LABEL_ENVIRONMENT, LABEL_ENVIRONMENT_UID
+from adapters.model import LABEL_NAMESPACE, LABEL_PROJECT, LABEL_PROJECT_UID, LogRecord
+from bench import data
+from bench.harness import report
+from tests.servers.observer import observer_up
+
+BATCH = 1_000
+REQUESTS = 200
+CLIENTS = 4
+SEVERITY = {"DEBUG": 5, "INFO": 9, "WARN": 13, "ERROR": 17}
+
+
+def _resource(record: LogRecord) -> Resource:
+    who = record.identity
+    attributes = {
+        LABEL_NAMESPACE: who.namespace, LABEL_PROJECT: who.project, LABEL_PROJECT_UID: who.project_uid,
+        LABEL_COMPONENT: who.component, LABEL_COMPONENT_UID: who.component_uid, LABEL_ENVIRONMENT: who.environment,
+        LABEL_ENVIRONMENT_UID: who.environment_uid, "k8s.pod.name": who.pod, "k8s.namespace.name": who.pod_namespace,
+        "k8s.container.name": who.container,
+    }
+    return Resource(attributes=[KeyValue(key=k, value=AnyValue(string_value=v)) for k, v in attributes.items()])
+
+
+def request_body(records: list[LogRecord]) -> bytes:
+    by_stream: dict[object, list[LogRecord]] = {}
+    for record in records:
+        by_stream.setdefault(record.identity, []).append(record)
+    request = ExportLogsServiceRequest(resource_logs=[
+        ResourceLogs(resource=_resource(group[0]), scope_logs=[ScopeLogs(log_records=[
+            OtlpLogRecord(time_unix_nano=r.ts_ns, severity_text=r.level, severity_number=SEVERITY[r.level],
+                          body=AnyValue(string_value=r.body)) for r in group])])
+        for group in by_stream.values()
+    ])
+    return request.SerializeToString()
+
+
+def _indexed_upto(db: Path) -> tuple[int, int]:
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        return conn.execute("SELECT (SELECT indexed_upto FROM fts_state), (SELECT max(id) FROM logs)").fetchone()
+    finally:
+        conn.close()
+
+
+def run() -> None:
+    records = list(data.log_records(BATCH * REQUESTS, 1_790_000_000 * 10**9))
+    batches = [records[i : i + BATCH] for i in range(0, len(records), BATCH)]
+    bodies = [request_body(batch) for batch in batches]
+    body_bytes = sum(map(len, bodies)) / len(records)
+
+    with tempfile.TemporaryDirectory() as scratch:
+        direct = EmbeddedBackend(Path(scratch) / "direct")
+
+        async def write_all() -> None:
+            for number, batch in enumerate(batches):
+                await direct.write(batch_id=f"b{number}", logs=batch)
+
+        started = time.perf_counter()
+        asyncio.run(write_all())
+        direct_rate = len(records) / (time.perf_counter() - started)
+        direct.close()
+
+        with observer_up(Path(scratch) / "http") as server:
+            headers = {"Content-Type": "application/x-protobuf"}
+            clients = [httpx.Client(base_url=server.otlp, timeout=60) for _ in range(CLIENTS)]
+
+            def send(item: tuple[int, bytes]) -> int:
+                number, body = item
+                return clients[number % CLIENTS].post("/v1/logs", content=body, headers=headers).status_code
+
+            started = time.perf_counter()
+            with ThreadPoolExecutor(CLIENTS) as pool:
+                statuses = list(pool.map(send, enumerate(bodies)))
+            elapsed = time.perf_counter() - started
+            assert statuses.count(200) == len(bodies), {s: statuses.count(s) for s in set(statuses)}
+            http_rate = len(records) / elapsed
+
+            db = Path(scratch) / "http" / "telemetry.db"
+            while True:
+                upto, last = _indexed_upto(db)
+                if upto >= last:
+                    break
+                time.sleep(0.2)
+            searchable_rate = len(records) / (time.perf_counter() - started)
+            for client in clients:
+                client.close()
+
+    report("ingest", [
+        ("records (~%d B protobuf each)" % body_bytes, f"{len(records):,}", ""),
+        ("direct store write (records/s)", f"{direct_rate:,.0f}", "baseline"),
+        ("OTLP/HTTP end to end (records/s)", f"{http_rate:,.0f}", "target >= 25,000"),
+        ("... until phrase-indexed (records/s)", f"{searchable_rate:,.0f}", "sustained rate"),
+    ], {"records": len(records), "direct_rate": direct_rate, "http_rate": http_rate,
+        "searchable_rate": searchable_rate, "clients": CLIENTS, "batch": BATCH})
+
+
+if __name__ == "__main__":
+    run()
