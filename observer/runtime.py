@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -103,10 +104,22 @@ async def retention_loop(backend: EmbeddedBackend, retention_hours: float) -> No
         await asyncio.sleep(RETENTION_EVERY_S)
 
 
+#: While ingest is busy, the phrase index waits, unless this many lines are already waiting for it (queries
+#: scan unindexed lines one by one, so the backlog is bounded).
+INDEX_BACKLOG_LIMIT = 200_000
+INGEST_QUIET_S = 1.0
+
+
 async def indexing_loop(backend: EmbeddedBackend) -> None:
-    """Keeps the phrase index caught up with ingest, a chunk per transaction so writers are never held long."""
+    """Keeps the phrase index caught up, a chunk per transaction so writers are never held long. Indexing
+    costs several times what storing a line does, so during an ingest burst it steps aside and catches up
+    after; a backlog past INDEX_BACKLOG_LIMIT is indexed even while ingest is busy."""
     while True:
         try:
+            busy = time.monotonic() - backend.last_write < INGEST_QUIET_S
+            if busy and await backend.unindexed_logs() < INDEX_BACKLOG_LIMIT:
+                await asyncio.sleep(0.25)
+                continue
             if await backend.index_logs():
                 continue
         except Exception:

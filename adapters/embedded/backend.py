@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -35,6 +36,7 @@ class EmbeddedBackend:
     def __init__(self, data_dir: Path | str):
         self.store = Store(data_dir)
         self.registry = EmbeddedRegistry(self.store)
+        self.last_write = 0.0  # time.monotonic() of the last ingest, so background work can yield to it
 
     # ------------------------------------------------------------------------------------------- queries
 
@@ -70,6 +72,7 @@ class EmbeddedBackend:
         spans: Sequence[SpanRecord] = (),
         metrics: Sequence[MetricPoint] = (),
     ) -> None:
+        self.last_write = time.monotonic()
         await self.store.write(lambda conn: self.apply(conn, batch_id, logs, events, spans, metrics))
 
     def apply(
@@ -98,6 +101,15 @@ class EmbeddedBackend:
     async def index_logs(self, max_rows: int = 20_000) -> int:
         """Indexes a chunk of new log lines for phrase search; returns how many (0 when caught up)."""
         return await self.store.write(lambda conn: logs.index_pending(conn, max_rows))
+
+    async def unindexed_logs(self) -> int:
+        """How many log lines (about) wait for the phrase index: queries scan them one by one."""
+        (pending,) = await self.store.read(
+            lambda conn: conn.execute(
+                "SELECT coalesce((SELECT max(id) FROM logs), 0) - (SELECT indexed_upto FROM fts_state)"
+            ).fetchone()
+        )
+        return pending
 
     # ------------------------------------------------------------------------------------------- retention
 
