@@ -41,7 +41,7 @@ def _banner(settings: Settings, demo: bool) -> str:
             f"  Observer API   {public}   (OpenAPI: {public}/docs)",
             f"  internal API   http://{settings.host}:{settings.internal_port}",
             f"  OTLP/HTTP      http://{settings.host}:{settings.otlp_port}/v1/{{logs,traces,metrics}}",
-            "  demo traffic   " + ("on: namespace demo, project shop, components frontend, cart, payments" if demo else "off"),
+            "  demo traffic   " + ("on: namespace demo, project shop, components frontend, catalog, cart, payments" if demo else "off"),
             "Try:",
             f"  curl -s {public}/api/v1/logs/query -H 'Content-Type: application/json' -d '{{{window},"
             '"searchScope":{"namespace":"demo","project":"shop","component":"cart","environment":"production"},"limit":5}\'',
