@@ -31,6 +31,7 @@ cmd_install() {
     printf '#!/bin/sh\nexit 101\n' | $sudo tee "$policy" >/dev/null && $sudo chmod +x "$policy" && added_policy=1
   fi
   local out; out=$(mktemp)
+  # shellcheck disable=SC2206  # $sudo is empty or one word
   local apt=($sudo env DEBIAN_FRONTEND=noninteractive apt-get -y -q --no-install-recommends
              -o DPkg::Lock::Timeout=300 install prometheus prometheus-alertmanager curl python3)
   log "installing prometheus, prometheus-alertmanager (apt)"
@@ -60,14 +61,18 @@ running() {
 # Start "$@" detached (own session, stdio away from the caller so `$(...)` / pipes do not wait on it).
 daemon() {
   local pidfile=$1 logfile=$2; shift 2
+  rm -f "$pidfile"
+  # shellcheck disable=SC2016  # $$ and $@ are for the inner sh
   setsid sh -c 'echo $$ >"$0"; exec "$@"' "$pidfile" "$@" </dev/null >>"$logfile" 2>&1 &
+  until [[ -s $pidfile ]]; do sleep 0.05; done
 }
 
-wait_ready() {  # url logfile name
-  local deadline=$((SECONDS + 60))
-  until curl -fsS -o /dev/null --max-time 2 "$1/-/ready" 2>/dev/null; do
-    if ((SECONDS >= deadline)); then
-      log "$3 not ready at $1 after 60s; log tail:"; tail -n 40 "$2" >&2; return 1
+wait_ready() {  # name url: poll /-/ready for 60 s; on failure show the log tail
+  local deadline=$((SECONDS + 60)) why="not ready after 60s"
+  until curl -fsS -o /dev/null --max-time 2 "$2/-/ready" 2>/dev/null; do
+    running "$DATA/$1.pid" || why="exited"
+    if [[ $why == exited ]] || ((SECONDS >= deadline)); then
+      log "$1 at $2 $why; log tail:"; tail -n 40 "$DATA/$1.log" >&2; return 1
     fi
     sleep 0.2
   done
@@ -109,6 +114,9 @@ EOF
   fi
 }
 
+# --rules.alert.resend-delay=1s (default 1m): after a start or a /-/reload, Prometheus knows no Alertmanager until
+# its discovery manager's next 5 s tick. Alerts firing in that window are dropped and, with the default, not resent
+# for a minute; with 1s they reach Alertmanager on the next rule evaluation.
 start_prometheus() {  # uses the port recorded in DATA/prometheus.port
   local port; port=$(cat "$DATA/prometheus.port")
   daemon "$DATA/prometheus.pid" "$DATA/prometheus.log" prometheus \
@@ -117,15 +125,16 @@ start_prometheus() {  # uses the port recorded in DATA/prometheus.port
     --web.enable-remote-write-receiver \
     --web.enable-lifecycle \
     --storage.tsdb.path="$DATA/tsdb" \
-    --storage.tsdb.retention.time=30d
-  wait_ready "http://127.0.0.1:$port" "$DATA/prometheus.log" prometheus
+    --storage.tsdb.retention.time=30d \
+    --rules.alert.resend-delay=1s
+  wait_ready prometheus "http://127.0.0.1:$port"
 }
 
 cmd_start() {
   if [[ -n ${PROMETHEUS_URL:-} ]]; then  # an external server: just check it and hand it back
-    curl -fsS -o /dev/null --max-time 5 "$PROMETHEUS_URL/-/ready" || die "PROMETHEUS_URL=$PROMETHEUS_URL does not answer"
+    curl -fsS -o /dev/null --max-time 5 "$PROMETHEUS_URL/-/ready" || die "$PROMETHEUS_URL does not answer"
     if [[ -n ${ALERTMANAGER_URL:-} ]]; then
-      curl -fsS -o /dev/null --max-time 5 "$ALERTMANAGER_URL/-/ready" || die "ALERTMANAGER_URL=$ALERTMANAGER_URL does not answer"
+      curl -fsS -o /dev/null --max-time 5 "$ALERTMANAGER_URL/-/ready" || die "$ALERTMANAGER_URL does not answer"
     else
       log "PROMETHEUS_URL set without ALERTMANAGER_URL; printing it empty"
     fi
@@ -148,8 +157,9 @@ cmd_start() {
       --storage.path="$DATA/alertmanager" \
       --web.listen-address="127.0.0.1:$(cat "$DATA/alertmanager.port")" \
       --cluster.listen-address=
-    start_prometheus
-    wait_ready "http://127.0.0.1:$(cat "$DATA/alertmanager.port")" "$DATA/alertmanager.log" alertmanager
+    # Never leave half a pair running when either fails to come up.
+    { start_prometheus && wait_ready alertmanager "http://127.0.0.1:$(cat "$DATA/alertmanager.port")"; } \
+      || { cmd_stop; die "start failed"; }
   fi
   echo "PROMETHEUS_URL=http://127.0.0.1:$(cat "$DATA/prometheus.port")"
   echo "ALERTMANAGER_URL=http://127.0.0.1:$(cat "$DATA/alertmanager.port")"
@@ -166,7 +176,11 @@ stop_one() {  # pidfile name
   rm -f "$1"
 }
 
-cmd_stop() { stop_one "$DATA/prometheus.pid" prometheus; stop_one "$DATA/alertmanager.pid" alertmanager; }
+cmd_stop() {  # both at once: each takes 1-2 s to shut down
+  stop_one "$DATA/prometheus.pid" prometheus & local p=$!
+  stop_one "$DATA/alertmanager.pid" alertmanager & local a=$!
+  wait "$p" && wait "$a"
+}
 
 # Backfill: promtool writes finished blocks into the TSDB directory (each is built in a *.tmp-for-creation
 # directory and renamed, so a running Prometheus never sees a half-written block). Prometheus 2.x does not load
@@ -178,7 +192,7 @@ cmd_backfill() {
   local file=${1:?usage: backfill DATA_DIR FILE.om}
   cmd_install
   mkdir -p "$DATA/tsdb"
-  promtool tsdb create-blocks-from openmetrics "$file" "$DATA/tsdb" >&2
+  promtool tsdb create-blocks-from openmetrics --quiet "$file" "$DATA/tsdb" >&2
   if running "$DATA/prometheus.pid"; then
     stop_one "$DATA/prometheus.pid" prometheus
     start_prometheus

@@ -159,7 +159,7 @@ def _start_containers(data_dir: pathlib.Path) -> PrometheusServer:
         .with_exposed_ports(9090)
         .with_command(
             "--config.file=/data/prometheus.yml --storage.tsdb.path=/data/tsdb --storage.tsdb.retention.time=30d"
-            " --web.enable-remote-write-receiver --web.enable-lifecycle"
+            " --web.enable-remote-write-receiver --web.enable-lifecycle --rules.alert.resend-delay=1s"
         )
     )
     am.start()
@@ -173,7 +173,8 @@ def _start_containers(data_dir: pathlib.Path) -> PrometheusServer:
         _wait_ready(u)
 
     def backfill(path: pathlib.Path) -> None:
-        code, output = prom.exec(["promtool", "tsdb", "create-blocks-from", "openmetrics", f"/data/{path.name}", "/data/tsdb"])
+        cmd = ["promtool", "tsdb", "create-blocks-from", "openmetrics", f"/data/{path.name}", "/data/tsdb"]
+        code, output = prom.exec(cmd)
         if code != 0:
             raise RuntimeError(f"promtool failed: {output!r}")
 
