@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import shutil
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -34,3 +36,13 @@ def serving(app, port: int | None = None) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+def docker_engine_answers() -> bool:
+    """True when a Docker engine (not just the CLI) answers quickly, so testcontainers can be used."""
+    if shutil.which("docker") is None:
+        return False
+    try:
+        return subprocess.run(["docker", "info"], capture_output=True, timeout=3).returncode == 0
+    except (subprocess.TimeoutExpired, OSError):
+        return False

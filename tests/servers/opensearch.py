@@ -14,10 +14,11 @@ import atexit
 import json
 import os
 import pathlib
-import shutil
 import subprocess
 import urllib.request
 from typing import Callable
+
+from tests.servers.local import docker_engine_answers
 
 SCRIPT = pathlib.Path(__file__).resolve().parents[2] / "scripts" / "opensearch.sh"
 CONTAINER_IMAGE = "opensearchproject/opensearch:3.3.2"
@@ -44,19 +45,9 @@ def start_opensearch(tmp_dir: pathlib.Path) -> OpenSearchServer:
     url = os.environ.get("OPENSEARCH_URL")
     if url:
         return OpenSearchServer(url)  # not ours: stop() leaves it running
-    if _docker_answers():
+    if docker_engine_answers():
         return _start_container()
     return _start_local(pathlib.Path(tmp_dir))
-
-
-def _docker_answers() -> bool:
-    # The docker CLI may be installed without a daemon; only a quick, successful `docker info` counts.
-    if shutil.which("docker") is None:
-        return False
-    try:
-        return subprocess.run(["docker", "info"], capture_output=True, timeout=3).returncode == 0
-    except (subprocess.TimeoutExpired, OSError):
-        return False
 
 
 def _start_container() -> OpenSearchServer:

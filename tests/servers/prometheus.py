@@ -18,12 +18,13 @@ import json
 import os
 import pathlib
 import re
-import shutil
 import subprocess
 import time
 import urllib.parse
 import urllib.request
 from typing import Callable
+
+from tests.servers.local import docker_engine_answers
 
 SCRIPT = pathlib.Path(__file__).resolve().parents[2] / "scripts" / "prometheus.sh"
 PROMETHEUS_IMAGE = "prom/prometheus:v2.53.2"
@@ -96,7 +97,7 @@ def start_prometheus(tmp_dir: pathlib.Path) -> PrometheusServer:
     if url:
         return PrometheusServer(url, os.environ.get("ALERTMANAGER_URL", ""), None)  # not ours: never stopped
     data_dir = pathlib.Path(tmp_dir).resolve()
-    if _docker_answers():
+    if docker_engine_answers():
         return _start_containers(data_dir)
     return _start_local(data_dir)
 
@@ -114,16 +115,6 @@ def _start_local(data_dir: pathlib.Path) -> PrometheusServer:
         subprocess.run([str(SCRIPT), "stop", str(data_dir)], check=True)
 
     return PrometheusServer(urls["PROMETHEUS_URL"], urls["ALERTMANAGER_URL"], data_dir, backfill, stop)
-
-
-def _docker_answers() -> bool:
-    # The docker CLI may be installed without a daemon; only a quick, successful `docker info` counts.
-    if shutil.which("docker") is None:
-        return False
-    try:
-        return subprocess.run(["docker", "info"], capture_output=True, timeout=3).returncode == 0
-    except (subprocess.TimeoutExpired, OSError):
-        return False
 
 
 def _start_containers(data_dir: pathlib.Path) -> PrometheusServer:
