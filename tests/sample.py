@@ -28,3 +28,15 @@ def identity(component: str, environment: str = "prod", pod: str = "", namespace
         pod_namespace=f"dp-{namespace}-{environment}",
         container="main",
     )
+
+
+#: The resource attributes (pod labels) OpenChoreo gives the prod `cart` workload.
+CART_PROD_LABELS = {
+    "openchoreo.dev/namespace": NS,
+    "openchoreo.dev/project": PROJECT,
+    "openchoreo.dev/project-uid": PROJECT_UID,
+    "openchoreo.dev/component": "cart",
+    "openchoreo.dev/component-uid": COMPONENTS["cart"],
+    "openchoreo.dev/environment": "prod",
+    "openchoreo.dev/environment-uid": ENVIRONMENTS["prod"],
+}

@@ -32,22 +32,14 @@ from adapters.embedded.backend import EmbeddedBackend
 from adapters.model import ComponentScope, EventsQuery, LogsQuery, TimeRange
 from adapters.protocols import BackendUnavailable
 from collectors.otlp.receiver import build_otlp_app
-from tests.sample import BASE_NS, COMPONENTS, ENVIRONMENTS, PROJECT_UID
+from tests.sample import CART_PROD_LABELS, BASE_NS, COMPONENTS, ENVIRONMENTS, PROJECT_UID
 
 pytestmark = pytest.mark.integration
 
 PROTOBUF = {"Content-Type": "application/x-protobuf"}
 JSON = {"Content-Type": "application/json"}
 GZIPPED = {**PROTOBUF, "Content-Encoding": "gzip"}
-LABELS = {
-    "openchoreo.dev/namespace": "acme",
-    "openchoreo.dev/project": "shop",
-    "openchoreo.dev/project-uid": PROJECT_UID,
-    "openchoreo.dev/component": "cart",
-    "openchoreo.dev/component-uid": COMPONENTS["cart"],
-    "openchoreo.dev/environment": "prod",
-    "openchoreo.dev/environment-uid": ENVIRONMENTS["prod"],
-}
+LABELS = CART_PROD_LABELS
 CART = ComponentScope("acme", PROJECT_UID, COMPONENTS["cart"], ENVIRONMENTS["prod"])
 ALL_TIME = TimeRange(0, 2**62)
 

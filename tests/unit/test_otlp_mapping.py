@@ -23,17 +23,9 @@ from adapters.model import EventRecord, Identity, MetricKind
 from collectors.domain import identity_from_attributes
 from collectors.otlp.decode import decode_request
 from collectors.otlp.mapping import any_value, map_logs, map_metrics, map_traces
-from tests.sample import BASE_NS, COMPONENTS, ENVIRONMENTS, PROJECT_UID
+from tests.sample import CART_PROD_LABELS, BASE_NS, COMPONENTS, ENVIRONMENTS, PROJECT_UID
 
-LABELS = {
-    "openchoreo.dev/namespace": "acme",
-    "openchoreo.dev/project": "shop",
-    "openchoreo.dev/project-uid": PROJECT_UID,
-    "openchoreo.dev/component": "cart",
-    "openchoreo.dev/component-uid": COMPONENTS["cart"],
-    "openchoreo.dev/environment": "prod",
-    "openchoreo.dev/environment-uid": ENVIRONMENTS["prod"],
-}
+LABELS = CART_PROD_LABELS
 CART = Identity(
     namespace="acme",
     project="shop",
