@@ -13,6 +13,7 @@ from adapters.embedded.store import Store
 from adapters.model import (
     EventRecord,
     EventsQuery,
+    Identity,
     LogRecord,
     LogsQuery,
     MetricPoint,
@@ -97,6 +98,11 @@ class EmbeddedBackend:
         identities = [r.identity for group in (log_records, event_records, span_records, metric_points) for r in group]
         self.registry.learn(conn, identities, now_ns())
         return True
+
+    async def learn(self, identities: Sequence[Identity]) -> None:
+        """Teaches the registry the names and UIDs of records stored elsewhere (OpenSearch)."""
+        if not self.registry.knows_all(identities):
+            await self.store.write(lambda conn: self.registry.learn(conn, identities, now_ns()))
 
     async def index_logs(self, max_rows: int = 20_000) -> int:
         """Indexes a chunk of new log lines for phrase search; returns how many (0 when caught up)."""

@@ -59,22 +59,19 @@ class EmbeddedRegistry:
 
     # ------------------------------------------------------------------------------------ learning
 
+    def knows_all(self, identities: Sequence[Identity]) -> bool:
+        """Whether learning these would change nothing (so no write transaction is needed)."""
+        return all(
+            self._known.get((kind, namespace, name)) == uid
+            for identity in set(identities)
+            for kind, namespace, name, uid, _ in _entries(identity)
+        )
+
     def learn(self, conn, identities: Sequence[Identity], seen_ns: int) -> None:
         """Records the names and UIDs these identities carry. Call inside the write transaction of the batch."""
         for identity in set(identities):
-            if not identity.namespace:
-                continue
-            entries = [("namespace", "", identity.namespace, "", "")]
-            for kind, name, uid in (
-                ("project", identity.project, identity.project_uid),
-                ("component", identity.component, identity.component_uid),
-                ("environment", identity.environment, identity.environment_uid),
-            ):
-                if name and uid:
-                    entries.append((kind, identity.namespace, name, uid, identity.project if kind == "component" else ""))
-            for kind, namespace, name, uid, project in entries:
+            for kind, namespace, name, uid, project in _entries(identity):
                 key = (kind, namespace, name)
-                uid = uid or derived_uid(kind, namespace, name)
                 if self._known.get(key) == uid:
                     continue
                 conn.execute(
@@ -133,6 +130,23 @@ class EmbeddedRegistry:
             ).fetchall()
         )
         return [dict(zip(("kind", "namespace", "name", "uid", "project"), row)) for row in rows]
+
+
+def _entries(identity: Identity) -> list[tuple[str, str, str, str, str]]:
+    """The registry rows an identity vouches for: (kind, namespace, name, uid, project). A namespace needs no
+    UID; a project, component or environment only counts when the record carries both its name and UID."""
+    if not identity.namespace:
+        return []
+    ns = identity.namespace
+    entries = [("namespace", "", ns, derived_uid("namespace", "", ns), "")]
+    for kind, name, uid in (
+        ("project", identity.project, identity.project_uid),
+        ("component", identity.component, identity.component_uid),
+        ("environment", identity.environment, identity.environment_uid),
+    ):
+        if name and uid:
+            entries.append((kind, ns, name, uid, identity.project if kind == "component" else ""))
+    return entries
 
 
 def _entry(item: Any) -> tuple[str, str]:

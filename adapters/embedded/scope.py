@@ -25,6 +25,7 @@ def streams_in_scope(scope: Scope) -> tuple[str, list[object]]:
                 params.append(value)
     elif isinstance(scope, WorkflowScope):
         clauses.append("workflow_run != ''")
+        clauses.append("container NOT IN ('init', 'wait')")  # Argo's own sidecars, not the user's steps
         if scope.workflow_run:
             clauses.append("workflow_run = ?")
             params.append(scope.workflow_run)

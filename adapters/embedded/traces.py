@@ -25,24 +25,38 @@ _SPAN_COLUMNS = (
 
 
 def query_traces(conn: sqlite3.Connection, query: TracesQuery) -> Page[TraceSummary]:
+    """Traces ordered by when they first entered the scope within the window (their earliest matching span,
+    to the millisecond, as OpenSearch's aggregations see it), then by trace id."""
     started = time.perf_counter()
     streams_sql, stream_params = streams_in_scope(query.scope)
-    matched = (
-        f"SELECT DISTINCT trace_id FROM spans WHERE stream_id IN ({streams_sql}) AND start_ns >= ? AND end_ns <= ?"
-    )
+    matched = f"SELECT trace_id, start_ns FROM spans WHERE stream_id IN ({streams_sql}) AND start_ns >= ? AND end_ns <= ?"
     params = [*stream_params, query.range.start_ns, query.range.end_ns]
-    (total,) = conn.execute(f"SELECT count(*) FROM ({matched} LIMIT {TOTAL_CAP})", params).fetchone()
+    (total,) = conn.execute(
+        f"SELECT count(*) FROM (SELECT DISTINCT trace_id FROM ({matched}) LIMIT {TOTAL_CAP})", params
+    ).fetchone()
     direction = "DESC" if query.sort == "desc" else "ASC"
-    summaries = conn.execute(
-        f"SELECT t.trace_id, count(*), min(t.start_ns), max(t.end_ns), max(t.status_code = 'error')"
-        f" FROM spans t WHERE t.trace_id IN ({matched})"
-        f" GROUP BY t.trace_id ORDER BY min(t.start_ns) {direction}, t.trace_id {direction} LIMIT ?",
-        [*params, query.limit],
-    ).fetchall()
-    roots = _roots(conn, [row[0] for row in summaries])
+    trace_ids = [
+        row[0]
+        for row in conn.execute(
+            f"SELECT trace_id FROM ({matched}) GROUP BY trace_id"
+            f" ORDER BY min(start_ns) / 1000000 {direction}, trace_id {direction} LIMIT ?",
+            [*params, query.limit],
+        )
+    ]
+    marks = ",".join("?" * len(trace_ids))
+    summaries = {
+        row[0]: row[1:]
+        for row in conn.execute(
+            f"SELECT trace_id, count(*), min(start_ns), max(end_ns), max(status_code = 'error')"
+            f" FROM spans WHERE trace_id IN ({marks}) GROUP BY trace_id",
+            trace_ids,
+        )
+    }
+    roots = _roots(conn, trace_ids)
     traces = []
-    for trace_id, span_count, start_ns, end_ns, has_errors in summaries:
-        root_id, root_name, root_kind = roots.get(trace_id, ("", "", ""))
+    for trace_id in trace_ids:
+        span_count, start_ns, end_ns, has_errors = summaries[trace_id]
+        root_id, root_name, root_kind = roots[trace_id]
         traces.append(
             TraceSummary(
                 trace_id=trace_id,
@@ -60,17 +74,16 @@ def query_traces(conn: sqlite3.Connection, query: TracesQuery) -> Page[TraceSumm
 
 
 def _roots(conn: sqlite3.Connection, trace_ids: list[str]) -> dict[str, tuple[str, str, str]]:
-    """The root span of each trace: the span without a parent, or, while the root has not arrived, the
-    earliest span whose parent is not in the trace."""
+    """The root span of each trace: its earliest span without a parent, or, while the root has not arrived,
+    its earliest span."""
     if not trace_ids:
         return {}
     marks = ",".join("?" * len(trace_ids))
     rows = conn.execute(
         f"SELECT trace_id, span_id, name, kind FROM ("
-        f"  SELECT r.trace_id, r.span_id, r.name, r.kind, row_number() OVER ("
-        f"    PARTITION BY r.trace_id ORDER BY r.parent_span_id != '', r.start_ns, r.span_id) AS rank"
-        f"  FROM spans r WHERE r.trace_id IN ({marks}) AND (r.parent_span_id = '' OR NOT EXISTS ("
-        f"    SELECT 1 FROM spans p WHERE p.trace_id = r.trace_id AND p.span_id = r.parent_span_id))"
+        f"  SELECT trace_id, span_id, name, kind, row_number() OVER ("
+        f"    PARTITION BY trace_id ORDER BY parent_span_id != '', start_ns, span_id) AS rank"
+        f"  FROM spans WHERE trace_id IN ({marks})"
         f") WHERE rank = 1",
         trace_ids,
     ).fetchall()

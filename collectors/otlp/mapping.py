@@ -45,6 +45,8 @@ OBJECT_NAME = "k8s.object.name"
 #: The events enrichment copies the involved object's labels under this prefix (`k8s.object.label.openchoreo.dev/
 #: component-uid`); with the prefix cut they are pod labels again and give the event its identity.
 OBJECT_LABEL_PREFIX = "k8s.object.label."
+#: Annotations likewise (off by default in the enrichment); the Argo node name among them names the task.
+OBJECT_ANNOTATION_PREFIX = "k8s.object.annotation."
 
 _TRACE_ID_BYTES = 16
 _SPAN_ID_BYTES = 8
@@ -184,7 +186,10 @@ def _event(
     resource (the events enrichment) or the record attributes, override the resource's own attributes."""
     merged = {**resource, **record_attributes}
     object_labels = {
-        key[len(OBJECT_LABEL_PREFIX) :]: value for key, value in merged.items() if key.startswith(OBJECT_LABEL_PREFIX)
+        key[len(prefix) :]: value
+        for key, value in merged.items()
+        for prefix in (OBJECT_LABEL_PREFIX, OBJECT_ANNOTATION_PREFIX)
+        if key.startswith(prefix)
     }
     return EventRecord(
         ts_ns=_timestamp(record, now),
