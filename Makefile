@@ -21,9 +21,10 @@ test: $(STAMP) servers
 bench: $(STAMP)
 	$(BIN)/python -m bench
 
-# The real servers the tests start (OpenSearch, Prometheus, Alertmanager), fetched and installed once.
+# The real servers the tests start (OpenSearch, Prometheus, Alertmanager), fetched and installed once; the
+# session fixtures in tests/ start and stop them. OPENSEARCH_URL skips the download.
 servers:
-	@true
+	@if [ -z "$$OPENSEARCH_URL" ]; then bash scripts/opensearch.sh fetch >/dev/null; fi
 
 clean:
 	rm -rf $(VENV) data bench/results .pytest_cache

@@ -34,10 +34,11 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 def _banner(settings: Settings, demo: bool) -> str:
     public = f"http://{settings.host}:{settings.port}"
+    where = f"logs, events and traces in OpenSearch at {settings.opensearch_address}" if settings.opensearch_address else "embedded backend"
     window = '"startTime":"\'$(date -u -d "-15 min" +%FT%TZ)\'","endTime":"\'$(date -u +%FT%TZ)\'"'
     return "\n".join(
         [
-            "Observer all-in-one is up (embedded backend, data in %s)" % settings.data_dir.resolve(),
+            f"Observer all-in-one is up ({where}, data in {settings.data_dir.resolve()})",
             f"  Observer API   {public}   (OpenAPI: {public}/docs)",
             f"  internal API   http://{settings.host}:{settings.internal_port}",
             f"  OTLP/HTTP      http://{settings.host}:{settings.otlp_port}/v1/{{logs,traces,metrics}}",
@@ -79,6 +80,32 @@ def _demo(args: argparse.Namespace) -> int:
     return demo.run(args) or 0
 
 
+def _opensearch_init(args: argparse.Namespace) -> int:
+    """Installs index templates and retention the way `observer up` does at start, for setup jobs."""
+    from adapters.opensearch.backend import OpenSearchBackend
+
+    settings = Settings()
+    logs.configure(settings.log_level)
+    config = settings.opensearch()
+    if config is None:
+        print("observer opensearch init: set OPENSEARCH_ADDRESS (and OPENSEARCH_USERNAME/PASSWORD if needed)", file=sys.stderr)
+        return 2
+
+    async def install() -> bool:
+        backend = OpenSearchBackend(config)
+        try:
+            await backend.install(retention_days=settings.retention_hours / 24)
+            return backend.ism
+        finally:
+            await backend.close()
+
+    ism = asyncio.run(install())
+    layout = config.layout
+    print(f"index templates installed for {layout.logs}*, {layout.events}*, {layout.traces}*")
+    print("retention: " + ("ISM policies installed" if ism else "no ISM plugin; `observer up` deletes expired daily indices"))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="observer", description="An open observability plane for internal developer platforms.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -99,6 +126,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo.add_arguments(demo_cmd)
     demo_cmd.set_defaults(run=_demo)
+
+    opensearch = commands.add_parser("opensearch", help="OpenSearch administration")
+    opensearch_commands = opensearch.add_subparsers(dest="opensearch_command", required=True)
+    init = opensearch_commands.add_parser("init", help="install index templates and retention (idempotent)")
+    init.set_defaults(run=_opensearch_init)
     return parser
 
 

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+if TYPE_CHECKING:
+    from adapters.opensearch.client import OpenSearchConfig
 
 
 class Settings(BaseSettings):
@@ -31,3 +35,31 @@ class Settings(BaseSettings):
     resolver_timeout_s: float = Field(30.0, validation_alias="UID_RESOLVER_TIMEOUT_SECONDS")
     resolver_max_auth_retry: int = Field(2, validation_alias="UID_RESOLVER_MAX_AUTH_RETRY")
     resolver_tls_insecure_skip_verify: bool = Field(False, validation_alias="UID_RESOLVER_TLS_INSECURE_SKIP_VERIFY")
+
+    # OpenSearch for logs, events and traces (OpenChoreo's variable names); empty keeps them embedded.
+    opensearch_address: str = Field("", validation_alias="OPENSEARCH_ADDRESS")
+    opensearch_username: str = Field("", validation_alias="OPENSEARCH_USERNAME")
+    opensearch_password: SecretStr = Field(SecretStr(""), validation_alias="OPENSEARCH_PASSWORD")
+    opensearch_tls_skip_verify: bool = Field(False, validation_alias="OPENSEARCH_TLS_SKIP_VERIFY")
+    opensearch_ca_file: str = Field("", validation_alias="OPENSEARCH_CA_FILE")
+    opensearch_timeout_s: float = Field(10.0, validation_alias="OPENSEARCH_TIMEOUT_SECONDS")
+    opensearch_logs_prefix: str = Field("container-logs-", validation_alias="OPENSEARCH_INDEX_PREFIX")
+    opensearch_events_prefix: str = Field("k8s-events-", validation_alias="OPENSEARCH_EVENTS_INDEX_PREFIX")
+    opensearch_traces_prefix: str = Field("otel-traces-", validation_alias="OPENSEARCH_TRACES_INDEX_PREFIX")
+
+    def opensearch(self) -> "OpenSearchConfig | None":
+        """The OpenSearch connection, or None when logs, events and traces stay in the embedded backend."""
+        if not self.opensearch_address:
+            return None
+        from adapters.opensearch.client import OpenSearchConfig
+        from adapters.opensearch.layout import IndexLayout
+
+        return OpenSearchConfig(
+            address=self.opensearch_address,
+            username=self.opensearch_username,
+            password=self.opensearch_password.get_secret_value(),
+            tls_skip_verify=self.opensearch_tls_skip_verify,
+            ca_file=self.opensearch_ca_file,
+            timeout_s=self.opensearch_timeout_s,
+            layout=IndexLayout(self.opensearch_logs_prefix, self.opensearch_events_prefix, self.opensearch_traces_prefix),
+        )

@@ -1,7 +1,8 @@
 """Wiring: settings -> backends, resolver, service and apps; and running several HTTP servers in one loop.
 
 `observer up` (the all-in-one) runs the public API, the internal API and the OTLP receiver in one process over
-the embedded backend, plus the retention loop and, on request, demo traffic.
+the embedded backend, plus the retention loop and, on request, demo traffic. With `OPENSEARCH_ADDRESS` set,
+logs, events and traces live in OpenSearch instead, and metrics stay embedded.
 """
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ import uvicorn
 from fastapi import FastAPI
 
 from adapters.embedded.backend import EmbeddedBackend
-from adapters.protocols import ScopeResolver
+from adapters.opensearch.backend import OpenSearchBackend
+from adapters.protocols import BackendUnavailable, ScopeResolver, TelemetrySink
+from adapters.routing import SplitSink
 from adapters.timeutil import now_ns
 from collectors.otlp.receiver import build_otlp_app
 from observer.app import create_internal_app, create_public_app
@@ -39,6 +42,8 @@ class Plane:
     backend: EmbeddedBackend
     resolver: ScopeResolver
     service: QueryService
+    sink: TelemetrySink  # where the OTLP receiver delivers
+    opensearch: OpenSearchBackend | None = None
 
 
 def build_plane(settings: Settings) -> Plane:
@@ -58,8 +63,14 @@ def build_plane(settings: Settings) -> Plane:
             max_auth_retry=settings.resolver_max_auth_retry,
             verify_tls=not settings.resolver_tls_insecure_skip_verify,
         )
-    service = QueryService(resolver, logs=backend, events=backend, traces=backend, metrics=backend)
-    return Plane(settings, backend, resolver, service)
+    opensearch_config = settings.opensearch()
+    if opensearch_config is None:
+        service = QueryService(resolver, logs=backend, events=backend, traces=backend, metrics=backend)
+        return Plane(settings, backend, resolver, service, sink=backend)
+    opensearch = OpenSearchBackend(opensearch_config)
+    service = QueryService(resolver, logs=opensearch, events=opensearch, traces=opensearch, metrics=backend)
+    sink = SplitSink(records=opensearch, metrics=backend, registry=backend, spans_feed_metrics=True)
+    return Plane(settings, backend, resolver, service, sink=sink, opensearch=opensearch)
 
 
 class _Server(uvicorn.Server):
@@ -93,7 +104,7 @@ async def run_servers(servers: list[uvicorn.Server], *background: asyncio.Task) 
             task.cancel()
 
 
-async def retention_loop(backend: EmbeddedBackend, retention_hours: float) -> None:
+async def retention_loop(backend: EmbeddedBackend | OpenSearchBackend, retention_hours: float) -> None:
     while True:
         try:
             removed = await backend.prune(now_ns() - int(retention_hours * 3600 * 10**9))
@@ -127,13 +138,26 @@ async def indexing_loop(backend: EmbeddedBackend) -> None:
         await asyncio.sleep(0.5)
 
 
+async def opensearch_loop(opensearch: OpenSearchBackend, retention_hours: float) -> None:
+    """Installs the index templates (retrying while OpenSearch is not there yet: queries answer 503 meanwhile),
+    then keeps retention where the cluster has no ISM."""
+    while True:
+        try:
+            await opensearch.install(retention_days=retention_hours / 24)
+            break
+        except BackendUnavailable as exc:
+            log.warning("OpenSearch not ready, retrying in 5 s: %s", exc)
+            await asyncio.sleep(5)
+    await retention_loop(opensearch, retention_hours)
+
+
 def all_in_one_servers(plane: Plane) -> list[uvicorn.Server]:
     settings = plane.settings
     return [
         server(create_public_app(plane.service, settings.cors_allowed_origins), settings.host, settings.port, settings.log_level),
         server(create_internal_app(), settings.host, settings.internal_port, settings.log_level),
         server(
-            build_otlp_app(plane.backend, max_body_bytes=settings.otlp_max_body_bytes),
+            build_otlp_app(plane.sink, max_body_bytes=settings.otlp_max_body_bytes),
             settings.host,
             settings.otlp_port,
             settings.log_level,
@@ -143,11 +167,15 @@ def all_in_one_servers(plane: Plane) -> list[uvicorn.Server]:
 
 async def up(settings: Settings) -> None:
     plane = build_plane(settings)
-    background = (
+    background = [
         asyncio.create_task(retention_loop(plane.backend, settings.retention_hours)),
         asyncio.create_task(indexing_loop(plane.backend)),
-    )
+    ]
+    if plane.opensearch is not None:
+        background.append(asyncio.create_task(opensearch_loop(plane.opensearch, settings.retention_hours)))
     try:
         await run_servers(all_in_one_servers(plane), *background)
     finally:
+        if plane.opensearch is not None:
+            await plane.opensearch.close()
         plane.backend.close()

@@ -1,0 +1,197 @@
+"""The OpenSearch backend: logs, Kubernetes events and traces (LogsBackend, EventsBackend, TracesBackend) and
+the sink collectors deliver those signals to (TelemetrySink, metrics excepted: they belong to a metrics
+backend).
+
+Queries search only the daily indices the time range touches, with `ignore_unavailable`, so a day without
+data costs nothing. Pages beyond the first continue with `search_after` on (timestamp, `_id`), carried in an
+opaque cursor bound to the query.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+from opensearchpy import AsyncOpenSearch
+
+from adapters.cursor import decode_cursor, encode_cursor, fingerprint
+from adapters.model import (
+    TOTAL_CAP,
+    EventRecord,
+    EventsQuery,
+    LogRecord,
+    LogsQuery,
+    MetricPoint,
+    Page,
+    SpanRecord,
+    SpansQuery,
+    TraceSummary,
+    TracesQuery,
+)
+from adapters.opensearch import documents, queries
+from adapters.opensearch.bulk import BulkResult, BulkWriter
+from adapters.opensearch.client import OpenSearchConfig, connect, unavailable_on_failure
+from adapters.opensearch.layout import IndexLayout, delete_expired, install
+from adapters.protocols import SpanNotFound
+from adapters.timeutil import parse_rfc3339
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+#: Indices that do not exist yet (a quiet day) are skipped, not an error.
+_LENIENT = {"ignore_unavailable": "true", "allow_no_indices": "true"}
+
+
+class OpenSearchBackend:
+    def __init__(self, config: OpenSearchConfig, writer_options: dict[str, Any] | None = None):
+        self.config = config
+        self.layout: IndexLayout = config.layout
+        self.client: AsyncOpenSearch = connect(config)
+        self.writer = BulkWriter(self.client, **(writer_options or {}))
+        self.ism = False
+
+    async def install(self, retention_days: float) -> None:
+        """Index templates and retention policies; safe to run at every start."""
+        with unavailable_on_failure("installing index templates"):
+            self.ism = await install(self.client, self.layout, retention_days)
+
+    async def prune(self, older_than_ns: int) -> int:
+        """Retention where ISM is missing: whole daily indices are deleted once they are past the cut-off."""
+        if self.ism:
+            return 0
+        with unavailable_on_failure("retention"):
+            return len(await delete_expired(self.client, self.layout, older_than_ns))
+
+    async def close(self) -> None:
+        await self.writer.close()
+        await self.client.close()
+
+    async def _search(self, what: str, index: str, body: dict[str, Any]) -> dict[str, Any]:
+        with unavailable_on_failure(what):
+            return await self.client.search(index=index, body=body, params=_LENIENT)
+
+    # ------------------------------------------------------------------------------------------- logs, events
+
+    async def query_logs(self, query: LogsQuery) -> Page[LogRecord]:
+        key = fingerprint("logs", query.scope, query.range, query.sort, query.levels, query.phrase)
+        body = queries.logs_body(
+            query.scope, query.range, query.sort, query.limit, query.levels, query.phrase, _after(query.cursor, key)
+        )
+        index = self.layout.covering(self.layout.logs, query.range.start_ns, query.range.end_ns)
+        response = await self._search("searching logs", index, body)
+        return _page(response, query.limit, key, documents.log_from_document)
+
+    async def query_events(self, query: EventsQuery) -> Page[EventRecord]:
+        key = fingerprint("events", query.scope, query.range, query.sort)
+        body = queries.events_body(query.scope, query.range, query.sort, query.limit, _after(query.cursor, key))
+        index = self.layout.covering(self.layout.events, query.range.start_ns, query.range.end_ns)
+        response = await self._search("searching events", index, body)
+        return _page(response, query.limit, key, documents.event_from_document)
+
+    # ------------------------------------------------------------------------------------------- traces
+
+    async def query_traces(self, query: TracesQuery) -> Page[TraceSummary]:
+        index = self.layout.covering(self.layout.traces, query.range.start_ns, query.range.end_ns)
+        matched = await self._search(
+            "searching traces", index, queries.matched_traces_body(query.scope, query.range, query.sort, query.limit)
+        )
+        aggs = matched["aggregations"]
+        trace_ids = [bucket["key"] for bucket in aggs["traces"]["buckets"]]
+        total = min(int(aggs["total"]["value"]), TOTAL_CAP)
+        took = matched["took"]
+        if not trace_ids:
+            return Page([], total, took)
+        # The whole of each trace, wherever its spans are: a trace may cross midnight or the window's edges.
+        summaries = await self._search(
+            "summarising traces", self.layout.pattern(self.layout.traces), queries.trace_summaries_body(trace_ids)
+        )
+        by_id = {bucket["key"]: _summary(bucket) for bucket in summaries["aggregations"]["traces"]["buckets"]}
+        return Page([by_id[trace_id] for trace_id in trace_ids if trace_id in by_id], total, took + summaries["took"])
+
+    async def query_spans(self, query: SpansQuery) -> Page[SpanRecord]:
+        index = self.layout.covering(self.layout.traces, query.range.start_ns, query.range.end_ns)
+        body = queries.spans_body(query.trace_id, query.scope, query.range, query.sort, query.limit)
+        response = await self._search("searching spans", index, body)
+        hits = response["hits"]
+        spans = [documents.span_from_document(hit["_source"]) for hit in hits["hits"]]
+        return Page(spans, min(hits["total"]["value"], TOTAL_CAP), response["took"])
+
+    async def get_span(self, trace_id: str, span_id: str) -> SpanRecord:
+        response = await self._search(
+            "reading a span", self.layout.pattern(self.layout.traces), queries.span_body(trace_id, span_id)
+        )
+        hits = response["hits"]["hits"]
+        if not hits:
+            raise SpanNotFound(f"span {span_id} not found in trace {trace_id}")
+        return documents.span_from_document(hits[0]["_source"])
+
+    # ------------------------------------------------------------------------------------------- ingest
+
+    async def write(
+        self,
+        *,
+        batch_id: str,
+        logs: Sequence[LogRecord] = (),
+        events: Sequence[EventRecord] = (),
+        spans: Sequence[SpanRecord] = (),
+        metrics: Sequence[MetricPoint] = (),
+    ) -> None:
+        """Returns once every document is acknowledged. Ids are derived from the records, so a redelivered
+        batch overwrites itself: `batch_id` is not needed for idempotence here. Metrics are not kept in
+        OpenSearch; route them to a metrics backend."""
+        layout = self.layout
+        actions = [(layout.daily(layout.logs, r.ts_ns), documents.log_id(r), documents.log_document(r)) for r in logs]
+        actions += [
+            (layout.daily(layout.events, r.ts_ns), documents.event_id(r), documents.event_document(r)) for r in events
+        ]
+        actions += [
+            (layout.daily(layout.traces, r.start_ns), documents.span_id(r), documents.span_document(r)) for r in spans
+        ]
+        if actions:
+            # The writer retries what may pass and re-raises the rest; refused credentials (401/403) must reach
+            # collectors as BackendUnavailable (503, retried), as they do for queries, not as a 500 that drops data.
+            with unavailable_on_failure("indexing"):
+                result = await self.writer.index(actions)
+            _report_rejected(batch_id, result)
+
+
+def _report_rejected(batch_id: str, result: BulkResult) -> None:
+    if result.rejected:
+        log.warning(
+            "OpenSearch refused %d documents of batch %s for good: %s", result.rejected, batch_id, result.reasons
+        )
+
+
+def _after(cursor: str, key: str) -> list[Any] | None:
+    return decode_cursor(cursor, key) if cursor else None
+
+
+def _page(response: dict[str, Any], limit: int, key: str, convert: Callable[[dict[str, Any]], T]) -> Page[T]:
+    """One page from a search that asked for `limit + 1` hits: the extra hit only says another page exists."""
+    hits = response["hits"]
+    rows = hits["hits"]
+    next_cursor = ""
+    if len(rows) > limit:
+        rows = rows[:limit]
+        next_cursor = encode_cursor(key, rows[-1]["sort"])
+    items = [convert(hit["_source"]) for hit in rows]
+    return Page(items, min(hits["total"]["value"], TOTAL_CAP), response["took"], next_cursor)
+
+
+def _summary(bucket: dict[str, Any]) -> TraceSummary:
+    earliest = bucket["earliest"]["hits"]["hits"][0]["_source"]
+    roots = bucket["root"]["first"]["hits"]["hits"]
+    root = roots[0]["_source"] if roots else earliest  # the root has not arrived (yet): the earliest span
+    return TraceSummary(
+        trace_id=bucket["key"],
+        name=root.get("name", ""),
+        span_count=bucket["doc_count"],
+        root_span_id=root.get("spanId", ""),
+        root_span_name=root.get("name", ""),
+        root_span_kind=root.get("kind", ""),
+        start_ns=parse_rfc3339(earliest["startTime"]),
+        end_ns=parse_rfc3339(bucket["latest"]["hits"]["hits"][0]["_source"]["endTime"]),
+        has_errors=bucket["errors"]["doc_count"] > 0,
+    )

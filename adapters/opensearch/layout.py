@@ -1,0 +1,241 @@
+"""Where documents live: daily indices per signal, their templates, and their retention.
+
+The keys and types follow OpenChoreo's setup jobs (`container-logs-*`, `k8s-events-*`, `otel-traces-*`,
+`dynamic: false`), so indices written by OpenChoreo's Fluent Bit and OTel Collector are read unchanged. Our
+additions are mapped explicitly: `level`, `traceId` and `spanId` on logs, the workflow-run labels, and
+`date_nanos` timestamps so a time range keeps its nanoseconds.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from opensearchpy import AsyncOpenSearch, NotFoundError, TransportError
+
+log = logging.getLogger(__name__)
+
+_DAY_NS = 86_400 * 10**9
+#: A range spanning more days than this is searched through the wildcard pattern rather than by naming each
+#: day (URLs stay short; missing days cost nothing either way).
+MAX_NAMED_DAYS = 31
+
+
+@dataclass(frozen=True, slots=True)
+class IndexLayout:
+    """The index prefixes, with OpenChoreo's defaults. A prefix ends with `-`; daily indices append the UTC
+    date (`container-logs-2026-11-23`)."""
+
+    logs: str = "container-logs-"
+    events: str = "k8s-events-"
+    traces: str = "otel-traces-"
+
+    def daily(self, prefix: str, ts_ns: int) -> str:
+        return prefix + time.strftime("%Y-%m-%d", time.gmtime(ts_ns // 10**9))
+
+    def covering(self, prefix: str, start_ns: int, end_ns: int) -> str:
+        """The indices a time range can touch, comma-separated, for `ignore_unavailable` searches."""
+        first, last = start_ns // _DAY_NS, end_ns // _DAY_NS
+        if last < first or last - first >= MAX_NAMED_DAYS:
+            return prefix + "*"
+        return ",".join(self.daily(prefix, day * _DAY_NS) for day in range(first, last + 1))
+
+    def pattern(self, prefix: str) -> str:
+        return prefix + "*"
+
+
+def _keywords(*paths: str) -> dict[str, Any]:
+    return {path: {"type": "keyword"} for path in paths}
+
+
+def _nest(flat: dict[str, Any]) -> dict[str, Any]:
+    """`{"a.b": m}` -> `{"a": {"properties": {"b": m}}}`: mappings name object fields by nesting."""
+    root: dict[str, Any] = {}
+    for path, mapping in flat.items():
+        node = root
+        *parents, leaf = path.split(".")
+        for part in parents:
+            node = node.setdefault(part, {"properties": {}})["properties"]
+        node[leaf] = mapping
+    return root
+
+
+_LABELS = "kubernetes.labels."
+LOG_FIELDS: dict[str, Any] = {
+    "@timestamp": {"type": "date_nanos"},
+    "log": {"type": "wildcard"},
+    "level": {"type": "keyword"},
+    "traceId": {"type": "keyword"},
+    "spanId": {"type": "keyword"},
+    **_keywords(
+        "kubernetes.container_name",
+        "kubernetes.namespace_name",
+        "kubernetes.pod_name",
+        "kubernetes.annotations.workflows_argoproj_io/node-name",
+        *(
+            _LABELS + label
+            for label in (
+                "build-name",
+                "openchoreo_dev/component",
+                "openchoreo_dev/component-uid",
+                "openchoreo_dev/environment",
+                "openchoreo_dev/environment-uid",
+                "openchoreo_dev/namespace",
+                "openchoreo_dev/project",
+                "openchoreo_dev/project-uid",
+                "openchoreo_dev/workflow-run",
+                "workflows_argoproj_io/workflow",
+                "target",
+                "uuid",
+                "version",
+                "version_id",
+            )
+        ),
+    ),
+}
+
+_OBJECT_LABEL = "resource.k8s.object.label.openchoreo.dev/"
+EVENT_FIELDS: dict[str, Any] = {
+    "@timestamp": {"type": "date_nanos"},
+    "body": {"type": "wildcard"},
+    **_keywords(
+        "severity.text",
+        "attributes.k8s.event.reason",
+        "attributes.k8s.namespace.name",
+        "resource.k8s.object.kind",
+        "resource.k8s.object.name",
+        *(
+            _OBJECT_LABEL + label
+            for label in (
+                "component",
+                "component-uid",
+                "project",
+                "project-uid",
+                "environment",
+                "environment-uid",
+                "namespace",
+                "workflow-run",
+            )
+        ),
+        "resource.k8s.object.label.workflows.argoproj.io/workflow",
+        "resource.k8s.object.annotation.workflows.argoproj.io/node-name",
+    ),
+}
+
+SPAN_FIELDS: dict[str, Any] = {
+    "startTime": {"type": "date_nanos"},
+    "endTime": {"type": "date_nanos"},
+    **_keywords(
+        "traceId",
+        "spanId",
+        "parentSpanId",
+        "status.code",
+        *(
+            "resource." + key
+            for key in (
+                "k8s.namespace.name",
+                "k8s.node.name",
+                "k8s.pod.name",
+                "k8s.pod.uid",
+                "openchoreo.dev/component-uid",
+                "openchoreo.dev/environment-uid",
+                "openchoreo.dev/namespace",
+                "openchoreo.dev/project-uid",
+                "service.name",
+            )
+        ),
+    ),
+}
+
+
+def template(pattern: str, fields: dict[str, Any]) -> dict[str, Any]:
+    """A composable index template. Replicas follow the cluster default, so one node stays green."""
+    return {
+        "index_patterns": [pattern],
+        "priority": 100,
+        "template": {
+            "settings": {"index": {"number_of_shards": 1}},
+            "mappings": {"dynamic": "false", "properties": _nest(fields)},
+        },
+    }
+
+
+def ism_policy(pattern: str, min_index_age: str) -> dict[str, Any]:
+    """OpenChoreo's retention policy: an index moves from `active` to `delete` at `min_index_age`."""
+    return {
+        "policy": {
+            "description": f"delete {pattern} indices after {min_index_age}",
+            "default_state": "active",
+            "states": [
+                {"name": "active", "actions": [], "transitions": [{"state_name": "delete", "conditions": {"min_index_age": min_index_age}}]},
+                {"name": "delete", "actions": [{"delete": {}}], "transitions": []},
+            ],
+            "ism_template": [{"index_patterns": [pattern], "priority": 100}],
+        }
+    }
+
+
+def template_name(prefix: str) -> str:
+    """The index template and ISM policy of a prefix share its name: `container-logs-` -> `container-logs`."""
+    return prefix.rstrip("-_") or prefix
+
+
+async def install(client: AsyncOpenSearch, layout: IndexLayout, retention_days: float) -> bool:
+    """Installs the three index templates, and the ISM retention policies when the cluster has ISM. Idempotent:
+    a template is put again only when it differs. Returns whether ISM manages retention (else the caller
+    deletes old daily indices itself, see `delete_expired`)."""
+    for prefix, fields in ((layout.logs, LOG_FIELDS), (layout.events, EVENT_FIELDS), (layout.traces, SPAN_FIELDS)):
+        name, wanted = template_name(prefix), template(layout.pattern(prefix), fields)
+        try:
+            current = await client.indices.get_index_template(name=name)
+            if current["index_templates"][0]["index_template"] == wanted:
+                continue
+        except NotFoundError:
+            pass
+        await client.indices.put_index_template(name=name, body=wanted)
+        log.info("installed index template %s for %s", name, layout.pattern(prefix))
+    hours = max(1, round(retention_days * 24))
+    return await _install_ism(client, layout, f"{hours // 24}d" if hours % 24 == 0 else f"{hours}h")
+
+
+async def _install_ism(client: AsyncOpenSearch, layout: IndexLayout, min_index_age: str) -> bool:
+    for prefix in (layout.logs, layout.events, layout.traces):
+        policy_id, wanted = template_name(prefix), ism_policy(layout.pattern(prefix), min_index_age)
+        path = f"/_plugins/_ism/policies/{policy_id}"
+        try:
+            current = await client.transport.perform_request("GET", path)
+        except NotFoundError:
+            current = None  # ISM is there, the policy is not yet
+        except TransportError as exc:
+            if exc.status_code == 400 and "no handler found" in str(exc.info):
+                return False  # no ISM plugin in this cluster
+            raise
+        if current is not None:
+            states = current.get("policy", {}).get("states")
+            if states == wanted["policy"]["states"]:
+                continue
+            params = {"if_seq_no": current["_seq_no"], "if_primary_term": current["_primary_term"]}
+            await client.transport.perform_request("PUT", path, params=params, body=wanted)
+        else:
+            await client.transport.perform_request("PUT", path, body=wanted)
+        log.info("installed ISM policy %s (delete after %s)", policy_id, min_index_age)
+    return True
+
+
+async def delete_expired(client: AsyncOpenSearch, layout: IndexLayout, older_than_ns: int) -> list[str]:
+    """Retention without ISM: deletes whole daily indices whose day ended before the cut-off. Returns the
+    names deleted."""
+    keep_from = layout.daily("", older_than_ns)  # the cut-off's own day is kept
+    doomed = []
+    for prefix in (layout.logs, layout.events, layout.traces):
+        names = await client.indices.get(index=layout.pattern(prefix), params={"ignore_unavailable": "true", "allow_no_indices": "true"})
+        for name in names:
+            day = name[len(prefix) :]
+            if len(day) == 10 and day < keep_from:
+                doomed.append(name)
+    for name in doomed:
+        await client.indices.delete(index=name, params={"ignore_unavailable": "true"})
+        log.info("retention deleted index %s", name)
+    return doomed

@@ -1,0 +1,246 @@
+"""Observer queries as OpenSearch query DSL. Pure functions: a query in, a request body out.
+
+Every condition is a `bool.filter` clause (no scoring, cacheable). User input reaches the DSL only as a `term`
+value, a range bound, or a wildcard pattern built by `wildcard_literal`, which escapes the wildcard syntax, so
+a phrase is always a literal substring. The semantics match the embedded backend's, clause for clause:
+
+- component scopes match the namespace label and the UIDs given, and leave out workflow pods;
+- workflow scopes match the run's label exactly and the task as a substring of the Argo node name, and leave
+  out Argo's `init` and `wait` containers;
+- time ranges are inclusive at both ends, to the nanosecond (`date_nanos`);
+- a level filter matches the parsed `level` field, and on documents without one (Fluent Bit writes none)
+  a case-insensitive level word in the raw line, as OpenChoreo's adapter does.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from adapters.loglevel import stored_levels
+from adapters.model import TOTAL_CAP, ComponentScope, Scope, SortOrder, TimeRange, WorkflowScope
+from adapters.timeutil import format_rfc3339
+
+Clause = dict[str, Any]
+
+WORKFLOW_SIDECARS = ("init", "wait")
+
+
+def wildcard_literal(text: str) -> str:
+    """`text` with `\\`, `*` and `?` escaped, so it matches only itself inside a wildcard pattern."""
+    return text.replace("\\", "\\\\").replace("*", "\\*").replace("?", "\\?")
+
+
+_REGEXP_RESERVED = frozenset('.?+*|{}[]()"\\#@&<>~')
+
+
+def regexp_literal(text: str) -> str:
+    """`text` with every Lucene regular-expression operator escaped."""
+    return "".join("\\" + char if char in _REGEXP_RESERVED else char for char in text)
+
+
+def contains(field: str, text: str, case_insensitive: bool = False) -> Clause:
+    """`text` anywhere in the field, literally. OpenSearch's wildcard field misreads an escaped backslash
+    right before the closing `*` (`*a\\\\*` matches nothing), so such text goes as a regular expression."""
+    if text.endswith("\\"):
+        value: dict[str, Any] = {"value": f".*{regexp_literal(text)}.*"}
+        kind = "regexp"
+    else:
+        value = {"value": f"*{wildcard_literal(text)}*"}
+        kind = "wildcard"
+    if case_insensitive:
+        value["case_insensitive"] = True
+    return {kind: {field: value}}
+
+
+def term(field: str, value: str) -> Clause:
+    return {"term": {field: value}}
+
+
+def any_of(*clauses: Clause) -> Clause:
+    return {"bool": {"should": list(clauses), "minimum_should_match": 1}}
+
+
+def time_range(field: str, window: TimeRange) -> Clause:
+    return {"range": {field: {"gte": format_rfc3339(window.start_ns), "lte": format_rfc3339(window.end_ns)}}}
+
+
+def time_sort(field: str, order: SortOrder, tiebreaker: str) -> list[Clause]:
+    """Newest or oldest first, with a unique tiebreaker so `search_after` never skips or repeats a record.
+    `numeric_type` lets indices mapped `date` (OpenChoreo's) and `date_nanos` (ours) sort together."""
+    return [{field: {"order": order, "numeric_type": "date_nanos"}}, {tiebreaker: {"order": order}}]
+
+
+def search_body(filters: list[Clause], must_not: list[Clause], sort: list[Clause], size: int) -> dict[str, Any]:
+    query: dict[str, Any] = {"filter": filters}
+    if must_not:
+        query["must_not"] = must_not
+    return {"query": {"bool": query}, "sort": sort, "size": size, "track_total_hits": TOTAL_CAP}
+
+
+# ----------------------------------------------------------------------------------------------- logs
+
+_K8S = "kubernetes."
+_LABEL = "kubernetes.labels."
+LOG_NAMESPACE = _LABEL + "openchoreo_dev/namespace"
+LOG_UIDS = {
+    "project_uid": _LABEL + "openchoreo_dev/project-uid",
+    "component_uid": _LABEL + "openchoreo_dev/component-uid",
+    "environment_uid": _LABEL + "openchoreo_dev/environment-uid",
+}
+LOG_WORKFLOW_RUN = (_LABEL + "openchoreo_dev/workflow-run", _LABEL + "workflows_argoproj_io/workflow")
+LOG_TASK = _K8S + "annotations.workflows_argoproj_io/node-name"
+
+
+def _scope_clauses(
+    scope: Scope,
+    namespace_field: str,
+    uid_fields: dict[str, str],
+    run_fields: tuple[str, ...],
+    task_field: str,
+    workflow_namespace_field: str,
+) -> tuple[list[Clause], list[Clause]]:
+    """(filter, must_not) for a scope, given where a signal keeps each key."""
+    if isinstance(scope, ComponentScope):
+        filters = [term(namespace_field, scope.namespace)]
+        filters += [term(field, getattr(scope, attr)) for attr, field in uid_fields.items() if getattr(scope, attr)]
+        return filters, [{"exists": {"field": field}} for field in run_fields]
+    assert isinstance(scope, WorkflowScope)
+    # Workflow pods run in `workflows-<namespace>` and may not carry the namespace label.
+    filters = [any_of(term(namespace_field, scope.namespace), term(workflow_namespace_field, f"workflows-{scope.namespace}"))]
+    filters.append(any_of(*({"exists": {"field": field}} for field in run_fields)))
+    if scope.workflow_run:
+        filters.append(any_of(*(term(field, scope.workflow_run) for field in run_fields)))
+    if scope.task:
+        filters.append(contains(task_field, scope.task))
+    return filters, []
+
+
+def logs_body(
+    scope: Scope,
+    window: TimeRange,
+    sort: SortOrder,
+    limit: int,
+    levels: tuple[str, ...] = (),
+    phrase: str = "",
+    search_after: list[Any] | None = None,
+) -> dict[str, Any]:
+    filters, must_not = _scope_clauses(
+        scope, LOG_NAMESPACE, LOG_UIDS, LOG_WORKFLOW_RUN, LOG_TASK, _K8S + "namespace_name"
+    )
+    if isinstance(scope, WorkflowScope):
+        must_not = [term(_K8S + "container_name", name) for name in WORKFLOW_SIDECARS]
+    filters.append(time_range("@timestamp", window))
+    if phrase:
+        filters.append(contains("log", phrase))
+    if levels:
+        stored = list(stored_levels(levels))
+        unparsed = {"bool": {"must_not": [{"exists": {"field": "level"}}], "filter": [any_of(*(contains("log", level, True) for level in stored))]}}
+        filters.append(any_of({"terms": {"level": stored}}, unparsed))
+    body = search_body(filters, must_not, time_sort("@timestamp", sort, "_id"), limit + 1)
+    if search_after:
+        body["search_after"] = search_after
+    return body
+
+
+# ----------------------------------------------------------------------------------------------- events
+
+_OBJECT_LABEL = "resource.k8s.object.label."
+EVENT_NAMESPACE = _OBJECT_LABEL + "openchoreo.dev/namespace"
+EVENT_UIDS = {
+    "project_uid": _OBJECT_LABEL + "openchoreo.dev/project-uid",
+    "component_uid": _OBJECT_LABEL + "openchoreo.dev/component-uid",
+    "environment_uid": _OBJECT_LABEL + "openchoreo.dev/environment-uid",
+}
+EVENT_WORKFLOW_RUN = (_OBJECT_LABEL + "openchoreo.dev/workflow-run", _OBJECT_LABEL + "workflows.argoproj.io/workflow")
+
+
+def events_body(
+    scope: Scope, window: TimeRange, sort: SortOrder, limit: int, search_after: list[Any] | None = None
+) -> dict[str, Any]:
+    filters, must_not = _scope_clauses(
+        scope,
+        EVENT_NAMESPACE,
+        EVENT_UIDS,
+        EVENT_WORKFLOW_RUN,
+        "resource.k8s.object.annotation.workflows.argoproj.io/node-name",
+        "attributes.k8s.namespace.name",
+    )
+    filters.append(time_range("@timestamp", window))
+    body = search_body(filters, must_not, time_sort("@timestamp", sort, "_id"), limit + 1)
+    if search_after:
+        body["search_after"] = search_after
+    return body
+
+
+# ----------------------------------------------------------------------------------------------- traces
+
+_RESOURCE = "resource."
+SPAN_NAMESPACE = _RESOURCE + "openchoreo.dev/namespace"
+SPAN_UIDS = {
+    "project_uid": _RESOURCE + "openchoreo.dev/project-uid",
+    "component_uid": _RESOURCE + "openchoreo.dev/component-uid",
+    "environment_uid": _RESOURCE + "openchoreo.dev/environment-uid",
+}
+
+
+def span_filters(scope: ComponentScope, window: TimeRange) -> list[Clause]:
+    """Spans of the scope lying wholly inside the window."""
+    filters = [term(SPAN_NAMESPACE, scope.namespace)]
+    filters += [term(field, getattr(scope, attr)) for attr, field in SPAN_UIDS.items() if getattr(scope, attr)]
+    filters.append({"range": {"startTime": {"gte": format_rfc3339(window.start_ns)}}})
+    filters.append({"range": {"endTime": {"lte": format_rfc3339(window.end_ns)}}})
+    return filters
+
+
+def matched_traces_body(scope: ComponentScope, window: TimeRange, sort: SortOrder, limit: int) -> dict[str, Any]:
+    """Phase one of the trace list: the traces with a span in the scope and window, ordered by when they
+    first entered the scope (their earliest such span, to the millisecond: `min` aggregates milliseconds),
+    then by trace id; and how many there are (exact below the cap)."""
+    order = {"first_seen": sort}
+    return {
+        "size": 0,
+        "query": {"bool": {"filter": span_filters(scope, window)}},
+        "aggs": {
+            "total": {"cardinality": {"field": "traceId", "precision_threshold": TOTAL_CAP * 3}},
+            "traces": {
+                "terms": {"field": "traceId", "size": limit, "shard_size": max(limit * 10, 500), "order": [order, {"_key": sort}]},
+                "aggs": {"first_seen": {"min": {"field": "startTime"}}},
+            },
+        },
+    }
+
+
+def trace_summaries_body(trace_ids: list[str]) -> dict[str, Any]:
+    """Phase two: each trace summarised over all its spans, wherever they are."""
+    root_fields = ["spanId", "name", "kind", "startTime"]
+    return {
+        "size": 0,
+        "query": {"bool": {"filter": [{"terms": {"traceId": trace_ids}}]}},
+        "aggs": {
+            "traces": {
+                "terms": {"field": "traceId", "size": len(trace_ids)},
+                "aggs": {
+                    # top_hits, not min/max: those aggregate doubles of milliseconds and lose the nanoseconds.
+                    "latest": {"top_hits": {"size": 1, "sort": [{"endTime": {"order": "desc", "numeric_type": "date_nanos"}}], "_source": ["endTime"]}},
+                    "errors": {"filter": {"term": {"status.code": {"value": "error", "case_insensitive": True}}}},
+                    "root": {
+                        "filter": {"term": {"parentSpanId": ""}},
+                        "aggs": {"first": {"top_hits": {"size": 1, "sort": _span_order("asc"), "_source": root_fields}}},
+                    },
+                    "earliest": {"top_hits": {"size": 1, "sort": _span_order("asc"), "_source": root_fields}},
+                },
+            }
+        },
+    }
+
+
+def _span_order(sort: SortOrder) -> list[Clause]:
+    return [{"startTime": {"order": sort, "numeric_type": "date_nanos"}}, {"spanId": {"order": sort}}]
+
+
+def spans_body(trace_id: str, scope: ComponentScope, window: TimeRange, sort: SortOrder, limit: int) -> dict[str, Any]:
+    return search_body([term("traceId", trace_id), *span_filters(scope, window)], [], _span_order(sort), limit)
+
+
+def span_body(trace_id: str, span_id: str) -> dict[str, Any]:
+    return {"size": 1, "query": {"bool": {"filter": [term("traceId", trace_id), term("spanId", span_id)]}}}
