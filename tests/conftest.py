@@ -1,4 +1,5 @@
-"""Shared fixtures: a real embedded backend in a temporary directory and the public app over it."""
+"""Shared fixtures: a real embedded backend in a temporary directory, the public app over it, and the real
+servers (started once per session, on first use)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pytest
 from adapters.embedded.backend import EmbeddedBackend
 from observer.app import create_public_app
 from observer.service import QueryService
+from tests.servers.opensearch import start_opensearch
 
 
 @pytest.fixture
@@ -29,3 +31,11 @@ async def client(backend: EmbeddedBackend) -> AsyncIterator[httpx.AsyncClient]:
     app = create_public_app(service_over(backend))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://observer") as client:
         yield client
+
+
+@pytest.fixture(scope="session")
+def opensearch_url(tmp_path_factory: pytest.TempPathFactory):
+    """A real OpenSearch: OPENSEARCH_URL, a container, or the distribution started here (tests/servers)."""
+    server = start_opensearch(tmp_path_factory.mktemp("opensearch"))
+    yield server.url
+    server.stop()

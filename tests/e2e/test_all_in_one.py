@@ -1,5 +1,6 @@
 """The all-in-one end to end: the real `observer up` process, telemetry sent by the OpenTelemetry SDK's OTLP
-exporters (the demo generator), and everything read back through the public HTTP API."""
+exporters (the demo generator), and everything read back through the public HTTP API. Twice: on the embedded
+backend, and with logs, events and traces in a real OpenSearch."""
 
 from __future__ import annotations
 
@@ -11,18 +12,30 @@ import pytest
 from adapters.timeutil import format_rfc3339, now_ns
 from observer.demo import DemoTraffic
 from tests.servers.observer import observer_up
+from tests.servers.opensearch_layout import drop_layout_at, unique_layout
 
 SCOPE = {"namespace": "demo", "project": "shop", "environment": "production"}
 
 
-@pytest.fixture(scope="module")
-def plane(tmp_path_factory):
+@pytest.fixture(scope="module", params=["embedded", "opensearch"])
+def plane(request, tmp_path_factory):
     data = tmp_path_factory.mktemp("all-in-one")
-    with observer_up(data / "data", log_file=data / "observer.log") as server:
+    env = {}
+    if request.param == "opensearch":
+        layout = unique_layout("e2e")
+        env = {
+            "OPENSEARCH_ADDRESS": request.getfixturevalue("opensearch_url"),
+            "OPENSEARCH_INDEX_PREFIX": layout.logs,
+            "OPENSEARCH_EVENTS_INDEX_PREFIX": layout.events,
+            "OPENSEARCH_TRACES_INDEX_PREFIX": layout.traces,
+        }
+    with observer_up(data / "data", log_file=data / "observer.log", env=env) as server:
         traffic = DemoTraffic(endpoint=server.otlp, rate=25, export_interval_s=1.0, error_rate=0.2, seed=11)
         sent = traffic.run_for(6)
         assert sent > 50
         yield server
+    if env:
+        drop_layout_at(env["OPENSEARCH_ADDRESS"], layout)
 
 
 def window(minutes: int = 30) -> dict[str, str]:

@@ -25,12 +25,14 @@ class AllInOne:
 
 
 @contextmanager
-def observer_up(data_dir: Path, *extra_args: str, log_file: Path | None = None) -> Iterator[AllInOne]:
+def observer_up(
+    data_dir: Path, *extra_args: str, log_file: Path | None = None, env: dict[str, str] | None = None
+) -> Iterator[AllInOne]:
     ports = [free_port() for _ in range(3)]
     command = [sys.executable, "-m", "observer.cli", "up", "--data-dir", str(data_dir), "--port", str(ports[0]),
                "--internal-port", str(ports[1]), "--otlp-port", str(ports[2]), *extra_args]
     output = open(log_file, "wb") if log_file else subprocess.DEVNULL
-    process = subprocess.Popen(command, stdout=output, stderr=output, env={**os.environ, "LOG_LEVEL": "warning"})
+    process = subprocess.Popen(command, stdout=output, stderr=output, env={**os.environ, "LOG_LEVEL": "warning", **(env or {})})
     urls = [f"http://127.0.0.1:{port}" for port in ports]
     try:
         deadline = time.monotonic() + 60
