@@ -4,7 +4,6 @@ bodies of 1,000 records), next to the same records written straight into the sto
 from __future__ import annotations
 
 import asyncio
-import itertools
 import sqlite3
 import tempfile
 import time
