@@ -40,8 +40,12 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-#: Indices that do not exist yet (a quiet day) are skipped, not an error.
-_LENIENT = {"ignore_unavailable": "true", "allow_no_indices": "true"}
+#: Indices that do not exist yet (a quiet day) are skipped, not an error; and only what is read comes back.
+_LENIENT = {
+    "ignore_unavailable": "true",
+    "allow_no_indices": "true",
+    "filter_path": "took,hits.total,hits.hits._source,hits.hits.sort,aggregations",
+}
 
 
 class OpenSearchBackend:
@@ -115,14 +119,14 @@ class OpenSearchBackend:
         body = queries.spans_body(query.trace_id, query.scope, query.range, query.sort, query.limit)
         response = await self._search("searching spans", index, body)
         hits = response["hits"]
-        spans = [documents.span_from_document(hit["_source"]) for hit in hits["hits"]]
+        spans = [documents.span_from_document(hit["_source"]) for hit in hits.get("hits", [])]
         return Page(spans, min(hits["total"]["value"], TOTAL_CAP), response["took"])
 
     async def get_span(self, trace_id: str, span_id: str) -> SpanRecord:
         response = await self._search(
             "reading a span", self.layout.pattern(self.layout.traces), queries.span_body(trace_id, span_id)
         )
-        hits = response["hits"]["hits"]
+        hits = response["hits"].get("hits", [])  # filter_path drops an empty list
         if not hits:
             raise SpanNotFound(f"span {span_id} not found in trace {trace_id}")
         return documents.span_from_document(hits[0]["_source"])
@@ -171,7 +175,7 @@ def _after(cursor: str, key: str) -> list[Any] | None:
 def _page(response: dict[str, Any], limit: int, key: str, convert: Callable[[dict[str, Any]], T]) -> Page[T]:
     """One page from a search that asked for `limit + 1` hits: the extra hit only says another page exists."""
     hits = response["hits"]
-    rows = hits["hits"]
+    rows = hits.get("hits", [])  # filter_path drops an empty list
     next_cursor = ""
     if len(rows) > limit:
         rows = rows[:limit]

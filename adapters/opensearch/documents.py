@@ -12,6 +12,7 @@ OTel Collector or by us gets the same identity the embedded backend would have g
 from __future__ import annotations
 
 import hashlib
+from functools import lru_cache
 from collections.abc import Mapping
 from typing import Any
 
@@ -113,21 +114,41 @@ def log_document(log: LogRecord) -> dict[str, Any]:
 
 def log_from_document(source: Mapping[str, Any]) -> LogRecord:
     kubernetes = source.get("kubernetes") or {}
-    attributes: dict[str, Any] = {redot(key): value for key, value in (kubernetes.get("labels") or {}).items()}
-    attributes.update({redot(key): value for key, value in (kubernetes.get("annotations") or {}).items()})
-    attributes[K8S_NAMESPACE] = kubernetes.get("namespace_name", "")
-    attributes[K8S_POD] = kubernetes.get("pod_name", "")
-    attributes[K8S_CONTAINER] = kubernetes.get("container_name", "")
     body = source.get("log") or ""
     return LogRecord(
         ts_ns=parse_rfc3339(source["@timestamp"]),
         body=body,
-        identity=identity_from_attributes(attributes),
+        identity=_log_identity(kubernetes),
         level=source.get("level") or detect_level(body),  # Fluent Bit records carry no level: derive it
         trace_id=source.get("traceId") or "",
         span_id=source.get("spanId") or "",
         stream=source.get("stream") or "",
     )
+
+
+def _log_identity(kubernetes: Mapping[str, Any]) -> Identity:
+    pod = (
+        tuple((kubernetes.get("labels") or {}).items()),
+        tuple((kubernetes.get("annotations") or {}).items()),
+        kubernetes.get("namespace_name", ""),
+        kubernetes.get("pod_name", ""),
+        kubernetes.get("container_name", ""),
+    )
+    try:
+        return _pod_identity(*pod)
+    except TypeError:  # an unhashable label value (not something Kubernetes makes): skip the cache
+        return _pod_identity.__wrapped__(*pod)
+
+
+@lru_cache(maxsize=4096)
+def _pod_identity(
+    labels: tuple[tuple[str, Any], ...], annotations: tuple[tuple[str, Any], ...], namespace: str, pod: str, container: str
+) -> Identity:
+    """The identity of a Fluent Bit record's pod. Cached: the lines of a page come from a handful of pods."""
+    attributes: dict[str, Any] = {redot(key): value for key, value in labels}
+    attributes.update((redot(key), value) for key, value in annotations)
+    attributes[K8S_NAMESPACE], attributes[K8S_POD], attributes[K8S_CONTAINER] = namespace, pod, container
+    return identity_from_attributes(attributes)
 
 
 # ----------------------------------------------------------------------------------------------- events

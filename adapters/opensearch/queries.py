@@ -137,9 +137,18 @@ def logs_body(
         unparsed = {"bool": {"must_not": [{"exists": {"field": "level"}}], "filter": [any_of(*(contains("log", level, True) for level in stored))]}}
         filters.append(any_of({"terms": {"level": stored}}, unparsed))
     body = search_body(filters, must_not, time_sort("@timestamp", sort, "_id"), limit + 1)
+    body["_source"] = LOG_SOURCE
     if search_after:
         body["search_after"] = search_after
     return body
+
+
+#: What a log entry is built from; Fluent Bit records carry more (`_p`, `time`, `kubernetes.pod_id`, `host`,
+#: `container_image`, `docker_id`, annotations of every kind) that would only be shipped and parsed.
+LOG_SOURCE = [
+    "@timestamp", "log", "level", "traceId", "spanId", "stream", "kubernetes.labels", "kubernetes.namespace_name",
+    "kubernetes.pod_name", "kubernetes.container_name", LOG_TASK,
+]
 
 
 # ----------------------------------------------------------------------------------------------- events
