@@ -149,6 +149,7 @@ class MetricPoint:
     sum: float = 0.0  # histogram: sum of observations
     bounds: tuple[float, ...] = ()  # histogram explicit upper bounds (the +Inf bucket is implicit)
     bucket_counts: tuple[float, ...] = ()  # len(bounds) + 1 counts, per bucket (not cumulative)
+    unit: str = ""  # UCUM, as the producer declared it (`s`, `By`, `{cpu}`); Prometheus names carry it
 
 
 # ----------------------------------------------------------------------------------------------- queries

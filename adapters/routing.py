@@ -1,10 +1,11 @@
 """One sink in front of several backends, each signal delivered to the backend that keeps it.
 
-Collectors see a single `TelemetrySink`; with OpenSearch configured, logs, events and spans go there while
-metrics stay with the metrics backend. The metrics backend also gets the spans when it derives the runtime
-topology from them (the embedded one does: client/server span pairs are its call graph). Both halves run at once and the write succeeds only when both did, so
-a collector retries the whole batch; that is safe, because each backend makes a redelivered batch a no-op
-(batch ids in the embedded store, deterministic document ids in OpenSearch).
+Collectors see a single `TelemetrySink`. With OpenSearch and Prometheus configured, logs, events and spans go
+to OpenSearch and metrics to Prometheus; the embedded store may still get a copy of the spans (it derives the
+runtime topology from them when no metrics scheme provides one) and learns names and UIDs from everything.
+All deliveries run at once and the write succeeds only when all did, so a collector retries the whole batch;
+that is safe, because each backend makes a redelivered batch a no-op (batch ids in the embedded store,
+deterministic document ids in OpenSearch, identical samples in Prometheus).
 """
 
 from __future__ import annotations
@@ -26,13 +27,13 @@ class SplitSink:
         self,
         records: TelemetrySink,
         metrics: TelemetrySink,
+        span_copies: TelemetrySink | None = None,
         registry: Learner | None = None,
-        spans_feed_metrics: bool = False,
     ):
-        self.records = records
+        self.records = records  # logs, events, spans
         self.metrics = metrics
-        self.spans_feed_metrics = spans_feed_metrics
-        self.registry = registry  # learns names and UIDs from records that bypass it (the embedded registry)
+        self.span_copies = span_copies  # also gets the spans (topology derived from them)
+        self.registry = registry  # learns names and UIDs of records stored elsewhere
 
     async def write(
         self,
@@ -46,9 +47,12 @@ class SplitSink:
         work = []
         if logs or events or spans:
             work.append(self.records.write(batch_id=batch_id, logs=logs, events=events, spans=spans))
-            if self.registry is not None:
-                work.append(self.registry.learn([r.identity for group in (logs, events, spans) for r in group]))
-        topology_spans = spans if self.spans_feed_metrics else ()
-        if metrics or topology_spans:
-            work.append(self.metrics.write(batch_id=batch_id, spans=topology_spans, metrics=metrics))
+        if metrics:
+            work.append(self.metrics.write(batch_id=batch_id, metrics=metrics))
+        if spans and self.span_copies is not None:
+            work.append(self.span_copies.write(batch_id=f"{batch_id}/spans", spans=spans))
+        if self.registry is not None:
+            identities = [r.identity for group in (logs, events, spans, metrics) for r in group]
+            if identities:
+                work.append(self.registry.learn(identities))
         await asyncio.gather(*work)

@@ -26,6 +26,16 @@ DISK_IO = ("k8s.pod.disk.io",)  # counter, bytes; attribute disk.io.direction
 DISK_DIRECTION_ATTRIBUTE = "disk.io.direction"  # read | write
 
 
+#: The unit each metric is produced with (the demo and OTel instrumentation agree), which Prometheus-style
+#: names carry as a suffix: `http.server.request.duration` in `s` is `http_server_request_duration_seconds`.
+UNITS = {
+    HTTP_SERVER_DURATION: "s",
+    HTTP_CLIENT_DURATION: "s",
+    **dict.fromkeys(CPU_USAGE + CPU_REQUEST + CPU_LIMIT, "{cpu}"),
+    **dict.fromkeys(MEMORY_USAGE + MEMORY_REQUEST + MEMORY_LIMIT + NETWORK_IO + DISK_IO, "By"),
+}
+
+
 @dataclass(frozen=True, slots=True)
 class ResourceSeries:
     """A series of the `resource` family: which metrics feed it and how samples combine.

@@ -119,19 +119,18 @@ def run() -> None:
         try:
             rates = asyncio.run(measure(server.url, docs, kept))
             del docs  # the query benchmark starts an observer process; give it the memory back
+            ratio = rates["writer_rate"] / rates["async_bulk_rate"]
+            report("opensearch_ingest", [
+                ("log documents (~%d B JSON each)" % doc_bytes, f"{count:,}", f"built in {generated_s:.1f}s, untimed"),
+                (f"helpers.async_bulk, chunks of {CHUNK:,} (docs/s)", f"{rates['async_bulk_rate']:,.0f}", "baseline"),
+                (f"BulkWriter, {CALLERS} callers x {CALL:,} (docs/s)", f"{rates['writer_rate']:,.0f}", ""),
+                ("ratio BulkWriter / async_bulk", f"{ratio:.2f}x", "target >= 0.9x"),
+            ], {"docs": count, **rates, "ratio": ratio, "chunk": CHUNK, "call": CALL, "callers": CALLERS})
             window = TimeRange(END_NS - 24 * data.HOUR_NS, END_NS)
             opensearch_query.run(server.url, kept, count, window, Path(scratch))
         finally:
             drop_layout_at(server.url, kept)
             server.stop()
-
-    ratio = rates["writer_rate"] / rates["async_bulk_rate"]
-    report("opensearch_ingest", [
-        ("log documents (~%d B JSON each)" % doc_bytes, f"{count:,}", f"built in {generated_s:.1f}s, untimed"),
-        (f"helpers.async_bulk, chunks of {CHUNK:,} (docs/s)", f"{rates['async_bulk_rate']:,.0f}", "baseline"),
-        (f"BulkWriter, {CALLERS} callers x {CALL:,} (docs/s)", f"{rates['writer_rate']:,.0f}", ""),
-        ("ratio BulkWriter / async_bulk", f"{ratio:.2f}x", "target >= 0.9x"),
-    ], {"docs": count, **rates, "ratio": ratio, "chunk": CHUNK, "call": CALL, "callers": CALLERS})
 
 
 if __name__ == "__main__":

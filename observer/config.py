@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -46,6 +46,11 @@ class Settings(BaseSettings):
     opensearch_logs_prefix: str = Field("container-logs-", validation_alias="OPENSEARCH_INDEX_PREFIX")
     opensearch_events_prefix: str = Field("k8s-events-", validation_alias="OPENSEARCH_EVENTS_INDEX_PREFIX")
     opensearch_traces_prefix: str = Field("otel-traces-", validation_alias="OPENSEARCH_TRACES_INDEX_PREFIX")
+
+    # Prometheus for metrics (and, with the kubernetes scheme, runtime topology); empty keeps them embedded.
+    prometheus_address: str = Field("", validation_alias="PROMETHEUS_ADDRESS")
+    prometheus_timeout_s: float = Field(10.0, validation_alias="PROMETHEUS_TIMEOUT_SECONDS")
+    metrics_scheme: Literal["otel", "kubernetes"] = Field("otel", validation_alias="OBSERVER_METRICS_SCHEME")
 
     def opensearch(self) -> "OpenSearchConfig | None":
         """The OpenSearch connection, or None when logs, events and traces stay in the embedded backend."""

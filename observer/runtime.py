@@ -2,7 +2,7 @@
 
 `observer up` (the all-in-one) runs the public API, the internal API and the OTLP receiver in one process over
 the embedded backend, plus the retention loop and, on request, demo traffic. With `OPENSEARCH_ADDRESS` set,
-logs, events and traces live in OpenSearch instead, and metrics stay embedded.
+logs, events and traces live in OpenSearch instead; with `PROMETHEUS_ADDRESS`, metrics live in Prometheus.
 """
 
 from __future__ import annotations
@@ -20,6 +20,11 @@ from fastapi import FastAPI
 
 from adapters.embedded.backend import EmbeddedBackend
 from adapters.opensearch.backend import OpenSearchBackend
+from adapters.prometheus.backend import PrometheusBackend
+from adapters.prometheus.client import PrometheusConfig
+from adapters.prometheus.kubernetes import KubernetesScheme
+from adapters.prometheus.otel import OtelScheme
+from adapters.prometheus.remote_write import RemoteWriter
 from adapters.protocols import BackendUnavailable, ScopeResolver, TelemetrySink
 from adapters.routing import SplitSink
 from adapters.timeutil import now_ns
@@ -44,6 +49,7 @@ class Plane:
     service: QueryService
     sink: TelemetrySink  # where the OTLP receiver delivers
     opensearch: OpenSearchBackend | None = None
+    prometheus: PrometheusBackend | None = None
 
 
 def build_plane(settings: Settings) -> Plane:
@@ -63,14 +69,31 @@ def build_plane(settings: Settings) -> Plane:
             max_auth_retry=settings.resolver_max_auth_retry,
             verify_tls=not settings.resolver_tls_insecure_skip_verify,
         )
-    opensearch_config = settings.opensearch()
-    if opensearch_config is None:
-        service = QueryService(resolver, logs=backend, events=backend, traces=backend, metrics=backend)
-        return Plane(settings, backend, resolver, service, sink=backend)
-    opensearch = OpenSearchBackend(opensearch_config)
-    service = QueryService(resolver, logs=opensearch, events=opensearch, traces=opensearch, metrics=backend)
-    sink = SplitSink(records=opensearch, metrics=backend, registry=backend, spans_feed_metrics=True)
-    return Plane(settings, backend, resolver, service, sink=sink, opensearch=opensearch)
+    opensearch = OpenSearchBackend(config) if (config := settings.opensearch()) else None
+    prometheus = _prometheus(settings)
+    records = opensearch or backend
+    metrics = prometheus or backend
+    # Topology: from Hubble's series with the kubernetes scheme, otherwise from spans in the embedded store.
+    topology = prometheus if prometheus and settings.metrics_scheme == "kubernetes" else backend
+    service = QueryService(resolver, logs=records, events=records, traces=records, metrics=metrics, topology=topology)
+    sink: TelemetrySink = backend
+    if opensearch or prometheus:
+        sink = SplitSink(
+            records=records,
+            metrics=metrics,
+            span_copies=backend if topology is backend and records is not backend else None,
+            registry=backend,
+        )
+    return Plane(settings, backend, resolver, service, sink=sink, opensearch=opensearch, prometheus=prometheus)
+
+
+def _prometheus(settings: Settings) -> PrometheusBackend | None:
+    if not settings.prometheus_address:
+        return None
+    scheme = KubernetesScheme() if settings.metrics_scheme == "kubernetes" else OtelScheme()
+    config = PrometheusConfig(settings.prometheus_address, timeout_s=settings.prometheus_timeout_s)
+    # Our collectors' OTLP metrics are remote-written whatever the scheme: with `otel` they are what is queried.
+    return PrometheusBackend(config, scheme, RemoteWriter(settings.prometheus_address, timeout_s=settings.prometheus_timeout_s))
 
 
 class _Server(uvicorn.Server):
@@ -178,4 +201,6 @@ async def up(settings: Settings) -> None:
     finally:
         if plane.opensearch is not None:
             await plane.opensearch.close()
+        if plane.prometheus is not None:
+            await plane.prometheus.close()
         plane.backend.close()

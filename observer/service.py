@@ -99,12 +99,14 @@ class QueryService:
         events: EventsBackend,
         traces: TracesBackend,
         metrics: MetricsBackend,
+        topology: MetricsBackend | None = None,
     ):
         self.resolver = resolver
         self._logs = logs
         self._events = events
         self._traces = traces
         self._metrics = metrics
+        self._topology = topology or metrics  # a metrics scheme without call-graph series leaves it to spans
 
     async def resolve(self, named: NamedScope) -> ComponentScope:
         project_uid, component_uid, environment_uid = await self.resolver.resolve(
@@ -134,7 +136,7 @@ class QueryService:
 
     async def topology(self, named: NamedScope, query: TopologyQuery) -> Topology:
         with failures(TOPOLOGY):
-            return await self._metrics.query_topology(replace(query, scope=await self.resolve(named)))
+            return await self._topology.query_topology(replace(query, scope=await self.resolve(named)))
 
     async def traces(self, named: NamedScope, query: TracesQuery) -> Page[TraceSummary]:
         with failures(TRACES):

@@ -13,6 +13,7 @@ from adapters.embedded.backend import EmbeddedBackend
 from observer.app import create_public_app
 from observer.service import QueryService
 from tests.servers.opensearch import start_opensearch
+from tests.servers.prometheus import start_prometheus
 
 
 @pytest.fixture
@@ -38,4 +39,13 @@ def opensearch_url(tmp_path_factory: pytest.TempPathFactory):
     """A real OpenSearch: OPENSEARCH_URL, a container, or the distribution started here (tests/servers)."""
     server = start_opensearch(tmp_path_factory.mktemp("opensearch"))
     yield server.url
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def prometheus_server(tmp_path_factory: pytest.TempPathFactory):
+    """A real Prometheus (remote-write receiver on) and Alertmanager: PROMETHEUS_URL, containers, or the
+    Debian packages started here (tests/servers/prometheus.py)."""
+    server = start_prometheus(tmp_path_factory.mktemp("prometheus"))
+    yield server
     server.stop()

@@ -244,20 +244,20 @@ def map_metrics(request: ExportMetricsServiceRequest) -> Mapped:
     for _, identity, metric in _items(request.resource_metrics, "scope_metrics", "metrics"):
         data = metric.WhichOneof("data")
         if data == "gauge":
-            _numbers(out, metric.name, MetricKind.GAUGE, True, metric.gauge.data_points, identity, now)
+            _numbers(out, metric, MetricKind.GAUGE, True, metric.gauge.data_points, identity, now)
         elif data == "sum":
             if not metric.sum.is_monotonic:  # an up-down counter is a level, like a gauge
-                _numbers(out, metric.name, MetricKind.GAUGE, True, metric.sum.data_points, identity, now)
+                _numbers(out, metric, MetricKind.GAUGE, True, metric.sum.data_points, identity, now)
             else:
                 cumulative = _is_cumulative(out, metric.sum.aggregation_temporality, len(metric.sum.data_points))
                 if cumulative is not None:
-                    _numbers(out, metric.name, MetricKind.SUM, cumulative, metric.sum.data_points, identity, now)
+                    _numbers(out, metric, MetricKind.SUM, cumulative, metric.sum.data_points, identity, now)
         elif data == "histogram":
             points = metric.histogram.data_points
             cumulative = _is_cumulative(out, metric.histogram.aggregation_temporality, len(points))
             if cumulative is not None:
                 for point in points:
-                    _histogram(out, metric.name, cumulative, point, identity, now)
+                    _histogram(out, metric, cumulative, point, identity, now)
         elif data == "exponential_histogram":
             out.reject(len(metric.exponential_histogram.data_points), "exponential histogram points (not supported)")
         elif data == "summary":
@@ -286,7 +286,7 @@ def _labels(pairs: Iterable[KeyValue]) -> dict[str, str]:
 
 
 def _numbers(
-    out: Mapped, name: str, kind: MetricKind, cumulative: bool, points: Iterable[Any], identity: Identity, now: int
+    out: Mapped, metric: Any, kind: MetricKind, cumulative: bool, points: Iterable[Any], identity: Identity, now: int
 ) -> None:
     for point in points:
         if _no_value(point.flags):
@@ -297,7 +297,8 @@ def _numbers(
             continue
         out.metrics.append(
             MetricPoint(
-                name=name,
+                name=metric.name,
+                unit=metric.unit,
                 kind=kind,
                 ts_ns=point.time_unix_nano or now,
                 identity=identity,
@@ -309,7 +310,7 @@ def _numbers(
         )
 
 
-def _histogram(out: Mapped, name: str, cumulative: bool, point: Any, identity: Identity, now: int) -> None:
+def _histogram(out: Mapped, metric: Any, cumulative: bool, point: Any, identity: Identity, now: int) -> None:
     if _no_value(point.flags):
         return
     bounds = tuple(point.explicit_bounds)
@@ -324,7 +325,8 @@ def _histogram(out: Mapped, name: str, cumulative: bool, point: Any, identity: I
         return
     out.metrics.append(
         MetricPoint(
-            name=name,
+            name=metric.name,
+            unit=metric.unit,
             kind=MetricKind.HISTOGRAM,
             ts_ns=point.time_unix_nano or now,
             identity=identity,

@@ -1,6 +1,7 @@
 """The all-in-one end to end: the real `observer up` process, telemetry sent by the OpenTelemetry SDK's OTLP
-exporters (the demo generator), and everything read back through the public HTTP API. Twice: on the embedded
-backend, and with logs, events and traces in a real OpenSearch."""
+exporters (the demo generator), and everything read back through the public HTTP API. Three times: on the
+embedded backend; with logs, events and traces in a real OpenSearch; and with metrics in a real Prometheus
+too (remote-written by the collector, queried in the otel scheme)."""
 
 from __future__ import annotations
 
@@ -17,11 +18,11 @@ from tests.servers.opensearch_layout import drop_layout_at, unique_layout
 SCOPE = {"namespace": "demo", "project": "shop", "environment": "production"}
 
 
-@pytest.fixture(scope="module", params=["embedded", "opensearch"])
+@pytest.fixture(scope="module", params=["embedded", "opensearch", "opensearch+prometheus"])
 def plane(request, tmp_path_factory):
     data = tmp_path_factory.mktemp("all-in-one")
     env = {}
-    if request.param == "opensearch":
+    if "opensearch" in request.param:
         layout = unique_layout("e2e")
         env = {
             "OPENSEARCH_ADDRESS": request.getfixturevalue("opensearch_url"),
@@ -29,12 +30,15 @@ def plane(request, tmp_path_factory):
             "OPENSEARCH_EVENTS_INDEX_PREFIX": layout.events,
             "OPENSEARCH_TRACES_INDEX_PREFIX": layout.traces,
         }
+    if "prometheus" in request.param:
+        env["PROMETHEUS_ADDRESS"] = request.getfixturevalue("prometheus_server").url
+        env["OBSERVER_METRICS_SCHEME"] = "otel"
     with observer_up(data / "data", log_file=data / "observer.log", env=env) as server:
         traffic = DemoTraffic(endpoint=server.otlp, rate=25, export_interval_s=1.0, error_rate=0.2, seed=11)
         sent = traffic.run_for(6)
         assert sent > 50
         yield server
-    if env:
+    if "opensearch" in request.param:
         drop_layout_at(env["OPENSEARCH_ADDRESS"], layout)
 
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -31,10 +30,6 @@ from typing import Any
 import httpx
 import pytest
 from opensearchpy import AsyncOpenSearch
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import Route
 
 from adapters.embedded.backend import EmbeddedBackend
 from adapters.model import Identity, LogRecord
@@ -45,6 +40,7 @@ from adapters.protocols import BackendUnavailable
 from observer.app import create_public_app
 from observer.service import QueryService
 from observer.wire import ErrorResponse
+from tests.servers.faults import failing_upstream, refusing_port, silent_server
 from tests.servers.local import serving
 from tests.servers.opensearch_layout import drop_layout, unique_layout
 
@@ -81,37 +77,6 @@ each_query = pytest.mark.parametrize("query", QUERIES, ids=[q.name for q in QUER
 # ----------------------------------------------------------------------------------------------- servers
 
 
-@contextlib.contextmanager
-def refusing_port() -> Iterator[int]:
-    """A loopback port that is bound (nobody else can take it meanwhile) but not listening: connects are refused."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        yield sock.getsockname()[1]
-
-
-@contextlib.asynccontextmanager
-async def silent_server() -> AsyncIterator[int]:
-    """A real TCP server on loopback that accepts every connection, reads the request and never answers."""
-    open_writers: set[asyncio.StreamWriter] = set()
-
-    async def hold(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        open_writers.add(writer)
-        try:
-            await reader.read()  # until the client gives up and closes
-        finally:
-            writer.close()
-            open_writers.discard(writer)
-
-    server = await asyncio.start_server(hold, "127.0.0.1", 0)
-    try:
-        yield server.sockets[0].getsockname()[1]
-    finally:
-        server.close()
-        for writer in list(open_writers):
-            writer.close()
-        await server.wait_closed()
-
-
 _GATEWAY_PAGE = "<html><head><title>{0}</title></head><body><center><h1>{0}</h1></center></body></html>"
 #: What OpenSearch (or a gateway in front of it) sends with each status.
 UPSTREAM_FAULTS = {
@@ -123,15 +88,6 @@ UPSTREAM_FAULTS = {
     "502-gateway-html": (502, "text/html", _GATEWAY_PAGE.format("502 Bad Gateway")),
     "504-gateway-html": (504, "text/html", _GATEWAY_PAGE.format("504 Gateway Time-out")),
 }
-
-
-def failing_upstream(status: int, content_type: str, body: str) -> Starlette:
-    """A stand-in for OpenSearch that answers every request with one failure."""
-
-    async def answer(_: Request) -> Response:
-        return Response(body, status, media_type=content_type)
-
-    return Starlette(routes=[Route("/{path:path}", answer, methods=["GET", "HEAD", "POST", "PUT", "DELETE"])])
 
 
 # ----------------------------------------------------------------------------------------------- the observer

@@ -1,0 +1,94 @@
+"""The Prometheus HTTP API (`/api/v1/query_range`, `/api/v1/query`), asynchronously, with a timeout on every
+request, so the queries of one Observer request run at once and an unreachable or slow Prometheus becomes
+`BackendUnavailable` (a 503) instead of a hang.
+
+httpx rather than prometheus-api-client: the latter is synchronous (requests), so each of the up to ten queries
+of a request would need a thread of its own; `make bench` measures both.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from adapters.protocols import BackendUnavailable
+
+#: labels -> samples (timestamp ns, value), NaN and infinities dropped.
+Series = tuple[dict[str, str], list[tuple[int, float]]]
+
+
+class QueryRejected(ValueError):
+    """Prometheus refused a query as malformed: a bug in our PromQL, never the user's input."""
+
+
+@dataclass
+class PrometheusConfig:
+    address: str  # PROMETHEUS_ADDRESS, e.g. http://prometheus:9090
+    timeout_s: float = 10.0  # PROMETHEUS_TIMEOUT_SECONDS: per request
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+class PrometheusClient:
+    def __init__(self, config: PrometheusConfig, transport: httpx.AsyncBaseTransport | None = None):
+        self.config = config
+        self._http = httpx.AsyncClient(
+            base_url=config.address.rstrip("/"), timeout=config.timeout_s, headers=config.headers, transport=transport
+        )
+
+    async def close(self) -> None:
+        await self._http.aclose()
+
+    async def query_range(self, expr: str, start_ns: int, end_ns: int, step_ns: int) -> list[Series]:
+        data = await self._call(
+            "/api/v1/query_range",
+            {"query": expr, "start": _seconds(start_ns), "end": _seconds(end_ns), "step": _seconds(step_ns)},
+        )
+        return [(item["metric"], _samples(item["values"])) for item in data["result"]]
+
+    async def query(self, expr: str, at_ns: int) -> list[tuple[dict[str, str], float]]:
+        """An instant query: one value per series, NaN and infinities dropped."""
+        data = await self._call("/api/v1/query", {"query": expr, "time": _seconds(at_ns)})
+        if data["resultType"] == "scalar":
+            return [({}, float(data["result"][1]))]
+        out = []
+        for item in data["result"]:
+            value = float(item["value"][1])
+            if math.isfinite(value):
+                out.append((item["metric"], value))
+        return out
+
+    async def _call(self, path: str, form: dict[str, str]) -> dict[str, Any]:
+        form = {**form, "timeout": f"{self.config.timeout_s:g}"}  # float seconds: 2.x refuses "2.5s"
+        try:
+            response = await self._http.post(path, data=form)
+        except httpx.HTTPError as exc:
+            raise BackendUnavailable(f"Prometheus unreachable ({type(exc).__name__})") from None
+        if response.status_code in (400, 422):
+            raise QueryRejected(f"Prometheus refused a query: {response.text[:300]}")
+        if response.status_code != 200:
+            raise BackendUnavailable(f"Prometheus answered {response.status_code}: {response.text[:200]}")
+        try:
+            body = response.json()
+        except ValueError:  # a proxy's HTML page with a 200
+            raise BackendUnavailable("Prometheus answered something that is not its API") from None
+        if body.get("status") != "success":
+            raise BackendUnavailable(f"Prometheus query failed: {str(body.get('error'))[:200]}")
+        return body["data"]
+
+
+def _seconds(ns: int) -> str:
+    """Exact decimal seconds (a float would round nanoseconds away)."""
+    whole, frac = divmod(ns, 1_000_000_000)
+    return f"{whole}.{frac:09d}" if frac else str(whole)
+
+
+def _samples(values: list[list[Any]]) -> list[tuple[int, float]]:
+    out = []
+    for ts, raw in values:
+        value = float(raw)
+        if math.isfinite(value):
+            out.append((round(float(ts) * 1000) * 1_000_000, value))  # Prometheus keeps milliseconds
+    return out
