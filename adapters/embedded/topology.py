@@ -26,8 +26,8 @@ _GATEWAY = NodeRef(kind="gateway", name="ingress")
 _SIDE = ("kind", "namespace", "project_uid", "component_uid")
 _LABELS = ("project", "component")
 
-#: Server spans received in the scope's namespace and environment within the range, with what the aggregates
-#: need: the duration in seconds and whether the request failed (span status error or HTTP status >= 400).
+#: Server spans received in the scope's namespace and environment and answered within the range (start, end],
+#: wherever they started, as Hubble's response counters count them; with what the aggregates need: the duration in seconds and whether the request failed (span status error or HTTP status >= 400).
 _RECEIVED = f"""
   SELECT r.trace_id, r.parent_span_id, (r.end_ns - r.start_ns) / {_NS_PER_SECOND} AS seconds,
     (r.status_code = 'error'
@@ -36,7 +36,7 @@ _RECEIVED = f"""
     'component' AS dst_kind, s.namespace AS dst_namespace, s.project_uid AS dst_project_uid,
     s.component_uid AS dst_component_uid, s.project AS dst_project, s.component AS dst_component
   FROM spans r JOIN streams s ON s.id = r.stream_id
-  WHERE r.kind IN ('Server', 'Consumer') AND r.start_ns >= :start AND r.end_ns <= :end
+  WHERE r.kind IN ('Server', 'Consumer') AND r.end_ns > :start AND r.end_ns <= :end
     AND r.stream_id IN (SELECT value FROM json_each(:streams))
     AND s.component_uid != ''
 """
