@@ -61,10 +61,17 @@ def format_rfc3339(ts_ns: int) -> str:
     return base + "Z"
 
 
-@lru_cache(maxsize=1024)
 def _second(seconds: int) -> str:
-    """Records of a page mostly share their seconds, so the formatting is done once per second."""
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+    """`YYYY-MM-DDTHH:MM:SS`: the date once per day (cached), the time of day by arithmetic, because a
+    day of metrics at a 1 m step is 1,440 different seconds."""
+    day, in_day = divmod(seconds, 86_400)
+    hours, rest = divmod(in_day, 3600)
+    return f"{_date(day)}T{hours:02d}:{rest // 60:02d}:{rest % 60:02d}"
+
+
+@lru_cache(maxsize=1024)
+def _date(day: int) -> str:
+    return time.strftime("%Y-%m-%d", time.gmtime(day * 86_400))
 
 
 def now_ns() -> int:

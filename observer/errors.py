@@ -10,7 +10,7 @@ import logging
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from observer.responses import FastJSONResponse as JSONResponse
 
 log = logging.getLogger(__name__)
 

@@ -237,9 +237,10 @@ def span_entry(span: SpanRecord, include_attributes: bool) -> dict[str, Any]:
 
 
 def metric_series_body(series: dict[str, list[tuple[int, float]]]) -> dict[str, list[dict[str, Any]]]:
+    # The series of a family share their step timestamps: each is formatted once.
+    stamps = {ts: format_rfc3339(ts) for ts in {ts for points in series.values() for ts, _ in points}}
     return {
-        key: [{"timestamp": format_rfc3339(ts), "value": value} for ts, value in points]
-        for key, points in series.items()
+        key: [{"timestamp": stamps[ts], "value": value} for ts, value in points] for key, points in series.items()
     }
 
 

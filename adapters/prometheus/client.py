@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+import orjson
 
 from adapters.protocols import BackendUnavailable
 
@@ -71,8 +72,8 @@ class PrometheusClient:
         if response.status_code != 200:
             raise BackendUnavailable(f"Prometheus answered {response.status_code}: {response.text[:200]}")
         try:
-            body = response.json()
-        except ValueError:  # a proxy's HTML page with a 200
+            body = orjson.loads(response.content)  # a day at 1 m is ~1,500 samples per series: parse fast
+        except orjson.JSONDecodeError:  # a proxy's HTML page with a 200
             raise BackendUnavailable("Prometheus answered something that is not its API") from None
         if body.get("status") != "success":
             raise BackendUnavailable(f"Prometheus query failed: {str(body.get('error'))[:200]}")
@@ -86,9 +87,6 @@ def _seconds(ns: int) -> str:
 
 
 def _samples(values: list[list[Any]]) -> list[tuple[int, float]]:
-    out = []
-    for ts, raw in values:
-        value = float(raw)
-        if math.isfinite(value):
-            out.append((round(float(ts) * 1000) * 1_000_000, value))  # Prometheus keeps milliseconds
-    return out
+    """(ns, value) pairs; Prometheus keeps milliseconds, so the timestamp is rounded to them."""
+    pairs = [(round(ts * 1000) * 1_000_000, float(raw)) for ts, raw in values]
+    return [pair for pair in pairs if math.isfinite(pair[1])]

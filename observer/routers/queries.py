@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import JSONResponse
+from observer.responses import FastJSONResponse
 
 from adapters.model import WorkflowScope
 from adapters.timeutil import now_ns
@@ -55,13 +55,13 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorResponse} for status in (400, 401, 403, 404, 500, 503)
 }
 
-# Handlers return JSONResponse: the bodies are already plain JSON-ready dicts, and letting FastAPI re-validate
+# Handlers return FastJSONResponse: the bodies are already plain JSON-ready dicts, and letting FastAPI re-validate
 # a page of a thousand log lines through a response model costs more than the query itself.
-router = APIRouter(dependencies=[Depends(require_json)], responses=_ERRORS, default_response_class=JSONResponse)
+router = APIRouter(dependencies=[Depends(require_json)], responses=_ERRORS, default_response_class=FastJSONResponse)
 
 
 @router.post("/api/v1/logs/query", tags=["Logs"], operation_id="queryLogs")
-async def query_logs(body: LogsQueryRequest, service: QueryService = Depends(query_service)) -> JSONResponse:
+async def query_logs(body: LogsQueryRequest, service: QueryService = Depends(query_service)) -> FastJSONResponse:
     scope, query = validate_logs(body)
     page = await service.logs(scope, query)
     entry = workflow_log_entry if isinstance(scope, WorkflowScope) else component_log_entry
@@ -69,7 +69,7 @@ async def query_logs(body: LogsQueryRequest, service: QueryService = Depends(que
 
 
 @router.post("/api/v1/events/query", tags=["Events"], operation_id="queryEvents")
-async def query_events(body: EventsQueryRequest, service: QueryService = Depends(query_service)) -> JSONResponse:
+async def query_events(body: EventsQueryRequest, service: QueryService = Depends(query_service)) -> FastJSONResponse:
     scope, query = validate_events(body)
     page = await service.events(scope, query)
     with_metadata = not isinstance(scope, WorkflowScope)
@@ -77,22 +77,22 @@ async def query_events(body: EventsQueryRequest, service: QueryService = Depends
 
 
 @router.post("/api/v1/metrics/query", tags=["Metrics"], operation_id="queryMetrics")
-async def query_metrics(body: MetricsQueryRequest, service: QueryService = Depends(query_service)) -> JSONResponse:
+async def query_metrics(body: MetricsQueryRequest, service: QueryService = Depends(query_service)) -> FastJSONResponse:
     scope, query = validate_metrics(body)
-    return JSONResponse(metric_series_body(await service.metrics(scope, query)))
+    return FastJSONResponse(metric_series_body(await service.metrics(scope, query)))
 
 
 @router.post("/api/v1alpha1/metrics/runtime-topology", tags=["Metrics"], operation_id="queryRuntimeTopology")
 async def query_runtime_topology(
     body: RuntimeTopologyRequest, service: QueryService = Depends(query_service)
-) -> JSONResponse:
+) -> FastJSONResponse:
     scope, query = validate_topology(body)
     topology = await service.topology(scope, query)
-    return JSONResponse(topology_body(topology, query.range.start_ns, query.range.end_ns, now_ns()))
+    return FastJSONResponse(topology_body(topology, query.range.start_ns, query.range.end_ns, now_ns()))
 
 
 @router.post("/api/v1alpha1/traces/query", tags=["Traces"], operation_id="queryTraces")
-async def query_traces(body: TracesQueryRequest, service: QueryService = Depends(query_service)) -> JSONResponse:
+async def query_traces(body: TracesQueryRequest, service: QueryService = Depends(query_service)) -> FastJSONResponse:
     scope, query = validate_traces(body)
     page = await service.traces(scope, query)
     return _paged("traces", [trace_entry(trace) for trace in page.items], page)
@@ -101,7 +101,7 @@ async def query_traces(body: TracesQueryRequest, service: QueryService = Depends
 @router.post("/api/v1alpha1/traces/{traceId}/spans/query", tags=["Traces"], operation_id="querySpansForTrace")
 async def query_spans(
     traceId: str, body: TracesQueryRequest, service: QueryService = Depends(query_service)
-) -> JSONResponse:
+) -> FastJSONResponse:
     scope, query = validate_spans(traceId, body)
     page = await service.spans(scope, query)
     include = bool(body.includeAttributes)
@@ -109,12 +109,12 @@ async def query_spans(
 
 
 @router.get("/api/v1alpha1/traces/{traceId}/spans/{spanId}", tags=["Traces"], operation_id="getSpanDetailsForTrace")
-async def get_span_details(traceId: str, spanId: str, service: QueryService = Depends(query_service)) -> JSONResponse:
-    return JSONResponse(span_entry(await service.span(traceId, spanId), include_attributes=True))
+async def get_span_details(traceId: str, spanId: str, service: QueryService = Depends(query_service)) -> FastJSONResponse:
+    return FastJSONResponse(span_entry(await service.span(traceId, spanId), include_attributes=True))
 
 
-def _paged(key: str, items: list[dict[str, Any]], page: Any) -> JSONResponse:
+def _paged(key: str, items: list[dict[str, Any]], page: Any) -> FastJSONResponse:
     body: dict[str, Any] = {key: items, "total": page.total, "tookMs": page.took_ms}
     if page.next_cursor:
         body["nextCursor"] = page.next_cursor  # extension: pass it back as `cursor` for the next page
-    return JSONResponse(body)
+    return FastJSONResponse(body)
