@@ -1,0 +1,83 @@
+"""The tail's checkpoint file: the committed position of every followed file, keyed by (device, inode).
+
+A small JSON document, rewritten whole on every commit: write a temporary file next to it, fsync it, rename it
+over the old one, fsync the directory. A crash at any point leaves either the old or the new checkpoint, never a
+torn one. Keys are (device, inode), not paths, because rotation renames files; the path is kept to find a
+file the kubelet rotated while the tail was down (`<path>.<timestamp>`).
+
+A checkpoint that cannot be read is set aside (renamed `.corrupt`) and the tail starts over from the files'
+heads: at-least-once delivery makes that a burst of duplicates, which deterministic ids absorb, instead of a
+tail that refuses to start.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+import orjson
+
+from collectors.tail.model import FileKey, FilePosition
+
+log = logging.getLogger(__name__)
+
+VERSION = 1
+
+
+class CheckpointStore:
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+
+    def load(self) -> dict[FileKey, FilePosition]:
+        try:
+            raw = self.path.read_bytes()
+        except FileNotFoundError:
+            return {}
+        try:
+            doc = orjson.loads(raw)
+            if doc.get("version") != VERSION:
+                raise ValueError(f"unknown checkpoint version {doc.get('version')!r}")
+            positions = [
+                FilePosition(
+                    int(item["dev"]), int(item["ino"]), str(item["path"]), int(item["resume"]),
+                    int(item["delivered"]), base64.b64decode(item.get("head", "")),
+                )
+                for item in doc["files"]
+            ]
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+            aside = self.path.with_name(self.path.name + ".corrupt")
+            log.warning("tail: checkpoint %s unreadable (%s); moved to %s, starting over", self.path, exc, aside)
+            os.replace(self.path, aside)
+            return {}
+        return {position.key: position for position in positions}
+
+    def save(self, positions: Iterable[FilePosition]) -> None:
+        doc = {
+            "version": VERSION,
+            "files": [
+                {
+                    "dev": p.dev, "ino": p.ino, "path": p.path, "resume": p.resume, "delivered": p.delivered,
+                    "head": base64.b64encode(p.head).decode("ascii"),
+                }
+                for p in positions
+            ],
+        }
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(f".{self.path.name}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            data = memoryview(orjson.dumps(doc))
+            while data:
+                data = data[os.write(fd, data) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, self.path)
+        dir_fd = os.open(self.path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)

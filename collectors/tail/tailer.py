@@ -1,0 +1,325 @@
+"""Follows every container log file matching some globs and hands out batches of messages, pull by pull.
+
+What it does, and why that way:
+
+- **Polling, no inotify** (as OpenChoreo's Fluent Bit runs, `Inotify_Watcher false`): inotify watches run out
+  and miss events on some file systems. Open files are read whenever the consumer asks for a batch, or every
+  `poll_interval` when idle; the globs are re-expanded every `refresh_interval` (Fluent Bit's `Refresh_Interval`)
+  to find new files and notice rotated or deleted ones.
+- **Pull**: a batch is read only when the consumer asks for the next one (`async for batch in batches()`), so a
+  slow consumer slows the reading and nothing piles up in memory. The reading and parsing run in a worker
+  thread, off the event loop.
+- **Rotation** (kubelet: `0.log` renamed to `0.log.<timestamp>`, a new `0.log` created; or `1.log` after a
+  restart): files are identified by (device, inode). A file no globbed path leads to any more is *detached*; its
+  open descriptor is read to the end, and only then the newer files of the same container (the same pod
+  directory and container), so messages of one container come out in order; if it ends unfinished (a P without
+  its F, a line without its newline), the newer files also wait for it to be flushed. A detached file is closed
+  `rotate_wait` seconds later (Fluent Bit's `Rotate_Wait`) once its last messages are committed. A file that
+  the tail was following when it stopped and that was rotated meanwhile is found again under `<path>.*`.
+  Limits of polling: a file created and rotated away between two scans is never seen (the kubelet checks log
+  sizes every 10 s by default, so a `refresh_interval` under that avoids it), nor is one rotated away while
+  the tail was down if no checkpoint knew it.
+- **Truncation** (copytruncate): a file shorter than what was read, or whose first bytes changed, is read again
+  from 0 (follower.py).
+- **Checkpoints** (checkpoint.py): every batch carries the position of every followed file right after it;
+  `commit` makes it durable. A new Tailer over the same checkpoint file resumes exactly after the last committed
+  batch: committed messages are not delivered again, uncommitted ones are (at-least-once), and unfinished P
+  sequences are rebuilt by re-reading, not persisted (assembler.py explains how).
+- **Limits**: `max_lines` messages and `max_bytes` bytes read per batch; `max_line_bytes` per message.
+
+Within one Tailer a batch is delivered once, committed or not: a consumer that fails to store a batch retries
+it itself (or restarts the tail from the checkpoint). Committing a batch also commits every batch before it.
+A batch may hold no records: it then carries only a checkpoint that lets a drained rotated file be released;
+commit it like any other.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fnmatch
+import glob
+import logging
+import os
+import stat
+import threading
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from collectors.tail.assembler import Sink
+from collectors.tail.checkpoint import CheckpointStore
+from collectors.tail.follower import Follower
+from collectors.tail.model import Checkpoint, FileKey, FilePosition, TailBatch
+from collectors.tail.paths import PodContainer, is_argo_helper, natural_key, source_of
+
+log = logging.getLogger(__name__)
+
+DEFAULT_GLOBS = ("/var/log/pods/*/*/*.log",)
+#: Room for the CRI or Docker envelope around a message of `max_line_bytes`: a physical line longer than
+#: `max_line_bytes + ENVELOPE_BYTES` is cut before it is parsed (follower.py).
+ENVELOPE_BYTES = 4096
+
+GroupKey = tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class TailConfig:
+    checkpoint_path: str | os.PathLike[str]
+    globs: tuple[str, ...] = DEFAULT_GLOBS
+    #: fnmatch patterns of paths never to follow (Fluent Bit's `Exclude_Path`).
+    exclude_paths: tuple[str, ...] = ()
+    #: Containers not to follow, by location; by default Argo's `init` and `wait` in workflow pods.
+    exclude: Callable[[PodContainer], bool] | None = is_argo_helper
+    refresh_interval: float = 5.0
+    poll_interval: float = 0.25
+    rotate_wait: float = 5.0
+    max_lines: int = 5_000
+    max_bytes: int = 4 << 20
+    max_line_bytes: int = 1 << 20
+    read_chunk: int = 1 << 20
+    #: Files found at the first scan with no checkpoint are read from their start (Fluent Bit's
+    #: `Read_from_Head On`, as OpenChoreo sets it); False starts them at their current end.
+    read_from_head: bool = True
+
+
+@dataclass(slots=True)
+class TailStats:
+    """Running totals since the Tailer started, for the pipeline's own metrics."""
+
+    files_opened: int = 0
+    files_closed: int = 0
+    truncations: int = 0
+    records: int = 0
+    rejected: dict[str, int] = field(default_factory=dict)
+    repaired: dict[str, int] = field(default_factory=dict)
+
+
+class Tailer:
+    def __init__(self, config: TailConfig) -> None:
+        self.config = config
+        self.stats = TailStats()
+        self._store = CheckpointStore(config.checkpoint_path)
+        self._saved: dict[FileKey, FilePosition] = self._store.load()
+        self._followers: dict[FileKey, Follower] = {}
+        self._groups: dict[GroupKey, list[Follower]] = {}
+        self._ignored: set[tuple[FileKey, str]] = set()
+        self._opened = 0  # follower seq
+        self._seq = 0  # checkpoint seq
+        self._committed_seq = 0
+        self._cursor = 0
+        self._last_scan: float | None = None
+        self._closed = False
+        self._lock = threading.Lock()  # one fill (worker thread) at a time; close waits for it
+        self._commit_lock = asyncio.Lock()
+
+    # -- the consumer's side -----------------------------------------------------------------------------
+
+    async def batches(self) -> AsyncIterator[TailBatch]:
+        """Batches as long as the tailer is open; waits (polling) while there is nothing new."""
+        while not self._closed:
+            batch = await asyncio.to_thread(self._fill)
+            if batch is None:
+                await asyncio.sleep(self.config.poll_interval)
+                continue
+            yield batch
+
+    async def commit(self, checkpoint: Checkpoint) -> None:
+        """Makes the positions right after a batch durable; call it once the batch is stored. Older
+        checkpoints than one already committed are ignored."""
+        async with self._commit_lock:
+            if checkpoint.seq <= self._committed_seq:
+                return
+            await asyncio.to_thread(self._store.save, checkpoint.files)
+            self._committed_seq = checkpoint.seq
+            for position in checkpoint.files:
+                follower = self._followers.get(position.key)
+                if follower is not None and checkpoint.seq > follower.reset_seq:
+                    follower.committed = max(follower.committed, position.delivered)
+
+    def close(self) -> None:
+        """Closes every file. Uncommitted batches will be delivered again by the next Tailer."""
+        with self._lock:
+            self._closed = True
+            for follower in self._followers.values():
+                follower.close()
+            self._followers.clear()
+            self._groups.clear()
+
+    async def __aenter__(self) -> Tailer:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- one batch (in a worker thread) ------------------------------------------------------------------
+
+    def _fill(self) -> TailBatch | None:
+        with self._lock:
+            if self._closed:
+                return None
+            now = time.monotonic()
+            if self._last_scan is None or now - self._last_scan >= self.config.refresh_interval:
+                self._scan(now)
+                self._last_scan = now
+            sink = Sink(self.config.max_lines, self.config.max_bytes)
+            for follower in self._followers.values():
+                follower.caught_up = False  # only a file seen at its end in this fill may be retired
+                if follower.check(sink):
+                    follower.reset_seq = self._seq
+                    self.stats.truncations += 1
+            self._read(sink)
+            waiting = self._retire(now, sink)
+            if sink.empty and not waiting:
+                return None
+            self._seq += 1
+            self._count(sink)
+            positions = []
+            for follower in self._followers.values():
+                position = follower.position()
+                follower.issued = position.delivered
+                positions.append(position)
+            return TailBatch(sink.records, Checkpoint(self._seq, tuple(positions)), sink.rejected, sink.repaired)
+
+    def _read(self, sink: Sink) -> None:
+        """Rounds over the containers, one chunk per container per round, until the batch is full or nothing
+        is left; the first container served rotates from batch to batch so a busy one cannot starve the rest.
+        Within a container, a file is read only once every older one is at its end."""
+        groups = list(self._groups.values())
+        if not groups:
+            return
+        self._cursor = (self._cursor + 1) % len(groups)
+        groups = groups[self._cursor :] + groups[: self._cursor]
+        progressed = True
+        while progressed and not sink.full:
+            progressed = False
+            for group in groups:
+                for follower in group:
+                    progressed |= follower.pump(sink)
+                    if sink.full:
+                        return
+                    if not follower.caught_up or _holds_back(follower):
+                        break
+
+    def _retire(self, now: float, sink: Sink) -> bool:
+        """Closes detached files that are drained, waited for and committed. True when one waits only for a
+        checkpoint to be handed out (its last bytes produced no message, e.g. the skipped rest of a cut line),
+        in which case the batch goes out even without records, so the consumer's commit can release it."""
+        waiting = False
+        for follower in list(self._followers.values()):
+            if follower.detached_at is None or not follower.caught_up:
+                continue
+            if now - follower.detached_at < self.config.rotate_wait:
+                continue
+            if not follower.finalized:
+                if not sink.full:
+                    follower.finalize(sink)
+                continue
+            delivered = follower.position().delivered
+            if follower.committed >= delivered:
+                self._forget(follower)
+            elif follower.issued < delivered:
+                waiting = True
+        return waiting
+
+    def _count(self, sink: Sink) -> None:
+        self.stats.records += len(sink.records)
+        for totals, counts in ((self.stats.rejected, sink.rejected), (self.stats.repaired, sink.repaired)):
+            for reason, count in counts.items():
+                totals[reason] = totals.get(reason, 0) + count
+
+    # -- files -------------------------------------------------------------------------------------------
+
+    def _scan(self, now: float) -> None:
+        """Expands the globs; detaches followed files no path leads to any more, re-attaches ones that came
+        back, and opens new ones (in natural order, so `0.log` before `1.log`)."""
+        found: dict[FileKey, str] = {}
+        for pattern in self.config.globs:
+            for path in sorted(glob.glob(pattern), key=natural_key):
+                if any(fnmatch.fnmatch(path, excluded) for excluded in self.config.exclude_paths):
+                    continue
+                try:
+                    st = os.stat(path)
+                except OSError:
+                    continue
+                if stat.S_ISREG(st.st_mode):
+                    found.setdefault((st.st_dev, st.st_ino), path)
+        for key, follower in self._followers.items():
+            if key in found:
+                follower.detached_at = None
+                follower.path = found[key]
+            elif follower.detached_at is None:
+                follower.detached_at = now
+        first = self._last_scan is None
+        if first:
+            self._recover_rotated(found, now)
+        for key, path in found.items():
+            if key not in self._followers and (key, path) not in self._ignored:
+                self._open(path, key, start_at_end=first and not self.config.read_from_head)
+        # Saved positions serve the files found at start; a file appearing later is new, even if an inode
+        # number it reuses was once checkpointed.
+        self._saved = {}
+
+    def _recover_rotated(self, found: dict[FileKey, str], now: float) -> None:
+        """Files checkpointed under a path that now names another file were most likely rotated while the tail
+        was down: the kubelet keeps the last one uncompressed as `<path>.<timestamp>`. Finish those first."""
+        for position in sorted(self._saved.values(), key=lambda p: natural_key(p.path)):
+            if position.key in found:
+                continue
+            for sibling in sorted(glob.glob(glob.escape(position.path) + ".*")):
+                try:
+                    st = os.stat(sibling)
+                except OSError:
+                    continue
+                if (st.st_dev, st.st_ino) == position.key:
+                    follower = self._open(sibling, position.key, start_at_end=False, group_path=position.path)
+                    if follower is not None:
+                        follower.detached_at = now
+                    break
+
+    def _open(self, path: str, key: FileKey, *, start_at_end: bool, group_path: str = "") -> Follower | None:
+        source = source_of(group_path or path)
+        if source is None:
+            source = PodContainer("", "", "", "")
+        if self.config.exclude is not None and self.config.exclude(source):
+            self._ignored.add((key, path))
+            return None
+        limit = self.config.max_line_bytes
+        follower = Follower.open(
+            path, key, source, self._opened, self._saved.get(key),
+            start_at_end=start_at_end, max_line_bytes=limit,
+            read_chunk=self.config.read_chunk, physical_limit=limit + ENVELOPE_BYTES,
+        )
+        if follower is None:
+            return None
+        log.debug("tail: following %s from offset %d", path, follower.read_pos)
+        self._opened += 1
+        self.stats.files_opened += 1
+        self._followers[key] = follower
+        self._groups.setdefault(_group_key(source, group_path or path), []).append(follower)
+        return follower
+
+    def _forget(self, follower: Follower) -> None:
+        log.debug("tail: released %s", follower.path)
+        follower.close()
+        self.stats.files_closed += 1
+        del self._followers[follower.key]
+        for key, group in self._groups.items():
+            if follower in group:
+                group.remove(follower)
+                if not group:
+                    del self._groups[key]
+                break
+
+
+def _holds_back(follower: Follower) -> bool:
+    """A rotated file that ends unfinished is flushed only after `rotate_wait`; the newer files of its container
+    wait for that, so its last message still comes before theirs."""
+    return follower.detached_at is not None and not follower.finalized and follower.unfinished
+
+
+def _group_key(source: PodContainer, path: str) -> GroupKey:
+    """The files of one container (all its restarts and rotations) share a key."""
+    if source.pod:
+        return (source.namespace, source.pod, source.pod_uid, source.container)
+    return (str(Path(path).parent),)
