@@ -80,6 +80,24 @@ def _demo(args: argparse.Namespace) -> int:
     return demo.run(args) or 0
 
 
+def _collect(args: argparse.Namespace) -> int:
+    from collectors import config as collector_config
+    from collectors.run import ConfigError, collect
+
+    logs.configure(Settings().log_level)
+    try:
+        config = collector_config.load(args.config)
+    except (OSError, ValueError) as exc:  # unreadable file, bad YAML, unknown or mistyped keys
+        print(f"observer collect: {args.config}: {exc}", file=sys.stderr)
+        return 2
+    try:
+        asyncio.run(collect(config))
+    except ConfigError as exc:
+        print(f"observer collect: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def _opensearch_init(args: argparse.Namespace) -> int:
     """Installs index templates and retention the way `observer up` does at start, for setup jobs."""
     from adapters.opensearch.backend import OpenSearchBackend
@@ -126,6 +144,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo.add_arguments(demo_cmd)
     demo_cmd.set_defaults(run=_demo)
+
+    collect_cmd = commands.add_parser(
+        "collect", help="run the collector: tail container logs and receive OTLP, enrich, buffer on disk, export"
+    )
+    collect_cmd.add_argument("--config", type=Path, help="YAML configuration (environment variables override it)")
+    collect_cmd.set_defaults(run=_collect)
 
     opensearch = commands.add_parser("opensearch", help="OpenSearch administration")
     opensearch_commands = opensearch.add_subparsers(dest="opensearch_command", required=True)
