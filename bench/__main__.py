@@ -1,9 +1,10 @@
 """`make bench`: every benchmark, each against a baseline measured in the same run."""
 
-from bench import ingest, logs_query, opensearch_ingest, prometheus_query
+from bench import collector, ingest, logs_query, opensearch_ingest, prometheus_query
 
 if __name__ == "__main__":
     ingest.run()
     logs_query.run()
     opensearch_ingest.run()
     prometheus_query.run()
+    collector.run()
