@@ -24,9 +24,10 @@ from tests.sample import CART_PROD_LABELS, COMPONENTS, ENVIRONMENTS, PROJECT_UID
 from tests.servers.local import serving
 
 BOUNDS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
-#: 100 requests: half at 8 ms, 40 at 40 ms, 9 at 200 ms, one at 800 ms. Each quantile's rank lands exactly on a
-#: bucket's cumulative count, so interpolation gives the bucket's upper bound: p50 0.01, p90 0.05, p99 0.25.
-SHAPE = [(0.008, 50), (0.04, 40), (0.2, 9), (0.8, 1)]
+#: 100 requests: 40 at 8 ms, 40 at 40 ms, 20 at 200 ms. Each quantile's rank falls inside a bucket (never on
+#: an edge, where float rounding could tip it into the next bucket), so histogram_quantile interpolates:
+#: p50 = 0.025 + 0.025 * 10/40, p90 = 0.1 + 0.15 * 10/20, p99 = 0.1 + 0.15 * 19/20.
+SHAPE = [(0.008, 40), (0.04, 40), (0.2, 20)]
 MEAN = sum(seconds * n for seconds, n in SHAPE) / 100
 
 
@@ -61,9 +62,9 @@ async def test_percentiles_are_those_of_the_recorded_histogram(prometheus_server
     await reader.close()
 
     value = {key: points[0][1] for key, points in series.items()}
-    assert value["latencyP50"] == pytest.approx(0.01)
-    assert value["latencyP90"] == pytest.approx(0.05)
-    assert value["latencyP99"] == pytest.approx(0.25)
+    assert value["latencyP50"] == pytest.approx(0.03125)
+    assert value["latencyP90"] == pytest.approx(0.175)
+    assert value["latencyP99"] == pytest.approx(0.2425)
     assert value["meanLatency"] == pytest.approx(MEAN)
     assert value["requestCount"] > 0 and math.isclose(value["requestCount"], value["successfulRequestCount"])
     assert "unsuccessfulRequestCount" not in series  # no 4xx/5xx series exists
