@@ -2,8 +2,16 @@
 1,000,000 CRI lines of about 200 bytes, in lines/s per core (the collector process's CPU time) and peak RSS,
 next to a baseline in the same run that only reads the same file (this machine's floor).
 
-Each side runs in a child process of its own, so its CPU time and peak RSS are its alone.
-BENCH_COLLECTOR_LINES overrides the line count; OPENSEARCH_URL picks the server (else one is started).
+Each side runs in a child process of its own, so its CPU time and peak RSS are its alone. On a shared machine
+the figures move with the load: compare them with the floor of the same run, and repeat.
+`python -m bench.collector` runs this one alone. BENCH_COLLECTOR_LINES overrides the line count; OPENSEARCH_URL
+picks the server (else one is started).
+
+Where the CPU goes per line (py-spy, after the collector-throughput work): building the bulk body
+(`documents.log_actions`) about a fifth, reading and reassembling (tail) about a fifth, level detection about a
+tenth, the rest spread over msgpack encoding, the bulk request and its response, and the event loop. OpenSearch on
+the same cores indexes more slowly than the collector reads, so the buffer builds a backlog and some batches are
+read back from disk rather than handed over in memory (DiskBuffer `memory_bytes`).
 """
 
 from __future__ import annotations

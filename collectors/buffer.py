@@ -14,6 +14,11 @@ On disk (one directory, owned by one process at a time through an advisory lock)
   still unacknowledged: `U seq` for each such batch, then `H next_seq`, meaning every seq below it that is not
   listed is acknowledged. So the log's size follows the backlog, not the history, even when one old batch is
   never acknowledged.
+- `marks`: the newest mark of each producer whose segment was deleted, as one CRC-checked record, replaced
+  atomically (a temporary file, then a rename). A producer may store a *mark* with a batch (the tail stores its
+  checkpoint): it is part of the batch's frame, so it is durable exactly when the batch is. When a segment is
+  deleted, the newest marks it held move to this file first, so `mark` still knows them once their batches are
+  delivered and gone.
 
 Guarantees:
 
@@ -38,14 +43,26 @@ Guarantees:
   acknowledged, since it pins its segment).
 - **Order.** `next` hands out batches in seq order, each once per process lifetime until it is acknowledged, and
   only once it is durable, so an exporter never delivers what a crash could still take back.
+- **Marks.** `mark(producer)` is the mark stored with that producer's latest batch, or None. After a crash it is
+  the mark of the latest batch that survived, whether still buffered or already delivered and deleted: a
+  producer that resumes from it neither loses nor repeats a batch.
+
+The disk copy is for recovery; the exporter is normally handed the very batch that was appended. Up to
+`memory_bytes` of batches (counted by their frame sizes) stay in memory from `append` until `next` hands them
+out, so the common case, an exporter keeping up, never reads or decodes what was just encoded; past that (a
+backlog during a backend outage) batches are read back from disk. `append` takes ownership of the batch: the
+caller must not change it afterwards.
 
 Threads and the event loop: all state is under one lock, held only for bookkeeping, a write(2) of one frame or a
-pread(2) of one frame, never for an fsync. `append` blocks its caller for one fdatasync (0.2 ms to tens of ms, by
+pread(2) of one frame, never for a segment's fsync (only the two small files, acks and marks, are rewritten and
+synced under it, rarely). `append` blocks its caller for one fdatasync (0.2 ms to tens of ms, by
 disk and load), so on the event loop use `append_async`: it never waits for a flush on the loop, and many
 producers share each flush (measured here with 100-record batches: about 2x the batches/s of one `append` per
 export with 8 producers, about 3x with 32). `next` and `ack` are meant for one exporter task on the event loop; they
-do no fsync but one ack-log fdatasync a second and a rare rewrite of the ack log. `next` decodes on the loop
-(about 1-2 ms for 1,000 log records): a thread would not help, decoding holds the GIL.
+do no fsync but one ack-log fdatasync a second, a rare rewrite of the ack log, and a rewrite of the marks file
+when a segment holding a newer mark is deleted (once per `segment_bytes` of a producer's batches). `next` decodes
+on the loop when the batch is not in memory (about 1-2 ms for 1,000 log records): a thread would not help,
+decoding holds the GIL.
 """
 
 from __future__ import annotations
@@ -64,8 +81,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import msgpack
+
 from adapters.protocols import BackendUnavailable
-from collectors.codec import Batch, CodecError, decode, encode
+from collectors.codec import Batch, CodecError, Mark, decode, encode, read_mark
 
 __all__ = ["Batch", "BatchTooLarge", "BufferClosed", "BufferFull", "BufferLocked", "DiskBuffer", "Recovery"]
 
@@ -76,6 +95,7 @@ _ACK_RECORD = struct.Struct("<BQI")  # kind, seq, crc32(kind and seq)
 _ACK, _UNACKED, _HIGH = ord("A"), ord("U"), ord("H")
 _SEGMENT_SUFFIX = ".seg"
 _ACK_LOG, _ACK_TMP, _LOCK_FILE = "acks.log", "acks.tmp", "lock"
+_MARKS, _MARKS_TMP = "marks", "marks.tmp"
 
 #: The ack log is fdatasync'ed at most this often; acks younger than this may be redelivered after a power loss.
 ACK_SYNC_INTERVAL_S = 1.0
@@ -134,12 +154,14 @@ class _Segment:
     longer the active segment) the file is deleted. The segment's own lock keeps a group commit's fdatasync from
     racing the close that follows its deletion."""
 
-    __slots__ = ("first_seq", "path", "fd", "size", "frames", "live", "dirty", "closed", "lock")
+    __slots__ = ("first_seq", "path", "fd", "size", "frames", "live", "dirty", "closed", "lock", "marks")
 
     def __init__(self, first_seq: int, path: Path, fd: int, size: int = 0) -> None:
         self.first_seq, self.path, self.fd, self.size = first_seq, path, fd, size
         self.frames = 0  # frames in the file (acknowledged or not)
         self.live = 0
+        #: The newest mark of each producer among this segment's frames: (seq, mark).
+        self.marks: dict[str, tuple[int, bytes]] = {}
         self.dirty = False  # written since the last fdatasync
         self.closed = False
         self.lock = threading.Lock()
@@ -162,11 +184,12 @@ class _Segment:
 
 @dataclass(slots=True)
 class _Frame:
-    """Where an unacknowledged batch is."""
+    """Where an unacknowledged batch is, and the batch itself while it is held in memory for `next`."""
 
     segment: _Segment
     offset: int
     size: int  # header and payload
+    batch: Batch | None = None
 
 
 class DiskBuffer:
@@ -179,9 +202,12 @@ class DiskBuffer:
         max_bytes: int = 256 * 1024 * 1024,
         segment_bytes: int = 16 * 1024 * 1024,
         fsync: bool = True,
+        memory_bytes: int = 32 * 1024 * 1024,
     ) -> None:
         self._dir = Path(directory)
         self._max_bytes, self._segment_bytes, self._fsync = max_bytes, segment_bytes, fsync
+        self._memory_bytes = memory_bytes
+        self._held = 0  # frame bytes of the batches held in memory until handed out
         self._lock = threading.Lock()  # all state below
         self._sync_lock = threading.Lock()  # one group commit at a time
         self._frames: dict[int, _Frame] = {}  # unacknowledged, in seq order
@@ -200,6 +226,8 @@ class DiskBuffer:
         self._commit: asyncio.Future[None] | None = None  # the group commit in flight for `append_async`
         self._active: _Segment  # set by _open, like the ack log
         self._acks: _AckLog
+        self._marks: dict[str, tuple[int, bytes]] = {}  # the newest mark of each producer: (seq, mark)
+        self._kept_marks: dict[str, tuple[int, bytes]] = {}  # what the marks file holds
         self.recovery = Recovery()
 
         self._dir.mkdir(parents=True, exist_ok=True)
@@ -224,24 +252,30 @@ class DiskBuffer:
         """Batches not yet acknowledged (handed out or not)."""
         return len(self._frames)
 
-    def append(self, batch: Batch) -> int:
-        """Stores the batch and returns its seq once it is durable. Raises BufferFull when it does not fit now,
-        BatchTooLarge when it never would, CodecError when a value cannot be stored exactly, BufferClosed after
-        close. Thread-safe; callers in different threads share fdatasyncs. On the event loop it blocks for one
-        fdatasync: prefer `append_async` there."""
-        seq = self._append_frame(self._frame(batch))
+    def mark(self, producer: str) -> bytes | None:
+        """The mark `producer` stored with its latest batch (see the module docstring), or None."""
+        with self._lock:
+            found = self._marks.get(producer)
+        return None if found is None else found[1]
+
+    def append(self, batch: Batch, mark: Mark | None = None) -> int:
+        """Stores the batch, with the producer's mark if given, and returns its seq once it is durable. Raises
+        BufferFull when it does not fit now, BatchTooLarge when it never would, CodecError when a value cannot
+        be stored exactly, BufferClosed after close. Thread-safe; callers in different threads share fdatasyncs.
+        On the event loop it blocks for one fdatasync: prefer `append_async` there."""
+        seq = self._append_frame(self._frame(batch, mark), batch, mark)
         if self._fsync:
             self._sync_through(seq)
         return seq
 
-    async def append_async(self, batch: Batch) -> int:
+    async def append_async(self, batch: Batch, mark: Mark | None = None) -> int:
         """`append` for the event loop, which never waits for a disk flush. A small batch is encoded and written on
         the loop (tens of microseconds), and waits for a group commit: one fdatasync in a worker thread covers
         every frame written before it started. A large batch goes whole to a worker thread, where encoding it does
         not stall the loop and `append`'s own group commit applies."""
         if len(batch) > _INLINE_ENCODE_RECORDS:
-            return await asyncio.to_thread(self.append, batch)
-        seq = self._append_frame(self._frame(batch))
+            return await asyncio.to_thread(self.append, batch, mark)
+        seq = self._append_frame(self._frame(batch, mark), batch, mark)
         while self._fsync and self._durable <= seq:
             commit = self._commit
             if commit is None or commit.done() or commit.get_loop() is not asyncio.get_running_loop():
@@ -278,13 +312,14 @@ class DiskBuffer:
             if frame is None:
                 return
             self._used -= frame.size
+            if frame.batch is not None:  # acknowledged without being handed out (a caller's shortcut)
+                self._held -= frame.size
             self._drain.note(frame.size)
             self._acks.record(seq)
             segment = frame.segment
             segment.live -= 1
             if segment.live == 0 and segment is not self._active:
-                del self._segments[segment.first_seq]
-                segment.delete()
+                self._drop(segment)
             if self._acks.needs_compaction:
                 self._compact_acks()
 
@@ -318,25 +353,29 @@ class DiskBuffer:
 
     # ------------------------------------------------------------------------------------------- appending
 
-    def _frame(self, batch: Batch) -> bytes:
-        payload = encode(batch)
+    def _frame(self, batch: Batch, mark: Mark | None) -> bytes:
+        payload = encode(batch, mark)
         frame = _FRAME_HEADER.pack(len(payload), zlib.crc32(payload)) + payload
         if len(frame) > self._max_bytes:
             raise BatchTooLarge(f"batch {batch.batch_id!r} is {len(frame)} bytes; the buffer holds {self._max_bytes}")
         return frame
 
-    def _append_frame(self, frame: bytes) -> int:
-        """Writes the frame if it fits and returns its seq; durable already only with fsync off."""
+    def _append_frame(self, frame: bytes, batch: Batch, mark: Mark | None) -> int:
+        """Writes the frame if it fits and returns its seq; durable already only with fsync off. Keeps the batch
+        in memory for `next` while that stays within `memory_bytes`."""
         with self._lock:
             self._check_open()
             if self._used + len(frame) > self._max_bytes:
                 raise BufferFull(self._drain.wait_for(self._used + len(frame) - self._max_bytes))
-            seq = self._write(frame)
+            seq = self._write(frame, mark)
+            if self._held + len(frame) <= self._memory_bytes:
+                self._frames[seq].batch = batch
+                self._held += len(frame)
             if not self._fsync:
                 self._publish(self._next_seq)
             return seq
 
-    def _write(self, frame: bytes) -> int:
+    def _write(self, frame: bytes, mark: Mark | None = None) -> int:
         """Writes one frame to the active segment (rotating first if it would overflow) and indexes it. Under
         the lock. A failed write is cut back off, so the segment never holds half a frame we know of."""
         active = self._active
@@ -357,6 +396,9 @@ class DiskBuffer:
         active.live += 1
         self._frames[seq] = _Frame(active, offset, len(frame))
         self._used += len(frame)
+        if mark is not None:
+            producer, value = mark
+            active.marks[producer] = self._marks[producer] = (seq, bytes(value))
         if self._fsync and not active.dirty:
             active.dirty = True
             self._dirty.append(active)
@@ -368,8 +410,7 @@ class DiskBuffer:
         old = self._active
         self._active = self._new_segment(self._next_seq)
         if old.live == 0 and not old.dirty:
-            del self._segments[old.first_seq]
-            old.delete()
+            self._drop(old)
         return self._active
 
     def _new_segment(self, first_seq: int) -> _Segment:
@@ -426,8 +467,9 @@ class DiskBuffer:
     # ------------------------------------------------------------------------------------------- reading
 
     def _take(self) -> tuple[int, Batch] | None:
-        """Hands out the next durable, unacknowledged batch, or None. Frames that fail their CRC now (the disk
-        changed under us after they were verified) are logged and skipped: there is nothing to deliver."""
+        """Hands out the next durable, unacknowledged batch, or None: the appended batch itself when it is held
+        in memory, else read back from disk. Frames that fail their CRC now (the disk changed under us after they
+        were verified) are logged and skipped: there is nothing to deliver."""
         while True:
             with self._lock:
                 self._check_open()
@@ -439,6 +481,11 @@ class DiskBuffer:
                     return None
                 self._cursor = seq + 1
                 frame = self._frames[seq]
+                held = frame.batch
+                if held is not None:
+                    frame.batch = None
+                    self._held -= frame.size
+                    return seq, held
                 data = os.pread(frame.segment.fd, frame.size, frame.offset)
             payload = _verified_payload(data)
             if payload is not None:
@@ -456,8 +503,11 @@ class DiskBuffer:
         """Loads the acks, checks every segment, deletes those fully acknowledged, starts a new active segment
         and rewrites the ack log compactly."""
         (self._dir / _ACK_TMP).unlink(missing_ok=True)
+        (self._dir / _MARKS_TMP).unlink(missing_ok=True)
         acks = _AckState.read(self._dir / _ACK_LOG)
-        next_seq = acks.next_seq()
+        self._kept_marks = _read_marks(self._dir / _MARKS)
+        self._marks = dict(self._kept_marks)
+        next_seq = max(acks.next_seq(), max((seq + 1 for seq, _ in self._marks.values()), default=0))
         for first_seq, path in _segment_paths(self._dir):
             segment = self._recover_segment(first_seq, path, acks)
             next_seq = max(next_seq, first_seq + segment.frames)
@@ -465,8 +515,7 @@ class DiskBuffer:
         self._cursor = next(iter(self._frames), next_seq)
         for segment in list(self._segments.values()):
             if segment.live == 0:
-                del self._segments[segment.first_seq]
-                segment.delete()
+                self._drop(segment)
         self._active = self._new_segment(next_seq)
         self._acks = _AckLog(self._dir / _ACK_LOG, self._fsync, list(self._frames), next_seq)
         if self._fsync:
@@ -500,6 +549,7 @@ class DiskBuffer:
                 break
             seq = first_seq + segment.frames
             segment.frames += 1
+            self._recover_mark(segment, seq, view[offset + _FRAME_HEADER.size : offset + size])
             if not acks.acked(seq):
                 self._frames[seq] = _Frame(segment, offset, size)
                 self._used += size
@@ -511,6 +561,38 @@ class DiskBuffer:
         self.recovery.segments += 1
         self.recovery.frames += segment.frames
         return segment
+
+    def _recover_mark(self, segment: _Segment, seq: int, payload: memoryview) -> None:
+        try:
+            mark = read_mark(payload)
+        except CodecError as exc:  # the batch itself will be skipped when handed out; its mark is no use either
+            log.error("disk buffer %s: batch %d holds no readable mark: %s", self._dir, seq, exc)
+            return
+        if mark is not None:
+            producer, value = mark
+            segment.marks[producer] = (seq, value)
+            if seq > self._marks.get(producer, (-1, b""))[0]:
+                self._marks[producer] = (seq, value)
+
+    def _drop(self, segment: _Segment) -> None:
+        """Deletes a segment whose every batch is acknowledged (so durable), keeping first the newest marks it
+        holds. Under the lock (or while opening). If the marks cannot be kept, the file stays until the next
+        open tries again: deleting it would forget how far a producer got."""
+        newer = {
+            producer: found
+            for producer, found in segment.marks.items()
+            if found[0] > self._kept_marks.get(producer, (-1, b""))[0]
+        }
+        if newer:
+            try:
+                _write_marks(self._dir, {**self._kept_marks, **newer}, self._fsync)
+            except OSError as exc:
+                log.error("disk buffer %s: cannot keep the marks of %s, so keeping it: %s", self._dir, segment.path,
+                          exc)
+                return
+            self._kept_marks.update(newer)
+        del self._segments[segment.first_seq]
+        segment.delete()
 
     def _compact_acks(self) -> None:
         self._acks.rewrite(list(self._frames), self._next_seq)
@@ -660,6 +742,41 @@ def _lock_directory(directory: Path) -> int:
         os.close(fd)
         raise BufferLocked(f"the buffer {directory} is open elsewhere") from None
     return fd
+
+
+def _read_marks(path: Path) -> dict[str, tuple[int, bytes]]:
+    """The marks file, or nothing when it is missing or damaged (then producers fall back on their own
+    checkpoints: at worst a batch is repeated, never lost)."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return {}
+    view = memoryview(data)
+    if _valid_frame_size(view, 0) != len(data):
+        log.error("disk buffer %s: the marks file is damaged; ignoring it", path.parent)
+        return {}
+    try:
+        stored = msgpack.unpackb(view[_FRAME_HEADER.size :])
+        return {str(producer): (int(seq), bytes(value)) for producer, (seq, value) in stored.items()}
+    except (ValueError, TypeError, AttributeError, msgpack.UnpackException) as exc:
+        log.error("disk buffer %s: the marks file does not decode (%s); ignoring it", path.parent, exc)
+        return {}
+
+
+def _write_marks(directory: Path, marks: dict[str, tuple[int, bytes]], fsync: bool) -> None:
+    """Replaces the marks file atomically: a crash leaves the old one or the new one."""
+    payload = msgpack.packb({producer: [seq, value] for producer, (seq, value) in marks.items()})
+    tmp = directory / _MARKS_TMP
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        _write_all(fd, _FRAME_HEADER.pack(len(payload), zlib.crc32(payload)) + payload)
+        if fsync:
+            _fdatasync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, directory / _MARKS)
+    if fsync:
+        _sync_directory(directory)
 
 
 def _segment_paths(directory: Path) -> list[tuple[int, Path]]:

@@ -12,6 +12,10 @@ Why MessagePack and why columns:
 - Each section names its fields, so a buffer written by an older version of the model still decodes after an
   upgrade that adds (with a default), drops or reorders fields; when the names match the current model, decoding
   takes the positional fast path.
+- A producer's *mark* may travel with the batch, as an optional last element of the envelope:
+  `[FORMAT, batch_id, identities, sections, [producer, mark bytes]]`. The tail stores its checkpoint there, so
+  the checkpoint is durable exactly when the lines it covers are (collectors/pipeline.py says why). Batches
+  without one keep the four-element envelope, so frames written before marks existed decode unchanged.
 """
 
 from __future__ import annotations
@@ -92,9 +96,13 @@ _IDENTITY_FIELDS = tuple(f.name for f in dataclasses.fields(Identity))
 _identity_row = attrgetter(*_IDENTITY_FIELDS)
 
 
-def encode(batch: Batch) -> bytes:
-    """The batch as bytes. Raises CodecError for a value MessagePack cannot hold exactly (an int beyond 64 bits,
-    an object of another type)."""
+#: A producer's name and its opaque mark (the tail's checkpoint), stored with a batch.
+Mark = tuple[str, bytes]
+
+
+def encode(batch: Batch, mark: Mark | None = None) -> bytes:
+    """The batch (and the producer's mark, if any) as bytes. Raises CodecError for a value MessagePack cannot hold
+    exactly (an int beyond 64 bits, an object of another type)."""
     identities: dict[Identity, int] = {}
     sections = []
     for name, schema in _SECTIONS:
@@ -108,8 +116,12 @@ def encode(batch: Batch) -> bytes:
         ]
         sections.append([schema.names, columns])
     table = [_identity_row(identity) for identity in identities]
+    envelope = [FORMAT, batch.batch_id, [_IDENTITY_FIELDS, table], sections]
+    if mark is not None:
+        producer, value = mark
+        envelope.append([producer, bytes(value)])
     try:
-        return msgpack.packb([FORMAT, batch.batch_id, [_IDENTITY_FIELDS, table], sections])
+        return msgpack.packb(envelope)
     except (TypeError, ValueError, OverflowError) as exc:
         raise CodecError(f"batch {batch.batch_id!r} holds a value that cannot be stored: {exc}") from exc
 
@@ -118,7 +130,10 @@ def decode(payload: bytes | memoryview) -> Batch:
     """The batch `encode` made. Raises CodecError for anything else."""
     try:
         # strict_map_key off: whatever key encode accepted must decode too, or an accepted batch could not be read
-        version, batch_id, (identity_names, table), sections = msgpack.unpackb(payload, strict_map_key=False)
+        envelope = msgpack.unpackb(payload, strict_map_key=False)
+        if len(envelope) == 5:
+            envelope = envelope[:4]  # the producer's mark: `read_mark`'s business, not the records'
+        version, batch_id, (identity_names, table), sections = envelope
         if version != FORMAT:
             raise CodecError(f"batch format {version} is not {FORMAT}")
         identities = _build(Identity, _IDENTITY_FIELDS, identity_names, [list(col) for col in zip(*table)])
@@ -131,6 +146,29 @@ def decode(payload: bytes | memoryview) -> Batch:
         raise
     except Exception as exc:  # msgpack's own errors, a wrong shape, a record type refusing its fields
         raise CodecError(f"not a batch: {exc}") from exc
+
+
+def read_mark(payload: bytes | memoryview) -> Mark | None:
+    """The producer's mark stored with a batch `encode` made, or None, without building any record: the buffer
+    reads the marks of every frame when it opens. Raises CodecError for bytes that are not such a batch."""
+    unpacker = msgpack.Unpacker(strict_map_key=False)
+    unpacker.feed(payload)
+    try:
+        length = unpacker.read_array_header()
+        if length != 5:
+            return None
+        if unpacker.unpack() != FORMAT:
+            raise CodecError("not a batch of this format")
+        for _ in range(3):  # batch id, identities, sections
+            unpacker.skip()
+        producer, value = unpacker.unpack()
+    except CodecError:
+        raise
+    except Exception as exc:
+        raise CodecError(f"not a batch: {exc}") from exc
+    if not isinstance(producer, str) or not isinstance(value, bytes):
+        raise CodecError("a mark is a producer name and bytes")
+    return producer, value
 
 
 def _identity_column(records: Sequence[Any], table: dict[Identity, int]) -> list[int]:

@@ -4,10 +4,13 @@ node or per secret (the same names as `observer up` where they mean the same thi
     receivers:
       tail: {paths: ["/var/log/pods/*/*/*.log"], checkpoint: /var/lib/observer/tail.db}
       otlp: {host: 0.0.0.0, port: 4318}
+      kubernetes_events: {namespaces: [], checkpoint: /var/lib/observer/k8s-events.json}   # [] = all
     metadata: {file: /etc/observer/pods.yaml}
+    # metadata: {kubernetes: {node_name: node-1, kubeconfig: ~/.kube/config}}   # the API; in-cluster without one
     buffer: {directory: /var/lib/observer/buffer, max_bytes: 268435456}
     exporter: {data_dir: /var/lib/observer/data}          # the embedded backend, or:
     # exporter: {opensearch: https://opensearch:9200, prometheus: http://prometheus:9090}
+    # exporter: {otlp: {endpoint: https://observer.example:4318}}   # forward everything to another collector
     telemetry: {host: 0.0.0.0, port: 2020}
 """
 
@@ -15,9 +18,11 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
+from urllib.parse import unquote
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class _Strict(BaseModel):
@@ -33,15 +38,39 @@ class TailConfig(_Strict):
 class OtlpConfig(_Strict):
     host: str = "127.0.0.1"
     port: int = 4318
+    max_body_bytes: int = Field(8 * 1024 * 1024, gt=0)  # per export, as sent and once inflated (413 above)
+
+
+class KubernetesEventsConfig(_Strict):
+    """core/v1 Events from the API that `metadata.kubernetes` connects to (collectors/kubernetes/events.py)."""
+
+    namespaces: list[str] = []  # empty: every namespace, with one cluster-wide watch
+    checkpoint: Path = Path("/var/lib/observer/k8s-events.json")  # resourceVersions delivered, for restarts
 
 
 class Receivers(_Strict):
     tail: TailConfig | None = None
     otlp: OtlpConfig | None = None
+    kubernetes_events: KubernetesEventsConfig | None = None
+
+
+class KubernetesMetadataConfig(_Strict):
+    """The Kubernetes API: pod metadata for tailed lines (a watch of `node_name`'s pods,
+    collectors/kubernetes/pods.py) and the connection the events receiver uses."""
+
+    node_name: str = ""  # whose pods to cache (the downward API's spec.nodeName); empty: no pod cache
+    kubeconfig: Path | None = None  # empty: in-cluster (the pod's service account)
+    pod_wait_s: float = Field(2.0, ge=0)  # how long a line of a pod not yet seen waits for the watch
+
+    @field_validator("kubeconfig", mode="before")
+    @classmethod
+    def _empty_is_in_cluster(cls, value: Any) -> Any:
+        return None if value == "" else value  # `KUBECONFIG=` (set, empty) means none, as for kubectl
 
 
 class MetadataConfig(_Strict):
     file: Path | None = None
+    kubernetes: KubernetesMetadataConfig | None = None
 
 
 class BufferConfig(_Strict):
@@ -49,7 +78,43 @@ class BufferConfig(_Strict):
     max_bytes: int = 256 * 1024 * 1024
 
 
+class OtlpExporterConfig(_Strict):
+    """Forwarding over OTLP/HTTP to another collector or the all-in-one (collectors/exporters/otlp.py)."""
+
+    endpoint: str  # the base URL; /v1/logs, /v1/traces and /v1/metrics are appended
+    headers: dict[str, str] = Field(default_factory=dict, repr=False)  # may hold credentials: never shown
+    bearer_token: str = Field("", repr=False)  # sent as `Authorization: Bearer ...`
+    bearer_token_file: Path | None = None  # or read from this file, again whenever it changes
+    ca_file: Path | None = None
+    tls_skip_verify: bool = False
+    timeout_s: float = Field(10.0, gt=0)
+    max_request_bytes: int = Field(4 * 1024 * 1024, gt=0)  # per export request, before compression
+
+    @field_validator("endpoint")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError(f"must be an http:// or https:// URL, not {value!r}")
+        return value
+
+    @field_validator("headers", mode="before")
+    @classmethod
+    def _headers_from_text(cls, value: Any) -> Any:
+        """From the environment, headers come as OpenTelemetry's `OTEL_EXPORTER_OTLP_HEADERS` spells them:
+        `key1=value1,key2=value2`, values URL-encoded."""
+        if not isinstance(value, str):
+            return value
+        headers = {}
+        for pair in filter(None, (item.strip() for item in value.split(","))):
+            key, equals, item = pair.partition("=")
+            if not equals or not key.strip():
+                raise ValueError("expected key=value pairs separated by commas")
+            headers[unquote(key.strip())] = unquote(item.strip())
+        return headers
+
+
 class ExporterConfig(_Strict):
+    otlp: OtlpExporterConfig | None = None  # when set, the only destination
     data_dir: Path | None = None  # the embedded backend
     opensearch: str = ""
     opensearch_username: str = ""
@@ -74,8 +139,8 @@ class CollectorConfig(_Strict):
     telemetry: TelemetryConfig = TelemetryConfig()
 
 
-#: Environment variable -> (section, key) it overrides.
-ENV_OVERRIDES = {
+#: Environment variable -> the path of the key it overrides (section, [subsection,] key).
+ENV_OVERRIDES: dict[str, tuple[str, ...]] = {
     "OPENSEARCH_ADDRESS": ("exporter", "opensearch"),
     "OPENSEARCH_USERNAME": ("exporter", "opensearch_username"),
     "OPENSEARCH_PASSWORD": ("exporter", "opensearch_password"),
@@ -88,14 +153,37 @@ ENV_OVERRIDES = {
     "COLLECTOR_BUFFER_DIR": ("buffer", "directory"),
     "COLLECTOR_BUFFER_MAX_BYTES": ("buffer", "max_bytes"),
     "COLLECTOR_METADATA_FILE": ("metadata", "file"),
+    "NODE_NAME": ("metadata", "kubernetes", "node_name"),
+    "KUBECONFIG": ("metadata", "kubernetes", "kubeconfig"),
+    "COLLECTOR_OTLP_MAX_BODY_BYTES": ("receivers", "otlp", "max_body_bytes"),
+    "COLLECTOR_EXPORTER_OTLP_ENDPOINT": ("exporter", "otlp", "endpoint"),
+    "COLLECTOR_EXPORTER_OTLP_HEADERS": ("exporter", "otlp", "headers"),
+    "COLLECTOR_EXPORTER_OTLP_BEARER_TOKEN": ("exporter", "otlp", "bearer_token"),
+    "COLLECTOR_EXPORTER_OTLP_BEARER_TOKEN_FILE": ("exporter", "otlp", "bearer_token_file"),
+    "COLLECTOR_EXPORTER_OTLP_CA_FILE": ("exporter", "otlp", "ca_file"),
+    "COLLECTOR_EXPORTER_OTLP_TLS_SKIP_VERIFY": ("exporter", "otlp", "tls_skip_verify"),
+    "COLLECTOR_EXPORTER_OTLP_TIMEOUT_SECONDS": ("exporter", "otlp", "timeout_s"),
 }
+#: Of the variables that set a key in a subsection (`exporter.otlp.*`), those that turn the subsection on when
+#: the file leaves it out; the others only adjust a subsection that is on, so a token set for every node does
+#: not switch forwarding on where the file configures another exporter.
+ENV_ENABLES = frozenset({"COLLECTOR_EXPORTER_OTLP_ENDPOINT", "NODE_NAME", "KUBECONFIG"})
 
 
 def load(path: Path | None, environ: dict[str, str] | None = None) -> CollectorConfig:
     """The file's settings with the environment's on top; unknown keys are an error that names them."""
     document = (yaml.safe_load(path.read_text()) or {}) if path else {}
-    for variable, (section, key) in ENV_OVERRIDES.items():
+    for variable, keys in ENV_OVERRIDES.items():
         value = (environ if environ is not None else os.environ).get(variable)
-        if value is not None:
-            document.setdefault(section, {})[key] = value
+        if value is None:
+            continue
+        node = document
+        for depth, part in enumerate(keys[:-1]):
+            if not isinstance(node.get(part), dict):
+                if depth > 0 and part not in node and variable not in ENV_ENABLES:
+                    break  # a subsection the file does not turn on
+                node[part] = {}  # (`otlp:` left empty in YAML is None, and on)
+            node = node[part]
+        else:
+            node[keys[-1]] = value
     return CollectorConfig.model_validate(document)

@@ -92,3 +92,28 @@ def identity_from_attributes(attrs: Mapping[str, Any]) -> Identity:
         workflow_run=first(LABEL_WORKFLOW_RUN, ARGO_WORKFLOW_LABEL),
         task=first(ARGO_NODE_NAME),
     )
+
+
+def identity_attributes(identity: Identity) -> dict[str, str]:
+    """The attributes `identity_from_attributes` turns back into `identity`: the inverse mapping, for a
+    collector that forwards records over OTLP (collectors/otlp/encode.py). OpenChoreo's label keys carry the
+    scope, `k8s.*` where the record ran; empty fields are left out, as they read back as empty.
+
+    One identity does not survive the trip: an empty namespace with a `workflows-<ns>` pod namespace reads
+    back as namespace `<ns>`. `identity_from_attributes` never produces it, so records that came through any of
+    our collectors never have it."""
+    pairs = (
+        (LABEL_NAMESPACE, identity.namespace),
+        (LABEL_PROJECT, identity.project),
+        (LABEL_PROJECT_UID, identity.project_uid),
+        (LABEL_COMPONENT, identity.component),
+        (LABEL_COMPONENT_UID, identity.component_uid),
+        (LABEL_ENVIRONMENT, identity.environment),
+        (LABEL_ENVIRONMENT_UID, identity.environment_uid),
+        (K8S_POD, identity.pod),
+        (K8S_NAMESPACE, identity.pod_namespace),
+        (K8S_CONTAINER, identity.container),
+        (LABEL_WORKFLOW_RUN, identity.workflow_run),
+        (ARGO_NODE_NAME, identity.task),
+    )
+    return {key: value for key, value in pairs if value}

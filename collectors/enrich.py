@@ -1,21 +1,27 @@
 """Enrichment: a tailed line becomes a `LogRecord` with its platform identity, level and trace context.
 
 The identity comes from the pod's labels and annotations (OpenChoreo's `openchoreo.dev/*` labels, Argo's
-workflow label and node-name annotation), looked up by (Kubernetes namespace, pod name) in a `PodMetadata`
-source, and mapped by `collectors.domain` exactly as resource attributes are, so a line read from a file and a
-record received over OTLP get the same identity. A pod the source does not know still gets its Kubernetes
-namespace, pod and container, so nothing is dropped for lack of metadata.
+workflow label and node-name annotation), looked up by (Kubernetes namespace, pod name, pod UID) in a
+`PodMetadata` source (a YAML file here, or the Kubernetes API: collectors/kubernetes/pods.py), and mapped by
+`collectors.domain` exactly as resource attributes are, so a line read from a file and a record received over
+OTLP get the same identity. A pod the source does not know still gets its Kubernetes namespace, pod and
+container, so nothing is dropped for lack of metadata.
+
+Per batch, `Enricher.prepare` asks the source again about each container in the batch: that is how a label
+change reaches the lines after it (identities are cached per container in between), and how a source that can
+wait (the API's pod cache, for a pod its watch has not delivered yet) gets a bounded chance to.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import orjson
 import yaml
@@ -44,7 +50,15 @@ class Pod:
 
 
 class PodMetadata(Protocol):
-    def lookup(self, namespace: str, pod: str) -> Pod | None: ...
+    def lookup(self, namespace: str, pod: str, uid: str = "") -> Pod | None:
+        """The pod's metadata, or None if unknown. `uid` (from the log path, may be empty) tells a pod from
+        a newer one of the same name where the source can."""
+
+
+@runtime_checkable
+class WaitingPodMetadata(PodMetadata, Protocol):
+    async def wait_for(self, namespace: str, pod: str, uid: str = "") -> Pod | None:
+        """`lookup`, but allowed to wait a bounded time for a pod it does not know yet."""
 
 
 class FileMetadata:
@@ -63,7 +77,8 @@ class FileMetadata:
         self._stamp: tuple[float, int] | None = None
         self._pods: dict[tuple[str, str], Pod] = {}
 
-    def lookup(self, namespace: str, pod: str) -> Pod | None:
+    def lookup(self, namespace: str, pod: str, uid: str = "") -> Pod | None:
+        """By namespace and name: the file names pods, not their UIDs."""
         self._refresh()
         return self._pods.get((namespace, pod))
 
@@ -90,22 +105,55 @@ class FileMetadata:
 
 
 class Enricher:
-    """Tailed lines to LogRecords. Identities are cached per container once its pod is known; an unknown pod
-    is asked again for each batch, since its metadata may arrive shortly."""
+    """Tailed lines to LogRecords. Identities are cached per container once its pod is known (and refreshed
+    by `prepare`); an unknown pod is asked again for each batch, since its metadata may arrive shortly."""
 
     def __init__(self, metadata: PodMetadata | None = None):
         self.metadata = metadata
         self._identities: dict[PodContainer, Identity] = {}
+        self._pods: dict[PodContainer, Pod] = {}  # what each cached identity was made from
 
     def identity(self, source: PodContainer) -> Identity:
         cached = self._identities.get(source)
         if cached is not None:
             return cached
-        known = self.metadata.lookup(source.namespace, source.pod) if self.metadata else None
+        known = self.metadata.lookup(source.namespace, source.pod, source.pod_uid) if self.metadata else None
         if known is None:
             return identity_for(source)
-        identity = self._identities[source] = identity_for(source, {**known.labels, **known.annotations})
-        return identity
+        return self._learn(source, known)
+
+    async def prepare(self, lines: Sequence[TailedLine]) -> None:
+        """Called once per batch before `records`: looks each of the batch's containers up again, so lines
+        after a label change carry the new labels, and gives a `WaitingPodMetadata` source (the API's pod cache)
+        its bounded wait for pods it does not know yet, all at once. A container whose pod is no longer known
+        (deleted) keeps the identity it had."""
+        metadata = self.metadata
+        if metadata is None:
+            return
+        sources: dict[PodContainer, None] = {}
+        last: PodContainer | None = None
+        for line in lines:
+            if line.source is not last:
+                last = line.source
+                sources[last] = None
+        unknown = []
+        for source in sources:
+            known = metadata.lookup(source.namespace, source.pod, source.pod_uid)
+            if known is not None:
+                self._learn(source, known)
+            elif source not in self._identities:
+                unknown.append(source)
+        if unknown and isinstance(metadata, WaitingPodMetadata):
+            found = await asyncio.gather(*(metadata.wait_for(s.namespace, s.pod, s.pod_uid) for s in unknown))
+            for source, known in zip(unknown, found):
+                if known is not None:
+                    self._learn(source, known)
+
+    def _learn(self, source: PodContainer, known: Pod) -> Identity:
+        if self._pods.get(source) != known:  # first seen, or its labels or annotations changed
+            self._pods[source] = known
+            self._identities[source] = identity_for(source, {**known.labels, **known.annotations})
+        return self._identities[source]
 
     def record(self, line: TailedLine) -> LogRecord:
         trace_id, span_id = trace_context(line.body)
@@ -118,6 +166,26 @@ class Enricher:
             span_id=span_id,
             stream=line.stream,
         )
+
+    def records(self, lines: Sequence[TailedLine]) -> list[LogRecord]:
+        """`record` for a batch, as the tail pipeline calls it: the same records, for less per line. A batch
+        comes in runs of lines from one file, so the identity is looked up once per run (an unknown pod is
+        asked once per batch and run, not per line), and most lines need no trace-context parsing at all."""
+        out: list[LogRecord] = []
+        append = out.append
+        last_source: PodContainer | None = None
+        identity = Identity()
+        for line in lines:
+            source = line.source
+            if source is not last_source:
+                last_source, identity = source, self.identity(source)
+            body = line.body
+            if body[:1] == "{" or "race" in body or "RACE" in body:  # trace_context's own fast exits, inlined
+                trace_id, span_id = trace_context(body)
+            else:
+                trace_id = span_id = ""
+            append(LogRecord(line.ts_ns, body, identity, detect_level(body), trace_id, span_id, line.stream))
+        return out
 
 
 def trace_context(body: str) -> tuple[str, str]:

@@ -9,6 +9,19 @@ Delivery is at-least-once end to end and each step only lets go of data once the
 - the buffer forgets a batch only after the backend accepted it (`ack`);
 - a redelivered batch is harmless downstream (batch ids, deterministic document ids, identical samples).
 
+Tailed lines are exactly-once into every exporter, not only into those with content-derived ids. The danger is
+a crash after a batch is in the buffer but before the tail's checkpoint file says so: a tail resuming from the
+file would read those lines again into a new batch, under a new batch id, which a sink that dedupes by batch id
+(the embedded store) would store a second time. So the checkpoint travels with its batch: `tail_pipeline`
+appends each batch together with the tail's checkpoint as the buffer's *mark* for the producer "tail", in the
+same frame, so both are durable or neither is. The buffer keeps the newest mark even after that batch has been
+delivered and its segment deleted (collectors/buffer.py). On start, the tail resumes from the newer of its
+checkpoint file and that mark (`Tailer.adopt`; checkpoint seqs count on across restarts, so "newer" is
+well-defined). Then no line is ever appended twice: after any crash the tail resumes exactly after the last
+batch the buffer holds, and the buffer redelivers that batch, if it was not acknowledged, under its own batch id.
+The checkpoint file is still committed after each append; it serves the tail alone (releasing rotated files)
+and as the fallback when the buffer directory is new or lost.
+
 Backpressure runs the other way: a full buffer makes the tail stop reading and the OTLP receiver answer 503
 with Retry-After; an unavailable backend makes the exporter retry the same batch with backoff, which fills
 the buffer, which pauses the producers. Nothing accepted is dropped.
@@ -28,12 +41,15 @@ from adapters.protocols import TelemetrySink
 from collectors.buffer import BufferFull, DiskBuffer
 from collectors.codec import Batch
 from collectors.enrich import Enricher
+from collectors.tail.checkpoint import encode_checkpoint
 from collectors.tail.tailer import Tailer
 from collectors.telemetry import CollectorTelemetry
 
 log = logging.getLogger(__name__)
 
 MAX_BACKOFF_S = 30.0
+#: The buffer mark under which the tail's checkpoint travels with its batches.
+TAIL_PRODUCER = "tail"
 
 
 class BufferSink:
@@ -60,19 +76,32 @@ class BufferSink:
         self.telemetry.buffer_bytes.set(self.buffer.used_bytes)
 
 
-async def tail_pipeline(tailer: Tailer, enricher: Enricher, buffer: DiskBuffer, telemetry: CollectorTelemetry) -> None:
-    """Reads, enriches and buffers container logs; commits the tail's offsets once the buffer holds them."""
+async def tail_pipeline(
+    tailer: Tailer,
+    enricher: Enricher,
+    buffer: DiskBuffer,
+    telemetry: CollectorTelemetry,
+    producer: str = TAIL_PRODUCER,
+) -> None:
+    """Reads, enriches and buffers container logs, each batch with the checkpoint right after it; commits the
+    tail's offsets once the buffer holds them. Resumes from the checkpoint of the last buffered batch when that
+    is newer than the tail's own (see the module docstring). `producer` names the mark: one per tail."""
+    mark = buffer.mark(producer)
+    if mark is not None:
+        tailer.adopt(mark)
     async for tailed in tailer.batches():
         for reason, count in tailed.rejected.items():
             telemetry.dropped.labels("tail", reason).inc(count)
         for reason, count in tailed.repaired.items():  # kept, but changed (invalid UTF-8, cut to the limit)
-            telemetry.dropped.labels("tail", f"repaired:{reason}").inc(count)
+            telemetry.repaired.labels("tail", reason).inc(count)
         if tailed.records:
-            logs = [enricher.record(line) for line in tailed.records]
+            await enricher.prepare(tailed.records)  # label changes; a brief wait for pods not known yet
+            logs = enricher.records(tailed.records)
             batch = Batch(batch_id=uuid.uuid4().hex, logs=logs, events=[], spans=[], metrics=[])
+            checkpoint = (producer, encode_checkpoint(tailed.checkpoint))
             while True:
                 try:
-                    await buffer.append_async(batch)
+                    await buffer.append_async(batch, checkpoint)
                     break
                 except BufferFull as full:  # stop reading until the exporter makes room
                     await asyncio.sleep(full.retry_after_s)

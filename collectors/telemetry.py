@@ -1,6 +1,14 @@
 """The collector's own telemetry, served on `/metrics` in the Prometheus text format: what came in, went out,
 was dropped or retried per pipeline, how full the buffer is, and how long exports take.
 
+- `collector_records_dropped_total{pipeline, reason}`: records not kept. `tail`: lines rejected by the tail
+  (collectors/tail/formats.py REJECT_REASONS: `malformed`, `bad_timestamp`, ...); `otlp`: items an export left
+  out (partial success, by collectors/otlp/mapping.py's codes); `export`: records the destination refused for good.
+- `collector_records_repaired_total{pipeline, reason}`: records kept, but changed on the way in (`invalid_utf8`
+  replaced, `truncated` at the line limit).
+- `collector_otlp_requests_refused_total{signal, status, reason}`: OTLP exports refused whole (400 invalid
+  protobuf/JSON/gzip, 413 too large, 415 media type, 429 busy, 503 buffer full or backend unavailable).
+
 prometheus_client rather than code of ours: its exposition format, histogram buckets and label escaping are
 what every scraper expects.
 """
@@ -24,11 +32,34 @@ class CollectorTelemetry:
         self.dropped = Counter(
             "collector_records_dropped", "Input rejected (malformed, oversized), by reason", [*labels, "reason"], registry=self.registry
         )
+        self.repaired = Counter(
+            "collector_records_repaired", "Input kept but changed (invalid UTF-8 replaced, cut to the limit), by reason",
+            [*labels, "reason"], registry=self.registry,
+        )
         self.retried = Counter("collector_export_retries", "Export attempts that failed and were retried", labels, registry=self.registry)
+        self.otlp_refused = Counter(
+            "collector_otlp_requests_refused",
+            "OTLP exports refused whole (nothing of them stored), by signal, HTTP status and reason",
+            ["signal", "status", "reason"],
+            registry=self.registry,
+        )
         self.buffer_bytes = Gauge("collector_buffer_bytes", "Unacknowledged bytes in the durable buffer", registry=self.registry)
         self.export_seconds = Histogram(
             "collector_export_duration_seconds", "Time to deliver one batch, retries included", labels, registry=self.registry
         )
+
+    def count_otlp_refused(self, signal: str, status: int, reason: str) -> None:
+        """The OTLP receiver's `on_refused`: a request it answered 4xx/5xx, which the sender may retry (429,
+        503) or must fix (400, 413, 415)."""
+        self.otlp_refused.labels(signal, str(status), reason).inc()
+
+    def count_otlp_rejected(self, signal: str, reason: str, count: int) -> None:
+        """The OTLP receiver's `on_rejected`: items of an accepted export left out (OTLP partial success)."""
+        self.dropped.labels("otlp", reason).inc(count)
+
+    def count_export_dropped(self, reason: str, count: int) -> None:
+        """An exporter's records that the destination refused for good (they are not retried)."""
+        self.dropped.labels("export", reason).inc(count)
 
     def app(self) -> Starlette:
         async def metrics(_: Request) -> Response:

@@ -4,6 +4,10 @@ Many small writes are coalesced into few large `_bulk` requests, because OpenSea
 request far more cheaply than fifty 100-document ones; yet each caller still learns the fate of its own
 documents, so an OTLP request is acknowledged only once its records are stored. Every document carries a
 deterministic `_id` chosen by the caller, so any retry, ours or a client's, overwrites instead of duplicating.
+
+Callers may hand over documents already serialised as their two NDJSON lines (`index_encoded`, with
+`encode_action` or a faster encoder of their own such as `documents.log_actions`): the writer never needs the
+dicts, and building the bytes directly is most of the cost of shipping a log line.
 """
 
 from __future__ import annotations
@@ -11,7 +15,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+from collections import Counter
 from collections.abc import Sequence
+from operator import itemgetter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,9 +53,11 @@ class _Call:
         self.result = BulkResult()
         self.future = future
 
-    def indexed(self) -> None:
-        self.result.indexed += 1
-        self._settled()
+    def indexed(self, count: int = 1) -> None:
+        self.result.indexed += count
+        self.remaining -= count
+        if self.remaining == 0 and not self.future.done():
+            self.future.set_result(self.result)
 
     def rejected(self, reason: str) -> None:
         self.result.rejected += 1
@@ -117,17 +125,20 @@ class BulkWriter:
     async def index(self, actions: Sequence[Action]) -> BulkResult:
         """Returns once every action is acknowledged or refused for good; raises `BackendUnavailable` when
         OpenSearch stayed unreachable past the retry deadline. Safe to call concurrently."""
-        if self._closing:
-            raise RuntimeError("BulkWriter is closed")
-        if not actions:
-            return BulkResult()
-        loop = asyncio.get_running_loop()
-        call = _Call(len(actions), loop.time(), loop.create_future())
         # Serialised here, before anything is queued: a document that cannot be encoded fails its own caller
         # (TypeError) and nobody else's batch.
-        items = [(call, _lines(index, doc_id, document)) for index, doc_id, document in actions]
-        self._pending.extend(items)
-        self._pending_bytes += sum(len(lines) for _, lines in items)
+        return await self.index_encoded([encode_action(index, doc_id, document) for index, doc_id, document in actions])
+
+    async def index_encoded(self, encoded: Sequence[bytes]) -> BulkResult:
+        """`index` for documents already serialised, each as its action and document lines (`encode_action`)."""
+        if self._closing:
+            raise RuntimeError("BulkWriter is closed")
+        if not encoded:
+            return BulkResult()
+        loop = asyncio.get_running_loop()
+        call = _Call(len(encoded), loop.time(), loop.create_future())
+        self._pending.extend([(call, lines) for lines in encoded])
+        self._pending_bytes += sum(map(len, encoded))
         self._pump()
         return await call.future
 
@@ -218,7 +229,8 @@ class BulkWriter:
         return max(0.0, min(remaining, random.uniform(ceiling / 2, ceiling)))
 
 
-def _lines(index: str, doc_id: str, document: dict[str, Any]) -> bytes:
+def encode_action(index: str, doc_id: str, document: dict[str, Any]) -> bytes:
+    """An `index` action and its document, as the two NDJSON lines of a bulk body."""
     dumps = orjson.dumps
     return b'{"index":{"_index":%b,"_id":%b}}\n%b\n' % (dumps(index), dumps(doc_id), dumps(document))
 
@@ -226,8 +238,8 @@ def _lines(index: str, doc_id: str, document: dict[str, Any]) -> bytes:
 def _settle(batch: list[_Item], response: dict[str, Any]) -> list[_Item]:
     """Tells each caller the fate of its items; returns the items worth sending again."""
     if not response.get("errors"):
-        for call, _ in batch:
-            call.indexed()
+        for call, count in Counter(map(_caller, batch)).items():  # a batch holds few callers: settle them at once
+            call.indexed(count)
         return []
     retry = []
     for item, outcome in zip(batch, response["items"], strict=True):
@@ -240,6 +252,9 @@ def _settle(batch: list[_Item], response: dict[str, Any]) -> list[_Item]:
         else:
             item[0].rejected(result.get("error", {}).get("type") or str(status))
     return retry
+
+
+_caller = itemgetter(0)
 
 
 def _transient(exc: TransportError) -> bool:

@@ -5,6 +5,10 @@
 - Kubernetes events and spans are what the OpenTelemetry Collector's OpenSearch exporter writes in its default
   ss4o mode (flat dotted keys inside `attributes` and `resource`).
 
+Logs are what collectors send most, so they also have a fast path to the bulk body: `log_actions` writes each
+record's action and document lines directly (bytes, with the per-pod part and the per-second part serialised
+once), byte for byte what `bulk.encode_action` makes of `log_id` and `log_document`, at a fraction of the cost.
+
 Reading goes through `collectors.domain.identity_from_attributes`, so a document written by Fluent Bit, by the
 OTel Collector or by us gets the same identity the embedded backend would have given the record.
 """
@@ -12,9 +16,11 @@ OTel Collector or by us gets the same identity the embedded backend would have g
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping, Sequence
 from functools import lru_cache
-from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import orjson
 
 from adapters.loglevel import detect_level
 from adapters.model import (
@@ -31,6 +37,9 @@ from adapters.model import (
     SpanRecord,
 )
 from adapters.timeutil import format_rfc3339, parse_rfc3339
+
+if TYPE_CHECKING:
+    from adapters.opensearch.layout import IndexLayout
 from collectors.domain import (
     ARGO_NODE_NAME,
     K8S_CONTAINER,
@@ -87,8 +96,24 @@ def log_id(log: LogRecord) -> str:
 
 
 def log_document(log: LogRecord) -> dict[str, Any]:
-    who = log.identity
     timestamp = format_rfc3339(log.ts_ns)
+    document: dict[str, Any] = {
+        "@timestamp": timestamp,
+        "time": timestamp,
+        "stream": log.stream or "stdout",
+        "log": log.body,
+        "level": log.level or detect_level(log.body),
+        "kubernetes": _kubernetes(log.identity),
+    }
+    if log.trace_id:
+        document["traceId"] = log.trace_id
+    if log.span_id:
+        document["spanId"] = log.span_id
+    return document
+
+
+def _kubernetes(who: Identity) -> dict[str, Any]:
+    """A log document's `kubernetes` object: what Fluent Bit's kubernetes filter adds, for this identity."""
     kubernetes: dict[str, Any] = {
         "labels": {dedot(key): value for key, value in identity_labels(who).items()},
     }
@@ -97,19 +122,68 @@ def log_document(log: LogRecord) -> dict[str, Any]:
             kubernetes[field] = value
     if who.task:
         kubernetes["annotations"] = {dedot(ARGO_NODE_NAME): who.task}
-    document: dict[str, Any] = {
-        "@timestamp": timestamp,
-        "time": timestamp,
-        "stream": log.stream or "stdout",
-        "log": log.body,
-        "level": log.level or detect_level(log.body),
-        "kubernetes": kubernetes,
-    }
-    if log.trace_id:
-        document["traceId"] = log.trace_id
-    if log.span_id:
-        document["spanId"] = log.span_id
-    return document
+    return kubernetes
+
+
+_NS = 1_000_000_000
+
+
+def log_actions(layout: IndexLayout, logs: Sequence[LogRecord]) -> list[bytes]:
+    """The bulk body lines of each record, `{"index": {"_index", "_id"}}` and the document: exactly
+    `bulk.encode_action(layout.daily(layout.logs, ts_ns), log_id(log), log_document(log))`, without building
+    the dicts. What repeats is serialised once: per pod, the `kubernetes` object and the identity part of the
+    id; per second, the index name and the timestamp's date and time. Per line there remain one blake2b, one
+    JSON string escape of the body and one formatting of bytes."""
+    dumps = orjson.dumps
+    blake2b = hashlib.blake2b
+    out: list[bytes] = []
+    append = out.append
+    pods: dict[Identity, tuple[str, bytes]] = {}
+    values: dict[str, bytes] = {}  # stream and level strings, JSON-encoded once
+    last_second: int | None = None
+    last_who: Identity | None = None
+    base, action, id_head, kubernetes = "", b"", "", b""
+    for log in logs:
+        ts_ns = log.ts_ns
+        second, nanos = divmod(ts_ns, _NS)
+        if second != last_second:
+            last_second = second
+            base = format_rfc3339(second * _NS)[:-1]  # date and time of day, without the Z
+            action = b'{"index":{"_index":%b,"_id":"' % dumps(layout.daily(layout.logs, ts_ns))
+        who = log.identity
+        if who is not last_who:
+            last_who = who
+            pod = pods.get(who)
+            if pod is None:
+                parts = (who.namespace, who.pod_namespace, who.pod, who.container, who.workflow_run)
+                pod = pods[who] = ("".join(map(str, parts)) + "", dumps(_kubernetes(who)))
+            id_head, kubernetes = pod
+        body = log.body
+        stamp = (f"{base}.{nanos:09d}".rstrip("0") + "Z" if nanos else base + "Z").encode()
+        stream = log.stream or "stdout"
+        level = log.level or detect_level(body)
+        stream_json = values.get(stream) or values.setdefault(stream, dumps(stream))
+        level_json = values.get(level) or values.setdefault(level, dumps(level))
+        correlation = b""
+        if log.trace_id:
+            correlation = b',"traceId":' + dumps(log.trace_id)
+        if log.span_id:
+            correlation += b',"spanId":' + dumps(log.span_id)
+        append(
+            b'%b%b"}}\n{"@timestamp":"%b","time":"%b","stream":%b,"log":%b,"level":%b,"kubernetes":%b%b}\n'
+            % (
+                action,
+                blake2b(f"{ts_ns}\x1f{id_head}{body}".encode(), digest_size=16).hexdigest().encode(),
+                stamp,
+                stamp,
+                stream_json,
+                dumps(body),
+                level_json,
+                kubernetes,
+                correlation,
+            )
+        )
+    return out
 
 
 def log_from_document(source: Mapping[str, Any]) -> LogRecord:

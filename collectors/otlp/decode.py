@@ -51,16 +51,34 @@ _ID_FIELDS = frozenset({"traceId", "trace_id", "spanId", "span_id", "parentSpanI
 _INFLATE_STEP = 1 << 20
 
 
-class DecodeError(ValueError):
-    """The body is not a valid OTLP export request. The message says why, for the client's error log."""
+class _Refusal(ValueError):
+    """A body the receiver refuses. The message says why, for the client's error log; `reason` is a short
+    stable code for the receiver's own metrics (a label value)."""
+
+    reason = "invalid"
+
+    def __init__(self, message: str, reason: str | None = None) -> None:
+        super().__init__(message)
+        if reason is not None:
+            self.reason = reason
 
 
-class UnsupportedMediaType(ValueError):
+class DecodeError(_Refusal):
+    """The body is not a valid OTLP export request."""
+
+    reason = "invalid_body"
+
+
+class UnsupportedMediaType(_Refusal):
     """The Content-Type or Content-Encoding is not one OTLP/HTTP defines."""
 
+    reason = "unsupported_content_type"
 
-class BodyTooLarge(ValueError):
+
+class BodyTooLarge(_Refusal):
     """The body, as sent or once inflated, is larger than the receiver accepts."""
+
+    reason = "too_large"
 
 
 def media_type(content_type: str | None) -> MediaType:
@@ -82,7 +100,9 @@ def decompress(body: bytes, content_encoding: str | None, limit: int) -> bytes:
     if encoding == "identity":
         return body
     if encoding not in ("gzip", "x-gzip"):
-        raise UnsupportedMediaType(f"Content-Encoding {content_encoding!r} is not supported; use gzip or none")
+        raise UnsupportedMediaType(
+            f"Content-Encoding {content_encoding!r} is not supported; use gzip or none", "unsupported_content_encoding"
+        )
     out = bytearray()
     pending = body
     try:
@@ -91,13 +111,13 @@ def decompress(body: bytes, content_encoding: str | None, limit: int) -> bytes:
             while pending and not inflater.eof:
                 out += inflater.decompress(pending, min(_INFLATE_STEP, limit + 1 - len(out)))
                 if len(out) > limit:
-                    raise BodyTooLarge(f"the body inflates to more than {limit} bytes")
+                    raise BodyTooLarge(f"the body inflates to more than {limit} bytes", "inflated_too_large")
                 pending = inflater.unconsumed_tail
             if not inflater.eof:
-                raise DecodeError("the gzip body is truncated")
+                raise DecodeError("the gzip body is truncated", "invalid_gzip")
             pending = inflater.unused_data
     except zlib.error as exc:
-        raise DecodeError(f"the body is not valid gzip: {exc}") from exc
+        raise DecodeError(f"the body is not valid gzip: {exc}", "invalid_gzip") from exc
     return bytes(out)
 
 
@@ -109,22 +129,22 @@ def decode_request(signal: Signal, body: bytes, media: MediaType) -> Message:
         try:
             message.ParseFromString(body)
         except (ProtobufDecodeError, RecursionError) as exc:
-            raise DecodeError(f"the body is not a valid protobuf {name}: {exc}") from exc
+            raise DecodeError(f"the body is not a valid protobuf {name}: {exc}", "invalid_protobuf") from exc
         return message
     try:
         document = json.loads(body)
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
-        raise DecodeError(f"the body is not valid JSON: {exc}") from exc
+        raise DecodeError(f"the body is not valid JSON: {exc}", "invalid_json") from exc
     if not isinstance(document, dict):
-        raise DecodeError(f"the body must be a JSON object ({name}), not {type(document).__name__}")
+        raise DecodeError(f"the body must be a JSON object ({name}), not {type(document).__name__}", "invalid_json")
     try:
         document = _hex_ids_to_base64(document)
     except RecursionError as exc:
-        raise DecodeError("the JSON body is nested too deeply") from exc
+        raise DecodeError("the JSON body is nested too deeply", "invalid_json") from exc
     try:
         json_format.ParseDict(document, message, ignore_unknown_fields=True)
     except (json_format.ParseError, ValueError, TypeError, RecursionError) as exc:
-        raise DecodeError(f"the body is not a valid OTLP/JSON {name}: {exc}") from exc
+        raise DecodeError(f"the body is not a valid OTLP/JSON {name}: {exc}", "invalid_json") from exc
     return message
 
 
@@ -142,7 +162,7 @@ def _hex_ids_to_base64(node: Any) -> Any:
             try:
                 value = base64.b64encode(bytes.fromhex(value)).decode("ascii")
             except ValueError:
-                raise DecodeError(f"{key} {value!r} is not a hex string") from None
+                raise DecodeError(f"{key} {value!r} is not a hex string", "invalid_json") from None
         else:
             value = _hex_ids_to_base64(value)
         converted[key] = value

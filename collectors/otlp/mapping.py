@@ -14,7 +14,11 @@ dropping data silently:
 Points flagged "no recorded value" are staleness markers, not data, and are skipped without counting.
 
 Log records that carry `k8s.event.reason` are Kubernetes events (the OpenTelemetry `k8s_events` and
-`k8sobjects` receivers produce them as log records) and become `EventRecord`s.
+`k8sobjects` receivers produce them as log records) and become `EventRecord`s. A log record's `log.iostream`
+attribute (`stdout` or `stderr`, as the OpenTelemetry `filelog` receiver and our own forwarding exporter set it)
+is its stream; without it the stream is `otlp`.
+
+`collectors/otlp/encode.py` is the inverse: what it encodes maps back here to equal records.
 """
 
 from __future__ import annotations
@@ -47,6 +51,9 @@ OBJECT_NAME = "k8s.object.name"
 OBJECT_LABEL_PREFIX = "k8s.object.label."
 #: Annotations likewise (off by default in the enrichment); the Argo node name among them names the task.
 OBJECT_ANNOTATION_PREFIX = "k8s.object.annotation."
+#: The semantic-conventions attribute for the stream a log line was written to.
+LOG_IOSTREAM = "log.iostream"
+_IOSTREAMS = frozenset({"stdout", "stderr"})
 
 _TRACE_ID_BYTES = 16
 _SPAN_ID_BYTES = 8
@@ -72,11 +79,14 @@ class Mapped:
     metrics: list[MetricPoint] = field(default_factory=list)
     rejected: int = 0
     reasons: dict[str, int] = field(default_factory=dict)  # reason -> how many items it rejected
+    codes: dict[str, int] = field(default_factory=dict)  # the same counts by a short code, for metric labels
 
-    def reject(self, count: int, reason: str) -> None:
+    def reject(self, count: int, reason: str, code: str) -> None:
+        """`reason` is the sentence the client reads (partial success); `code` is a stable metric label."""
         if count:
             self.rejected += count
             self.reasons[reason] = self.reasons.get(reason, 0) + count
+            self.codes[code] = self.codes.get(code, 0) + count
 
     @property
     def accepted(self) -> int:
@@ -151,7 +161,7 @@ def map_logs(request: ExportLogsServiceRequest) -> Mapped:
         if EVENT_REASON in record_attributes:
             out.events.append(_event(record, record_attributes, resource, now))
         else:
-            out.logs.append(_log(record, identity, now))
+            out.logs.append(_log(record, record_attributes, identity, now))
     return out
 
 
@@ -160,7 +170,7 @@ def _timestamp(record: OtlpLogRecord, now: int) -> int:
     return record.time_unix_nano or record.observed_time_unix_nano or now
 
 
-def _log(record: OtlpLogRecord, identity: Identity, now: int) -> LogRecord:
+def _log(record: OtlpLogRecord, record_attributes: dict[str, Any], identity: Identity, now: int) -> LogRecord:
     body = _text(any_value(record.body))
     if record.severity_text:
         level = normalize_level(record.severity_text)
@@ -175,7 +185,7 @@ def _log(record: OtlpLogRecord, identity: Identity, now: int) -> LogRecord:
         level=level,
         trace_id=_hex_id(record.trace_id, _TRACE_ID_BYTES),
         span_id=_hex_id(record.span_id, _SPAN_ID_BYTES),
-        stream="otlp",
+        stream=stream if (stream := record_attributes.get(LOG_IOSTREAM)) in _IOSTREAMS else "otlp",
     )
 
 
@@ -212,7 +222,7 @@ def map_traces(request: ExportTraceServiceRequest) -> Mapped:
         trace_id = _hex_id(span.trace_id, _TRACE_ID_BYTES)
         span_id = _hex_id(span.span_id, _SPAN_ID_BYTES)
         if not trace_id or not span_id:
-            out.reject(1, "spans without a valid trace_id (16 bytes) and span_id (8 bytes)")
+            out.reject(1, "spans without a valid trace_id (16 bytes) and span_id (8 bytes)", "invalid_span_ids")
             continue
         out.spans.append(
             SpanRecord(
@@ -259,9 +269,13 @@ def map_metrics(request: ExportMetricsServiceRequest) -> Mapped:
                 for point in points:
                     _histogram(out, metric, cumulative, point, identity, now)
         elif data == "exponential_histogram":
-            out.reject(len(metric.exponential_histogram.data_points), "exponential histogram points (not supported)")
+            out.reject(
+                len(metric.exponential_histogram.data_points),
+                "exponential histogram points (not supported)",
+                "exponential_histogram",
+            )
         elif data == "summary":
-            out.reject(len(metric.summary.data_points), "summary points (not supported)")
+            out.reject(len(metric.summary.data_points), "summary points (not supported)", "summary")
     return out
 
 
@@ -272,7 +286,7 @@ def _is_cumulative(out: Mapped, temporality: int, points: int) -> bool | None:
         return True
     if temporality == AggregationTemporality.AGGREGATION_TEMPORALITY_DELTA:
         return False
-    out.reject(points, "points with an unspecified aggregation temporality")
+    out.reject(points, "points with an unspecified aggregation temporality", "unspecified_temporality")
     return None
 
 
@@ -293,7 +307,7 @@ def _numbers(
             continue
         which = point.WhichOneof("value")
         if which is None:
-            out.reject(1, "number points without a value")
+            out.reject(1, "number points without a value", "number_point_without_value")
             continue
         out.metrics.append(
             MetricPoint(
@@ -318,10 +332,11 @@ def _histogram(out: Mapped, metric: Any, cumulative: bool, point: Any, identity:
     if not counts and not bounds:  # allowed: no buckets, only count and sum, i.e. one +Inf bucket
         counts = (float(point.count),)
     if len(counts) != len(bounds) + 1:
-        out.reject(1, "histogram points whose bucket_counts do not number explicit_bounds + 1")
+        reason = "histogram points whose bucket_counts do not number explicit_bounds + 1"
+        out.reject(1, reason, "histogram_buckets_mismatch")
         return
     if any(math.isnan(bound) for bound in bounds) or any(low >= high for low, high in zip(bounds, bounds[1:])):
-        out.reject(1, "histogram points whose explicit_bounds do not increase")
+        out.reject(1, "histogram points whose explicit_bounds do not increase", "histogram_bounds_not_increasing")
         return
     out.metrics.append(
         MetricPoint(

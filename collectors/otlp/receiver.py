@@ -7,9 +7,18 @@ It follows the OTLP/HTTP specification, so any OpenTelemetry SDK or Collector ca
 - 400 for a body that does not decode, 413 for one over the size limit (as sent, by Content-Length or by what
   actually arrives, and once inflated), 415 for a Content-Type or Content-Encoding OTLP does not define; each
   with a `google.rpc.Status` body whose message says what to change;
-- 429 when too many exports are in progress, 503 when the backend is unavailable, both with `Retry-After`, which
-  OTLP exporters honour: they retry later with the same body, and the batch id (a hash of the signal and the
-  inflated body) lets the sink store a retried export once.
+- 429 when too many exports are in progress, 503 when the backend is unavailable (or the collector's buffer is
+  full), both with `Retry-After`, which OTLP exporters honour: they retry later with the same body, and the
+  batch id (a hash of the signal and the inflated body) lets the sink store a retried export once.
+
+Our extension: an `X-Batch-Id` request header (1-200 of `A-Z a-z 0-9 . _ : / -`) names the export, and the batch
+id is derived from it instead of from the body. Our forwarding exporter (collectors/exporters/otlp.py) sends
+the id of the buffered batch it is delivering, so a batch it retries (after a timeout, or after a restart, when
+it may encode differently) is still stored once, and two different batches that happen to encode to the same
+bytes are both stored. Other clients leave it out and nothing changes for them. A malformed value is a 400.
+
+Every refusal is counted (`ReceiverStats`, and `on_refused` with a short reason code for metrics), as is every
+item left out of a partial success (`on_rejected`, by mapping.py's reason codes).
 
 Concurrency is bounded for memory's sake: each in-flight export holds up to `max_body_bytes` (inflated), so at
 most `max_in_flight * max_body_bytes` is held at once; past that the receiver sheds load with 429 instead of
@@ -20,6 +29,8 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -37,6 +48,7 @@ from starlette.routing import Route
 
 from adapters.protocols import BackendUnavailable, TelemetrySink
 from adapters.timeutil import format_rfc3339, now_ns
+from collectors.buffer import BatchTooLarge, BufferFull
 from collectors.otlp.decode import (
     CONTENT_TYPES,
     BodyTooLarge,
@@ -56,6 +68,14 @@ DEFAULT_MAX_IN_FLIGHT = 64
 DEFAULT_RETRY_AFTER_S = 2
 #: Bodies up to this size are decoded on the event loop: a thread hop would cost more than the work.
 _INLINE_DECODE_BYTES = 64 * 1024
+#: The request header that carries the sender's batch id (our extension, see above).
+BATCH_ID_HEADER = "X-Batch-Id"
+_BATCH_ID = re.compile(r"[A-Za-z0-9._:/-]{1,200}")
+
+#: Called with (signal, HTTP status, reason code) for each export refused whole.
+OnRefused = Callable[[Signal, int, str], None]
+#: Called with (signal, reason code, items) for the items a partial success left out.
+OnRejected = Callable[[Signal, str, int], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,19 +97,20 @@ _SIGNALS: dict[Signal, _SignalSpec] = {
 @dataclass(slots=True)
 class ReceiverStats:
     """The receiver's own counters, per signal: items stored, items rejected (partial success), and requests
-    refused whole, by HTTP status."""
+    refused whole, by HTTP status and by (signal, status, reason code)."""
 
     received: dict[str, int] = field(default_factory=lambda: dict.fromkeys(_SIGNALS, 0))
     rejected: dict[str, int] = field(default_factory=lambda: dict.fromkeys(_SIGNALS, 0))
     refused: dict[int, int] = field(default_factory=dict)
+    refused_reasons: dict[tuple[str, int, str], int] = field(default_factory=dict)
 
 
 class _Refused(Exception):
     """Ends an export with an error status and a google.rpc.Status body."""
 
-    def __init__(self, status: int, code: int, message: str, retry_after: int | None = None):
+    def __init__(self, status: int, code: int, message: str, retry_after: int | None = None, *, reason: str):
         super().__init__(message)
-        self.status, self.code, self.retry_after = status, code, retry_after
+        self.status, self.code, self.retry_after, self.reason = status, code, retry_after, reason
 
 
 #: How each way a body can be unusable is answered: HTTP status and google.rpc code.
@@ -100,9 +121,12 @@ _DECODE_FAILURES: dict[type[Exception], tuple[int, int]] = {
 }
 
 
-def batch_id(signal: Signal, body: bytes) -> str:
+def batch_id(signal: Signal, body: bytes, declared: str | None = None) -> str:
     """The same export, retried, gets the same id; the inflated body is hashed, so a re-compressed retry does
-    too."""
+    too. With an `X-Batch-Id` (`declared`), that id (per signal) is the batch id instead: a separate namespace,
+    so a declared id never collides with a body's hash."""
+    if declared:
+        return hashlib.sha256(b"otlp-batch-id/" + signal.encode() + b"\0" + declared.encode()).hexdigest()
     return hashlib.sha256(b"otlp/" + signal.encode() + b"\0" + body).hexdigest()
 
 
@@ -112,8 +136,11 @@ def build_otlp_app(
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
     retry_after_s: int = DEFAULT_RETRY_AFTER_S,
+    on_refused: OnRefused | None = None,
+    on_rejected: OnRejected | None = None,
 ) -> Starlette:
-    """The receiver as an ASGI app; `app.state.stats` holds its `ReceiverStats`."""
+    """The receiver as an ASGI app; `app.state.stats` holds its `ReceiverStats`. `on_refused` and `on_rejected`
+    let a process count refusals and partial-success rejections on its own metrics (the collector's /metrics)."""
     stats = ReceiverStats()
     in_flight = 0
 
@@ -123,22 +150,36 @@ def build_otlp_app(
         try:
             media = media_type(request.headers.get("content-type"))
             _check_declared_length(request, max_body_bytes)
+            declared = _declared_batch_id(request)
             if in_flight >= max_in_flight:
-                raise _Refused(429, code_pb2.RESOURCE_EXHAUSTED, "too many exports in progress", retry_after_s)
+                raise _Refused(
+                    429, code_pb2.RESOURCE_EXHAUSTED, "too many exports in progress", retry_after_s, reason="busy"
+                )
             in_flight += 1
             try:
-                mapped = await receive(request, signal, media)
+                mapped = await receive(request, signal, media, declared)
             finally:
                 in_flight -= 1
         except (_Refused, *_DECODE_FAILURES) as exc:
-            refused = exc if isinstance(exc, _Refused) else _Refused(*_DECODE_FAILURES[type(exc)], str(exc))
+            refused = (
+                exc
+                if isinstance(exc, _Refused)
+                else _Refused(*_DECODE_FAILURES[type(exc)], str(exc), reason=exc.reason)  # type: ignore[union-attr]
+            )
             stats.refused[refused.status] = stats.refused.get(refused.status, 0) + 1
+            key = (signal, refused.status, refused.reason)
+            stats.refused_reasons[key] = stats.refused_reasons.get(key, 0) + 1
+            if on_refused is not None:
+                on_refused(signal, refused.status, refused.reason)
             return _status_response(refused, media)
         stats.received[signal] += mapped.accepted
         stats.rejected[signal] += mapped.rejected
+        if on_rejected is not None:
+            for code, count in mapped.codes.items():
+                on_rejected(signal, code, count)
         return _export_response(signal, mapped, media)
 
-    async def receive(request: Request, signal: Signal, media: MediaType) -> Mapped:
+    async def receive(request: Request, signal: Signal, media: MediaType, declared: str | None) -> Mapped:
         """Reads, inflates, decodes, maps and stores one export."""
         wire = await _read_body(request, max_body_bytes)
         encoding = request.headers.get("content-encoding")
@@ -152,14 +193,21 @@ def build_otlp_app(
         if mapped.accepted:
             try:
                 await sink.write(
-                    batch_id=batch_id(signal, body),
+                    batch_id=batch_id(signal, body, declared),
                     logs=mapped.logs,
                     events=mapped.events,
                     spans=mapped.spans,
                     metrics=mapped.metrics,
                 )
+            except BufferFull as exc:  # the collector's own buffer: it says how soon there will be room
+                wait = max(1, math.ceil(exc.retry_after_s))
+                raise _Refused(503, code_pb2.UNAVAILABLE, str(exc), wait, reason="buffer_full") from exc
             except BackendUnavailable as exc:
-                raise _Refused(503, code_pb2.UNAVAILABLE, f"the backend is unavailable: {exc}", retry_after_s) from exc
+                message = f"the backend is unavailable: {exc}"
+                raise _Refused(503, code_pb2.UNAVAILABLE, message, retry_after_s, reason="unavailable") from exc
+            except BatchTooLarge as exc:  # retrying cannot help: only a smaller export fits
+                message = f"the export is larger than the collector's buffer can ever hold ({exc}); send less at once"
+                raise _Refused(413, code_pb2.RESOURCE_EXHAUSTED, message, reason="larger_than_buffer") from exc
         return mapped
 
     async def health(_: Request) -> Response:
@@ -174,6 +222,18 @@ def build_otlp_app(
     app = Starlette(routes=[route("logs"), route("traces"), route("metrics"), Route("/health", health)])
     app.state.stats = stats
     return app
+
+
+def _declared_batch_id(request: Request) -> str | None:
+    """The `X-Batch-Id` header's value, None without one; a 400 for a value outside the allowed alphabet or
+    length (an id is hashed, but a garbled one is a sender's bug worth telling it about)."""
+    value = request.headers.get(BATCH_ID_HEADER)
+    if value is None:
+        return None
+    if not _BATCH_ID.fullmatch(value):
+        message = f"{BATCH_ID_HEADER} must be 1 to 200 of A-Z a-z 0-9 . _ : / -"
+        raise _Refused(400, code_pb2.INVALID_ARGUMENT, message, reason="invalid_batch_id")
+    return value
 
 
 def _check_declared_length(request: Request, limit: int) -> None:

@@ -24,7 +24,10 @@ What it does, and why that way:
 - **Checkpoints** (checkpoint.py): every batch carries the position of every followed file right after it;
   `commit` makes it durable. A new Tailer over the same checkpoint file resumes exactly after the last committed
   batch: committed messages are not delivered again, uncommitted ones are (at-least-once), and unfinished P
-  sequences are rebuilt by re-reading, not persisted (assembler.py explains how).
+  sequences are rebuilt by re-reading, not persisted (assembler.py explains how). A consumer that stores each
+  batch's checkpoint atomically with the batch (`encode_checkpoint`) hands the newest one it holds to `adopt`
+  before the first batch; the Tailer then resumes from it when it is newer than the file, which makes the tail
+  exactly-once into that consumer.
 - **Limits**: `max_lines` messages and `max_bytes` bytes read per batch; `max_line_bytes` per message.
 
 Within one Tailer a batch is delivered once, committed or not: a consumer that fails to store a batch retries
@@ -48,7 +51,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from collectors.tail.assembler import Sink
-from collectors.tail.checkpoint import CheckpointStore
+from collectors.tail.checkpoint import CheckpointStore, decode_checkpoint
 from collectors.tail.follower import Follower
 from collectors.tail.model import Checkpoint, FileKey, FilePosition, TailBatch
 from collectors.tail.paths import PodContainer, is_argo_helper, natural_key, source_of
@@ -100,13 +103,15 @@ class Tailer:
         self.config = config
         self.stats = TailStats()
         self._store = CheckpointStore(config.checkpoint_path)
-        self._saved: dict[FileKey, FilePosition] = self._store.load()
+        loaded = self._store.load()
+        self._saved: dict[FileKey, FilePosition] = {position.key: position for position in loaded.files}
         self._followers: dict[FileKey, Follower] = {}
         self._groups: dict[GroupKey, list[Follower]] = {}
         self._ignored: set[tuple[FileKey, str]] = set()
         self._opened = 0  # follower seq
-        self._seq = 0  # checkpoint seq
-        self._committed_seq = 0
+        # Checkpoint seqs continue from the one resumed from, so they order checkpoints across restarts.
+        self._seq = loaded.seq
+        self._committed_seq = loaded.seq
         self._cursor = 0
         self._last_scan: float | None = None
         self._closed = False
@@ -124,13 +129,32 @@ class Tailer:
                 continue
             yield batch
 
+    def adopt(self, mark: bytes) -> bool:
+        """Resumes from `mark`, a checkpoint `encode_checkpoint` made that the consumer stored with its batch,
+        if it is newer than the checkpoint file (the batch was stored, its commit did not happen). Only before
+        the first batch. True when adopted; an unreadable mark is logged and ignored (the file still holds)."""
+        if self._last_scan is not None:
+            raise RuntimeError("adopt() must come before the first batch")
+        try:
+            checkpoint = decode_checkpoint(mark)
+        except ValueError as exc:
+            log.warning("tail: the checkpoint stored with the last batch is unreadable (%s); using the file", exc)
+            return False
+        if checkpoint.seq <= self._seq:
+            return False
+        log.info("tail: resuming from the checkpoint stored with the last batch (seq %d; file %d)", checkpoint.seq,
+                 self._seq)
+        self._saved = {position.key: position for position in checkpoint.files}
+        self._seq = self._committed_seq = checkpoint.seq
+        return True
+
     async def commit(self, checkpoint: Checkpoint) -> None:
         """Makes the positions right after a batch durable; call it once the batch is stored. Older
         checkpoints than one already committed are ignored."""
         async with self._commit_lock:
             if checkpoint.seq <= self._committed_seq:
                 return
-            await asyncio.to_thread(self._store.save, checkpoint.files)
+            await asyncio.to_thread(self._store.save, checkpoint)
             self._committed_seq = checkpoint.seq
             for position in checkpoint.files:
                 follower = self._followers.get(position.key)

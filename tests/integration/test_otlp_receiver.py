@@ -486,3 +486,75 @@ async def test_the_opentelemetry_sdk_exporters(server_url: str, backend: Embedde
     # Cumulative points (the flush and the shutdown each export one) are stored as deltas that add up.
     ((count, total),) = rows(backend, "SELECT sum(count), sum(sum) FROM metric_points")
     assert count == 3 and total == pytest.approx(0.324)
+
+
+# ----------------------------------------------------------------------------------------------- our extensions
+
+
+async def test_a_declared_batch_id_names_the_batch_not_the_body(otlp: httpx.AsyncClient, backend: EmbeddedBackend):
+    """`X-Batch-Id`: the same id is one batch whatever the body (a sender that re-encoded a retry), and two ids
+    are two batches even with identical bodies."""
+    first = {**PROTOBUF, "X-Batch-Id": "a1b2/logs/0"}
+    assert (await otlp.post("/v1/logs", content=logs_body("same id"), headers=first)).status_code == 200
+    assert (await otlp.post("/v1/logs", content=logs_body("same id", "re-encoded"), headers=first)).status_code == 200
+    second = {**PROTOBUF, "X-Batch-Id": "a1b2/logs/1"}
+    assert (await otlp.post("/v1/logs", content=logs_body("same id"), headers=second)).status_code == 200
+    assert await stored_logs(backend) == ["same id", "same id"]
+    refused = await otlp.post("/v1/logs", content=logs_body("x"), headers={**PROTOBUF, "X-Batch-Id": "no spaces"})
+    assert refused.status_code == 400
+    assert "X-Batch-Id" in Status.FromString(refused.content).message
+
+
+class RecordingSink:
+    """Keeps what the receiver hands over (fields the embedded backend does not store, such as the stream)."""
+
+    def __init__(self) -> None:
+        self.logs: list = []
+
+    async def write(self, *, logs=(), **_: Any) -> None:
+        self.logs += logs
+
+
+async def test_log_iostream_is_the_stream():
+    sink = RecordingSink()
+    async with client_for(build_otlp_app(sink)) as client:
+        for stream in ("stderr", "stdin", None):
+            attributes = {"log.iostream": stream} if stream else None
+            await client.post("/v1/logs", content=logs_body(f"to {stream}", attributes=attributes), headers=PROTOBUF)
+    assert [log.stream for log in sink.logs] == ["stderr", "otlp", "otlp"]
+
+
+async def test_the_collectors_buffer_full_or_too_small_is_503_or_413_and_counted(tmp_path):
+    from collectors.buffer import DiskBuffer
+    from collectors.pipeline import BufferSink
+    from collectors.telemetry import CollectorTelemetry
+
+    telemetry = CollectorTelemetry()
+    with DiskBuffer(tmp_path / "buffer", max_bytes=4096) as buffer:
+        app = build_otlp_app(
+            BufferSink(buffer, telemetry),
+            on_refused=telemetry.count_otlp_refused,
+            on_rejected=telemetry.count_otlp_rejected,
+        )
+        async with client_for(app) as client:
+            huge = await client.post("/v1/logs", content=logs_body("x" * 8192), headers=PROTOBUF)
+            assert huge.status_code == 413  # could never fit, however long the sender waited
+            assert "buffer can ever hold" in Status.FromString(huge.content).message
+            accepted = 0
+            while True:
+                response = await client.post("/v1/logs", content=logs_body(f"fill {accepted}"), headers=PROTOBUF)
+                if response.status_code != 200:
+                    break
+                accepted += 1
+            assert response.status_code == 503 and int(response.headers["retry-after"]) >= 1
+            no_ids = {"resourceSpans": [{"scopeSpans": [{"spans": [{"traceId": "", "spanId": ""}]}]}]}
+            assert (await client.post("/v1/traces", json=no_ids)).status_code == 200  # nothing to store: no write
+    assert accepted > 0
+
+    def sample(name: str, **labels: str) -> float | None:
+        return telemetry.registry.get_sample_value(name, labels)
+
+    assert sample("collector_otlp_requests_refused_total", signal="logs", status="413", reason="larger_than_buffer") == 1
+    assert sample("collector_otlp_requests_refused_total", signal="logs", status="503", reason="buffer_full") == 1
+    assert sample("collector_records_dropped_total", pipeline="otlp", reason="invalid_span_ids") == 1
+    assert app.state.stats.refused_reasons == {("logs", 413, "larger_than_buffer"): 1, ("logs", 503, "buffer_full"): 1}

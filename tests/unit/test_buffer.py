@@ -69,12 +69,28 @@ def directory(tmp_path: Path) -> Path:
 # ----------------------------------------------------------------------------------------------- order
 
 
-async def test_a_batch_comes_back_as_it_was_appended(directory: Path) -> None:
-    with DiskBuffer(directory) as buffer:
+@pytest.mark.parametrize("memory_bytes", [0, 1 << 20], ids=["from disk", "from memory"])
+async def test_a_batch_comes_back_as_it_was_appended(directory: Path, memory_bytes: int) -> None:
+    with DiskBuffer(directory, memory_bytes=memory_bytes) as buffer:
         seq = buffer.append(rich_batch())
         ((got_seq, got),) = await drain(buffer, 1)
     assert got_seq == seq
     assert repr(got) == repr(rich_batch())
+
+
+async def test_batches_are_handed_out_from_memory_up_to_memory_bytes_then_from_disk(directory: Path) -> None:
+    """The exporter gets the appended batch itself while the held ones fit in `memory_bytes`: nothing to read or
+    decode. The rest comes from disk, equal to what was appended."""
+    appended = [batch(n) for n in range(4)]
+    with DiskBuffer(directory, memory_bytes=2 * frame_size(appended[0])) as buffer:
+        for b in appended:
+            buffer.append(b)
+        handed = [b for _, b in await drain(buffer, 4)]
+        assert [got is sent for got, sent in zip(handed, appended)] == [True, True, False, False]
+        assert handed == appended
+        buffer.append(appended[0])  # handing out released the memory
+        ((_, again),) = await drain(buffer, 1)
+        assert again is appended[0]
 
 
 async def test_batches_are_handed_out_in_order_once_each(directory: Path) -> None:
@@ -343,6 +359,54 @@ async def test_damage_inside_an_older_segment_costs_only_the_rest_of_that_segmen
             (0, "b0"), (3, "b3"), (4, "b4"), (5, "b5")
         ]
         assert buffer.append(batch(6)) == 6
+
+
+# ----------------------------------------------------------------------------------------------- marks
+
+
+async def test_a_producers_mark_travels_with_its_batch_and_outlives_the_deleted_segment(directory: Path) -> None:
+    with DiskBuffer(directory, segment_bytes=1) as buffer:  # a segment per batch
+        assert buffer.mark("tail") is None
+        buffer.append(batch(0), ("tail", b"after b0"))
+        buffer.append(batch(1), ("tail", b"after b1"))
+        buffer.append(batch(2))
+        buffer.append(batch(3), ("otlp", b"other"))
+        assert (buffer.mark("tail"), buffer.mark("otlp")) == (b"after b1", b"other")
+        for seq, _ in await drain(buffer, 4):
+            buffer.ack(seq)
+        assert len(segments(directory)) == 1  # the active one, which holds b3
+    with DiskBuffer(directory) as buffer:
+        assert buffer.backlog == 0
+        assert (buffer.mark("tail"), buffer.mark("otlp"), buffer.mark("nobody")) == (b"after b1", b"other", None)
+        buffer.append(batch(4), ("tail", b"after b4"))
+    with DiskBuffer(directory) as buffer:
+        assert buffer.mark("tail") == b"after b4"
+
+
+async def test_a_mark_is_lost_with_its_torn_batch_and_only_then(directory: Path) -> None:
+    """Both are in one frame: a crash keeps both or neither, so the producer resumes where the buffer ends."""
+    with DiskBuffer(directory) as buffer:
+        buffer.append(batch(0), ("tail", b"after b0"))
+        buffer.append(batch(1), ("tail", b"after b1"))
+    (path,) = segments(directory)
+    damage("cut_payload", path, HEADER + len(encode(batch(1), ("tail", b"after b1"))))
+    with DiskBuffer(directory) as buffer:
+        assert buffer.recovery.truncated_segments == 1
+        assert [b.batch_id for _, b in await drain(buffer, buffer.backlog)] == ["b0"]
+        assert buffer.mark("tail") == b"after b0"
+
+
+async def test_a_damaged_marks_file_is_ignored(directory: Path) -> None:
+    with DiskBuffer(directory, segment_bytes=1) as buffer:
+        buffer.append(batch(0), ("tail", b"after b0"))
+        buffer.append(batch(1))
+        for seq, _ in await drain(buffer, 2):
+            buffer.ack(seq)
+    marks = directory / "marks"
+    marks.write_bytes(marks.read_bytes()[:-1])
+    with DiskBuffer(directory) as buffer:  # the producer falls back on its own checkpoint
+        assert buffer.mark("tail") is None
+        assert buffer.append(batch(2)) == 2
 
 
 # ----------------------------------------------------------------------------------------------- failures

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from adapters.model import EventRecord, Identity, LogRecord, MetricKind, MetricPoint, SpanRecord
-from collectors.codec import FORMAT, Batch, CodecError, decode, encode
+from collectors.codec import FORMAT, Batch, CodecError, decode, encode, read_mark
 from tests.sample import BASE_NS, identity
 
 CART = identity("cart")
@@ -92,6 +92,16 @@ def test_a_value_that_cannot_be_stored_exactly_is_refused() -> None:
 def test_bytes_that_are_not_a_batch_are_refused(payload: bytes) -> None:
     with pytest.raises(CodecError):
         decode(payload)
+
+
+def test_a_producers_mark_travels_with_the_batch_and_stays_out_of_it() -> None:
+    batch = rich_batch()
+    with_mark = encode(batch, ("tail", b'{"seq":7}'))
+    assert read_mark(with_mark) == ("tail", b'{"seq":7}')
+    assert repr(decode(with_mark)) == repr(batch)
+    assert read_mark(encode(batch)) is None
+    with pytest.raises(CodecError):
+        read_mark(b"garbage")
 
 
 def test_a_batch_written_by_an_older_model_still_decodes() -> None:

@@ -104,7 +104,7 @@ def test_identity_from_path_and_pod_labels() -> None:
     line = TailedLine(5, "stderr", 'level=error msg="boom"', source, 0)
 
     class Known:
-        def lookup(self, namespace: str, pod: str) -> Pod | None:
+        def lookup(self, namespace: str, pod: str, uid: str = "") -> Pod | None:
             return Pod(labels) if (namespace, pod) == ("dp-acme-prod", "cart-1") else None
 
     record = Enricher(Known()).record(line)
@@ -119,3 +119,22 @@ def test_workflow_pods_get_their_namespace_from_the_kubernetes_namespace() -> No
     identity = identity_for(source, {"workflows.argoproj.io/workflow": "build-42",
                                      "workflows.argoproj.io/node-name": "build-42.compile"})
     assert (identity.namespace, identity.workflow_run, identity.task) == ("acme", "build-42", "build-42.compile")
+
+
+def test_enriching_a_batch_gives_the_records_of_enriching_each_line() -> None:
+    """`records` (the pipeline's batch path) takes shortcuts; the records must not show it."""
+    cart, other = PodContainer("dp-acme-prod", "cart-1", UID, "main", 0), PodContainer("ns", "unknown-0", UID, "c")
+    bodies = [
+        "plain", 'level=warn trace_id=0AF7651916CD43DD8448EB211C80319C span_id=b7ad6b7169203331',
+        '{"level":"error","traceId":"0af7651916cd43dd8448eb211c80319c","spanId":"b7ad6b7169203331"}',
+        "TRACE_ID: 0af7651916cd43dd8448eb211c80319c", "a race condition, no ids", "{not json", "",
+    ]
+    lines = [TailedLine(n, "stdout", body, cart if n % 3 else other, n) for n, body in enumerate(bodies * 3)]
+
+    class Known:
+        def lookup(self, namespace: str, pod: str, uid: str = "") -> Pod | None:
+            return Pod({"openchoreo.dev/component": "cart"}) if pod == "cart-1" else None
+
+    enricher = Enricher(Known())
+    assert enricher.records(lines) == [enricher.record(line) for line in lines]
+    assert any(record.trace_id for record in enricher.records(lines))

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from collectors.tail.checkpoint import encode_checkpoint
 from collectors.tail.formats import BAD_STREAM, BAD_TIMESTAMP, INVALID_UTF8, MALFORMED, TRUNCATED, TRUNCATION_MARKER, cri_line, docker_line
 from collectors.tail.model import TailBatch
 from collectors.tail.paths import PodContainer
@@ -392,6 +393,54 @@ async def test_batch_limits_and_old_checkpoints(tmp_path: Path) -> None:
         assert 1 <= len(batch.records) <= 500 // len(cri_line(T, "stdout", b"x 14")) + 1
     finally:
         await reader.close()
+
+
+async def test_checkpoint_seqs_keep_counting_across_restarts(tmp_path: Path) -> None:
+    """So a checkpoint stored elsewhere (with a buffered batch) can be told older or newer than the file."""
+    path = pod_file(tmp_path, "ns", "pod", UID_A, "c")
+    append(path, numbered("x", 0, 20))
+    cfg = config(tmp_path, max_lines=5)
+    reader = Reader(Tailer(cfg))
+    try:
+        committed = await reader.until(lambda got: len(got) == 2)
+    finally:
+        await reader.close()
+    reader = Reader(Tailer(cfg))
+    try:
+        assert (await reader.next()).checkpoint.seq > committed[-1].checkpoint.seq
+    finally:
+        await reader.close()
+
+
+async def test_adopt_resumes_from_a_newer_checkpoint_than_the_file_and_only_from_a_newer_one(tmp_path: Path) -> None:
+    path = pod_file(tmp_path, "ns", "pod", UID_A, "c")
+    append(path, numbered("x", 0, 20))
+    cfg = config(tmp_path, max_lines=5)
+    reader = Reader(Tailer(cfg))
+    try:
+        first = (await reader.until(lambda got: len(got) == 1))[0]  # committed to the file
+        second = await reader.next()  # stored by the consumer with its checkpoint, never committed
+    finally:
+        await reader.close()
+    assert [r.body for r in second.records][-1] == "x 9"
+
+    async def resumed_at(mark: bytes | None, adopted: bool) -> str:
+        tailer = Tailer(cfg)
+        reader = Reader(tailer)
+        try:
+            if mark is not None:
+                assert tailer.adopt(mark) is adopted
+            batch = await reader.next()
+            with pytest.raises(RuntimeError):
+                tailer.adopt(encode_checkpoint(second.checkpoint))  # too late: reading has begun
+            return batch.records[0].body
+        finally:
+            await reader.close()
+
+    assert await resumed_at(None, False) == "x 5"
+    assert await resumed_at(encode_checkpoint(second.checkpoint), True) == "x 10"
+    assert await resumed_at(encode_checkpoint(first.checkpoint), False) == "x 5"  # not newer than the file
+    assert await resumed_at(b"{torn", False) == "x 5"
 
 
 async def test_an_unreadable_checkpoint_is_set_aside(tmp_path: Path) -> None:

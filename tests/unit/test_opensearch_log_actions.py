@@ -1,0 +1,66 @@
+"""`documents.log_actions`, the fast path from log records to bulk body lines, writes byte for byte what the
+reference path (`log_id` and `log_document` through `bulk.encode_action`) writes: same index, same
+deterministic `_id` (so a batch buffered before an upgrade still overwrites itself after it), same document."""
+
+from __future__ import annotations
+
+import orjson
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from adapters.model import Identity, LogRecord
+from adapters.opensearch import documents
+from adapters.opensearch.bulk import encode_action
+from adapters.opensearch.layout import IndexLayout
+from tests.sample import BASE_NS
+
+LAYOUT = IndexLayout("logs-x-")
+
+
+def reference(logs: list[LogRecord]) -> list[bytes]:
+    return [
+        encode_action(LAYOUT.daily(LAYOUT.logs, r.ts_ns), documents.log_id(r), documents.log_document(r))
+        for r in logs
+    ]
+
+
+CART = Identity("acme", "shop", "p-uid", "cart", "c-uid", "prod", "e-uid", "cart-7d9f", "dp-acme-prod", "main")
+BUILD = Identity(
+    "acme", pod="build-x", pod_namespace="workflows-acme", container="main", workflow_run="run-1", task="step-a"
+)
+
+
+def test_typical_lines_match_the_reference() -> None:
+    logs = [
+        LogRecord(BASE_NS, "level=info msg=ok", CART, "INFO", stream="stdout"),
+        LogRecord(BASE_NS + 1, 'quote " backslash \\ tab \t newline \n ü 🚀', CART, "WARN", stream="stderr"),
+        LogRecord(BASE_NS + 10**9, "no level or stream stored", CART),
+        LogRecord(BASE_NS + 10**9 + 500, "traced", BUILD, "ERROR", "a" * 32, "b" * 16, "stdout"),
+        LogRecord(BASE_NS + 86_400 * 10**9, "next day, whole second", CART, "INFO", span_id="c" * 16),
+        LogRecord(0, "the epoch", Identity()),
+    ]
+    assert documents.log_actions(LAYOUT, logs) == reference(logs)
+    action, document = documents.log_actions(LAYOUT, logs[3:4])[0].splitlines()
+    index = LAYOUT.daily(LAYOUT.logs, logs[3].ts_ns)
+    assert orjson.loads(action) == {"index": {"_index": index, "_id": documents.log_id(logs[3])}}
+    assert orjson.loads(document) == documents.log_document(logs[3])
+
+
+texts = st.text(st.characters(blacklist_categories=("Cs",)), max_size=30)
+identities = st.builds(Identity, *[texts] * 12)
+records = st.builds(
+    LogRecord,
+    st.integers(-(2**62), 2**62),
+    texts,
+    st.sampled_from([CART, BUILD]) | identities,
+    st.sampled_from(["", "INFO", "ERROR"]),
+    st.sampled_from(["", "0af7651916cd43dd8448eb211c80319c"]),
+    st.sampled_from(["", "b7ad6b7169203331"]),
+    st.sampled_from(["", "stdout", "stderr", "otlp"]),
+)
+
+
+@settings(max_examples=300)
+@given(st.lists(records, max_size=20))
+def test_any_records_match_the_reference(logs: list[LogRecord]) -> None:
+    assert documents.log_actions(LAYOUT, logs) == reference(logs)
