@@ -1,7 +1,8 @@
 """The query service: resolve names to UIDs, ask the backend, translate failures into the contract's errors.
 
 REST routers and the MCP tools both call this one object, so every way in gets the same order of operations
-(validate -> authorize -> resolve -> backend) and the same errors.
+(validate -> authorize -> resolve -> backend) and the same errors. Authorization is decided on the names the
+caller wrote, before anything is resolved or read: a denied caller costs no resolver or backend call.
 """
 
 from __future__ import annotations
@@ -41,6 +42,9 @@ from adapters.protocols import (
     SpanNotFound,
     TracesBackend,
 )
+from observer.auth import model as authz
+from observer.auth.model import AllowAll, AuthorizationUnavailable, Authorizer, NotAuthenticated, PermissionDenied, Subject
+from observer.auth.resources import resource_for
 from observer.errors import ApiError
 from observer.validation import NamedScope
 
@@ -72,6 +76,13 @@ def failures(signal: Signal) -> Iterator[None]:
         yield
     except ApiError:
         raise
+    except NotAuthenticated:
+        raise ApiError(401, "Unauthorized") from None
+    except PermissionDenied:
+        raise ApiError(403, "Access denied") from None
+    except AuthorizationUnavailable as exc:
+        log.warning("authorization unavailable: %s", exc)
+        raise ApiError(500, signal.failure, f"{prefix}-02") from None
     except ScopeNotFound as exc:
         raise ApiError(404, f"{exc}; check the searchScope names", f"{prefix}-04") from None
     except ResolverAuthFailed:
@@ -92,6 +103,9 @@ def failures(signal: Signal) -> Iterator[None]:
 
 
 class QueryService:
+    """Every method takes the caller first: the subject authentication made of the request's token (None when
+    authentication is switched off), which the authorizer judges against the scope as named."""
+
     def __init__(
         self,
         resolver: ScopeResolver,
@@ -100,6 +114,7 @@ class QueryService:
         traces: TracesBackend,
         metrics: MetricsBackend,
         topology: MetricsBackend | None = None,
+        authorizer: Authorizer | None = None,
     ):
         self.resolver = resolver
         self._logs = logs
@@ -107,6 +122,7 @@ class QueryService:
         self._traces = traces
         self._metrics = metrics
         self._topology = topology or metrics  # a metrics scheme without call-graph series leaves it to spans
+        self.authorizer: Authorizer = authorizer or AllowAll()
 
     async def resolve(self, named: NamedScope) -> ComponentScope:
         project_uid, component_uid, environment_uid = await self.resolver.resolve(
@@ -114,38 +130,61 @@ class QueryService:
         )
         return ComponentScope(named.namespace, project_uid, component_uid, environment_uid)
 
-    async def _scope(self, named: NamedScope | WorkflowScope) -> ComponentScope | WorkflowScope:
+    async def _allowed(self, caller: Subject | None, action: str, named: NamedScope | WorkflowScope) -> None:
+        await self.authorizer.authorize(caller, action, resource_for(named))
+
+    async def _scope(
+        self, caller: Subject | None, action: str, named: NamedScope | WorkflowScope
+    ) -> ComponentScope | WorkflowScope:
+        await self._allowed(caller, action, named)
         return named if isinstance(named, WorkflowScope) else await self.resolve(named)
 
-    async def logs(self, named: NamedScope | WorkflowScope, query: LogsQuery) -> Page[LogRecord]:
+    async def logs(self, caller: Subject | None, named: NamedScope | WorkflowScope, query: LogsQuery) -> Page[LogRecord]:
         with failures(LOGS):
-            return await self._logs.query_logs(replace(query, scope=await self._scope(named)))
+            return await self._logs.query_logs(replace(query, scope=await self._scope(caller, authz.LOGS_VIEW, named)))
 
-    async def events(self, named: NamedScope | WorkflowScope, query: EventsQuery) -> Page[EventRecord]:
+    async def events(
+        self, caller: Subject | None, named: NamedScope | WorkflowScope, query: EventsQuery
+    ) -> Page[EventRecord]:
         with failures(EVENTS):
+            scope = await self._scope(caller, authz.EVENTS_VIEW, named)
             try:
-                return await self._events.query_events(replace(query, scope=await self._scope(named)))
+                return await self._events.query_events(replace(query, scope=scope))
             except NotImplementedError:
                 raise ApiError(
                     501, "Events query is not implemented by the configured logs adapter", "OBS-V1-E-06"
                 ) from None
 
-    async def metrics(self, named: NamedScope, query: MetricsQuery) -> MetricSeries:
+    async def metrics(self, caller: Subject | None, named: NamedScope, query: MetricsQuery) -> MetricSeries:
         with failures(METRICS):
-            return await self._metrics.query_metrics(replace(query, scope=await self.resolve(named)))
+            scope = await self._scope(caller, authz.METRICS_VIEW, named)
+            return await self._metrics.query_metrics(replace(query, scope=scope))
 
-    async def topology(self, named: NamedScope, query: TopologyQuery) -> Topology:
+    async def topology(self, caller: Subject | None, named: NamedScope, query: TopologyQuery) -> Topology:
         with failures(TOPOLOGY):
-            return await self._topology.query_topology(replace(query, scope=await self.resolve(named)))
+            scope = await self._scope(caller, authz.METRICS_VIEW, named)
+            return await self._topology.query_topology(replace(query, scope=scope))
 
-    async def traces(self, named: NamedScope, query: TracesQuery) -> Page[TraceSummary]:
+    async def traces(self, caller: Subject | None, named: NamedScope, query: TracesQuery) -> Page[TraceSummary]:
         with failures(TRACES):
-            return await self._traces.query_traces(replace(query, scope=await self.resolve(named)))
+            scope = await self._scope(caller, authz.TRACES_VIEW, named)
+            return await self._traces.query_traces(replace(query, scope=scope))
 
-    async def spans(self, named: NamedScope, query: SpansQuery) -> Page[SpanRecord]:
+    async def spans(self, caller: Subject | None, named: NamedScope, query: SpansQuery) -> Page[SpanRecord]:
         with failures(SPANS):
-            return await self._traces.query_spans(replace(query, scope=await self.resolve(named)))
+            scope = await self._scope(caller, authz.TRACES_VIEW, named)
+            return await self._traces.query_spans(replace(query, scope=scope))
 
-    async def span(self, trace_id: str, span_id: str) -> SpanRecord:
+    async def span(self, caller: Subject | None, trace_id: str, span_id: str) -> SpanRecord:
+        """A span by its ids alone. Upstream answers it to anyone authenticated; here the caller must be allowed
+        to see traces of the span's own scope, which is only known once the span is read (a denied caller learns
+        that the id exists, never what it holds)."""
         with failures(SPAN):
-            return await self._traces.get_span(trace_id.strip().lower(), span_id.strip().lower())
+            if caller is None and not isinstance(self.authorizer, AllowAll):
+                raise NotAuthenticated()
+            span = await self._traces.get_span(trace_id.strip().lower(), span_id.strip().lower())
+            who = span.identity
+            await self._allowed(
+                caller, authz.TRACES_VIEW, NamedScope(who.namespace, who.project, who.component, who.environment)
+            )
+            return span

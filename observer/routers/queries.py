@@ -13,6 +13,7 @@ from observer.responses import FastJSONResponse
 
 from adapters.model import WorkflowScope
 from adapters.timeutil import now_ns
+from observer.auth.model import Subject
 from observer.errors import bad_request
 from observer.service import QueryService
 from observer.validation import (
@@ -51,6 +52,11 @@ async def query_service(request: Request) -> QueryService:
     return request.app.state.query_service
 
 
+def caller(request: Request) -> Subject | None:
+    """The subject the authentication middleware left on the request (None when authentication is off)."""
+    return getattr(request.state, "subject", None)
+
+
 _ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorResponse} for status in (400, 401, 403, 404, 500, 503)
 }
@@ -61,56 +67,66 @@ router = APIRouter(dependencies=[Depends(require_json)], responses=_ERRORS, defa
 
 
 @router.post("/api/v1/logs/query", tags=["Logs"], operation_id="queryLogs")
-async def query_logs(body: LogsQueryRequest, service: QueryService = Depends(query_service)) -> FastJSONResponse:
+async def query_logs(
+    request: Request, body: LogsQueryRequest, service: QueryService = Depends(query_service)
+) -> FastJSONResponse:
     scope, query = validate_logs(body)
-    page = await service.logs(scope, query)
+    page = await service.logs(caller(request), scope, query)
     entry = workflow_log_entry if isinstance(scope, WorkflowScope) else component_log_entry
     return _paged("logs", [entry(record) for record in page.items], page)
 
 
 @router.post("/api/v1/events/query", tags=["Events"], operation_id="queryEvents")
-async def query_events(body: EventsQueryRequest, service: QueryService = Depends(query_service)) -> FastJSONResponse:
+async def query_events(
+    request: Request, body: EventsQueryRequest, service: QueryService = Depends(query_service)
+) -> FastJSONResponse:
     scope, query = validate_events(body)
-    page = await service.events(scope, query)
+    page = await service.events(caller(request), scope, query)
     with_metadata = not isinstance(scope, WorkflowScope)
     return _paged("events", [event_entry(record, with_metadata) for record in page.items], page)
 
 
 @router.post("/api/v1/metrics/query", tags=["Metrics"], operation_id="queryMetrics")
-async def query_metrics(body: MetricsQueryRequest, service: QueryService = Depends(query_service)) -> FastJSONResponse:
+async def query_metrics(
+    request: Request, body: MetricsQueryRequest, service: QueryService = Depends(query_service)
+) -> FastJSONResponse:
     scope, query = validate_metrics(body)
-    return FastJSONResponse(metric_series_body(await service.metrics(scope, query)))
+    return FastJSONResponse(metric_series_body(await service.metrics(caller(request), scope, query)))
 
 
 @router.post("/api/v1alpha1/metrics/runtime-topology", tags=["Metrics"], operation_id="queryRuntimeTopology")
 async def query_runtime_topology(
-    body: RuntimeTopologyRequest, service: QueryService = Depends(query_service)
+    request: Request, body: RuntimeTopologyRequest, service: QueryService = Depends(query_service)
 ) -> FastJSONResponse:
     scope, query = validate_topology(body)
-    topology = await service.topology(scope, query)
+    topology = await service.topology(caller(request), scope, query)
     return FastJSONResponse(topology_body(topology, query.range.start_ns, query.range.end_ns, now_ns()))
 
 
 @router.post("/api/v1alpha1/traces/query", tags=["Traces"], operation_id="queryTraces")
-async def query_traces(body: TracesQueryRequest, service: QueryService = Depends(query_service)) -> FastJSONResponse:
+async def query_traces(
+    request: Request, body: TracesQueryRequest, service: QueryService = Depends(query_service)
+) -> FastJSONResponse:
     scope, query = validate_traces(body)
-    page = await service.traces(scope, query)
+    page = await service.traces(caller(request), scope, query)
     return _paged("traces", [trace_entry(trace) for trace in page.items], page)
 
 
 @router.post("/api/v1alpha1/traces/{traceId}/spans/query", tags=["Traces"], operation_id="querySpansForTrace")
 async def query_spans(
-    traceId: str, body: TracesQueryRequest, service: QueryService = Depends(query_service)
+    request: Request, traceId: str, body: TracesQueryRequest, service: QueryService = Depends(query_service)
 ) -> FastJSONResponse:
     scope, query = validate_spans(traceId, body)
-    page = await service.spans(scope, query)
+    page = await service.spans(caller(request), scope, query)
     include = bool(body.includeAttributes)
     return _paged("spans", [span_entry(span, include) for span in page.items], page)
 
 
 @router.get("/api/v1alpha1/traces/{traceId}/spans/{spanId}", tags=["Traces"], operation_id="getSpanDetailsForTrace")
-async def get_span_details(traceId: str, spanId: str, service: QueryService = Depends(query_service)) -> FastJSONResponse:
-    return FastJSONResponse(span_entry(await service.span(traceId, spanId), include_attributes=True))
+async def get_span_details(
+    request: Request, traceId: str, spanId: str, service: QueryService = Depends(query_service)
+) -> FastJSONResponse:
+    return FastJSONResponse(span_entry(await service.span(caller(request), traceId, spanId), include_attributes=True))
 
 
 def _paged(key: str, items: list[dict[str, Any]], page: Any) -> FastJSONResponse:

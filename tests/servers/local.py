@@ -20,10 +20,12 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def serving(app, port: int | None = None) -> Iterator[str]:
-    """Yields the base URL while the app is served; stops the server on exit."""
+def serving(app, port: int | None = None, lifespan: str = "off") -> Iterator[str]:
+    """Yields the base URL while the app is served; stops the server on exit. `lifespan="on"` for apps whose
+    startup matters (the public app with MCP runs its session manager in it)."""
     port = port or free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan=lifespan,
+                                           timeout_graceful_shutdown=5))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10

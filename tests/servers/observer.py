@@ -32,7 +32,7 @@ def observer_up(
     command = [sys.executable, "-m", "observer.cli", "up", "--data-dir", str(data_dir), "--port", str(ports[0]),
                "--internal-port", str(ports[1]), "--otlp-port", str(ports[2]), *extra_args]
     output = open(log_file, "wb") if log_file else subprocess.DEVNULL
-    process = subprocess.Popen(command, stdout=output, stderr=output, env={**os.environ, "LOG_LEVEL": "warning", **(env or {})})
+    process = subprocess.Popen(command, stdout=output, stderr=output, env={**os.environ, "LOG_LEVEL": "warning", "JWT_DISABLED": "true", **(env or {})})
     urls = [f"http://127.0.0.1:{port}" for port in ports]
     try:
         deadline = time.monotonic() + 60
