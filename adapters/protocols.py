@@ -44,6 +44,11 @@ class InvalidCursor(ValueError):
 class LogsBackend(Protocol):
     async def query_logs(self, query: LogsQuery) -> Page[LogRecord]: ...
 
+    async def count_logs(self, query: LogsQuery) -> int:
+        """The exact number of log lines matching the query's scope, range, levels and phrase (limit, sort and
+        cursor are ignored; no TOTAL_CAP): what a log alert rule compares with its threshold."""
+        ...
+
 
 @runtime_checkable
 class EventsBackend(Protocol):

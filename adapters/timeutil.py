@@ -81,3 +81,24 @@ def now_ns() -> int:
 def elapsed_ms(started: float) -> int:
     """Whole milliseconds since `started`, a time.perf_counter() reading."""
     return int((time.perf_counter() - started) * 1000)
+
+
+_DURATION_PART = re.compile(r"(\d+\.?\d*|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
+_UNIT_NS = {"ns": 1, "us": 10**3, "µs": 10**3, "μs": 10**3, "ms": 10**6, "s": 10**9, "m": 60 * 10**9, "h": 3600 * 10**9}
+
+
+def parse_go_duration(text: str) -> int:
+    """A Go duration string (`1m`, `1h30m`, `0.5s`) in nanoseconds; ValueError otherwise. Days are not a unit."""
+    body = text[1:] if text[:1] in "+-" else text
+    if body == "0":
+        return 0
+    position, total = 0, 0.0
+    while position < len(body):
+        match = _DURATION_PART.match(body, position)
+        if match is None:
+            raise ValueError(f'time: invalid duration "{text}"')
+        total += float(match.group(1)) * _UNIT_NS[match.group(2)]
+        position = match.end()
+    if not body:
+        raise ValueError(f'time: invalid duration "{text}"')
+    return int(-total if text.startswith("-") else total)

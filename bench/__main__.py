@@ -1,6 +1,6 @@
 """`make bench`: every benchmark, each against a baseline measured in the same run."""
 
-from bench import collector, ingest, logs_query, opensearch_ingest, prometheus_query
+from bench import authz_pdp, authz_request, collector, ingest, logs_query, opensearch_ingest, prometheus_query
 
 if __name__ == "__main__":
     ingest.run()
@@ -8,3 +8,5 @@ if __name__ == "__main__":
     opensearch_ingest.run()
     prometheus_query.run()
     collector.run()
+    authz_pdp.run()
+    authz_request.run()

@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from pydantic import SecretStr
 
+from observer.auth.authn import Authenticator
+from observer.auth.internal import InternalTokenMiddleware, check_token
+from observer.auth.middleware import AuthMiddleware
+from observer.auth.settings import AuthSettings
 from observer.errors import install_error_handlers
-from observer.routers import health, queries
+from observer.routers import alert_rules, alerts, health, oauth_metadata, queries
 from observer.service import QueryService
+
+if TYPE_CHECKING:
+    from observer.alerting.plane import Alerting
+    from observer.alerting.service import AlertService
+    from observer.mcp.server import McpApp
 
 API_DESCRIPTION = (
     "The Observer API: logs, Kubernetes events, metrics and traces by platform scope (namespace, project, "
@@ -15,13 +27,56 @@ API_DESCRIPTION = (
 )
 
 
-def create_public_app(service: QueryService, cors_allowed_origins: str = "") -> FastAPI:
-    """The public port: queries (and, later, MCP), behind authentication."""
-    app = FastAPI(title="OpenChoreo Observer API", version="1.0.0", description=API_DESCRIPTION)
+def create_public_app(
+    service: QueryService,
+    cors_allowed_origins: str = "",
+    auth: AuthSettings | None = None,
+    *,
+    authenticator: Authenticator | None = None,
+    mcp: McpApp | None = None,
+    alert_service: AlertService | None = None,
+) -> FastAPI:
+    """The public port: queries (and, later, MCP at /mcp), behind authentication.
+
+    `auth` decides how requests are authenticated. `None` means authentication OFF, exactly as
+    `AuthSettings.disabled()`: that default exists for tests that exercise the queries, and `observer up`
+    never relies on it (runtime.py always passes `AuthSettings.from_env()`, which is on unless JWT_DISABLED=true).
+    `authenticator` replaces the one built from `auth` (tests use it to drive the JWKS cache's clock); the
+    caller then owns it. Otherwise the app owns it, as `app.state.authenticator`, and whoever runs the app
+    closes it. A bad auth config file fails here, at startup, not on the first request.
+
+    `mcp` (observer.mcp.build_mcp_app) is served at `/mcp`, behind the same authentication; its session
+    manager runs for the app's lifespan, so whoever serves the app must run the lifespan (uvicorn
+    `lifespan="on"`).
+    """
+    if authenticator is not None:
+        auth = authenticator.settings
+    auth = auth or AuthSettings.disabled()
+    if authenticator is None and auth.enabled:
+        authenticator = Authenticator(auth)
+    app = FastAPI(
+        title="OpenChoreo Observer API",
+        version="1.0.0",
+        description=API_DESCRIPTION,
+        lifespan=(lambda _app: mcp.lifespan()) if mcp is not None else None,
+    )
     app.state.query_service = service
+    app.state.alert_service = alert_service  # alerts and incidents answer 500 SERVICE_NOT_READY without one
+    app.state.auth_settings = auth
+    app.state.authenticator = authenticator
     install_error_handlers(app)
     app.include_router(health.router)
+    app.include_router(oauth_metadata.router)
     app.include_router(queries.router)
+    app.include_router(alerts.router)
+    if mcp is not None:
+        from observer.mcp.server import mount_mcp
+
+        mount_mcp(app, mcp)
+        app.state.mcp = mcp
+    # Added before CORS, so CORS wraps it: preflights are answered before authentication, and a 401 still
+    # carries the CORS headers a browser needs to let the page read it.
+    app.add_middleware(AuthMiddleware, authenticator=authenticator, settings=auth)
     origins = [origin.strip() for origin in cors_allowed_origins.split(",") if origin.strip()]
     if origins:
         app.add_middleware(
@@ -35,9 +90,22 @@ def create_public_app(service: QueryService, cors_allowed_origins: str = "") -> 
     return app
 
 
-def create_internal_app() -> FastAPI:
-    """The internal port: alert-rule CRUD and the alert webhook live here (cluster-internal, not public)."""
+def create_internal_app(alerting: Alerting | None = None, *, token: SecretStr | str | None = None) -> FastAPI:
+    """The internal port: alert-rule CRUD and the alert webhook (cluster-internal, unauthenticated as upstream).
+
+    `token` (OBSERVER_INTERNAL_TOKEN) turns on the optional shared secret: every route but `GET /health` then
+    needs `Authorization: Bearer <token>` (observer/auth/internal.py; a token under 16 bytes raises
+    InternalPortConfigError). TLS and client certificates are the server's business (runtime.server)."""
     app = FastAPI(title="OpenChoreo Observer internal API", version="1.0.0")
     install_error_handlers(app)
     app.include_router(health.router)
+    if alerting is not None:
+        app.state.alert_resources = alerting.resources
+        app.state.alert_intake = alerting.intake
+        app.state.rule_sync = alerting.rule_sync
+        app.include_router(alert_rules.router)
+    secret = token.get_secret_value() if isinstance(token, SecretStr) else token
+    if secret:
+        check_token(secret)  # here, because Starlette builds middleware lazily, on the first request
+        app.add_middleware(InternalTokenMiddleware, token=secret)
     return app

@@ -5,11 +5,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from observer import logs
+from observer.auth.authorizers import AuthzConfigError
+from observer.auth.settings import AuthConfigError, AuthSettings
 from observer.config import Settings
 
 log = logging.getLogger("observer")
@@ -32,7 +35,25 @@ def _settings(args: argparse.Namespace) -> Settings:
     return Settings().model_copy(update=overrides)
 
 
-def _banner(settings: Settings, demo: bool) -> str:
+def _demo_without_idp() -> bool:
+    """`up --demo` (what `make run` starts) has no identity provider to verify tokens against. Unless the
+    environment says otherwise (JWT_DISABLED set either way, or a JWKS_URL), it sets JWT_DISABLED=true
+    explicitly, so the demo answers curl without a token; runtime.up then logs the loud warning that goes with
+    it. Returns True when it did."""
+    if "JWT_DISABLED" in os.environ or os.environ.get("JWKS_URL"):
+        return False
+    os.environ["JWT_DISABLED"] = "true"
+    log.warning("observer up --demo: no JWKS_URL, so JWT_DISABLED=true is set for this demo process")
+    return True
+
+
+def _auth_line(auth: AuthSettings) -> str:
+    if not auth.enabled:
+        return "  auth           OFF (JWT_DISABLED=true): every request is accepted; for a laptop demo only"
+    return f"  auth           bearer JWT, keys from {auth.jwks_url}"
+
+
+def _banner(settings: Settings, demo: bool, auth: AuthSettings | None = None) -> str:
     public = f"http://{settings.host}:{settings.port}"
     where = f"logs, events and traces in OpenSearch at {settings.opensearch_address}" if settings.opensearch_address else "embedded backend"
     window = '"startTime":"\'$(date -u -d "-15 min" +%FT%TZ)\'","endTime":"\'$(date -u +%FT%TZ)\'"'
@@ -43,6 +64,7 @@ def _banner(settings: Settings, demo: bool) -> str:
             f"  internal API   http://{settings.host}:{settings.internal_port}",
             f"  OTLP/HTTP      http://{settings.host}:{settings.otlp_port}/v1/{{logs,traces,metrics}}",
             "  demo traffic   " + ("on: namespace demo, project shop, components frontend, catalog, cart, payments" if demo else "off"),
+            *([_auth_line(auth)] if auth is not None else []),
             "Try:",
             f"  curl -s {public}/api/v1/logs/query -H 'Content-Type: application/json' -d '{{{window},"
             '"searchScope":{"namespace":"demo","project":"shop","component":"cart","environment":"production"},"limit":5}\'',
@@ -57,6 +79,17 @@ def _up(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     logs.configure(settings.log_level)
+    if args.demo:
+        _demo_without_idp()
+    try:  # every setting that can stop the process is checked before anything starts or prints "up"
+        settings.internal_security()
+        settings.alert_store()
+        auth = settings.auth()
+        authenticator = runtime.authenticator_for(auth)
+        authorizer = runtime.authorizer_for(auth)
+    except (AuthConfigError, AuthzConfigError, ValueError) as exc:
+        print(f"observer up: {exc}", file=sys.stderr)
+        return 2
     demo = None
     if args.demo:
         from observer.demo import DemoTraffic
@@ -64,9 +97,9 @@ def _up(args: argparse.Namespace) -> int:
         demo = DemoTraffic(endpoint=f"http://127.0.0.1:{settings.otlp_port}", rate=args.demo_rate)
         demo.backfill(minutes=15)
         demo.start()
-    print(_banner(settings, bool(demo)), file=sys.stderr, flush=True)
+    print(_banner(settings, bool(demo), auth), file=sys.stderr, flush=True)
     try:
-        asyncio.run(runtime.up(settings))
+        asyncio.run(runtime.up(settings, auth, authenticator, authorizer))
     finally:
         if demo:
             demo.stop()
@@ -124,6 +157,44 @@ def _opensearch_init(args: argparse.Namespace) -> int:
     return 0
 
 
+def _rules_apply(args: argparse.Namespace) -> int:
+    """Stores alert rules, notification channels and their Secrets from a manifest, as `kubectl apply` would; a
+    running observer picks them up on its next reconcile."""
+    from alert_rules.model import InvalidResource
+    from observer.alerting.db import open_engine
+    from observer.alerting.resources import ResourceStore, load_manifest
+
+    settings = Settings()
+    if args.data_dir is not None:
+        settings = settings.model_copy(update={"data_dir": args.data_dir})
+    try:
+        text = sys.stdin.read() if args.file == "-" else Path(args.file).read_text()
+        documents = load_manifest(text)
+        store = ResourceStore(open_engine(settings.alert_store()))
+        lines = asyncio.run(store.apply(documents, default_namespace=args.namespace))
+    except (OSError, ValueError, InvalidResource) as exc:
+        print(f"observer rules apply: {args.file}: {exc}", file=sys.stderr)
+        return 2
+    print("\n".join(lines))
+    return 0
+
+
+def _rules_list(args: argparse.Namespace) -> int:
+    import yaml
+
+    from alert_rules.model import rule_to_resource
+    from observer.alerting.db import open_engine
+    from observer.alerting.resources import ResourceStore
+
+    settings = Settings()
+    if args.data_dir is not None:
+        settings = settings.model_copy(update={"data_dir": args.data_dir})
+    store = ResourceStore(open_engine(settings.alert_store()))
+    rules = asyncio.run(store.list_rules())
+    print(yaml.safe_dump_all([rule_to_resource(rule) for rule in rules], sort_keys=False), end="")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="observer", description="An open observability plane for internal developer platforms.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -155,6 +226,17 @@ def build_parser() -> argparse.ArgumentParser:
     opensearch_commands = opensearch.add_subparsers(dest="opensearch_command", required=True)
     init = opensearch_commands.add_parser("init", help="install index templates and retention (idempotent)")
     init.set_defaults(run=_opensearch_init)
+
+    rules = commands.add_parser("rules", help="alert rules and notification channels (the alert store)")
+    rules_commands = rules.add_subparsers(dest="rules_command", required=True)
+    apply = rules_commands.add_parser("apply", help="store ObservabilityAlertRule, notification channel and Secret resources")
+    apply.add_argument("-f", "--file", required=True, help="YAML manifest (- for standard input)")
+    apply.add_argument("-n", "--namespace", default="default", help="namespace for resources that name none")
+    apply.add_argument("--data-dir", type=Path, help="the observer's data directory (when ALERT_STORE_DSN is not set)")
+    apply.set_defaults(run=_rules_apply)
+    get = rules_commands.add_parser("get", help="print the stored alert rules with their status, as YAML")
+    get.add_argument("--data-dir", type=Path)
+    get.set_defaults(run=_rules_list)
     return parser
 
 

@@ -8,6 +8,9 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from observer.auth.internal import InternalSecurity, internal_security
+from observer.auth.settings import AuthSettings
+
 if TYPE_CHECKING:
     from adapters.opensearch.client import OpenSearchConfig
 
@@ -51,6 +54,51 @@ class Settings(BaseSettings):
     prometheus_address: str = Field("", validation_alias="PROMETHEUS_ADDRESS")
     prometheus_timeout_s: float = Field(10.0, validation_alias="PROMETHEUS_TIMEOUT_SECONDS")
     metrics_scheme: Literal["otel", "kubernetes"] = Field("otel", validation_alias="OBSERVER_METRICS_SCHEME")
+
+    # Alerting: the store of rules, channels, alerts, incidents and the notification outbox (contract notes §5.4).
+    alert_store_backend: Literal["sqlite", "postgresql"] = Field("sqlite", validation_alias="ALERT_STORE_BACKEND")
+    alert_store_dsn: str = Field("", validation_alias="ALERT_STORE_DSN")  # "" -> <data_dir>/alerts.db
+    alert_suppression_window: str = Field("1h", validation_alias="ALERT_SUPPRESSION_WINDOW")  # "0" turns it off
+    # Where Prometheus loads our rule groups from (its rule_files glob must cover <dir>/*.yml); "" -> no
+    # Prometheus rules, metric rules are then evaluated by the observer itself.
+    prometheus_rules_dir: str = Field("", validation_alias="OBSERVER_PROMETHEUS_RULES_DIR")
+    rule_reconcile_interval_s: float = Field(30.0, validation_alias="OBSERVER_RULE_RECONCILE_INTERVAL_SECONDS")
+    # The webhook URL backends post firing alerts to (OpenSearch monitors' channel; Alertmanager's receiver is
+    # configured with the same URL): "" -> http://<host>:<internal_port>/api/v1alpha1/alerts/webhook.
+    internal_url: str = Field("", validation_alias="OBSERVER_ALERTING_WEBHOOK_URL")
+    # How long a notification being sent is held by its sender; after a crash it is retried once this passes.
+    notification_lease_s: float = Field(120.0, validation_alias="OBSERVER_NOTIFICATION_LEASE_SECONDS")
+
+    # MCP: `query_runtime_topology`, `get_log_context` and cursor paging beyond the 13 tools of the contract.
+    mcp_extended_tools: bool = Field(False, validation_alias="OBSERVER_MCP_EXTENDED_TOOLS")
+
+    # The internal port is unauthenticated by default, as upstream; these opt into a shared bearer token and/or
+    # (mutual) TLS (observer/auth/internal.py). Empty means unset.
+    internal_token: SecretStr = Field(SecretStr(""), validation_alias="OBSERVER_INTERNAL_TOKEN")
+    internal_tls_cert_file: str = Field("", validation_alias="OBSERVER_INTERNAL_TLS_CERT_FILE")
+    internal_tls_key_file: str = Field("", validation_alias="OBSERVER_INTERNAL_TLS_KEY_FILE")
+    internal_tls_client_ca_file: str = Field("", validation_alias="OBSERVER_INTERNAL_TLS_CLIENT_CA_FILE")
+
+    def alert_store(self) -> str:
+        """The alert store's DSN: ALERT_STORE_DSN, else a SQLite file in the data directory."""
+        if self.alert_store_backend == "postgresql" and not self.alert_store_dsn:
+            raise ValueError("ALERT_STORE_BACKEND=postgresql needs ALERT_STORE_DSN (postgresql://user:pass@host/db)")
+        return self.alert_store_dsn or str(self.data_dir / "alerts.db")
+
+    def internal_security(self) -> InternalSecurity:
+        """How the internal port is protected, checked (token length, every TLS file loaded): raises
+        InternalPortConfigError naming the variable to fix, so a mistake stops the process before any port opens."""
+        return internal_security(
+            self.internal_token.get_secret_value(),
+            self.internal_tls_cert_file,
+            self.internal_tls_key_file,
+            self.internal_tls_client_ca_file,
+        )
+
+    def auth(self) -> AuthSettings:
+        """Authentication, from OpenChoreo's JWT variables (observer/auth/settings.py): on unless
+        JWT_DISABLED=true, and then JWKS_URL is required. Raises AuthConfigError with the fix."""
+        return AuthSettings.from_env()
 
     def opensearch(self) -> "OpenSearchConfig | None":
         """The OpenSearch connection, or None when logs, events and traces stay in the embedded backend."""

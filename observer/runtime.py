@@ -11,9 +11,11 @@ import asyncio
 import contextlib
 import logging
 import signal
+import ssl
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import uvicorn
 from fastapi import FastAPI
@@ -30,6 +32,12 @@ from adapters.routing import SplitSink
 from adapters.timeutil import now_ns
 from collectors.otlp.receiver import build_otlp_app
 from observer.app import create_internal_app, create_public_app
+from observer.alerting.plane import Alerting, build_alerting
+from observer.auth.authn import Authenticator
+from observer.auth.internal import InternalSecurity, log_internal_posture
+from observer.auth.model import AllowAll, Authorizer
+from observer.mcp.server import build_mcp_app
+from observer.auth.settings import AuthSettings, log_auth_posture
 from observer.config import Settings
 from observer.resolver_http import OpenChoreoResolver
 from observer.service import QueryService
@@ -104,19 +112,50 @@ class _Server(uvicorn.Server):
         yield
 
 
-def server(app: FastAPI, host: str, port: int, log_level: str = "info") -> uvicorn.Server:
-    config = uvicorn.Config(app, host=host, port=port, log_level=log_level.lower(), access_log=False, lifespan="off")
+def server(
+    app: FastAPI,
+    host: str,
+    port: int,
+    log_level: str = "info",
+    *,
+    ssl_certfile: Path | str | None = None,
+    ssl_keyfile: Path | str | None = None,
+    ssl_ca_certs: Path | str | None = None,
+    ssl_cert_reqs: int = ssl.CERT_NONE,
+) -> uvicorn.Server:
+    """Lifespan runs only for apps that declare one (the public app with MCP: its session manager).
+
+    With `ssl_certfile` the port serves HTTPS; `ssl_ca_certs` with `ssl_cert_reqs=ssl.CERT_REQUIRED` makes the
+    handshake demand a client certificate signed by that CA (the internal port's mutual TLS; the files are
+    checked beforehand by observer.auth.internal.internal_security, so a mistake never gets this far)."""
+    lifespan = "on" if getattr(app.router, "lifespan_context", None) is not None and getattr(app.state, "mcp", None) else "off"
+    config = uvicorn.Config(
+        app, host=host, port=port, log_level=log_level.lower(), access_log=False, lifespan=lifespan,
+        ssl_certfile=ssl_certfile, ssl_keyfile=ssl_keyfile, ssl_ca_certs=ssl_ca_certs, ssl_cert_reqs=ssl_cert_reqs,
+    )
     return _Server(config)
 
 
 async def run_servers(servers: list[uvicorn.Server], *background: asyncio.Task) -> None:
-    """Serves until SIGINT/SIGTERM, then shuts every server down gracefully and cancels the background tasks."""
+    """Serves until SIGINT/SIGTERM, then shuts every server down gracefully and cancels the background tasks.
+    A background task that dies stops the process too (with its traceback logged), so an orchestrator restarts
+    it rather than leaving it up with a pipeline silently gone."""
     loop = asyncio.get_running_loop()
+    failed: list[BaseException] = []
 
     def stop() -> None:
         for each in servers:
             each.should_exit = True
 
+    def watch(task: asyncio.Task) -> None:
+        if task.cancelled() or task.exception() is None:
+            return
+        failed.append(task.exception())
+        log.error("background task %s failed; stopping", task.get_name(), exc_info=task.exception())
+        stop()
+
+    for task in background:
+        task.add_done_callback(watch)
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop)
@@ -125,6 +164,8 @@ async def run_servers(servers: list[uvicorn.Server], *background: asyncio.Task) 
     finally:
         for task in background:
             task.cancel()
+    if failed:
+        raise SystemExit(1)
 
 
 async def retention_loop(backend: EmbeddedBackend | OpenSearchBackend, retention_hours: float) -> None:
@@ -174,11 +215,72 @@ async def opensearch_loop(opensearch: OpenSearchBackend, retention_hours: float)
     await retention_loop(opensearch, retention_hours)
 
 
-def all_in_one_servers(plane: Plane) -> list[uvicorn.Server]:
+def authenticator_for(auth: AuthSettings) -> Authenticator | None:
+    """The process's one Authenticator (None with authentication off). Built before anything starts, so a bad
+    OBSERVER_AUTH_CONFIG_PATH stops the process at once (AuthConfigError) instead of failing every request."""
+    return Authenticator(auth) if auth.enabled else None
+
+
+def authorizer_for(auth: AuthSettings) -> Authorizer:
+    """Who decides: nobody when authentication is off on purpose (there is no subject to judge), else the
+    embedded Casbin policy or OpenChoreo's PDP (observer/auth/authorizers.py; refuses to start without a policy)."""
+    if not auth.enabled:
+        return AllowAll()
+    from observer.auth.authorizers import authorizer_from_env
+
+    return authorizer_from_env()
+
+
+def alerting_for(plane: Plane, authorizer: Authorizer) -> Alerting:
     settings = plane.settings
+    scheme = None
+    if plane.prometheus is not None:
+        scheme = KubernetesScheme() if settings.metrics_scheme == "kubernetes" else OtelScheme()
+    return build_alerting(
+        dsn=settings.alert_store(),
+        suppression_window=settings.alert_suppression_window,
+        resolver=plane.resolver,
+        authorizer=authorizer,
+        logs=plane.opensearch or plane.backend,
+        metrics=plane.prometheus or plane.backend,
+        prometheus_url=settings.prometheus_address,
+        prometheus_rules_dir=settings.prometheus_rules_dir,
+        scheme=scheme,
+        reconcile_interval_s=settings.rule_reconcile_interval_s,
+        notification_lease_s=settings.notification_lease_s,
+    )
+
+
+def all_in_one_servers(
+    plane: Plane,
+    auth: AuthSettings,
+    authenticator: Authenticator | None = None,
+    alerting: Alerting | None = None,
+    *,
+    internal: InternalSecurity | None = None,
+) -> list[uvicorn.Server]:
+    """`internal` defaults to the settings' (Settings.internal_security), so no caller can drop a configured
+    token or TLS by forgetting to pass it."""
+    settings = plane.settings
+    internal = internal if internal is not None else settings.internal_security()
+    tls = internal.tls
+    mcp = build_mcp_app(plane.service, alerting.service if alerting else None, extended=settings.mcp_extended_tools)
+    public = create_public_app(
+        plane.service, settings.cors_allowed_origins, auth, authenticator=authenticator, mcp=mcp,
+        alert_service=alerting.service if alerting else None,
+    )
     return [
-        server(create_public_app(plane.service, settings.cors_allowed_origins), settings.host, settings.port, settings.log_level),
-        server(create_internal_app(), settings.host, settings.internal_port, settings.log_level),
+        server(public, settings.host, settings.port, settings.log_level),
+        server(
+            create_internal_app(alerting, token=internal.token),
+            settings.host,
+            settings.internal_port,
+            settings.log_level,
+            ssl_certfile=tls.certfile if tls else None,
+            ssl_keyfile=tls.keyfile if tls else None,
+            ssl_ca_certs=tls.client_ca_file if tls else None,
+            ssl_cert_reqs=tls.cert_reqs if tls else ssl.CERT_NONE,
+        ),
         server(
             build_otlp_app(plane.sink, max_body_bytes=settings.otlp_max_body_bytes),
             settings.host,
@@ -188,17 +290,38 @@ def all_in_one_servers(plane: Plane) -> list[uvicorn.Server]:
     ]
 
 
-async def up(settings: Settings) -> None:
+async def up(
+    settings: Settings,
+    auth: AuthSettings | None = None,
+    authenticator: Authenticator | None = None,
+    authorizer: Authorizer | None = None,
+) -> None:
+    """Runs the all-in-one until a signal. `auth` defaults to the environment (on unless JWT_DISABLED=true).
+    The internal port's settings are checked first (InternalPortConfigError), before any store or port opens."""
+    internal = settings.internal_security()
+    auth = auth if auth is not None else settings.auth()
+    log_auth_posture(auth)
+    log_internal_posture(internal)
+    authenticator = authenticator if authenticator is not None else authenticator_for(auth)
     plane = build_plane(settings)
+    plane.service.authorizer = authorizer if authorizer is not None else authorizer_for(auth)
+    alerting = alerting_for(plane, plane.service.authorizer)
     background = [
+        *alerting.tasks(plane.opensearch, settings.internal_url or f"http://{settings.host}:{settings.internal_port}"
+                        "/api/v1alpha1/alerts/webhook", settings.internal_token.get_secret_value()),
         asyncio.create_task(retention_loop(plane.backend, settings.retention_hours)),
         asyncio.create_task(indexing_loop(plane.backend)),
     ]
     if plane.opensearch is not None:
         background.append(asyncio.create_task(opensearch_loop(plane.opensearch, settings.retention_hours)))
+    if authenticator is not None:
+        background.append(asyncio.create_task(authenticator.jwks.prefetch()))
     try:
-        await run_servers(all_in_one_servers(plane), *background)
+        await run_servers(all_in_one_servers(plane, auth, authenticator, alerting, internal=internal), *background)
     finally:
+        await alerting.close()
+        if authenticator is not None:
+            await authenticator.close()
         if plane.opensearch is not None:
             await plane.opensearch.close()
         if plane.prometheus is not None:

@@ -7,7 +7,6 @@ match on the first message, so it follows observer-contract-notes §1.2-1.8 exac
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from adapters.loglevel import API_LEVELS
@@ -23,7 +22,7 @@ from adapters.model import (
     TracesQuery,
     WorkflowScope,
 )
-from adapters.timeutil import parse_rfc3339
+from adapters.timeutil import parse_go_duration, parse_rfc3339
 from observer.errors import ApiError, bad_request
 from observer.wire import (
     ComponentSearchScope,
@@ -136,27 +135,6 @@ def log_levels(levels: list[str] | None) -> tuple[str, ...]:
             raise bad_request(f"duplicate log level '{level}' is not allowed")
         seen.append(level)
     return tuple(seen)
-
-
-_DURATION_PART = re.compile(r"(\d+\.?\d*|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
-_UNIT_NS = {"ns": 1, "us": 10**3, "µs": 10**3, "μs": 10**3, "ms": 10**6, "s": 10**9, "m": 60 * 10**9, "h": 3600 * 10**9}
-
-
-def parse_go_duration(text: str) -> int:
-    """A Go duration string (`1m`, `1h30m`, `0.5s`) in nanoseconds; ValueError otherwise. Days are not a unit."""
-    body = text[1:] if text[:1] in "+-" else text
-    if body == "0":
-        return 0
-    position, total = 0, 0.0
-    while position < len(body):
-        match = _DURATION_PART.match(body, position)
-        if match is None:
-            raise ValueError(f'time: invalid duration "{text}"')
-        total += float(match.group(1)) * _UNIT_NS[match.group(2)]
-        position = match.end()
-    if not body:
-        raise ValueError(f'time: invalid duration "{text}"')
-    return int(-total if text.startswith("-") else total)
 
 
 def step_ns(step: str | None, window: TimeRange) -> int:

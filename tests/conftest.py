@@ -49,3 +49,35 @@ def prometheus_server(tmp_path_factory: pytest.TempPathFactory):
     server = start_prometheus(tmp_path_factory.mktemp("prometheus"))
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def oidc_issuer():
+    """A real OIDC issuer process on loopback (tests/servers/oidc.py): discovery, a JWKS the test rotates, an
+    attacker's JWKS, and counts of how often each was fetched. Tests reset it before use."""
+    from tests.servers.oidc import start_oidc_issuer
+
+    issuer = start_oidc_issuer()
+    yield issuer
+    issuer.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_server(tmp_path_factory: pytest.TempPathFactory):
+    """A real PostgreSQL (POSTGRES_DSN, or Debian's server started here): tests/servers/postgres.py."""
+    from tests.servers.postgres import start_postgres
+
+    server = start_postgres(tmp_path_factory.mktemp("postgres"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def kube_api(tmp_path_factory: pytest.TempPathFactory):
+    """A real Kubernetes API server (KUBECONFIG_TEST, or kube-apiserver + etcd built from the Go module proxy and
+    started on loopback by scripts/kube.sh): tests/servers/kube.py. Yields the KubeServer (`.kubeconfig`)."""
+    from tests.servers.kube import start_kube
+
+    server = start_kube(tmp_path_factory.mktemp("kube"))
+    yield server
+    server.stop()

@@ -44,6 +44,9 @@ class EmbeddedBackend:
     async def query_logs(self, query: LogsQuery) -> Page[LogRecord]:
         return await self.store.read(lambda conn: logs.query_logs(conn, query))
 
+    async def count_logs(self, query: LogsQuery) -> int:
+        return await self.store.read(lambda conn: logs.count_logs(conn, query))
+
     async def query_events(self, query: EventsQuery) -> Page[EventRecord]:
         return await self.store.read(lambda conn: logs.query_events(conn, query))
 

@@ -7,7 +7,7 @@ import time
 from collections.abc import Sequence
 
 from adapters.cursor import fingerprint
-from adapters.embedded.paging import PagedSelect, run_paged
+from adapters.embedded.paging import PagedSelect, count_all, run_paged
 from adapters.embedded.scope import IDENTITY_COLUMNS, IDENTITY_WIDTH
 from adapters.embedded.store import Store
 from adapters.timeutil import elapsed_ms
@@ -46,8 +46,8 @@ def _rare_phrase_candidates(conn: sqlite3.Connection, phrase: str) -> tuple[str,
     )
 
 
-def query_logs(conn: sqlite3.Connection, query: LogsQuery) -> Page[LogRecord]:
-    started = time.perf_counter()
+def _logs_select(conn: sqlite3.Connection, query: LogsQuery) -> PagedSelect:
+    """The scoped, filtered SELECT behind both a page of logs and their exact count."""
     where: list[str] = []
     params: list[object] = []
     candidates = None
@@ -59,23 +59,30 @@ def query_logs(conn: sqlite3.Connection, query: LogsQuery) -> Page[LogRecord]:
         candidates = _rare_phrase_candidates(conn, query.phrase)
         where.append("instr(r.body, ?) > 0")  # exact, case-sensitive substring semantics in every plan
         params.append(query.phrase)
-    page = run_paged(
-        conn,
-        PagedSelect(
-            table="logs",
-            columns=f"r.body, r.level, r.trace_id, r.span_id, {IDENTITY_COLUMNS}",
-            scope=query.scope,
-            range=query.range,
-            sort=query.sort,
-            limit=query.limit,
-            cursor=query.cursor,
-            fingerprint=fingerprint("logs", query.scope, query.range, query.sort, query.levels, query.phrase),
-            where=tuple(where),
-            params=tuple(params),
-            candidates=candidates[0] if candidates else "",
-            candidate_params=candidates[1] if candidates else (),
-        ),
+    return PagedSelect(
+        table="logs",
+        columns=f"r.body, r.level, r.trace_id, r.span_id, {IDENTITY_COLUMNS}",
+        scope=query.scope,
+        range=query.range,
+        sort=query.sort,
+        limit=query.limit,
+        cursor=query.cursor,
+        fingerprint=fingerprint("logs", query.scope, query.range, query.sort, query.levels, query.phrase),
+        where=tuple(where),
+        params=tuple(params),
+        candidates=candidates[0] if candidates else "",
+        candidate_params=candidates[1] if candidates else (),
     )
+
+
+def count_logs(conn: sqlite3.Connection, query: LogsQuery) -> int:
+    """How many log lines match (scope, range, levels, phrase), exactly: limit and cursor are ignored."""
+    return count_all(conn, _logs_select(conn, query))
+
+
+def query_logs(conn: sqlite3.Connection, query: LogsQuery) -> Page[LogRecord]:
+    started = time.perf_counter()
+    page = run_paged(conn, _logs_select(conn, query))
     logs = [
         LogRecord(
             ts_ns=row[-2],

@@ -39,9 +39,8 @@ class PagedRows:
     next_cursor: str
 
 
-def run_paged(conn: sqlite3.Connection, select: PagedSelect) -> PagedRows:
-    """Rows of one page (the last two columns of each row are ts_ns and id), the capped total and the cursor
-    for the next page ("" when this page is the last)."""
+def _filtered(select: PagedSelect) -> tuple[str, list[object], list[str], list[object]]:
+    """(FROM source, its parameters, WHERE clauses, their parameters) for the scope, range and filters."""
     streams_sql, stream_params = streams_in_scope(select.scope)
     where = [f"r.stream_id IN ({streams_sql})", "r.ts_ns >= ?", "r.ts_ns <= ?", *select.where]
     params: list[object] = [*stream_params, select.range.start_ns, select.range.end_ns, *select.params]
@@ -51,7 +50,22 @@ def run_paged(conn: sqlite3.Connection, select: PagedSelect) -> PagedRows:
         # CROSS JOIN fixes the loop order: candidates outside, rows looked up by primary key.
         source = f"({select.candidates}) c CROSS JOIN {select.table} r ON r.id = c.id"
         source_params = list(select.candidate_params)
+    return source, source_params, where, params
 
+
+def count_all(conn: sqlite3.Connection, select: PagedSelect) -> int:
+    """The exact number of rows `run_paged` would page through (no cap): what an alert rule compares."""
+    source, source_params, where, params = _filtered(select)
+    (total,) = conn.execute(
+        f"SELECT count(*) FROM {source} WHERE {' AND '.join(where)}", [*source_params, *params]
+    ).fetchone()
+    return total
+
+
+def run_paged(conn: sqlite3.Connection, select: PagedSelect) -> PagedRows:
+    """Rows of one page (the last two columns of each row are ts_ns and id), the capped total and the cursor
+    for the next page ("" when this page is the last)."""
+    source, source_params, where, params = _filtered(select)
     (total,) = conn.execute(
         f"SELECT count(*) FROM (SELECT 1 FROM {source} WHERE {' AND '.join(where)} LIMIT {TOTAL_CAP})",
         [*source_params, *params],

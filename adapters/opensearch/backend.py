@@ -30,7 +30,7 @@ from adapters.model import (
     TracesQuery,
 )
 from adapters.opensearch import documents, queries
-from adapters.opensearch.bulk import BulkResult, BulkWriter
+from adapters.opensearch.bulk import BulkResult, BulkWriter, encode_action
 from adapters.opensearch.client import OpenSearchConfig, connect, unavailable_on_failure
 from adapters.opensearch.layout import IndexLayout, delete_expired, install
 from adapters.protocols import SpanNotFound
@@ -86,6 +86,16 @@ class OpenSearchBackend:
         index = self.layout.covering(self.layout.logs, query.range.start_ns, query.range.end_ns)
         response = await self._search("searching logs", index, body)
         return _page(response, query.limit, key, documents.log_from_document)
+
+    async def count_logs(self, query: LogsQuery) -> int:
+        """Exact (the `_count` API counts every match, unlike a search's capped total), over the same clauses."""
+        body = queries.logs_count_body(query.scope, query.range, query.levels, query.phrase)
+        index = self.layout.covering(self.layout.logs, query.range.start_ns, query.range.end_ns)
+        with unavailable_on_failure("counting logs"):
+            response = await self.client.count(
+                index=index, body=body, params={"ignore_unavailable": "true", "allow_no_indices": "true"}
+            )
+        return int(response["count"])
 
     async def query_events(self, query: EventsQuery) -> Page[EventRecord]:
         key = fingerprint("events", query.scope, query.range, query.sort)
@@ -146,18 +156,20 @@ class OpenSearchBackend:
         batch overwrites itself: `batch_id` is not needed for idempotence here. Metrics are not kept in
         OpenSearch; route them to a metrics backend."""
         layout = self.layout
-        actions = [(layout.daily(layout.logs, r.ts_ns), documents.log_id(r), documents.log_document(r)) for r in logs]
-        actions += [
-            (layout.daily(layout.events, r.ts_ns), documents.event_id(r), documents.event_document(r)) for r in events
+        encoded = documents.log_actions(layout, logs)  # the bulk of the volume: serialised without dicts
+        encoded += [
+            encode_action(layout.daily(layout.events, r.ts_ns), documents.event_id(r), documents.event_document(r))
+            for r in events
         ]
-        actions += [
-            (layout.daily(layout.traces, r.start_ns), documents.span_id(r), documents.span_document(r)) for r in spans
+        encoded += [
+            encode_action(layout.daily(layout.traces, r.start_ns), documents.span_id(r), documents.span_document(r))
+            for r in spans
         ]
-        if actions:
+        if encoded:
             # The writer retries what may pass and re-raises the rest; refused credentials (401/403) must reach
             # collectors as BackendUnavailable (503, retried), as they do for queries, not as a 500 that drops data.
             with unavailable_on_failure("indexing"):
-                result = await self.writer.index(actions)
+                result = await self.writer.index_encoded(encoded)
             _report_rejected(batch_id, result)
 
 

@@ -115,6 +115,35 @@ def _scope_clauses(
     return filters, []
 
 
+def log_filters(
+    scope: Scope, time_clause: Clause, levels: tuple[str, ...] = (), phrase: str = ""
+) -> tuple[list[Clause], list[Clause]]:
+    """(filter, must_not) for logs of a scope in a time range with the given levels and phrase: shared by the
+    log search, the exact count and the alerting monitor (whose time range is a mustache expression)."""
+    filters, must_not = _scope_clauses(
+        scope, LOG_NAMESPACE, LOG_UIDS, LOG_WORKFLOW_RUN, LOG_TASK, _K8S + "namespace_name"
+    )
+    if isinstance(scope, WorkflowScope):
+        must_not = [term(_K8S + "container_name", name) for name in WORKFLOW_SIDECARS]
+    filters.append(time_clause)
+    if phrase:
+        filters.append(contains("log", phrase))
+    if levels:
+        stored = list(stored_levels(levels))
+        unparsed = {"bool": {"must_not": [{"exists": {"field": "level"}}], "filter": [any_of(*(contains("log", level, True) for level in stored))]}}
+        filters.append(any_of({"terms": {"level": stored}}, unparsed))
+    return filters, must_not
+
+
+def logs_count_body(scope: Scope, window: TimeRange, levels: tuple[str, ...] = (), phrase: str = "") -> dict[str, Any]:
+    """A `_count` body: the same clauses as `logs_body`, so the count is exactly what a search would match."""
+    filters, must_not = log_filters(scope, time_range("@timestamp", window), levels, phrase)
+    query: dict[str, Any] = {"filter": filters}
+    if must_not:
+        query["must_not"] = must_not
+    return {"query": {"bool": query}}
+
+
 def logs_body(
     scope: Scope,
     window: TimeRange,
@@ -124,18 +153,7 @@ def logs_body(
     phrase: str = "",
     search_after: list[Any] | None = None,
 ) -> dict[str, Any]:
-    filters, must_not = _scope_clauses(
-        scope, LOG_NAMESPACE, LOG_UIDS, LOG_WORKFLOW_RUN, LOG_TASK, _K8S + "namespace_name"
-    )
-    if isinstance(scope, WorkflowScope):
-        must_not = [term(_K8S + "container_name", name) for name in WORKFLOW_SIDECARS]
-    filters.append(time_range("@timestamp", window))
-    if phrase:
-        filters.append(contains("log", phrase))
-    if levels:
-        stored = list(stored_levels(levels))
-        unparsed = {"bool": {"must_not": [{"exists": {"field": "level"}}], "filter": [any_of(*(contains("log", level, True) for level in stored))]}}
-        filters.append(any_of({"terms": {"level": stored}}, unparsed))
+    filters, must_not = log_filters(scope, time_range("@timestamp", window), levels, phrase)
     body = search_body(filters, must_not, time_sort("@timestamp", sort, "_id"), limit + 1)
     body["_source"] = LOG_SOURCE
     if search_after:

@@ -61,6 +61,14 @@ class PrometheusServer:
         """Re-read prometheus.yml and the rule files (needs --web.enable-lifecycle)."""
         urllib.request.urlopen(urllib.request.Request(f"{self.url}/-/reload", method="POST"), timeout=30).close()
 
+    def configure_alertmanager(self, config_yaml: str) -> None:
+        """Replace Alertmanager's configuration and reload it (both started servers read DATA/alertmanager.yml)."""
+        if self.data_dir is None:
+            raise RuntimeError("configuring Alertmanager needs a server this helper started (not ALERTMANAGER_URL)")
+        (self.data_dir / "alertmanager.yml").write_text(config_yaml)
+        request = urllib.request.Request(f"{self.alertmanager_url}/-/reload", method="POST")
+        urllib.request.urlopen(request, timeout=30).close()  # a refused config answers 500 (HTTPError)
+
     def backfill(self, openmetrics_text: str, timeout: float = 90) -> None:
         """Write historical samples as TSDB blocks; returns once the newest sample of each series is queryable."""
         if self._run_backfill is None or self.data_dir is None:
