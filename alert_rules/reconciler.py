@@ -157,11 +157,7 @@ class Reconciler:
             removed = await self._delete_unwanted(listings, placed)
 
             for rule_id, (target, rule) in placed.items():
-                listing = listings[id(target)]
-                if isinstance(listing, Exception):
-                    results[rule_id] = self._failure(rule, "created", _listing_error(target, listing))
-                else:
-                    results[rule_id] = await self._sync(target, rule, listing.get(rule_id))
+                results[rule_id] = await self._place(target, rule, listings)
 
             for rule in rules:
                 if not rule.enabled:
@@ -169,11 +165,7 @@ class Reconciler:
                 await self._write_status(rule, results[rule_logical_id(rule)])
 
             for rule in tombstones:
-                result = self._deleted(rule, listings, removed)
-                if result.ok:
-                    await self.store.purge_rule(rule.namespace, rule.name)
-                    self.counters.purged += 1
-                results[rule_logical_id(rule)] = result
+                results[rule_logical_id(rule)] = await self._retire(rule, listings, removed)
             return list(results.values())
 
     async def _listings(self) -> dict[int, Listing | Exception]:
@@ -236,6 +228,22 @@ class Reconciler:
                  f" ({held.detail})" if held is not None and held.detail else "")
         return SyncResult(rule.namespace, rule.name, action, True, backend_id, self.clock(), target=target.name)
 
+    async def _place(self, target: RuleTarget, rule: AlertRule, listings: dict[int, Listing | Exception]) -> SyncResult:
+        """Syncs `rule` into the target it was placed in, unless that target could not be listed this pass."""
+        listing = listings[id(target)]
+        if isinstance(listing, Exception):
+            return self._failure(rule, "created", _listing_error(target, listing))
+        return await self._sync(target, rule, listing.get(rule_logical_id(rule)))
+
+    async def _retire(self, rule: AlertRule, listings: dict[int, Listing | Exception],
+                      removed: dict[tuple[int, str], str]) -> SyncResult:
+        """A tombstone: purged from the store once no target holds it."""
+        result = self._deleted(rule, listings, removed)
+        if result.ok:
+            await self.store.purge_rule(rule.namespace, rule.name)
+            self.counters.purged += 1
+        return result
+
     def _failure(self, rule: AlertRule, action: Action, message: str) -> SyncResult:
         self.counters.failed += 1
         return SyncResult(rule.namespace, rule.name, action, False, "", self.clock(), message)
@@ -297,22 +305,14 @@ class Reconciler:
                     removed[(id(other), rule_id)] = await self._delete(other, rule_id)
 
             if tombstone is not None:
-                result = self._deleted(tombstone, listings, removed)
-                if result.ok:
-                    await self.store.purge_rule(namespace, name)
-                    self.counters.purged += 1
-                return result
+                return await self._retire(tombstone, listings, removed)
             assert rule is not None
             if not rule.enabled:
                 result = self._disabled(rule, listings, removed)
             elif target is None:
                 result = self._failure(rule, "created", _no_target(rule))
             else:
-                listing = listings[id(target)]
-                if isinstance(listing, Exception):
-                    result = self._failure(rule, "created", _listing_error(target, listing))
-                else:
-                    result = await self._sync(target, rule, listing.get(rule_id))
+                result = await self._place(target, rule, listings)
             await self._write_status(rule, result)
             return result
 

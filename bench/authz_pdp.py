@@ -12,6 +12,8 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+import casbin
+
 from bench.harness import percentile, report
 from observer.auth import model as authz
 from observer.auth.casbin_pdp import CasbinAuthorizer, entitlements_of, plain_enforcer
@@ -117,6 +119,19 @@ def _authorize_loop(authorizer: CasbinAuthorizer, subject: Subject, asked: list[
     return call, lambda: allowed
 
 
+def _enforce_loop(enforcer: casbin.Enforcer, entitlements: tuple[str, ...], asked: list[tuple[str, Resource]]):
+    """A plain Enforcer asked the same requests in turn, as `_authorize_loop` asks the authorizer."""
+    position = 0
+
+    async def call() -> None:
+        nonlocal position
+        action, resource = asked[position % len(asked)]
+        position += 1
+        enforcer.enforce(entitlements, resource_path(resource), action, resource.environment)
+
+    return call
+
+
 def run(repeat: int = 5_000, baseline_repeat: int = 20) -> None:
     rules = policy()
     p_lines = sum(1 for rule in rules if rule[0] == "p")
@@ -140,7 +155,8 @@ def run(repeat: int = 5_000, baseline_repeat: int = 20) -> None:
         started = time.perf_counter()
         by_file = CasbinAuthorizer(FilePolicySource(csv))
         load_ms = (time.perf_counter() - started) * 1000
-        by_db = CasbinAuthorizer(SQLitePolicySource(database))
+        db_source = SQLitePolicySource(database)
+        by_db = CasbinAuthorizer(db_source)
 
         async def measure() -> tuple[dict, dict, int]:
             file_call, file_allowed = _authorize_loop(by_file, subject, asked)
@@ -154,28 +170,13 @@ def run(repeat: int = 5_000, baseline_repeat: int = 20) -> None:
 
         plain = plain_enforcer(StaticPolicySource(rules))
         entitlements = entitlements_of(subject)
-        position = 0
-
-        async def enforce() -> None:
-            nonlocal position
-            action, resource = asked[position % len(asked)]
-            position += 1
-            plain.enforce(entitlements, resource_path(resource), action, resource.environment)
-
-        plain_ms = asyncio.run(_timed(enforce, baseline_repeat, warmup=3))
+        plain_ms = asyncio.run(_timed(_enforce_loop(plain, entitlements, asked), baseline_repeat, warmup=3))
 
         # The line scan alone: the same plain enforce, its role lookups answered from a precomputed set.
         scan = plain_enforcer(StaticPolicySource(rules))
         roles = by_file.snapshot.roles
         scan.add_function("entitled", lambda subs, role: role in roles(tuple(subs)))
-
-        async def enforce_scan() -> None:
-            nonlocal position
-            action, resource = asked[position % len(asked)]
-            position += 1
-            scan.enforce(entitlements, resource_path(resource), action, resource.environment)
-
-        scan_ms = asyncio.run(_timed(enforce_scan, baseline_repeat, warmup=3))
+        scan_ms = asyncio.run(_timed(_enforce_loop(scan, entitlements, asked), baseline_repeat, warmup=3))
 
         # Same answers on every request (the unit tests prove it on random policies; here on this one).
         snapshot = by_file.snapshot
@@ -184,6 +185,7 @@ def run(repeat: int = 5_000, baseline_repeat: int = 20) -> None:
             != plain.enforce(entitlements, resource_path(r), a, r.environment)
             for a, r in asked[:CHECKED]
         )
+        db_source.close()
 
     speedup = round(plain_ms["p50_ms"] / file_ms["p50_ms"]) if file_ms["p50_ms"] else 0
     report("authz_pdp", [

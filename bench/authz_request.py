@@ -24,6 +24,7 @@ from adapters.timeutil import format_rfc3339
 from bench import authz_pdp
 from bench.harness import percentile, report
 from observer.app import create_public_app
+from observer.auth.authn import Authenticator
 from observer.auth.casbin_pdp import CasbinAuthorizer
 from observer.auth.model import AllowAll, Authorizer
 from observer.auth.policy_sources import StaticPolicySource
@@ -45,12 +46,16 @@ def _policy() -> list[tuple[str, ...]]:
     return rules
 
 
-def _client(backend: EmbeddedBackend, auth: AuthSettings, authorizer: Authorizer, token: str) -> httpx.AsyncClient:
+def _client(backend: EmbeddedBackend, auth: AuthSettings, authorizer: Authorizer, token: str
+            ) -> tuple[httpx.AsyncClient, Authenticator | None]:
+    """A client of a fresh public app, and that app's authenticator (None with authentication off), which the
+    app owns and the caller closes."""
     service = QueryService(backend.registry, logs=backend, events=backend, traces=backend, metrics=backend,
                            authorizer=authorizer)
     app = create_public_app(service, "", auth)
     headers = {"Authorization": f"Bearer {token}"} if token else {}
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://observer", headers=headers)
+    http = httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://observer", headers=headers)
+    return http, app.state.authenticator
 
 
 async def _request(http: httpx.AsyncClient) -> float:
@@ -75,11 +80,12 @@ async def _run(repeat: int, rounds: int = 10) -> dict:
                                                         for i in range(100)])
             on = AuthSettings(jwks_url=issuer.jwks_url, issuer=issuer.url, audiences=("observer-api",))
             casbin = CasbinAuthorizer(StaticPolicySource(_policy()))
-            clients = {
+            opened = {
                 "off": _client(backend, AuthSettings.disabled(), AllowAll(), ""),
                 "token_only": _client(backend, on, AllowAll(), token),
                 "token_policy": _client(backend, on, casbin, token),
             }
+            clients = {name: http for name, (http, _) in opened.items()}
             samples: dict[str, list[float]] = {name: [] for name in clients}
             for http in clients.values():  # warm up: JWKS fetched, caches filled
                 for _ in range(100):
@@ -88,8 +94,10 @@ async def _run(repeat: int, rounds: int = 10) -> dict:
                 for name, http in clients.items():
                     for _ in range(repeat // rounds):
                         samples[name].append(await _request(http))
-            for http in clients.values():
+            for http, authenticator in opened.values():
                 await http.aclose()
+                if authenticator is not None:
+                    await authenticator.close()
             backend.close()
         results: dict = {name: {"p50_ms": round(percentile(values, 0.5), 3), "p99_ms": round(percentile(values, 0.99), 3),
                                 "n": len(values)} for name, values in samples.items()}

@@ -354,8 +354,7 @@ class DiskBuffer:
     # ------------------------------------------------------------------------------------------- appending
 
     def _frame(self, batch: Batch, mark: Mark | None) -> bytes:
-        payload = encode(batch, mark)
-        frame = _FRAME_HEADER.pack(len(payload), zlib.crc32(payload)) + payload
+        frame = _framed(encode(batch, mark))
         if len(frame) > self._max_bytes:
             raise BatchTooLarge(f"batch {batch.batch_id!r} is {len(frame)} bytes; the buffer holds {self._max_bytes}")
         return frame
@@ -706,17 +705,8 @@ class _AckLog:
     def rewrite(self, unacked: Sequence[int], high: int) -> None:
         """Replaces the log with `U` for each unacknowledged seq and `H high`, atomically: a crash leaves the old
         log or the new one, and both say the same."""
-        tmp = self._path.with_name(_ACK_TMP)
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        try:
-            _write_all(fd, b"".join([*(_ack_record(_UNACKED, seq) for seq in unacked), _ack_record(_HIGH, high)]))
-            if self._fsync:
-                _fdatasync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, self._path)
-        if self._fsync:
-            _sync_directory(self._path.parent)
+        records = b"".join([*(_ack_record(_UNACKED, seq) for seq in unacked), _ack_record(_HIGH, high)])
+        _replace_file(self._path, self._path.with_name(_ACK_TMP), records, self._fsync)
         if self._fd >= 0:
             os.close(self._fd)
         self._fd = os.open(self._path, os.O_WRONLY | os.O_APPEND)
@@ -751,12 +741,12 @@ def _read_marks(path: Path) -> dict[str, tuple[int, bytes]]:
         data = path.read_bytes()
     except FileNotFoundError:
         return {}
-    view = memoryview(data)
-    if _valid_frame_size(view, 0) != len(data):
+    payload = _verified_payload(data)
+    if payload is None:
         log.error("disk buffer %s: the marks file is damaged; ignoring it", path.parent)
         return {}
     try:
-        stored = msgpack.unpackb(view[_FRAME_HEADER.size :])
+        stored = msgpack.unpackb(payload)
         return {str(producer): (int(seq), bytes(value)) for producer, (seq, value) in stored.items()}
     except (ValueError, TypeError, AttributeError, msgpack.UnpackException) as exc:
         log.error("disk buffer %s: the marks file does not decode (%s); ignoring it", path.parent, exc)
@@ -766,17 +756,22 @@ def _read_marks(path: Path) -> dict[str, tuple[int, bytes]]:
 def _write_marks(directory: Path, marks: dict[str, tuple[int, bytes]], fsync: bool) -> None:
     """Replaces the marks file atomically: a crash leaves the old one or the new one."""
     payload = msgpack.packb({producer: [seq, value] for producer, (seq, value) in marks.items()})
-    tmp = directory / _MARKS_TMP
+    _replace_file(directory / _MARKS, directory / _MARKS_TMP, _framed(payload), fsync)
+
+
+def _replace_file(path: Path, tmp: Path, data: bytes, fsync: bool) -> None:
+    """Writes `data` to `tmp` and renames it over `path`: a crash leaves the old file or the new one (and with
+    `fsync`, the new one is durable once this returns)."""
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
-        _write_all(fd, _FRAME_HEADER.pack(len(payload), zlib.crc32(payload)) + payload)
+        _write_all(fd, data)
         if fsync:
             _fdatasync(fd)
     finally:
         os.close(fd)
-    os.replace(tmp, directory / _MARKS)
+    os.replace(tmp, path)
     if fsync:
-        _sync_directory(directory)
+        _sync_directory(path.parent)
 
 
 def _segment_paths(directory: Path) -> list[tuple[int, Path]]:
@@ -799,6 +794,11 @@ def _valid_frame_size(view: memoryview, offset: int) -> int | None:
     if length == 0 or end > len(view) or zlib.crc32(view[offset + _FRAME_HEADER.size : end]) != crc:
         return None
     return end - offset
+
+
+def _framed(payload: bytes) -> bytes:
+    """The payload behind its frame header (length and CRC), as segments and the marks file hold it."""
+    return _FRAME_HEADER.pack(len(payload), zlib.crc32(payload)) + payload
 
 
 def _verified_payload(frame: bytes) -> memoryview | None:

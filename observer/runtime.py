@@ -31,14 +31,14 @@ from adapters.protocols import BackendUnavailable, ScopeResolver, TelemetrySink
 from adapters.routing import SplitSink
 from adapters.timeutil import now_ns
 from collectors.otlp.receiver import build_otlp_app
-from observer.app import create_internal_app, create_public_app
 from observer.alerting.plane import Alerting, build_alerting
+from observer.app import create_internal_app, create_public_app
 from observer.auth.authn import Authenticator
 from observer.auth.internal import InternalSecurity, log_internal_posture
 from observer.auth.model import AllowAll, Authorizer
-from observer.mcp.server import build_mcp_app
 from observer.auth.settings import AuthSettings, log_auth_posture
 from observer.config import Settings
+from observer.mcp.server import build_mcp_app
 from observer.resolver_http import OpenChoreoResolver
 from observer.service import QueryService
 
@@ -128,7 +128,7 @@ def server(
     With `ssl_certfile` the port serves HTTPS; `ssl_ca_certs` with `ssl_cert_reqs=ssl.CERT_REQUIRED` makes the
     handshake demand a client certificate signed by that CA (the internal port's mutual TLS; the files are
     checked beforehand by observer.auth.internal.internal_security, so a mistake never gets this far)."""
-    lifespan = "on" if getattr(app.router, "lifespan_context", None) is not None and getattr(app.state, "mcp", None) else "off"
+    lifespan = "on" if getattr(app.state, "mcp", None) is not None else "off"
     config = uvicorn.Config(
         app, host=host, port=port, log_level=log_level.lower(), access_log=False, lifespan=lifespan,
         ssl_certfile=ssl_certfile, ssl_keyfile=ssl_keyfile, ssl_ca_certs=ssl_ca_certs, ssl_cert_reqs=ssl_cert_reqs,
@@ -233,9 +233,6 @@ def authorizer_for(auth: AuthSettings) -> Authorizer:
 
 def alerting_for(plane: Plane, authorizer: Authorizer) -> Alerting:
     settings = plane.settings
-    scheme = None
-    if plane.prometheus is not None:
-        scheme = KubernetesScheme() if settings.metrics_scheme == "kubernetes" else OtelScheme()
     return build_alerting(
         dsn=settings.alert_store(),
         suppression_window=settings.alert_suppression_window,
@@ -245,7 +242,7 @@ def alerting_for(plane: Plane, authorizer: Authorizer) -> Alerting:
         metrics=plane.prometheus or plane.backend,
         prometheus_url=settings.prometheus_address,
         prometheus_rules_dir=settings.prometheus_rules_dir,
-        scheme=scheme,
+        scheme=plane.prometheus.scheme if plane.prometheus is not None else None,
         reconcile_interval_s=settings.rule_reconcile_interval_s,
         notification_lease_s=settings.notification_lease_s,
     )

@@ -159,14 +159,13 @@ class OtlpExporter:
             )
 
         requests = await asyncio.to_thread(encode) if count > _INLINE_RECORDS else encode()
-        shown = self._shown
         wire_id = _wire_batch_id(batch_id)
         drops = _Drops()
         try:
             for index, request in enumerate(requests):
                 await self._deliver(f"{wire_id}/{request.signal}/{index}", request, drops)
         finally:
-            drops.report(batch_id, shown, self._on_dropped)
+            drops.report(batch_id, self._shown, self._on_dropped)
 
     async def _deliver(self, request_id: str, request: OtlpRequest, drops: _Drops) -> None:
         if request_id in self._delivered:
@@ -297,8 +296,8 @@ class _Drops:
     def report(self, batch_id: str, endpoint: str, on_dropped: OnDropped | None) -> None:
         if not self.counts:
             return
-        for reason, count in self.counts.items():
-            if on_dropped is not None:
+        if on_dropped is not None:
+            for reason, count in self.counts.items():
                 on_dropped(reason, count)
         summary = "; ".join(f"{count} {reason} ({self.messages[reason]})" for reason, count in self.counts.items())
         log.error("batch %s: %s refused records for good, dropped: %s", batch_id, endpoint, summary)

@@ -58,7 +58,7 @@ from adapters.protocols import TelemetrySink
 from adapters.timeutil import now_ns, parse_rfc3339
 from collectors.domain import K8S_NAMESPACE, K8S_POD, identity_from_attributes
 from collectors.kubernetes.pods import PodCache
-from collectors.kubernetes.watch import Reflector, resource_version
+from collectors.kubernetes.watch import Reflector, read_json, resource_version
 
 log = logging.getLogger(__name__)
 
@@ -177,11 +177,7 @@ class ObjectMetadata:
         self.gets += 1
         obj: dict[str, Any] | None = None
         try:
-            response = read()
-            try:
-                obj = orjson.loads(response.data)
-            finally:
-                response.release_conn()
+            obj = read_json(read())
         except ApiException as exc:
             if exc.status not in (403, 404):
                 log.warning("events: GET %s failed (%s); the event gets a less specific identity", key, exc.status)
@@ -394,7 +390,7 @@ class EventsReceiver:
 
     async def _deliver(self, items: list[_Item]) -> None:
         fresh: list[dict[str, Any]] = []
-        keys: list[tuple[str, str]] = []
+        keys: dict[tuple[str, str], None] = {}  # in delivery order (the batch id hashes them in it)
         for item in items:
             if item.event is None:
                 continue
@@ -403,7 +399,7 @@ class EventsReceiver:
                 self.duplicates += 1
                 continue
             fresh.append(item.event)
-            keys.append(key)
+            keys[key] = None
         if fresh:
             records = await asyncio.to_thread(self._records, fresh)
             batch_id = "k8s-events-" + hashlib.blake2b(

@@ -30,12 +30,11 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
 from collectors.enrich import Pod
-from collectors.kubernetes.watch import Reflector
+from collectors.kubernetes.watch import Reflector, read_json
 
 log = logging.getLogger(__name__)
 
@@ -168,11 +167,7 @@ class PodCache:
         is None; so is an API that cannot be reached (the line then goes on with what its path says)."""
         self.fetched += 1
         try:
-            response = self.core.read_namespaced_pod(name, namespace, _preload_content=False, _request_timeout=5)
-            try:
-                obj = orjson.loads(response.data)
-            finally:
-                response.release_conn()
+            obj = read_json(self.core.read_namespaced_pod(name, namespace, _preload_content=False, _request_timeout=5))
         except ApiException as exc:
             if exc.status != 404:
                 log.warning("pod %s/%s: GET failed (%s); enriching from the log path only", namespace, name, exc.status)

@@ -72,6 +72,15 @@ class WatchHandler(Protocol):
         """Nothing changed up to `resource_version`."""
 
 
+def read_json(response: Any) -> Any:
+    """The JSON body of a raw (`_preload_content=False`) response of the kubernetes client, its connection
+    released back to the pool."""
+    try:
+        return orjson.loads(response.data)
+    finally:
+        response.release_conn()
+
+
 def resource_version(obj: dict[str, Any]) -> str:
     """An object's resourceVersion ("" when it has none): where a watch resumes after it."""
     return str((obj.get("metadata") or {}).get("resourceVersion") or "")
@@ -172,13 +181,9 @@ class Reflector:
         self.handler.relisted(items, self.resource_version)
 
     def _request(self, **params: Any) -> dict[str, Any]:
-        response = self.call(
-            **self.selectors, **params, _preload_content=False, _request_timeout=(CONNECT_TIMEOUT_S, 60.0)
+        return read_json(
+            self.call(**self.selectors, **params, _preload_content=False, _request_timeout=(CONNECT_TIMEOUT_S, 60.0))
         )
-        try:
-            return orjson.loads(response.data)
-        finally:
-            response.release_conn()
 
     def _watch(self) -> int:
         """One watch request, to its end; the number of changes it delivered."""

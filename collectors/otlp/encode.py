@@ -169,46 +169,40 @@ class OtlpRequest:
     def message(self) -> Message:
         """The Export{Logs,Trace,Metrics}ServiceRequest: one resource entry per resource, in the order they
         first appear, holding its records in their order."""
-        if self.signal == "logs":
-            logs = ExportLogsServiceRequest()
-            scopes: dict[Hashable, Any] = {}
+        request_type, groups_field, scopes_field, items_field = _LAYOUTS[self.signal]
+        request = request_type()
+        scopes: dict[Hashable, Any] = {}  # resource -> the repeated field its items (or Metrics) go into
+
+        def items_of(resource: Hashable) -> Any:
+            found = scopes.get(resource)
+            if found is None:
+                group = getattr(request, groups_field).add()
+                group.resource.CopyFrom(self.resources[resource])
+                scope = getattr(group, scopes_field).add()
+                scope.scope.name = SCOPE_NAME
+                found = scopes[resource] = getattr(scope, items_field)
+            return found
+
+        if self.signal != "metrics":
             for item in self.items:
-                scope = scopes.get(item.resource)
-                if scope is None:
-                    group = logs.resource_logs.add()
-                    group.resource.CopyFrom(self.resources[item.resource])
-                    scope = scopes[item.resource] = group.scope_logs.add()
-                    scope.scope.name = SCOPE_NAME
-                scope.log_records.append(item.message)
-            return logs
-        if self.signal == "traces":
-            traces = ExportTraceServiceRequest()
-            scopes = {}
-            for item in self.items:
-                scope = scopes.get(item.resource)
-                if scope is None:
-                    group = traces.resource_spans.add()
-                    group.resource.CopyFrom(self.resources[item.resource])
-                    scope = scopes[item.resource] = group.scope_spans.add()
-                    scope.scope.name = SCOPE_NAME
-                scope.spans.append(item.message)
-            return traces
-        metrics = ExportMetricsServiceRequest()
-        scopes = {}
+                items_of(item.resource).append(item.message)
+            return request
         points: dict[tuple[Hashable, Hashable], Any] = {}
         for item in self.items:
             key = (item.resource, item.metric)
             container = points.get(key)
             if container is None:
-                scope = scopes.get(item.resource)
-                if scope is None:
-                    group = metrics.resource_metrics.add()
-                    group.resource.CopyFrom(self.resources[item.resource])
-                    scope = scopes[item.resource] = group.scope_metrics.add()
-                    scope.scope.name = SCOPE_NAME
-                container = points[key] = _metric_container(scope.metrics.add(), item.metric)
+                container = points[key] = _metric_container(items_of(item.resource).add(), item.metric)
             container.append(item.message)
-        return metrics
+        return request
+
+
+#: signal -> (request type, its resource groups field, their scope groups field, the scopes' items field).
+_LAYOUTS: dict[str, tuple[type[Message], str, str, str]] = {
+    "logs": (ExportLogsServiceRequest, "resource_logs", "scope_logs", "log_records"),
+    "traces": (ExportTraceServiceRequest, "resource_spans", "scope_spans", "spans"),
+    "metrics": (ExportMetricsServiceRequest, "resource_metrics", "scope_metrics", "metrics"),
+}
 
 
 def _metric_container(metric: Any, key: _MetricKey) -> Any:
@@ -261,16 +255,16 @@ def _chunks(items: list[_Item], resources: Mapping[Hashable, Resource], limit: i
     seen: set[Hashable] = set()
     for item in items:
         extra = item.size + _ITEM_OVERHEAD
-        if item.resource not in seen:
-            extra += resources[item.resource].ByteSize() + _GROUP_OVERHEAD
         if item.metric is not None:
             extra += _GROUP_OVERHEAD + len(item.metric.name) + len(item.metric.unit)  # at most one Metric per point
+        new_resource = item.resource not in seen
+        if new_resource:
+            extra += resources[item.resource].ByteSize() + _GROUP_OVERHEAD
         if chunk and size + extra > limit:
             yield chunk
             chunk, size, seen = [], 0, set()
-            extra = item.size + _ITEM_OVERHEAD + resources[item.resource].ByteSize() + _GROUP_OVERHEAD
-            if item.metric is not None:
-                extra += _GROUP_OVERHEAD + len(item.metric.name) + len(item.metric.unit)
+            if not new_resource:  # in the new request, its resource is new
+                extra += resources[item.resource].ByteSize() + _GROUP_OVERHEAD
         chunk.append(item)
         seen.add(item.resource)
         size += extra

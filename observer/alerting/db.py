@@ -7,15 +7,9 @@ together: that single commit is what makes "accepted" mean "will be notified exa
 
 from __future__ import annotations
 
-import asyncio
-import os
-from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
 
 from sqlalchemy import Engine, MetaData, create_engine, event
-
-T = TypeVar("T")
 
 metadata = MetaData()
 
@@ -45,11 +39,3 @@ def open_engine(dsn: str) -> Engine:
     metadata.create_all(engine)
     return engine
 
-
-def default_dsn(data_dir: str | os.PathLike[str]) -> str:
-    return str(Path(data_dir) / "alerts.db")
-
-
-async def run(engine: Engine, work: Callable[[], T]) -> T:
-    """Runs blocking database work off the event loop."""
-    return await asyncio.to_thread(work)

@@ -16,7 +16,7 @@ the first try said.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
@@ -79,9 +79,6 @@ class AlertDetails:
             trigger_ai_cost_analysis=rule.incident.trigger_ai_cost_analysis,
             alert_id=alert_id,
         )
-
-    def with_idempotency_key(self, key: str) -> AlertDetails:
-        return replace(self, idempotency_key=key)
 
     def to_dict(self) -> dict[str, Any]:
         """The wire object, keys in contract order; `notificationChannels` only when there are some."""

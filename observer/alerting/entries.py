@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -137,8 +138,6 @@ def labels_of(row: Mapping[str, Any]) -> dict[str, str]:
 
 
 def _uuid_or_empty(value: str) -> str:
-    import uuid
-
     try:
         uuid.UUID(value)
     except (ValueError, TypeError, AttributeError):

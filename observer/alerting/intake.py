@@ -64,7 +64,7 @@ class AlertIntake:
             raise RuleNotFound(f"alert rule {firing.rule_namespace}/{firing.rule_name} not found")
         channels = []
         for name in rule.channels:
-            channel = await self.resources.get_channel(rule.namespace, name) or await self.resources.find_channel(name)
+            channel = await self.resources.channel(rule.namespace, name)
             channels.append((channel.namespace if channel else rule.namespace, name))
         result = await asyncio.to_thread(self._record, rule, firing, channels)
         if result.alert_id and not result.duplicate:

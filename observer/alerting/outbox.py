@@ -128,7 +128,7 @@ class NotificationStatus:
 
 
 def notification_status(engine: Engine, alert_id: str) -> list[NotificationStatus]:
-    """Every notification of an alert with its tries, for tests and operators (blocking: use db.run)."""
+    """Every notification of an alert with its tries, for tests and operators (blocking: run it in a thread)."""
     with engine.connect() as conn:
         rows = conn.execute(select(notifications).where(notifications.c.alert_id == alert_id)
                             .order_by(notifications.c.channel_namespace, notifications.c.channel_name)).all()
@@ -150,9 +150,7 @@ def notification_status(engine: Engine, alert_id: str) -> list[NotificationStatu
 class ChannelStore(Protocol):
     """What the worker needs of the resource store (observer/alerting/resources.py's ResourceStore)."""
 
-    async def get_channel(self, namespace: str, name: str) -> NotificationChannel | None: ...
-
-    async def find_channel(self, name: str) -> NotificationChannel | None: ...
+    async def channel(self, namespace: str, name: str) -> NotificationChannel | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -305,8 +303,7 @@ class OutboxWorker:
         where = f"{claim.channel_namespace}/{claim.channel_name}"
         delivery: Delivery | None = None
         try:
-            channel = (await self.store.get_channel(claim.channel_namespace, claim.channel_name)
-                       or await self.store.find_channel(claim.channel_name))
+            channel = await self.store.channel(claim.channel_namespace, claim.channel_name)
             if channel is None:
                 raise SendError(f"notification channel {where} not found (not applied yet?); will retry")
             sender = self.senders.get(channel.type)

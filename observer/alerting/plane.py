@@ -16,13 +16,13 @@ import asyncio
 import logging
 from dataclasses import dataclass, field
 
-from adapters.protocols import LogsBackend, MetricsBackend, ScopeResolver
-from adapters.prometheus.schemes import Scheme
 from adapters.opensearch.backend import OpenSearchBackend
+from adapters.prometheus.schemes import Scheme
+from adapters.protocols import LogsBackend, MetricsBackend, ScopeResolver
+from adapters.timeutil import now_ns, parse_go_duration
 from alert_rules.evaluator import RuleEvaluator
 from alert_rules.opensearch_monitors import logs_rule_target
 from alert_rules.prometheus import PrometheusRuleTarget
-from adapters.timeutil import now_ns
 from alert_rules.reconciler import Reconciler, SyncResult, sync_response
 from alert_rules.targets import RuleTarget
 from observer.alerting.channels import close_senders, default_senders
@@ -33,7 +33,6 @@ from observer.alerting.outbox import OutboxWorker
 from observer.alerting.resources import ResourceStore
 from observer.alerting.service import AlertService
 from observer.auth.model import Authorizer
-from adapters.timeutil import parse_go_duration
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from dataclasses import replace
 from typing import Any
 
 import yaml
-from sqlalchemy import Engine, delete, insert, select, update
+from sqlalchemy import Engine, Table, case, delete, insert, select, update
 
 from adapters.timeutil import now_ns
 from alert_rules.model import (
@@ -53,11 +53,9 @@ class ResourceStore:
 
     def _put_rule(self, rule: AlertRule) -> AlertRule:
         with self.engine.begin() as conn:
+            key = _named(alert_rules, rule.namespace, rule.name)
             row = conn.execute(
-                select(alert_rules.c.document, alert_rules.c.generation, alert_rules.c.deleted).where(
-                    alert_rules.c.namespace == rule.namespace, alert_rules.c.name == rule.name
-                )
-            ).first()
+                select(alert_rules.c.document, alert_rules.c.generation, alert_rules.c.deleted).where(*key)).first()
             if row is None:
                 stored = replace(rule, generation=1, status=RuleStatus())
                 conn.execute(insert(alert_rules).values(
@@ -67,31 +65,22 @@ class ResourceStore:
             previous = _load_rule(row.document)
             same = previous.same_spec(rule) and not row.deleted
             stored = replace(rule, generation=row.generation if same else row.generation + 1, status=previous.status)
-            conn.execute(update(alert_rules).where(
-                alert_rules.c.namespace == rule.namespace, alert_rules.c.name == rule.name
-            ).values(generation=stored.generation, deleted=False, document=_dump_rule(stored), updated_ns=now_ns()))
+            conn.execute(update(alert_rules).where(*key).values(generation=stored.generation, deleted=False, document=_dump_rule(stored), updated_ns=now_ns()))
             return stored
 
     async def get_rule(self, namespace: str, name: str) -> AlertRule | None:
-        def read() -> AlertRule | None:
-            with self.engine.connect() as conn:
-                row = conn.execute(select(alert_rules.c.document).where(
-                    alert_rules.c.namespace == namespace, alert_rules.c.name == name,
-                    alert_rules.c.deleted.is_(False))).first()
-            return _load_rule(row.document) if row else None
-
-        return await asyncio.to_thread(read)
+        return await asyncio.to_thread(self._live_rule, *_named(alert_rules, namespace, name))
 
     async def find_rule(self, name: str) -> AlertRule | None:
         """A live rule by its resource name in any namespace (the internal rule API names rules without one)."""
-        def read() -> AlertRule | None:
-            with self.engine.connect() as conn:
-                row = conn.execute(select(alert_rules.c.document).where(
-                    alert_rules.c.name == name, alert_rules.c.deleted.is_(False)
-                ).order_by(alert_rules.c.namespace).limit(1)).first()
-            return _load_rule(row.document) if row else None
+        return await asyncio.to_thread(self._live_rule, alert_rules.c.name == name)
 
-        return await asyncio.to_thread(read)
+    def _live_rule(self, *where: Any) -> AlertRule | None:
+        """The first live (not tombstoned) rule matching `where`, by namespace."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(alert_rules.c.document).where(*where, alert_rules.c.deleted.is_(False))
+                               .order_by(alert_rules.c.namespace).limit(1)).first()
+        return _load_rule(row.document) if row else None
 
     async def list_rules(self) -> list[AlertRule]:
         return await asyncio.to_thread(self._rules, False)
@@ -109,8 +98,7 @@ class ResourceStore:
         def tombstone() -> bool:
             with self.engine.begin() as conn:
                 result = conn.execute(update(alert_rules).where(
-                    alert_rules.c.namespace == namespace, alert_rules.c.name == name,
-                    alert_rules.c.deleted.is_(False)).values(deleted=True, updated_ns=now_ns()))
+                    *_named(alert_rules, namespace, name), alert_rules.c.deleted.is_(False)).values(deleted=True, updated_ns=now_ns()))
             return result.rowcount > 0
 
         deleted = await asyncio.to_thread(tombstone)
@@ -122,21 +110,20 @@ class ResourceStore:
         def purge() -> None:
             with self.engine.begin() as conn:
                 conn.execute(delete(alert_rules).where(
-                    alert_rules.c.namespace == namespace, alert_rules.c.name == name, alert_rules.c.deleted.is_(True)))
+                    *_named(alert_rules, namespace, name), alert_rules.c.deleted.is_(True)))
 
         await asyncio.to_thread(purge)
 
     async def set_rule_status(self, namespace: str, name: str, status: RuleStatus) -> None:
         """Writes status without touching the spec or the generation (a status subresource)."""
         def write() -> None:
+            key = _named(alert_rules, namespace, name)
             with self.engine.begin() as conn:
-                row = conn.execute(select(alert_rules.c.document).where(
-                    alert_rules.c.namespace == namespace, alert_rules.c.name == name)).first()
+                row = conn.execute(select(alert_rules.c.document).where(*key)).first()
                 if row is None:
                     return
                 rule = replace(_load_rule(row.document), status=status)
-                conn.execute(update(alert_rules).where(
-                    alert_rules.c.namespace == namespace, alert_rules.c.name == name).values(document=_dump_rule(rule)))
+                conn.execute(update(alert_rules).where(*key).values(document=_dump_rule(rule)))
 
         await asyncio.to_thread(write)
 
@@ -149,7 +136,7 @@ class ResourceStore:
         def write() -> None:
             with self.engine.begin() as conn:
                 conn.execute(delete(notification_channels).where(
-                    notification_channels.c.namespace == channel.namespace, notification_channels.c.name == channel.name))
+                    *_named(notification_channels, channel.namespace, channel.name)))
                 conn.execute(insert(notification_channels).values(
                     namespace=channel.namespace, name=channel.name, environment=channel.environment,
                     document=document, updated_ns=now_ns()))
@@ -158,27 +145,24 @@ class ResourceStore:
         self._changed()
         return channel
 
-    async def get_channel(self, namespace: str, name: str) -> NotificationChannel | None:
-        return await asyncio.to_thread(self._channel, namespace, name)
+    async def channel(self, namespace: str, name: str) -> NotificationChannel | None:
+        """The channel `name` in `namespace`, else in any namespace, the first by namespace winning (as upstream's
+        cluster-wide list); one query."""
+        c = notification_channels.c
 
-    async def find_channel(self, name: str) -> NotificationChannel | None:
-        """A channel by name in any namespace; the first by namespace wins (as upstream's cluster-wide list)."""
-        return await asyncio.to_thread(self._channel, None, name)
+        def read() -> NotificationChannel | None:
+            with self.engine.connect() as conn:
+                row = conn.execute(select(c.document, c.namespace).where(c.name == name).order_by(
+                    case((c.namespace == namespace, 0), else_=1), c.namespace).limit(1)).first()
+            return channel_from_resource(json.loads(row.document), row.namespace) if row else None
 
-    def _channel(self, namespace: str | None, name: str) -> NotificationChannel | None:
-        query = select(notification_channels.c.document, notification_channels.c.namespace).where(
-            notification_channels.c.name == name)
-        if namespace is not None:
-            query = query.where(notification_channels.c.namespace == namespace)
-        with self.engine.connect() as conn:
-            row = conn.execute(query.order_by(notification_channels.c.namespace).limit(1)).first()
-        return channel_from_resource(json.loads(row.document), row.namespace) if row else None
+        return await asyncio.to_thread(read)
 
     async def delete_channel(self, namespace: str, name: str) -> bool:
         def remove() -> bool:
             with self.engine.begin() as conn:
                 return conn.execute(delete(notification_channels).where(
-                    notification_channels.c.namespace == namespace, notification_channels.c.name == name)).rowcount > 0
+                    *_named(notification_channels, namespace, name))).rowcount > 0
 
         removed = await asyncio.to_thread(remove)
         self._changed()
@@ -189,7 +173,7 @@ class ResourceStore:
     async def put_secret(self, namespace: str, name: str, data: Mapping[str, str]) -> None:
         def write() -> None:
             with self.engine.begin() as conn:
-                conn.execute(delete(secrets).where(secrets.c.namespace == namespace, secrets.c.name == name))
+                conn.execute(delete(secrets).where(*_named(secrets, namespace, name)))
                 conn.execute(insert(secrets).values(namespace=namespace, name=name, data=json.dumps(dict(data)),
                                                     updated_ns=now_ns()))
 
@@ -199,8 +183,7 @@ class ResourceStore:
     async def secret_value(self, namespace: str, name: str, key: str) -> str | None:
         def read() -> str | None:
             with self.engine.connect() as conn:
-                row = conn.execute(select(secrets.c.data).where(
-                    secrets.c.namespace == namespace, secrets.c.name == name)).first()
+                row = conn.execute(select(secrets.c.data).where(*_named(secrets, namespace, name))).first()
             return json.loads(row.data).get(key) if row else None
 
         return await asyncio.to_thread(read)
@@ -242,6 +225,11 @@ class ResourceStore:
                 await self.put_secret(namespace, name, data)
                 lines.append(f"secret/{name} configured")
         return lines
+
+
+def _named(table: Table, namespace: str, name: str) -> tuple[Any, Any]:
+    """The WHERE clauses of one resource by its key (every resource table is keyed by namespace and name)."""
+    return table.c.namespace == namespace, table.c.name == name
 
 
 def load_manifest(text: str) -> list[Mapping[str, Any]]:

@@ -10,6 +10,7 @@ Order as every query: validate -> authorize -> resolve names -> store. Two upstr
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +23,8 @@ from observer.auth.model import AuthorizationUnavailable, Authorizer, NotAuthent
 from observer.auth.resources import resource_for
 from observer.errors import ApiError
 from observer.validation import NamedScope
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,9 +120,7 @@ class AlertService:
         except ApiError:
             raise
         except Exception:
-            import logging
-
-            logging.getLogger(__name__).exception(message)
+            log.exception(message)
             raise ApiError(500, message, code) from None
 
 

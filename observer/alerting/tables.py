@@ -14,6 +14,13 @@ from sqlalchemy import BigInteger, Boolean, Column, Float, Index, Integer, Strin
 
 from observer.alerting.db import metadata
 
+def _scope_columns() -> list[Column]:
+    """Names and UIDs of the scope an alert or incident belongs to (a Column belongs to one table: fresh each)."""
+    return [Column(name, Text, nullable=False, default="") for name in (
+        "namespace_name", "component_name", "environment_name", "project_name", "component_id", "environment_id",
+        "project_id")]
+
+
 alert_rules = Table(
     "alert_rules",
     metadata,
@@ -53,13 +60,7 @@ alert_entries = Table(
     Column("alert_rule_cr_name", Text, nullable=False, default=""),
     Column("alert_rule_cr_namespace", Text, nullable=False, default=""),
     Column("alert_value", Text, nullable=False, default=""),
-    Column("namespace_name", Text, nullable=False, default=""),
-    Column("component_name", Text, nullable=False, default=""),
-    Column("environment_name", Text, nullable=False, default=""),
-    Column("project_name", Text, nullable=False, default=""),
-    Column("component_id", Text, nullable=False, default=""),
-    Column("environment_id", Text, nullable=False, default=""),
-    Column("project_id", Text, nullable=False, default=""),
+    *_scope_columns(),
     Column("incident_enabled", Boolean, nullable=False),
     Column("severity", Text, nullable=False, default=""),
     Column("description", Text, nullable=False, default=""),
@@ -92,13 +93,7 @@ incident_entries = Table(
     Column("resolved_at_ns", BigInteger, nullable=True),
     Column("notes", Text, nullable=True),
     Column("description", Text, nullable=True),
-    Column("namespace_name", Text, nullable=False, default=""),
-    Column("component_name", Text, nullable=False, default=""),
-    Column("environment_name", Text, nullable=False, default=""),
-    Column("project_name", Text, nullable=False, default=""),
-    Column("component_id", Text, nullable=False, default=""),
-    Column("environment_id", Text, nullable=False, default=""),
-    Column("project_id", Text, nullable=False, default=""),
+    *_scope_columns(),
     Index("incident_entries_by_scope", "project_id", "environment_id", "timestamp_ns"),
     Index("incident_entries_by_namespace", "namespace_name", "timestamp_ns"),
 )

@@ -25,26 +25,16 @@ from observer.auth.casbin_pdp import CasbinAuthorizer
 from observer.auth.model import Authorizer
 from observer.auth.policy_sources import FilePolicySource, PolicyError, SQLitePolicySource
 from observer.auth.remote_pdp import DEFAULT_SERVICE_URL, DEFAULT_TIMEOUT_S, RemoteAuthorizer
+from observer.auth.settings import env_flag
 from adapters.timeutil import parse_go_duration
 
 log = logging.getLogger(__name__)
 
 MODES = ("casbin", "remote")
-_TRUE = {"true", "1", "t", "yes", "y", "on"}
-_FALSE = {"false", "0", "f", "no", "n", "off", ""}
 
 
 class AuthzConfigError(ValueError):
     """The authorization settings cannot work; the message says which variable to set and how."""
-
-
-def _flag(env: Mapping[str, str], name: str) -> bool:
-    raw = env.get(name, "").strip().lower()
-    if raw in _TRUE:
-        return True
-    if raw in _FALSE:
-        return False
-    raise AuthzConfigError(f"{name}={env.get(name)!r} is not a boolean: use true or false")
 
 
 def _timeout_s(env: Mapping[str, str]) -> float:
@@ -78,7 +68,7 @@ def authorizer_from_env(environ: Mapping[str, str] | None = None) -> Authorizer:
             url = DEFAULT_SERVICE_URL
         if not url.startswith(("http://", "https://")):
             raise AuthzConfigError(f"AUTHZ_SERVICE_URL={url!r} is not an http(s) URL")
-        insecure = _flag(env, "AUTHZ_TLS_INSECURE_SKIP_VERIFY")
+        insecure = env_flag(env, "AUTHZ_TLS_INSECURE_SKIP_VERIFY", AuthzConfigError)
         if insecure:
             log.warning("AUTHZ_TLS_INSECURE_SKIP_VERIFY=true: callers' tokens go to %s without verifying TLS", url)
         return RemoteAuthorizer(url, timeout_s=_timeout_s(env), tls_insecure_skip_verify=insecure)

@@ -41,7 +41,7 @@ import casbin
 from casbin.effect import Effector, effect_to_bool
 
 from observer.auth.model import AuthorizationUnavailable, NotAuthenticated, PermissionDenied, Resource, Subject
-from observer.auth.policy_sources import PolicyError, Rule, known_action
+from observer.auth.policy_sources import PolicyError, Rule, add_rules, known_action
 from observer.auth.resources import resource_path
 
 log = logging.getLogger(__name__)
@@ -135,12 +135,10 @@ class PolicySnapshot:
 
     def __init__(self, rules: Iterable[Rule], stamp: Hashable = None):
         self.stamp = stamp
-        rules = list(rules)
         self.enforcer = casbin.Enforcer(new_model())
         _register(self.enforcer, self._entitled)
         model = self.enforcer.get_model()
-        model.add_policies("p", "p", [list(rule[1:]) for rule in rules if rule[0] == "p"])
-        model.add_policies("g", "g", [list(rule[1:]) for rule in rules if rule[0] == "g"])
+        add_rules(model, rules)
         self.enforcer.build_role_links()
         self.policy: list[list[str]] = model["p"]["p"].policy
         self.size = len(self.policy) + len(model["g"]["g"].policy)

@@ -237,6 +237,13 @@ def known_action(pattern: str) -> bool:
 # ------------------------------------------------------------------------------------------- sources
 
 
+def add_rules(model: Any, rules: Iterable[Rule]) -> None:
+    """Puts validated rules into a Casbin model: the `p` lines and the `g` links, each in policy order."""
+    rules = list(rules)
+    for ptype in ("p", "g"):
+        model.add_policies(ptype, ptype, [list(rule[1:]) for rule in rules if rule[0] == ptype])
+
+
 class _CasbinAdapter(Adapter):
     """Lets a plain `casbin.Enforcer(model, source)` read the same rules (the reference in tests and bench)."""
 
@@ -244,11 +251,7 @@ class _CasbinAdapter(Adapter):
         raise NotImplementedError
 
     def load_policy(self, model: Any) -> None:
-        rules = self.rules()
-        p_rules = [list(rule[1:]) for rule in rules if rule[0] == "p"]
-        g_rules = [list(rule[1:]) for rule in rules if rule[0] == "g"]
-        model.add_policies("p", "p", p_rules)
-        model.add_policies("g", "g", g_rules)
+        add_rules(model, self.rules())
 
 
 class StaticPolicySource(_CasbinAdapter):
@@ -346,9 +349,8 @@ class SQLitePolicySource(_CasbinAdapter):
         return f"sqlite:{self.path}"
 
     def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.path, timeout=self._busy_timeout_ms / 1000, check_same_thread=False,
+        return sqlite3.connect(self.path, timeout=self._busy_timeout_ms / 1000, check_same_thread=False,
                                isolation_level=None)
-        return conn
 
     def stamp(self) -> Hashable:
         with self._lock:
@@ -402,8 +404,3 @@ class SQLitePolicySource(_CasbinAdapter):
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
-
-
-def source_for(path: str | os.PathLike[str], *, database: bool = False) -> FilePolicySource | SQLitePolicySource:
-    """The source for a configured location: a SQLite file when `database`, else a policy file."""
-    return SQLitePolicySource(path) if database else FilePolicySource(path)

@@ -50,15 +50,15 @@ class AuthConfigError(ValueError):
     """The authentication settings cannot work; the message says which variable to set and how."""
 
 
-def _flag(environ: Mapping[str, str], name: str) -> bool:
-    """A boolean variable. Anything unrecognised is an error rather than a guess, because guessing wrong on
+def env_flag(environ: Mapping[str, str], name: str, error: type[ValueError] = AuthConfigError) -> bool:
+    """A boolean variable. Anything unrecognised is an `error` rather than a guess, because guessing wrong on
     JWT_DISABLED either exposes every query or locks everyone out."""
     raw = environ.get(name, "").strip().lower()
     if raw in _TRUE:
         return True
     if raw in _FALSE:
         return False
-    raise AuthConfigError(f"{name}={environ.get(name)!r} is not a boolean: use true or false")
+    raise error(f"{name}={environ.get(name)!r} is not a boolean: use true or false")
 
 
 def _number(environ: Mapping[str, str], name: str, default: float, *, minimum: float = 0.0) -> float:
@@ -139,11 +139,11 @@ class AuthSettings:
         if leeway != int(leeway):
             raise AuthConfigError("JWT_LEEWAY_SECONDS must be a whole number of seconds")
         return cls(
-            enabled=not _flag(env, "JWT_DISABLED"),
+            enabled=not env_flag(env, "JWT_DISABLED"),
             jwks_url=env.get("JWKS_URL", "").strip(),
             issuer=env.get("JWT_ISSUER", "").strip(),
             audiences=tuple(a.strip() for a in env.get("JWT_AUDIENCE", "").split(",") if a.strip()),
-            jwks_tls_insecure_skip_verify=_flag(env, "JWKS_URL_TLS_INSECURE_SKIP_VERIFY"),
+            jwks_tls_insecure_skip_verify=env_flag(env, "JWKS_URL_TLS_INSECURE_SKIP_VERIFY"),
             auth_server_base_url=env.get("AUTH_SERVER_BASE_URL", "").strip(),
             mcp_scopes=scopes,
             observer_base_url=(env.get("OBSERVER_BASE_URL", "").strip() or DEFAULT_OBSERVER_BASE_URL).rstrip("/"),

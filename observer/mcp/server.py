@@ -600,28 +600,24 @@ class ObserverTools:
         page = await self._query.logs(caller, scope, self._logs_query(scope, arguments))
         return self._paged("logs", [workflow_log_entry(record) for record in page.items], page)
 
-    async def component_events(self, caller: Subject | None, arguments: Arguments) -> Body:
-        named = _component_scope(arguments)
-        query = EventsQuery(
-            scope=ComponentScope(named.namespace),
-            range=_logs_window(arguments),
-            limit=_limit(arguments),
-            sort=_sort(arguments),
-            cursor=self._cursor(arguments),
-        )
-        page = await self._query.events(caller, named, query)
-        return self._paged("events", [event_entry(record, True) for record in page.items], page)
-
-    async def workflow_events(self, caller: Subject | None, arguments: Arguments) -> Body:
-        scope = self._workflow_scope(arguments, with_task=False)
-        query = EventsQuery(
+    def _events_query(self, scope: ComponentScope | WorkflowScope, arguments: Arguments) -> EventsQuery:
+        """The events tools' shared arguments (window, limit, order, cursor) as a query."""
+        return EventsQuery(
             scope=scope,
             range=_logs_window(arguments),
             limit=_limit(arguments),
             sort=_sort(arguments),
             cursor=self._cursor(arguments),
         )
-        page = await self._query.events(caller, scope, query)
+
+    async def component_events(self, caller: Subject | None, arguments: Arguments) -> Body:
+        named = _component_scope(arguments)
+        page = await self._query.events(caller, named, self._events_query(ComponentScope(named.namespace), arguments))
+        return self._paged("events", [event_entry(record, True) for record in page.items], page)
+
+    async def workflow_events(self, caller: Subject | None, arguments: Arguments) -> Body:
+        scope = self._workflow_scope(arguments, with_task=False)
+        page = await self._query.events(caller, scope, self._events_query(scope, arguments))
         return self._paged("events", [event_entry(record, False) for record in page.items], page)
 
     # ------------------------------------------------------------------------------------ metrics and traces

@@ -13,6 +13,7 @@ import uuid
 from dataclasses import replace
 from typing import Any
 
+import orjson
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, StrictBool, StrictFloat, StrictInt, StrictStr
 
@@ -214,8 +215,6 @@ async def delete_rule(sourceType: str, ruleName: str, request: Request) -> FastJ
 async def alert_webhook(request: Request) -> FastJSONResponse:
     raw = await request.body()
     try:
-        import orjson
-
         firings = firings_from(orjson.loads(raw))
     except InvalidPayload as exc:
         raise ApiError(400, str(exc), exc.code) from None

@@ -13,6 +13,7 @@ from alert_rules.model import InvalidResource, go_duration, parse_duration, rule
 from observer.alerting.db import open_engine
 from observer.alerting.entries import EntriesQuery, EntryStore, IncidentNotFound, InvalidTransition
 from observer.alerting.payloads import InvalidPayload, firings_from
+from observer.alerting.resources import ResourceStore
 from observer.alerting.tables import alert_entries, incident_entries
 
 PROJECT, COMPONENT, ENV = str(uuid.uuid4()), str(uuid.uuid4()), str(uuid.uuid4())
@@ -124,6 +125,23 @@ async def test_incident_timestamps_are_set_once_and_notes_edit_or_clear(store):
     assert "acknowledgedAt" not in skipped
     with pytest.raises(IncidentNotFound):
         await store.update_incident(str(uuid.uuid4()), "resolved", None, None)
+
+
+# ----------------------------------------------------------------------------------------------- channels
+
+
+async def test_a_channel_is_looked_up_in_its_namespace_then_in_any(store):
+    resources = ResourceStore(store.engine)
+
+    def doc(name, namespace, url):
+        return {"kind": "ObservabilityAlertsNotificationChannel", "metadata": {"name": name, "namespace": namespace},
+                "spec": {"environment": "dev", "type": "webhook", "webhookConfig": {"url": url}}}
+
+    for namespace in ("b", "c", "a"):
+        await resources.put_channel(doc("ops", namespace, f"http://{namespace}.test"))
+    assert (await resources.channel("c", "ops")).webhook.url == "http://c.test"  # its own namespace first
+    assert (await resources.channel("z", "ops")).namespace == "a"  # else the first by namespace
+    assert await resources.channel("a", "nope") is None
 
 
 # ----------------------------------------------------------------------------------------------- payloads

@@ -26,7 +26,6 @@ from observer.auth.authn import Authenticator, JwksCache
 from observer.auth.middleware import AuthMiddleware
 from observer.auth.model import Subject
 from observer.auth.settings import AuthConfigError, AuthSettings
-from observer.auth.subjects import SubjectResolver
 from tests.conftest import service_over
 from tests.servers.local import serving
 from tests.servers.oidc import OidcIssuer, SigningKey, b64url
@@ -116,10 +115,10 @@ async def make_client(backend, clock) -> AsyncIterator[Callable[..., httpx.Async
     stepped clock) and an httpx client on it; all closed at the end."""
     opened: list[tuple[httpx.AsyncClient, Authenticator | None]] = []
 
-    def make(settings: AuthSettings, cors: str = "", resolver: SubjectResolver | None = None) -> httpx.AsyncClient:
+    def make(settings: AuthSettings, cors: str = "") -> httpx.AsyncClient:
         authenticator = None
         if settings.enabled:
-            authenticator = Authenticator(settings, resolver, jwks=JwksCache(settings, clock=clock))
+            authenticator = Authenticator(settings, jwks=JwksCache(settings, clock=clock))
         app = create_public_app(service_over(backend), cors, settings, authenticator=authenticator)
         add_probe_routes(app)
         client = httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://observer")
@@ -540,8 +539,7 @@ async def test_a_configured_subject_type_order_is_followed(make_client, issuer, 
         "  - type: service_account\n    entitlementClaim: client_id\n    priority: 1\n"
         "  - type: user\n    entitlement:\n      claim: realm_access.roles\n    priority: 2\n"
     )
-    settings = settings_for(issuer, auth_config_path=config)
-    api = make_client(settings, resolver=SubjectResolver.from_file(settings.auth_config_path))
+    api = make_client(settings_for(issuer, auth_config_path=config))  # the Authenticator reads the file
     service = await whoami(api, issuer.mint(keys["rsa"], groups=["devs"]))
     assert service.json()["subject"]["type"] == "service_account"
     assert service.json()["subject"]["values"] == ["observer-tests"]
@@ -637,6 +635,12 @@ async def test_the_middleware_is_plain_asgi_and_leaves_lifespan_alone():
     async def app(scope, receive, send):
         seen.append(scope["type"])
 
-    gate = AuthMiddleware(app, None, AuthSettings.disabled())
-    await gate({"type": "lifespan"}, None, None)  # type: ignore[arg-type]
+    # Authentication on (a lifespan event carries no token, so anything but a pass-through would refuse it).
+    settings = AuthSettings(jwks_url="http://127.0.0.1:9/jwks")
+    authenticator = Authenticator(settings)
+    try:
+        gate = AuthMiddleware(app, authenticator, settings)
+        await gate({"type": "lifespan"}, None, None)  # type: ignore[arg-type]
+    finally:
+        await authenticator.close()
     assert seen == ["lifespan"]

@@ -10,9 +10,10 @@ nothing of it.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -174,8 +175,6 @@ def plane(tmp_path_factory, oidc_issuer, signing_key) -> Iterator[Plane]:
         "spans": [make_span("acme", 0xABC, 1, None, 0, 100, component="cart")],
         "metrics": platform_points("acme", BASE_NS - 20 * MINUTE, minutes=5),
     }
-    import asyncio
-
     asyncio.run(embedded.write(batch_id="seed", **records))
     entries_engine = open_engine(str(root / "alerts.db"))
     scope_columns = {"namespace_name": "acme", "project_name": "shop", "component_name": "cart",
@@ -202,8 +201,6 @@ def plane(tmp_path_factory, oidc_issuer, signing_key) -> Iterator[Plane]:
 
 
 def replace_run(who):
-    from dataclasses import replace
-
     return replace(who, project="", project_uid="", component="", component_uid="", environment="",
                     environment_uid="", pod=f"{RUN}-compile-1", pod_namespace="workflows-acme", workflow_run=RUN,
                     task="compile")

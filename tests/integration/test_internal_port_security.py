@@ -11,13 +11,11 @@ from __future__ import annotations
 
 import contextlib
 import datetime
-import ipaddress
 import os
 import socket
 import ssl
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -27,17 +25,12 @@ from typing import Any
 
 import httpx
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-
 from observer.app import create_internal_app
 from observer.auth.internal import INVALID_MESSAGE, MISSING_MESSAGE, InternalPortConfigError, InternalTls
 from observer.config import Settings
-from observer.runtime import server
 from tests.servers.local import free_port
 from tests.servers.observer import observer_up
+from tests.servers.tls_proxy import Ca, make_ca, serving_tls
 
 pytestmark = pytest.mark.integration
 
@@ -230,77 +223,6 @@ def test_a_short_token_is_refused_by_the_app_factory_too() -> None:
 
 
 @dataclass(frozen=True)
-class Ca:
-    key: ec.EllipticCurvePrivateKey
-    cert: x509.Certificate
-    path: Path
-
-    def issue(self, directory: Path, name: str, *, client: bool) -> tuple[Path, Path]:
-        """A leaf certificate signed by this CA: for a client (clientAuth) or for the server on 127.0.0.1."""
-        key = ec.generate_private_key(ec.SECP256R1())
-        now = datetime.datetime.now(datetime.timezone.utc)
-        builder = (
-            x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
-            .issuer_name(self.cert.subject)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(hours=1))
-            .not_valid_after(now + datetime.timedelta(days=1))
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(
-                x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH if client else ExtendedKeyUsageOID.SERVER_AUTH]),
-                critical=False,
-            )
-            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(self.key.public_key()), critical=False)
-        )
-        if not client:
-            builder = builder.add_extension(
-                x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]),
-                critical=False,
-            )
-        cert = builder.sign(self.key, hashes.SHA256())
-        return _write(directory, name, cert, key)
-
-
-def make_ca(directory: Path, name: str) -> Ca:
-    key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(hours=1))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True, key_cert_sign=True, crl_sign=True, content_commitment=False,
-                key_encipherment=False, data_encipherment=False, key_agreement=False, encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    path, _ = _write(directory, name, cert, key)
-    return Ca(key, cert, path)
-
-
-def _write(directory: Path, name: str, cert: x509.Certificate, key: ec.EllipticCurvePrivateKey) -> tuple[Path, Path]:
-    cert_path, key_path = directory / f"{name}.crt", directory / f"{name}.key"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
-    return cert_path, key_path
-
-
-@dataclass(frozen=True)
 class Pki:
     """The cluster's CA (it signs the server and the trusted client), and a stranger CA with a client of its own."""
 
@@ -334,25 +256,9 @@ def client_context(pki: Pki, cert: tuple[Path, Path] | None) -> ssl.SSLContext:
 # ----------------------------------------------------------------------------------------------- mutual TLS
 
 
-@contextlib.contextmanager
-def serving_tls(app: Any, tls: InternalTls) -> Iterator[str]:
-    """The app on runtime.server (the function `observer up` uses) with the internal port's TLS settings, on a
-    free loopback port in a thread; yields the https URL."""
-    port = free_port()
-    running = server(app, "127.0.0.1", port, "warning", ssl_certfile=tls.certfile, ssl_keyfile=tls.keyfile,
-                     ssl_ca_certs=tls.client_ca_file, ssl_cert_reqs=tls.cert_reqs)
-    thread = threading.Thread(target=running.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not running.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("the TLS test server did not start")
-        time.sleep(0.01)
-    try:
-        yield f"https://127.0.0.1:{port}"
-    finally:
-        running.should_exit = True
-        thread.join(timeout=10)
+def serving_tls_with(app: Any, tls: InternalTls) -> contextlib.AbstractContextManager[str]:
+    """The app served with the internal port's TLS settings (tests/servers/tls_proxy.py); yields the https URL."""
+    return serving_tls(app, tls.certfile, tls.keyfile, tls.client_ca_file, tls.cert_reqs)
 
 
 def tls12_handshake(url: str, context: ssl.SSLContext) -> str:
@@ -370,7 +276,7 @@ def tls12_handshake(url: str, context: ssl.SSLContext) -> str:
 @pytest.fixture(scope="module")
 def mtls_url(pki: Pki) -> Iterator[str]:
     tls = InternalTls(pki.server[0], pki.server[1], pki.ca.path)
-    with serving_tls(create_internal_app(), tls) as url:
+    with serving_tls_with(create_internal_app(), tls) as url:
         yield url
 
 
@@ -395,7 +301,7 @@ def test_mtls_refuses_the_handshake_without_a_trusted_client_certificate(pki: Pk
 
 
 def test_tls_without_a_client_ca_serves_https_to_anyone(pki: Pki) -> None:
-    with serving_tls(create_internal_app(), InternalTls(pki.server[0], pki.server[1])) as url:
+    with serving_tls_with(create_internal_app(), InternalTls(pki.server[0], pki.server[1])) as url:
         with httpx.Client(verify=client_context(pki, None), timeout=10) as client:
             assert client.get(f"{url}/health").status_code == 200
 

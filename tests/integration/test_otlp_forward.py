@@ -113,7 +113,7 @@ def sample_batch(tag: str, count: int = 3, ts: int | None = None) -> dict[str, l
                 trace, f"{i + 1:016x}", "" if i == 0 else "0000000000000001", f"{tag} GET /cart", "Server",
                 base + i, base + i + 1000, CART, "error" if i else "ok", "boom" if i else "",
                 {"http.response.status_code": 500, "retry": False, "ratio": 0.5, "tags": ["a", 1]},
-                {"service.name": "cart", **{k: v for k, v in CART_PROD_LABELS.items()}, "k8s.pod.name": CART.pod,
+                {"service.name": "cart", **CART_PROD_LABELS, "k8s.pod.name": CART.pod,
                  "k8s.namespace.name": CART.pod_namespace, "k8s.container.name": CART.container},
             )
             for i in range(count)
@@ -137,13 +137,8 @@ def sample_batch(tag: str, count: int = 3, ts: int | None = None) -> dict[str, l
 def receiver_server(app: Any, *, ssl: tuple[Path, Path] | None = None) -> Iterator[str]:
     """A real uvicorn server in a thread (TLS with `ssl` = (cert, key)); yields its base URL."""
     port = free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
-    if ssl is not None:
-        config = uvicorn.Config(
-            app, host="127.0.0.1", port=port, log_level="warning", lifespan="off",
-            ssl_certfile=str(ssl[0]), ssl_keyfile=str(ssl[1]),
-        )
-    server = uvicorn.Server(config)
+    tls = {"ssl_certfile": str(ssl[0]), "ssl_keyfile": str(ssl[1])} if ssl is not None else {}
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off", **tls))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10

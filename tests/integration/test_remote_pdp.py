@@ -4,17 +4,12 @@ what it sends (contract §2.1), how each answer maps, and that the caller's toke
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
-import threading
-import time
 import traceback
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -27,7 +22,7 @@ from observer.auth.remote_pdp import RemoteAuthorizer
 from observer.auth.resources import incident_update_resource, resource_for
 from observer.validation import NamedScope
 from tests.servers.local import free_port, serving
-from tests.servers.tls_proxy import self_signed_cert
+from tests.servers.tls_proxy import self_signed_cert, serving_tls
 
 TOKEN = "eyJhbGciOiJSUzI1NiJ9.c2VjcmV0LXBheWxvYWQ.s1gnature-THAT-MUST-NOT-LEAK"
 USER = Subject("user", "groups", ("shop-devs", "oncall"), token=TOKEN)
@@ -202,25 +197,6 @@ async def test_a_base_url_with_a_path_prefix(pdp):
 
 
 # ------------------------------------------------------------------------------------------- TLS
-
-
-@contextlib.contextmanager
-def serving_tls(app, cert: Path, key: Path) -> Iterator[str]:
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off",
-                                           ssl_certfile=str(cert), ssl_keyfile=str(key)))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("test TLS server did not start")
-        time.sleep(0.01)
-    try:
-        yield f"https://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
 
 
 async def test_tls_verification_and_insecure_skip_verify(tmp_path):

@@ -61,10 +61,7 @@ class KubeServer:
         """A copy of the kubeconfig whose server is https://127.0.0.1:<port> (the serving certificate is for
         127.0.0.1, so TLS still verifies through a relay)."""
         document = yaml.safe_load(self.kubeconfig.read_text())
-        name = _current(document, "clusters", "cluster")
-        for item in document["clusters"]:
-            if item["name"] == name:
-                item["cluster"]["server"] = f"https://127.0.0.1:{port}"
+        _current_cluster(document)["server"] = f"https://127.0.0.1:{port}"
         path = self.kubeconfig.with_name(f"{self.kubeconfig.name}.via-{port}")
         path.write_text(yaml.safe_dump(document))
         return path
@@ -87,19 +84,18 @@ class KubeServer:
             stopper()
 
     def _cluster(self) -> dict:
-        document = yaml.safe_load(self.kubeconfig.read_text())
-        name = _current(document, "clusters", "cluster")
-        return next(item["cluster"] for item in document["clusters"] if item["name"] == name)
+        return _current_cluster(yaml.safe_load(self.kubeconfig.read_text()))
 
     def __repr__(self) -> str:
         return f"KubeServer({str(self.kubeconfig)!r})"
 
 
-def _current(document: dict, section: str, key: str) -> str:
-    context_name = document.get("current-context")
+def _current_cluster(document: dict) -> dict:
+    """The current context's cluster entry of a kubeconfig document (to read, or to change in place)."""
     contexts = {item["name"]: item["context"] for item in document.get("contexts") or []}
-    context = contexts.get(context_name) or next(iter(contexts.values()), {})
-    return context.get(key) or document[section][0]["name"]
+    context = contexts.get(document.get("current-context")) or next(iter(contexts.values()), {})
+    name = context.get("cluster") or document["clusters"][0]["name"]
+    return next(item["cluster"] for item in document["clusters"] if item["name"] == name)
 
 
 def _post(url: str, body: dict) -> dict:

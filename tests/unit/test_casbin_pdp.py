@@ -142,6 +142,15 @@ MATRIX = {
 }
 
 
+async def allowed(authorizer: CasbinAuthorizer, subject: Subject, resource: Resource,
+                  action: str = authz.LOGS_VIEW) -> bool:
+    try:
+        await authorizer.authorize(subject, action, resource)
+        return True
+    except PermissionDenied:
+        return False
+
+
 @pytest.fixture(scope="module")
 def authorizer() -> CasbinAuthorizer:
     return CasbinAuthorizer(StaticPolicySource(compile_yaml(POLICY)))
@@ -154,13 +163,9 @@ async def test_allowed_exactly_where_granted(authorizer, case):
     for action in authz.ACTIONS:
         for scope, resource in SCOPES.items():
             expected = any(action in actions and scope in scopes for actions, scopes in grants)
-            try:
-                await authorizer.authorize(subject, action, resource)
-                allowed = True
-            except PermissionDenied:
-                allowed = False
-            if allowed != expected:
-                wrong.append(f"{action} on {scope}: {'allowed' if allowed else 'denied'}")
+            answer = await allowed(authorizer, subject, resource, action)
+            if answer != expected:
+                wrong.append(f"{action} on {scope}: {'allowed' if answer else 'denied'}")
     assert not wrong, wrong
 
 
@@ -269,15 +274,6 @@ roles: {viewer: [logs:view]}
 bindings:
   - {name: base, role: viewer, groups: [base], namespace: acme}
 """
-
-
-async def allowed(authorizer: CasbinAuthorizer, subject: Subject, resource: Resource,
-                  action: str = authz.LOGS_VIEW) -> bool:
-    try:
-        await authorizer.authorize(subject, action, resource)
-        return True
-    except PermissionDenied:
-        return False
 
 
 async def test_file_grant_then_revoke_apply_on_the_next_call(tmp_path):
@@ -552,15 +548,18 @@ def random_policy(rng: random.Random) -> list[tuple[str, ...]]:
     return rules
 
 
+def random_requests(rng: random.Random, count: int = 120) -> list[tuple[tuple[str, ...], str, str, str]]:
+    return [(tuple(rng.sample(ENTITLEMENTS, rng.randint(0, 3))), rng.choice(PATHS), rng.choice(REQUEST_ACTIONS),
+             rng.choice(["", "dev", "prod", "qa"])) for _ in range(count)]
+
+
 @pytest.mark.parametrize("seed", range(25))
 def test_indexed_path_decides_exactly_as_plain_casbin(seed):
     rng = random.Random(seed)
     source = StaticPolicySource(random_policy(rng))
     plain = plain_enforcer(source)
     snapshot = PolicySnapshot(source.rules())
-    for _ in range(120):
-        entitlements = tuple(rng.sample(ENTITLEMENTS, rng.randint(0, 3)))
-        request = (entitlements, rng.choice(PATHS), rng.choice(REQUEST_ACTIONS), rng.choice(["", "dev", "prod", "qa"]))
+    for request in random_requests(rng):
         assert snapshot.enforce(*request) == plain.enforce(*request), (request, source.rules())
 
 
@@ -571,8 +570,5 @@ def test_equivalence_covers_both_outcomes():
     for seed in range(25):
         rng = random.Random(seed)
         snapshot = PolicySnapshot(StaticPolicySource(random_policy(rng)).rules())
-        for _ in range(120):
-            entitlements = tuple(rng.sample(ENTITLEMENTS, rng.randint(0, 3)))
-            outcomes.append(snapshot.enforce(entitlements, rng.choice(PATHS), rng.choice(REQUEST_ACTIONS),
-                                             rng.choice(["", "dev", "prod", "qa"])))
+        outcomes += [snapshot.enforce(*request) for request in random_requests(rng)]
     assert 0.1 < sum(outcomes) / len(outcomes) < 0.9
