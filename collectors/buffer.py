@@ -85,6 +85,7 @@ import msgpack
 
 from adapters.protocols import BackendUnavailable
 from collectors.codec import Batch, CodecError, Mark, decode, encode, read_mark
+from collectors.durable import fdatasync, replace_file, sync_directory, write_all
 
 __all__ = ["Batch", "BatchTooLarge", "BufferClosed", "BufferFull", "BufferLocked", "DiskBuffer", "Recovery"]
 
@@ -111,7 +112,6 @@ _DRAIN_WINDOW_S = 10.0
 #: ones in a worker thread, where the thread hop costs less than the loop would stall.
 _INLINE_ENCODE_RECORDS = 256
 
-_fdatasync = getattr(os, "fdatasync", os.fsync)  # macOS has no fdatasync; fsync is the safe stand-in
 
 
 class BufferFull(BackendUnavailable):
@@ -169,7 +169,7 @@ class _Segment:
     def sync(self) -> None:
         with self.lock:
             if not self.closed:
-                _fdatasync(self.fd)
+                fdatasync(self.fd)
 
     def close(self) -> None:
         with self.lock:
@@ -437,7 +437,7 @@ class DiskBuffer:
                 for segment in dirty:
                     segment.sync()
                 if dir_dirty:
-                    _sync_directory(self._dir)
+                    sync_directory(self._dir)
             except OSError as exc:
                 # After a failed fsync the kernel may have dropped the dirty pages and a retry can falsely
                 # succeed, so nothing written since the last good sync can be promised: stop accepting.
@@ -518,7 +518,7 @@ class DiskBuffer:
         self._active = self._new_segment(next_seq)
         self._acks = _AckLog(self._dir / _ACK_LOG, self._fsync, list(self._frames), next_seq)
         if self._fsync:
-            _sync_directory(self._dir)
+            sync_directory(self._dir)
         self._dir_dirty = False
         r = self.recovery
         r.unacked = len(self._frames)
@@ -556,7 +556,7 @@ class DiskBuffer:
             offset += size
         segment.size = offset
         if self._fsync:  # what a crashed process left in the page cache is handed out only once it is on disk
-            _fdatasync(fd)
+            fdatasync(fd)
         self.recovery.segments += 1
         self.recovery.frames += segment.frames
         return segment
@@ -690,7 +690,7 @@ class _AckLog:
         return self.size > self._compact_at
 
     def record(self, seq: int) -> None:
-        _write_all(self._fd, _ack_record(_ACK, seq))
+        write_all(self._fd, _ack_record(_ACK, seq))
         self.size += _ACK_RECORD.size
         self._unsynced = True
         if self._fsync and time.monotonic() - self._synced_at >= ACK_SYNC_INTERVAL_S:
@@ -698,7 +698,7 @@ class _AckLog:
 
     def sync(self) -> None:
         if self._unsynced:
-            _fdatasync(self._fd)
+            fdatasync(self._fd)
             self._unsynced = False
         self._synced_at = time.monotonic()
 
@@ -706,7 +706,7 @@ class _AckLog:
         """Replaces the log with `U` for each unacknowledged seq and `H high`, atomically: a crash leaves the old
         log or the new one, and both say the same."""
         records = b"".join([*(_ack_record(_UNACKED, seq) for seq in unacked), _ack_record(_HIGH, high)])
-        _replace_file(self._path, self._path.with_name(_ACK_TMP), records, self._fsync)
+        replace_file(self._path, records, tmp=self._path.with_name(_ACK_TMP), fsync=self._fsync)
         if self._fd >= 0:
             os.close(self._fd)
         self._fd = os.open(self._path, os.O_WRONLY | os.O_APPEND)
@@ -756,22 +756,7 @@ def _read_marks(path: Path) -> dict[str, tuple[int, bytes]]:
 def _write_marks(directory: Path, marks: dict[str, tuple[int, bytes]], fsync: bool) -> None:
     """Replaces the marks file atomically: a crash leaves the old one or the new one."""
     payload = msgpack.packb({producer: [seq, value] for producer, (seq, value) in marks.items()})
-    _replace_file(directory / _MARKS, directory / _MARKS_TMP, _framed(payload), fsync)
-
-
-def _replace_file(path: Path, tmp: Path, data: bytes, fsync: bool) -> None:
-    """Writes `data` to `tmp` and renames it over `path`: a crash leaves the old file or the new one (and with
-    `fsync`, the new one is durable once this returns)."""
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    try:
-        _write_all(fd, data)
-        if fsync:
-            _fdatasync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-    if fsync:
-        _sync_directory(path.parent)
+    replace_file(directory / _MARKS, _framed(payload), tmp=directory / _MARKS_TMP, fsync=fsync)
 
 
 def _segment_paths(directory: Path) -> list[tuple[int, Path]]:
@@ -812,12 +797,6 @@ def _ack_record(kind: int, seq: int) -> bytes:
     return head + struct.pack("<I", zlib.crc32(head))
 
 
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
-
-
 def _pwrite_all(fd: int, data: bytes, offset: int) -> None:
     """Writes at an explicit offset, so a write cut back after a failure leaves no hole for the next one."""
     view = memoryview(data)
@@ -826,10 +805,3 @@ def _pwrite_all(fd: int, data: bytes, offset: int) -> None:
         view, offset = view[written:], offset + written
 
 
-def _sync_directory(directory: Path) -> None:
-    """Makes created, renamed and deleted names in the directory durable."""
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -38,7 +38,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-import os
 import queue
 import random
 import threading
@@ -56,6 +55,7 @@ from kubernetes.client.exceptions import ApiException
 from adapters.model import EventRecord
 from adapters.protocols import TelemetrySink
 from adapters.timeutil import now_ns, parse_rfc3339
+from collectors.durable import replace_file
 from collectors.domain import K8S_NAMESPACE, K8S_POD, identity_from_attributes
 from collectors.kubernetes.pods import PodCache
 from collectors.kubernetes.watch import Reflector, read_json, resource_version
@@ -219,12 +219,7 @@ class Checkpoint:
 
     def save(self, versions: Mapping[str, str]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        with open(tmp, "wb") as out:
-            out.write(orjson.dumps({"resource_versions": dict(versions)}))
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, self.path)
+        replace_file(self.path, orjson.dumps({"resource_versions": dict(versions)}))
 
 
 # ----------------------------------------------------------------------------------------------- receiver

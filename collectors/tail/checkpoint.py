@@ -25,6 +25,7 @@ from typing import Any
 
 import orjson
 
+from collectors.durable import replace_file
 from collectors.tail.model import Checkpoint, FilePosition
 
 log = logging.getLogger(__name__)
@@ -92,18 +93,4 @@ class CheckpointStore:
 
     def save(self, checkpoint: Checkpoint) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(f".{self.path.name}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            data = memoryview(encode_checkpoint(checkpoint))
-            while data:
-                data = data[os.write(fd, data) :]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, self.path)
-        dir_fd = os.open(self.path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        replace_file(self.path, encode_checkpoint(checkpoint), mode=0o600)

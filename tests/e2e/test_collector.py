@@ -19,12 +19,11 @@ import httpx
 import pytest
 import yaml
 
-from tests.sample import CART_PROD_LABELS, COMPONENTS
+from tests.sample import COMPONENTS
 from tests.servers.faulty_proxy import FaultyProxy
 from tests.servers.local import free_port, serving
 from tests.servers.opensearch_layout import drop_layout_at, unique_layout
 
-POD_NAMESPACE, POD, POD_UID, CONTAINER = "dp-acme-prod", "cart-7d9f-abcde", "0b9e4c1a-1111-4a2b-9c3d-123456789abc", "main"
 
 WRITER = textwrap.dedent('''
     import os, sys, time
@@ -49,17 +48,6 @@ WRITER = textwrap.dedent('''
 
 def expected_bodies(count: int) -> set[str]:
     return {f"line {n:06d} first half second half" if n % 50 == 7 else f"line {n:06d} level=info" for n in range(count)}
-
-
-@pytest.fixture
-def node(tmp_path: Path) -> Path:
-    """A node's /var/log/pods with one container directory, and the pod's labels in a metadata file."""
-    logs = tmp_path / "pods" / f"{POD_NAMESPACE}_{POD}_{POD_UID}" / CONTAINER
-    logs.mkdir(parents=True)
-    (tmp_path / "pods.yaml").write_text(
-        yaml.safe_dump({"pods": [{"namespace": POD_NAMESPACE, "name": POD, "labels": CART_PROD_LABELS}]})
-    )
-    return tmp_path
 
 
 config_ports: dict[Path, int] = {}

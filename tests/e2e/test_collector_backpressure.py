@@ -12,16 +12,13 @@ from pathlib import Path
 
 import httpx
 import pytest
-import yaml
 
 from tests.integration.test_otlp_receiver import logs_body
-from tests.sample import CART_PROD_LABELS
 from tests.servers.collector import Collector, collector
 from tests.servers.faulty_proxy import FaultyProxy
 from tests.servers.local import free_port, serving
 from tests.servers.opensearch_layout import drop_layout_at, unique_layout
 
-POD_NAMESPACE, POD, POD_UID, CONTAINER = "dp-acme-prod", "cart-7d9f-abcde", "0b9e4c1a-1111-4a2b-9c3d-123456789abc", "main"
 BUFFER_BYTES = 2 * 1024 * 1024  # room for a few tail batches (up to 5,000 lines each): far less than is written
 LINES = 20_000  # ~4 MB of lines
 PAD = "x" * 150
@@ -33,15 +30,6 @@ def layout(opensearch_url):
     layout = unique_layout("backpressure")
     yield layout
     drop_layout_at(opensearch_url, layout)
-
-
-@pytest.fixture
-def node(tmp_path: Path) -> Path:
-    (tmp_path / "pods" / f"{POD_NAMESPACE}_{POD}_{POD_UID}" / CONTAINER).mkdir(parents=True)
-    (tmp_path / "pods.yaml").write_text(
-        yaml.safe_dump({"pods": [{"namespace": POD_NAMESPACE, "name": POD, "labels": CART_PROD_LABELS}]})
-    )
-    return tmp_path
 
 
 def line_body(n: int) -> str:

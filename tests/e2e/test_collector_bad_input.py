@@ -12,19 +12,16 @@ import time
 from pathlib import Path
 
 import httpx
-import pytest
-import yaml
 from google.rpc.status_pb2 import Status
 
 from adapters.embedded.backend import EmbeddedBackend
 from adapters.model import ComponentScope, LogsQuery, TimeRange
 from collectors.tail.formats import TRUNCATION_MARKER
 from tests.integration.test_otlp_receiver import logs_body
-from tests.sample import CART_PROD_LABELS, COMPONENTS, ENVIRONMENTS, NS, PROJECT_UID
+from tests.sample import COMPONENTS, ENVIRONMENTS, NS, PROJECT_UID
 from tests.servers.collector import Collector, collector
 from tests.servers.local import free_port
 
-POD_NAMESPACE, POD, POD_UID, CONTAINER = "dp-acme-prod", "cart-7d9f-abcde", "0b9e4c1a-1111-4a2b-9c3d-123456789abc", "main"
 CART = ComponentScope(NS, PROJECT_UID, COMPONENTS["cart"], ENVIRONMENTS["prod"])
 MIB = 1024 * 1024
 PROTOBUF = {"Content-Type": "application/x-protobuf"}
@@ -99,16 +96,6 @@ def write_pod_log(path: Path, good_from: int, good_to: int, *, bad: bool) -> set
     with open(path, "ab") as out:
         out.write(b"".join(lines))
     return expected
-
-
-@pytest.fixture
-def node(tmp_path: Path) -> Path:
-    logs = tmp_path / "pods" / f"{POD_NAMESPACE}_{POD}_{POD_UID}" / CONTAINER
-    logs.mkdir(parents=True)
-    (tmp_path / "pods.yaml").write_text(
-        yaml.safe_dump({"pods": [{"namespace": POD_NAMESPACE, "name": POD, "labels": CART_PROD_LABELS}]})
-    )
-    return tmp_path
 
 
 def config(node: Path) -> dict:

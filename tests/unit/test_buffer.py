@@ -440,7 +440,7 @@ def test_after_a_failed_fsync_nothing_more_is_accepted(directory: Path, monkeypa
         raise OSError(errno.EIO, "Input/output error")
 
     with DiskBuffer(directory) as buffer:
-        monkeypatch.setattr(buffer_module, "_fdatasync", eio)
+        monkeypatch.setattr(buffer_module, "fdatasync", eio)
         with pytest.raises(OSError):
             buffer.append(batch(0))
         monkeypatch.undo()
