@@ -1,6 +1,7 @@
 """The alert store's database: SQLite by default, PostgreSQL by DSN, one set of SQLAlchemy Core tables.
 
-Every alerting table (resources, alert and incident entries, the notification outbox) hangs off `metadata`, so
+Every alerting table (resources, alert and incident entries, the notification outbox) hangs off one `metadata`
+(observer/alerting/tables.py), so
 one `create_all` makes the schema and one transaction can write an alert, its incident and its notifications
 together: that single commit is what makes "accepted" mean "will be notified exactly once".
 """
@@ -9,9 +10,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sqlalchemy import Engine, MetaData, create_engine, event
+from sqlalchemy import Engine, create_engine, event
 
-metadata = MetaData()
+from observer.alerting.tables import metadata
 
 
 def open_engine(dsn: str) -> Engine:
@@ -34,8 +35,6 @@ def open_engine(dsn: str) -> Engine:
             cursor.close()
     else:
         engine = create_engine(dsn, pool_pre_ping=True)
-    import observer.alerting.tables  # noqa: F401  (registers every table on `metadata`)
-
     metadata.create_all(engine)
     return engine
 

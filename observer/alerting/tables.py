@@ -10,9 +10,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Boolean, Column, Float, Index, Integer, String, Table, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Boolean, Column, Float, Index, Integer, MetaData, String, Table, Text, UniqueConstraint
 
-from observer.alerting.db import metadata
+metadata = MetaData()
 
 def _scope_columns() -> list[Column]:
     """Names and UIDs of the scope an alert or incident belongs to (a Column belongs to one table: fresh each)."""

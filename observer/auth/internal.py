@@ -33,6 +33,7 @@ import orjson
 from pydantic import SecretStr
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from observer.auth.middleware import READ_METHODS
 from observer.auth.settings import AuthConfigError
 from observer.errors import error_body
 
@@ -48,7 +49,6 @@ MIN_TOKEN_BYTES = 16
 
 #: Served without a token: probes carry no credentials, and the answer says only that the process is up.
 OPEN_PATHS = frozenset({"/health"})
-_READ_METHODS = frozenset({"GET", "HEAD"})
 
 MISSING_MESSAGE = "missing bearer token: the internal API requires an Authorization: Bearer <token> header"
 INVALID_MESSAGE = "invalid bearer token"
@@ -213,7 +213,7 @@ class InternalTokenMiddleware:
         if scope["type"] not in ("http", "websocket"):  # lifespan
             await self.app(scope, receive, send)
             return
-        if scope["type"] == "http" and scope.get("method") in _READ_METHODS and scope.get("path") in OPEN_PATHS:
+        if scope["type"] == "http" and scope.get("method") in READ_METHODS and scope.get("path") in OPEN_PATHS:
             await self.app(scope, receive, send)
             return
         presented = _bearer(_authorization(scope))

@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 
 #: Paths served without a token, and only for reading.
 PUBLIC_PATHS = frozenset({"/health", "/.well-known/oauth-protected-resource"})
-_READ_METHODS = frozenset({"GET", "HEAD"})
+READ_METHODS = frozenset({"GET", "HEAD"})
 UNAVAILABLE_CODE = "AUTHENTICATION_UNAVAILABLE"
 UNAVAILABLE_MESSAGE = "authentication is temporarily unavailable"
 
@@ -66,7 +66,7 @@ class AuthMiddleware:
             return
         path = scope.get("path", "")
         if scope["type"] == "http" and (
-            (scope.get("method") in _READ_METHODS and path in PUBLIC_PATHS) or _is_preflight(scope)
+            (scope.get("method") in READ_METHODS and path in PUBLIC_PATHS) or _is_preflight(scope)
         ):
             await self.app(scope, receive, send)
             return
