@@ -1,15 +1,23 @@
 # Two commands: `make run` starts the all-in-one with demo traffic; `make test` sets up and passes the tests.
 PYTHON ?= python3
+# bash: the install checks pip's own exit status through a pipe (PIPESTATUS).
+SHELL  := /bin/bash
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .PHONY: run test bench servers clean
 
+# The first install takes a minute or two: pip says what it collects and installs as it goes (one line a
+# package: its indented detail lines are left out), so a first `make run` is never silent.
 $(STAMP): pyproject.toml
+	@echo "==> creating $(VENV) and installing the observer with its test dependencies (first run only)"
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --progress-bar off --no-color -e '.[test]' \
+	  | grep --line-buffered -v '^ ' ; \
+	  test $${PIPESTATUS[0]} -eq 0
+	@echo "==> installed into $(VENV)"
 	touch $(STAMP)
 
 # The demo has no identity provider: authentication is off, on purpose and loudly.

@@ -37,6 +37,17 @@ CHANNEL_TYPES = ("email", "webhook")
 #: Phases and condition reasons written into a rule's status (CRD §4.1).
 PENDING, READY, ERROR = "Pending", "Ready", "Error"
 SYNC_SUCCEEDED, SYNC_NOT_SYNCED, SYNC_FAILED = "SyncSucceeded", "SyncNotSynced", "SyncFailed"
+#: Our additions: why a rule is not in any backend (its scope), and whether its channels exist (condition
+#: type CHANNELS_READY), so a rule that cannot do what it says never shows phase Ready.
+SCOPE_MISSING, SCOPE_NOT_FOUND = "ScopeMissing", "ScopeNotFound"
+CHANNELS_READY, CHANNELS_FOUND, CHANNEL_NOT_FOUND = "ChannelsReady", "ChannelsFound", "ChannelNotFound"
+
+#: The label that makes a rule watch its whole namespace; without it a rule must name a project, component or
+#: environment (by name or UID), so a rule missing its scope labels is refused instead of silently widening.
+LABEL_SCOPE = "observer.openchoreo.dev/scope"
+SCOPE_NAMESPACE = "namespace"
+_SCOPE_LABELS = (LABEL_PROJECT, LABEL_PROJECT_UID, LABEL_COMPONENT, LABEL_COMPONENT_UID, LABEL_ENVIRONMENT,
+                 LABEL_ENVIRONMENT_UID)
 
 
 class InvalidResource(ValueError):
@@ -217,6 +228,10 @@ def rule_from_resource(doc: Mapping[str, Any], default_namespace: str = "default
     if severity and severity not in SEVERITIES:
         raise InvalidResource(f"spec.severity must be one of {', '.join(SEVERITIES)}")
     enabled = spec.get("enabled")
+    labels = {str(k): str(v) for k, v in (_mapping(meta.get("labels") or {}, "metadata.labels")).items()}
+    problem = None if stored else scope_problem(labels)
+    if problem:
+        raise InvalidResource(problem)
     return AlertRule(
         name=name,
         namespace=str(meta.get("namespace") or default_namespace),
@@ -224,12 +239,32 @@ def rule_from_resource(doc: Mapping[str, Any], default_namespace: str = "default
         source=source,
         condition=condition,
         channels=tuple(dict.fromkeys(channels)),
-        labels={str(k): str(v) for k, v in (meta.get("labels") or {}).items()},
+        labels=labels,
         description=str(spec.get("description") or ""),
         severity=severity,
         enabled=True if enabled is None else bool(enabled),
         incident=incident,
     )
+
+
+def scope_problem(labels: Mapping[str, str]) -> str | None:
+    """What is wrong with a rule's scope labels, or None. A rule names a project, component or environment (by
+    name or UID), or says `observer.openchoreo.dev/scope: namespace`; a component named without its UID needs
+    its project named too, as a query's searchScope does."""
+    named = [label for label in _SCOPE_LABELS if labels.get(label, "").strip()]
+    wide = labels.get(LABEL_SCOPE)
+    if wide is not None and wide != SCOPE_NAMESPACE:
+        return f"metadata.labels.{LABEL_SCOPE} must be {SCOPE_NAMESPACE!r}, not {wide[:64]!r}"
+    if wide is not None and named:
+        return (f"metadata.labels.{LABEL_SCOPE}: {SCOPE_NAMESPACE} watches the whole namespace, so it cannot be "
+                f"combined with {named[0]}; remove one of them")
+    if wide is None and not named:
+        return ("metadata.labels must scope the rule: set openchoreo.dev/project (and optionally "
+                "openchoreo.dev/component, openchoreo.dev/environment) or their -uid labels, or "
+                f"{LABEL_SCOPE}: {SCOPE_NAMESPACE} to watch the whole namespace")
+    if labels.get(LABEL_COMPONENT) and not labels.get(LABEL_COMPONENT_UID) and not labels.get(LABEL_PROJECT):
+        return f"metadata.labels.{LABEL_PROJECT} is required when {LABEL_COMPONENT} names the component"
+    return None
 
 
 def condition_from(doc: Mapping[str, Any], where: str) -> RuleCondition:

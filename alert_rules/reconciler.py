@@ -17,6 +17,18 @@ A pass (on `store.changed`, and every `interval_s` to correct drift):
    written when it changes (times aside), so a pass over an unchanged world writes nothing, to backends or
    to the store (`counters` proves it).
 
+Two checks of ours come before a rule reaches a backend, so that a rule never says Ready while it cannot do what
+it says:
+
+- its scope (alert_rules/scope.py): names resolve to UIDs, so backends evaluate exactly the named component. A
+  rule without scope labels (stored before they were required) is Synced=False/ScopeMissing, one naming
+  something that does not exist Synced=False/ScopeNotFound; either is in no backend (it would otherwise watch the
+  whole namespace) until fixed or until the name appears. A resolver outage leaves the backends as they are.
+- its notification channels: each pass looks them up, and a missing one gives phase Error with condition
+  ChannelsReady=False/ChannelNotFound naming it. The rule still runs (alerts and incidents are recorded), and
+  the condition clears on the pass after the channel is applied (a channel write wakes the reconciler), so rules
+  and channels may be applied in any order, as Kubernetes resources are.
+
 `reconcile_one` does the same for one rule and returns a `SyncResult`, which `sync_response` turns into the
 contract's AlertingRuleSyncResponse for the internal rule API. Rule ids are logical ids `<namespace>/<name>`.
 """
@@ -25,12 +37,29 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Protocol
 
+from adapters.protocols import ResolverUnavailable, ScopeNotFound, ScopeResolver
 from adapters.timeutil import format_rfc3339, now_ns
-from alert_rules.model import ERROR, READY, SYNC_FAILED, SYNC_SUCCEEDED, AlertRule, Condition, RuleStatus
+from alert_rules.model import (
+    CHANNEL_NOT_FOUND,
+    CHANNELS_FOUND,
+    CHANNELS_READY,
+    ERROR,
+    READY,
+    SCOPE_MISSING,
+    SCOPE_NOT_FOUND,
+    SYNC_FAILED,
+    SYNC_SUCCEEDED,
+    AlertRule,
+    Condition,
+    NotificationChannel,
+    RuleStatus,
+    scope_problem,
+)
+from alert_rules.scope import needs_resolving, resolve_rule_scope
 from alert_rules.targets import BackendRule, RuleTarget, UnsupportedRule, logical_id, rule_logical_id
 
 log = logging.getLogger(__name__)
@@ -51,6 +80,8 @@ class SyncResult:
     synced_at_ns: int = 0  # when the backend was last written for it (or checked, when unchanged)
     message: str = ""  # the failure, or a note ("disabled")
     target: str = ""
+    reason: str = ""  # the Synced condition's reason for a failure (default SyncFailed)
+    keep: bool = False  # a transient failure before placing: what the backends hold is left as it is
 
     @property
     def logical_id(self) -> str:
@@ -104,6 +135,8 @@ class RuleStore(Protocol):
 
     async def set_rule_status(self, namespace: str, name: str, status: RuleStatus) -> None: ...
 
+    async def channel(self, namespace: str, name: str) -> NotificationChannel | None: ...
+
 
 @dataclass
 class Reconciler:
@@ -112,6 +145,7 @@ class Reconciler:
     interval_s: float = 60.0
     clock: Callable[[], int] = now_ns
     counters: ReconcileCounters = field(default_factory=ReconcileCounters)
+    resolver: ScopeResolver | None = None  # names in scope labels -> UIDs; None: rules must carry UIDs
 
     def __post_init__(self) -> None:
         self._lock = asyncio.Lock()  # one pass or single-rule reconcile at a time
@@ -148,13 +182,18 @@ class Reconciler:
             for rule in rules:
                 if not rule.enabled:
                     continue
-                target = self.target_for(rule)
+                scoped = await self._scoped(rule)
+                if isinstance(scoped, SyncResult):
+                    results[rule_logical_id(rule)] = scoped
+                    continue
+                target = self.target_for(scoped)
                 if target is None:
                     results[rule_logical_id(rule)] = self._failure(rule, "created", _no_target(rule))
                 else:
-                    placed[rule_logical_id(rule)] = (target, rule)
+                    placed[rule_logical_id(rule)] = (target, scoped)
 
-            removed = await self._delete_unwanted(listings, placed)
+            kept = {rule_id for rule_id, result in results.items() if result.keep}
+            removed = await self._delete_unwanted(listings, placed, kept)
 
             for rule_id, (target, rule) in placed.items():
                 results[rule_id] = await self._place(target, rule, listings)
@@ -180,10 +219,11 @@ class Reconciler:
         return {id(target): listing for target, listing in zip(self.targets, found)}
 
     async def _delete_unwanted(
-        self, listings: dict[int, Listing | Exception], placed: dict[str, tuple[RuleTarget, AlertRule]]
+        self, listings: dict[int, Listing | Exception], placed: dict[str, tuple[RuleTarget, AlertRule]],
+        kept: Collection[str] = (),
     ) -> dict[tuple[int, str], str]:
-        """Deletes what each target holds but should not; returns (target, id) -> "" when deleted, else the
-        error."""
+        """Deletes what each target holds but should not (except the `kept` ids); returns (target, id) -> ""
+        when deleted, else the error."""
         outcome: dict[tuple[int, str], str] = {}
         for target in self.targets:
             listing = listings[id(target)]
@@ -191,7 +231,7 @@ class Reconciler:
                 continue
             for rule_id in listing:
                 wanted = placed.get(rule_id)
-                if wanted is not None and wanted[0] is target:
+                if (wanted is not None and wanted[0] is target) or rule_id in kept:
                     continue
                 outcome[(id(target), rule_id)] = await self._delete(target, rule_id)
         return outcome
@@ -244,9 +284,30 @@ class Reconciler:
             self.counters.purged += 1
         return result
 
-    def _failure(self, rule: AlertRule, action: Action, message: str) -> SyncResult:
+    def _failure(self, rule: AlertRule, action: Action, message: str, reason: str = "", keep: bool = False) -> SyncResult:
         self.counters.failed += 1
-        return SyncResult(rule.namespace, rule.name, action, False, "", self.clock(), message)
+        return SyncResult(rule.namespace, rule.name, action, False, "", self.clock(), message, reason=reason, keep=keep)
+
+    async def _scoped(self, rule: AlertRule) -> AlertRule | SyncResult:
+        """The rule with its scope as UIDs (what backends are given), or why it cannot be placed (module
+        docstring: ScopeMissing, ScopeNotFound, or a resolver outage that keeps what backends hold)."""
+        problem = scope_problem(rule.labels)
+        if problem:
+            return self._failure(rule, "created", f"{problem}; the rule is in no backend until then", SCOPE_MISSING)
+        if self.resolver is None and needs_resolving(rule):  # never widen to the namespace for want of UIDs
+            return self._failure(rule, "created", "the rule's scope labels name what only a resolver can turn into "
+                                 "UIDs, and none is configured: give the -uid labels", SCOPE_NOT_FOUND)
+        try:
+            return await resolve_rule_scope(rule, self.resolver)
+        except ScopeNotFound as exc:
+            return self._failure(rule, "created", f"the rule's scope names what does not exist: {exc}; the rule is "
+                                 "in no backend until it exists", SCOPE_NOT_FOUND)
+        except ResolverUnavailable as exc:
+            return self._failure(rule, "updated", f"could not resolve the rule's scope, backends left as they "
+                                 f"were: {exc}", keep=True)
+
+    async def _missing_channels(self, rule: AlertRule) -> list[str]:
+        return [name for name in rule.channels if await self.store.channel(rule.namespace, name) is None]
 
     def _removal(
         self, rule: AlertRule, listings: dict[int, Listing | Exception], removed: dict[tuple[int, str], str]
@@ -296,11 +357,14 @@ class Reconciler:
             current = rule or tombstone
             assert current is not None
             rule_id = rule_logical_id(current)
-            target = self.target_for(rule) if rule is not None and rule.enabled else None
+            scoped = await self._scoped(rule) if rule is not None and rule.enabled else None
+            target = self.target_for(scoped) if isinstance(scoped, AlertRule) else None
 
             removed: dict[tuple[int, str], str] = {}
             for other in self.targets:
                 listing = listings[id(other)]
+                if isinstance(scoped, SyncResult) and scoped.keep:
+                    break
                 if not isinstance(listing, Exception) and rule_id in listing and other is not target:
                     removed[(id(other), rule_id)] = await self._delete(other, rule_id)
 
@@ -309,39 +373,50 @@ class Reconciler:
             assert rule is not None
             if not rule.enabled:
                 result = self._disabled(rule, listings, removed)
+            elif isinstance(scoped, SyncResult):
+                result = scoped
             elif target is None:
                 result = self._failure(rule, "created", _no_target(rule))
             else:
-                result = await self._place(target, rule, listings)
+                assert scoped is not None
+                result = await self._place(target, scoped, listings)
             await self._write_status(rule, result)
             return result
 
     # ------------------------------------------------------------------------------------------- status
 
     async def _write_status(self, rule: AlertRule, result: SyncResult) -> None:
-        status = self.status_for(rule, result)
+        missing = await self._missing_channels(rule) if rule.enabled else None
+        status = self.status_for(rule, result, missing)
         if status is not None:
             await self.store.set_rule_status(rule.namespace, rule.name, status)
             self.counters.status_writes += 1
 
-    def status_for(self, rule: AlertRule, result: SyncResult) -> RuleStatus | None:
-        """The status after `result`, or None when the stored one already says the same (times aside)."""
+    def status_for(self, rule: AlertRule, result: SyncResult, missing_channels: list[str] | None = None) -> RuleStatus | None:
+        """The status after `result` (and, for an enabled rule, the channels found missing), or None when the
+        stored one already says the same (times aside)."""
         old = rule.status
         now = format_rfc3339(self.clock() // _NS * _NS)
         if result.ok:
             verb = "disabled: removed from every backend" if result.message else f"{result.action} in backend"
-            condition = Condition("Synced", "True", SYNC_SUCCEEDED, f"Alert rule {result.logical_id} {verb}", "")
+            synced = Condition("Synced", "True", SYNC_SUCCEEDED, f"Alert rule {result.logical_id} {verb}", "")
             phase, backend_id = READY, result.backend_id
         else:
-            condition = Condition("Synced", "False", SYNC_FAILED, result.message, "")
+            synced = Condition("Synced", "False", result.reason or SYNC_FAILED, result.message, "")
             phase, backend_id = ERROR, old.backend_monitor_id
-        previous = next((c for c in old.conditions if c.type == "Synced"), None)
+        wanted = [synced]
+        if missing_channels is not None:
+            wanted.append(_channels_condition(rule, missing_channels))
+            if missing_channels:
+                phase = ERROR
+        previous = {c.type: c for c in old.conditions}
         same_state = (old.phase == phase and old.observed_generation == rule.generation
-                      and old.backend_monitor_id == backend_id and previous is not None
-                      and previous.status == condition.status and previous.reason == condition.reason)
-        if same_state and (result.action == "unchanged" or previous.message == condition.message):
+                      and old.backend_monitor_id == backend_id
+                      and {c.type for c in old.conditions} == {c.type for c in wanted}
+                      and all(_same(previous.get(c.type), c, loose=c.type == "Synced" and result.action == "unchanged")
+                              for c in wanted))
+        if same_state:
             return None  # nothing new to say: an unchanged rule costs no write
-        transition = previous.last_transition_time if previous and previous.status == condition.status else now
         wrote = result.ok and result.action in ("created", "updated")
         return replace(
             old,
@@ -350,9 +425,31 @@ class Reconciler:
             last_reconcile_time=now,
             last_sync_time=now if wrote or not old.last_sync_time and result.ok else old.last_sync_time,
             backend_monitor_id=backend_id,
-            conditions=(replace(condition, last_transition_time=transition),
-                        *(c for c in old.conditions if c.type != "Synced")),
+            conditions=tuple(_transitioned(previous.get(c.type), c, now) for c in wanted),
         )
+
+
+def _same(old: Condition | None, new: Condition, loose: bool) -> bool:
+    """Whether `old` says what `new` says; `loose` ignores the message (an unchanged rule's "unchanged")."""
+    return (old is not None and old.status == new.status and old.reason == new.reason
+            and (loose or old.message == new.message))
+
+
+def _transitioned(old: Condition | None, new: Condition, now: str) -> Condition:
+    """`new`, with its lastTransitionTime kept while the status stays what it was."""
+    return replace(new, last_transition_time=old.last_transition_time if old and old.status == new.status else now)
+
+
+def _channels_condition(rule: AlertRule, missing: list[str]) -> Condition:
+    if not rule.channels:
+        return Condition(CHANNELS_READY, "True", CHANNELS_FOUND,
+                         "the rule names no notification channel: alerts and incidents are recorded only", "")
+    if not missing:
+        return Condition(CHANNELS_READY, "True", CHANNELS_FOUND, "every notification channel of the rule exists", "")
+    names = ", ".join(f'"{name}"' for name in missing)
+    return Condition(CHANNELS_READY, "False", CHANNEL_NOT_FOUND,
+                     f"notification channel {names} not found (looked in namespace {rule.namespace!r}, then in every "
+                     "namespace); alerts and incidents are recorded but not sent to it until it is applied", "")
 
 
 def _no_target(rule: AlertRule) -> str:

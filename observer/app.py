@@ -12,8 +12,11 @@ from observer.auth.authn import Authenticator
 from observer.auth.internal import InternalTokenMiddleware, check_token
 from observer.auth.middleware import AuthMiddleware
 from observer.auth.settings import AuthSettings
+from observer.body_limit import DEFAULT_MAX_BODY_BYTES, DEFAULT_WEBHOOK_MAX_BODY_BYTES, BodyLimitMiddleware
+from observer.docs import install_docs
 from observer.errors import install_error_handlers
-from observer.routers import alert_rules, alerts, health, oauth_metadata, queries
+from observer.openapi import install_openapi
+from observer.routers import alert_rules, alerts, costs, health, oauth_metadata, queries
 from observer.service import QueryService
 
 if TYPE_CHECKING:
@@ -25,6 +28,7 @@ API_DESCRIPTION = (
     "The Observer API: logs, Kubernetes events, metrics and traces by platform scope (namespace, project, "
     "component, environment). Wire-compatible with OpenChoreo's observer-api.yaml; extensions are marked."
 )
+WEBHOOK_PATH = "/api/v1alpha1/alerts/webhook"
 
 
 def create_public_app(
@@ -35,6 +39,7 @@ def create_public_app(
     authenticator: Authenticator | None = None,
     mcp: McpApp | None = None,
     alert_service: AlertService | None = None,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
 ) -> FastAPI:
     """The public port: queries (and, later, MCP at /mcp), behind authentication.
 
@@ -48,6 +53,8 @@ def create_public_app(
     `mcp` (observer.mcp.build_mcp_app) is served at `/mcp`, behind the same authentication; its session
     manager runs for the app's lifespan, so whoever serves the app must run the lifespan (uvicorn
     `lifespan="on"`).
+
+    Request bodies over `max_body_bytes` are refused with 413 before anything reads them (observer/body_limit.py).
     """
     if authenticator is not None:
         auth = authenticator.settings
@@ -59,6 +66,8 @@ def create_public_app(
         version="1.0.0",
         description=API_DESCRIPTION,
         lifespan=(lambda _app: mcp.lifespan()) if mcp is not None else None,
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.query_service = service
     app.state.alert_service = alert_service  # alerts and incidents answer 500 SERVICE_NOT_READY without one
@@ -69,6 +78,9 @@ def create_public_app(
     app.include_router(oauth_metadata.router)
     app.include_router(queries.router)
     app.include_router(alerts.router)
+    app.include_router(costs.router)
+    install_docs(app)
+    install_openapi(app, bearer_auth=True)
     if mcp is not None:
         from observer.mcp.server import mount_mcp
 
@@ -77,6 +89,7 @@ def create_public_app(
     # Added before CORS, so CORS wraps it: preflights are answered before authentication, and a 401 still
     # carries the CORS headers a browser needs to let the page read it.
     app.add_middleware(AuthMiddleware, authenticator=authenticator, settings=auth)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=max_body_bytes)  # inside CORS: a 413 carries its headers
     origins = [origin.strip() for origin in cors_allowed_origins.split(",") if origin.strip()]
     if origins:
         app.add_middleware(
@@ -90,14 +103,25 @@ def create_public_app(
     return app
 
 
-def create_internal_app(alerting: Alerting | None = None, *, token: SecretStr | str | None = None) -> FastAPI:
+def create_internal_app(
+    alerting: Alerting | None = None,
+    *,
+    token: SecretStr | str | None = None,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    webhook_max_body_bytes: int = DEFAULT_WEBHOOK_MAX_BODY_BYTES,
+) -> FastAPI:
     """The internal port: alert-rule CRUD and the alert webhook (cluster-internal, unauthenticated as upstream).
 
     `token` (OBSERVER_INTERNAL_TOKEN) turns on the optional shared secret: every route but `GET /health` then
     needs `Authorization: Bearer <token>` (observer/auth/internal.py; a token under 16 bytes raises
-    InternalPortConfigError). TLS and client certificates are the server's business (runtime.server)."""
-    app = FastAPI(title="OpenChoreo Observer internal API", version="1.0.0")
+    InternalPortConfigError). TLS and client certificates are the server's business (runtime.server).
+
+    Bodies are capped at `max_body_bytes`, except the alert webhook's at `webhook_max_body_bytes`: an
+    Alertmanager notification of a large group is far bigger than any rule, and refusing it loses alerts."""
+    app = FastAPI(title="OpenChoreo Observer internal API", version="1.0.0", docs_url=None, redoc_url=None)
     install_error_handlers(app)
+    install_docs(app)
+    install_openapi(app, bearer_auth=False)
     app.include_router(health.router)
     if alerting is not None:
         app.state.alert_resources = alerting.resources
@@ -108,4 +132,7 @@ def create_internal_app(alerting: Alerting | None = None, *, token: SecretStr | 
     if secret:
         check_token(secret)  # here, because Starlette builds middleware lazily, on the first request
         app.add_middleware(InternalTokenMiddleware, token=secret)
+    app.add_middleware(
+        BodyLimitMiddleware, max_bytes=max_body_bytes, per_path={WEBHOOK_PATH: webhook_max_body_bytes}
+    )
     return app

@@ -1,37 +1,68 @@
-"""`observer`: the command line of the observability plane."""
+"""`observer`: the command line of the observability plane.
+
+Everything heavy (FastAPI, pydantic, the OpenTelemetry SDK, the backends) is imported inside the command that
+needs it, so `observer --help` and a mistyped flag answer at once even on a loaded machine. The defaults and
+variable names shown in `observer up --help` are those of observer.config.Settings (a unit test holds them
+equal), written out here so that showing them costs no import.
+"""
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import logging
 import os
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from observer import logs
-from observer.auth.authorizers import AuthzConfigError
-from observer.auth.settings import AuthConfigError, AuthSettings
-from observer.config import Settings
-
-log = logging.getLogger("observer")
+if TYPE_CHECKING:
+    from observer.auth.settings import AuthSettings
+    from observer.config import Settings
 
 
-def _settings(args: argparse.Namespace) -> Settings:
+@dataclass(frozen=True, slots=True)
+class UpOption:
+    """One `observer up` flag: the Settings field it overrides, its default and the variables that set it."""
+
+    flag: str
+    field: str
+    kind: type
+    default: Any
+    env: tuple[str, ...]
+    text: str
+
+    @property
+    def help(self) -> str:
+        variables = " or ".join(f"${name}" for name in self.env)
+        default = "none" if self.default is None else f"./{self.default}" if isinstance(self.default, Path) else self.default
+        return f"{self.text} (default: {variables}, else {default})"
+
+
+UP_OPTIONS = (
+    UpOption("--host", "host", str, "127.0.0.1", ("OBSERVER_HOST", "HOST"),
+             "address every port listens on; 0.0.0.0 for all interfaces"),
+    UpOption("--port", "port", int, 8080, ("SERVER_PORT", "PORT"), "Observer API port (REST, MCP at /mcp, /docs)"),
+    UpOption("--internal-port", "internal_port", int, 8081, ("SERVER_INTERNAL_PORT", "INTERNAL_PORT"),
+             "internal API port (alert webhook, alert rules)"),
+    UpOption("--otlp-port", "otlp_port", int, 4318, ("OTLP_HTTP_PORT", "OTLP_PORT"), "OTLP/HTTP receiver port"),
+    UpOption("--data-dir", "data_dir", Path, Path("data"), ("OBSERVER_DATA_DIR",),
+             "directory of the embedded store and the SQLite alert store"),
+    UpOption("--registry", "registry_file", Path, None, ("OBSERVER_REGISTRY_FILE",),
+             "YAML file declaring namespaces, projects, components and environments"),
+)
+
+CONFIG_DOCS = (
+    "The configuration schema (every key, its type and default) is documented in collectors/config.py, and with "
+    "the environment variables that override it in the README, section \"The collector (observer collect)\"."
+)
+
+
+def _settings(args: argparse.Namespace, fields: Sequence[str] = tuple(o.field for o in UP_OPTIONS)) -> "Settings":
     """Environment first, then flags given on the command line."""
-    overrides = {
-        key: value
-        for key, value in {
-            "host": args.host,
-            "port": args.port,
-            "internal_port": args.internal_port,
-            "otlp_port": args.otlp_port,
-            "data_dir": args.data_dir,
-            "registry_file": args.registry,
-        }.items()
-        if value is not None
-    }
+    from observer.config import Settings
+
+    overrides = {field: getattr(args, field) for field in fields if getattr(args, field, None) is not None}
     return Settings().model_copy(update=overrides)
 
 
@@ -40,20 +71,22 @@ def _demo_without_idp() -> bool:
     environment says otherwise (JWT_DISABLED set either way, or a JWKS_URL), it sets JWT_DISABLED=true
     explicitly, so the demo answers curl without a token; runtime.up then logs the loud warning that goes with
     it. Returns True when it did."""
+    import logging
+
     if "JWT_DISABLED" in os.environ or os.environ.get("JWKS_URL"):
         return False
     os.environ["JWT_DISABLED"] = "true"
-    log.warning("observer up --demo: no JWKS_URL, so JWT_DISABLED=true is set for this demo process")
+    logging.getLogger("observer").warning("observer up --demo: no JWKS_URL, so JWT_DISABLED=true is set for this demo process")
     return True
 
 
-def _auth_line(auth: AuthSettings) -> str:
+def _auth_line(auth: "AuthSettings") -> str:
     if not auth.enabled:
         return "  auth           OFF (JWT_DISABLED=true): every request is accepted; for a laptop demo only"
     return f"  auth           bearer JWT, keys from {auth.jwks_url}"
 
 
-def _banner(settings: Settings, demo: bool, auth: AuthSettings | None = None) -> str:
+def _banner(settings: "Settings", demo: bool, auth: "AuthSettings | None" = None) -> str:
     public = f"http://{settings.host}:{settings.port}"
     where = f"logs, events and traces in OpenSearch at {settings.opensearch_address}" if settings.opensearch_address else "embedded backend"
     window = '"startTime":"\'$(date -u -d "-15 min" +%FT%TZ)\'","endTime":"\'$(date -u +%FT%TZ)\'"'
@@ -75,13 +108,20 @@ def _banner(settings: Settings, demo: bool, auth: AuthSettings | None = None) ->
 
 
 def _up(args: argparse.Namespace) -> int:
-    from observer import runtime
+    """Checks every setting that can stop the process, binds the three ports, and only once they accept
+    connections prints that it is up (and starts the demo traffic, which sends to our own OTLP port)."""
+    import asyncio
+    import threading
+
+    from observer import logs, runtime
+    from observer.auth.authorizers import AuthzConfigError
+    from observer.auth.settings import AuthConfigError
 
     settings = _settings(args)
     logs.configure(settings.log_level)
     if args.demo:
         _demo_without_idp()
-    try:  # every setting that can stop the process is checked before anything starts or prints "up"
+    try:
         settings.internal_security()
         settings.alert_store()
         auth = settings.auth()
@@ -90,34 +130,52 @@ def _up(args: argparse.Namespace) -> int:
     except (AuthConfigError, AuthzConfigError, ValueError) as exc:
         print(f"observer up: {exc}", file=sys.stderr)
         return 2
+    try:
+        sockets = runtime.bind_all(runtime.all_in_one_listens(settings))
+    except runtime.PortUnavailable as exc:
+        print(f"observer up: {exc}", file=sys.stderr)
+        return 1
     demo = None
     if args.demo:
         from observer.demo import DemoTraffic
 
         demo = DemoTraffic(endpoint=f"http://127.0.0.1:{settings.otlp_port}", rate=args.demo_rate)
-        demo.backfill(minutes=15)
-        demo.start()
-    print(_banner(settings, bool(demo), auth), file=sys.stderr, flush=True)
+
+    def ready() -> None:
+        print(_banner(settings, bool(demo), auth), file=sys.stderr, flush=True)
+        if demo is not None:  # on a thread of its own: the history takes a while, and a signal must not wait for it
+            threading.Thread(target=_demo_traffic, args=(demo,), name="observer-demo-backfill", daemon=True).start()
+
     try:
-        asyncio.run(runtime.up(settings, auth, authenticator, authorizer))
+        asyncio.run(runtime.up(settings, auth, authenticator, authorizer, sockets=sockets, on_ready=ready))
     finally:
-        if demo:
+        if demo is not None:
             demo.stop()
     return 0
 
 
+def _demo_traffic(demo: Any) -> None:
+    """Fifteen minutes of history, then live traffic (DemoTraffic wants them in that order)."""
+    demo.backfill(minutes=15)
+    demo.start()
+
+
 def _demo(args: argparse.Namespace) -> int:
-    from observer import demo
+    from observer import demo, logs
 
     logs.configure("info")
     return demo.run(args) or 0
 
 
 def _collect(args: argparse.Namespace) -> int:
+    import asyncio
+
     from collectors import config as collector_config
     from collectors.run import ConfigError, collect
+    from observer import logs
+    from observer.runtime import PortUnavailable
 
-    logs.configure(Settings().log_level)
+    logs.configure(os.environ.get("LOG_LEVEL", "info"))
     try:
         config = collector_config.load(args.config)
     except (OSError, ValueError) as exc:  # unreadable file, bad YAML, unknown or mistyped keys
@@ -128,15 +186,27 @@ def _collect(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"observer collect: {exc}", file=sys.stderr)
         return 2
+    except PortUnavailable as exc:
+        print(f"observer collect: {exc} (set it in {args.config or 'the configuration'})", file=sys.stderr)
+        return 1
     return 0
 
 
 def _opensearch_init(args: argparse.Namespace) -> int:
     """Installs index templates and retention the way `observer up` does at start, for setup jobs."""
+    import asyncio
+    import logging
+
     from adapters.opensearch.backend import OpenSearchBackend
+    from adapters.opensearch.layout import template_name
+    from adapters.protocols import BackendUnavailable
+    from observer import logs
+    from observer.config import Settings
 
     settings = Settings()
     logs.configure(settings.log_level)
+    # opensearch-py logs every failed request with its traceback; the one line below says what failed.
+    logging.getLogger("opensearch").setLevel(logging.ERROR)
     config = settings.opensearch()
     if config is None:
         print("observer opensearch init: set OPENSEARCH_ADDRESS (and OPENSEARCH_USERNAME/PASSWORD if needed)", file=sys.stderr)
@@ -150,98 +220,185 @@ def _opensearch_init(args: argparse.Namespace) -> int:
         finally:
             await backend.close()
 
-    ism = asyncio.run(install())
+    try:
+        ism = asyncio.run(install())
+    except BackendUnavailable as exc:
+        print(f"observer opensearch init: OpenSearch at {settings.opensearch_address} is not usable: {exc}", file=sys.stderr)
+        return 1
     layout = config.layout
-    print(f"index templates installed for {layout.logs}*, {layout.events}*, {layout.traces}*")
+    names = ", ".join(f"{template_name(prefix)} ({prefix}*)" for prefix in (layout.logs, layout.events, layout.traces))
+    print(f"index templates installed: {names}")
     print("retention: " + ("ISM policies installed" if ism else "no ISM plugin; `observer up` deletes expired daily indices"))
     return 0
+
+
+def _store_settings(args: argparse.Namespace) -> "Settings":
+    from observer.config import Settings
+
+    settings = Settings()
+    if args.data_dir is not None:
+        settings = settings.model_copy(update={"data_dir": args.data_dir})
+    return settings
+
+
+def _yaml_problem(source: str, exc: Exception) -> str:
+    """`file:line:column: problem`, the way compilers and editors point at a spot, from a YAML parse error."""
+    import yaml
+
+    mark = getattr(exc, "problem_mark", None)
+    if not isinstance(exc, yaml.MarkedYAMLError) or mark is None:
+        return f"{source}: not valid YAML: {exc}"
+    where = f"{source}:{mark.line + 1}:{mark.column + 1}"
+    problem = exc.problem or "not valid YAML"
+    context = exc.context_mark
+    also = f" ({exc.context} at line {context.line + 1}, column {context.column + 1})" if exc.context and context else ""
+    return f"{where}: {problem}{also}"
 
 
 def _rules_apply(args: argparse.Namespace) -> int:
     """Stores alert rules, notification channels and their Secrets from a manifest, as `kubectl apply` would; a
     running observer picks them up on its next reconcile."""
+    import asyncio
+
+    import yaml
+
     from alert_rules.model import InvalidResource
     from observer.alerting.db import open_engine
     from observer.alerting.resources import ResourceStore, load_manifest
 
-    settings = Settings()
-    if args.data_dir is not None:
-        settings = settings.model_copy(update={"data_dir": args.data_dir})
+    source = "<stdin>" if args.file == "-" else args.file
     try:
         text = sys.stdin.read() if args.file == "-" else Path(args.file).read_text()
         documents = load_manifest(text)
-        store = ResourceStore(open_engine(settings.alert_store()))
+    except OSError as exc:
+        print(f"observer rules apply: {source}: cannot read it: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    except yaml.YAMLError as exc:
+        print(f"observer rules apply: {_yaml_problem(source, exc)}", file=sys.stderr)
+        return 2
+    except (ValueError, InvalidResource) as exc:
+        print(f"observer rules apply: {source}: {exc}", file=sys.stderr)
+        return 2
+    try:
+        store = ResourceStore(open_engine(_store_settings(args).alert_store()))
         lines = asyncio.run(store.apply(documents, default_namespace=args.namespace))
     except (OSError, ValueError, InvalidResource) as exc:
-        print(f"observer rules apply: {args.file}: {exc}", file=sys.stderr)
+        print(f"observer rules apply: {source}: {exc}", file=sys.stderr)
         return 2
     print("\n".join(lines))
     return 0
 
 
+def sqlite_file(dsn: str) -> Path | None:
+    """The file of a SQLite alert store DSN (a plain path or `sqlite:///path`), None for a server database."""
+    if "://" not in dsn:
+        return Path(dsn)
+    if dsn.startswith("sqlite:///"):
+        return Path(dsn[len("sqlite:///"):])
+    return None
+
+
 def _rules_list(args: argparse.Namespace) -> int:
+    """Prints the stored rules as YAML on stdout and says on stderr which store it read and how many it found.
+    A SQLite store that does not exist is reported, not created: reading must not leave a database behind."""
+    import asyncio
+
     import yaml
 
     from alert_rules.model import rule_to_resource
     from observer.alerting.db import open_engine
     from observer.alerting.resources import ResourceStore
 
-    settings = Settings()
-    if args.data_dir is not None:
-        settings = settings.model_copy(update={"data_dir": args.data_dir})
-    store = ResourceStore(open_engine(settings.alert_store()))
-    rules = asyncio.run(store.list_rules())
-    print(yaml.safe_dump_all([rule_to_resource(rule) for rule in rules], sort_keys=False), end="")
+    try:
+        dsn = _store_settings(args).alert_store()
+    except ValueError as exc:
+        print(f"observer rules get: {exc}", file=sys.stderr)
+        return 2
+    path = sqlite_file(dsn)
+    where = str(path.resolve()) if path is not None else dsn.split("@")[-1]  # never print a password
+    if path is not None and not path.is_file():
+        print(
+            f"observer rules get: no alert store at {where}: nothing has been applied there. Run this where "
+            "`observer up` keeps its data, or point at it with --data-dir DIR, $OBSERVER_DATA_DIR or $ALERT_STORE_DSN.",
+            file=sys.stderr,
+        )
+        return 1
+    rules = asyncio.run(ResourceStore(open_engine(dsn)).list_rules())
+    if rules:
+        print(yaml.safe_dump_all([rule_to_resource(rule) for rule in rules], sort_keys=False), end="")
+    count = f"{len(rules)} alert rule{'s' if len(rules) != 1 else ''}" if rules else "no alert rules"
+    print(f"observer rules get: {count} in {where}", file=sys.stderr)
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="observer", description="An open observability plane for internal developer platforms.")
-    commands = parser.add_subparsers(dest="command", required=True)
-
-    up = commands.add_parser("up", help="run the all-in-one: Observer API, internal API and OTLP receiver on the embedded backend")
-    up.add_argument("--host")
-    up.add_argument("--port", type=int)
-    up.add_argument("--internal-port", type=int)
-    up.add_argument("--otlp-port", type=int)
-    up.add_argument("--data-dir", type=Path)
-    up.add_argument("--registry", type=Path, help="YAML file declaring namespaces, projects, components, environments")
-    up.add_argument("--demo", action="store_true", help="also generate demo telemetry for a sample platform")
-    up.add_argument("--demo-rate", type=float, default=5.0, help="demo requests per second")
+def _add_up(commands: argparse._SubParsersAction) -> None:
+    up = commands.add_parser(
+        "up",
+        help="run the all-in-one: Observer API, internal API and OTLP receiver on the embedded backend",
+        description="Runs the Observer API, the internal API and the OTLP/HTTP receiver in one process. Flags override "
+        "the environment; every other setting (OpenSearch, Prometheus, authentication, alerting) is an environment "
+        "variable, listed in the README.",
+    )
+    for option in UP_OPTIONS:
+        metavar = option.flag.lstrip("-").replace("-", "_").upper()
+        up.add_argument(option.flag, dest=option.field, type=option.kind, metavar=metavar, help=option.help)
+    up.add_argument("--demo", action="store_true", help="also generate demo telemetry for a sample platform "
+                    "(turns authentication off unless JWKS_URL or JWT_DISABLED is set)")
+    up.add_argument("--demo-rate", type=float, default=5.0, metavar="RPS", help="demo requests per second (default: %(default)s)")
     up.set_defaults(run=_up)
 
-    demo_cmd = commands.add_parser("demo", help="send demo telemetry with the OpenTelemetry SDK to an OTLP/HTTP endpoint")
-    from observer import demo
 
-    demo.add_arguments(demo_cmd)
+def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
+    """The parser. `observer demo`'s own options come from observer.demo, which imports the OpenTelemetry SDK,
+    so they are added only when `argv` runs that command."""
+    parser = argparse.ArgumentParser(prog="observer", description="An open observability plane for internal developer platforms.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_up(commands)
+
+    demo_cmd = commands.add_parser("demo", help="send demo telemetry with the OpenTelemetry SDK to an OTLP/HTTP endpoint")
+    if "demo" in argv[:1]:
+        from observer import demo
+
+        demo.add_arguments(demo_cmd)
     demo_cmd.set_defaults(run=_demo)
 
     collect_cmd = commands.add_parser(
-        "collect", help="run the collector: tail container logs and receive OTLP, enrich, buffer on disk, export"
+        "collect",
+        help="run the collector: tail container logs and receive OTLP, enrich, buffer on disk, export",
+        description="Runs the collector: tails container logs, receives OTLP, enriches, buffers on disk and exports.",
+        epilog=CONFIG_DOCS,
     )
-    collect_cmd.add_argument("--config", type=Path, help="YAML configuration (environment variables override it)")
+    collect_cmd.add_argument("--config", type=Path, metavar="FILE",
+                             help="YAML configuration; environment variables override it (default: none, all defaults)")
     collect_cmd.set_defaults(run=_collect)
 
     opensearch = commands.add_parser("opensearch", help="OpenSearch administration")
-    opensearch_commands = opensearch.add_subparsers(dest="opensearch_command", required=True)
-    init = opensearch_commands.add_parser("init", help="install index templates and retention (idempotent)")
+    opensearch_commands = opensearch.add_subparsers(dest="opensearch_command", required=True, metavar="COMMAND")
+    init = opensearch_commands.add_parser(
+        "init", help="install index templates and retention (idempotent)",
+        description="Installs the observer's own index templates and ISM policies (named observer-<prefix>), never "
+        "replacing OpenChoreo's. Reads OPENSEARCH_ADDRESS and the other OPENSEARCH_* variables.",
+    )
     init.set_defaults(run=_opensearch_init)
 
+    data_dir_help = "the observer's data directory, holding alerts.db (default: $OBSERVER_DATA_DIR, else ./data; " \
+        "ignored when $ALERT_STORE_DSN is set)"
     rules = commands.add_parser("rules", help="alert rules and notification channels (the alert store)")
-    rules_commands = rules.add_subparsers(dest="rules_command", required=True)
+    rules_commands = rules.add_subparsers(dest="rules_command", required=True, metavar="COMMAND")
     apply = rules_commands.add_parser("apply", help="store ObservabilityAlertRule, notification channel and Secret resources")
-    apply.add_argument("-f", "--file", required=True, help="YAML manifest (- for standard input)")
-    apply.add_argument("-n", "--namespace", default="default", help="namespace for resources that name none")
-    apply.add_argument("--data-dir", type=Path, help="the observer's data directory (when ALERT_STORE_DSN is not set)")
+    apply.add_argument("-f", "--file", required=True, metavar="FILE", help="YAML manifest (- for standard input)")
+    apply.add_argument("-n", "--namespace", default="default", help="namespace for resources that name none (default: %(default)s)")
+    apply.add_argument("--data-dir", type=Path, metavar="DIR", help=data_dir_help)
     apply.set_defaults(run=_rules_apply)
     get = rules_commands.add_parser("get", help="print the stored alert rules with their status, as YAML")
-    get.add_argument("--data-dir", type=Path)
+    get.add_argument("--data-dir", type=Path, metavar="DIR", help=data_dir_help)
     get.set_defaults(run=_rules_list)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser(argv).parse_args(argv)
     return args.run(args)
 
 

@@ -27,7 +27,10 @@ class Settings(BaseSettings):
     retention_hours: float = Field(168.0, validation_alias="OBSERVER_RETENTION_HOURS")
     log_level: str = Field("info", validation_alias="LOG_LEVEL")
     cors_allowed_origins: str = Field("", validation_alias="CORS_ALLOWED_ORIGINS")
-    otlp_max_body_bytes: int = Field(8 * 1024 * 1024, validation_alias="OTLP_MAX_BODY_BYTES")
+    otlp_max_body_bytes: int = Field(8 * 1024 * 1024, validation_alias="OTLP_MAX_BODY_BYTES", gt=0)
+    # Request bodies on the public and internal ports (a 413 above); the alert webhook takes larger groups.
+    max_body_bytes: int = Field(1024 * 1024, validation_alias="OBSERVER_MAX_BODY_BYTES", gt=0)
+    webhook_max_body_bytes: int = Field(8 * 1024 * 1024, validation_alias="OBSERVER_WEBHOOK_MAX_BODY_BYTES", gt=0)
 
     # Names -> UIDs from an OpenChoreo-compatible API instead of the embedded registry (contract notes §6).
     resolver_api_url: str = Field("", validation_alias="UID_RESOLVER_OPENCHOREO_API_URL")

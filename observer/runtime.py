@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import signal
+import socket
 import ssl
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -136,11 +138,93 @@ def server(
     return _Server(config)
 
 
-async def run_servers(servers: list[uvicorn.Server], *background: asyncio.Task) -> None:
+class PortUnavailable(OSError):
+    """A port cannot be listened on (in use, not permitted, no such address). The message is one line that
+    names the port and the setting that chooses it, for the command line to print as it is."""
+
+
+@dataclass(frozen=True, slots=True)
+class Listen:
+    """A port to open: what it serves, and which flag or variables choose it (for the message on a clash)."""
+
+    host: str
+    port: int
+    serves: str = ""
+    setting: str = ""
+
+
+def bind(listen: Listen) -> socket.socket:
+    """A listening socket for `listen`, or PortUnavailable. Binding happens before anything else starts, so a
+    clash is reported at once, in one line, and nothing (no store, no demo traffic) was started for nothing."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(listen.host, listen.port, type=socket.SOCK_STREAM)[0]
+    except socket.gaierror as exc:
+        raise PortUnavailable(f"cannot listen on {listen.host}:{listen.port}: {listen.host!r} is not an address "
+                              f"of this machine ({exc.strerror})") from None
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a restart reuses ports in TIME_WAIT
+        sock.bind(address)
+        sock.listen(2048)
+    except OSError as exc:
+        sock.close()
+        why = {errno.EADDRINUSE: "is already in use", errno.EACCES: "needs privileges this process lacks",
+               errno.EADDRNOTAVAIL: "is on an address this machine does not have"}.get(exc.errno or 0, f"failed: {exc.strerror}")
+        choose = f"; choose another with {listen.setting}" if listen.setting else ""
+        serves = f" ({listen.serves})" if listen.serves else ""
+        raise PortUnavailable(f"port {listen.port} on {listen.host}{serves} {why}{choose}") from None
+    return sock
+
+
+def bind_all(listens: Sequence[Listen]) -> list[socket.socket]:
+    """Every port, or none: on the first failure the ones already open are closed and PortUnavailable raised."""
+    bound: list[socket.socket] = []
+    try:
+        for listen in listens:
+            bound.append(bind(listen))
+    except PortUnavailable:
+        for sock in bound:
+            sock.close()
+        raise
+    return bound
+
+
+async def _when_started(servers: Sequence[uvicorn.Server], on_ready: Callable[[], object]) -> None:
+    """Runs `on_ready` (in a thread: it may print and send demo traffic to our own ports) once every server
+    has started accepting connections."""
+    while not all(each.started for each in servers):
+        if any(each.should_exit for each in servers):
+            return
+        await asyncio.sleep(0.05)
+    try:
+        await asyncio.get_running_loop().run_in_executor(None, on_ready)
+    except Exception:  # a failing hook (the banner, demo traffic) must not take the servers down
+        log.exception("start-up hook failed")
+
+
+async def run_servers(
+    servers: list[uvicorn.Server],
+    *background: asyncio.Task,
+    sockets: Sequence[socket.socket] | None = None,
+    on_ready: Callable[[], object] | None = None,
+) -> None:
     """Serves until SIGINT/SIGTERM, then shuts every server down gracefully and cancels the background tasks.
     A background task that dies stops the process too (with its traceback logged), so an orchestrator restarts
-    it rather than leaving it up with a pipeline silently gone."""
+    it rather than leaving it up with a pipeline silently gone.
+
+    `sockets` (one per server, from `bind_all`) are what the servers listen on; without them every server's
+    port is bound here first, so a port in use raises PortUnavailable before any server starts. `on_ready`
+    runs once all of them accept connections (where `observer up` says it is up)."""
     loop = asyncio.get_running_loop()
+    if sockets is None:
+        try:
+            sockets = bind_all([Listen(each.config.host, each.config.port) for each in servers])
+        except PortUnavailable:
+            for task in background:
+                task.cancel()
+            raise
+    if len(sockets) != len(servers):
+        raise ValueError("run_servers needs one socket per server")
     failed: list[BaseException] = []
 
     def stop() -> None:
@@ -159,11 +243,14 @@ async def run_servers(servers: list[uvicorn.Server], *background: asyncio.Task) 
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop)
+    ready = [asyncio.create_task(_when_started(servers, on_ready), name="on-ready")] if on_ready else []
     try:
-        await asyncio.gather(*(each.serve() for each in servers))
+        await asyncio.gather(*(each.serve(sockets=[sock]) for each, sock in zip(servers, sockets, strict=True)))
     finally:
-        for task in background:
+        for task in (*background, *ready):
             task.cancel()
+        for sock in sockets:
+            sock.close()
     if failed:
         raise SystemExit(1)
 
@@ -264,12 +351,17 @@ def all_in_one_servers(
     mcp = build_mcp_app(plane.service, alerting.service if alerting else None, extended=settings.mcp_extended_tools)
     public = create_public_app(
         plane.service, settings.cors_allowed_origins, auth, authenticator=authenticator, mcp=mcp,
-        alert_service=alerting.service if alerting else None,
+        alert_service=alerting.service if alerting else None, max_body_bytes=settings.max_body_bytes,
     )
     return [
         server(public, settings.host, settings.port, settings.log_level),
         server(
-            create_internal_app(alerting, token=internal.token),
+            create_internal_app(
+                alerting,
+                token=internal.token,
+                max_body_bytes=settings.max_body_bytes,
+                webhook_max_body_bytes=settings.webhook_max_body_bytes,
+            ),
             settings.host,
             settings.internal_port,
             settings.log_level,
@@ -287,19 +379,34 @@ def all_in_one_servers(
     ]
 
 
+def all_in_one_listens(settings: Settings) -> list[Listen]:
+    """The all-in-one's three ports, in the order all_in_one_servers returns its servers."""
+    return [
+        Listen(settings.host, settings.port, "Observer API", "--port or SERVER_PORT / PORT"),
+        Listen(settings.host, settings.internal_port, "internal API", "--internal-port or SERVER_INTERNAL_PORT / INTERNAL_PORT"),
+        Listen(settings.host, settings.otlp_port, "OTLP/HTTP receiver", "--otlp-port or OTLP_HTTP_PORT / OTLP_PORT"),
+    ]
+
+
 async def up(
     settings: Settings,
     auth: AuthSettings | None = None,
     authenticator: Authenticator | None = None,
     authorizer: Authorizer | None = None,
+    *,
+    sockets: Sequence[socket.socket] | None = None,
+    on_ready: Callable[[], object] | None = None,
 ) -> None:
     """Runs the all-in-one until a signal. `auth` defaults to the environment (on unless JWT_DISABLED=true).
-    The internal port's settings are checked first (InternalPortConfigError), before any store or port opens."""
+    The internal port's settings are checked first (InternalPortConfigError), then the ports are bound
+    (PortUnavailable) unless `sockets` (from `bind_all(all_in_one_listens(settings))`) already are, all before
+    any store opens. `on_ready` runs once every port accepts connections."""
     internal = settings.internal_security()
     auth = auth if auth is not None else settings.auth()
     log_auth_posture(auth)
     log_internal_posture(internal)
     authenticator = authenticator if authenticator is not None else authenticator_for(auth)
+    sockets = list(sockets) if sockets is not None else bind_all(all_in_one_listens(settings))
     plane = build_plane(settings)
     plane.service.authorizer = authorizer if authorizer is not None else authorizer_for(auth)
     alerting = alerting_for(plane, plane.service.authorizer)
@@ -314,7 +421,10 @@ async def up(
     if authenticator is not None:
         background.append(asyncio.create_task(authenticator.jwks.prefetch()))
     try:
-        await run_servers(all_in_one_servers(plane, auth, authenticator, alerting, internal=internal), *background)
+        await run_servers(
+            all_in_one_servers(plane, auth, authenticator, alerting, internal=internal), *background,
+            sockets=sockets, on_ready=on_ready,
+        )
     finally:
         await alerting.close()
         if authenticator is not None:

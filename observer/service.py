@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 
+from adapters.echo import shown
 from adapters.model import (
     ComponentScope,
     EventRecord,
@@ -84,7 +85,7 @@ def failures(signal: Signal) -> Iterator[None]:
         log.warning("authorization unavailable: %s", exc)
         raise ApiError(500, signal.failure, f"{prefix}-02") from None
     except ScopeNotFound as exc:
-        raise ApiError(404, f"{exc}; check the searchScope names", f"{prefix}-04") from None
+        raise ApiError(404, f"{not_found(exc)}; check the searchScope names", f"{prefix}-04") from None
     except ResolverAuthFailed:
         raise ApiError(500, "the observer could not authenticate to its name resolver", "OBS-V1-SCOPE-AUTH-FAILED") from None
     except ResolverUnavailable as exc:
@@ -100,6 +101,12 @@ def failures(signal: Signal) -> Iterator[None]:
     except Exception:
         log.exception("%s", signal.failure)
         raise ApiError(500, signal.failure, f"{prefix}-01") from None
+
+
+def not_found(exc: ScopeNotFound) -> str:
+    """Which name is unknown, quoted short: the name is the user's input and may be of any length."""
+    where = f" in namespace '{shown(exc.namespace)}'" if exc.kind != "namespace" else ""
+    return f"{exc.kind} '{shown(exc.name)}' not found{where}"
 
 
 class QueryService:

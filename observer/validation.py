@@ -2,13 +2,20 @@
 
 Each `validate_*` takes a bound request and returns what the query service needs (the scope as the user named
 it, and a domain query), or raises a 400 ApiError naming the field to fix. The order of checks matters: clients
-match on the first message, so it follows observer-contract-notes §1.2-1.8 exactly.
+match on the first message, so it follows observer-contract-notes §1.2-1.8 exactly, after the checks of the
+request's form (`observer.request_form`: unknown fields, text) that stand where the contract's "Invalid request
+format" stands. The limits beyond the contract's (phrase length, name length, id forms, the int64 range of
+times and steps) are checked last, so a request the contract refuses still gets the contract's message.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
+from pydantic import BaseModel
+
+from adapters.echo import shown
 from adapters.loglevel import API_LEVELS
 from adapters.model import (
     ComponentScope,
@@ -24,7 +31,9 @@ from adapters.model import (
 )
 from adapters.timeutil import parse_go_duration, parse_rfc3339
 from observer.errors import ApiError, bad_request
+from observer.request_form import check_body, check_text
 from observer.wire import (
+    MAX_PHRASE_CHARS,
     ComponentSearchScope,
     EventsQueryRequest,
     LogsQueryRequest,
@@ -41,6 +50,8 @@ DEFAULT_STEP_NS = 5 * 60 * 10**9
 #: The most points one series may have (Prometheus refuses more than 11,000 per query_range series).
 MAX_POINTS = 11_000
 TRACES_ERROR_CODE = "OBS-V1-T-06"
+#: The longest scope name: OpenChoreo's names are Kubernetes object names (DNS subdomains, at most 253).
+MAX_NAME_CHARS = 253
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,21 +71,39 @@ def _text(value: str | None) -> str:
     return (value or "").strip()
 
 
+def _names(scope: BaseModel, fields: tuple[str, ...]) -> tuple[str, ...]:
+    values = tuple(_text(getattr(scope, field)) for field in fields)
+    for field, value in zip(fields, values):
+        check_text(f"searchScope.{field}", value)
+    return values
+
+
+def _short_names(named: dict[str, str]) -> None:
+    for field, value in named.items():
+        if len(value) > MAX_NAME_CHARS:
+            raise bad_request(
+                f"searchScope.{field} is {len(value)} characters long; names are at most {MAX_NAME_CHARS}"
+            )
+
+
 def component_scope(scope: ComponentSearchScope | None) -> NamedScope:
     scope = scope or ComponentSearchScope()
-    named = NamedScope(_text(scope.namespace), _text(scope.project), _text(scope.component), _text(scope.environment))
+    fields = ("namespace", "project", "component", "environment")
+    named = NamedScope(*_names(scope, fields))
     if not named.namespace:
         raise bad_request("searchScope.namespace is required")
     if named.component and not named.project:
         raise bad_request("searchScope.project is required when searchScope.component is provided")
+    _short_names({field: getattr(named, field) for field in fields})
     return named
 
 
 def workflow_scope(scope: WorkflowSearchScope) -> WorkflowScope:
-    namespace = _text(scope.namespace)
+    namespace, run, task = _names(scope, ("namespace", "workflowRunName", "taskName"))
     if not namespace:
         raise bad_request("searchScope.namespace is required")
-    return WorkflowScope(namespace, _text(scope.workflowRunName), _text(scope.taskName))
+    _short_names({"namespace": namespace, "workflowRunName": run, "taskName": task})
+    return WorkflowScope(namespace, run, task)
 
 
 def time_range(start: str | None, end: str | None) -> TimeRange:
@@ -130,7 +159,7 @@ def log_levels(levels: list[str] | None) -> tuple[str, ...]:
     seen: list[str] = []
     for level in levels or []:
         if level not in API_LEVELS:
-            raise bad_request(f"invalid log level '{level}'; valid levels are: {', '.join(API_LEVELS)}")
+            raise bad_request(f"invalid log level '{shown(level)}'; valid levels are: {', '.join(API_LEVELS)}")
         if level in seen:
             raise bad_request(f"duplicate log level '{level}' is not allowed")
         seen.append(level)
@@ -151,10 +180,17 @@ def step_ns(step: str | None, window: TimeRange) -> int:
     if points > MAX_POINTS:
         smallest = -(-(window.end_ns - window.start_ns) // (MAX_POINTS - 1))
         raise bad_request(
-            f"step {step} gives {points} points per series over this range; at most {MAX_POINTS} are allowed,"
+            f"step {shown(step)} gives {points} points per series over this range; at most {MAX_POINTS} are allowed,"
             f" so use a step of at least {max(1, -(-smallest // 10**9))}s"
         )
     return chosen
+
+
+def search_phrase(phrase: str | None) -> str:
+    phrase = phrase or ""
+    if len(phrase) > MAX_PHRASE_CHARS:
+        raise bad_request(f"searchPhrase is {len(phrase)} characters long; at most {MAX_PHRASE_CHARS} are allowed")
+    return phrase
 
 
 def _traces_code(error: ApiError) -> ApiError:
@@ -162,27 +198,57 @@ def _traces_code(error: ApiError) -> ApiError:
     return error
 
 
+# ----------------------------------------------------------------------------------------------- ids
+
+_TRACE_ID = re.compile(r"[0-9a-fA-F]{32}")
+_SPAN_ID = re.compile(r"[0-9a-fA-F]{16}")
+
+
+def trace_id(value: str) -> str:
+    """An OpenTelemetry trace id (32 hex digits, not all zero), lower-cased: both backends store that form, so
+    anything else could only ever find nothing, and says so instead."""
+    return _otel_id("traceId", value, _TRACE_ID, 32)
+
+
+def span_id(value: str) -> str:
+    """An OpenTelemetry span id (16 hex digits, not all zero), lower-cased."""
+    return _otel_id("spanId", value, _SPAN_ID, 16)
+
+
+def _otel_id(field: str, value: str, form: re.Pattern[str], digits: int) -> str:
+    if not value.strip():
+        raise _traces_code(bad_request(f"{field} is required"))
+    if not form.fullmatch(value) or not value.strip("0"):
+        raise _traces_code(bad_request(
+            f"{field} must be {digits} hexadecimal digits, not all zero (OpenTelemetry's form); got '{shown(value)}'"
+        ))
+    return value.lower()
+
+
 # ----------------------------------------------------------------------------------------------- requests
 
 
 def validate_logs(body: LogsQueryRequest) -> tuple[NamedScope | WorkflowScope, LogsQuery]:
+    check_body(body, "logs", workflow_scopes=True)
     scope = _scope_of(body.searchScope)
     window = time_range(body.startTime, body.endTime)
     limit = plain_limit(body.limit)
     order = sort_order(body.sortOrder)
     levels = log_levels(body.logLevels)
+    phrase = search_phrase(body.searchPhrase)
     return scope, LogsQuery(
         scope=_placeholder(scope),
         range=window,
         limit=limit,
         sort=order,
         levels=levels,
-        phrase=body.searchPhrase or "",
+        phrase=phrase,
         cursor=body.cursor or "",
     )
 
 
 def validate_events(body: EventsQueryRequest) -> tuple[NamedScope | WorkflowScope, EventsQuery]:
+    check_body(body, "events", workflow_scopes=True)
     scope = _scope_of(body.searchScope)
     window = time_range(body.startTime, body.endTime)
     limit = plain_limit(body.limit)
@@ -193,6 +259,7 @@ def validate_events(body: EventsQueryRequest) -> tuple[NamedScope | WorkflowScop
 
 
 def validate_metrics(body: MetricsQueryRequest) -> tuple[NamedScope, MetricsQuery]:
+    check_body(body, "metrics")
     if not body.metric:
         raise bad_request("metric is required")
     if body.metric not in ("resource", "http"):
@@ -204,6 +271,7 @@ def validate_metrics(body: MetricsQueryRequest) -> tuple[NamedScope, MetricsQuer
 
 
 def validate_topology(body: RuntimeTopologyRequest) -> tuple[NamedScope, TopologyQuery]:
+    check_body(body, "runtime topology")
     raw = body.searchScope or ComponentSearchScope()
     for field in ("namespace", "project", "environment"):
         if not _text(getattr(raw, field)):
@@ -218,7 +286,8 @@ def validate_topology(body: RuntimeTopologyRequest) -> tuple[NamedScope, Topolog
     )
 
 
-def validate_traces(body: TracesQueryRequest) -> tuple[NamedScope, TracesQuery]:
+def validate_traces(body: TracesQueryRequest, endpoint: str = "traces") -> tuple[NamedScope, TracesQuery]:
+    check_body(body, endpoint)
     try:
         scope = component_scope(body.searchScope)
         window = time_range(body.startTime, body.endTime)
@@ -229,13 +298,18 @@ def validate_traces(body: TracesQueryRequest) -> tuple[NamedScope, TracesQuery]:
     return scope, TracesQuery(scope=_placeholder(scope), range=window, limit=limit, sort=order)
 
 
-def validate_spans(trace_id: str, body: TracesQueryRequest) -> tuple[NamedScope, SpansQuery]:
-    if not trace_id.strip():
-        raise _traces_code(bad_request("traceId is required"))
-    scope, traces = validate_traces(body)
+def validate_spans(trace: str, body: TracesQueryRequest) -> tuple[NamedScope, SpansQuery]:
+    """The path's trace id first (as upstream checks it before the body), then the body as for traces."""
+    checked = trace_id(trace)
+    scope, traces = validate_traces(body, "spans")
     return scope, SpansQuery(
-        trace_id=trace_id.strip().lower(), scope=traces.scope, range=traces.range, limit=traces.limit, sort=traces.sort
+        trace_id=checked, scope=traces.scope, range=traces.range, limit=traces.limit, sort=traces.sort
     )
+
+
+def validate_span_ids(trace: str, span: str) -> tuple[str, str]:
+    """The path of the span-details route: both ids in OpenTelemetry's form, lower-cased."""
+    return trace_id(trace), span_id(span)
 
 
 def _scope_of(scope: ComponentSearchScope | WorkflowSearchScope | None) -> NamedScope | WorkflowScope:

@@ -2,18 +2,32 @@
 
 Request models only bind: every field is optional and strictly typed, so a wrong JSON type is the contract's
 "Invalid request format" while a missing or out-of-range value reaches `observer.validation`, which checks
-fields in the contract's order and says which one to fix. Responses are built as plain dicts by the `*_entry`
-functions below, because the contract omits empty fields rather than sending nulls.
+fields in the contract's order and says which one to fix. Unknown keys are kept (`extra="allow"`) for
+`observer.request_form` to name in a 400. Their JSON schema is written for clients instead (`_contract_schema`):
+descriptions, bounds, enums and the upstream `required` lists, none of which binding enforces. Responses are
+built as plain dicts by the `*_entry` functions below, because the contract omits empty fields rather than
+sending nulls.
 """
 
 from __future__ import annotations
 
 import uuid
 from functools import lru_cache
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, StrictBool, StrictInt, StrictStr, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+    ValidatorFunctionWrapHandler,
+    field_validator,
+)
+from pydantic_core import PydanticCustomError
 
+from adapters.loglevel import API_LEVELS
 from adapters.model import (
     EdgeMetrics,
     EventRecord,
@@ -26,95 +40,213 @@ from adapters.model import (
 )
 from adapters.timeutil import format_rfc3339
 
+#: The longest searchPhrase accepted: a literal substring this long is already very selective, and a longer
+#: one only makes every candidate line slower to test.
+MAX_PHRASE_CHARS = 1024
+
+
+def _contract_schema(schema: dict[str, Any], model: type[BaseModel]) -> None:
+    """The JSON schema a client sees: the contract's, not the binding's.
+
+    Fields bind as optional (`None` when absent) so that `observer.validation` can say "startTime is required" in
+    the contract's order; the schema instead says what a client must send: the contract's `required` list,
+    no `null`, no `default: null`, and no properties beyond those listed (unknown fields are refused)."""
+    for prop in schema.get("properties", {}).values():
+        branches = [branch for branch in prop.pop("anyOf", []) if branch != {"type": "null"}]
+        if len(branches) == 1:
+            prop.update({key: value for key, value in branches[0].items() if key not in prop})
+        elif branches:
+            prop["anyOf"] = branches
+        if "default" in prop and prop["default"] is None:
+            del prop["default"]
+        prop.pop("title", None)
+    required = getattr(model, "schema_required", ())
+    if required:
+        schema["required"] = list(required)
+    schema["additionalProperties"] = False
+
 
 class _Bind(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    # `allow` keeps unknown keys in `model_extra`, so validation can name them in a 400 instead of dropping them.
+    model_config = ConfigDict(extra="allow", json_schema_extra=_contract_schema)
+    schema_required: ClassVar[tuple[str, ...]] = ()
+
+
+_LIMIT = {"minimum": 1, "maximum": 1000, "default": 100}
+_SORT = {"enum": ["asc", "desc"], "default": "desc"}
+_TIME = {"format": "date-time"}
+_NAME = {"minLength": 1, "maxLength": 253}
+
+
+def _start() -> Any:
+    return Field(None, description="Start of the time range, RFC3339 (e.g. 2024-01-01T00:00:00Z); inclusive.",
+                 json_schema_extra=_TIME)
+
+
+def _end() -> Any:
+    return Field(None, description="End of the time range, RFC3339; inclusive, not before startTime and at most"
+                 " 30 days after it.", json_schema_extra=_TIME)
+
+
+def _limit(zero: str) -> Any:
+    return Field(None, description=f"The most items to return, 1 to 1000 (default 100); {zero}",
+                 json_schema_extra=_LIMIT)
+
+
+def _sort() -> Any:
+    return Field(None, description="Order by timestamp: newest first (desc, the default) or oldest first (asc).",
+                 json_schema_extra=_SORT)
+
+
+def _cursor() -> Any:
+    return Field(None, description="Extension: the nextCursor of the previous page, with every other field"
+                 " unchanged, to get the next page.", json_schema_extra={"maxLength": 4096})
 
 
 class ComponentSearchScope(_Bind):
-    model_config = ConfigDict(extra="ignore", json_schema_extra={"required": ["namespace"]})
-    namespace: StrictStr | None = None
-    project: StrictStr | None = None
-    component: StrictStr | None = None
-    environment: StrictStr | None = None
+    """Names (not UIDs) of what to search: a namespace, optionally narrowed to a project, a component of that
+    project, and an environment."""
+
+    schema_required = ("namespace",)
+    namespace: StrictStr | None = Field(None, description="Namespace name.", json_schema_extra=_NAME)
+    project: StrictStr | None = Field(None, description="Project name.", json_schema_extra=_NAME)
+    component: StrictStr | None = Field(
+        None, description="Component name; needs project.", json_schema_extra=_NAME
+    )
+    environment: StrictStr | None = Field(None, description="Environment name.", json_schema_extra=_NAME)
+
+
+class RuntimeTopologySearchScope(ComponentSearchScope):
+    """A component search scope in which project and environment are required: runtime topology is project- and
+    environment-scoped; component, if set, keeps only the edges that touch it."""
+
+    schema_required = ("namespace", "project", "environment")
 
 
 class WorkflowSearchScope(_Bind):
-    model_config = ConfigDict(extra="ignore", json_schema_extra={"required": ["namespace"]})
-    namespace: StrictStr | None = None
-    workflowRunName: StrictStr | None = None
-    taskName: StrictStr | None = None
+    """A namespace's CI workflow runs, optionally one run (by name) and tasks whose name contains taskName."""
+
+    schema_required = ("namespace",)
+    namespace: StrictStr | None = Field(None, description="Namespace name.", json_schema_extra=_NAME)
+    workflowRunName: StrictStr | None = Field(
+        None, description="Workflow run name; selects this scope shape.", json_schema_extra=_NAME
+    )
+    taskName: StrictStr | None = Field(
+        None, description="Task name (a substring); needs workflowRunName.", json_schema_extra=_NAME
+    )
 
 
 class _ScopedQuery(_Bind):
-    """Logs and events take either scope shape; `workflowRunName` selects the workflow one."""
+    # Logs and events take either scope shape; `workflowRunName` selects the workflow one.
+    searchScope: ComponentSearchScope | WorkflowSearchScope | None = Field(
+        None, description="What to search: a component scope, or a workflow scope (with workflowRunName)."
+    )
 
-    searchScope: ComponentSearchScope | WorkflowSearchScope | None = None
-
-    @model_validator(mode="before")
+    @field_validator("searchScope", mode="wrap")
     @classmethod
-    def _pick_scope_shape(cls, data: Any) -> Any:
-        if not isinstance(data, dict) or not isinstance(data.get("searchScope"), dict):
-            return data
-        scope = data["searchScope"]
-        if "workflowRunName" in scope:
-            mixed = [key for key in ("project", "component", "environment") if key in scope]
-            if mixed:
-                raise ValueError(
-                    "searchScope.workflowRunName cannot be combined with " + ", ".join(mixed)
-                )
-            return {**data, "searchScope": WorkflowSearchScope.model_validate(scope)}
-        return {**data, "searchScope": ComponentSearchScope.model_validate(scope)}
+    def _pick_scope_shape(cls, value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+        """The key `workflowRunName` selects the workflow shape, as upstream's UnmarshalJSON does; a field
+        validator (not a model one) so that a problem inside the scope is reported at `searchScope.<field>`."""
+        if not isinstance(value, dict):
+            if value is None or isinstance(value, BaseModel):
+                return handler(value)
+            raise PydanticCustomError("scope_type", "must be a JSON object (a component or a workflow scope)")
+        if "workflowRunName" not in value:
+            return ComponentSearchScope.model_validate(value)
+        mixed = [key for key in ("project", "component", "environment") if key in value]
+        if mixed:
+            raise PydanticCustomError(
+                "scope_shape", "workflowRunName cannot be combined with {mixed}", {"mixed": ", ".join(mixed)}
+            )
+        return WorkflowSearchScope.model_validate(value)
+
+
+_PLAIN_ZERO = "0 means the default."
 
 
 class LogsQueryRequest(_ScopedQuery):
-    model_config = ConfigDict(extra="ignore", json_schema_extra={"required": ["startTime", "endTime", "searchScope"]})
-    startTime: StrictStr | None = None
-    endTime: StrictStr | None = None
-    limit: StrictInt | None = None
-    sortOrder: StrictStr | None = None
-    logLevels: list[StrictStr] | None = None
-    searchPhrase: StrictStr | None = None
-    cursor: StrictStr | None = None  # extension: the `nextCursor` of the previous page
+    """A page of log lines of a component or workflow scope."""
+
+    schema_required = ("startTime", "endTime", "searchScope")
+    startTime: StrictStr | None = _start()
+    endTime: StrictStr | None = _end()
+    limit: StrictInt | None = _limit(_PLAIN_ZERO)
+    sortOrder: StrictStr | None = _sort()
+    logLevels: list[StrictStr] | None = Field(
+        None,
+        description="Only lines of these levels (each at most once); FATAL lines count as ERROR.",
+        json_schema_extra={"uniqueItems": True, "items": {"type": "string", "enum": list(API_LEVELS)}},
+    )
+    searchPhrase: StrictStr | None = Field(
+        None,
+        description=f"Only lines containing this text, matched literally and case-sensitively; at most"
+        f" {MAX_PHRASE_CHARS} characters.",
+        json_schema_extra={"maxLength": MAX_PHRASE_CHARS},
+    )
+    cursor: StrictStr | None = _cursor()
 
 
 class EventsQueryRequest(_ScopedQuery):
-    model_config = ConfigDict(extra="ignore", json_schema_extra={"required": ["startTime", "endTime", "searchScope"]})
-    startTime: StrictStr | None = None
-    endTime: StrictStr | None = None
-    limit: StrictInt | None = None
-    sortOrder: StrictStr | None = None
-    cursor: StrictStr | None = None
+    """A page of Kubernetes events of a component or workflow scope."""
+
+    schema_required = ("startTime", "endTime", "searchScope")
+    startTime: StrictStr | None = _start()
+    endTime: StrictStr | None = _end()
+    limit: StrictInt | None = _limit(_PLAIN_ZERO)
+    sortOrder: StrictStr | None = _sort()
+    cursor: StrictStr | None = _cursor()
 
 
 class MetricsQueryRequest(_Bind):
-    model_config = ConfigDict(
-        extra="ignore", json_schema_extra={"required": ["metric", "startTime", "endTime", "searchScope"]}
+    """Resource or HTTP metric series of a component scope."""
+
+    schema_required = ("metric", "startTime", "endTime", "searchScope")
+    metric: StrictStr | None = Field(
+        None, description="Which series: resource (CPU, memory, network, disk) or http (requests, latency).",
+        json_schema_extra={"enum": ["resource", "http"]},
     )
-    metric: StrictStr | None = None
-    startTime: StrictStr | None = None
-    endTime: StrictStr | None = None
-    step: StrictStr | None = None
-    searchScope: ComponentSearchScope | None = None
+    startTime: StrictStr | None = _start()
+    endTime: StrictStr | None = _end()
+    step: StrictStr | None = Field(
+        None,
+        description="Distance between points, a Go duration (e.g. 1m, 5m, 15m, 30m, 1h; default 5m), greater than"
+        " 0 and giving at most 11000 points over the range.",
+    )
+    searchScope: ComponentSearchScope | None = Field(None, description="The component scope.")
 
 
 class RuntimeTopologyRequest(_Bind):
-    model_config = ConfigDict(extra="ignore", json_schema_extra={"required": ["searchScope", "startTime", "endTime"]})
-    searchScope: ComponentSearchScope | None = None
-    startTime: StrictStr | None = None
-    endTime: StrictStr | None = None
-    includeGateways: StrictBool | None = None
-    includeExternal: StrictBool | None = None
+    """The call graph of a project in an environment, with HTTP metrics per edge."""
+
+    schema_required = ("searchScope", "startTime", "endTime")
+    searchScope: RuntimeTopologySearchScope | None = Field(
+        None, description="namespace, project and environment are required; component is optional."
+    )
+    startTime: StrictStr | None = _start()
+    endTime: StrictStr | None = _end()
+    includeGateways: StrictBool | None = Field(
+        None, description="Whether to include gateway -> component edges.", json_schema_extra={"default": True}
+    )
+    includeExternal: StrictBool | None = Field(
+        None,
+        description="Whether to include edges to or from components outside the project.",
+        json_schema_extra={"default": True},
+    )
 
 
 class TracesQueryRequest(_Bind):
-    model_config = ConfigDict(extra="ignore", json_schema_extra={"required": ["startTime", "endTime", "searchScope"]})
-    startTime: StrictStr | None = None
-    endTime: StrictStr | None = None
-    limit: StrictInt | None = None
-    sortOrder: StrictStr | None = None
-    searchScope: ComponentSearchScope | None = None
-    includeAttributes: StrictBool | None = None
+    """Traces (or the spans of one trace) that touch a component scope."""
+
+    schema_required = ("startTime", "endTime", "searchScope")
+    startTime: StrictStr | None = _start()
+    endTime: StrictStr | None = _end()
+    limit: StrictInt | None = _limit("0 is refused.")
+    sortOrder: StrictStr | None = _sort()
+    searchScope: ComponentSearchScope | None = Field(None, description="The component scope.")
+    includeAttributes: StrictBool | None = Field(
+        None, description="Whether spans carry their attributes and resource attributes.",
+        json_schema_extra={"default": False},
+    )
 
 
 class ErrorResponse(BaseModel):

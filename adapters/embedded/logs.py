@@ -29,8 +29,10 @@ def fts_phrase(phrase: str) -> str:
 
 def _rare_phrase_candidates(conn: sqlite3.Connection, phrase: str) -> tuple[str, tuple[object, ...]] | None:
     """The ids that may contain a rare phrase (index matches plus the not-yet-indexed tail), or None when the
-    phrase is too short for the index or too common for the index to help."""
-    if len(phrase) < _MIN_INDEXED_PHRASE:
+    phrase is too short for the index or too common for the index to help. FTS5 reads its query as a C string,
+    so a phrase holding NUL cannot be asked of the index at all: it is confirmed by `instr()` alone, which
+    compares the whole value, and stays a literal search."""
+    if len(phrase) < _MIN_INDEXED_PHRASE or "\x00" in phrase:
         return None
     match = fts_phrase(phrase)
     (matches,) = conn.execute(

@@ -21,6 +21,7 @@ from adapters import semconv
 from adapters.embedded.scope import streams_in_scope
 from adapters.embedded.store import Store
 from adapters.model import MetricKind, MetricPoint, MetricSeries, MetricsQuery
+from adapters.timeutil import MIN_NS as _MIN_NS
 
 _NS_PER_SECOND = 1_000_000_000
 #: Quantiles of the `http` family, as (series key, q).
@@ -186,7 +187,7 @@ class _Window:
     """The aligned steps of a range query. Output points sit at t_k = start + k*step for k >= 0 and
     t_k <= end; the value at t_k covers samples with t_k - step < ts <= t_k. So the samples read are those with
     start - step < ts <= `until` (the last t_k, not `end`: a sample after it would belong to a step past the
-    end), and a sample's step is k = (ts - start + step - 1) / step, i.e. (ts - `base`) / step."""
+    end), and a sample's step is k = ceil((ts - start) / step)."""
 
     start_ns: int
     step_ns: int
@@ -206,7 +207,9 @@ class _Window:
 
     @property
     def base_ns(self) -> int:
-        return self.start_ns - self.step_ns + 1
+        """The earliest sample read, clamped to the earliest int64 nanosecond (no sample is older, and SQLite
+        cannot bind anything lower) so a range starting at the very edge of the int64 range still works."""
+        return max(self.start_ns - self.step_ns + 1, _MIN_NS)
 
     @property
     def seconds(self) -> float:
@@ -246,7 +249,8 @@ class _Samples:
             f" WHERE s.name IN ({marks}) AND s.stream_id IN ({streams_sql}) AND p.ts_ns >= ? AND p.ts_ns <= ?"
         )
         params = (
-            window.base_ns,
+            window.start_ns,
+            window.start_ns,
             window.step_ns,
             *series_params,
             *names,
@@ -254,7 +258,9 @@ class _Samples:
             window.base_ns,
             window.until_ns,
         )
-        return cls("((p.ts_ns - ?) / ?)", source, params)
+        # k = ceil((ts - start) / step): 0 for the samples at or before start (the WHERE keeps only those after
+        # start - step); written so that no intermediate value leaves int64 whatever the start and step.
+        return cls("(CASE WHEN p.ts_ns <= ? THEN 0 ELSE (p.ts_ns - ? - 1) / ? + 1 END)", source, params)
 
 
 def query_metrics(conn: sqlite3.Connection, query: MetricsQuery) -> MetricSeries:

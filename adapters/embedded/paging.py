@@ -73,10 +73,10 @@ def run_paged(conn: sqlite3.Connection, select: PagedSelect) -> PagedRows:
 
     direction = "DESC" if select.sort == "desc" else "ASC"
     if select.cursor:
-        last_ts, last_id = decode_cursor(select.cursor, select.fingerprint)
+        last_ts, last_id = decode_cursor(select.cursor, select.fingerprint, shape=(int, int))
         beyond = "<" if select.sort == "desc" else ">"
         where.append(f"(r.ts_ns {beyond} ? OR (r.ts_ns = ? AND r.id {beyond} ?))")
-        params += [int(last_ts), int(last_ts), int(last_id)]
+        params += [last_ts, last_ts, last_id]
     rows = conn.execute(
         f"SELECT {select.columns}, r.ts_ns, r.id FROM {source} JOIN streams s ON s.id = r.stream_id"
         f" WHERE {' AND '.join(where)} ORDER BY r.ts_ns {direction}, r.id {direction} LIMIT ?",

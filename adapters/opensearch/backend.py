@@ -181,7 +181,8 @@ def _report_rejected(batch_id: str, result: BulkResult) -> None:
 
 
 def _after(cursor: str, key: str) -> list[Any] | None:
-    return decode_cursor(cursor, key) if cursor else None
+    """The `search_after` of a cursor we issued: the sort values of its last hit, (timestamp, `_id`)."""
+    return decode_cursor(cursor, key, shape=(int, str)) if cursor else None
 
 
 def _page(response: dict[str, Any], limit: int, key: str, convert: Callable[[dict[str, Any]], T]) -> Page[T]:

@@ -4,6 +4,17 @@ The keys and types follow OpenChoreo's setup jobs (`container-logs-*`, `k8s-even
 `dynamic: false`), so indices written by OpenChoreo's Fluent Bit and OTel Collector are read unchanged. Our
 additions are mapped explicitly: `level`, `traceId` and `spanId` on logs, the workflow-run labels, and
 `date_nanos` timestamps so a time range keeps its nanoseconds.
+
+The observer shares its cluster with OpenChoreo's logs module, whose setup job owns the templates and ISM
+policies named after the prefixes (`container-logs`, `k8s-events`; the tracing module's `otel-traces`). So ours
+carry our own names, `observer-<name>`, and never replace theirs:
+
+- our index templates are composable with priority TEMPLATE_PRIORITY (OpenChoreo's have none, i.e. 0), so an
+  index created from now on takes our mappings (one template applies per index: the highest priority one);
+  indices that exist keep the mappings they were created with;
+- our ISM policies have the ism_template priority ISM_PRIORITY, below OpenChoreo's 100: where OpenChoreo's
+  retention policy exists it keeps deciding when daily indices are deleted (a warning says so at install),
+  and ours applies only where it does not.
 """
 
 from __future__ import annotations
@@ -150,15 +161,26 @@ SPAN_FIELDS: dict[str, Any] = {
 }
 
 
+#: Above OpenChoreo's templates (which set no priority, so 0): new indices take our mappings.
+TEMPLATE_PRIORITY = 200
+#: Below OpenChoreo's ISM policies (priority 100): where theirs exists, their retention stays in force.
+ISM_PRIORITY = 50
+#: Marks what we installed (`_meta.managed_by`), so an operator looking at the cluster can tell.
+OWNER = "openchoreo-observer"
+
+
 def template(pattern: str, fields: dict[str, Any]) -> dict[str, Any]:
-    """A composable index template. Replicas follow the cluster default, so one node stays green."""
+    """A composable index template. Replicas follow the cluster default, so one node stays green. Written as
+    OpenSearch returns it (settings as strings), so an unchanged template compares equal and is not put again."""
     return {
         "index_patterns": [pattern],
-        "priority": 100,
+        "priority": TEMPLATE_PRIORITY,
         "template": {
-            "settings": {"index": {"number_of_shards": 1}},
+            "settings": {"index": {"number_of_shards": "1"}},
             "mappings": {"dynamic": "false", "properties": _nest(fields)},
         },
+        "composed_of": [],
+        "_meta": {"managed_by": OWNER},
     }
 
 
@@ -166,25 +188,32 @@ def ism_policy(pattern: str, min_index_age: str) -> dict[str, Any]:
     """OpenChoreo's retention policy: an index moves from `active` to `delete` at `min_index_age`."""
     return {
         "policy": {
-            "description": f"delete {pattern} indices after {min_index_age}",
+            "description": f"delete {pattern} indices after {min_index_age} (managed by {OWNER})",
             "default_state": "active",
             "states": [
                 {"name": "active", "actions": [], "transitions": [{"state_name": "delete", "conditions": {"min_index_age": min_index_age}}]},
                 {"name": "delete", "actions": [{"delete": {}}], "transitions": []},
             ],
-            "ism_template": [{"index_patterns": [pattern], "priority": 100}],
+            "ism_template": [{"index_patterns": [pattern], "priority": ISM_PRIORITY}],
         }
     }
 
 
-def template_name(prefix: str) -> str:
-    """The index template and ISM policy of a prefix share its name: `container-logs-` -> `container-logs`."""
+def upstream_name(prefix: str) -> str:
+    """The name OpenChoreo's setup jobs give the template and ISM policy of a prefix:
+    `container-logs-` -> `container-logs`. Never written by us."""
     return prefix.rstrip("-_") or prefix
 
 
+def template_name(prefix: str) -> str:
+    """Our index template and ISM policy of a prefix: `container-logs-` -> `observer-container-logs`."""
+    return f"observer-{upstream_name(prefix)}"
+
+
 async def install(client: AsyncOpenSearch, layout: IndexLayout, retention_days: float) -> bool:
-    """Installs the three index templates, and the ISM retention policies when the cluster has ISM. Idempotent:
-    a template is put again only when it differs. Returns whether ISM manages retention (else the caller
+    """Installs our three index templates, and our ISM retention policies when the cluster has ISM, under our
+    own names (`template_name`): OpenChoreo's, named after the prefixes, are left exactly as they are.
+    Idempotent: a template or policy is put again only when it differs. Returns whether ISM manages retention (else the caller
     deletes old daily indices itself, see `delete_expired`)."""
     for prefix, fields in ((layout.logs, LOG_FIELDS), (layout.events, EVENT_FIELDS), (layout.traces, SPAN_FIELDS)):
         name, wanted = template_name(prefix), template(layout.pattern(prefix), fields)
@@ -200,6 +229,26 @@ async def install(client: AsyncOpenSearch, layout: IndexLayout, retention_days: 
     return await _install_ism(client, layout, f"{hours // 24}d" if hours % 24 == 0 else f"{hours}h")
 
 
+def _policy_key(policy: dict[str, Any]) -> tuple[Any, ...]:
+    """What decides whether a stored policy is ours as wanted: its states and where and how strongly it applies
+    (OpenSearch adds timestamps and retry defaults, which are left out)."""
+    applies = [(t.get("index_patterns"), t.get("priority")) for t in policy.get("ism_template") or []]
+    states = [
+        {**state, "actions": [{k: v for k, v in action.items() if k != "retry"} for action in state.get("actions", [])]}
+        for state in policy.get("states") or []
+    ]
+    return states, applies
+
+
+async def _foreign_policy(client: AsyncOpenSearch, prefix: str) -> bool:
+    """Whether OpenChoreo's ISM policy for the prefix exists (then its retention, not ours, applies)."""
+    try:
+        await client.transport.perform_request("GET", f"/_plugins/_ism/policies/{upstream_name(prefix)}")
+    except NotFoundError:
+        return False
+    return True
+
+
 async def _install_ism(client: AsyncOpenSearch, layout: IndexLayout, min_index_age: str) -> bool:
     for prefix in (layout.logs, layout.events, layout.traces):
         policy_id, wanted = template_name(prefix), ism_policy(layout.pattern(prefix), min_index_age)
@@ -213,14 +262,20 @@ async def _install_ism(client: AsyncOpenSearch, layout: IndexLayout, min_index_a
                 return False  # no ISM plugin in this cluster
             raise
         if current is not None:
-            states = current.get("policy", {}).get("states")
-            if states == wanted["policy"]["states"]:
+            if _policy_key(current.get("policy", {})) == _policy_key(wanted["policy"]):
                 continue
             params = {"if_seq_no": current["_seq_no"], "if_primary_term": current["_primary_term"]}
             await client.transport.perform_request("PUT", path, params=params, body=wanted)
         else:
             await client.transport.perform_request("PUT", path, body=wanted)
         log.info("installed ISM policy %s (delete after %s)", policy_id, min_index_age)
+    for prefix in (layout.logs, layout.events, layout.traces):
+        if await _foreign_policy(client, prefix):
+            log.warning(
+                "ISM policy %s (OpenChoreo's) has priority over ours (%s): new %s indices are deleted by its "
+                "schedule, not after OBSERVER_RETENTION_HOURS", upstream_name(prefix), template_name(prefix),
+                layout.pattern(prefix),
+            )
     return True
 
 

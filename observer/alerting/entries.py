@@ -146,16 +146,17 @@ def _uuid_or_empty(value: str) -> str:
 
 
 def alert_item(row: Mapping[str, Any]) -> dict[str, Any]:
+    """One alert as the contract shows it. Empty snapshot fields are left out, as everywhere else in the
+    contract: `severity` is an enum, so `""` would not even be a valid value."""
     rule: dict[str, Any] = {"name": row["alert_rule_name"]}
     if any(row[c] for c in ("severity", "description", "source_type", "source_query", "source_metric",
                             "condition_operator", "condition_window", "condition_interval")):
-        rule |= {
-            "description": row["description"],
-            "severity": row["severity"],
-            "source": {"type": row["source_type"], "query": row["source_query"], "metric": row["source_metric"]},
-            "condition": {"operator": row["condition_operator"], "threshold": row["condition_threshold"],
-                          "window": row["condition_window"], "interval": row["condition_interval"]},
-        }
+        rule |= _present({"description": row["description"], "severity": row["severity"]})
+        source = _present({"type": row["source_type"], "query": row["source_query"], "metric": row["source_metric"]})
+        if source:
+            rule["source"] = source
+        rule["condition"] = _present({"operator": row["condition_operator"], "window": row["condition_window"],
+                                      "interval": row["condition_interval"]}) | {"threshold": row["condition_threshold"]}
     item: dict[str, Any] = {
         "timestamp": format_rfc3339(row["timestamp_ns"]),
         "alertId": row["id"],
@@ -167,6 +168,11 @@ def alert_item(row: Mapping[str, Any]) -> dict[str, Any]:
     if channels:
         item["notificationChannels"] = channels
     return item
+
+
+def _present(fields: Mapping[str, Any]) -> dict[str, Any]:
+    """`fields` without the empty ones (None or "")."""
+    return {key: value for key, value in fields.items() if value not in (None, "")}
 
 
 def incident_item(row: Mapping[str, Any]) -> dict[str, Any]:

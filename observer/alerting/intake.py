@@ -3,9 +3,13 @@
 Order (contract notes §2.4, with two fixes):
 1. look the rule up in the resource store (a missing rule is the caller's mistake: 404 `RULE_NOT_FOUND`, not 500);
 2. a firing already recorded under the same delivery key answers with the alert it created (redelivery is a no-op);
-3. suppression: the same rule for the same component within `ALERT_SUPPRESSION_WINDOW` (default 1h, 0 = off) is
-   acknowledged and dropped;
-4. the alert entry (a snapshot of the rule), the incident when the rule enables one, and one outbox row per channel
+3. the rule's scope names resolve to UIDs (alert_rules/scope.py), so an alert of a rule scoped by names carries
+   the component's UID and a component-scoped alerts query finds it; a name that cannot be resolved now leaves
+   the UID empty (the alert is still recorded: losing it would be worse);
+4. suppression: the same rule for the same component within `ALERT_SUPPRESSION_WINDOW` (default 1h, 0 = off) is
+   acknowledged and dropped. Upstream skips suppression for a rule without a component UID; here it applies to
+   every rule (one without a component is suppressed per rule), as the README promises;
+5. the alert entry (a snapshot of the rule), the incident when the rule enables one, and one outbox row per channel
    are written in ONE transaction. Upstream writes the incident and sends notifications in goroutines after
    answering, so a crash in between loses them; here, once the webhook answered 200, the outbox worker will
    deliver every notification, after any restart, with an idempotency key receivers can dedup on.
@@ -23,8 +27,11 @@ from dataclasses import dataclass
 from sqlalchemy import Engine, insert
 from sqlalchemy.exc import IntegrityError
 
+from adapters.echo import shown
+from adapters.protocols import ResolverUnavailable, ScopeNotFound, ScopeResolver
 from adapters.timeutil import format_rfc3339, now_ns
 from alert_rules.model import AlertFiring, AlertRule, go_duration
+from alert_rules.scope import resolve_rule_scope
 from observer.alerting import outbox
 from observer.alerting.details import AlertDetails
 from observer.alerting.entries import alert_by_delivery_key, find_recent_alert
@@ -52,16 +59,19 @@ class AlertIntake:
         resources: ResourceStore,
         suppression_window_s: float = 3600.0,
         on_enqueued: Callable[[], None] = lambda: None,
+        resolver: ScopeResolver | None = None,
     ):
         self.engine = engine
         self.resources = resources
         self.suppression_window_ns = int(suppression_window_s * 1e9)
         self.on_enqueued = on_enqueued  # wakes the outbox worker
+        self.resolver = resolver  # scope names -> UIDs; None: the rule's UID labels as they are
 
     async def accept(self, firing: AlertFiring) -> IntakeResult:
         rule = await self.resources.get_rule(firing.rule_namespace, firing.rule_name)
         if rule is None:
-            raise RuleNotFound(f"alert rule {firing.rule_namespace}/{firing.rule_name} not found")
+            raise RuleNotFound(f"alert rule {shown(firing.rule_namespace)}/{shown(firing.rule_name)} not found")
+        rule = await self._scoped(rule)
         channels = []
         for name in rule.channels:
             channel = await self.resources.channel(rule.namespace, name)
@@ -71,6 +81,14 @@ class AlertIntake:
             self.on_enqueued()
         return result
 
+    async def _scoped(self, rule: AlertRule) -> AlertRule:
+        try:
+            return await resolve_rule_scope(rule, self.resolver)
+        except (ScopeNotFound, ResolverUnavailable) as exc:
+            log.warning("alert rule %s/%s: scope not resolved (%s); its alert carries names only",
+                        rule.namespace, rule.name, exc)
+            return rule
+
     def _record(self, rule: AlertRule, firing: AlertFiring, channels: list[tuple[str, str]]) -> IntakeResult:
         now = now_ns()
         with self.engine.begin() as conn:
@@ -78,7 +96,7 @@ class AlertIntake:
                 existing = alert_by_delivery_key(conn, firing.delivery_key)
                 if existing:
                     return IntakeResult(alert_id=existing, duplicate=True)
-            if self.suppression_window_ns and rule.component_uid and find_recent_alert(
+            if self.suppression_window_ns and find_recent_alert(
                 conn, rule.name, rule.namespace, rule.component_uid, now - self.suppression_window_ns
             ):
                 return IntakeResult(suppressed=True)

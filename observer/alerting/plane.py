@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from adapters.opensearch.backend import OpenSearchBackend
 from adapters.prometheus.schemes import Scheme
@@ -48,11 +48,15 @@ class Alerting:
     closers: list = field(default_factory=list)
 
     async def rule_sync(self, namespace: str, name: str, action: str) -> dict:
-        """The internal rule API's answer: reconcile this one rule now and say how it went."""
+        """The internal rule API's answer: reconcile this one rule now and say how it went. The action is what
+        the request did to the rule (created, updated, deleted) even when a background pass, woken by the same
+        write, carried it into the backend first; a request that changed nothing reports what the sync did."""
         try:
             result = await self.reconciler.reconcile_one(namespace, name)
         except LookupError:  # a deleted rule the background pass already removed and purged: done
             result = SyncResult(namespace, name, "deleted", ok=True, synced_at_ns=now_ns())
+        if action != "unchanged" and result.ok:
+            result = replace(result, action=action)
         return sync_response(result)
 
     def tasks(self, opensearch: OpenSearchBackend | None = None, webhook_url: str = "", webhook_token: str = "") -> list[asyncio.Task]:
@@ -106,7 +110,8 @@ def build_alerting(
     resources = ResourceStore(engine)
     senders = default_senders(resources)
     outbox = OutboxWorker(engine, resources, senders, lease_s=notification_lease_s)
-    intake = AlertIntake(engine, resources, parse_go_duration(suppression_window) / 1e9, on_enqueued=outbox.kick)
+    intake = AlertIntake(engine, resources, parse_go_duration(suppression_window) / 1e9, on_enqueued=outbox.kick,
+                         resolver=resolver)
 
     targets: list[RuleTarget] = []
     closers = [lambda: close_senders(senders.values())]
@@ -116,6 +121,6 @@ def build_alerting(
         closers.append(prometheus.close)
     evaluator = RuleEvaluator(intake.accept, logs=logs, metrics=metrics)
     targets.append(evaluator)
-    reconciler = Reconciler(resources, targets, interval_s=reconcile_interval_s)
+    reconciler = Reconciler(resources, targets, interval_s=reconcile_interval_s, resolver=resolver)
     service = AlertService(EntryStore(engine), resolver, authorizer)
     return Alerting(resources, intake, service, outbox, reconciler, evaluator, closers)

@@ -35,6 +35,10 @@ from alert_rules.model import (
 from observer.alerting.tables import alert_rules, notification_channels, secrets
 
 
+#: How often a status write re-reads a rule that changed under it before giving up (the next pass retries).
+_STATUS_WRITE_TRIES = 5
+
+
 class ResourceStore:
     def __init__(self, engine: Engine):
         self.engine = engine
@@ -115,15 +119,25 @@ class ResourceStore:
         await asyncio.to_thread(purge)
 
     async def set_rule_status(self, namespace: str, name: str, status: RuleStatus) -> None:
-        """Writes status without touching the spec or the generation (a status subresource)."""
+        """Writes status without touching the spec or the generation (a status subresource).
+
+        The status lives inside the stored document, so this is a read-modify-write; it only lands on the very
+        document it read (compare-and-swap), else it reads again. Without that, a reconcile pass finishing just
+        after a rule was re-applied wrote the old labels and spec back over the new ones (SQLite's driver does
+        not begin the transaction before the SELECT, so the transaction alone does not prevent it)."""
         def write() -> None:
             key = _named(alert_rules, namespace, name)
-            with self.engine.begin() as conn:
-                row = conn.execute(select(alert_rules.c.document).where(*key)).first()
-                if row is None:
+            for _ in range(_STATUS_WRITE_TRIES):
+                with self.engine.begin() as conn:
+                    row = conn.execute(select(alert_rules.c.document).where(*key)).first()
+                    if row is None:
+                        return
+                    rule = replace(_load_rule(row.document), status=status)
+                    swapped = conn.execute(update(alert_rules).where(*key, alert_rules.c.document == row.document)
+                                           .values(document=_dump_rule(rule))).rowcount
+                if swapped:
                     return
-                rule = replace(_load_rule(row.document), status=status)
-                conn.execute(update(alert_rules).where(*key).values(document=_dump_rule(rule)))
+            raise RuntimeError(f"alert rule {namespace}/{name} kept changing while its status was written")
 
         await asyncio.to_thread(write)
 
@@ -210,13 +224,14 @@ class ResourceStore:
                     raise InvalidResource(f"kind must be {RULE_KIND}, {CHANNEL_KIND} or Secret, not {kind!r}")
             except InvalidResource as exc:
                 raise InvalidResource(f"document {index + 1}: {exc}") from None
-        lines = []
+        lines: list[str | AlertRule] = []
         for kind, item in parsed:
             if kind == RULE_KIND:
                 before = await self.get_rule(item.namespace, item.name)
                 stored = await self.put_rule(item)
                 verb = "created" if before is None else ("unchanged" if before.generation == stored.generation else "configured")
                 lines.append(f"observabilityalertrule/{item.name} {verb}")
+                lines.append(item)  # replaced below by a warning when a channel is missing
             elif kind == CHANNEL_KIND:
                 channel = await self.put_channel(item, default_namespace)
                 lines.append(f"observabilityalertsnotificationchannel/{channel.name} configured")
@@ -224,7 +239,23 @@ class ResourceStore:
                 namespace, name, data = item
                 await self.put_secret(namespace, name, data)
                 lines.append(f"secret/{name} configured")
-        return lines
+        # Channels are looked up once everything is stored, so a manifest holding both never warns.
+        answer = []
+        for entry in lines:
+            line = entry if isinstance(entry, str) else await self._channel_warning(entry)
+            if line:
+                answer.append(line)
+        return answer
+
+    async def _channel_warning(self, rule: AlertRule) -> str:
+        """A warning line for a rule naming channels not stored (yet): accepted, since the channel may be applied
+        next, and reported on the rule's status (ChannelsReady=False) until it is."""
+        missing = [name for name in rule.channels if await self.channel(rule.namespace, name) is None]
+        if not missing:
+            return ""
+        names = ", ".join(f'"{name}"' for name in missing)
+        return (f"  warning: observabilityalertrule/{rule.name}: notification channel {names} not found; alerts are "
+                "recorded but not sent to it until it is applied")
 
 
 def _named(table: Table, namespace: str, name: str) -> tuple[Any, Any]:

@@ -1,11 +1,13 @@
 """The alert and incident queries (public port) and the incident update, for REST and MCP alike.
 
-Order as every query: validate -> authorize -> resolve names -> store. Two upstream choices are changed:
+Order as every query: validate -> authorize -> resolve names -> store. Three upstream choices are changed:
 - an incident update is authorized on the incident's own scope (upstream checks `incidents:update` on an empty
   namespace, so any holder of that action anywhere could edit every incident); the incident is read first to
   learn its scope, so a denied caller learns only that the id exists;
 - the environment is passed to the decision point as an attribute (upstream sends alerts an empty context), so a
-  grant limited to one environment sees that environment's alerts and no other's.
+  grant limited to one environment sees that environment's alerts and no other's;
+- an incidents query naming a project, component or environment that does not exist is the caller's mistake:
+  400 SCOPE_NOT_FOUND as for alerts (upstream answers 500 QUERY_INCIDENTS_FAILED).
 """
 
 from __future__ import annotations
@@ -27,12 +29,23 @@ from observer.validation import NamedScope
 log = logging.getLogger(__name__)
 
 
+#: The times a query may name: what int64 nanoseconds since the epoch (the stores' columns) can hold.
+MIN_NS, MAX_NS = -(2**63), 2**63 - 1
+SUPPORTED_TIMES = "1677-09-21T00:12:44Z and 2262-04-11T23:47:16Z"
+
+
 @dataclass(frozen=True, slots=True)
 class AlertsQuery:
     start_ns: int
     end_ns: int
     limit: int = 100
     sort: SortOrder = "desc"
+
+    def check(self) -> None:
+        """A 400 for times the RFC3339 grammar allows but the store cannot compare (year 1035, 9999): checked
+        here so REST and MCP refuse them alike instead of failing in SQL."""
+        if not (MIN_NS <= self.start_ns <= MAX_NS and MIN_NS <= self.end_ns <= MAX_NS):
+            raise ApiError(400, f"startTime and endTime must be between {SUPPORTED_TIMES}", "VALIDATION_ERROR")
 
 
 class AlertService:
@@ -43,17 +56,18 @@ class AlertService:
 
     async def query_alerts(self, caller: Subject | None, named: NamedScope, query: AlertsQuery) -> dict[str, Any]:
         started = time.monotonic()
+        query.check()
         await self._authorize(caller, authz.ALERTS_VIEW, named)
-        scope = await self._resolve(named, not_found=ApiError(
-            400, "one or more resources in the search scope were not found", "SCOPE_NOT_FOUND"), failed="RESOLVE_SCOPE_FAILED")
+        scope = await self._resolve(named, failed="RESOLVE_SCOPE_FAILED")
         items, total = await self._run("QUERY_ALERTS_FAILED", "failed to query alerts",
                                        self.entries.query_alerts(self._entries_query(scope, query)))
         return {"alerts": items, "total": total, "tookMs": _took(started)}
 
     async def query_incidents(self, caller: Subject | None, named: NamedScope, query: AlertsQuery) -> dict[str, Any]:
         started = time.monotonic()
+        query.check()
         await self._authorize(caller, authz.INCIDENTS_VIEW, named)
-        scope = await self._resolve(named, not_found=None, failed="QUERY_INCIDENTS_FAILED")
+        scope = await self._resolve(named, failed="QUERY_INCIDENTS_FAILED")
         items, total = await self._run("QUERY_INCIDENTS_FAILED", "failed to query incidents",
                                        self.entries.query_incidents(self._entries_query(scope, query)))
         return {"incidents": items, "total": total, "tookMs": _took(started)}
@@ -97,14 +111,12 @@ class AlertService:
             raise ApiError(503, "authorization service temporarily unavailable", "AUTHZ_UNAVAILABLE",
                            title="internalServerError") from None
 
-    async def _resolve(self, named: NamedScope, not_found: ApiError | None, failed: str) -> ComponentScope:
+    async def _resolve(self, named: NamedScope, failed: str) -> ComponentScope:
         try:
             project_uid, component_uid, environment_uid = await self.resolver.resolve(
                 named.namespace, named.project, named.component, named.environment)
         except ScopeNotFound:
-            if not_found is not None:
-                raise not_found from None
-            raise ApiError(500, "failed to resolve the search scope", failed) from None
+            raise _scope_not_found() from None
         except (ResolverUnavailable, ResolverAuthFailed):
             raise ApiError(500, "failed to resolve the search scope", failed) from None
         return ComponentScope(named.namespace, project_uid, component_uid, environment_uid)
@@ -122,6 +134,10 @@ class AlertService:
         except Exception:
             log.exception(message)
             raise ApiError(500, message, code) from None
+
+
+def _scope_not_found() -> ApiError:
+    return ApiError(400, "one or more resources in the search scope were not found", "SCOPE_NOT_FOUND")
 
 
 def _took(started: float) -> int:

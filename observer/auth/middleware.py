@@ -2,7 +2,8 @@
 sub-app mounted at /mcp alike.
 
 Every request needs a valid bearer token except `GET /health`, `GET /.well-known/oauth-protected-resource`
-(a client must read it to learn where to get a token) and CORS preflights (browsers send those without
+(a client must read it to learn where to get a token), the API description (`/openapi.json`, `/docs`, `/redoc`
+and their assets) and CORS preflights (browsers send those without
 credentials; the CORS middleware, outermost, answers them). The verified Subject is put in
 `scope["state"]["subject"]`, which is what Starlette exposes as `request.state.subject`, in the app and in any
 mounted sub-app (they share the state dict).
@@ -22,6 +23,7 @@ import logging
 from typing import Any
 
 import orjson
+from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from observer.auth.authn import Authenticator
@@ -30,8 +32,12 @@ from observer.auth.settings import AuthSettings
 
 log = logging.getLogger(__name__)
 
-#: Paths served without a token, and only for reading.
-PUBLIC_PATHS = frozenset({"/health", "/.well-known/oauth-protected-resource"})
+#: Paths served without a token, and only for reading: health, the RFC 9728 metadata an MCP client needs before it
+#: has a token, and the API's own description (it holds no data, and a browser opening /docs sends no token).
+PUBLIC_PATHS = frozenset(
+    {"/health", "/.well-known/oauth-protected-resource", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
+)
+PUBLIC_PREFIXES = ("/docs/assets/",)
 READ_METHODS = frozenset({"GET", "HEAD"})
 UNAVAILABLE_CODE = "AUTHENTICATION_UNAVAILABLE"
 UNAVAILABLE_MESSAGE = "authentication is temporarily unavailable"
@@ -39,6 +45,10 @@ UNAVAILABLE_MESSAGE = "authentication is temporarily unavailable"
 
 def is_mcp_path(path: str) -> bool:
     return path == "/mcp" or path.startswith("/mcp/")
+
+
+def _is_public(path: str) -> bool:
+    return path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES)
 
 
 def _header_values(scope: Scope, name: bytes) -> list[str]:
@@ -50,6 +60,12 @@ def _is_preflight(scope: Scope) -> bool:
         return False
     names = {key.lower() for key, _ in scope.get("headers", ())}
     return b"origin" in names and b"access-control-request-method" in names
+
+
+def _base_url(scope: Scope) -> str:
+    """The URL the client used to reach this server (scheme, Host, root path), so the 401 challenge on /mcp
+    points at metadata the client can fetch when OBSERVER_BASE_URL is not configured."""
+    return str(Request(scope).base_url)
 
 
 class AuthMiddleware:
@@ -66,7 +82,7 @@ class AuthMiddleware:
             return
         path = scope.get("path", "")
         if scope["type"] == "http" and (
-            (scope.get("method") in READ_METHODS and path in PUBLIC_PATHS) or _is_preflight(scope)
+            (scope.get("method") in READ_METHODS and _is_public(path)) or _is_preflight(scope)
         ):
             await self.app(scope, receive, send)
             return
@@ -92,7 +108,8 @@ class AuthMiddleware:
         body = orjson.dumps({"error": code, "message": message})
         headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
         if status == 401 and is_mcp_path(scope.get("path", "")):
-            headers.append((b"www-authenticate", self.settings.www_authenticate.encode()))
+            challenge = self.settings.www_authenticate_for(_base_url(scope))
+            headers.append((b"www-authenticate", challenge.encode()))
         if status == 503:
             headers.append((b"retry-after", b"5"))
         await send({"type": "http.response.start", "status": status, "headers": headers})

@@ -13,7 +13,7 @@ of starting with no way to verify a token.
 | `JWKS_URL_TLS_INSECURE_SKIP_VERIFY` | `true` skips TLS verification of the JWKS endpoint (development only) | `false` |
 | `AUTH_SERVER_BASE_URL` | the authorization server advertised in `/.well-known/oauth-protected-resource` | |
 | `MCP_OAUTH_SCOPES` | scopes advertised to MCP clients (space separated) | `openid profile email` |
-| `OBSERVER_BASE_URL` | this observer's public URL, for the metadata and `WWW-Authenticate` | `http://localhost:9097` |
+| `OBSERVER_BASE_URL` | this observer's public URL, for the metadata and `WWW-Authenticate` | the request's own base URL |
 | `OBSERVER_AUTH_CONFIG_PATH` | subject types (observer/auth/subjects.py); unset uses the built-in two | |
 | `JWT_ALGORITHMS` | accepted signature algorithms (comma list, asymmetric only) | RS, PS, ES 256/384/512 |
 | `JWT_LEEWAY_SECONDS` | clock skew allowed on `exp`, `nbf` and `iat` | `30` |
@@ -40,6 +40,8 @@ log = logging.getLogger(__name__)
 ASYMMETRIC_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA", "Ed25519")
 DEFAULT_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512")
 DEFAULT_MCP_SCOPES = ("openid", "profile", "email")
+#: Where the resource metadata points when OBSERVER_BASE_URL is unset and no request is at hand to say where
+#: this observer really is (upstream's default; with a request, its own base URL is used instead).
 DEFAULT_OBSERVER_BASE_URL = "http://localhost:9097"
 
 _TRUE = {"true", "1", "t", "yes", "y", "on"}
@@ -93,7 +95,7 @@ class AuthSettings:
     jwks_tls_insecure_skip_verify: bool = False
     auth_server_base_url: str = ""
     mcp_scopes: tuple[str, ...] = DEFAULT_MCP_SCOPES
-    observer_base_url: str = DEFAULT_OBSERVER_BASE_URL
+    observer_base_url: str = ""  # empty: each request's own base URL (see public_base_url)
     auth_config_path: Path | None = None
     algorithms: tuple[str, ...] = DEFAULT_ALGORITHMS
     leeway_s: int = 30
@@ -119,6 +121,8 @@ class AuthSettings:
             )
         if self.enabled:
             _http_url("JWKS_URL", self.jwks_url)
+        if self.observer_base_url:
+            _http_url("OBSERVER_BASE_URL", self.observer_base_url)
         if self.leeway_s < 0:
             raise AuthConfigError("JWT_LEEWAY_SECONDS must not be negative")
 
@@ -146,7 +150,7 @@ class AuthSettings:
             jwks_tls_insecure_skip_verify=env_flag(env, "JWKS_URL_TLS_INSECURE_SKIP_VERIFY"),
             auth_server_base_url=env.get("AUTH_SERVER_BASE_URL", "").strip(),
             mcp_scopes=scopes,
-            observer_base_url=(env.get("OBSERVER_BASE_URL", "").strip() or DEFAULT_OBSERVER_BASE_URL).rstrip("/"),
+            observer_base_url=env.get("OBSERVER_BASE_URL", "").strip().rstrip("/"),
             auth_config_path=Path(config_path) if config_path else None,
             algorithms=algorithms or DEFAULT_ALGORITHMS,
             leeway_s=int(leeway),
@@ -155,15 +159,30 @@ class AuthSettings:
             jwks_timeout_s=_number(env, "JWKS_TIMEOUT_SECONDS", 5, minimum=0.1),
         )
 
+    def public_base_url(self, request_base_url: str = "") -> str:
+        """This observer's public URL: OBSERVER_BASE_URL when set (behind a proxy only the operator knows it),
+        otherwise the base URL the request itself was sent to, so the metadata never names a port the
+        observer does not listen on; upstream's default only when there is no request either."""
+        return (self.observer_base_url or request_base_url or DEFAULT_OBSERVER_BASE_URL).rstrip("/")
+
+    def resource_metadata_url_for(self, request_base_url: str = "") -> str:
+        """Where MCP clients read which authorization server to use (RFC 9728)."""
+        return f"{self.public_base_url(request_base_url)}/.well-known/oauth-protected-resource"
+
+    def www_authenticate_for(self, request_base_url: str = "") -> str:
+        """The challenge every 401 on /mcp carries, so an MCP client can start the OAuth flow by itself."""
+        metadata = self.resource_metadata_url_for(request_base_url)
+        return f'Bearer resource_metadata="{metadata}", scope="{" ".join(self.mcp_scopes)}"'
+
     @property
     def resource_metadata_url(self) -> str:
-        """Where MCP clients read which authorization server to use (RFC 9728)."""
-        return f"{self.observer_base_url.rstrip('/')}/.well-known/oauth-protected-resource"
+        """`resource_metadata_url_for` without a request at hand."""
+        return self.resource_metadata_url_for()
 
     @property
     def www_authenticate(self) -> str:
-        """The challenge every 401 on /mcp carries, so an MCP client can start the OAuth flow by itself."""
-        return f'Bearer resource_metadata="{self.resource_metadata_url}", scope="{" ".join(self.mcp_scopes)}"'
+        """`www_authenticate_for` without a request at hand."""
+        return self.www_authenticate_for()
 
 
 def log_auth_posture(settings: AuthSettings, logger: logging.Logger | None = None) -> None:

@@ -6,21 +6,48 @@ configuration file the order is OpenChoreo's default:
 1. `user`, entitled by the `groups` claim (every group is an entitlement value);
 2. `service_account`, entitled by the `sub` claim.
 
-`OBSERVER_AUTH_CONFIG_PATH` names a YAML file that replaces that list. The documented form:
+`OBSERVER_AUTH_CONFIG_PATH` names a YAML file that replaces that list. Two forms are read.
+
+OpenChoreo's own, as its observability-plane chart renders it into the `observer-auth-config` ConfigMap (key
+`auth-config.yaml`, mounted at `/etc/openchoreo`), so the same file serves both observers unchanged:
+
+```yaml
+auth:
+  subject_types:                # tried by `priority`, lowest first; priorities must differ
+    - type: user                # what authorization sees as subject_context.type
+      display_name: User
+      priority: 1
+      auth_mechanisms:
+        - type: jwt             # the observer authenticates bearer JWTs: the `jwt` mechanism is the one used
+          entitlement:
+            claim: groups       # the claim whose values are the entitlements
+            display_name: User Group
+    - type: service_account
+      display_name: Service Account
+      priority: 2
+      auth_mechanisms:
+        - type: jwt
+          entitlement: {claim: sub, display_name: Client ID}
+```
+
+Other keys of that file (`audit:`, display names) are not ours to act on and are ignored. As upstream
+(`subject.ValidateConfig`), a type without `type`, listed twice, sharing a priority with another, or without an
+entitlement claim is refused; in addition a type with no `jwt` mechanism is refused, since it could never match.
+
+This implementation's shorter form:
 
 ```yaml
 subjects:                       # tried top to bottom (or by `priority`, lowest first, when given)
-  - type: user                  # what authorization sees as subject_context.type
-    entitlementClaim: groups    # the claim whose values are the entitlements
+  - type: user
+    entitlementClaim: groups
   - type: service_account
     entitlementClaim: sub
 ```
 
-Because the file is meant to be shared with an OpenChoreo installation, these spellings are read too: a
-mapping keyed by type instead of a list (`subjects: {user: {priority: 1, ...}}`), `entitlement_claim`,
-`entitlement: {claim: groups}`, and `mechanisms: {jwt: {entitlement: {claim: groups}}}`; other keys (display
-names and the like) are ignored. A claim path may be dotted (`realm_access.roles`) for issuers that nest
-groups. Anything the resolver cannot use (no types, a type without a claim) stops the observer at startup.
+which also reads a mapping keyed by type instead of a list (`subjects: {user: {priority: 1, ...}}`),
+`entitlement_claim`, `entitlement: {claim: groups}`, and `mechanisms: {jwt: {entitlement: {claim: groups}}}`;
+other keys are ignored. In either form a claim path may be dotted (`realm_access.roles`) for issuers that nest
+groups. Anything the resolver cannot use stops the observer at startup with a message naming the entry.
 
 A claim counts as present when it yields at least one non-empty string: a string is one value, a list gives
 its strings. So a token with `groups: []` is not a user with no entitlements, which no policy could ever
@@ -100,13 +127,71 @@ class SubjectResolver:
         )
 
 
+_NO_TYPES = (
+    "no subject types: expected OpenChoreo's `auth: {subject_types: [...]}` (the observer-auth-config ConfigMap's "
+    "auth-config.yaml) or `subjects: [{type: user, entitlementClaim: groups}, ...]`"
+)
+
+
+def parse_openchoreo_subject_types(entries: Any) -> list[SubjectType]:
+    """OpenChoreo's `auth.subject_types` (subject.UserTypeConfig), sorted by priority as upstream does. Each
+    entry's claim is the `jwt` mechanism's `entitlement.claim`: that is the only mechanism a bearer token can
+    satisfy here."""
+    where = "auth.subject_types"
+    if not isinstance(entries, list) or not entries:
+        raise AuthConfigError(f"{where} must be a non-empty list of subject types ({{type, priority, auth_mechanisms}})")
+    ranked: list[tuple[int, SubjectType]] = []
+    types_seen: set[str] = set()
+    priorities: dict[int, str] = {}
+    for index, entry in enumerate(entries):
+        at = f"{where}[{index}]"
+        if not isinstance(entry, Mapping):
+            raise AuthConfigError(f"{at} is not a mapping")
+        name = entry.get("type")
+        if not isinstance(name, str) or not name.strip():
+            raise AuthConfigError(f"{at} has no `type` (for example `type: user`)")
+        name = name.strip()
+        if name in types_seen:
+            raise AuthConfigError(f"{at}: subject type {name!r} is listed twice")
+        types_seen.add(name)
+        priority = entry.get("priority", 0)
+        if isinstance(priority, bool) or not isinstance(priority, int):
+            raise AuthConfigError(f"{at} ({name}): `priority` must be a whole number (lower is tried first)")
+        if priority in priorities:
+            raise AuthConfigError(f"{at} ({name}): priority {priority} is already used by {priorities[priority]!r}; give each type its own")
+        priorities[priority] = name
+        ranked.append((priority, SubjectType(name, _jwt_entitlement_claim(entry.get("auth_mechanisms"), f"{at} ({name})"))))
+    return [subject_type for _, subject_type in sorted(ranked, key=lambda item: item[0])]
+
+
+def _jwt_entitlement_claim(mechanisms: Any, at: str) -> str:
+    """`auth_mechanisms[type=jwt].entitlement.claim`, or AuthConfigError saying what is missing."""
+    if not isinstance(mechanisms, list) or not mechanisms:
+        raise AuthConfigError(f"{at} has no `auth_mechanisms`: add [{{type: jwt, entitlement: {{claim: <claim>}}}}]")
+    kinds = [m.get("type") for m in mechanisms if isinstance(m, Mapping)]
+    jwt = next((m for m in mechanisms if isinstance(m, Mapping) and m.get("type") == "jwt"), None)
+    if jwt is None:
+        raise AuthConfigError(
+            f"{at} has no `jwt` auth mechanism (found {kinds}); the observer authenticates bearer JWTs, "
+            "so add {type: jwt, entitlement: {claim: <claim>}}"
+        )
+    entitlement = jwt.get("entitlement")
+    claim = entitlement.get("claim") if isinstance(entitlement, Mapping) else None
+    if not isinstance(claim, str) or not claim.strip():
+        raise AuthConfigError(f"{at}: the jwt mechanism has no `entitlement.claim` (for example `claim: groups`)")
+    return claim.strip()
+
+
 def parse_subject_types(document: Any) -> list[SubjectType]:
     """The subject types of an auth-config document (see the module docstring for the accepted shapes)."""
     if not isinstance(document, Mapping):
-        raise AuthConfigError("expected a mapping with a `subjects` key")
+        raise AuthConfigError(_NO_TYPES)
+    auth = document.get("auth")
+    if isinstance(auth, Mapping) and "subject_types" in auth:
+        return parse_openchoreo_subject_types(auth["subject_types"])
     entries = document.get("subjects", document.get("subjectTypes"))
     if entries is None:
-        raise AuthConfigError("no `subjects` key: list the subject types, e.g. [{type: user, entitlementClaim: groups}]")
+        raise AuthConfigError(_NO_TYPES)
     if isinstance(entries, Mapping):
         entries = [{"type": name, **(body or {})} for name, body in entries.items()]
     if not isinstance(entries, list) or not entries:

@@ -13,12 +13,13 @@ import uuid
 from dataclasses import replace
 from typing import Any
 
-import orjson
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, StrictBool, StrictFloat, StrictInt, StrictStr
 
+from adapters.echo import shown
 from adapters.model import LABEL_COMPONENT_UID, LABEL_ENVIRONMENT_UID, LABEL_PROJECT_UID
 from alert_rules.model import (
+    LABEL_SCOPE,
     METRICS,
     OPERATORS,
     SOURCE_TYPES,
@@ -28,6 +29,7 @@ from alert_rules.model import (
     condition_from,
     short_duration,
 )
+from observer.alerting import bodies
 from observer.alerting.intake import AlertIntake, RuleNotFound
 from observer.alerting.payloads import InvalidPayload, firings_from
 from observer.errors import ApiError
@@ -75,7 +77,7 @@ class AlertRuleRequest(BaseModel):
 
 def _source_type(source_type: str) -> str:
     if source_type not in SOURCE_TYPES:
-        raise ApiError(400, f"sourceType \"{source_type}\" is invalid: must be 'log', 'metric', or 'budget'",
+        raise ApiError(400, f"sourceType \"{shown(source_type)}\" is invalid: must be 'log', 'metric', or 'budget'",
                        "INVALID_SOURCE_TYPE")
     return source_type
 
@@ -116,13 +118,14 @@ def rule_from_request(source_type: str, body: AlertRuleRequest, existing: AlertR
     except InvalidResource as exc:
         raise _invalid(str(exc)) from None
     if source.type != source_type:
-        raise ApiError(400, f'path sourceType "{source_type}" does not match body source.type "{source.type}"',
+        raise ApiError(400, f'path sourceType "{shown(source_type)}" does not match body source.type "{shown(source.type)}"',
                        "SOURCE_TYPE_MISMATCH")
     rule_source = RuleSource("budget", metric="budget") if source.type == "budget" else RuleSource(
         source.type, query=(source.query or "").strip() if source.type == "log" else "",
         metric=source.metric or "" if source.type == "metric" else "")
     name, namespace = meta.name.strip(), meta.namespace.strip()
     labels = dict(existing.labels) if existing else {}
+    labels.pop(LABEL_SCOPE, None)  # the API always scopes a rule by its three UIDs: no longer namespace-wide
     labels.update(uids)
     base = existing or AlertRule(name=name, namespace=namespace, rule_name=name, source=rule_source, condition=parsed)
     return replace(base, name=name, namespace=namespace, source=rule_source, condition=parsed,
@@ -165,7 +168,7 @@ async def create_rule(sourceType: str, request: Request) -> FastJSONResponse:
         raise _budget_unsupported()
     rules = request.app.state.alert_resources
     if await rules.get_rule(rule.namespace, rule.name) is not None:
-        raise ApiError(409, f"alert rule {rule.name} already exists", "ALREADY_EXISTS")
+        raise ApiError(409, f"alert rule {shown(rule.name)} already exists", "ALREADY_EXISTS")
     await rules.put_rule(rule)
     return FastJSONResponse(await request.app.state.rule_sync(rule.namespace, rule.name, "created"), status_code=201)
 
@@ -175,7 +178,7 @@ async def get_rule(sourceType: str, ruleName: str, request: Request) -> FastJSON
     _source_type(sourceType)
     rule = await request.app.state.alert_resources.find_rule(_rule_name(ruleName))
     if rule is None or rule.source.type != sourceType:
-        raise ApiError(404, f"alert rule {ruleName} not found", "NOT_FOUND")
+        raise ApiError(404, f"alert rule {shown(ruleName)} not found", "NOT_FOUND")
     return FastJSONResponse(rule_response(rule))
 
 
@@ -190,10 +193,10 @@ async def update_rule(sourceType: str, ruleName: str, request: Request) -> FastJ
     if sourceType == "budget":
         raise _budget_unsupported()
     if rule.name != name:
-        raise ApiError(400, f'metadata.name "{rule.name}" does not match the rule name "{name}" in the path',
+        raise ApiError(400, f'metadata.name "{shown(rule.name)}" does not match the rule name "{shown(name)}" in the path',
                        "VALIDATION_ERROR")
     if existing is None:
-        raise ApiError(404, f"alert rule {name} not found", "NOT_FOUND")
+        raise ApiError(404, f"alert rule {shown(name)} not found", "NOT_FOUND")
     stored = await rules.put_rule(rule)
     action = "unchanged" if stored.generation == existing.generation else "updated"
     return FastJSONResponse(await request.app.state.rule_sync(stored.namespace, stored.name, action))
@@ -206,20 +209,19 @@ async def delete_rule(sourceType: str, ruleName: str, request: Request) -> FastJ
     rules = request.app.state.alert_resources
     existing = await rules.find_rule(name)
     if existing is None or existing.source.type != sourceType:
-        raise ApiError(404, f"alert rule {name} not found", "NOT_FOUND")
+        raise ApiError(404, f"alert rule {shown(name)} not found", "NOT_FOUND")
     await rules.delete_rule(existing.namespace, existing.name)
     return FastJSONResponse(await request.app.state.rule_sync(existing.namespace, existing.name, "deleted"))
 
 
 @router.post("/api/v1alpha1/alerts/webhook", operation_id="handleAlertWebhook", tags=["Alerts"])
 async def alert_webhook(request: Request) -> FastJSONResponse:
-    raw = await request.body()
     try:
-        firings = firings_from(orjson.loads(raw))
+        firings = firings_from(bodies.decode(await request.body()))
     except InvalidPayload as exc:
-        raise ApiError(400, str(exc), exc.code) from None
-    except ValueError as exc:
-        raise ApiError(400, f"invalid request body: {'EOF' if not raw.strip() else exc}", "INVALID_REQUEST_BODY") from None
+        raise ApiError(400, shown(str(exc), 300), exc.code) from None
+    except ValueError as exc:  # BodyError, or a payload value of the wrong kind
+        raise ApiError(400, f"invalid request body: {shown(str(exc), 300)}", "INVALID_REQUEST_BODY") from None
     intake: AlertIntake = request.app.state.alert_intake
     messages = []
     for firing in firings:

@@ -8,18 +8,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Path, Request
 from observer.responses import FastJSONResponse
 
+from adapters.echo import shown
 from adapters.model import WorkflowScope
 from adapters.timeutil import now_ns
 from observer.auth.model import Subject
-from observer.errors import bad_request
+from observer.errors import UNSUPPORTED_MEDIA_TYPE, bad_request
 from observer.service import QueryService
 from observer.validation import (
     validate_events,
     validate_logs,
     validate_metrics,
+    validate_span_ids,
     validate_spans,
     validate_topology,
     validate_traces,
@@ -45,7 +47,10 @@ async def require_json(request: Request) -> None:
     """A Content-Type, when given, must be JSON (clients that send none are accepted, as upstream does)."""
     content_type = request.headers.get("content-type", "")
     if content_type and not content_type.lower().startswith("application/json"):
-        raise bad_request(f"Invalid request format: Content-Type must be application/json, not {content_type}")
+        raise bad_request(
+            f"Invalid request format: Content-Type must be application/json, not {shown(content_type)}",
+            UNSUPPORTED_MEDIA_TYPE,
+        )
 
 
 async def query_service(request: Request) -> QueryService:
@@ -60,6 +65,17 @@ def caller(request: Request) -> Subject | None:
 _ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorResponse} for status in (400, 401, 403, 404, 500, 503)
 }
+
+# The ids' form is documented here and checked by observer.validation (a `pattern=` would let FastAPI refuse them
+# first, with a generic message instead of one naming the form).
+TRACE_ID: Any = Path(
+    description="The trace id: 32 hexadecimal digits, not all zero (OpenTelemetry's form; upper case is accepted).",
+    json_schema_extra={"pattern": "^(?!0{32})[0-9a-fA-F]{32}$"},
+)
+SPAN_ID: Any = Path(
+    description="The span id: 16 hexadecimal digits, not all zero (OpenTelemetry's form; upper case is accepted).",
+    json_schema_extra={"pattern": "^(?!0{16})[0-9a-fA-F]{16}$"},
+)
 
 # Handlers return FastJSONResponse: the bodies are already plain JSON-ready dicts, and letting FastAPI re-validate
 # a page of a thousand log lines through a response model costs more than the query itself.
@@ -114,7 +130,7 @@ async def query_traces(
 
 @router.post("/api/v1alpha1/traces/{traceId}/spans/query", tags=["Traces"], operation_id="querySpansForTrace")
 async def query_spans(
-    request: Request, traceId: str, body: TracesQueryRequest, service: QueryService = Depends(query_service)
+    request: Request, body: TracesQueryRequest, traceId: str = TRACE_ID, service: QueryService = Depends(query_service)
 ) -> FastJSONResponse:
     scope, query = validate_spans(traceId, body)
     page = await service.spans(caller(request), scope, query)
@@ -124,9 +140,10 @@ async def query_spans(
 
 @router.get("/api/v1alpha1/traces/{traceId}/spans/{spanId}", tags=["Traces"], operation_id="getSpanDetailsForTrace")
 async def get_span_details(
-    request: Request, traceId: str, spanId: str, service: QueryService = Depends(query_service)
+    request: Request, traceId: str = TRACE_ID, spanId: str = SPAN_ID, service: QueryService = Depends(query_service)
 ) -> FastJSONResponse:
-    return FastJSONResponse(span_entry(await service.span(caller(request), traceId, spanId), include_attributes=True))
+    trace_id, span_id = validate_span_ids(traceId, spanId)
+    return FastJSONResponse(span_entry(await service.span(caller(request), trace_id, span_id), include_attributes=True))
 
 
 def _paged(key: str, items: list[dict[str, Any]], page: Any) -> FastJSONResponse:

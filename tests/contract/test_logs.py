@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import base64
+import dataclasses
+import json
+
 import pytest
 
 from adapters.model import TOTAL_CAP, ComponentScope, LogsQuery, TimeRange
@@ -153,6 +157,18 @@ async def test_a_cursor_belongs_to_its_query(subject):
         await subject.backend.query_logs(LogsQuery(scope=cart_scope(ns), range=WINDOW, limit=2, phrase="x", cursor=page.next_cursor))
     with pytest.raises(InvalidCursor):
         await subject.backend.query_logs(LogsQuery(scope=cart_scope(ns), range=WINDOW, cursor="not-a-cursor"))
+
+
+@pytest.mark.parametrize("position", [[2**70, "zz"], [1.5, 2], ["a", "b"], [True, False], [1, 2, 3], []])
+async def test_a_cursor_with_a_position_we_never_issued_is_refused(subject, position):
+    """The query's own fingerprint with a forged position: refused, never sent on to the backend as a 500."""
+    ns = subject.namespace
+    await subject.load(logs=[log(ns, i * MS, f"line {i}") for i in range(5)])
+    query = LogsQuery(scope=cart_scope(ns), range=WINDOW, limit=2)
+    issued = json.loads(base64.urlsafe_b64decode((await subject.backend.query_logs(query)).next_cursor + "=="))
+    forged = base64.urlsafe_b64encode(json.dumps({"q": issued["q"], "p": position}).encode()).decode().rstrip("=")
+    with pytest.raises(InvalidCursor):
+        await subject.backend.query_logs(dataclasses.replace(query, cursor=forged))
 
 
 async def test_workflow_scope_matches_run_exactly_task_as_substring_and_skips_argo_sidecars(subject):

@@ -214,8 +214,8 @@ async def test_webhook_bad_input(plane, body, status, code):
     "body, message",
     [
         ({"endTime": "2026-01-02T00:00:00Z", "searchScope": {"namespace": "acme"}}, "startTime is required"),
-        (WINDOW | {"searchScope": {"namespace": "acme"}, "limit": 0}, "limit must be between 1 and 1000"),
-        (WINDOW | {"searchScope": {"namespace": "acme"}, "limit": 1001}, "limit must be between 1 and 1000"),
+        (WINDOW | {"searchScope": {"namespace": "acme"}, "limit": 0}, "limit must be a positive integer greater than zero"),
+        (WINDOW | {"searchScope": {"namespace": "acme"}, "limit": 1001}, "limit cannot exceed 1000"),
         (WINDOW | {"searchScope": {"namespace": "acme"}, "sortOrder": "up"}, "sortOrder"),
         (WINDOW | {"searchScope": {"namespace": "acme", "component": "cart"}}, "project is required"),
         (WINDOW, "searchScope is required"),

@@ -92,9 +92,16 @@ def log_rule(name: str, namespace: str, phrase: str = "payment failed", **condit
     return make_rule(name, namespace, source={"type": "log", "query": phrase}, **condition)
 
 
+OPS_CHANNEL = {"kind": "ObservabilityAlertsNotificationChannel", "metadata": {"name": "ops", "namespace": "ops"},
+               "spec": {"environment": "prod", "type": "webhook", "webhookConfig": {"url": "http://127.0.0.1:9/"}}}
+
+
 @pytest.fixture
-def store(tmp_path: Path) -> ResourceStore:
-    return ResourceStore(open_engine(str(tmp_path / "alerts.db")))
+async def store(tmp_path: Path) -> ResourceStore:
+    """The alert store, holding the "ops" channel every rule here names (a missing one would be reported)."""
+    resources = ResourceStore(open_engine(str(tmp_path / "alerts.db")))
+    await resources.put_channel(OPS_CHANNEL)
+    return resources
 
 
 async def prometheus_rules(url: str) -> dict[str, dict[str, Any]]:
@@ -144,8 +151,9 @@ async def test_rule_is_applied_with_status_and_a_second_pass_writes_nothing(stor
     assert stored.status.phase == "Ready" and stored.status.observed_generation == 1
     assert stored.status.backend_monitor_id == path.name
     assert stored.status.last_sync_time and stored.status.last_reconcile_time
-    (synced,) = stored.status.conditions
+    synced, channels = stored.status.conditions
     assert (synced.type, synced.status, synced.reason) == ("Synced", "True", "SyncSucceeded")
+    assert (channels.type, channels.status, channels.reason) == ("ChannelsReady", "True", "ChannelsFound")
     assert synced.message == f"Alert rule {namespace}/cpu-high created in backend"
 
     before, mtime = snapshot(reconciler, prometheus_target), path.stat().st_mtime_ns

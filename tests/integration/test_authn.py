@@ -8,6 +8,8 @@ INVALID_TOKEN; a genuine current token for another issuer or audience is INVALID
 
 from __future__ import annotations
 
+import re
+
 import asyncio
 import os
 import subprocess
@@ -481,6 +483,8 @@ async def test_the_default_mcp_scopes_are_openid_profile_email(make_client, issu
     api = make_client(AuthSettings.from_env({"JWKS_URL": issuer.jwks_url}))
     response = await api.get("/mcp")
     assert response.headers["www-authenticate"].endswith('scope="openid profile email"')
+    # Without OBSERVER_BASE_URL the challenge points at the host the client reached.
+    assert 'resource_metadata="http://observer/.well-known/oauth-protected-resource"' in response.headers["www-authenticate"]
 
 
 async def test_protected_resource_metadata_and_health_need_no_token(api, issuer):
@@ -502,9 +506,19 @@ async def test_protected_resource_metadata_and_health_need_no_token(api, issuer)
     assert issuer.fetches() == 0
 
 
-async def test_unknown_paths_and_the_docs_need_a_token(api):
+async def test_unknown_paths_need_a_token_and_the_api_description_does_not(api):
     assert_refused(await api.get("/nowhere"), MISSING)
-    assert_refused(await api.get("/openapi.json"), MISSING)
+    assert_refused(await api.get("/docs/assets/../../api/v1/logs/query"), MISSING)
+    # The description holds no data, and a browser opening /docs sends no token: reading it is free.
+    assert (await api.get("/openapi.json")).status_code == 200
+    page = await api.get("/docs")
+    assert page.status_code == 200
+    assets = re.findall(r'(?:src|href)="(/docs/assets/[^"]+)"', page.text)
+    assert assets
+    for asset in assets:
+        assert (await api.get(asset)).status_code == 200, asset
+    assert (await api.get("/redoc")).status_code == 200
+    assert_refused(await api.post("/openapi.json"), MISSING)
 
 
 async def test_cors_preflights_pass_and_401s_carry_cors_headers(make_client, issuer):
@@ -603,7 +617,7 @@ def test_settings_read_openchoreo_variable_names():
     assert "none" not in settings.algorithms and not any(a.startswith("HS") for a in settings.algorithms)
     defaults = AuthSettings.from_env({"JWKS_URL": "http://127.0.0.1:1/jwks"})
     assert defaults.mcp_scopes == ("openid", "profile", "email")
-    assert defaults.observer_base_url == "http://localhost:9097" and defaults.leeway_s == 30
+    assert defaults.observer_base_url == "" and defaults.leeway_s == 30
 
 
 @pytest.mark.parametrize("algorithms", ["HS256", "RS256,none", "RS256,HS512"])

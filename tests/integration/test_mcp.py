@@ -2,8 +2,10 @@
 over a real embedded backend.
 
 What is held here: tools/list is exactly upstream's 13 tools with their required arguments and pinned
-descriptions; every tool answers the same JSON as its REST endpoint on the same server; bad arguments give the
-documented texts (tool errors) or a protocol error where upstream's schema validation rejects them; the caller
+descriptions, server instructions and an output schema per tool; every tool answers the same JSON as its REST
+endpoint on the same server; the same bad input gets REST's message as a tool error (in the tool's argument
+names), an unknown argument is refused by name, and only an unknown tool is a protocol error; no answer
+exceeds what one MCP message may carry (a page too large is cut and continues with its cursor); the caller
 is the subject of the HTTP request carrying each call (a decision or a token that changes mid-session applies
 to the next call), and a denied caller costs no backend or resolver call; the extended tools page and read log
 context. A last test runs the real authentication middleware in front of /mcp.
@@ -28,6 +30,7 @@ from sqlalchemy import insert
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
+from jsonschema import Draft202012Validator
 from mcp.types.version import MODERN_PROTOCOL_VERSIONS
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -43,6 +46,7 @@ from observer.auth.model import PermissionDenied, Resource, Subject
 from observer.auth.settings import AuthSettings
 from observer.mcp import build_mcp_app
 from observer.mcp.server import CONTRACT_TOOLS, EXTENDED_TOOLS
+from observer.mcp.tools import ObserverTools
 from observer.routers import alerts as alerts_router
 from observer.service import QueryService
 from tests.contract.data import span as make_span
@@ -62,7 +66,25 @@ CART_LINES = 2 * MAIN_LINES + 1
 
 FORBIDDEN = "insufficient permissions to perform this action"
 
-#: The required arguments of each tool, as contract notes §3 pins them.
+#: Lines of the payments component too large together for one MCP message (25 minutes after the other data,
+#: outside every other test's window), and one line of frontend too large on its own (35 minutes after).
+BIG_LINES = 1200
+BIG_AT, HUGE_AT = BASE_NS + 25 * MINUTE, BASE_NS + 35 * MINUTE
+BIG = {"namespace": NS, "project": "shop", "component": "payments", "environment": "prod",
+       "start_time": format_rfc3339(BIG_AT), "end_time": format_rfc3339(BIG_AT + 5 * MINUTE)}
+HUGE = {"namespace": NS, "project": "shop", "component": "frontend", "environment": "prod",
+        "start_time": format_rfc3339(HUGE_AT), "end_time": format_rfc3339(HUGE_AT + MINUTE)}
+
+
+def _window(**extra: Any) -> dict[str, Any]:
+    return {"start_time": START, "end_time": END, **extra}
+
+
+def big_line(i: int) -> str:
+    return f'{i:04d} "quoted" back\\slash \x01\x02 ' + "é" * 200 + "x" * 2800
+
+#: The required arguments of each tool, as contract notes §3 pins them. All arguments are the contract's, plus
+#: `cursor` on the logs and events tools (REST's paging extension: a page cut to fit one message continues there).
 REQUIRED = {
     "query_component_logs": {"namespace", "start_time", "end_time"},
     "query_workflow_logs": {"namespace", "start_time", "end_time"},
@@ -80,12 +102,13 @@ REQUIRED = {
 }
 ALL_ARGUMENTS = {
     "query_component_logs": {"namespace", "project", "component", "environment", "start_time", "end_time",
-                             "search_phrase", "log_levels", "limit", "sort_order"},
+                             "search_phrase", "log_levels", "limit", "sort_order", "cursor"},
     "query_workflow_logs": {"namespace", "workflow_run_name", "task_name", "start_time", "end_time",
-                            "search_phrase", "log_levels", "limit", "sort_order"},
+                            "search_phrase", "log_levels", "limit", "sort_order", "cursor"},
     "query_component_events": {"namespace", "project", "component", "environment", "start_time", "end_time",
-                               "limit", "sort_order"},
-    "query_workflow_events": {"namespace", "workflow_run_name", "start_time", "end_time", "limit", "sort_order"},
+                               "limit", "sort_order", "cursor"},
+    "query_workflow_events": {"namespace", "workflow_run_name", "start_time", "end_time", "limit", "sort_order",
+                              "cursor"},
     "query_resource_metrics": {"namespace", "project", "component", "environment", "start_time", "end_time", "step"},
     "query_http_metrics": {"namespace", "project", "component", "environment", "start_time", "end_time", "step"},
     "query_traces": {"namespace", "project", "component", "environment", "start_time", "end_time", "limit",
@@ -177,6 +200,9 @@ def seed_records() -> dict[str, Any]:
              for i in range(5)]
     logs += [LogRecord(ts_ns=BASE_NS + (200 + i) * SECOND, body=f"compile step {i}", level="INFO", identity=build)
              for i in range(6)]
+    logs += [LogRecord(ts_ns=BIG_AT + i * 10**6, body=big_line(i), level="INFO", identity=identity("payments"))
+             for i in range(BIG_LINES)]
+    logs.append(LogRecord(ts_ns=HUGE_AT, body="huge " + "y" * 3_000_000, level="INFO", identity=identity("frontend")))
     events = [
         EventRecord(ts_ns=BASE_NS + i * SECOND, message=f"cart event {i}", identity=cart0, type="Normal",
                     reason="Scheduled", object_kind="Pod", object_name="cart-prod-0", object_namespace=f"dp-{NS}-prod")
@@ -325,10 +351,60 @@ async def test_tools_list_is_exactly_the_contracts_13(plane: Plane) -> None:
                     "enum": ["asc", "desc"],
                 }
             elif name == "log_levels":
-                assert prop["type"] == "array" and prop["items"] == {"type": "string"}
+                assert prop["type"] == "array" and prop["items"] == {"type": "string",
+                                                                     "enum": ["DEBUG", "INFO", "WARN", "ERROR"]}
             else:
                 assert prop["type"] == "string", (tool.name, name)
     assert len(descriptions) == len(tools)
+
+
+async def test_the_server_explains_itself_and_every_tool_declares_its_output(plane: Plane) -> None:
+    """`instructions` say what the tools are for and how scope, time and paging work; every tool refuses
+    arguments it does not declare (in its schema too) and declares an output schema (valid JSON Schema)."""
+    async with mcp_client(plane.url) as (client, _):
+        instructions = client.instructions or ""
+        tools = (await client.list_tools()).tools
+    for words in ("namespace", "RFC3339", "30 days", "nextCursor", "cursor", "limit", "insufficient permissions"):
+        assert words in instructions, words
+    for tool in tools:
+        assert tool.input_schema["additionalProperties"] is False, tool.name
+        assert tool.output_schema and tool.output_schema["type"] == "object", tool.name
+        Draft202012Validator.check_schema(tool.output_schema)
+        assert tool.annotations is not None and tool.annotations.read_only_hint
+
+
+VALID_CALLS = [
+    ("query_component_logs", {**CART, **_window(limit=3)}),
+    ("query_workflow_logs", {"namespace": NS, "workflow_run_name": RUN, **_window()}),
+    ("query_component_events", {**CART, **_window()}),
+    ("query_workflow_events", {"namespace": NS, "workflow_run_name": RUN, **_window()}),
+    ("query_resource_metrics", {**CART, **_window()}),
+    ("query_http_metrics", {**CART, **_window()}),
+    ("query_traces", {**CART, **_window()}),
+    ("query_trace_spans", {"trace_id": TRACE, "namespace": NS, **_window()}),
+    ("get_span_details", {"trace_id": TRACE, "span_id": f"{2:016x}"}),
+    ("query_alerts", {**CART, **_window()}),
+    ("query_incidents", {**CART, **_window()}),
+]
+EXTENDED_CALLS = [
+    ("query_runtime_topology", {"namespace": NS, "project": "shop", "environment": "prod", **_window()}),
+    ("get_log_context", {**CART, "timestamp": format_rfc3339(BASE_NS + 10 * SECOND), "container_name": "main",
+                         "pod_name": "cart-prod-0"}),
+]
+
+
+async def test_every_answer_validates_against_its_tools_output_schema(plane: Plane) -> None:
+    """Every tool that can answer (the cost tools cannot until a cost backend exists) does, with data, and
+    its structuredContent satisfies the outputSchema it lists (the official client checks that too)."""
+    for url, calls in ((plane.url, VALID_CALLS), (plane.extended_url, EXTENDED_CALLS)):
+        async with mcp_client(url) as (client, _):
+            schemas = {tool.name: tool.output_schema for tool in (await client.list_tools()).tools}
+            for tool, arguments in calls:
+                body = ok(await client.call_tool(tool, arguments))
+                assert any(body.values()), tool
+                Draft202012Validator(schemas[tool]).validate(body)
+    answered = {tool for tool, _ in VALID_CALLS + EXTENDED_CALLS}
+    assert answered == set(CONTRACT_TOOLS + EXTENDED_TOOLS) - {"query_costs", "query_recommendations"}
 
 
 async def test_the_same_list_for_every_subject_and_on_the_modern_protocol(plane: Plane) -> None:
@@ -370,10 +446,6 @@ async def test_exactly_slash_mcp_opens_a_stateful_session(plane: Plane) -> None:
 
 
 # ----------------------------------------------------------------------------------------------- same data as REST
-
-
-def _window(**extra: Any) -> dict[str, Any]:
-    return {"start_time": START, "end_time": END, **extra}
 
 
 REST_CASES = [
@@ -459,71 +531,180 @@ async def test_each_tool_answers_what_its_rest_endpoint_answers(
     async with mcp_client(plane.url) as (client, _):
         body = ok(await client.call_tool(tool, arguments))
     expected = await rest(plane.url, *endpoint)
-    # tookMs is each call's own; nextCursor is the REST paging extension, which the contract's MCP tools lack.
-    assert without(body, "tookMs") == without(expected, "tookMs", "nextCursor")
-    assert "nextCursor" not in body and "next_cursor" not in body
+    # tookMs is each call's own; everything else, nextCursor included, is REST's answer.
+    assert without(body, "tookMs") == without(expected, "tookMs")
     assert any(value for value in body.values()), body  # the data is really there, not two empty answers
 
 
-async def test_mcp_skips_the_rest_only_checks(plane: Plane) -> None:
-    """limit 0 means 100, a limit over 1000 is no error, a range over 30 days is accepted (REST refuses all
-    three), and a log level in lower case is understood."""
+async def test_limit_zero_keeps_the_contracts_meaning_per_tool(plane: Plane) -> None:
+    """Logs and events take limit 0 as the default (100), as REST does; traces refuse it, as REST does."""
     async with mcp_client(plane.url) as (client, _):
         defaulted = ok(await client.call_tool("query_component_logs", {**CART, **_window(limit=0)}))
         assert len(defaulted["logs"]) == 100 and defaulted["total"] == CART_LINES
-        huge = ok(await client.call_tool("query_component_logs", {
-            **CART, "start_time": format_rfc3339(BASE_NS - 40 * 24 * 3600 * SECOND), "end_time": END,
-            "limit": 5000, "log_levels": ["error"]}))
-        assert len(huge["logs"]) == MAIN_LINES // 10
-        assert {entry["level"] for entry in huge["logs"]} == {"ERROR"}
+        assert defaulted["nextCursor"]
+        refused = error_text(await client.call_tool("query_traces", {**CART, **_window(limit=0)}))
+    assert refused == "limit must be a positive integer greater than zero"
 
 
 # ----------------------------------------------------------------------------------------------- errors
 
 
-BAD_ARGUMENTS = [
-    pytest.param("query_component_logs", {**CART, "namespace": "  ", **_window()}, "namespace is required",
+def _rest(**extra: Any) -> dict[str, Any]:
+    return {"searchScope": CART, "startTime": START, "endTime": END, **extra}
+
+
+def _ago(days: int) -> str:
+    return format_rfc3339(BASE_NS + 20 * MINUTE - days * 24 * 3600 * SECOND)
+
+
+LOGS, EVENTS, METRICS = "/api/v1/logs/query", "/api/v1/events/query", "/api/v1/metrics/query"
+TRACES, SPANS = "/api/v1alpha1/traces/query", f"/api/v1alpha1/traces/{TRACE}/spans/query"
+ALERTS, INCIDENTS = "/api/v1alpha1/alerts/query", "/api/v1alpha1/incidents/query"
+
+#: The same bad input on both surfaces: (tool, its arguments, the REST request carrying the same values, and
+#: optionally the exact text the tool must answer, where the contract or an agent depends on the wording).
+STRICT_CASES = [
+    pytest.param("query_component_logs", {**CART, **_window(limit=5000)}, (LOGS, _rest(limit=5000)), None,
+                 id="limit-over-1000"),
+    pytest.param("query_component_logs", {**CART, **_window(limit=-5)}, (LOGS, _rest(limit=-5)), None,
+                 id="negative-limit"),
+    pytest.param("query_component_events", {**CART, **_window(limit=2.5)}, (EVENTS, _rest(limit=2.5)), None,
+                 id="fractional-limit"),
+    pytest.param("query_traces", {**CART, **_window(limit=1001)}, (TRACES, _rest(limit=1001)), None,
+                 id="traces-limit-over-1000"),
+    pytest.param("query_trace_spans", {"trace_id": TRACE, **CART, **_window(limit=0)}, (SPANS, _rest(limit=0)), None,
+                 id="spans-limit-zero"),
+    pytest.param("query_alerts", {**CART, **_window(limit=0)}, (ALERTS, _rest(limit=0)), None, id="alerts-limit-zero"),
+    pytest.param("query_incidents", {**CART, **_window(limit=1001)}, (INCIDENTS, _rest(limit=1001)), None,
+                 id="incidents-limit-over-1000"),
+    pytest.param("query_traces", {**CART, **_window(limit="ten")}, (TRACES, _rest(limit="ten")), None,
+                 id="limit-not-a-number"),
+    pytest.param("query_component_logs", {**CART, "start_time": _ago(31), "end_time": END},
+                 (LOGS, _rest(startTime=_ago(31))), None, id="31-day-range"),
+    pytest.param("query_traces", {**CART, "start_time": _ago(400), "end_time": END},
+                 (TRACES, _rest(startTime=_ago(400))), None, id="400-day-range"),
+    pytest.param("query_resource_metrics", {**CART, "start_time": _ago(31), "end_time": END},
+                 (METRICS, _rest(metric="resource", startTime=_ago(31))), None, id="metrics-31-day-range"),
+    pytest.param("query_component_logs", {**CART, **_window(log_levels=["error"])},
+                 (LOGS, _rest(logLevels=["error"])), None, id="lower-case-level"),
+    pytest.param("query_component_logs", {**CART, **_window(log_levels=["ERROR", "ERROR"])},
+                 (LOGS, _rest(logLevels=["ERROR", "ERROR"])), None, id="duplicate-level"),
+    pytest.param("query_component_logs", {**CART, **_window(log_levels="ERROR")},
+                 (LOGS, _rest(logLevels="ERROR")), None, id="levels-not-an-array"),
+    pytest.param("query_traces", {**CART, **_window(sort_order="sideways")}, (TRACES, _rest(sortOrder="sideways")),
+                 "sort_order must be either 'asc' or 'desc'", id="sort-order"),
+    pytest.param("query_component_logs", {**CART, "namespace": "  ", **_window()},
+                 (LOGS, _rest(searchScope={**CART, "namespace": "  "})), "namespace is required",
                  id="blank-namespace"),
+    pytest.param("query_component_logs", {"project": "shop", **_window()},
+                 (LOGS, _rest(searchScope={"project": "shop"})), "namespace is required", id="missing-namespace"),
     pytest.param("query_traces", {"namespace": NS, "component": "cart", **_window()},
+                 (TRACES, _rest(searchScope={"namespace": NS, "component": "cart"})),
                  "project is required when component is provided", id="component-without-project"),
+    pytest.param("query_component_events", {**CART, "namespace": 5, **_window()},
+                 (EVENTS, _rest(searchScope={**CART, "namespace": 5})), None, id="namespace-not-a-string"),
     pytest.param("query_component_logs", {**CART, **_window(start_time="yesterday")},
-                 "failed to parse start time: ", id="logs-start-time"),
+                 (LOGS, _rest(startTime="yesterday")), None, id="logs-start-time"),
     pytest.param("query_component_events", {**CART, **_window(end_time="2026-13-01T00:00:00Z")},
-                 "failed to parse end time: ", id="events-end-time"),
-    pytest.param("query_traces", {**CART, **_window(start_time="yesterday")},
-                 "invalid start_time: invalid time format (expected RFC3339): ", id="traces-start-time"),
+                 (EVENTS, _rest(endTime="2026-13-01T00:00:00Z")), None, id="events-end-time"),
     pytest.param("query_trace_spans", {"trace_id": TRACE, **CART, **_window(end_time="soon")},
-                 "invalid end_time: invalid time format (expected RFC3339): ", id="spans-end-time"),
+                 (SPANS, _rest(endTime="soon")), None, id="spans-end-time"),
     pytest.param("query_resource_metrics", {**CART, **_window(start_time="")},
-                 "invalid start_time: invalid time format (expected RFC3339): ", id="metrics-empty-time"),
-    pytest.param("query_alerts", {**CART, **_window(start_time="noon")},
-                 "invalid start_time: invalid time format (expected RFC3339): ", id="alerts-start-time"),
+                 (METRICS, _rest(metric="resource", startTime="")), "start_time is required", id="metrics-empty-time"),
+    pytest.param("query_component_logs", {"namespace": NS, "project": "shop", "component": "cart"},
+                 (LOGS, {"searchScope": {"namespace": NS, "project": "shop", "component": "cart"}}),
+                 "start_time is required", id="missing-times"),
+    pytest.param("query_alerts", {**CART, **_window(start_time="noon")}, (ALERTS, _rest(startTime="noon")), None,
+                 id="alerts-start-time"),
+    pytest.param("query_incidents", {**CART, **_window(end_time="later")}, (INCIDENTS, _rest(endTime="later")), None,
+                 id="incidents-end-time"),
     pytest.param("query_traces", {**CART, "start_time": END, "end_time": START},
-                 "end_time must not be before start_time", id="reversed-range"),
-    pytest.param("query_trace_spans", {"trace_id": " ", **CART, **_window()}, "trace_id is required",
-                 id="blank-trace-id"),
-    pytest.param("query_http_metrics", {**CART, **_window(step="1d")},
-                 "step must be a valid duration (e.g. 1m, 5m, 15m, 30m, 1h): ", id="metrics-step"),
+                 (TRACES, _rest(startTime=END, endTime=START)), "end_time must be after start_time",
+                 id="reversed-range"),
+    pytest.param("query_http_metrics", {**CART, **_window(step="1d")}, (METRICS, _rest(metric="http", step="1d")),
+                 None, id="metrics-step"),
     pytest.param("query_component_logs", {**CART, **_window(log_levels=["VERBOSE"])},
+                 (LOGS, _rest(logLevels=["VERBOSE"])),
                  "invalid log level 'VERBOSE'; valid levels are: DEBUG, INFO, WARN, ERROR", id="log-level"),
-    pytest.param("get_span_details", {"trace_id": TRACE, "span_id": "ffffffffffffffff"}, "Span not found",
-                 id="unknown-span"),
-    pytest.param("query_component_logs", {**CART, "project": "no-such-project", **_window()},
-                 "check the searchScope names", id="unknown-name"),
-    pytest.param("query_incidents", {**CART, **_window(end_time="later")},
-                 "invalid end_time: invalid time format (expected RFC3339): ", id="incidents-end-time"),
-    pytest.param("query_costs", {"namespace": NS, "environment": "prod", **_window(granularity="1d")},
-                 "cost data is not available", id="costs"),
-    pytest.param("query_costs", {"namespace": NS, "environment": "prod", **_window(granularity="0d")},
-                 "invalid granularity '0d'", id="costs-granularity"),
-    pytest.param("query_recommendations", {"namespace": NS, "environment": " ", **_window()},
-                 "environment is required", id="recommendations-environment"),
-    pytest.param("query_recommendations", {"namespace": NS, "environment": "prod", **_window()},
-                 "cost data is not available", id="recommendations"),
 ]
 
+#: Translates REST's field names into each tool's argument names, as the server does.
+TOOLS = ObserverTools(None, None, extended=True)  # type: ignore[arg-type]
 
-@pytest.mark.parametrize(("tool", "arguments", "expected"), BAD_ARGUMENTS)
+
+async def rest_refusal(base_url: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
+    async with httpx.AsyncClient(base_url=base_url, headers={"x-test-subject": "alice"}, timeout=30) as http:
+        response = await http.post(path, json=body)
+    assert response.status_code == 400, response.text
+    return response.json()
+
+
+@pytest.mark.parametrize(("tool", "arguments", "endpoint", "exact"), STRICT_CASES)
+async def test_mcp_refuses_what_rest_refuses_with_the_same_message(
+    plane: Plane, tool: str, arguments: dict[str, Any], endpoint: tuple[str, dict[str, Any]], exact: str | None
+) -> None:
+    """One validation for both surfaces: the tool error is REST's 400 message, in the tool's argument names
+    (`start_time`, not `startTime`); none of these is silently capped, defaulted or widened any more."""
+    async with mcp_client(plane.url) as (client, _):
+        text = error_text(await client.call_tool(tool, arguments))
+    refused = await rest_refusal(plane.url, *endpoint)
+    assert text == TOOLS.by_name[tool].vocabulary.speak(refused["message"])
+    if exact is not None:
+        assert text == exact
+
+
+async def test_argument_names_in_messages_are_the_tools_own() -> None:
+    speak = TOOLS.by_name["query_trace_spans"].vocabulary.speak
+    assert speak("searchScope.project is required when searchScope.component is provided") == (
+        "project is required when component is provided")
+    assert speak("Invalid request format: startTime: Input should be a valid string; traceId is required") == (
+        "Invalid request format: start_time: Input should be a valid string; trace_id is required")
+    assert speak("sortOrder must be either 'asc' or 'desc'; limit cannot exceed 1000") == (
+        "sort_order must be either 'asc' or 'desc'; limit cannot exceed 1000")
+    # Only whole names are replaced, and only this tool's names.
+    assert speak("mystartTime, startTimes, logLevels") == "mystartTime, startTimes, logLevels"
+    assert TOOLS.by_name["query_workflow_logs"].vocabulary.speak("searchScope.workflowRunName") == "workflow_run_name"
+
+
+@pytest.mark.parametrize(
+    ("tool", "arguments", "expected"),
+    [
+        pytest.param("query_component_logs", {**CART, **_window(searchPhrase="line 04")},
+                     "unknown argument 'searchPhrase' for query_component_logs (did you mean 'search_phrase'?);",
+                     id="camel-case-phrase"),
+        pytest.param("query_traces", {**CART, **_window(workflow_run_name=RUN)},
+                     "unknown argument 'workflow_run_name' for query_traces; it takes: namespace, project,",
+                     id="argument-of-another-tool"),
+        pytest.param("query_component_events", {**CART, **_window(compnent="cart")},
+                     "unknown argument 'compnent' for query_component_events (did you mean 'component'?);",
+                     id="misspelt-scope"),
+        pytest.param("get_span_details", {"trace_id": TRACE, "span_id": f"{2:016x}", "x" * 5000: 1},
+                     "unknown argument '" + "x" * 64 + "…' for get_span_details", id="huge-name-cut-short"),
+    ],
+)
+async def test_an_unknown_argument_is_an_error_naming_it(
+    plane: Plane, tool: str, arguments: dict[str, Any], expected: str
+) -> None:
+    """Never ignored: `searchPhrase` used to return unfiltered logs. The message names the argument, the
+    closest declared one, and every argument the tool takes."""
+    async with mcp_client(plane.url) as (client, _):
+        text = error_text(await client.call_tool(tool, arguments))
+    assert text.startswith(expected), text
+    assert "; it takes: " in text and len(text) < 1000
+
+
+@pytest.mark.parametrize(
+    ("tool", "arguments", "expected"),
+    [
+        pytest.param("query_trace_spans", {"trace_id": " ", **CART, **_window()}, "trace_id is required",
+                     id="blank-trace-id"),
+        pytest.param("get_span_details", {"trace_id": TRACE}, "span_id is required", id="missing-span-id"),
+        pytest.param("get_span_details", {"trace_id": TRACE, "span_id": "ffffffffffffffff"}, "Span not found",
+                     id="unknown-span"),
+        pytest.param("query_component_logs", {**CART, "project": "no-such-project", **_window()},
+                     "check the searchScope names", id="unknown-name"),
+    ],
+)
 async def test_bad_arguments_are_tool_errors_with_the_documented_text(
     plane: Plane, tool: str, arguments: dict[str, Any], expected: str
 ) -> None:
@@ -532,32 +713,89 @@ async def test_bad_arguments_are_tool_errors_with_the_documented_text(
     assert expected in text, text
 
 
+COSTS = f"/api/v1alpha1/costs/namespaces/{NS}/environments"
+
+
+@pytest.mark.parametrize(
+    ("tool", "arguments", "path", "params", "status"),
+    [
+        pytest.param("query_costs", {"namespace": NS, "environment": "prod", **_window(granularity="1d")},
+                     f"{COSTS}/prod", {"startTime": START, "endTime": END, "granularity": "1d"}, 501, id="costs"),
+        pytest.param("query_costs", {"namespace": NS, "environment": "prod", **_window(granularity="0d")},
+                     f"{COSTS}/prod", {"startTime": START, "endTime": END, "granularity": "0d"}, 400,
+                     id="costs-granularity"),
+        pytest.param("query_recommendations", {"namespace": NS, "environment": " ", **_window()},
+                     f"{COSTS}/%20/recommendations", {"startTime": START, "endTime": END}, 400,
+                     id="recommendations-environment"),
+        pytest.param("query_recommendations", {"namespace": NS, "environment": "prod", "component": "cart",
+                                               **_window()},
+                     f"{COSTS}/prod/recommendations", {"component": "cart", "startTime": START, "endTime": END}, 400,
+                     id="recommendations-component-without-project"),
+        pytest.param("query_costs", {"namespace": NS, "environment": "prod", "start_time": START, "end_time": START},
+                     f"{COSTS}/prod", {"startTime": START, "endTime": START}, 400, id="costs-empty-window"),
+        pytest.param("query_recommendations", {"namespace": NS, "environment": "prod", **_window()},
+                     f"{COSTS}/prod/recommendations", {"startTime": START, "endTime": END}, 501, id="recommendations"),
+    ],
+)
+async def test_cost_tools_answer_what_the_cost_routes_answer(
+    plane: Plane, tool: str, arguments: dict[str, Any], path: str, params: dict[str, str], status: int
+) -> None:
+    """No FinOps backend: the same checks, in the same order, then the same words as the REST routes."""
+    async with mcp_client(plane.url) as (client, _):
+        text = error_text(await client.call_tool(tool, arguments))
+    async with httpx.AsyncClient(base_url=plane.url, headers={"x-test-subject": "alice"}, timeout=30) as http:
+        response = await http.get(path, params=params)
+    assert response.status_code == status, response.text
+    assert text == TOOLS.by_name[tool].vocabulary.speak(response.json()["message"])
+
+
 async def test_alert_tools_without_an_alert_service_say_so(plane: Plane) -> None:
     async with mcp_client(plane.extended_url) as (client, _):
         for tool in ("query_alerts", "query_incidents"):
             assert error_text(await client.call_tool(tool, {**CART, **_window()})) == "alerts are not configured"
 
 
-@pytest.mark.parametrize(
-    ("tool", "arguments", "fragment"),
-    [
-        pytest.param("query_component_logs", {"project": "shop", **_window()}, "namespace", id="missing-required"),
-        pytest.param("get_span_details", {"trace_id": TRACE}, "span_id", id="missing-span-id"),
-        pytest.param("query_traces", {**CART, **_window(limit="ten")}, "limit", id="limit-not-a-number"),
-        pytest.param("query_traces", {**CART, **_window(sort_order="sideways")}, "sort_order", id="sort-enum"),
-        pytest.param("query_component_logs", {**CART, **_window(log_levels="ERROR")}, "log_levels", id="not-array"),
-        pytest.param("query_everything", {}, "query_everything", id="unknown-tool"),
-    ],
-)
-async def test_schema_violations_are_protocol_errors(
-    plane: Plane, tool: str, arguments: dict[str, Any], fragment: str
-) -> None:
-    """What upstream's SDK rejects by schema before a handler runs is a JSON-RPC error, not a tool result."""
+async def test_only_an_unknown_tool_is_a_protocol_error(plane: Plane) -> None:
+    """Argument problems are tool results the model can read and fix (MCP 2025-11-25); a tool that does not
+    exist is a JSON-RPC error."""
     async with mcp_client(plane.url) as (client, _):
         with pytest.raises(MCPError) as raised:
-            await client.call_tool(tool, arguments)
+            await client.call_tool("query_everything", {})
     assert raised.value.code == -32602
-    assert fragment in raised.value.message
+    assert "query_everything" in raised.value.message
+
+
+# ----------------------------------------------------------------------------------------------- answers that fit
+
+
+async def test_a_page_too_large_for_one_message_is_cut_and_continues_with_its_cursor(plane: Plane) -> None:
+    """limit=1000 of 3 kB lines (quotes, backslashes and control characters included, which grow when the
+    JSON is written twice) used to break the official client ("Server-sent event exceeded the 1048576 byte
+    limit"). Now each answer fits, says it was cut, and the cursors read every line exactly once."""
+    arguments = {**BIG, "limit": 1000, "sort_order": "asc"}
+    pages: list[dict[str, Any]] = []
+    async with mcp_client(plane.url) as (client, _):
+        cursor = None
+        while len(pages) < 20:
+            body = ok(await client.call_tool("query_component_logs", {**arguments, **({"cursor": cursor} if cursor else {})}))
+            pages.append(body)
+            cursor = body.get("nextCursor")
+            if not cursor:
+                break
+    first = pages[0]
+    assert 0 < len(first["logs"]) < 1000 and first["total"] == 1000  # the contract caps total at 1000
+    assert first["note"].startswith(f"only the first {len(first['logs'])} of the 1000 logs of this page are here")
+    assert "nextCursor" in first["note"]
+    read = [entry["log"] for page in pages for entry in page["logs"]]
+    assert read == [big_line(i) for i in range(BIG_LINES)]
+
+
+async def test_one_line_too_large_for_a_message_is_shortened_and_says_so(plane: Plane) -> None:
+    async with mcp_client(plane.url) as (client, _):
+        body = ok(await client.call_tool("query_component_logs", {**HUGE, "limit": 5}))
+    (entry,) = body["logs"]
+    assert entry["log"].startswith("huge ") and entry["log"].endswith(" more characters cut]")
+    assert "shortened" in body["note"]
 
 
 # ----------------------------------------------------------------------------------------------- the caller
@@ -628,6 +866,8 @@ async def test_extended_mode_lists_the_extras_and_pages_with_cursors(plane: Plan
     async with mcp_client(plane.extended_url) as (client, _):
         tools = {tool.name: tool for tool in (await client.list_tools()).tools}
         assert list(tools) == [*CONTRACT_TOOLS, *EXTENDED_TOOLS]
+        # The contract's tools page the same way in both modes (their cursor is needed to continue a
+        # page cut to fit one message).
         for name in ("query_component_logs", "query_workflow_logs", "query_component_events",
                      "query_workflow_events"):
             assert tools[name].input_schema["properties"]["cursor"]["type"] == "string"
@@ -639,7 +879,7 @@ async def test_extended_mode_lists_the_extras_and_pages_with_cursors(plane: Plan
             paging = {"cursor": cursor} if cursor else {}
             body = ok(await client.call_tool("query_component_logs", {**arguments, **paging}))
             pages.append(body["logs"])
-            cursor = body.get("next_cursor")
+            cursor = body.get("nextCursor")
             if not cursor:
                 break
             cursors.append(cursor)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -74,3 +76,143 @@ async def test_every_upstream_path_and_request_field_exists(client, upstream, pa
     }
     our_params = {p["name"] for p in ours["paths"][path][method].get("parameters", [])}
     assert upstream_params <= our_params
+
+
+# ------------------------------------------------------------------------------- the whole document, both ports
+
+#: Fields of ours that upstream does not have; each is marked `x-observer-extension` in the document.
+EXTENSIONS = {"cursor", "nextCursor"}
+#: Operations of ours that upstream does not have.
+EXTRA_OPERATIONS = {("/.well-known/oauth-protected-resource", "get")}
+#: Operations whose success answer is what the issue asked to describe, by the upstream schema it mirrors.
+SUCCESS_SCHEMAS = {
+    ("/api/v1/logs/query", "post"): "LogsQueryResponse",
+    ("/api/v1/events/query", "post"): "EventsQueryResponse",
+    ("/api/v1/metrics/query", "post"): "MetricsQueryResponse",
+    ("/api/v1alpha1/metrics/runtime-topology", "post"): "RuntimeTopologyResponse",
+    ("/api/v1alpha1/traces/query", "post"): "TracesQueryResponse",
+    ("/api/v1alpha1/traces/{traceId}/spans/query", "post"): "TraceSpansQueryResponse",
+    ("/api/v1alpha1/traces/{traceId}/spans/{spanId}", "get"): "TraceSpanDetailsResponse",
+    ("/api/v1alpha1/alerts/query", "post"): "AlertsQueryResponse",
+    ("/api/v1alpha1/incidents/query", "post"): "IncidentsQueryResponse",
+    ("/api/v1alpha1/incidents/{incidentId}", "put"): "IncidentPutResponse",
+}
+
+
+@pytest.fixture(scope="module")
+def ours(tmp_path_factory) -> Iterator[dict[tuple[str, str], tuple[dict[str, Any], dict[str, Any]]]]:
+    """(path, method) -> (document, operation), over the public and the internal port's documents."""
+    from adapters.embedded.backend import EmbeddedBackend
+    from observer.alerting.plane import build_alerting
+    from observer.app import create_internal_app, create_public_app
+    from observer.auth.model import AllowAll
+    from tests.conftest import service_over
+
+    root = tmp_path_factory.mktemp("openapi")
+    backend = EmbeddedBackend(root / "data")
+    alerting = build_alerting(dsn=str(root / "alerts.db"), suppression_window="1h", resolver=backend.registry,
+                              authorizer=AllowAll(), logs=backend, metrics=backend)
+    documents = [create_public_app(service_over(backend)).openapi(), create_internal_app(alerting).openapi()]
+    yield {
+        (path, method): (document, operation)
+        for document in documents
+        for path, item in document["paths"].items()
+        for method, operation in item.items()
+    }
+    asyncio.run(alerting.close())
+    backend.close()
+
+
+def _upstream_operations(spec: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
+    return {(path, method): op for path, item in spec["paths"].items() for method, op in item.items()
+            if method != "parameters"}
+
+
+def _success_fields(spec: dict[str, Any], operation: dict[str, Any]) -> set[str]:
+    fields: set[str] = set()
+    for status, response in operation["responses"].items():
+        if status.startswith("2") and "content" in response:
+            fields |= _fields(spec, response["content"]["application/json"]["schema"])
+    return fields
+
+
+def _body_fields(spec: dict[str, Any], operation: dict[str, Any]) -> set[str]:
+    body = operation.get("requestBody")
+    return _fields(spec, _resolve(spec, body)["content"]["application/json"]["schema"]) if body else set()
+
+
+def test_the_two_ports_serve_exactly_the_upstream_operations(ours, upstream):
+    assert set(ours) - set(_upstream_operations(upstream)) == EXTRA_OPERATIONS
+    assert set(_upstream_operations(upstream)) <= set(ours)
+
+
+def test_request_and_response_fields_match_upstream_up_to_listed_extensions(ours, upstream):
+    for key, theirs in _upstream_operations(upstream).items():
+        document, operation = ours[key]
+        for mine, upstream_fields in ((_body_fields(document, operation), _body_fields(upstream, theirs)),
+                                      (_success_fields(document, operation), _success_fields(upstream, theirs))):
+            assert upstream_fields <= mine, (key, sorted(upstream_fields - mine))
+            extra = {name.rsplit(".", 1)[-1] for name in mine - upstream_fields}
+            assert extra <= EXTENSIONS, (key, sorted(extra))
+
+
+def test_extensions_are_marked(ours):
+    documents = {id(document): document for document, _ in ours.values()}
+    marked = {
+        name
+        for document in documents.values()
+        for schema in document["components"]["schemas"].values()
+        for name, prop in (schema.get("properties") or {}).items()
+        if prop.get("x-observer-extension")
+    }
+    assert marked == EXTENSIONS
+
+
+@pytest.mark.parametrize("key,schema", SUCCESS_SCHEMAS.items())
+def test_success_answers_have_the_upstream_schema(ours, key, schema):
+    _, operation = ours[key]
+    [success] = [response for status, response in operation["responses"].items() if status.startswith("2")]
+    assert success["content"]["application/json"]["schema"] == {"$ref": f"#/components/schemas/{schema}"}
+
+
+def test_every_error_is_an_error_response_and_no_422_is_documented(ours):
+    for (path, method), (document, operation) in ours.items():
+        responses = operation["responses"]
+        assert "422" not in responses, (path, method)
+        assert "500" in responses, (path, method)
+        if "requestBody" in operation:
+            assert {"400", "413"} <= set(responses), (path, method)
+        for status, response in responses.items():
+            if status[0] in "45" and (path, status) != ("/health", "503"):
+                schema = response["content"]["application/json"]["schema"]
+                refs = [schema] + schema.get("anyOf", [])
+                assert {"$ref": "#/components/schemas/ErrorResponse"} in refs, (path, method, status)
+        assert "HTTPValidationError" not in document["components"]["schemas"]
+
+
+def test_the_alert_bodies_are_described(ours):
+    for key in [("/api/v1alpha1/alerts/query", "post"), ("/api/v1alpha1/incidents/{incidentId}", "put"),
+                ("/api/v1alpha1/alerts/webhook", "post"), ("/api/v1alpha1/alerts/sources/{sourceType}/rules", "post")]:
+        document, operation = ours[key]
+        assert _body_fields(document, operation), key
+
+
+def test_the_public_port_declares_bearer_auth_and_its_open_paths(ours):
+    document, _ = ours[("/api/v1/logs/query", "post")]
+    assert document["security"] == [{"BearerAuth": []}]
+    assert document["components"]["securitySchemes"]["BearerAuth"]["scheme"] == "bearer"
+    assert document["paths"]["/health"]["get"]["security"] == []
+    internal, _ = ours[("/api/v1alpha1/alerts/webhook", "post")]
+    assert "security" not in internal
+
+
+def test_the_borrowed_schemas_are_the_upstream_ones(upstream):
+    """observer/openapi_upstream.json is a copy; regenerate it from the reference copy of observer-api.yaml (its
+    components.schemas, and per operation the requestBody, the 2xx responses and /health's 503) if this fails."""
+    from observer.openapi import OPERATIONS, SCHEMAS
+
+    assert SCHEMAS == upstream["components"]["schemas"]
+    for key, operation in _upstream_operations(upstream).items():
+        assert OPERATIONS[key].get("requestBody") == operation.get("requestBody"), key
+        for status, response in OPERATIONS[key]["responses"].items():
+            assert response == operation["responses"][status], (key, status)

@@ -6,6 +6,8 @@ import json
 
 import pytest
 
+from observer.errors import INVALID_REQUEST
+
 START, END = "2026-01-01T00:00:00Z", "2026-01-01T01:00:00Z"
 SCOPE = {"namespace": "acme", "project": "shop", "component": "cart", "environment": "prod"}
 LOGS = "/api/v1/logs/query"
@@ -13,7 +15,7 @@ EVENTS = "/api/v1/events/query"
 METRICS = "/api/v1/metrics/query"
 TOPOLOGY = "/api/v1alpha1/metrics/runtime-topology"
 TRACES = "/api/v1alpha1/traces/query"
-SPANS = "/api/v1alpha1/traces/abc/spans/query"
+SPANS = "/api/v1alpha1/traces/4bf92f3577b34da6a3ce929d0e0e4736/spans/query"
 
 
 def body(**fields):
@@ -32,7 +34,7 @@ CASES = [
     (LOGS, body(searchScope={"namespace": "   "}), "searchScope.namespace is required", ""),
     (LOGS, body(searchScope={"namespace": "acme", "component": "cart"}),
      "searchScope.project is required when searchScope.component is provided", ""),
-    (LOGS, body(searchScope={"namespace": "acme", "workflowRunName": "r1", "project": "p"}), "Invalid request format...", ""),
+    (LOGS, body(searchScope={"namespace": "acme", "workflowRunName": "r1", "project": "p"}), "Invalid request format...", INVALID_REQUEST),
     (LOGS, body(startTime=...), "startTime is required", ""),
     (LOGS, body(startTime="yesterday"), RFC3339_PREFIX + "...", ""),
     (LOGS, body(startTime="2026-01-01 00:00:00Z"), RFC3339_PREFIX + "...", ""),
@@ -43,16 +45,16 @@ CASES = [
     (LOGS, body(endTime="2026-02-01T00:00:01Z"), "query time range cannot exceed 30 days", ""),
     (LOGS, body(limit=-1), "limit must be a positive integer", ""),
     (LOGS, body(limit=1001), "limit cannot exceed 1000", ""),
-    (LOGS, body(limit="5"), "Invalid request format...", ""),
-    (LOGS, body(limit=5.5), "Invalid request format...", ""),
-    (LOGS, body(limit=True), "Invalid request format...", ""),
+    (LOGS, body(limit="5"), "Invalid request format...", INVALID_REQUEST),
+    (LOGS, body(limit=5.5), "Invalid request format...", INVALID_REQUEST),
+    (LOGS, body(limit=True), "Invalid request format...", INVALID_REQUEST),
     (LOGS, body(sortOrder="up"), "sortOrder must be either 'asc' or 'desc'", ""),
     (LOGS, body(sortOrder="DESC"), "sortOrder must be either 'asc' or 'desc'", ""),
     (LOGS, body(logLevels=["TRACE"]), "invalid log level 'TRACE'; valid levels are: DEBUG, INFO, WARN, ERROR", ""),
     (LOGS, body(logLevels=["info"]), "invalid log level 'info'; valid levels are: DEBUG, INFO, WARN, ERROR", ""),
     (LOGS, body(logLevels=["INFO", "INFO"]), "duplicate log level 'INFO' is not allowed", ""),
-    (LOGS, body(logLevels="ERROR"), "Invalid request format...", ""),
-    (LOGS, body(searchPhrase=7), "Invalid request format...", ""),
+    (LOGS, body(logLevels="ERROR"), "Invalid request format...", INVALID_REQUEST),
+    (LOGS, body(searchPhrase=7), "Invalid request format...", INVALID_REQUEST),
     # Order: the scope is checked before the times, the times before the limit, the limit before the sort order.
     (LOGS, body(searchScope={}, startTime="bad"), "searchScope.namespace is required", ""),
     (LOGS, body(startTime="bad", limit=5000), RFC3339_PREFIX + "...", ""),
@@ -72,19 +74,19 @@ CASES = [
     (METRICS, body(metric="http", step="-1m"), "step must be greater than 0", ""),
     (METRICS, body(metric="http", step="abc"), "step must be a valid duration (e.g. 1m, 5m, 15m, 30m, 1h): ...", ""),
     (METRICS, body(metric="http", step="100ms"), "step 100ms gives 36001 points per series over this range; at most 11000...", ""),
-    (METRICS, body(metric="resource", step=60), "Invalid request format...", ""),
+    (METRICS, body(metric="resource", step=60), "Invalid request format...", INVALID_REQUEST),
     (TOPOLOGY, body(searchScope={"project": "shop", "environment": "prod"}), "searchScope.namespace is required", ""),
     (TOPOLOGY, body(searchScope={"namespace": "acme", "environment": "prod"}), "searchScope.project is required", ""),
     (TOPOLOGY, body(searchScope={"namespace": "acme", "project": "shop"}), "searchScope.environment is required", ""),
     (TOPOLOGY, body(endTime="2026-01-01T00:00:00.5Z", startTime="2026-01-01T00:00:01Z"), "endTime must be after startTime", ""),
-    (TOPOLOGY, body(includeGateways="yes"), "Invalid request format...", ""),
+    (TOPOLOGY, body(includeGateways="yes"), "Invalid request format...", INVALID_REQUEST),
     (TRACES, body(searchScope={}), "searchScope.namespace is required", "OBS-V1-T-06"),
     (TRACES, body(limit=0), "limit must be a positive integer greater than zero", "OBS-V1-T-06"),
     (TRACES, body(limit=-1), "limit must be a positive integer greater than zero", "OBS-V1-T-06"),
     (TRACES, body(limit=1001), "limit cannot exceed 1000", "OBS-V1-T-06"),
     (TRACES, body(sortOrder="newest"), "sortOrder must be either 'asc' or 'desc'", "OBS-V1-T-06"),
     (TRACES, body(startTime="2026-01-01T00:00:00"), RFC3339_PREFIX + "...", "OBS-V1-T-06"),
-    (TRACES, body(includeAttributes="true"), "Invalid request format...", ""),
+    (TRACES, body(includeAttributes="true"), "Invalid request format...", INVALID_REQUEST),
     (SPANS, body(limit=0), "limit must be a positive integer greater than zero", "OBS-V1-T-06"),
     (SPANS, body(endTime="2026-06-01T00:00:00Z"), "query time range cannot exceed 30 days", "OBS-V1-T-06"),
 ]
