@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
-from adapters.model import (
+from domain.model import (
     EventRecord,
     EventsQuery,
     Identity,

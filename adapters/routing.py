@@ -14,7 +14,7 @@ import asyncio
 from collections.abc import Sequence
 from typing import Protocol
 
-from adapters.model import EventRecord, Identity, LogRecord, MetricPoint, SpanRecord
+from domain.model import EventRecord, Identity, LogRecord, MetricPoint, SpanRecord
 from adapters.protocols import TelemetrySink
 
 

@@ -28,9 +28,9 @@ import operator
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from adapters.model import LogsQuery, MetricsQuery, TimeRange
+from domain.model import LogsQuery, MetricsQuery, TimeRange
 from adapters.protocols import LogsBackend, MetricsBackend
-from adapters.timeutil import now_ns
+from domain.timeutil import now_ns
 from alert_rules.model import AlertFiring, AlertRule
 from alert_rules.prometheus import BUDGET_UNSUPPORTED, METRIC_SERIES, rule_scope
 from alert_rules.targets import BackendRule, UnsupportedRule, content_hash, rule_logical_id

@@ -13,8 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from adapters.timeutil import parse_go_duration
-from adapters.model import (
+from domain.timeutil import parse_go_duration
+from domain.model import (
     LABEL_COMPONENT,
     LABEL_COMPONENT_UID,
     LABEL_ENVIRONMENT,

@@ -57,7 +57,7 @@ from typing import Any
 import httpx
 import yaml
 
-from adapters.model import ComponentScope
+from domain.model import ComponentScope
 from adapters.prometheus.schemes import Scheme
 from alert_rules.model import AlertRule, short_duration
 from alert_rules.targets import BackendRule, UnsupportedRule, content_hash, rule_logical_id

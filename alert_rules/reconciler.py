@@ -42,7 +42,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Protocol
 
 from adapters.protocols import ResolverUnavailable, ScopeNotFound, ScopeResolver
-from adapters.timeutil import format_rfc3339, now_ns
+from domain.timeutil import format_rfc3339, now_ns
 from alert_rules.model import (
     CHANNEL_NOT_FOUND,
     CHANNELS_FOUND,

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from adapters.model import (
+from domain.model import (
     LABEL_COMPONENT,
     LABEL_COMPONENT_UID,
     LABEL_ENVIRONMENT,

@@ -19,8 +19,8 @@ from pathlib import Path
 import httpx
 
 from adapters.embedded.backend import EmbeddedBackend
-from adapters.model import LogRecord
-from adapters.timeutil import format_rfc3339
+from domain.model import LogRecord
+from domain.timeutil import format_rfc3339
 from bench import authz_pdp
 from bench.harness import percentile, report
 from observer.app import create_public_app

@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from collections.abc import Iterator
 
-from adapters.model import Identity, LogRecord
+from domain.model import Identity, LogRecord
 
 NAMESPACE, PROJECT = "bench", "shop"
 COMPONENTS = ("frontend", "cart", "payments", "catalog", "search")

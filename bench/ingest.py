@@ -18,8 +18,8 @@ from opentelemetry.proto.logs.v1.logs_pb2 import ResourceLogs, ScopeLogs
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 
 from adapters.embedded.backend import EmbeddedBackend
-from adapters.model import LABEL_COMPONENT, LABEL_COMPONENT_UID, LABEL_ENVIRONMENT, LABEL_ENVIRONMENT_UID
-from adapters.model import LABEL_NAMESPACE, LABEL_PROJECT, LABEL_PROJECT_UID, LogRecord
+from domain.model import LABEL_COMPONENT, LABEL_COMPONENT_UID, LABEL_ENVIRONMENT, LABEL_ENVIRONMENT_UID
+from domain.model import LABEL_NAMESPACE, LABEL_PROJECT, LABEL_PROJECT_UID, LogRecord
 from bench import data
 from bench.harness import report
 from tests.servers.observer import observer_up

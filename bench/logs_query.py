@@ -10,8 +10,8 @@ import httpx
 
 from adapters.embedded import logs as embedded_logs
 from adapters.embedded.backend import EmbeddedBackend
-from adapters.model import ComponentScope, LogsQuery, TimeRange
-from adapters.timeutil import format_rfc3339
+from domain.model import ComponentScope, LogsQuery, TimeRange
+from domain.timeutil import format_rfc3339
 from bench import data
 from bench.harness import CACHE, observer_up, report, timings_ms
 

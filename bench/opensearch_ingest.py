@@ -22,7 +22,7 @@ from opensearchpy import AsyncOpenSearch, helpers
 
 from adapters.opensearch.bulk import BulkWriter
 from adapters.opensearch.documents import log_document, log_id
-from adapters.model import TimeRange
+from domain.model import TimeRange
 from adapters.opensearch.layout import IndexLayout, install
 from bench import data, opensearch_query
 from bench.harness import report

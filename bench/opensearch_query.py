@@ -11,10 +11,10 @@ import httpx
 import yaml
 from opensearchpy import OpenSearch
 
-from adapters.model import ComponentScope, TimeRange
+from domain.model import ComponentScope, TimeRange
 from adapters.opensearch import queries
 from adapters.opensearch.layout import IndexLayout
-from adapters.timeutil import format_rfc3339
+from domain.timeutil import format_rfc3339
 from bench import data
 from bench.harness import observer_up, report, timings_ms
 from bench.logs_query import QUERIES

@@ -14,10 +14,10 @@ import httpx
 import yaml
 from prometheus_api_client import PrometheusConnect
 
-from adapters.model import ComponentScope
+from domain.model import ComponentScope
 from adapters.prometheus.otel import OtelScheme
 from adapters.prometheus.remote_write import RemoteWriter
-from adapters.timeutil import format_rfc3339, now_ns
+from domain.timeutil import format_rfc3339, now_ns
 from bench.harness import observer_up, report, timings_ms
 from tests.sample import COMPONENTS, ENVIRONMENTS, PROJECT, PROJECT_UID, platform_points
 from tests.servers.prometheus import start_prometheus

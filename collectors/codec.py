@@ -28,7 +28,7 @@ from typing import Any
 
 import msgpack
 
-from adapters.model import EventRecord, Identity, LogRecord, MetricKind, MetricPoint, SpanRecord
+from domain.model import EventRecord, Identity, LogRecord, MetricKind, MetricPoint, SpanRecord
 
 #: Bumped only for a change that field names cannot describe (the layout of the envelope itself).
 FORMAT = 1

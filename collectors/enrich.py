@@ -3,7 +3,7 @@
 The identity comes from the pod's labels and annotations (OpenChoreo's `openchoreo.dev/*` labels, Argo's
 workflow label and node-name annotation), looked up by (Kubernetes namespace, pod name, pod UID) in a
 `PodMetadata` source (a YAML file here, or the Kubernetes API: collectors/kubernetes/pods.py), and mapped by
-`collectors.domain` exactly as resource attributes are, so a line read from a file and a record received over
+`domain.identity` exactly as resource attributes are, so a line read from a file and a record received over
 OTLP get the same identity. A pod the source does not know still gets its Kubernetes namespace, pod and
 container, so nothing is dropped for lack of metadata.
 
@@ -26,8 +26,8 @@ from typing import Protocol, runtime_checkable
 import orjson
 import yaml
 
-from adapters.loglevel import detect_level
-from adapters.model import Identity, LogRecord
+from domain.loglevel import detect_level
+from domain.model import Identity, LogRecord
 from collectors.tail.model import TailedLine
 from collectors.tail.paths import PodContainer
 from collectors.tail.records import identity_for

@@ -36,7 +36,7 @@ import time
 import uuid
 from collections.abc import Sequence
 
-from adapters.model import EventRecord, LogRecord, MetricPoint, SpanRecord
+from domain.model import EventRecord, LogRecord, MetricPoint, SpanRecord
 from adapters.protocols import TelemetrySink
 from collectors.buffer import BufferFull, DiskBuffer
 from collectors.codec import Batch

@@ -6,7 +6,7 @@ A fresh all-in-one is empty, and an empty observability plane explains nothing. 
 Resource carrying the OpenChoreo pod labels, with its own tracer, logger and meter providers and OTLP/HTTP
 exporters, so what arrives at the endpoint is byte for byte what a real SDK sends: traces crossing components,
 logs correlated with them, Kubernetes events, the HTTP latency histogram and pod resource metrics named as
-`adapters.semconv` expects.
+`domain.semconv` expects.
 
 Nothing here sleeps to make a span last: each request is planned first (durations, statuses, log lines), then
 emitted with explicit timestamps, so hundreds of requests a second, or fifteen minutes of backfilled history,
@@ -50,9 +50,9 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.sdk.trace.sampling import ALWAYS_ON
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from adapters import semconv
+from domain import semconv
 from adapters.embedded.registry import derived_uid
-from adapters.model import (
+from domain.model import (
     LABEL_COMPONENT,
     LABEL_COMPONENT_UID,
     LABEL_ENVIRONMENT,

@@ -19,7 +19,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from adapters.echo import shown
+from domain.echo import shown
 from observer.responses import FastJSONResponse as JSONResponse
 
 log = logging.getLogger(__name__)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import NoReturn
 
-from adapters.echo import shown
+from domain.echo import shown
 from observer.auth.model import FINOPS_VIEW, Authorizer, Subject
 from observer.auth.resources import component_resource
 from observer.errors import INVALID_REQUEST, ApiError

@@ -6,7 +6,7 @@ import json
 import logging
 import sys
 
-from adapters.timeutil import format_rfc3339
+from domain.timeutil import format_rfc3339
 
 
 class JsonFormatter(logging.Formatter):

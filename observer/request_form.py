@@ -14,7 +14,7 @@ import re
 
 from pydantic import BaseModel
 
-from adapters.echo import shown
+from domain.echo import shown
 from observer.errors import INVALID_REQUEST, ApiError, bad_request
 from observer.wire import (
     ComponentSearchScope,

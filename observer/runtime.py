@@ -31,7 +31,7 @@ from adapters.prometheus.otel import OtelScheme
 from adapters.prometheus.remote_write import RemoteWriter
 from adapters.protocols import BackendUnavailable, ScopeResolver, TelemetrySink
 from adapters.routing import SplitSink
-from adapters.timeutil import now_ns
+from domain.timeutil import now_ns
 from collectors.otlp.receiver import build_otlp_app
 from observer.alerting.plane import Alerting, build_alerting
 from observer.app import create_internal_app, create_public_app

@@ -12,8 +12,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 
-from adapters.echo import shown
-from adapters.model import (
+from domain.echo import shown
+from domain.model import (
     ComponentScope,
     EventRecord,
     EventsQuery,

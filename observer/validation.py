@@ -15,9 +15,9 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel
 
-from adapters.echo import shown
-from adapters.loglevel import API_LEVELS
-from adapters.model import (
+from domain.echo import shown
+from domain.loglevel import API_LEVELS
+from domain.model import (
     ComponentScope,
     EventsQuery,
     LogsQuery,
@@ -29,7 +29,7 @@ from adapters.model import (
     TracesQuery,
     WorkflowScope,
 )
-from adapters.timeutil import parse_go_duration, parse_rfc3339
+from domain.timeutil import parse_go_duration, parse_rfc3339
 from observer.errors import ApiError, bad_request
 from observer.request_form import check_body, check_text
 from observer.wire import (

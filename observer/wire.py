@@ -27,8 +27,8 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from adapters.loglevel import API_LEVELS
-from adapters.model import (
+from domain.loglevel import API_LEVELS
+from domain.model import (
     EdgeMetrics,
     EventRecord,
     Identity,
@@ -38,7 +38,7 @@ from adapters.model import (
     Topology,
     TraceSummary,
 )
-from adapters.timeutil import format_rfc3339
+from domain.timeutil import format_rfc3339
 
 #: The longest searchPhrase accepted: a literal substring this long is already very selective, and a longer
 #: one only makes every candidate line slower to test.

@@ -6,8 +6,8 @@ import uuid
 
 from typing import Any
 
-from adapters import semconv
-from adapters.model import Identity, MetricKind, MetricPoint
+from domain import semconv
+from domain.model import Identity, MetricKind, MetricPoint
 
 NS = "acme"
 PROJECT = "shop"

@@ -10,7 +10,7 @@ from pathlib import Path
 from adapters.embedded import logs, metrics, topology, traces
 from adapters.embedded.registry import EmbeddedRegistry
 from adapters.embedded.store import Store
-from adapters.model import (
+from domain.model import (
     EventRecord,
     EventsQuery,
     Identity,
@@ -27,7 +27,7 @@ from adapters.model import (
     TraceSummary,
     TracesQuery,
 )
-from adapters.timeutil import now_ns
+from domain.timeutil import now_ns
 
 #: Rows deleted per transaction by retention, so ingest and queries are never blocked for long.
 _PRUNE_CHUNK = 5_000

@@ -17,11 +17,11 @@ import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from adapters import semconv
+from domain import semconv
 from adapters.embedded.scope import streams_in_scope
 from adapters.embedded.store import Store
-from adapters.model import MetricKind, MetricPoint, MetricSeries, MetricsQuery
-from adapters.timeutil import MIN_NS as _MIN_NS
+from domain.model import MetricKind, MetricPoint, MetricSeries, MetricsQuery
+from domain.timeutil import MIN_NS as _MIN_NS
 
 _NS_PER_SECOND = 1_000_000_000
 #: Quantiles of the `http` family, as (series key, q).

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from adapters.cursor import decode_cursor, encode_cursor
 from adapters.embedded.scope import streams_in_scope
-from adapters.model import TOTAL_CAP, Scope, SortOrder, TimeRange
+from domain.model import TOTAL_CAP, Scope, SortOrder, TimeRange
 
 
 @dataclass(frozen=True, slots=True)

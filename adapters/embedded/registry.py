@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 
 from adapters.embedded.store import Store
-from adapters.model import Identity
+from domain.model import Identity
 from adapters.protocols import ScopeNotFound
 
 #: Namespace for UIDs derived from names, so a declared entry without a uid keeps the same one forever.

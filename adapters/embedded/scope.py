@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from adapters.model import ComponentScope, Scope, WorkflowScope
+from domain.model import ComponentScope, Scope, WorkflowScope
 
 
 def streams_in_scope(scope: Scope) -> tuple[str, list[object]]:

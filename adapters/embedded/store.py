@@ -17,7 +17,7 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Iterator, TypeVar
 
-from adapters.model import Identity
+from domain.model import Identity
 
 T = TypeVar("T")
 

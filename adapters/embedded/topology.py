@@ -12,9 +12,9 @@ from __future__ import annotations
 import json
 import sqlite3
 
-from adapters import semconv
+from domain import semconv
 from adapters.embedded.scope import streams_in_scope
-from adapters.model import ComponentScope, EdgeMetrics, NodeRef, Topology, TopologyEdge, TopologyNode, TopologyQuery
+from domain.model import ComponentScope, EdgeMetrics, NodeRef, Topology, TopologyEdge, TopologyNode, TopologyQuery
 
 _NS_PER_SECOND = 1e9
 #: Latency percentiles as integer percents, so the rank test is exact integer arithmetic.

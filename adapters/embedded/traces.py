@@ -14,8 +14,8 @@ from collections.abc import Sequence
 
 from adapters.embedded.scope import IDENTITY_COLUMNS, IDENTITY_WIDTH, streams_in_scope
 from adapters.embedded.store import Store
-from adapters.timeutil import elapsed_ms
-from adapters.model import TOTAL_CAP, Identity, Page, SpanRecord, SpansQuery, TraceSummary, TracesQuery
+from domain.timeutil import elapsed_ms
+from domain.model import TOTAL_CAP, Identity, Page, SpanRecord, SpansQuery, TraceSummary, TracesQuery
 from adapters.protocols import SpanNotFound
 
 _SPAN_COLUMNS = (

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 from opensearchpy import AsyncOpenSearch
 
 from adapters.cursor import decode_cursor, encode_cursor, fingerprint
-from adapters.model import (
+from domain.model import (
     TOTAL_CAP,
     EventRecord,
     EventsQuery,
@@ -34,7 +34,7 @@ from adapters.opensearch.bulk import BulkResult, BulkWriter, encode_action
 from adapters.opensearch.client import OpenSearchConfig, connect, unavailable_on_failure
 from adapters.opensearch.layout import IndexLayout, delete_expired, install
 from adapters.protocols import SpanNotFound
-from adapters.timeutil import parse_rfc3339
+from domain.timeutil import parse_rfc3339
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ Logs are what collectors send most, so they also have a fast path to the bulk bo
 record's action and document lines directly (bytes, with the per-pod part and the per-second part serialised
 once), byte for byte what `bulk.encode_action` makes of `log_id` and `log_document`, at a fraction of the cost.
 
-Reading goes through `collectors.domain.identity_from_attributes`, so a document written by Fluent Bit, by the
+Reading goes through `domain.identity.identity_from_attributes`, so a document written by Fluent Bit, by the
 OTel Collector or by us gets the same identity the embedded backend would have given the record.
 """
 
@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from adapters.loglevel import detect_level
-from adapters.model import (
+from domain.loglevel import detect_level
+from domain.model import (
     LABEL_COMPONENT,
     LABEL_COMPONENT_UID,
     LABEL_ENVIRONMENT,
@@ -36,11 +36,11 @@ from adapters.model import (
     LogRecord,
     SpanRecord,
 )
-from adapters.timeutil import format_rfc3339, parse_rfc3339
+from domain.timeutil import format_rfc3339, parse_rfc3339
 
 if TYPE_CHECKING:
     from adapters.opensearch.layout import IndexLayout
-from collectors.domain import (
+from domain.identity import (
     ARGO_NODE_NAME,
     K8S_CONTAINER,
     K8S_NAMESPACE,

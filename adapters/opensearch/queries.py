@@ -16,9 +16,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from adapters.loglevel import stored_levels
-from adapters.model import TOTAL_CAP, ComponentScope, Scope, SortOrder, TimeRange, WorkflowScope
-from adapters.timeutil import format_rfc3339
+from domain.loglevel import stored_levels
+from domain.model import TOTAL_CAP, ComponentScope, Scope, SortOrder, TimeRange, WorkflowScope
+from domain.timeutil import format_rfc3339
 
 Clause = dict[str, Any]
 

@@ -11,7 +11,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import Protocol
 
-from adapters.model import (
+from domain.model import (
     EdgeMetrics,
     EventRecord,
     LogRecord,

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from adapters.model import ComponentScope, MetricFamily, TopologyQuery
+from domain.model import ComponentScope, MetricFamily, TopologyQuery
 from adapters.prometheus import promql
 from adapters.prometheus.schemes import SIDE_LABELS, TopologyQueries
 

@@ -9,8 +9,8 @@ histograms are rates over the step.
 
 from __future__ import annotations
 
-from adapters import semconv
-from adapters.model import ComponentScope, MetricFamily, MetricKind, TopologyQuery
+from domain import semconv
+from domain.model import ComponentScope, MetricFamily, MetricKind, TopologyQuery
 from adapters.prometheus import naming, promql
 from adapters.prometheus.schemes import TopologyQueries
 

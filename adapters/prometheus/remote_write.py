@@ -47,8 +47,8 @@ from itertools import accumulate
 import cramjam
 import httpx
 
-from adapters import semconv
-from adapters.model import MetricKind, MetricPoint
+from domain import semconv
+from domain.model import MetricKind, MetricPoint
 from adapters.prometheus.naming import identity_labels, label_name, metric_name
 from adapters.protocols import BackendUnavailable
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from adapters.model import ComponentScope, MetricFamily, TopologyQuery
+from domain.model import ComponentScope, MetricFamily, TopologyQuery
 
 #: Labels every topology series carries, one set per side of the edge (`src_*`, `dst_*`).
 SIDE_LABELS = ("namespace", "project_uid", "project", "component_uid", "component")

@@ -53,7 +53,7 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsSer
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceResponse
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
-from adapters.model import EventRecord, LogRecord, MetricPoint, SpanRecord
+from domain.model import EventRecord, LogRecord, MetricPoint, SpanRecord
 from adapters.protocols import BackendUnavailable
 from collectors.otlp.encode import DEFAULT_MAX_REQUEST_BYTES, OtlpRequest, encode_batch
 from collectors.otlp.receiver import BATCH_ID_HEADER

@@ -30,7 +30,7 @@ the node's pod cache when there is one and it knows the pod, else a GET of the p
 carry OpenChoreo's labels too (Deployment, ReplicaSet, StatefulSet, DaemonSet, Job, CronJob, Service), a GET of
 the object; failing those (deleted, another kind), the labels of the object's namespace. Lookups are cached for
 `metadata_ttl_s`, and a UID mismatch (a re-created object of the same name) counts as not found. All through
-`collectors.domain.identity_from_attributes`, as the OTLP mapping does with `k8s.object.label.*`.
+`domain.identity.identity_from_attributes`, as the OTLP mapping does with `k8s.object.label.*`.
 """
 
 from __future__ import annotations
@@ -52,11 +52,11 @@ import orjson
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
-from adapters.model import EventRecord
+from domain.model import EventRecord
 from adapters.protocols import TelemetrySink
-from adapters.timeutil import now_ns, parse_rfc3339
+from domain.timeutil import now_ns, parse_rfc3339
 from collectors.durable import replace_file
-from collectors.domain import K8S_NAMESPACE, K8S_POD, identity_from_attributes
+from domain.identity import K8S_NAMESPACE, K8S_POD, identity_from_attributes
 from collectors.kubernetes.pods import PodCache
 from collectors.kubernetes.watch import Reflector, read_json, resource_version
 

@@ -49,8 +49,8 @@ from opentelemetry.proto.metrics.v1.metrics_pb2 import (
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
-from adapters.model import EventRecord, Identity, LogRecord, MetricKind, MetricPoint, SpanKind, SpanRecord
-from collectors.domain import K8S_NAMESPACE, identity_attributes, identity_from_attributes
+from domain.model import EventRecord, Identity, LogRecord, MetricKind, MetricPoint, SpanKind, SpanRecord
+from domain.identity import K8S_NAMESPACE, identity_attributes, identity_from_attributes
 from collectors.otlp.decode import Signal
 from collectors.otlp.mapping import (
     EVENT_REASON,

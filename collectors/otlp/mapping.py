@@ -1,7 +1,7 @@
 """OTLP export requests to the shared domain records.
 
 Pure functions: a decoded request in, a `Mapped` result out, no I/O, so every rule here is unit-testable and the
-receiver only moves bytes. Each record's identity comes from its resource attributes (`collectors.domain`).
+receiver only moves bytes. Each record's identity comes from its resource attributes (`domain.identity`).
 
 What is not stored is counted, with a reason, so the receiver can report it as OTLP partial success instead of
 dropping data silently:
@@ -37,10 +37,10 @@ from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord as OtlpLogRecord
 from opentelemetry.proto.metrics.v1.metrics_pb2 import AggregationTemporality, DataPointFlags
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
-from adapters.loglevel import detect_level, normalize_level, severity_number_level
-from adapters.model import EventRecord, Identity, LogRecord, MetricKind, MetricPoint, SpanKind, SpanRecord
-from adapters.timeutil import now_ns
-from collectors.domain import K8S_NAMESPACE, identity_from_attributes
+from domain.loglevel import detect_level, normalize_level, severity_number_level
+from domain.model import EventRecord, Identity, LogRecord, MetricKind, MetricPoint, SpanKind, SpanRecord
+from domain.timeutil import now_ns
+from domain.identity import K8S_NAMESPACE, identity_from_attributes
 
 EVENT_REASON = "k8s.event.reason"
 EVENT_TYPE = "k8s.event.type"

@@ -47,7 +47,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from adapters.protocols import BackendUnavailable, TelemetrySink
-from adapters.timeutil import format_rfc3339, now_ns
+from domain.timeutil import format_rfc3339, now_ns
 from collectors.buffer import BatchTooLarge, BufferFull
 from collectors.otlp.decode import (
     CONTENT_TYPES,

@@ -20,7 +20,7 @@ from typing import Final
 
 import orjson
 
-from adapters.timeutil import format_rfc3339, parse_rfc3339
+from domain.timeutil import format_rfc3339, parse_rfc3339
 
 # Why a line was dropped. Stable strings: they become metric labels.
 MALFORMED: Final = "malformed"  # not `<time> <stream> <tag> <content>` (binary garbage usually lands here)

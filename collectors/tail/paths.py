@@ -46,7 +46,7 @@ class PodContainer:
 
     def attributes(self) -> dict[str, str]:
         """The OpenTelemetry resource attributes this location stands for, to merge with the pod's labels
-        before `collectors.domain.identity_from_attributes`."""
+        before `domain.identity.identity_from_attributes`."""
         attrs = {
             "k8s.namespace.name": self.namespace,
             "k8s.pod.name": self.pod,

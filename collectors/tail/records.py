@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from adapters.model import Identity
-from collectors.domain import identity_from_attributes
+from domain.model import Identity
+from domain.identity import identity_from_attributes
 from collectors.tail.paths import PodContainer
 
 

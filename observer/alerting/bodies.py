@@ -4,7 +4,7 @@ rule API): decode, refuse text no store can hold, and describe a binding failure
 Why here and not in each handler: every one of these failures is the caller's, so each must be a 400 that says
 what to fix, never a 500 from deep in a store. NUL cannot be stored in PostgreSQL text and lone surrogates
 cannot be encoded at all, so both are refused at the door, with the path of the field that holds them. Anything
-that echoes user input goes through `adapters.echo.shown`, so a 100 KB field name never comes back as a 100 KB
+that echoes user input goes through `domain.echo.shown`, so a 100 KB field name never comes back as a 100 KB
 message.
 """
 
@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 from pydantic import BaseModel, ValidationError
 
-from adapters.echo import shown
+from domain.echo import shown
 
 
 class BodyError(ValueError):

@@ -59,7 +59,7 @@ from typing import Protocol
 
 import httpx
 
-from adapters.timeutil import format_rfc3339, parse_rfc3339
+from domain.timeutil import format_rfc3339, parse_rfc3339
 from alert_rules.model import EmailConfig, NotificationChannel, SecretRef
 from observer.alerting.details import AlertDetails
 from observer.alerting.templates import TemplateError, render_json, render_text

@@ -15,8 +15,8 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, and_, func, select, update
 
-from adapters.model import ComponentScope, SortOrder
-from adapters.timeutil import format_rfc3339, now_ns
+from domain.model import ComponentScope, SortOrder
+from domain.timeutil import format_rfc3339, now_ns
 from observer.alerting.tables import alert_entries, incident_entries
 
 ROW_CAP = 10_000

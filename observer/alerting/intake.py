@@ -27,9 +27,9 @@ from dataclasses import dataclass
 from sqlalchemy import Engine, insert
 from sqlalchemy.exc import IntegrityError
 
-from adapters.echo import shown
+from domain.echo import shown
 from adapters.protocols import ResolverUnavailable, ScopeNotFound, ScopeResolver
-from adapters.timeutil import format_rfc3339, now_ns
+from domain.timeutil import format_rfc3339, now_ns
 from alert_rules.model import AlertFiring, AlertRule, go_duration
 from alert_rules.scope import resolve_rule_scope
 from observer.alerting import outbox

@@ -18,7 +18,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from adapters.timeutil import parse_rfc3339
+from domain.timeutil import parse_rfc3339
 from alert_rules.model import AlertFiring
 
 

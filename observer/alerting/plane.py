@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, replace
 from adapters.opensearch.backend import OpenSearchBackend
 from adapters.prometheus.schemes import Scheme
 from adapters.protocols import LogsBackend, MetricsBackend, ScopeResolver
-from adapters.timeutil import now_ns, parse_go_duration
+from domain.timeutil import now_ns, parse_go_duration
 from alert_rules.evaluator import RuleEvaluator
 from alert_rules.opensearch_monitors import logs_rule_target
 from alert_rules.prometheus import PrometheusRuleTarget

@@ -19,7 +19,7 @@ from typing import Any
 import yaml
 from sqlalchemy import Engine, Table, case, delete, insert, select, update
 
-from adapters.timeutil import now_ns
+from domain.timeutil import now_ns
 from alert_rules.model import (
     CHANNEL_KIND,
     RULE_KIND,

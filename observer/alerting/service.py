@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from adapters.model import ComponentScope, SortOrder
+from domain.model import ComponentScope, SortOrder
 from adapters.protocols import ResolverAuthFailed, ResolverUnavailable, ScopeNotFound, ScopeResolver
 from observer.alerting.entries import STATUSES, EntriesQuery, EntryStore, IncidentNotFound, InvalidTransition
 from observer.auth import model as authz

@@ -41,7 +41,7 @@ class ComponentScopeLike(Protocol):
 
 
 class WorkflowScopeLike(Protocol):
-    """adapters.model.WorkflowScope: a namespace and, optionally, one workflow run."""
+    """domain.model.WorkflowScope: a namespace and, optionally, one workflow run."""
 
     namespace: str
     workflow_run: str

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
 
-from adapters.echo import shown
+from domain.echo import shown
 from observer.errors import ApiError, bad_request, describe_validation_error
 from observer.mcp.schemas import Argument
 

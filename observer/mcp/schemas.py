@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from adapters.loglevel import API_LEVELS
+from domain.loglevel import API_LEVELS
 from observer.validation import MAX_LIMIT
 
 Schema = dict[str, Any]

@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from mcp import types
 
-from adapters.model import ComponentScope, LogRecord, LogsQuery, Page, SortOrder, TimeRange, WorkflowScope
-from adapters.timeutil import format_rfc3339, now_ns
+from domain.model import ComponentScope, LogRecord, LogsQuery, Page, SortOrder, TimeRange, WorkflowScope
+from domain.timeutil import format_rfc3339, now_ns
 from observer.auth.model import Subject
 from observer.errors import ApiError
 from observer.mcp import schemas

@@ -16,8 +16,8 @@ from typing import Any
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, StrictBool, StrictFloat, StrictInt, StrictStr
 
-from adapters.echo import shown
-from adapters.model import LABEL_COMPONENT_UID, LABEL_ENVIRONMENT_UID, LABEL_PROJECT_UID
+from domain.echo import shown
+from domain.model import LABEL_COMPONENT_UID, LABEL_ENVIRONMENT_UID, LABEL_PROJECT_UID
 from alert_rules.model import (
     LABEL_SCOPE,
     METRICS,

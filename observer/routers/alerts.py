@@ -12,8 +12,8 @@ from typing import Any
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, StrictInt, StrictStr
 
-from adapters.echo import shown
-from adapters.model import TimeRange
+from domain.echo import shown
+from domain.model import TimeRange
 from observer.alerting import bodies
 from observer.alerting.service import SUPPORTED_TIMES, AlertService, AlertsQuery
 from observer.errors import ApiError

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Query, Request
 
-from adapters.echo import shown
+from domain.echo import shown
 from observer.errors import INVALID_REQUEST, ApiError
 from observer.finops import GRANULARITY, finops_scope, refuse_finops
 from observer.responses import FastJSONResponse

@@ -11,9 +11,9 @@ from typing import Any
 from fastapi import APIRouter, Depends, Path, Request
 from observer.responses import FastJSONResponse
 
-from adapters.echo import shown
-from adapters.model import WorkflowScope
-from adapters.timeutil import now_ns
+from domain.echo import shown
+from domain.model import WorkflowScope
+from domain.timeutil import now_ns
 from observer.auth.model import Subject
 from observer.errors import UNSUPPORTED_MEDIA_TYPE, bad_request
 from observer.service import QueryService

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from adapters.embedded.backend import EmbeddedBackend
-from adapters.model import EventRecord, LogRecord, SpanRecord
+from domain.model import EventRecord, LogRecord, SpanRecord
 from adapters.opensearch.backend import OpenSearchBackend
 from adapters.opensearch.client import OpenSearchConfig
 from tests.servers.opensearch_layout import drop_layout, unique_layout

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from adapters.model import ComponentScope, EventRecord, Identity, LogRecord, SpanRecord, TimeRange, WorkflowScope
+from domain.model import ComponentScope, EventRecord, Identity, LogRecord, SpanRecord, TimeRange, WorkflowScope
 from tests.sample import BASE_NS, COMPONENTS, ENVIRONMENTS, PROJECT_UID, identity
 
 SECOND = 10**9

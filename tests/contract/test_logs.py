@@ -8,11 +8,11 @@ import json
 
 import pytest
 
-from adapters.model import TOTAL_CAP, ComponentScope, LogsQuery, TimeRange
+from domain.model import TOTAL_CAP, ComponentScope, LogsQuery, TimeRange
 from adapters.protocols import InvalidCursor
 from tests.contract.data import MS, SECOND, WINDOW, cart_scope, log, workflow_identity, workflow_scope
 from tests.sample import BASE_NS, COMPONENTS, ENVIRONMENTS, PROJECT_UID
-from adapters.model import LogRecord
+from domain.model import LogRecord
 
 
 def bodies(page) -> list[str]:

@@ -12,14 +12,14 @@ from typing import Any
 
 import pytest
 
-from adapters import semconv
+from domain import semconv
 from adapters.embedded.backend import EmbeddedBackend
-from adapters.model import ComponentScope, MetricPoint, MetricsQuery, TimeRange
+from domain.model import ComponentScope, MetricPoint, MetricsQuery, TimeRange
 from adapters.prometheus.backend import PrometheusBackend
 from adapters.prometheus.client import PrometheusConfig
 from adapters.prometheus.otel import OtelScheme
 from adapters.prometheus.remote_write import RemoteWriter
-from adapters.timeutil import now_ns
+from domain.timeutil import now_ns
 from tests.sample import COMPONENTS, ENVIRONMENTS, PROJECT_UID, platform_points
 
 SECOND = 10**9

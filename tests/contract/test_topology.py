@@ -48,7 +48,7 @@ from typing import Any
 import pytest
 
 from adapters.embedded.backend import EmbeddedBackend
-from adapters.model import ComponentScope, EdgeMetrics, NodeRef, Topology, TopologyQuery
+from domain.model import ComponentScope, EdgeMetrics, NodeRef, Topology, TopologyQuery
 from adapters.prometheus.backend import PrometheusBackend
 from adapters.prometheus.client import PrometheusConfig
 from adapters.prometheus.kubernetes import KubernetesScheme

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from adapters.model import ComponentScope, EventsQuery, SpansQuery, TimeRange, TracesQuery
+from domain.model import ComponentScope, EventsQuery, SpansQuery, TimeRange, TracesQuery
 from adapters.protocols import SpanNotFound
 from tests.contract.data import MS, SECOND, WINDOW, cart_scope, event, span
 from tests.sample import BASE_NS, COMPONENTS, PROJECT_UID, ENVIRONMENTS

@@ -16,8 +16,8 @@ from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from adapters import semconv
-from adapters.model import (
+from domain import semconv
+from domain.model import (
     EdgeMetrics,
     Identity,
     NodeRef,

@@ -21,13 +21,13 @@ import httpx
 import pytest
 import yaml
 
-from adapters.model import MetricKind, MetricPoint
+from domain.model import MetricKind, MetricPoint
 from adapters.prometheus.backend import PrometheusBackend
 from adapters.prometheus.client import PrometheusConfig
 from adapters.prometheus.otel import OtelScheme
 from adapters.prometheus.remote_write import RemoteWriter
-from adapters import semconv
-from adapters.timeutil import format_rfc3339
+from domain import semconv
+from domain.timeutil import format_rfc3339
 from alert_rules.prometheus import alertmanager_config
 from tests.sample import COMPONENTS, ENVIRONMENTS, PROJECT_UID, identity
 from tests.servers.observer import observer_up

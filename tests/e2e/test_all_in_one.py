@@ -10,7 +10,7 @@ import time
 import httpx
 import pytest
 
-from adapters.timeutil import format_rfc3339, now_ns
+from domain.timeutil import format_rfc3339, now_ns
 from observer.demo import DemoTraffic
 from tests.servers.observer import observer_up
 from tests.servers.opensearch_layout import drop_layout_at, unique_layout

@@ -15,7 +15,7 @@ import httpx
 from google.rpc.status_pb2 import Status
 
 from adapters.embedded.backend import EmbeddedBackend
-from adapters.model import ComponentScope, LogsQuery, TimeRange
+from domain.model import ComponentScope, LogsQuery, TimeRange
 from collectors.tail.formats import TRUNCATION_MARKER
 from tests.integration.test_otlp_receiver import logs_body
 from tests.sample import COMPONENTS, ENVIRONMENTS, NS, PROJECT_UID

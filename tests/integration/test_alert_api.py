@@ -12,8 +12,8 @@ import httpx
 import pytest
 
 from adapters.embedded.backend import EmbeddedBackend
-from adapters.model import Identity, LogRecord
-from adapters.timeutil import now_ns
+from domain.model import Identity, LogRecord
+from domain.timeutil import now_ns
 from observer.alerting.outbox import notification_status
 from observer.alerting.plane import build_alerting
 from observer.app import create_internal_app, create_public_app

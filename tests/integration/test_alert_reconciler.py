@@ -19,9 +19,9 @@ import httpx
 import pytest
 from fastapi import FastAPI, Request
 
-from adapters import semconv
+from domain import semconv
 from adapters.embedded.backend import EmbeddedBackend
-from adapters.model import ComponentScope, LogRecord, LogsQuery, MetricKind, MetricPoint, TimeRange
+from domain.model import ComponentScope, LogRecord, LogsQuery, MetricKind, MetricPoint, TimeRange
 from adapters.opensearch.backend import OpenSearchBackend
 from adapters.opensearch.client import OpenSearchConfig
 from adapters.prometheus.backend import PrometheusBackend

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from adapters.timeutil import format_rfc3339, now_ns
+from domain.timeutil import format_rfc3339, now_ns
 from alert_rules.evaluator import RuleEvaluator
 from alert_rules.model import InvalidResource
 from alert_rules.reconciler import Reconciler

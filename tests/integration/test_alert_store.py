@@ -8,7 +8,7 @@ import uuid
 import pytest
 from sqlalchemy import insert
 
-from adapters.model import ComponentScope
+from domain.model import ComponentScope
 from alert_rules.model import InvalidResource, go_duration, parse_duration, rule_from_resource
 from observer.alerting.db import open_engine
 from observer.alerting.entries import EntriesQuery, EntryStore, IncidentNotFound, InvalidTransition

@@ -25,8 +25,8 @@ from mcp.client.streamable_http import streamable_http_client
 from sqlalchemy import insert
 
 from adapters.embedded.backend import EmbeddedBackend
-from adapters.model import EventRecord, LogRecord
-from adapters.timeutil import format_rfc3339
+from domain.model import EventRecord, LogRecord
+from domain.timeutil import format_rfc3339
 from observer.alerting.db import open_engine
 from observer.alerting.entries import EntryStore
 from observer.alerting.service import AlertService

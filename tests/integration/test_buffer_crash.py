@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 
-from adapters.model import LogRecord, MetricKind, MetricPoint, SpanRecord
+from domain.model import LogRecord, MetricKind, MetricPoint, SpanRecord
 from collectors.buffer import Batch, DiskBuffer
 from tests.sample import BASE_NS, identity
 

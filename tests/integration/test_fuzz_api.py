@@ -37,8 +37,8 @@ from hypothesis import strategies as st
 from schemathesis import GenerationMode
 
 from adapters.embedded.backend import EmbeddedBackend
-from adapters.model import EventRecord, Identity, LogRecord, SpanRecord
-from adapters.timeutil import parse_rfc3339
+from domain.model import EventRecord, Identity, LogRecord, SpanRecord
+from domain.timeutil import parse_rfc3339
 from observer.alerting.plane import build_alerting
 from observer.app import create_internal_app, create_public_app
 from observer.auth.model import AllowAll

@@ -24,9 +24,9 @@ from typing import Any
 import pytest
 from kubernetes import client as k8s
 
-from adapters.model import LABEL_COMPONENT, LABEL_COMPONENT_UID, ComponentScope, EventRecord, EventsQuery, Identity
-from adapters.model import LogRecord, LogsQuery, MetricPoint, SpanRecord, TimeRange
-from adapters.timeutil import parse_rfc3339
+from domain.model import LABEL_COMPONENT, LABEL_COMPONENT_UID, ComponentScope, EventRecord, EventsQuery, Identity
+from domain.model import LogRecord, LogsQuery, MetricPoint, SpanRecord, TimeRange
+from domain.timeutil import parse_rfc3339
 from collectors.enrich import Enricher
 from collectors.kubernetes.events import EventsReceiver
 from collectors.kubernetes.pods import PodCache

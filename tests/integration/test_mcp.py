@@ -35,8 +35,8 @@ from mcp.types.version import MODERN_PROTOCOL_VERSIONS
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from adapters.embedded.backend import EmbeddedBackend
-from adapters.model import EventRecord, Identity, LogRecord
-from adapters.timeutil import format_rfc3339
+from domain.model import EventRecord, Identity, LogRecord
+from domain.timeutil import format_rfc3339
 from observer.alerting.db import open_engine
 from observer.alerting.entries import EntryStore
 from observer.alerting.service import AlertService

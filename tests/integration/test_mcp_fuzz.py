@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
 from adapters.embedded.backend import EmbeddedBackend
-from adapters.timeutil import format_rfc3339
+from domain.timeutil import format_rfc3339
 from observer.alerting.db import open_engine
 from observer.alerting.entries import EntryStore
 from observer.alerting.service import AlertService

@@ -32,7 +32,7 @@ import pytest
 from opensearchpy import AsyncOpenSearch
 
 from adapters.embedded.backend import EmbeddedBackend
-from adapters.model import Identity, LogRecord
+from domain.model import Identity, LogRecord
 from adapters.opensearch.backend import OpenSearchBackend
 from adapters.opensearch.client import OpenSearchConfig
 from adapters.opensearch.layout import IndexLayout

@@ -27,7 +27,7 @@ import pytest
 from opensearchpy import AsyncOpenSearch
 
 from adapters.embedded.backend import EmbeddedBackend
-from adapters.model import ComponentScope, Identity, LogRecord, LogsQuery, TimeRange
+from domain.model import ComponentScope, Identity, LogRecord, LogsQuery, TimeRange
 from adapters.opensearch.backend import OpenSearchBackend
 from adapters.opensearch.client import OpenSearchConfig
 from adapters.opensearch.layout import IndexLayout

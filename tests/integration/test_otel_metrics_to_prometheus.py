@@ -13,8 +13,8 @@ from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
 from opentelemetry.sdk.metrics.view import ExplicitBucketHistogramAggregation, View
 from opentelemetry.sdk.resources import Resource
 
-from adapters import semconv
-from adapters.model import ComponentScope, MetricsQuery, TimeRange
+from domain import semconv
+from domain.model import ComponentScope, MetricsQuery, TimeRange
 from adapters.prometheus.backend import PrometheusBackend
 from adapters.prometheus.client import PrometheusConfig
 from adapters.prometheus.otel import OtelScheme

@@ -29,9 +29,9 @@ from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from starlette.responses import Response
 
 from adapters.embedded.backend import EmbeddedBackend
-from adapters.model import EventRecord, LogRecord, MetricKind, MetricPoint, SpanRecord
+from domain.model import EventRecord, LogRecord, MetricKind, MetricPoint, SpanRecord
 from adapters.protocols import BackendUnavailable
-from adapters.timeutil import now_ns
+from domain.timeutil import now_ns
 from collectors.buffer import DiskBuffer
 from collectors.config import ExporterConfig, OtlpExporterConfig
 from collectors.exporters.otlp import DROPPED_INVALID, DROPPED_TOO_LARGE, ExportThrottled, OtlpExporter

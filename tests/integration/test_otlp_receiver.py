@@ -29,7 +29,7 @@ from opentelemetry.proto.metrics.v1 import metrics_pb2 as pm
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 
 from adapters.embedded.backend import EmbeddedBackend
-from adapters.model import ComponentScope, EventsQuery, LogsQuery, TimeRange
+from domain.model import ComponentScope, EventsQuery, LogsQuery, TimeRange
 from adapters.protocols import BackendUnavailable
 from collectors.otlp.receiver import build_otlp_app
 from tests.sample import CART_PROD_LABELS, BASE_NS, COMPONENTS, ENVIRONMENTS, PROJECT_UID

@@ -34,7 +34,7 @@ from functools import cache
 
 import pytest
 
-from adapters.model import (
+from domain.model import (
     ComponentScope,
     EdgeMetrics,
     MetricSeries,

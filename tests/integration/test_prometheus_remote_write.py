@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from adapters.model import Identity, MetricKind, MetricPoint
+from domain.model import Identity, MetricKind, MetricPoint
 from adapters.prometheus.remote_write import RemoteWriter
 from adapters.protocols import BackendUnavailable
 from tests.servers.prometheus import PrometheusServer

@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from adapters.model import WorkflowScope
+from domain.model import WorkflowScope
 from observer.auth import model as authz
 from observer.auth.model import AuthorizationUnavailable, NotAuthenticated, PermissionDenied, Subject
 from observer.auth.remote_pdp import RemoteAuthorizer

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from adapters.model import WorkflowScope
+from domain.model import WorkflowScope
 from observer.auth import model as authz
 from observer.auth.model import Resource, Subject
 from observer.auth.resources import (

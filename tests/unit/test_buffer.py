@@ -14,7 +14,7 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsSer
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord as OtlpLog
 from opentelemetry.proto.logs.v1.logs_pb2 import ResourceLogs, ScopeLogs
 
-from adapters.model import LogRecord
+from domain.model import LogRecord
 from adapters.protocols import BackendUnavailable
 from collectors import buffer as buffer_module
 from collectors.buffer import (

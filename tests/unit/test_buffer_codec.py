@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from adapters.model import EventRecord, Identity, LogRecord, MetricKind, MetricPoint, SpanRecord
+from domain.model import EventRecord, Identity, LogRecord, MetricKind, MetricPoint, SpanRecord
 from collectors.codec import FORMAT, Batch, CodecError, decode, encode, read_mark
 from tests.sample import BASE_NS, identity
 

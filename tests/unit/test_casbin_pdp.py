@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from adapters.model import WorkflowScope
+from domain.model import WorkflowScope
 from observer.auth import model as authz
 from observer.auth.authorizers import AuthzConfigError, authorizer_from_env
 from observer.auth.casbin_pdp import CasbinAuthorizer, PolicySnapshot, entitlements_of, plain_enforcer

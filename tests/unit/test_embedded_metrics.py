@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from adapters.embedded import metrics
 from adapters.embedded.backend import EmbeddedBackend
 from adapters.embedded.store import Store
-from adapters.model import ComponentScope, Identity, MetricKind, MetricPoint, MetricsQuery, TimeRange
+from domain.model import ComponentScope, Identity, MetricKind, MetricPoint, MetricsQuery, TimeRange
 
 S = 1_000_000_000
 T0 = 1_700_000_000 * S

@@ -7,7 +7,7 @@ import itertools
 import pytest
 
 from adapters.embedded.backend import EmbeddedBackend
-from adapters.model import (
+from domain.model import (
     ComponentScope,
     Identity,
     NodeRef,

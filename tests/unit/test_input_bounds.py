@@ -10,7 +10,7 @@ import pytest
 
 from adapters.cursor import decode_cursor, encode_cursor
 from adapters.protocols import InvalidCursor
-from adapters.timeutil import format_rfc3339, parse_go_duration, parse_rfc3339
+from domain.timeutil import format_rfc3339, parse_go_duration, parse_rfc3339
 from tests.unit.test_query_api import CART, seeded, window  # noqa: F401  (seeded is a fixture)
 
 LOGS = "/api/v1/logs/query"

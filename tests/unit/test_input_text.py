@@ -10,8 +10,8 @@ import json
 
 import pytest
 
-from adapters.echo import shown
-from adapters.model import LogRecord
+from domain.echo import shown
+from domain.model import LogRecord
 from tests.sample import BASE_NS, identity
 from tests.unit.test_query_api import CART, END, START, seeded, window  # noqa: F401  (seeded is a fixture)
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from adapters.model import Identity
-from adapters.timeutil import parse_rfc3339
+from domain.model import Identity
+from domain.timeutil import parse_rfc3339
 from collectors.config import load
 from collectors.kubernetes.events import Checkpoint, event_record, event_time_ns
 from collectors.run import ConfigError, kubernetes_sources

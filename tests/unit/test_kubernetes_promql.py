@@ -13,8 +13,8 @@ import re
 import httpx
 import pytest
 
-from adapters import semconv
-from adapters.model import ComponentScope, TimeRange, TopologyQuery
+from domain import semconv
+from domain.model import ComponentScope, TimeRange, TopologyQuery
 from adapters.prometheus import promql
 from adapters.prometheus.kubernetes import KubernetesScheme
 from adapters.prometheus.schemes import EDGE_METRICS, SIDE_LABELS

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import pytest
 
-from adapters.loglevel import detect_level
+from domain.loglevel import detect_level
 
 VECTORS: list[tuple[str, str, str]] = [
     # (why, raw line, level)

@@ -8,7 +8,7 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from adapters.model import Identity, LogRecord
+from domain.model import Identity, LogRecord
 from adapters.opensearch import documents
 from adapters.opensearch.bulk import encode_action
 from adapters.opensearch.layout import IndexLayout

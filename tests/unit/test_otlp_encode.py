@@ -8,8 +8,8 @@ import math
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from adapters.model import EventRecord, Identity, LogRecord, MetricKind, MetricPoint, SpanKind, SpanRecord
-from collectors.domain import identity_attributes, identity_from_attributes
+from domain.model import EventRecord, Identity, LogRecord, MetricKind, MetricPoint, SpanKind, SpanRecord
+from domain.identity import identity_attributes, identity_from_attributes
 from collectors.otlp.decode import decode_request
 from collectors.otlp.encode import OtlpRequest, encode_batch
 from collectors.otlp.mapping import Mapped, map_logs, map_metrics, map_traces

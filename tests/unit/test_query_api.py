@@ -7,8 +7,8 @@ from dataclasses import replace
 
 import pytest
 
-from adapters.model import EventRecord, Identity, LogRecord, SpanRecord
-from adapters.timeutil import format_rfc3339
+from domain.model import EventRecord, Identity, LogRecord, SpanRecord
+from domain.timeutil import format_rfc3339
 from tests.sample import BASE_NS, COMPONENTS, ENVIRONMENTS, NS, PROJECT_UID, identity
 
 SECOND = 10**9

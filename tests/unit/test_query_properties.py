@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from adapters.embedded import logs as embedded_logs
 from adapters.embedded.backend import EmbeddedBackend
-from adapters.model import ComponentScope, EventRecord, EventsQuery, LogRecord, LogsQuery, TimeRange
+from domain.model import ComponentScope, EventRecord, EventsQuery, LogRecord, LogsQuery, TimeRange
 from tests.sample import BASE_NS, COMPONENTS, ENVIRONMENTS, PROJECT_UID, identity
 
 components = st.sampled_from(sorted(COMPONENTS))

@@ -13,7 +13,7 @@ from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from hypothesis import given
 from hypothesis import strategies as st
 
-from adapters.model import Identity, MetricKind, MetricPoint
+from domain.model import Identity, MetricKind, MetricPoint
 from adapters.prometheus.remote_write import (
     Accumulator,
     Series,

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from adapters.timeutil import format_rfc3339, parse_rfc3339
+from domain.timeutil import format_rfc3339, parse_rfc3339
 from collectors.tail.formats import (
     BAD_JSON,
     BAD_STREAM,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from adapters.model import Identity
+from domain.model import Identity
 from collectors.tail.model import TailedLine
 from collectors.tail.paths import (
     PodContainer,

@@ -32,7 +32,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from adapters.model import (
+from domain.model import (
     LABEL_COMPONENT,
     LABEL_COMPONENT_UID,
     LABEL_ENVIRONMENT,

@@ -11,7 +11,7 @@ import re
 import time
 from functools import lru_cache
 
-from adapters.echo import shown
+from domain.echo import shown
 
 _RFC3339 = re.compile(
     r"(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(Z|[+-]\d{2}:\d{2})\Z"
