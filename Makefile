@@ -1,4 +1,5 @@
 # Two commands: `make run` starts the all-in-one with demo traffic; `make test` sets up and passes the tests.
+# Also: `make check` (static checks: lint, types, import direction), `make unit` (the fast lane: no server).
 PYTHON ?= python3
 # bash: the install checks pip's own exit status through a pipe (PIPESTATUS).
 SHELL  := /bin/bash
@@ -6,7 +7,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test bench servers clean
+.PHONY: run test unit check lint typecheck imports bench servers clean
 
 # The first install takes a minute or two: pip says what it collects and installs as it goes (one line a
 # package: its indented detail lines are left out), so a first `make run` is never silent.
@@ -24,8 +25,27 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	JWT_DISABLED=true $(BIN)/observer up --demo
 
+# The thorough hypothesis profile here; developers get the quick one by default (tests/conftest.py).
 test: $(STAMP) servers
-	$(BIN)/python -m pytest
+	HYPOTHESIS_PROFILE=thorough $(BIN)/python -m pytest
+
+# The fast lane: tests/unit only, which starts no server (tests/conftest.py refuses one that would).
+unit: $(STAMP)
+	$(BIN)/python -m pytest -m unit tests/unit
+
+# Lint and format, types (pydantic plugin; strict on adapters/ and collectors/) and the import direction; the
+# settings of all three are in pyproject.toml. `make -k check` runs all three even when one fails.
+check: lint typecheck imports
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+imports: $(STAMP)
+	$(BIN)/lint-imports
 
 # prometheus-api-client (with pandas) only serves as the bench's point of comparison, so only the bench installs it.
 bench: $(STAMP)
@@ -43,4 +63,4 @@ servers:
 	  apt-get install -y -q postgresql >/dev/null || sudo apt-get install -y -q postgresql >/dev/null; fi
 
 clean:
-	rm -rf $(VENV) data bench/results .pytest_cache
+	rm -rf $(VENV) data bench/results .pytest_cache .mypy_cache .ruff_cache .import_linter_cache

@@ -52,7 +52,7 @@ def decode_cursor(cursor: str, query_fingerprint: str, shape: tuple[type, ...] |
         raise InvalidCursor("cursor belongs to a different query; repeat the query without it")
     if not _plausible(position, shape):
         raise InvalidCursor(NOT_OURS)
-    return position
+    return list(position)
 
 
 def _plausible(position: Any, shape: tuple[type, ...] | None) -> bool:

@@ -7,7 +7,8 @@ embedded store holds everything. Queries push filters, ordering, limits and aggr
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol, runtime_checkable
+from dataclasses import dataclass
+from typing import Literal, Protocol, runtime_checkable
 
 from domain.model import (
     EventRecord,
@@ -23,8 +24,8 @@ from domain.model import (
     SpansQuery,
     Topology,
     TopologyQuery,
-    TraceSummary,
     TracesQuery,
+    TraceSummary,
 )
 
 
@@ -73,10 +74,52 @@ class MetricsBackend(Protocol):
     async def query_topology(self, query: TopologyQuery) -> Topology: ...
 
 
+Outcome = Literal["delivered", "retry", "dropped"]
+
+
+@dataclass(frozen=True, slots=True)
+class WriteResult:
+    """What became of one `TelemetrySink.write`, in the spirit of OpenTelemetry's ExportResult: the caller
+    decides what to do next from this value instead of from whichever exception a backend happens to raise.
+
+    - `delivered`: stored. `count` records of it may still have been refused one by one (a bulk item's mapping
+      conflict, an OTLP partial success), for `reason`: they are not retried, and the caller counts them.
+    - `retry`: nothing is known to be stored; the same batch may pass later (connection refused, timeout, 429,
+      5xx). `retry_after_s` is how long the destination asked to be left alone (0: the caller's own backoff).
+    - `dropped`: the destination refused the whole batch for good (a 400 for the request): sending it again
+      would be refused again and would hold up everything behind it. `count` records are lost, for `reason`,
+      which the caller counts and logs.
+
+    `reason` is a short phrase safe to log (never a credential or a whole response body)."""
+
+    outcome: Outcome
+    retry_after_s: float = 0.0
+    reason: str = ""
+    count: int = 0
+
+    @classmethod
+    def delivered(cls, dropped: int = 0, reason: str = "") -> WriteResult:
+        """Stored; `dropped` records of the batch refused one by one, for `reason`."""
+        return _DELIVERED if not dropped else cls("delivered", reason=reason, count=dropped)
+
+    @classmethod
+    def retry(cls, after: float = 0.0, reason: str = "") -> WriteResult:
+        return cls("retry", retry_after_s=max(0.0, after), reason=reason)
+
+    @classmethod
+    def dropped(cls, reason: str, count: int) -> WriteResult:
+        return cls("dropped", reason=reason, count=count)
+
+
+_DELIVERED = WriteResult("delivered")
+
+
 @runtime_checkable
 class TelemetrySink(Protocol):
     """Where collectors deliver records. A batch is applied whole or not at all; `batch_id` makes a retried
-    batch a no-op, so delivery can be at-least-once without duplicates."""
+    batch a no-op, so delivery can be at-least-once without duplicates. The result says whether to move on,
+    try again later or give the batch up (`WriteResult`); a sink may still raise `BackendUnavailable` (or
+    anything unexpected), which callers treat as `retry`."""
 
     async def write(
         self,
@@ -86,7 +129,7 @@ class TelemetrySink(Protocol):
         events: Sequence[EventRecord] = (),
         spans: Sequence[SpanRecord] = (),
         metrics: Sequence[MetricPoint] = (),
-    ) -> None: ...
+    ) -> WriteResult: ...
 
 
 # ----------------------------------------------------------------------------------------------- names -> UIDs

@@ -2,7 +2,7 @@
 the Alerting plugin. It is a RuleTarget like any other (its `list_managed` is its in-memory schedule), so the
 reconciler hands it rules exactly as it hands Prometheus rule files.
 
-Semantics (shared with the Prometheus rules, see alert_rules/prometheus.py):
+Semantics (shared with the Prometheus rules, see adapters/prometheus/rules.py):
 
 - Evaluation times are slots aligned to the epoch: t = k * interval. Slot t is evaluated once, `delay_s` after
   t, so records still in flight (a collector's batch, OpenSearch's 1 s refresh) are counted.
@@ -28,12 +28,11 @@ import operator
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from domain.model import LogsQuery, MetricsQuery, TimeRange
 from adapters.protocols import LogsBackend, MetricsBackend
+from adapters.rule_targets import BackendRule, UnsupportedRule, content_hash, rule_logical_id
+from domain.alerting import BUDGET_UNSUPPORTED, METRIC_SERIES, AlertFiring, AlertRule, rule_scope
+from domain.model import LogsQuery, MetricsQuery, TimeRange
 from domain.timeutil import now_ns
-from alert_rules.model import AlertFiring, AlertRule
-from alert_rules.prometheus import BUDGET_UNSUPPORTED, METRIC_SERIES, rule_scope
-from alert_rules.targets import BackendRule, UnsupportedRule, content_hash, rule_logical_id
 
 log = logging.getLogger(__name__)
 
@@ -117,14 +116,22 @@ class RuleEvaluator:
         """Over what evaluation uses, so a change of description or channels does not reset the schedule."""
         scope = rule_scope(rule)
         return content_hash(
-            {"scope": [scope.namespace, scope.project_uid, scope.component_uid, scope.environment_uid],
-             "source": [rule.source.type, rule.source.query, rule.source.metric],
-             "condition": [rule.condition.window_s, rule.condition.interval_s, rule.condition.operator,
-                           rule.condition.threshold]}
+            {
+                "scope": [scope.namespace, scope.project_uid, scope.component_uid, scope.environment_uid],
+                "source": [rule.source.type, rule.source.query, rule.source.metric],
+                "condition": [
+                    rule.condition.window_s,
+                    rule.condition.interval_s,
+                    rule.condition.operator,
+                    rule.condition.threshold,
+                ],
+            }
         )
 
     async def list_managed(self) -> dict[str, BackendRule]:
-        return {rule_id: BackendRule(rule_id, f"{self.name}:{rule_id}", plan.hash) for rule_id, plan in self._plans.items()}
+        return {
+            rule_id: BackendRule(rule_id, f"{self.name}:{rule_id}", plan.hash) for rule_id, plan in self._plans.items()
+        }
 
     async def upsert(self, rule: AlertRule) -> str:
         if rule.source.type == "budget":
@@ -172,15 +179,20 @@ class RuleEvaluator:
         held = value is not None and COMPARE[rule.condition.operator](value, rule.condition.threshold)
         if held:
             assert value is not None
-            await self.fire(AlertFiring(rule.namespace, rule.name, value, slot_ns, delivery_key(rule.namespace, rule.name, slot_ns)))
+            await self.fire(
+                AlertFiring(rule.namespace, rule.name, value, slot_ns, delivery_key(rule.namespace, rule.name, slot_ns))
+            )
             self.counters.firings += 1
         return Evaluation(rule_logical_id(rule), slot_ns, value, held)
 
     async def run_due(self, now: int | None = None) -> list[Evaluation]:
         """Evaluates every rule whose latest slot has come and was not evaluated yet; returns what ran."""
         now = self.clock() if now is None else int(now)  # float nanoseconds would misplace slots
-        due = [(rule_id, plan, slot) for rule_id, plan in list(self._plans.items())
-               if (slot := self._slot(plan, now)) is not None and now >= plan.retry_at_ns]
+        due = [
+            (rule_id, plan, slot)
+            for rule_id, plan in list(self._plans.items())
+            if (slot := self._slot(plan, now)) is not None and now >= plan.retry_at_ns
+        ]
         results = await asyncio.gather(*(self._run_one(rule_id, plan, slot, now) for rule_id, plan, slot in due))
         return [result for result in results if result is not None]
 

@@ -42,8 +42,9 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Protocol
 
 from adapters.protocols import ResolverUnavailable, ScopeNotFound, ScopeResolver
-from domain.timeutil import format_rfc3339, now_ns
-from alert_rules.model import (
+from adapters.rule_targets import BackendRule, RuleTarget, UnsupportedRule, logical_id, rule_logical_id
+from alert_rules.scope import needs_resolving, resolve_rule_scope
+from domain.alerting import (
     CHANNEL_NOT_FOUND,
     CHANNELS_FOUND,
     CHANNELS_READY,
@@ -59,8 +60,7 @@ from alert_rules.model import (
     RuleStatus,
     scope_problem,
 )
-from alert_rules.scope import needs_resolving, resolve_rule_scope
-from alert_rules.targets import BackendRule, RuleTarget, UnsupportedRule, logical_id, rule_logical_id
+from domain.timeutil import format_rfc3339, now_ns
 
 log = logging.getLogger(__name__)
 
@@ -219,7 +219,9 @@ class Reconciler:
         return {id(target): listing for target, listing in zip(self.targets, found)}
 
     async def _delete_unwanted(
-        self, listings: dict[int, Listing | Exception], placed: dict[str, tuple[RuleTarget, AlertRule]],
+        self,
+        listings: dict[int, Listing | Exception],
+        placed: dict[str, tuple[RuleTarget, AlertRule]],
         kept: Collection[str] = (),
     ) -> dict[tuple[int, str], str]:
         """Deletes what each target holds but should not (except the `kept` ids); returns (target, id) -> ""
@@ -253,19 +255,27 @@ class Reconciler:
             wanted = target.content_hash(rule)
             if held is not None and held.content_hash == wanted and not held.drifted:
                 self.counters.unchanged += 1
-                return SyncResult(rule.namespace, rule.name, "unchanged", True, held.backend_id, self.clock(),
-                                  target=target.name)
+                return SyncResult(
+                    rule.namespace, rule.name, "unchanged", True, held.backend_id, self.clock(), target=target.name
+                )
             backend_id = await target.upsert(rule)
         except Exception as exc:
-            return self._failure(rule, action, f"{target.name}: {exc}" if not isinstance(exc, UnsupportedRule) else str(exc))
+            return self._failure(
+                rule, action, f"{target.name}: {exc}" if not isinstance(exc, UnsupportedRule) else str(exc)
+            )
         if held is None:
             self.counters.created += 1
         else:
             self.counters.updated += 1
             if held.content_hash == wanted:  # same content, but the backend did not run it as written
                 self.counters.restored += 1
-        log.info("alert rule %s %s in %s%s", rule_logical_id(rule), action, target.name,
-                 f" ({held.detail})" if held is not None and held.detail else "")
+        log.info(
+            "alert rule %s %s in %s%s",
+            rule_logical_id(rule),
+            action,
+            target.name,
+            f" ({held.detail})" if held is not None and held.detail else "",
+        )
         return SyncResult(rule.namespace, rule.name, action, True, backend_id, self.clock(), target=target.name)
 
     async def _place(self, target: RuleTarget, rule: AlertRule, listings: dict[int, Listing | Exception]) -> SyncResult:
@@ -275,8 +285,9 @@ class Reconciler:
             return self._failure(rule, "created", _listing_error(target, listing))
         return await self._sync(target, rule, listing.get(rule_logical_id(rule)))
 
-    async def _retire(self, rule: AlertRule, listings: dict[int, Listing | Exception],
-                      removed: dict[tuple[int, str], str]) -> SyncResult:
+    async def _retire(
+        self, rule: AlertRule, listings: dict[int, Listing | Exception], removed: dict[tuple[int, str], str]
+    ) -> SyncResult:
         """A tombstone: purged from the store once no target holds it."""
         result = self._deleted(rule, listings, removed)
         if result.ok:
@@ -284,7 +295,9 @@ class Reconciler:
             self.counters.purged += 1
         return result
 
-    def _failure(self, rule: AlertRule, action: Action, message: str, reason: str = "", keep: bool = False) -> SyncResult:
+    def _failure(
+        self, rule: AlertRule, action: Action, message: str, reason: str = "", keep: bool = False
+    ) -> SyncResult:
         self.counters.failed += 1
         return SyncResult(rule.namespace, rule.name, action, False, "", self.clock(), message, reason=reason, keep=keep)
 
@@ -295,16 +308,26 @@ class Reconciler:
         if problem:
             return self._failure(rule, "created", f"{problem}; the rule is in no backend until then", SCOPE_MISSING)
         if self.resolver is None and needs_resolving(rule):  # never widen to the namespace for want of UIDs
-            return self._failure(rule, "created", "the rule's scope labels name what only a resolver can turn into "
-                                 "UIDs, and none is configured: give the -uid labels", SCOPE_NOT_FOUND)
+            return self._failure(
+                rule,
+                "created",
+                "the rule's scope labels name what only a resolver can turn into "
+                "UIDs, and none is configured: give the -uid labels",
+                SCOPE_NOT_FOUND,
+            )
         try:
             return await resolve_rule_scope(rule, self.resolver)
         except ScopeNotFound as exc:
-            return self._failure(rule, "created", f"the rule's scope names what does not exist: {exc}; the rule is "
-                                 "in no backend until it exists", SCOPE_NOT_FOUND)
+            return self._failure(
+                rule,
+                "created",
+                f"the rule's scope names what does not exist: {exc}; the rule is in no backend until it exists",
+                SCOPE_NOT_FOUND,
+            )
         except ResolverUnavailable as exc:
-            return self._failure(rule, "updated", f"could not resolve the rule's scope, backends left as they "
-                                 f"were: {exc}", keep=True)
+            return self._failure(
+                rule, "updated", f"could not resolve the rule's scope, backends left as they were: {exc}", keep=True
+            )
 
     async def _missing_channels(self, rule: AlertRule) -> list[str]:
         return [name for name in rule.channels if await self.store.channel(rule.namespace, name) is None]
@@ -326,16 +349,25 @@ class Reconciler:
                     errors.append(error)
         return deleted, not errors, "; ".join(errors)
 
-    def _disabled(self, rule: AlertRule, listings: dict[int, Listing | Exception],
-                  removed: dict[tuple[int, str], str]) -> SyncResult:
+    def _disabled(
+        self, rule: AlertRule, listings: dict[int, Listing | Exception], removed: dict[tuple[int, str], str]
+    ) -> SyncResult:
         deleted, gone, error = self._removal(rule, listings, removed)
         if not gone:
             return self._failure(rule, "deleted", error)
-        return SyncResult(rule.namespace, rule.name, "deleted" if deleted else "unchanged", True, "", self.clock(),
-                          "the rule is disabled: it is in no backend")
+        return SyncResult(
+            rule.namespace,
+            rule.name,
+            "deleted" if deleted else "unchanged",
+            True,
+            "",
+            self.clock(),
+            "the rule is disabled: it is in no backend",
+        )
 
-    def _deleted(self, rule: AlertRule, listings: dict[int, Listing | Exception],
-                 removed: dict[tuple[int, str], str]) -> SyncResult:
+    def _deleted(
+        self, rule: AlertRule, listings: dict[int, Listing | Exception], removed: dict[tuple[int, str], str]
+    ) -> SyncResult:
         _, gone, error = self._removal(rule, listings, removed)
         if not gone:
             return self._failure(rule, "deleted", error)
@@ -392,7 +424,9 @@ class Reconciler:
             await self.store.set_rule_status(rule.namespace, rule.name, status)
             self.counters.status_writes += 1
 
-    def status_for(self, rule: AlertRule, result: SyncResult, missing_channels: list[str] | None = None) -> RuleStatus | None:
+    def status_for(
+        self, rule: AlertRule, result: SyncResult, missing_channels: list[str] | None = None
+    ) -> RuleStatus | None:
         """The status after `result` (and, for an enabled rule, the channels found missing), or None when the
         stored one already says the same (times aside)."""
         old = rule.status
@@ -410,11 +444,16 @@ class Reconciler:
             if missing_channels:
                 phase = ERROR
         previous = {c.type: c for c in old.conditions}
-        same_state = (old.phase == phase and old.observed_generation == rule.generation
-                      and old.backend_monitor_id == backend_id
-                      and {c.type for c in old.conditions} == {c.type for c in wanted}
-                      and all(_same(previous.get(c.type), c, loose=c.type == "Synced" and result.action == "unchanged")
-                              for c in wanted))
+        same_state = (
+            old.phase == phase
+            and old.observed_generation == rule.generation
+            and old.backend_monitor_id == backend_id
+            and {c.type for c in old.conditions} == {c.type for c in wanted}
+            and all(
+                _same(previous.get(c.type), c, loose=c.type == "Synced" and result.action == "unchanged")
+                for c in wanted
+            )
+        )
         if same_state:
             return None  # nothing new to say: an unchanged rule costs no write
         wrote = result.ok and result.action in ("created", "updated")
@@ -431,8 +470,12 @@ class Reconciler:
 
 def _same(old: Condition | None, new: Condition, loose: bool) -> bool:
     """Whether `old` says what `new` says; `loose` ignores the message (an unchanged rule's "unchanged")."""
-    return (old is not None and old.status == new.status and old.reason == new.reason
-            and (loose or old.message == new.message))
+    return (
+        old is not None
+        and old.status == new.status
+        and old.reason == new.reason
+        and (loose or old.message == new.message)
+    )
 
 
 def _transitioned(old: Condition | None, new: Condition, now: str) -> Condition:
@@ -442,14 +485,24 @@ def _transitioned(old: Condition | None, new: Condition, now: str) -> Condition:
 
 def _channels_condition(rule: AlertRule, missing: list[str]) -> Condition:
     if not rule.channels:
-        return Condition(CHANNELS_READY, "True", CHANNELS_FOUND,
-                         "the rule names no notification channel: alerts and incidents are recorded only", "")
+        return Condition(
+            CHANNELS_READY,
+            "True",
+            CHANNELS_FOUND,
+            "the rule names no notification channel: alerts and incidents are recorded only",
+            "",
+        )
     if not missing:
         return Condition(CHANNELS_READY, "True", CHANNELS_FOUND, "every notification channel of the rule exists", "")
     names = ", ".join(f'"{name}"' for name in missing)
-    return Condition(CHANNELS_READY, "False", CHANNEL_NOT_FOUND,
-                     f"notification channel {names} not found (looked in namespace {rule.namespace!r}, then in every "
-                     "namespace); alerts and incidents are recorded but not sent to it until it is applied", "")
+    return Condition(
+        CHANNELS_READY,
+        "False",
+        CHANNEL_NOT_FOUND,
+        f"notification channel {names} not found (looked in namespace {rule.namespace!r}, then in every "
+        "namespace); alerts and incidents are recorded but not sent to it until it is applied",
+        "",
+    )
 
 
 def _no_target(rule: AlertRule) -> str:

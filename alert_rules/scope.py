@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from adapters.protocols import ScopeResolver
+from domain.alerting import AlertRule
 from domain.model import (
     LABEL_COMPONENT,
     LABEL_COMPONENT_UID,
@@ -24,12 +26,13 @@ from domain.model import (
     LABEL_PROJECT,
     LABEL_PROJECT_UID,
 )
-from adapters.protocols import ScopeResolver
-from alert_rules.model import AlertRule
 
 #: (name label, UID label), narrowest last.
-_LEVELS = ((LABEL_PROJECT, LABEL_PROJECT_UID), (LABEL_COMPONENT, LABEL_COMPONENT_UID),
-           (LABEL_ENVIRONMENT, LABEL_ENVIRONMENT_UID))
+_LEVELS = (
+    (LABEL_PROJECT, LABEL_PROJECT_UID),
+    (LABEL_COMPONENT, LABEL_COMPONENT_UID),
+    (LABEL_ENVIRONMENT, LABEL_ENVIRONMENT_UID),
+)
 
 
 def needs_resolving(rule: AlertRule) -> bool:
@@ -46,8 +49,12 @@ async def resolve_rule_scope(rule: AlertRule, resolver: ScopeResolver | None) ->
     project = rule.labels.get(LABEL_PROJECT, "")
     wanted = {name: rule.labels.get(name, "") if not rule.labels.get(uid) else "" for name, uid in _LEVELS}
     # The project's name goes with a component's, as in a query's searchScope (the rule's labels require it).
-    uids = await resolver.resolve(rule.scope_namespace, project if wanted[LABEL_PROJECT] or wanted[LABEL_COMPONENT]
-                                  else "", wanted[LABEL_COMPONENT], wanted[LABEL_ENVIRONMENT])
+    uids = await resolver.resolve(
+        rule.scope_namespace,
+        project if wanted[LABEL_PROJECT] or wanted[LABEL_COMPONENT] else "",
+        wanted[LABEL_COMPONENT],
+        wanted[LABEL_ENVIRONMENT],
+    )
     labels = dict(rule.labels)
     for (name, uid), resolved in zip(_LEVELS, uids):
         if wanted[name] and resolved:

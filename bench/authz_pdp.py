@@ -81,8 +81,12 @@ def requests(rules: list[tuple[str, ...]], seed: int = 11, count: int = 500) -> 
             component = parts[5] if len(parts) > 5 else (component if project else "")
         environment = rng.choice(["", *ENVIRONMENTS])
         kind = "component" if component else "project" if project else "namespace"
-        out.append((rng.choice(authz.ACTIONS),
-                    Resource(kind, component or project or namespace, namespace, project, component, environment)))
+        out.append(
+            (
+                rng.choice(authz.ACTIONS),
+                Resource(kind, component or project or namespace, namespace, project, component, environment),
+            )
+        )
     return out
 
 
@@ -97,9 +101,14 @@ async def _timed(call: Callable[[], Awaitable[None]], repeat: int, warmup: int =
         await call()
         cpu.append((time.thread_time() - started_cpu) * 1000)
         wall.append((time.perf_counter() - started) * 1000)
-    return {"p50_ms": round(percentile(wall, 0.5), 4), "p99_ms": round(percentile(wall, 0.99), 4),
-            "mean_ms": round(sum(wall) / len(wall), 4), "cpu_p50_ms": round(percentile(cpu, 0.5), 4),
-            "cpu_p99_ms": round(percentile(cpu, 0.99), 4), "n": repeat}
+    return {
+        "p50_ms": round(percentile(wall, 0.5), 4),
+        "p99_ms": round(percentile(wall, 0.99), 4),
+        "mean_ms": round(sum(wall) / len(wall), 4),
+        "cpu_p50_ms": round(percentile(cpu, 0.5), 4),
+        "cpu_p99_ms": round(percentile(cpu, 0.99), 4),
+        "n": repeat,
+    }
 
 
 def _authorize_loop(authorizer: CasbinAuthorizer, subject: Subject, asked: list[tuple[str, Resource]]):
@@ -145,8 +154,10 @@ def run(repeat: int = 5_000, baseline_repeat: int = 20) -> None:
         database = Path(tmp) / "policy.db"
         conn = sqlite3.connect(database)
         SQLitePolicySource(database).close()
-        conn.executemany("INSERT INTO casbin_rule (ptype, v0, v1, v2, v3, v4) VALUES (?, ?, ?, ?, ?, ?)",
-                         [tuple(rule) + (None,) * (6 - len(rule)) for rule in rules])
+        conn.executemany(
+            "INSERT INTO casbin_rule (ptype, v0, v1, v2, v3, v4) VALUES (?, ?, ?, ?, ?, ?)",
+            [tuple(rule) + (None,) * (6 - len(rule)) for rule in rules],
+        )
         conn.commit()
         conn.close()
         # The steady state: past the window in which a just-written file's content is hashed on every call.
@@ -188,22 +199,38 @@ def run(repeat: int = 5_000, baseline_repeat: int = 20) -> None:
         db_source.close()
 
     speedup = round(plain_ms["p50_ms"] / file_ms["p50_ms"]) if file_ms["p50_ms"] else 0
-    report("authz_pdp", [
-        ("policy lines (p / g)", f"{p_lines:,} / {g_lines:,}", ""),
-        ("subject groups", f"{len(SUBJECT_GROUPS)}", ""),
-        ("load + index (ms)", f"{load_ms:.0f}", ""),
-        ("plain casbin enforce p50 / p99 (ms)", f"{plain_ms['p50_ms']} / {plain_ms['p99_ms']}", "baseline"),
-        ("plain enforce, roles precomputed p50 / p99 (ms)", f"{scan_ms['p50_ms']} / {scan_ms['p99_ms']}",
-         "the scan alone"),
-        ("authorize, policy file p50 / p99 (ms)", f"{file_ms['p50_ms']} / {file_ms['p99_ms']}", "target p50 <= 1"),
-        ("  same, CPU time p50 / p99 (ms)", f"{file_ms['cpu_p50_ms']} / {file_ms['cpu_p99_ms']}", ""),
-        ("authorize, SQLite p50 / p99 (ms)", f"{db_ms['p50_ms']} / {db_ms['p99_ms']}", "target p50 <= 1"),
-        ("  same, CPU time p50 / p99 (ms)", f"{db_ms['cpu_p50_ms']} / {db_ms['cpu_p99_ms']}", ""),
-        ("speed-up at p50 (file vs plain)", f"{speedup}x", ""),
-        ("allowed / asked", f"{allowed} / {repeat + 200}", ""),
-        (f"decisions differing from plain (of {CHECKED})", f"{mismatches}", "must be 0"),
-    ], {"p_lines": p_lines, "g_lines": g_lines, "groups": len(SUBJECT_GROUPS), "load_ms": round(load_ms, 1),
-        "plain": plain_ms, "plain_scan_only": scan_ms, "file": file_ms, "sqlite": db_ms, "mismatches": mismatches})
+    report(
+        "authz_pdp",
+        [
+            ("policy lines (p / g)", f"{p_lines:,} / {g_lines:,}", ""),
+            ("subject groups", f"{len(SUBJECT_GROUPS)}", ""),
+            ("load + index (ms)", f"{load_ms:.0f}", ""),
+            ("plain casbin enforce p50 / p99 (ms)", f"{plain_ms['p50_ms']} / {plain_ms['p99_ms']}", "baseline"),
+            (
+                "plain enforce, roles precomputed p50 / p99 (ms)",
+                f"{scan_ms['p50_ms']} / {scan_ms['p99_ms']}",
+                "the scan alone",
+            ),
+            ("authorize, policy file p50 / p99 (ms)", f"{file_ms['p50_ms']} / {file_ms['p99_ms']}", "target p50 <= 1"),
+            ("  same, CPU time p50 / p99 (ms)", f"{file_ms['cpu_p50_ms']} / {file_ms['cpu_p99_ms']}", ""),
+            ("authorize, SQLite p50 / p99 (ms)", f"{db_ms['p50_ms']} / {db_ms['p99_ms']}", "target p50 <= 1"),
+            ("  same, CPU time p50 / p99 (ms)", f"{db_ms['cpu_p50_ms']} / {db_ms['cpu_p99_ms']}", ""),
+            ("speed-up at p50 (file vs plain)", f"{speedup}x", ""),
+            ("allowed / asked", f"{allowed} / {repeat + 200}", ""),
+            (f"decisions differing from plain (of {CHECKED})", f"{mismatches}", "must be 0"),
+        ],
+        {
+            "p_lines": p_lines,
+            "g_lines": g_lines,
+            "groups": len(SUBJECT_GROUPS),
+            "load_ms": round(load_ms, 1),
+            "plain": plain_ms,
+            "plain_scan_only": scan_ms,
+            "file": file_ms,
+            "sqlite": db_ms,
+            "mismatches": mismatches,
+        },
+    )
 
 
 if __name__ == "__main__":

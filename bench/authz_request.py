@@ -19,10 +19,12 @@ from pathlib import Path
 import httpx
 
 from adapters.embedded.backend import EmbeddedBackend
-from domain.model import LogRecord
-from domain.timeutil import format_rfc3339
 from bench import authz_pdp
 from bench.harness import percentile, report
+from devservers.oidc import start_oidc_issuer
+from devservers.sample import BASE_NS, identity
+from domain.model import LogRecord
+from domain.timeutil import format_rfc3339
 from observer.app import create_public_app
 from observer.auth.authn import Authenticator
 from observer.auth.casbin_pdp import CasbinAuthorizer
@@ -31,12 +33,14 @@ from observer.auth.policy_sources import StaticPolicySource
 from observer.auth.resources import scope_path
 from observer.auth.settings import AuthSettings
 from observer.service import QueryService
-from tests.sample import BASE_NS, identity
-from tests.servers.oidc import start_oidc_issuer
 
 GROUP = "bench-cart-team"
-BODY = {"startTime": format_rfc3339(BASE_NS - 60 * 10**9), "endTime": format_rfc3339(BASE_NS + 60 * 10**9),
-        "searchScope": {"namespace": "acme", "project": "shop", "component": "cart", "environment": "prod"}, "limit": 10}
+BODY = {
+    "startTime": format_rfc3339(BASE_NS - 60 * 10**9),
+    "endTime": format_rfc3339(BASE_NS + 60 * 10**9),
+    "searchScope": {"namespace": "acme", "project": "shop", "component": "cart", "environment": "prod"},
+    "limit": 10,
+}
 
 
 def _policy() -> list[tuple[str, ...]]:
@@ -46,12 +50,14 @@ def _policy() -> list[tuple[str, ...]]:
     return rules
 
 
-def _client(backend: EmbeddedBackend, auth: AuthSettings, authorizer: Authorizer, token: str
-            ) -> tuple[httpx.AsyncClient, Authenticator | None]:
+def _client(
+    backend: EmbeddedBackend, auth: AuthSettings, authorizer: Authorizer, token: str
+) -> tuple[httpx.AsyncClient, Authenticator | None]:
     """A client of a fresh public app, and that app's authenticator (None with authentication off), which the
     app owns and the caller closes."""
-    service = QueryService(backend.registry, logs=backend, events=backend, traces=backend, metrics=backend,
-                           authorizer=authorizer)
+    service = QueryService(
+        backend.registry, logs=backend, events=backend, traces=backend, metrics=backend, authorizer=authorizer
+    )
     app = create_public_app(service, "", auth)
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     http = httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://observer", headers=headers)
@@ -76,8 +82,10 @@ async def _run(repeat: int, rounds: int = 10) -> dict:
         token = issuer.mint(key, groups=[GROUP], exp=int(time.time()) + 3600)
         with tempfile.TemporaryDirectory() as tmp:
             backend = EmbeddedBackend(Path(tmp) / "data")
-            await backend.write(batch_id="bench", logs=[LogRecord(BASE_NS + i, f"line {i}", identity("cart"), level="INFO")
-                                                        for i in range(100)])
+            await backend.write(
+                batch_id="bench",
+                logs=[LogRecord(BASE_NS + i, f"line {i}", identity("cart"), level="INFO") for i in range(100)],
+            )
             on = AuthSettings(jwks_url=issuer.jwks_url, issuer=issuer.url, audiences=("observer-api",))
             casbin = CasbinAuthorizer(StaticPolicySource(_policy()))
             opened = {
@@ -99,8 +107,14 @@ async def _run(repeat: int, rounds: int = 10) -> dict:
                 if authenticator is not None:
                     await authenticator.close()
             backend.close()
-        results: dict = {name: {"p50_ms": round(percentile(values, 0.5), 3), "p99_ms": round(percentile(values, 0.99), 3),
-                                "n": len(values)} for name, values in samples.items()}
+        results: dict = {
+            name: {
+                "p50_ms": round(percentile(values, 0.5), 3),
+                "p99_ms": round(percentile(values, 0.99), 3),
+                "n": len(values),
+            }
+            for name, values in samples.items()
+        }
         results["policy_lines"] = casbin.snapshot.size
         return results
     finally:
@@ -112,13 +126,21 @@ def run(repeat: int = 3_000) -> None:
     off, token, policy = results["off"], results["token_only"], results["token_policy"]
     pdp = round(policy["p50_ms"] - token["p50_ms"], 3), round(policy["p99_ms"] - token["p99_ms"], 3)
     total = round(policy["p50_ms"] - off["p50_ms"], 3), round(policy["p99_ms"] - off["p99_ms"], 3)
-    report("authz_request", [
-        ("logs query, auth off p50 / p99", f"{off['p50_ms']} / {off['p99_ms']} ms", "baseline"),
-        ("with token check p50 / p99", f"{token['p50_ms']} / {token['p99_ms']} ms", ""),
-        (f"with token + {results['policy_lines']} policy lines p50 / p99", f"{policy['p50_ms']} / {policy['p99_ms']} ms", ""),
-        ("authorization (PDP) overhead p50 / p99", f"{pdp[0]} / {pdp[1]} ms", "<= 1 ms p50"),
-        ("authn + authz overhead p50 / p99", f"{total[0]} / {total[1]} ms", ""),
-    ], results)
+    report(
+        "authz_request",
+        [
+            ("logs query, auth off p50 / p99", f"{off['p50_ms']} / {off['p99_ms']} ms", "baseline"),
+            ("with token check p50 / p99", f"{token['p50_ms']} / {token['p99_ms']} ms", ""),
+            (
+                f"with token + {results['policy_lines']} policy lines p50 / p99",
+                f"{policy['p50_ms']} / {policy['p99_ms']} ms",
+                "",
+            ),
+            ("authorization (PDP) overhead p50 / p99", f"{pdp[0]} / {pdp[1]} ms", "<= 1 ms p50"),
+            ("authn + authz overhead p50 / p99", f"{total[0]} / {total[1]} ms", ""),
+        ],
+        results,
+    )
 
 
 if __name__ == "__main__":

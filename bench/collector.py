@@ -54,7 +54,7 @@ def child_collect(workdir: str, opensearch: str, lines: int) -> None:
     from collectors.pipeline import export_pipeline, tail_pipeline
     from collectors.tail.tailer import TailConfig, Tailer
     from collectors.telemetry import CollectorTelemetry
-    from tests.servers.opensearch_layout import unique_layout
+    from devservers.opensearch_layout import unique_layout
 
     async def run() -> float:
         root = Path(workdir)
@@ -63,7 +63,9 @@ def child_collect(workdir: str, opensearch: str, lines: int) -> None:
         await backend.install(retention_days=3650)
         telemetry = CollectorTelemetry()
         buffer = DiskBuffer(root / "buffer")
-        tailer = Tailer(TailConfig(checkpoint_path=root / "tail.json", globs=(str(root / "pods/*/*/*.log"),), refresh_interval=0.5))
+        tailer = Tailer(
+            TailConfig(checkpoint_path=root / "tail.json", globs=(str(root / "pods/*/*/*.log"),), refresh_interval=0.5)
+        )
         started = time.perf_counter()
         tasks = [
             asyncio.create_task(tail_pipeline(tailer, Enricher(FileMetadata(root / "pods.yaml")), buffer, telemetry)),
@@ -91,7 +93,7 @@ def _child(*args: str) -> dict:
 
 def run() -> dict:
     from collectors.tail.bench import write_file
-    from tests.servers.opensearch import start_opensearch
+    from devservers.opensearch import start_opensearch
 
     lines = int(os.environ.get("BENCH_COLLECTOR_LINES", 1_000_000))
     with tempfile.TemporaryDirectory() as scratch:
@@ -99,8 +101,11 @@ def run() -> dict:
         log_file = root / "pods" / POD_DIR / "0.log"
         messages = write_file(log_file, lines, partial_every=20)  # every 20th message split into P/P/F
         namespace, pod, _ = POD_DIR.split("/")[0].split("_")
-        labels = {"openchoreo.dev/namespace": "bench", "openchoreo.dev/component": "cart",
-                  "openchoreo.dev/component-uid": "9f0c3c1e-0000-4000-8000-0000000000c1"}
+        labels = {
+            "openchoreo.dev/namespace": "bench",
+            "openchoreo.dev/component": "cart",
+            "openchoreo.dev/component-uid": "9f0c3c1e-0000-4000-8000-0000000000c1",
+        }
         (root / "pods.yaml").write_text(json.dumps({"pods": [{"namespace": namespace, "name": pod, "labels": labels}]}))
         floor = _child("--read", str(log_file))
         server = start_opensearch(root / "opensearch")

@@ -23,10 +23,16 @@ def uid(kind: str, name: str) -> str:
 def identities() -> list[Identity]:
     return [
         Identity(
-            namespace=NAMESPACE, project=PROJECT, project_uid=uid("project", PROJECT),
-            component=component, component_uid=uid("component", component),
-            environment=environment, environment_uid=uid("environment", environment),
-            pod=f"{component}-{environment[:4]}-{pod}", pod_namespace=f"dp-{NAMESPACE}-{environment}", container="main",
+            namespace=NAMESPACE,
+            project=PROJECT,
+            project_uid=uid("project", PROJECT),
+            component=component,
+            component_uid=uid("component", component),
+            environment=environment,
+            environment_uid=uid("environment", environment),
+            pod=f"{component}-{environment[:4]}-{pod}",
+            pod_namespace=f"dp-{NAMESPACE}-{environment}",
+            container="main",
         )
         for component in COMPONENTS
         for environment in ENVIRONMENTS
@@ -39,10 +45,16 @@ _TEMPLATES = (
     ("INFO", "order {n} placed for customer {user}: 3 items, total 129.90 EUR, shipping standard, request_id={rid}"),
     ("DEBUG", "cache miss for key user:{user}:cart, loading from database shard {k} (request_id={rid}, attempt 1)"),
     ("DEBUG", '{{"level":"debug","msg":"pool stats","active":{k},"idle":{ms},"waiting":0,"request_id":"{rid}"}}'),
-    ("WARN", "slow query on orders table took {ms}ms (threshold 500ms) request_id={rid} statement=SELECT ... FOR UPDATE"),
+    (
+        "WARN",
+        "slow query on orders table took {ms}ms (threshold 500ms) request_id={rid} statement=SELECT ... FOR UPDATE",
+    ),
     ("ERROR", "connection timeout after {ms}ms to db-{k}.internal:5432 while processing request_id={rid}; retrying"),
     ("ERROR", "payment declined: card expired for order {n} customer {user} (gateway code 54, request_id={rid})"),
-    ("WARN", "upstream timeout calling inventory service after {ms}ms, serving stale data for item {n} request_id={rid}"),
+    (
+        "WARN",
+        "upstream timeout calling inventory service after {ms}ms, serving stale data for item {n} request_id={rid}",
+    ),
 )
 _WEIGHTS = (40, 15, 15, 10, 8, 4, 3, 5)
 
@@ -56,8 +68,16 @@ def log_records(count: int, end_ns: int, span_ns: int = 24 * HOUR_NS, seed: int 
     for index in range(count):
         level, template = rng.choices(_TEMPLATES, _WEIGHTS)[0]
         body = template.format(
-            n=rng.randrange(10**6), ms=rng.randrange(5, 3000), user=rng.randrange(10**5),
-            rid=f"{rng.getrandbits(64):016x}", k=rng.randrange(8),
+            n=rng.randrange(10**6),
+            ms=rng.randrange(5, 3000),
+            user=rng.randrange(10**5),
+            rid=f"{rng.getrandbits(64):016x}",
+            k=rng.randrange(8),
         )
-        yield LogRecord(ts_ns=start_ns + index * step + rng.randrange(step), body=body, level=level,
-                        identity=streams[index % len(streams)], stream="stdout")
+        yield LogRecord(
+            ts_ns=start_ns + index * step + rng.randrange(step),
+            body=body,
+            level=level,
+            identity=streams[index % len(streams)],
+            stream="stdout",
+        )

@@ -1,4 +1,4 @@
-"""Benchmark plumbing: timing statistics and the results table (the real `observer up` comes from tests.servers)."""
+"""Benchmark plumbing: timing statistics and the results table."""
 
 from __future__ import annotations
 
@@ -7,9 +7,6 @@ import os
 import time
 from collections.abc import Callable
 from pathlib import Path
-
-from tests.servers.local import free_port
-from tests.servers.observer import observer_up
 
 RESULTS = Path(__file__).parent / "results"
 CACHE = Path(os.environ.get("OBSERVER_CACHE", Path.home() / ".cache/observer-plane"))
@@ -28,8 +25,12 @@ def timings_ms(run: Callable[[], object], repeat: int, warmup: int = 20) -> dict
         started = time.perf_counter()
         run()
         samples.append((time.perf_counter() - started) * 1000)
-    return {"p50_ms": round(percentile(samples, 0.5), 3), "p99_ms": round(percentile(samples, 0.99), 3),
-            "mean_ms": round(sum(samples) / len(samples), 3), "n": repeat}
+    return {
+        "p50_ms": round(percentile(samples, 0.5), 3),
+        "p99_ms": round(percentile(samples, 0.99), 3),
+        "mean_ms": round(sum(samples) / len(samples), 3),
+        "n": repeat,
+    }
 
 
 def report(name: str, rows: list[tuple[str, str, str]], raw: dict) -> None:

@@ -14,28 +14,47 @@ import httpx
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord as OtlpLogRecord
-from opentelemetry.proto.logs.v1.logs_pb2 import ResourceLogs, ScopeLogs
+from opentelemetry.proto.logs.v1.logs_pb2 import ResourceLogs, ScopeLogs, SeverityNumber
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 
 from adapters.embedded.backend import EmbeddedBackend
-from domain.model import LABEL_COMPONENT, LABEL_COMPONENT_UID, LABEL_ENVIRONMENT, LABEL_ENVIRONMENT_UID
-from domain.model import LABEL_NAMESPACE, LABEL_PROJECT, LABEL_PROJECT_UID, LogRecord
 from bench import data
 from bench.harness import report
-from tests.servers.observer import observer_up
+from devservers.observer import observer_up
+from domain.model import (
+    LABEL_COMPONENT,
+    LABEL_COMPONENT_UID,
+    LABEL_ENVIRONMENT,
+    LABEL_ENVIRONMENT_UID,
+    LABEL_NAMESPACE,
+    LABEL_PROJECT,
+    LABEL_PROJECT_UID,
+    LogRecord,
+)
 
 BATCH = 1_000
 REQUESTS = 200
 CLIENTS = 4
-SEVERITY = {"DEBUG": 5, "INFO": 9, "WARN": 13, "ERROR": 17}
+SEVERITY = {
+    "DEBUG": SeverityNumber.SEVERITY_NUMBER_DEBUG,
+    "INFO": SeverityNumber.SEVERITY_NUMBER_INFO,
+    "WARN": SeverityNumber.SEVERITY_NUMBER_WARN,
+    "ERROR": SeverityNumber.SEVERITY_NUMBER_ERROR,
+}
 
 
 def _resource(record: LogRecord) -> Resource:
     who = record.identity
     attributes = {
-        LABEL_NAMESPACE: who.namespace, LABEL_PROJECT: who.project, LABEL_PROJECT_UID: who.project_uid,
-        LABEL_COMPONENT: who.component, LABEL_COMPONENT_UID: who.component_uid, LABEL_ENVIRONMENT: who.environment,
-        LABEL_ENVIRONMENT_UID: who.environment_uid, "k8s.pod.name": who.pod, "k8s.namespace.name": who.pod_namespace,
+        LABEL_NAMESPACE: who.namespace,
+        LABEL_PROJECT: who.project,
+        LABEL_PROJECT_UID: who.project_uid,
+        LABEL_COMPONENT: who.component,
+        LABEL_COMPONENT_UID: who.component_uid,
+        LABEL_ENVIRONMENT: who.environment,
+        LABEL_ENVIRONMENT_UID: who.environment_uid,
+        "k8s.pod.name": who.pod,
+        "k8s.namespace.name": who.pod_namespace,
         "k8s.container.name": who.container,
     }
     return Resource(attributes=[KeyValue(key=k, value=AnyValue(string_value=v)) for k, v in attributes.items()])
@@ -45,12 +64,27 @@ def request_body(records: list[LogRecord]) -> bytes:
     by_stream: dict[object, list[LogRecord]] = {}
     for record in records:
         by_stream.setdefault(record.identity, []).append(record)
-    request = ExportLogsServiceRequest(resource_logs=[
-        ResourceLogs(resource=_resource(group[0]), scope_logs=[ScopeLogs(log_records=[
-            OtlpLogRecord(time_unix_nano=r.ts_ns, severity_text=r.level, severity_number=SEVERITY[r.level],
-                          body=AnyValue(string_value=r.body)) for r in group])])
-        for group in by_stream.values()
-    ])
+    request = ExportLogsServiceRequest(
+        resource_logs=[
+            ResourceLogs(
+                resource=_resource(group[0]),
+                scope_logs=[
+                    ScopeLogs(
+                        log_records=[
+                            OtlpLogRecord(
+                                time_unix_nano=r.ts_ns,
+                                severity_text=r.level,
+                                severity_number=SEVERITY[r.level],
+                                body=AnyValue(string_value=r.body),
+                            )
+                            for r in group
+                        ]
+                    )
+                ],
+            )
+            for group in by_stream.values()
+        ]
+    )
     return request.SerializeToString()
 
 
@@ -105,13 +139,23 @@ def run() -> None:
             for client in clients:
                 client.close()
 
-    report("ingest", [
-        ("records (~%d B protobuf each)" % body_bytes, f"{len(records):,}", ""),
-        ("direct store write (records/s)", f"{direct_rate:,.0f}", "baseline"),
-        ("OTLP/HTTP end to end (records/s)", f"{http_rate:,.0f}", "target >= 25,000"),
-        ("... until phrase-indexed (records/s)", f"{searchable_rate:,.0f}", "sustained rate"),
-    ], {"records": len(records), "direct_rate": direct_rate, "http_rate": http_rate,
-        "searchable_rate": searchable_rate, "clients": CLIENTS, "batch": BATCH})
+    report(
+        "ingest",
+        [
+            (f"records (~{body_bytes:d} B protobuf each)", f"{len(records):,}", ""),
+            ("direct store write (records/s)", f"{direct_rate:,.0f}", "baseline"),
+            ("OTLP/HTTP end to end (records/s)", f"{http_rate:,.0f}", "target >= 25,000"),
+            ("... until phrase-indexed (records/s)", f"{searchable_rate:,.0f}", "sustained rate"),
+        ],
+        {
+            "records": len(records),
+            "direct_rate": direct_rate,
+            "http_rate": http_rate,
+            "searchable_rate": searchable_rate,
+            "clients": CLIENTS,
+            "batch": BATCH,
+        },
+    )
 
 
 if __name__ == "__main__":

@@ -10,16 +10,21 @@ import httpx
 
 from adapters.embedded import logs as embedded_logs
 from adapters.embedded.backend import EmbeddedBackend
+from bench import data
+from bench.harness import CACHE, report, timings_ms
+from devservers.observer import observer_up
 from domain.model import ComponentScope, LogsQuery, TimeRange
 from domain.timeutil import format_rfc3339
-from bench import data
-from bench.harness import CACHE, observer_up, report, timings_ms
 
 RECORDS = 1_000_000
 END_NS = 1_790_000_000 * 10**9
 DATASET = CACHE / f"bench-logs-{RECORDS}-v2"
-QUERIES = [("timeout", ("ERROR", "WARN")), ("payment declined", ("ERROR",)), ("slow query", ("WARN",)),
-           ("cache miss", ("DEBUG",))]
+QUERIES = [
+    ("timeout", ("ERROR", "WARN")),
+    ("payment declined", ("ERROR",)),
+    ("slow query", ("WARN",)),
+    ("cache miss", ("DEBUG",)),
+]
 
 
 def build_dataset() -> float:
@@ -48,8 +53,9 @@ def build_dataset() -> float:
 def run(repeat: int = 400) -> None:
     load_rate = build_dataset()
     component = data.uid("component", "cart")
-    scope = ComponentScope(data.NAMESPACE, data.uid("project", data.PROJECT), component,
-                           data.uid("environment", "production"))
+    scope = ComponentScope(
+        data.NAMESPACE, data.uid("project", data.PROJECT), component, data.uid("environment", "production")
+    )
     window = TimeRange(END_NS - 24 * data.HOUR_NS, END_NS)
     queries = itertools.cycle(QUERIES)
 
@@ -64,25 +70,41 @@ def run(repeat: int = 400) -> None:
     direct.close()
 
     with observer_up(DATASET) as server, httpx.Client(base_url=server.api, timeout=30) as client:
+
         def api() -> None:
             phrase, levels = next(queries)
-            response = client.post("/api/v1/logs/query", json={
-                "startTime": format_rfc3339(window.start_ns), "endTime": format_rfc3339(window.end_ns),
-                "searchScope": {"namespace": data.NAMESPACE, "project": data.PROJECT, "component": "cart",
-                                "environment": "production"},
-                "searchPhrase": phrase, "logLevels": list(levels), "limit": 100})
+            response = client.post(
+                "/api/v1/logs/query",
+                json={
+                    "startTime": format_rfc3339(window.start_ns),
+                    "endTime": format_rfc3339(window.end_ns),
+                    "searchScope": {
+                        "namespace": data.NAMESPACE,
+                        "project": data.PROJECT,
+                        "component": "cart",
+                        "environment": "production",
+                    },
+                    "searchPhrase": phrase,
+                    "logLevels": list(levels),
+                    "limit": 100,
+                },
+            )
             assert response.status_code == 200 and response.json()["logs"], response.text
 
         api_ms = timings_ms(api, repeat)
 
     overhead = round(api_ms["p50_ms"] - direct_ms["p50_ms"], 3)
-    report("logs_query", [
-        ("records stored", f"{RECORDS:,}", ""),
-        ("dataset load (direct, records/s)", f"{load_rate:,.0f}" if load_rate else "cached", ""),
-        ("direct SQL p50 / p99 (ms)", f"{direct_ms['p50_ms']} / {direct_ms['p99_ms']}", "baseline"),
-        ("Observer HTTP p50 / p99 (ms)", f"{api_ms['p50_ms']} / {api_ms['p99_ms']}", "target p99 <= 50"),
-        ("overhead at p50 (ms)", f"{overhead}", "target <= 3"),
-    ], {"records": RECORDS, "load_rate": load_rate, "direct": direct_ms, "api": api_ms, "overhead_p50_ms": overhead})
+    report(
+        "logs_query",
+        [
+            ("records stored", f"{RECORDS:,}", ""),
+            ("dataset load (direct, records/s)", f"{load_rate:,.0f}" if load_rate else "cached", ""),
+            ("direct SQL p50 / p99 (ms)", f"{direct_ms['p50_ms']} / {direct_ms['p99_ms']}", "baseline"),
+            ("Observer HTTP p50 / p99 (ms)", f"{api_ms['p50_ms']} / {api_ms['p99_ms']}", "target p99 <= 50"),
+            ("overhead at p50 (ms)", f"{overhead}", "target <= 3"),
+        ],
+        {"records": RECORDS, "load_rate": load_rate, "direct": direct_ms, "api": api_ms, "overhead_p50_ms": overhead},
+    )
 
 
 if __name__ == "__main__":

@@ -22,12 +22,12 @@ from opensearchpy import AsyncOpenSearch, helpers
 
 from adapters.opensearch.bulk import BulkWriter
 from adapters.opensearch.documents import log_document, log_id
-from domain.model import TimeRange
 from adapters.opensearch.layout import IndexLayout, install
 from bench import data, opensearch_query
 from bench.harness import report
-from tests.servers.opensearch import start_opensearch
-from tests.servers.opensearch_layout import drop_layout, drop_layout_at, unique_layout
+from devservers.opensearch import start_opensearch
+from devservers.opensearch_layout import drop_layout, drop_layout_at, unique_layout
+from domain.model import TimeRange
 
 END_NS = 1_790_000_000 * 10**9
 Docs = list[tuple[int, str, dict[str, Any]]]  # (timestamp ns, _id, document)
@@ -40,8 +40,6 @@ WARMUP = 20_000  # documents indexed (and thrown away) first, so neither side pa
 
 def documents(count: int) -> Docs:
     return [(record.ts_ns, log_id(record), log_document(record)) for record in data.log_records(count, END_NS)]
-
-
 
 
 # Each side takes its actions in its own input shape, built before the clock starts; the loaders return what
@@ -72,7 +70,10 @@ def with_writer(client: AsyncOpenSearch, layout: IndexLayout, docs: Docs) -> Loa
 
 
 async def timed(
-    client: AsyncOpenSearch, layout: IndexLayout, loader: Callable[[AsyncOpenSearch, IndexLayout, Docs], Load], docs: Docs
+    client: AsyncOpenSearch,
+    layout: IndexLayout,
+    loader: Callable[[AsyncOpenSearch, IndexLayout, Docs], Load],
+    docs: Docs,
 ) -> float:
     """docs/s until every document is acknowledged; checks they all arrived."""
     await install(client, layout, retention_days=30)
@@ -120,12 +121,24 @@ def run() -> None:
             rates = asyncio.run(measure(server.url, docs, kept))
             del docs  # the query benchmark starts an observer process; give it the memory back
             ratio = rates["writer_rate"] / rates["async_bulk_rate"]
-            report("opensearch_ingest", [
-                ("log documents (~%d B JSON each)" % doc_bytes, f"{count:,}", f"built in {generated_s:.1f}s, untimed"),
-                (f"helpers.async_bulk, chunks of {CHUNK:,} (docs/s)", f"{rates['async_bulk_rate']:,.0f}", "baseline"),
-                (f"BulkWriter, {CALLERS} callers x {CALL:,} (docs/s)", f"{rates['writer_rate']:,.0f}", ""),
-                ("ratio BulkWriter / async_bulk", f"{ratio:.2f}x", "target >= 0.9x"),
-            ], {"docs": count, **rates, "ratio": ratio, "chunk": CHUNK, "call": CALL, "callers": CALLERS})
+            report(
+                "opensearch_ingest",
+                [
+                    (
+                        f"log documents (~{doc_bytes:d} B JSON each)",
+                        f"{count:,}",
+                        f"built in {generated_s:.1f}s, untimed",
+                    ),
+                    (
+                        f"helpers.async_bulk, chunks of {CHUNK:,} (docs/s)",
+                        f"{rates['async_bulk_rate']:,.0f}",
+                        "baseline",
+                    ),
+                    (f"BulkWriter, {CALLERS} callers x {CALL:,} (docs/s)", f"{rates['writer_rate']:,.0f}", ""),
+                    ("ratio BulkWriter / async_bulk", f"{ratio:.2f}x", "target >= 0.9x"),
+                ],
+                {"docs": count, **rates, "ratio": ratio, "chunk": CHUNK, "call": CALL, "callers": CALLERS},
+            )
             window = TimeRange(END_NS - 24 * data.HOUR_NS, END_NS)
             opensearch_query.run(server.url, kept, count, window, Path(scratch))
         finally:

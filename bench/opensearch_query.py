@@ -11,13 +11,14 @@ import httpx
 import yaml
 from opensearchpy import OpenSearch
 
-from domain.model import ComponentScope, TimeRange
 from adapters.opensearch import queries
 from adapters.opensearch.layout import IndexLayout
-from domain.timeutil import format_rfc3339
 from bench import data
-from bench.harness import observer_up, report, timings_ms
+from bench.harness import report, timings_ms
 from bench.logs_query import QUERIES
+from devservers.observer import observer_up
+from domain.model import ComponentScope, TimeRange
+from domain.timeutil import format_rfc3339
 
 QUERY_ENDPOINT = "/api/v1/logs/query"
 
@@ -46,7 +47,10 @@ def registry_file(directory: Path) -> Path:
 
 def run(url: str, layout: IndexLayout, records: int, window: TimeRange, workdir: Path, repeat: int = 400) -> dict:
     scope = ComponentScope(
-        data.NAMESPACE, data.uid("project", data.PROJECT), data.uid("component", "cart"), data.uid("environment", "production")
+        data.NAMESPACE,
+        data.uid("project", data.PROJECT),
+        data.uid("component", "cart"),
+        data.uid("environment", "production"),
     )
     index = layout.covering(layout.logs, window.start_ns, window.end_ns)
     params = {"ignore_unavailable": "true", "allow_no_indices": "true"}
@@ -69,9 +73,10 @@ def run(url: str, layout: IndexLayout, records: int, window: TimeRange, workdir:
         "OBSERVER_RETENTION_HOURS": str(24 * 365 * 10),  # the bench data is dated; retention must leave it be
     }
     registry = registry_file(workdir)
-    with observer_up(workdir / "observer", "--registry", str(registry), env=env) as server, httpx.Client(
-        base_url=server.api, timeout=30
-    ) as http:
+    with (
+        observer_up(workdir / "observer", "--registry", str(registry), env=env) as server,
+        httpx.Client(base_url=server.api, timeout=30) as http,
+    ):
 
         def api() -> None:
             phrase, levels = next(queries_cycle)
@@ -80,7 +85,12 @@ def run(url: str, layout: IndexLayout, records: int, window: TimeRange, workdir:
                 json={
                     "startTime": format_rfc3339(window.start_ns),
                     "endTime": format_rfc3339(window.end_ns),
-                    "searchScope": {"namespace": data.NAMESPACE, "project": data.PROJECT, "component": "cart", "environment": "production"},
+                    "searchScope": {
+                        "namespace": data.NAMESPACE,
+                        "project": data.PROJECT,
+                        "component": "cart",
+                        "environment": "production",
+                    },
                     "searchPhrase": phrase,
                     "logLevels": list(levels),
                     "limit": 100,
@@ -92,7 +102,13 @@ def run(url: str, layout: IndexLayout, records: int, window: TimeRange, workdir:
 
     overhead_p50 = round(api_ms["p50_ms"] - direct_ms["p50_ms"], 3)
     overhead_p99 = round(api_ms["p99_ms"] - direct_ms["p99_ms"], 3)
-    raw = {"records": records, "direct": direct_ms, "api": api_ms, "overhead_p50_ms": overhead_p50, "overhead_p99_ms": overhead_p99}
+    raw = {
+        "records": records,
+        "direct": direct_ms,
+        "api": api_ms,
+        "overhead_p50_ms": overhead_p50,
+        "overhead_p99_ms": overhead_p99,
+    }
     report(
         "opensearch_logs_query",
         [

@@ -8,19 +8,21 @@ import asyncio
 import concurrent.futures
 import tempfile
 import time
+from datetime import UTC
 from pathlib import Path
 
 import httpx
 import yaml
 from prometheus_api_client import PrometheusConnect
 
-from domain.model import ComponentScope
 from adapters.prometheus.otel import OtelScheme
 from adapters.prometheus.remote_write import RemoteWriter
+from bench.harness import report, timings_ms
+from devservers.observer import observer_up
+from devservers.prometheus import start_prometheus
+from devservers.sample import COMPONENTS, ENVIRONMENTS, PROJECT, PROJECT_UID, platform_points
+from domain.model import ComponentScope
 from domain.timeutil import format_rfc3339, now_ns
-from bench.harness import observer_up, report, timings_ms
-from tests.sample import COMPONENTS, ENVIRONMENTS, PROJECT, PROJECT_UID, platform_points
-from tests.servers.prometheus import start_prometheus
 
 NAMESPACE = "benchmetrics"
 MINUTE = 60 * 10**9
@@ -35,7 +37,11 @@ def registry_file(directory: Path) -> Path:
                 "name": NAMESPACE,
                 "environments": [{"name": name, "uid": uid} for name, uid in ENVIRONMENTS.items()],
                 "projects": [
-                    {"name": PROJECT, "uid": PROJECT_UID, "components": [{"name": n, "uid": u} for n, u in COMPONENTS.items()]}
+                    {
+                        "name": PROJECT,
+                        "uid": PROJECT_UID,
+                        "components": [{"name": n, "uid": u} for n, u in COMPONENTS.items()],
+                    }
                 ],
             }
         ]
@@ -83,9 +89,9 @@ def measure(url: str, start: int, end: int, points: int, workdir: Path, repeat: 
 
     prom = PrometheusConnect(url=url, disable_ssl=True)
     pool = concurrent.futures.ThreadPoolExecutor(len(queries))
-    from datetime import datetime, timezone
+    from datetime import datetime
 
-    begin, finish = (datetime.fromtimestamp(t / 1e9, timezone.utc) for t in (start, end))
+    begin, finish = (datetime.fromtimestamp(t / 1e9, UTC) for t in (start, end))
 
     def threaded() -> None:
         results = list(pool.map(lambda q: prom.custom_query_range(q, begin, finish, "60s"), queries))
@@ -104,9 +110,10 @@ def measure(url: str, start: int, end: int, points: int, workdir: Path, repeat: 
         "endTime": format_rfc3339(end),
         "searchScope": {"namespace": NAMESPACE, "project": PROJECT, "component": "cart", "environment": "prod"},
     }
-    with observer_up(workdir / "observer", "--registry", str(registry_file(workdir)), env=env) as observer, httpx.Client(
-        base_url=observer.api, timeout=30
-    ) as client:
+    with (
+        observer_up(workdir / "observer", "--registry", str(registry_file(workdir)), env=env) as observer,
+        httpx.Client(base_url=observer.api, timeout=30) as client,
+    ):
 
         def api() -> None:
             response = client.post("/api/v1/metrics/query", json=body)
@@ -115,14 +122,23 @@ def measure(url: str, start: int, end: int, points: int, workdir: Path, repeat: 
         api_ms = timings_ms(api, repeat)
 
     overhead = round(api_ms["p50_ms"] - direct_ms["p50_ms"], 3)
-    raw = {"points_written": points, "direct_httpx": direct_ms, "direct_prometheus_api_client": threads_ms,
-           "api": api_ms, "overhead_p50_ms": overhead}
+    raw = {
+        "points_written": points,
+        "direct_httpx": direct_ms,
+        "direct_prometheus_api_client": threads_ms,
+        "api": api_ms,
+        "overhead_p50_ms": overhead,
+    }
     report(
         "prometheus_metrics_query",
         [
             ("OTel points remote-written (24 h)", f"{points:,}", ""),
             ("7 PromQL, concurrent httpx p50 / p99 (ms)", f"{direct_ms['p50_ms']} / {direct_ms['p99_ms']}", "baseline"),
-            ("7 PromQL, prometheus-api-client threads p50 / p99", f"{threads_ms['p50_ms']} / {threads_ms['p99_ms']}", "client choice"),
+            (
+                "7 PromQL, prometheus-api-client threads p50 / p99",
+                f"{threads_ms['p50_ms']} / {threads_ms['p99_ms']}",
+                "client choice",
+            ),
             ("Observer HTTP, http family p50 / p99 (ms)", f"{api_ms['p50_ms']} / {api_ms['p99_ms']}", ""),
             ("overhead at p50 (ms)", f"{overhead}", "target <= 10"),
         ],

@@ -104,7 +104,7 @@ def encode(batch: Batch, mark: Mark | None = None) -> bytes:
     """The batch (and the producer's mark, if any) as bytes. Raises CodecError for a value MessagePack cannot hold
     exactly (an int beyond 64 bits, an object of another type)."""
     identities: dict[Identity, int] = {}
-    sections = []
+    sections: list[list[Any] | None] = []
     for name, schema in _SECTIONS:
         records: Sequence[Any] = getattr(batch, name)
         if not records:
@@ -121,7 +121,8 @@ def encode(batch: Batch, mark: Mark | None = None) -> bytes:
         producer, value = mark
         envelope.append([producer, bytes(value)])
     try:
-        return msgpack.packb(envelope)
+        packed: bytes = msgpack.packb(envelope)  # msgpack is untyped; packb returns bytes
+        return packed
     except (TypeError, ValueError, OverflowError) as exc:
         raise CodecError(f"batch {batch.batch_id!r} holds a value that cannot be stored: {exc}") from exc
 

@@ -10,6 +10,9 @@ node or per secret (the same names as `observer up` where they mean the same thi
     buffer: {directory: /var/lib/observer/buffer, max_bytes: 268435456}
     exporter: {data_dir: /var/lib/observer/data}          # the embedded backend, or:
     # exporter: {opensearch: https://opensearch:9200, prometheus: http://prometheus:9090}
+    # exporter: {opensearch: {address: https://opensearch:9200, ca_file: /etc/ca.pem, timeout_s: 5}}
+    #   (a backend's key takes its address or its settings: the fields of adapters/<name>/plugin.py Settings,
+    #   whose environment variables, the same as `observer up`'s, override them)
     # exporter: {otlp: {endpoint: https://observer.example:4318}}   # forward everything to another collector
     telemetry: {host: 0.0.0.0, port: 2020}
 """
@@ -17,12 +20,14 @@ node or per secret (the same names as `observer up` where they mean the same thi
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic_settings import BaseSettings
 
 
 class _Strict(BaseModel):
@@ -113,17 +118,73 @@ class OtlpExporterConfig(_Strict):
         return headers
 
 
+#: The exporter's keys from before backends had sections of their own: key -> (backend, its settings field).
+LEGACY_EXPORTER_KEYS: dict[str, tuple[str, str]] = {
+    "data_dir": ("embedded", "data_dir"),
+    "opensearch_username": ("opensearch", "username"),
+    "opensearch_password": ("opensearch", "password"),
+    "opensearch_tls_skip_verify": ("opensearch", "tls_skip_verify"),
+    "logs_index_prefix": ("opensearch", "logs_prefix"),
+    "events_index_prefix": ("opensearch", "events_prefix"),
+    "traces_index_prefix": ("opensearch", "traces_prefix"),
+}
+
+
+def exporter_sections(document: Mapping[str, Any]) -> dict[str, Any]:
+    """The exporter's YAML as `{otlp, backends: {name: settings values}}`. A backend's key holds its settings
+    (the fields of adapters/<name>/plugin.py Settings, the same `observer up` reads from the environment) or,
+    as before, just its address (`opensearch: https://...`); the older flat keys still work."""
+    document = dict(document)
+    backends: dict[str, Any] = {
+        name: dict(values) if isinstance(values, Mapping) else values
+        for name, values in (document.pop("backends", None) or {}).items()
+    }
+    out: dict[str, Any] = {"otlp": document.pop("otlp")} if "otlp" in document else {}
+    for key, (backend, field) in LEGACY_EXPORTER_KEYS.items():
+        if key in document:
+            value = document.pop(key)
+            if value is not None:
+                backends.setdefault(backend, {})[field] = value
+    for name, value in document.items():
+        if isinstance(value, str):
+            value = {"address": value}
+        if value is None or (isinstance(value, Mapping) and not value.get("address", True)):
+            continue  # `opensearch: ""`: not configured, as before
+        section = backends.setdefault(name, {})
+        if isinstance(section, Mapping) and isinstance(value, Mapping):
+            backends[name] = {**value, **section}
+        else:
+            backends[name] = value
+    out["backends"] = backends
+    return out
+
+
 class ExporterConfig(_Strict):
-    otlp: OtlpExporterConfig | None = None  # when set, the only destination
-    data_dir: Path | None = None  # the embedded backend
-    opensearch: str = ""
-    opensearch_username: str = ""
-    opensearch_password: str = Field("", repr=False)
-    opensearch_tls_skip_verify: bool = False
-    logs_index_prefix: str = "container-logs-"
-    events_index_prefix: str = "k8s-events-"
-    traces_index_prefix: str = "otel-traces-"
-    prometheus: str = ""
+    """Where batches go: `otlp` (forwarding, then the only destination) or backends by registry name, each
+    with that backend's own settings model (adapters/registry.py), so the collector accepts exactly what
+    `observer up` does for it."""
+
+    otlp: OtlpExporterConfig | None = None
+    backends: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _sections(cls, data: Any) -> Any:
+        return exporter_sections(data) if isinstance(data, Mapping) else data
+
+    @field_validator("backends")
+    @classmethod
+    def _backend_settings(cls, value: dict[str, Any]) -> dict[str, BaseSettings]:
+        from adapters import registry
+
+        known = registry.entries()
+        unknown = sorted(set(value) - set(known))
+        if unknown:
+            raise ValueError(f"unknown exporter backend(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        return {
+            name: values if isinstance(values, BaseSettings) else known[name].settings.model_validate(values)
+            for name, values in value.items()
+        }
 
 
 class TelemetryConfig(_Strict):
@@ -139,17 +200,9 @@ class CollectorConfig(_Strict):
     telemetry: TelemetryConfig = TelemetryConfig()
 
 
-#: Environment variable -> the path of the key it overrides (section, [subsection,] key).
+#: Environment variable -> the path of the key it overrides (section, [subsection,] key). The backends' own
+#: variables (OPENSEARCH_*, PROMETHEUS_*, OBSERVER_DATA_DIR, ...) are read through their settings models.
 ENV_OVERRIDES: dict[str, tuple[str, ...]] = {
-    "OPENSEARCH_ADDRESS": ("exporter", "opensearch"),
-    "OPENSEARCH_USERNAME": ("exporter", "opensearch_username"),
-    "OPENSEARCH_PASSWORD": ("exporter", "opensearch_password"),
-    "OPENSEARCH_TLS_SKIP_VERIFY": ("exporter", "opensearch_tls_skip_verify"),
-    "OPENSEARCH_INDEX_PREFIX": ("exporter", "logs_index_prefix"),
-    "OPENSEARCH_EVENTS_INDEX_PREFIX": ("exporter", "events_index_prefix"),
-    "OPENSEARCH_TRACES_INDEX_PREFIX": ("exporter", "traces_index_prefix"),
-    "PROMETHEUS_ADDRESS": ("exporter", "prometheus"),
-    "OBSERVER_DATA_DIR": ("exporter", "data_dir"),
     "COLLECTOR_BUFFER_DIR": ("buffer", "directory"),
     "COLLECTOR_BUFFER_MAX_BYTES": ("buffer", "max_bytes"),
     "COLLECTOR_METADATA_FILE": ("metadata", "file"),
@@ -172,9 +225,11 @@ ENV_ENABLES = frozenset({"COLLECTOR_EXPORTER_OTLP_ENDPOINT", "NODE_NAME", "KUBEC
 
 def load(path: Path | None, environ: dict[str, str] | None = None) -> CollectorConfig:
     """The file's settings with the environment's on top; unknown keys are an error that names them."""
+    variables: Mapping[str, str] = os.environ if environ is None else environ
     document = (yaml.safe_load(path.read_text()) or {}) if path else {}
+    document["exporter"] = _backends_from_env(document.get("exporter") or {}, variables)
     for variable, keys in ENV_OVERRIDES.items():
-        value = (environ if environ is not None else os.environ).get(variable)
+        value = variables.get(variable)
         if value is None:
             continue
         node = document
@@ -187,3 +242,20 @@ def load(path: Path | None, environ: dict[str, str] | None = None) -> CollectorC
         else:
             node[keys[-1]] = value
     return CollectorConfig.model_validate(document)
+
+
+def _backends_from_env(exporter: Mapping[str, Any], environ: Mapping[str, str]) -> dict[str, Any]:
+    """Every backend's settings from its section with its environment variables over it; a backend none of
+    whose variables is set and that has no section stays out."""
+    from adapters import registry
+
+    sections = exporter_sections(exporter)
+    for name, entry in registry.entries(environ).items():
+        values = sections["backends"].get(name)
+        variables = {
+            variable for field in entry.settings.model_fields for variable in registry.env_names(entry.settings, field)
+        }
+        if values is None and not any(variable in environ for variable in variables):
+            continue
+        sections["backends"][name] = registry.settings_from(entry.settings, values or {}, environ)
+    return sections

@@ -26,11 +26,11 @@ from typing import Protocol, runtime_checkable
 import orjson
 import yaml
 
-from domain.loglevel import detect_level
-from domain.model import Identity, LogRecord
 from collectors.tail.model import TailedLine
 from collectors.tail.paths import PodContainer
 from collectors.tail.records import identity_for
+from domain.loglevel import detect_level
+from domain.model import Identity, LogRecord
 
 log = logging.getLogger(__name__)
 
@@ -203,6 +203,9 @@ def trace_context(body: str) -> tuple[str, str]:
             return (trace if _HEX32.match(trace) else "", span if _HEX16.match(span) else "")
     if "race" not in body and "RACE" not in body:
         return "", ""
-    trace = _TEXT_TRACE.search(body)
-    span = _TEXT_SPAN.search(body) if trace else None
-    return (trace.group(1).lower() if trace else "", span.group(1).lower() if span else "")
+    trace_match = _TEXT_TRACE.search(body)
+    span_match = _TEXT_SPAN.search(body) if trace_match else None
+    return (
+        trace_match.group(1).lower() if trace_match else "",
+        span_match.group(1).lower() if span_match else "",
+    )

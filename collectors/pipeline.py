@@ -1,13 +1,23 @@
-"""The collector's pipelines: receivers put batches into the durable buffer, one exporter takes them out.
+"""The collector's pipelines: receivers put batches into the durable buffer, one exporter per destination takes
+them out.
 
-    tail -> enrich -> DiskBuffer -> exporter -> backend (embedded, OpenSearch + Prometheus, ...)
-    OTLP receiver ---^
+    tail -> enrich -> DiskBuffer -+-> export loop "opensearch" -> logs, events, spans
+    OTLP receiver ---^            +-> export loop "prometheus" -> metrics
+                                  (or one loop "otlp" forwarding everything, or "embedded", ...)
 
 Delivery is at-least-once end to end and each step only lets go of data once the next one holds it:
 
 - the tail commits a file offset only after the buffer accepted the batch (durably);
-- the buffer forgets a batch only after the backend accepted it (`ack`);
+- each destination acknowledges its own cursor in the buffer (`ack(seq, destination)`) once its part of a batch
+  is stored, and the buffer forgets a batch once every destination has acknowledged it;
 - a redelivered batch is harmless downstream (batch ids, deterministic document ids, identical samples).
+
+Destinations are isolated: each export loop writes only its part of each batch (`Destination.signals`) and
+retries only its own head batch, so a slow or dead Prometheus delays metrics alone while logs keep flowing to
+OpenSearch; the batches it has not taken stay in the buffer, whose `max_bytes` bounds how far behind it may fall.
+A write that comes back `dropped` (the destination refused the batch as a whole, for good) is counted on
+/metrics (`collector_records_dropped_total{pipeline=<destination>, reason}`), logged, and acknowledged, so it
+cannot wedge the batches behind it; records refused one by one within a delivered batch are counted the same way.
 
 Tailed lines are exactly-once into every exporter, not only into those with content-derived ids. The danger is
 a crash after a batch is in the buffer but before the tail's checkpoint file says so: a tail resuming from the
@@ -23,8 +33,9 @@ The checkpoint file is still committed after each append; it serves the tail alo
 and as the fallback when the buffer directory is new or lost.
 
 Backpressure runs the other way: a full buffer makes the tail stop reading and the OTLP receiver answer 503
-with Retry-After; an unavailable backend makes the exporter retry the same batch with backoff, which fills
-the buffer, which pauses the producers. Nothing accepted is dropped.
+with Retry-After; an unavailable backend makes its export loop retry the same batch with backoff (or after the
+wait the backend asked for), which fills the buffer, which pauses the producers. Nothing accepted is dropped
+except what a destination refuses for good, and that is counted.
 """
 
 from __future__ import annotations
@@ -36,18 +47,21 @@ import time
 import uuid
 from collections.abc import Sequence
 
-from domain.model import EventRecord, LogRecord, MetricPoint, SpanRecord
-from adapters.protocols import TelemetrySink
-from collectors.buffer import BufferFull, DiskBuffer
+from adapters.protocols import TelemetrySink, WriteResult
+from collectors.buffer import DEFAULT_CONSUMER, BufferFull, DiskBuffer
 from collectors.codec import Batch
+from collectors.destination import SIGNALS, Destination
 from collectors.enrich import Enricher
 from collectors.tail.checkpoint import encode_checkpoint
 from collectors.tail.tailer import Tailer
 from collectors.telemetry import CollectorTelemetry
+from domain.model import EventRecord, LogRecord, MetricPoint, SpanRecord
 
 log = logging.getLogger(__name__)
 
 MAX_BACKOFF_S = 30.0
+#: The longest wait a destination's Retry-After may impose on its loop before the batch is tried again.
+MAX_RETRY_AFTER_S = 120.0
 #: The buffer mark under which the tail's checkpoint travels with its batches.
 TAIL_PRODUCER = "tail"
 
@@ -69,11 +83,12 @@ class BufferSink:
         events: Sequence[EventRecord] = (),
         spans: Sequence[SpanRecord] = (),
         metrics: Sequence[MetricPoint] = (),
-    ) -> None:
+    ) -> WriteResult:
         batch = Batch(batch_id=batch_id, logs=list(logs), events=list(events), spans=list(spans), metrics=list(metrics))
         await self.buffer.append_async(batch)
         self.telemetry.records_in.labels(self.pipeline).inc(len(logs) + len(events) + len(spans) + len(metrics))
         self.telemetry.buffer_bytes.set(self.buffer.used_bytes)
+        return WriteResult.delivered()
 
 
 async def tail_pipeline(
@@ -110,25 +125,72 @@ async def tail_pipeline(
         await tailer.commit(tailed.checkpoint)
 
 
-async def export_pipeline(buffer: DiskBuffer, sink: TelemetrySink, telemetry: CollectorTelemetry, name: str = "export") -> None:
-    """Delivers buffered batches in order, each until the backend accepts it, then acknowledges it."""
+async def export_pipelines(
+    buffer: DiskBuffer, destinations: Sequence[Destination], telemetry: CollectorTelemetry
+) -> None:
+    """One export loop per destination, each on its own cursor of the buffer (opened with these consumers)."""
+    await asyncio.gather(*(export_loop(buffer, destination, telemetry) for destination in destinations))
+
+
+async def export_pipeline(
+    buffer: DiskBuffer, sink: TelemetrySink, telemetry: CollectorTelemetry, name: str = DEFAULT_CONSUMER
+) -> None:
+    """A single destination taking every signal, on the buffer's default consumer."""
+    await export_loop(buffer, Destination(name, sink, SIGNALS), telemetry)
+
+
+async def export_loop(buffer: DiskBuffer, destination: Destination, telemetry: CollectorTelemetry) -> None:
+    """Delivers the destination's part of each buffered batch in order, each until the destination stores it or
+    refuses it for good, and acknowledges it on the destination's own cursor."""
+    name = destination.name
     while True:
-        seq, batch = await buffer.next()
+        seq, batch = await buffer.next(name)
+        part = destination.part(batch)
         started = time.monotonic()
-        attempt = 0
-        while True:
-            try:
-                await sink.write(
-                    batch_id=batch.batch_id, logs=batch.logs, events=batch.events, spans=batch.spans, metrics=batch.metrics
-                )
-                break
-            except Exception as exc:  # outages, and bugs: either way the batch stays until it gets through
-                attempt += 1
-                telemetry.retried.labels(name).inc()
-                delay = min(MAX_BACKOFF_S, 0.2 * 2 ** min(attempt, 8)) * random.uniform(0.5, 1.0)
-                log.warning("export of batch %s failed (%s: %s); retry %d in %.1fs", batch.batch_id, type(exc).__name__, exc, attempt, delay)
-                await asyncio.sleep(delay)
-        buffer.ack(seq)
-        telemetry.records_out.labels(name).inc(len(batch.logs) + len(batch.events) + len(batch.spans) + len(batch.metrics))
-        telemetry.export_seconds.labels(name).observe(time.monotonic() - started)
+        if len(part):
+            await _deliver(destination, part, telemetry)
+        buffer.ack(seq, name)
+        telemetry.count_delivered(name, len(part), time.monotonic() - started, buffer.backlog_of(name))
         telemetry.buffer_bytes.set(buffer.used_bytes)
+
+
+async def _deliver(destination: Destination, part: Batch, telemetry: CollectorTelemetry) -> None:
+    """Writes until the result is final (delivered or dropped), counting what was refused for good. An exception
+    (an outage a sink reports by raising, or a bug) is retried like `retry`: the batch stays until it gets
+    through."""
+    name = destination.name
+    attempt = 0
+    while True:
+        try:
+            result = await destination.sink.write(
+                batch_id=part.batch_id, logs=part.logs, events=part.events, spans=part.spans, metrics=part.metrics
+            )
+        except Exception as exc:
+            result = WriteResult.retry(reason=f"{type(exc).__name__}: {exc}")
+        if result.outcome != "retry":
+            break
+        attempt += 1
+        telemetry.count_retry(name)
+        backoff = min(MAX_BACKOFF_S, 0.2 * 2 ** min(attempt, 8)) * random.uniform(0.5, 1.0)
+        delay = max(backoff, min(result.retry_after_s, MAX_RETRY_AFTER_S))
+        log.warning(
+            "export of batch %s to %s failed (%s); retry %d in %.1fs",
+            part.batch_id,
+            name,
+            result.reason,
+            attempt,
+            delay,
+        )
+        await asyncio.sleep(delay)
+    if result.count:
+        reason = result.reason or "destination_refused"
+        telemetry.count_export_dropped(name, reason, result.count)
+        verb = "dropped the batch" if result.outcome == "dropped" else "stored the rest of the batch"
+        log.error(
+            "export of batch %s to %s: %d records refused for good (%s); %s",
+            part.batch_id,
+            name,
+            result.count,
+            reason,
+            verb,
+        )

@@ -29,6 +29,7 @@ task.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping
 from typing import Any
 
@@ -117,3 +118,12 @@ def identity_attributes(identity: Identity) -> dict[str, str]:
         (ARGO_NODE_NAME, identity.task),
     )
     return {key: value for key, value in pairs if value}
+
+
+_DERIVED = uuid.UUID("6b1f3c52-5d1e-4a53-9a0e-0c3f6f7d2a11")
+
+
+def derived_uid(kind: str, namespace: str, name: str) -> str:
+    """The UID a name gets where nothing declared one (the embedded registry, the demo): stable across processes
+    and restarts, so the same name always stores and finds its records under the same UID."""
+    return str(uuid.uuid5(_DERIVED, f"{kind}/{namespace}/{name}"))

@@ -114,7 +114,7 @@ def create_internal_app(
 
     `token` (OBSERVER_INTERNAL_TOKEN) turns on the optional shared secret: every route but `GET /health` then
     needs `Authorization: Bearer <token>` (observer/auth/internal.py; a token under 16 bytes raises
-    InternalPortConfigError). TLS and client certificates are the server's business (runtime.server).
+    InternalPortConfigError). TLS and client certificates are the server's business (serving.server).
 
     Bodies are capped at `max_body_bytes`, except the alert webhook's at `webhook_max_body_bytes`: an
     Alertmanager notification of a large group is far bigger than any rule, and refusing it loses alerts."""
@@ -132,7 +132,5 @@ def create_internal_app(
     if secret:
         check_token(secret)  # here, because Starlette builds middleware lazily, on the first request
         app.add_middleware(InternalTokenMiddleware, token=secret)
-    app.add_middleware(
-        BodyLimitMiddleware, max_bytes=max_body_bytes, per_path={WEBHOOK_PATH: webhook_max_body_bytes}
-    )
+    app.add_middleware(BodyLimitMiddleware, max_bytes=max_body_bytes, per_path={WEBHOOK_PATH: webhook_max_body_bytes})
     return app

@@ -35,30 +35,59 @@ class UpOption:
     @property
     def help(self) -> str:
         variables = " or ".join(f"${name}" for name in self.env)
-        default = "none" if self.default is None else f"./{self.default}" if isinstance(self.default, Path) else self.default
+        default = (
+            "none" if self.default is None else f"./{self.default}" if isinstance(self.default, Path) else self.default
+        )
         return f"{self.text} (default: {variables}, else {default})"
 
 
 UP_OPTIONS = (
-    UpOption("--host", "host", str, "127.0.0.1", ("OBSERVER_HOST", "HOST"),
-             "address every port listens on; 0.0.0.0 for all interfaces"),
+    UpOption(
+        "--host",
+        "host",
+        str,
+        "127.0.0.1",
+        ("OBSERVER_HOST", "HOST"),
+        "address every port listens on; 0.0.0.0 for all interfaces",
+    ),
     UpOption("--port", "port", int, 8080, ("SERVER_PORT", "PORT"), "Observer API port (REST, MCP at /mcp, /docs)"),
-    UpOption("--internal-port", "internal_port", int, 8081, ("SERVER_INTERNAL_PORT", "INTERNAL_PORT"),
-             "internal API port (alert webhook, alert rules)"),
+    UpOption(
+        "--internal-port",
+        "internal_port",
+        int,
+        8081,
+        ("SERVER_INTERNAL_PORT", "INTERNAL_PORT"),
+        "internal API port (alert webhook, alert rules)",
+    ),
     UpOption("--otlp-port", "otlp_port", int, 4318, ("OTLP_HTTP_PORT", "OTLP_PORT"), "OTLP/HTTP receiver port"),
-    UpOption("--data-dir", "data_dir", Path, Path("data"), ("OBSERVER_DATA_DIR",),
-             "directory of the embedded store and the SQLite alert store"),
-    UpOption("--registry", "registry_file", Path, None, ("OBSERVER_REGISTRY_FILE",),
-             "YAML file declaring namespaces, projects, components and environments"),
+    UpOption(
+        "--data-dir",
+        "data_dir",
+        Path,
+        Path("data"),
+        ("OBSERVER_DATA_DIR",),
+        "directory of the embedded store and the SQLite alert store",
+    ),
+    UpOption(
+        "--registry",
+        "registry_file",
+        Path,
+        None,
+        ("OBSERVER_REGISTRY_FILE",),
+        "YAML file declaring namespaces, projects, components and environments",
+    ),
 )
 
 CONFIG_DOCS = (
     "The configuration schema (every key, its type and default) is documented in collectors/config.py, and with "
-    "the environment variables that override it in the README, section \"The collector (observer collect)\"."
+    'the environment variables that override it in the README, section "The collector (observer collect)".'
 )
 
 
-def _settings(args: argparse.Namespace, fields: Sequence[str] = tuple(o.field for o in UP_OPTIONS)) -> "Settings":
+UP_FIELDS = tuple(option.field for option in UP_OPTIONS)
+
+
+def _settings(args: argparse.Namespace, fields: Sequence[str] = UP_FIELDS) -> Settings:
     """Environment first, then flags given on the command line."""
     from observer.config import Settings
 
@@ -76,19 +105,23 @@ def _demo_without_idp() -> bool:
     if "JWT_DISABLED" in os.environ or os.environ.get("JWKS_URL"):
         return False
     os.environ["JWT_DISABLED"] = "true"
-    logging.getLogger("observer").warning("observer up --demo: no JWKS_URL, so JWT_DISABLED=true is set for this demo process")
+    logging.getLogger("observer").warning(
+        "observer up --demo: no JWKS_URL, so JWT_DISABLED=true is set for this demo process"
+    )
     return True
 
 
-def _auth_line(auth: "AuthSettings") -> str:
+def _auth_line(auth: AuthSettings) -> str:
     if not auth.enabled:
         return "  auth           OFF (JWT_DISABLED=true): every request is accepted; for a laptop demo only"
     return f"  auth           bearer JWT, keys from {auth.jwks_url}"
 
 
-def _banner(settings: "Settings", demo: bool, auth: "AuthSettings | None" = None) -> str:
+def _banner(settings: Settings, demo: bool, auth: AuthSettings | None = None) -> str:
+    from adapters import registry
+
     public = f"http://{settings.host}:{settings.port}"
-    where = f"logs, events and traces in OpenSearch at {settings.opensearch_address}" if settings.opensearch_address else "embedded backend"
+    where = registry.describe(registry.enabled(shared=settings.by_variable()))
     window = '"startTime":"\'$(date -u -d "-15 min" +%FT%TZ)\'","endTime":"\'$(date -u +%FT%TZ)\'"'
     return "\n".join(
         [
@@ -96,7 +129,8 @@ def _banner(settings: "Settings", demo: bool, auth: "AuthSettings | None" = None
             f"  Observer API   {public}   (OpenAPI: {public}/docs)",
             f"  internal API   http://{settings.host}:{settings.internal_port}",
             f"  OTLP/HTTP      http://{settings.host}:{settings.otlp_port}/v1/{{logs,traces,metrics}}",
-            "  demo traffic   " + ("on: namespace demo, project shop, components frontend, catalog, cart, payments" if demo else "off"),
+            "  demo traffic   "
+            + ("on: namespace demo, project shop, components frontend, catalog, cart, payments" if demo else "off"),
             *([_auth_line(auth)] if auth is not None else []),
             "Try:",
             f"  curl -s {public}/api/v1/logs/query -H 'Content-Type: application/json' -d '{{{window},"
@@ -116,6 +150,7 @@ def _up(args: argparse.Namespace) -> int:
     from observer import logs, runtime
     from observer.auth.authorizers import AuthzConfigError
     from observer.auth.settings import AuthConfigError
+    from serving import PortUnavailable, bind_all
 
     settings = _settings(args)
     logs.configure(settings.log_level)
@@ -131,8 +166,8 @@ def _up(args: argparse.Namespace) -> int:
         print(f"observer up: {exc}", file=sys.stderr)
         return 2
     try:
-        sockets = runtime.bind_all(runtime.all_in_one_listens(settings))
-    except runtime.PortUnavailable as exc:
+        sockets = bind_all(runtime.all_in_one_listens(settings))
+    except PortUnavailable as exc:
         print(f"observer up: {exc}", file=sys.stderr)
         return 1
     demo = None
@@ -173,7 +208,7 @@ def _collect(args: argparse.Namespace) -> int:
     from collectors import config as collector_config
     from collectors.run import ConfigError, collect
     from observer import logs
-    from observer.runtime import PortUnavailable
+    from serving import PortUnavailable
 
     logs.configure(os.environ.get("LOG_LEVEL", "info"))
     try:
@@ -192,47 +227,47 @@ def _collect(args: argparse.Namespace) -> int:
     return 0
 
 
-def _opensearch_init(args: argparse.Namespace) -> int:
-    """Installs index templates and retention the way `observer up` does at start, for setup jobs."""
+def _backend_init(args: argparse.Namespace) -> int:
+    """Runs a backend's start-up installation (OpenSearch: index templates and retention) the way `observer up`
+    does at start, for setup jobs; says what it installed."""
     import asyncio
     import logging
 
-    from adapters.opensearch.backend import OpenSearchBackend
-    from adapters.opensearch.layout import template_name
+    from adapters import registry
     from adapters.protocols import BackendUnavailable
     from observer import logs
     from observer.config import Settings
 
+    name = args.backend
     settings = Settings()
     logs.configure(settings.log_level)
-    # opensearch-py logs every failed request with its traceback; the one line below says what failed.
-    logging.getLogger("opensearch").setLevel(logging.ERROR)
-    config = settings.opensearch()
-    if config is None:
-        print("observer opensearch init: set OPENSEARCH_ADDRESS (and OPENSEARCH_USERNAME/PASSWORD if needed)", file=sys.stderr)
+    # Client libraries log every failed request with its traceback; the one line below says what failed.
+    logging.getLogger(name).setLevel(logging.ERROR)
+    entry = registry.entries()[name]
+    context = registry.Context("admin")
+    backend_settings = registry.settings_with(entry.settings, settings.by_variable())
+    if not entry.enabled(backend_settings, context):
+        variables = ", ".join(registry.env_names(entry.settings, field)[0] for field in entry.settings.model_fields)
+        print(f"observer {name} init: {name} is not configured; set {variables} as needed", file=sys.stderr)
         return 2
 
-    async def install() -> bool:
-        backend = OpenSearchBackend(config)
+    async def install() -> str:
+        plane = await registry.build_plane(context, [(entry, backend_settings)])
         try:
-            await backend.install(retention_days=settings.retention_hours / 24)
-            return backend.ism
+            await plane.start()
+            return plane.backends[0].health()
         finally:
-            await backend.close()
+            await plane.close()
 
     try:
-        ism = asyncio.run(install())
+        print(asyncio.run(install()))
     except BackendUnavailable as exc:
-        print(f"observer opensearch init: OpenSearch at {settings.opensearch_address} is not usable: {exc}", file=sys.stderr)
+        print(f"observer {name} init: {exc}", file=sys.stderr)
         return 1
-    layout = config.layout
-    names = ", ".join(f"{template_name(prefix)} ({prefix}*)" for prefix in (layout.logs, layout.events, layout.traces))
-    print(f"index templates installed: {names}")
-    print("retention: " + ("ISM policies installed" if ism else "no ISM plugin; `observer up` deletes expired daily indices"))
     return 0
 
 
-def _store_settings(args: argparse.Namespace) -> "Settings":
+def _store_settings(args: argparse.Namespace) -> Settings:
     from observer.config import Settings
 
     settings = Settings()
@@ -251,7 +286,9 @@ def _yaml_problem(source: str, exc: Exception) -> str:
     where = f"{source}:{mark.line + 1}:{mark.column + 1}"
     problem = exc.problem or "not valid YAML"
     context = exc.context_mark
-    also = f" ({exc.context} at line {context.line + 1}, column {context.column + 1})" if exc.context and context else ""
+    also = (
+        f" ({exc.context} at line {context.line + 1}, column {context.column + 1})" if exc.context and context else ""
+    )
     return f"{where}: {problem}{also}"
 
 
@@ -262,7 +299,7 @@ def _rules_apply(args: argparse.Namespace) -> int:
 
     import yaml
 
-    from alert_rules.model import InvalidResource
+    from domain.alerting import InvalidResource
     from observer.alerting.db import open_engine
     from observer.alerting.resources import ResourceStore, load_manifest
 
@@ -294,7 +331,7 @@ def sqlite_file(dsn: str) -> Path | None:
     if "://" not in dsn:
         return Path(dsn)
     if dsn.startswith("sqlite:///"):
-        return Path(dsn[len("sqlite:///"):])
+        return Path(dsn[len("sqlite:///") :])
     return None
 
 
@@ -305,7 +342,7 @@ def _rules_list(args: argparse.Namespace) -> int:
 
     import yaml
 
-    from alert_rules.model import rule_to_resource
+    from domain.alerting import rule_to_resource
     from observer.alerting.db import open_engine
     from observer.alerting.resources import ResourceStore
 
@@ -342,20 +379,30 @@ def _add_up(commands: argparse._SubParsersAction) -> None:
     for option in UP_OPTIONS:
         metavar = option.flag.lstrip("-").replace("-", "_").upper()
         up.add_argument(option.flag, dest=option.field, type=option.kind, metavar=metavar, help=option.help)
-    up.add_argument("--demo", action="store_true", help="also generate demo telemetry for a sample platform "
-                    "(turns authentication off unless JWKS_URL or JWT_DISABLED is set)")
-    up.add_argument("--demo-rate", type=float, default=5.0, metavar="RPS", help="demo requests per second (default: %(default)s)")
+    up.add_argument(
+        "--demo",
+        action="store_true",
+        help="also generate demo telemetry for a sample platform "
+        "(turns authentication off unless JWKS_URL or JWT_DISABLED is set)",
+    )
+    up.add_argument(
+        "--demo-rate", type=float, default=5.0, metavar="RPS", help="demo requests per second (default: %(default)s)"
+    )
     up.set_defaults(run=_up)
 
 
 def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     """The parser. `observer demo`'s own options come from observer.demo, which imports the OpenTelemetry SDK,
     so they are added only when `argv` runs that command."""
-    parser = argparse.ArgumentParser(prog="observer", description="An open observability plane for internal developer platforms.")
+    parser = argparse.ArgumentParser(
+        prog="observer", description="An open observability plane for internal developer platforms."
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_up(commands)
 
-    demo_cmd = commands.add_parser("demo", help="send demo telemetry with the OpenTelemetry SDK to an OTLP/HTTP endpoint")
+    demo_cmd = commands.add_parser(
+        "demo", help="send demo telemetry with the OpenTelemetry SDK to an OTLP/HTTP endpoint"
+    )
     if "demo" in argv[:1]:
         from observer import demo
 
@@ -368,26 +415,37 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
         description="Runs the collector: tails container logs, receives OTLP, enriches, buffers on disk and exports.",
         epilog=CONFIG_DOCS,
     )
-    collect_cmd.add_argument("--config", type=Path, metavar="FILE",
-                             help="YAML configuration; environment variables override it (default: none, all defaults)")
+    collect_cmd.add_argument(
+        "--config",
+        type=Path,
+        metavar="FILE",
+        help="YAML configuration; environment variables override it (default: none, all defaults)",
+    )
     collect_cmd.set_defaults(run=_collect)
 
     opensearch = commands.add_parser("opensearch", help="OpenSearch administration")
     opensearch_commands = opensearch.add_subparsers(dest="opensearch_command", required=True, metavar="COMMAND")
     init = opensearch_commands.add_parser(
-        "init", help="install index templates and retention (idempotent)",
+        "init",
+        help="install index templates and retention (idempotent)",
         description="Installs the observer's own index templates and ISM policies (named observer-<prefix>), never "
         "replacing OpenChoreo's. Reads OPENSEARCH_ADDRESS and the other OPENSEARCH_* variables.",
     )
-    init.set_defaults(run=_opensearch_init)
+    init.set_defaults(run=_backend_init, backend="opensearch")
 
-    data_dir_help = "the observer's data directory, holding alerts.db (default: $OBSERVER_DATA_DIR, else ./data; " \
+    data_dir_help = (
+        "the observer's data directory, holding alerts.db (default: $OBSERVER_DATA_DIR, else ./data; "
         "ignored when $ALERT_STORE_DSN is set)"
+    )
     rules = commands.add_parser("rules", help="alert rules and notification channels (the alert store)")
     rules_commands = rules.add_subparsers(dest="rules_command", required=True, metavar="COMMAND")
-    apply = rules_commands.add_parser("apply", help="store ObservabilityAlertRule, notification channel and Secret resources")
+    apply = rules_commands.add_parser(
+        "apply", help="store ObservabilityAlertRule, notification channel and Secret resources"
+    )
     apply.add_argument("-f", "--file", required=True, metavar="FILE", help="YAML manifest (- for standard input)")
-    apply.add_argument("-n", "--namespace", default="default", help="namespace for resources that name none (default: %(default)s)")
+    apply.add_argument(
+        "-n", "--namespace", default="default", help="namespace for resources that name none (default: %(default)s)"
+    )
     apply.add_argument("--data-dir", type=Path, metavar="DIR", help=data_dir_help)
     apply.set_defaults(run=_rules_apply)
     get = rules_commands.add_parser("get", help="print the stored alert rules with their status, as YAML")

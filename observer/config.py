@@ -1,18 +1,19 @@
-"""Configuration from the environment, with OpenChoreo's variable names where OpenChoreo has one."""
+"""Configuration from the environment, with OpenChoreo's variable names where OpenChoreo has one.
+
+These are the process's own settings; each backend declares its own (adapters/<name>/plugin.py, read through
+adapters/registry.py). The data directory and registry file are here too because flags set them
+(`--data-dir`, `--registry`): the registry hands them to the backend that reads the same variables."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from observer.auth.internal import InternalSecurity, internal_security
 from observer.auth.settings import AuthSettings
-
-if TYPE_CHECKING:
-    from adapters.opensearch.client import OpenSearchConfig
 
 
 class Settings(BaseSettings):
@@ -22,9 +23,8 @@ class Settings(BaseSettings):
     port: int = Field(8080, validation_alias=AliasChoices("SERVER_PORT", "PORT"))
     internal_port: int = Field(8081, validation_alias=AliasChoices("SERVER_INTERNAL_PORT", "INTERNAL_PORT"))
     otlp_port: int = Field(4318, validation_alias=AliasChoices("OTLP_HTTP_PORT", "OTLP_PORT"))
-    data_dir: Path = Field(Path("data"), validation_alias="OBSERVER_DATA_DIR")
+    data_dir: Path = Field(Path("data"), validation_alias="OBSERVER_DATA_DIR")  # also the SQLite alert store's
     registry_file: Path | None = Field(None, validation_alias="OBSERVER_REGISTRY_FILE")
-    retention_hours: float = Field(168.0, validation_alias="OBSERVER_RETENTION_HOURS")
     log_level: str = Field("info", validation_alias="LOG_LEVEL")
     cors_allowed_origins: str = Field("", validation_alias="CORS_ALLOWED_ORIGINS")
     otlp_max_body_bytes: int = Field(8 * 1024 * 1024, validation_alias="OTLP_MAX_BODY_BYTES", gt=0)
@@ -42,29 +42,10 @@ class Settings(BaseSettings):
     resolver_max_auth_retry: int = Field(2, validation_alias="UID_RESOLVER_MAX_AUTH_RETRY")
     resolver_tls_insecure_skip_verify: bool = Field(False, validation_alias="UID_RESOLVER_TLS_INSECURE_SKIP_VERIFY")
 
-    # OpenSearch for logs, events and traces (OpenChoreo's variable names); empty keeps them embedded.
-    opensearch_address: str = Field("", validation_alias="OPENSEARCH_ADDRESS")
-    opensearch_username: str = Field("", validation_alias="OPENSEARCH_USERNAME")
-    opensearch_password: SecretStr = Field(SecretStr(""), validation_alias="OPENSEARCH_PASSWORD")
-    opensearch_tls_skip_verify: bool = Field(False, validation_alias="OPENSEARCH_TLS_SKIP_VERIFY")
-    opensearch_ca_file: str = Field("", validation_alias="OPENSEARCH_CA_FILE")
-    opensearch_timeout_s: float = Field(10.0, validation_alias="OPENSEARCH_TIMEOUT_SECONDS")
-    opensearch_logs_prefix: str = Field("container-logs-", validation_alias="OPENSEARCH_INDEX_PREFIX")
-    opensearch_events_prefix: str = Field("k8s-events-", validation_alias="OPENSEARCH_EVENTS_INDEX_PREFIX")
-    opensearch_traces_prefix: str = Field("otel-traces-", validation_alias="OPENSEARCH_TRACES_INDEX_PREFIX")
-
-    # Prometheus for metrics (and, with the kubernetes scheme, runtime topology); empty keeps them embedded.
-    prometheus_address: str = Field("", validation_alias="PROMETHEUS_ADDRESS")
-    prometheus_timeout_s: float = Field(10.0, validation_alias="PROMETHEUS_TIMEOUT_SECONDS")
-    metrics_scheme: Literal["otel", "kubernetes"] = Field("otel", validation_alias="OBSERVER_METRICS_SCHEME")
-
     # Alerting: the store of rules, channels, alerts, incidents and the notification outbox (contract notes §5.4).
     alert_store_backend: Literal["sqlite", "postgresql"] = Field("sqlite", validation_alias="ALERT_STORE_BACKEND")
     alert_store_dsn: str = Field("", validation_alias="ALERT_STORE_DSN")  # "" -> <data_dir>/alerts.db
     alert_suppression_window: str = Field("1h", validation_alias="ALERT_SUPPRESSION_WINDOW")  # "0" turns it off
-    # Where Prometheus loads our rule groups from (its rule_files glob must cover <dir>/*.yml); "" -> no
-    # Prometheus rules, metric rules are then evaluated by the observer itself.
-    prometheus_rules_dir: str = Field("", validation_alias="OBSERVER_PROMETHEUS_RULES_DIR")
     rule_reconcile_interval_s: float = Field(30.0, validation_alias="OBSERVER_RULE_RECONCILE_INTERVAL_SECONDS")
     # The webhook URL backends post firing alerts to (OpenSearch monitors' channel; Alertmanager's receiver is
     # configured with the same URL): "" -> http://<host>:<internal_port>/api/v1alpha1/alerts/webhook.
@@ -81,6 +62,17 @@ class Settings(BaseSettings):
     internal_tls_cert_file: str = Field("", validation_alias="OBSERVER_INTERNAL_TLS_CERT_FILE")
     internal_tls_key_file: str = Field("", validation_alias="OBSERVER_INTERNAL_TLS_KEY_FILE")
     internal_tls_client_ca_file: str = Field("", validation_alias="OBSERVER_INTERNAL_TLS_CLIENT_CA_FILE")
+
+    def by_variable(self) -> dict[str, object]:
+        """Every value under each environment variable that sets it, for the backends that read the same
+        variable (adapters/registry.py settings_with): so a flag that changed it reaches them too."""
+        values: dict[str, object] = {}
+        for name, field in type(self).model_fields.items():
+            alias = field.validation_alias
+            for variable in alias.choices if isinstance(alias, AliasChoices) else (alias,):
+                if isinstance(variable, str):
+                    values[variable] = getattr(self, name)
+        return values
 
     def alert_store(self) -> str:
         """The alert store's DSN: ALERT_STORE_DSN, else a SQLite file in the data directory."""
@@ -102,20 +94,3 @@ class Settings(BaseSettings):
         """Authentication, from OpenChoreo's JWT variables (observer/auth/settings.py): on unless
         JWT_DISABLED=true, and then JWKS_URL is required. Raises AuthConfigError with the fix."""
         return AuthSettings.from_env()
-
-    def opensearch(self) -> "OpenSearchConfig | None":
-        """The OpenSearch connection, or None when logs, events and traces stay in the embedded backend."""
-        if not self.opensearch_address:
-            return None
-        from adapters.opensearch.client import OpenSearchConfig
-        from adapters.opensearch.layout import IndexLayout
-
-        return OpenSearchConfig(
-            address=self.opensearch_address,
-            username=self.opensearch_username,
-            password=self.opensearch_password.get_secret_value(),
-            tls_skip_verify=self.opensearch_tls_skip_verify,
-            ca_file=self.opensearch_ca_file,
-            timeout_s=self.opensearch_timeout_s,
-            layout=IndexLayout(self.opensearch_logs_prefix, self.opensearch_events_prefix, self.opensearch_traces_prefix),
-        )

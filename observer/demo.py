@@ -51,7 +51,7 @@ from opentelemetry.sdk.trace.sampling import ALWAYS_ON
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from domain import semconv
-from adapters.embedded.registry import derived_uid
+from domain.identity import derived_uid
 from domain.model import (
     LABEL_COMPONENT,
     LABEL_COMPONENT_UID,
@@ -394,6 +394,11 @@ class Usage:
             return self._memory
 
 
+def _constant(value: float) -> Callable[[], float]:
+    """A reader of one fixed value (a function per value, so no loop variable is captured late)."""
+    return lambda: value
+
+
 def _observe(read: Callable[[], float], **attributes: str) -> Callable[[CallbackOptions], Iterable[Observation]]:
     """An observable instrument callback reporting one value read when the reader collects."""
     return lambda _options: [Observation(read(), attributes)]
@@ -419,7 +424,7 @@ def register_resource_instruments(meter: Meter, usage: Usage) -> None:
     meter.create_observable_gauge(semconv.CPU_USAGE[0], [_observe(usage.cpu_cores)], unit="{cpu}")
     meter.create_observable_gauge(semconv.MEMORY_USAGE[0], [_observe(usage.memory_bytes)], unit="By")
     for name, (unit, value) in constant.items():
-        meter.create_observable_gauge(name, [_observe(lambda value=value: value)], unit=unit)
+        meter.create_observable_gauge(name, [_observe(_constant(value))], unit=unit)
     network = _observe_directions(
         usage, semconv.NETWORK_DIRECTION_ATTRIBUTE, {"receive": "received", "transmit": "transmitted"}
     )
@@ -894,8 +899,12 @@ def run(args: argparse.Namespace) -> int:
     platform = DEMO_PLATFORM
     log.info(
         "demo: sending to %s: namespace %s, project %s, components %s, environments %s, %.1f requests/s",
-        demo.endpoint, platform["namespace"], platform["project"], ", ".join(platform["components"]),
-        ", ".join(platform["environments"]), args.rate,
+        demo.endpoint,
+        platform["namespace"],
+        platform["project"],
+        ", ".join(platform["components"]),
+        ", ".join(platform["environments"]),
+        args.rate,
     )
     try:
         demo.backfill(args.backfill)

@@ -126,7 +126,7 @@ def _problem(problem: Mapping[str, Any]) -> tuple[str, bool]:
 
 
 def describe_validation_error(exc: RequestValidationError) -> str:
-    """"Invalid request format" (the contract's text) followed by the first problems, in the user's terms."""
+    """ "Invalid request format" (the contract's text) followed by the first problems, in the user's terms."""
     return _describe(exc)[0]
 
 

@@ -15,7 +15,7 @@ from domain.echo import shown
 from observer.auth.model import FINOPS_VIEW, Authorizer, Subject
 from observer.auth.resources import component_resource
 from observer.errors import INVALID_REQUEST, ApiError
-from observer.service import Signal, failures
+from observer.guard import failures, query_endpoint
 from observer.validation import NamedScope, time_range
 
 #: What every cost question is told, on REST (501) and in the MCP cost tools' errors alike.
@@ -26,7 +26,7 @@ FINOPS_NOT_CONFIGURED_MESSAGE = (
 FINOPS_NOT_CONFIGURED = "OBS-V1-FINOPS-NOT-CONFIGURED"
 #: The contract's `<count><unit>` bucket size: hours, days or weeks.
 GRANULARITY = re.compile(r"^[1-9][0-9]*[hdw]$")
-_FINOPS = Signal("FIN", "Failed to retrieve costs")
+_FINOPS = query_endpoint("FIN", "Failed to retrieve costs")
 
 
 def finops_scope(

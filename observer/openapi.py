@@ -72,9 +72,7 @@ def install_openapi(app: FastAPI, *, bearer_auth: bool) -> None:
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            document = get_openapi(
-                title=app.title, version=app.version, description=app.description, routes=app.routes
-            )
+            document = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
             app.openapi_schema = complete(document, bearer_auth=bearer_auth)
         return app.openapi_schema
 
@@ -142,8 +140,11 @@ def _complete_operation(path: str, method: str, operation: dict[str, Any], beare
     for status, response in responses.items():
         if status[0] in "45" and not (path == "/health" and status == "503"):
             response["description"] = _ERROR_DESCRIPTIONS.get(status, response.get("description") or "Error")
-            schema = {"anyOf": [ERROR_REF, {"$ref": "#/components/schemas/AuthErrorResponse"}]} if (
-                status == "401" and bearer_auth) else ERROR_REF
+            schema = (
+                {"anyOf": [ERROR_REF, {"$ref": "#/components/schemas/AuthErrorResponse"}]}
+                if (status == "401" and bearer_auth)
+                else ERROR_REF
+            )
             response["content"] = {"application/json": {"schema": schema}}
     if bearer_auth and path in PUBLIC_PATHS:
         operation["security"] = []
@@ -158,4 +159,3 @@ def operations(document: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]
         for method in _METHODS
         if method in item
     ]
-

@@ -19,6 +19,7 @@ from observer.errors import INVALID_REQUEST, ApiError, bad_request
 from observer.wire import (
     ComponentSearchScope,
     EventsQueryRequest,
+    LogContextRequest,
     LogsQueryRequest,
     MetricsQueryRequest,
     RuntimeTopologyRequest,
@@ -45,8 +46,17 @@ def check_text(field: str, value: str) -> None:
 #: Every field some query endpoint takes: one of these sent to another endpoint is "not supported" there,
 #: anything else is unknown (and likely misspelt).
 _ALL_FIELDS = frozenset().union(
-    *(model.model_fields for model in (LogsQueryRequest, EventsQueryRequest, MetricsQueryRequest,
-                                       RuntimeTopologyRequest, TracesQueryRequest))
+    *(
+        model.model_fields
+        for model in (
+            LogsQueryRequest,
+            EventsQueryRequest,
+            MetricsQueryRequest,
+            RuntimeTopologyRequest,
+            TracesQueryRequest,
+            LogContextRequest,
+        )
+    )
 )
 _COMPONENT_FIELDS = tuple(ComponentSearchScope.model_fields)
 _WORKFLOW_FIELDS = tuple(WorkflowSearchScope.model_fields)
@@ -73,9 +83,7 @@ def _known_fields(body: BaseModel, endpoint: str, workflow_scopes: bool) -> None
         if not workflow_scopes and key in _WORKFLOW_FIELDS:
             hint = f"{endpoint} queries take a component scope: {', '.join(_COMPONENT_FIELDS)}"
         elif workflow_scopes and key == "taskName":
-            raise bad_request(
-                f"{BIND_PREFIX}: searchScope.taskName needs searchScope.workflowRunName", INVALID_REQUEST
-            )
+            raise bad_request(f"{BIND_PREFIX}: searchScope.taskName needs searchScope.workflowRunName", INVALID_REQUEST)
         else:
             names = (*_COMPONENT_FIELDS, *_WORKFLOW_FIELDS) if workflow_scopes else _COMPONENT_FIELDS
             hint = _did_you_mean(key, names)

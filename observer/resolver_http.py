@@ -37,7 +37,11 @@ class ClientCredentials:
         async with self._lock:
             if self._token and time.monotonic() < self._expires_at:
                 return self._token
-            form = {"grant_type": "client_credentials", "client_id": self._client_id, "client_secret": self._client_secret}
+            form = {
+                "grant_type": "client_credentials",
+                "client_id": self._client_id,
+                "client_secret": self._client_secret,
+            }
             if self._scope:
                 form["scope"] = self._scope
             try:
@@ -85,7 +89,12 @@ class OpenChoreoResolver:
         ]
         uids = await asyncio.gather(
             *(
-                self._uid(kind, name, f"/api/v1/namespaces/{quote(namespace, safe='')}/{plural}/{quote(name, safe='')}", namespace)
+                self._uid(
+                    kind,
+                    name,
+                    f"/api/v1/namespaces/{quote(namespace, safe='')}/{plural}/{quote(name, safe='')}",
+                    namespace,
+                )
                 if name
                 else _empty()
                 for kind, name, plural in lookups

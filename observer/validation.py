@@ -1,7 +1,8 @@
 """Request validation in the contract's order, with the contract's messages.
 
 Each `validate_*` takes a bound request and returns what the query service needs (the scope as the user named
-it, and a domain query), or raises a 400 ApiError naming the field to fix. The order of checks matters: clients
+it, and the checked request without a scope, `observer.requests`, which the service completes once the guard
+has resolved the names), or raises a 400 ApiError naming the field to fix. The order of checks matters: clients
 match on the first message, so it follows observer-contract-notes §1.2-1.8 exactly, after the checks of the
 request's form (`observer.request_form`: unknown fields, text) that stand where the contract's "Invalid request
 format" stands. The limits beyond the contract's (phrase length, name length, id forms, the int64 range of
@@ -17,25 +18,26 @@ from pydantic import BaseModel
 
 from domain.echo import shown
 from domain.loglevel import API_LEVELS
-from domain.model import (
-    ComponentScope,
-    EventsQuery,
-    LogsQuery,
-    MetricsQuery,
-    SortOrder,
-    SpansQuery,
-    TimeRange,
-    TopologyQuery,
-    TracesQuery,
-    WorkflowScope,
-)
+from domain.model import SortOrder, TimeRange, WorkflowScope
 from domain.timeutil import parse_go_duration, parse_rfc3339
 from observer.errors import ApiError, bad_request
+from observer.log_context import LogContextRequest as CheckedLogContext
 from observer.request_form import check_body, check_text
+from observer.requests import (
+    EventsRequest,
+    LogsRequest,
+    MetricsRequest,
+    SpansRequest,
+    TopologyRequest,
+    TracesRequest,
+)
 from observer.wire import (
+    CONTEXT_DEFAULT_LINES,
+    CONTEXT_MAX_LINES,
     MAX_PHRASE_CHARS,
     ComponentSearchScope,
     EventsQueryRequest,
+    LogContextRequest,
     LogsQueryRequest,
     MetricsQueryRequest,
     RuntimeTopologyRequest,
@@ -73,7 +75,7 @@ def _text(value: str | None) -> str:
 
 def _names(scope: BaseModel, fields: tuple[str, ...]) -> tuple[str, ...]:
     values = tuple(_text(getattr(scope, field)) for field in fields)
-    for field, value in zip(fields, values):
+    for field, value in zip(fields, values, strict=True):
         check_text(f"searchScope.{field}", value)
     return values
 
@@ -219,16 +221,18 @@ def _otel_id(field: str, value: str, form: re.Pattern[str], digits: int) -> str:
     if not value.strip():
         raise _traces_code(bad_request(f"{field} is required"))
     if not form.fullmatch(value) or not value.strip("0"):
-        raise _traces_code(bad_request(
-            f"{field} must be {digits} hexadecimal digits, not all zero (OpenTelemetry's form); got '{shown(value)}'"
-        ))
+        raise _traces_code(
+            bad_request(
+                f"{field} must be {digits} hexadecimal digits, not all zero (OpenTelemetry's form); got '{shown(value)}'"
+            )
+        )
     return value.lower()
 
 
 # ----------------------------------------------------------------------------------------------- requests
 
 
-def validate_logs(body: LogsQueryRequest) -> tuple[NamedScope | WorkflowScope, LogsQuery]:
+def validate_logs(body: LogsQueryRequest) -> tuple[NamedScope | WorkflowScope, LogsRequest]:
     check_body(body, "logs", workflow_scopes=True)
     scope = _scope_of(body.searchScope)
     window = time_range(body.startTime, body.endTime)
@@ -236,8 +240,7 @@ def validate_logs(body: LogsQueryRequest) -> tuple[NamedScope | WorkflowScope, L
     order = sort_order(body.sortOrder)
     levels = log_levels(body.logLevels)
     phrase = search_phrase(body.searchPhrase)
-    return scope, LogsQuery(
-        scope=_placeholder(scope),
+    return scope, LogsRequest(
         range=window,
         limit=limit,
         sort=order,
@@ -247,18 +250,16 @@ def validate_logs(body: LogsQueryRequest) -> tuple[NamedScope | WorkflowScope, L
     )
 
 
-def validate_events(body: EventsQueryRequest) -> tuple[NamedScope | WorkflowScope, EventsQuery]:
+def validate_events(body: EventsQueryRequest) -> tuple[NamedScope | WorkflowScope, EventsRequest]:
     check_body(body, "events", workflow_scopes=True)
     scope = _scope_of(body.searchScope)
     window = time_range(body.startTime, body.endTime)
     limit = plain_limit(body.limit)
     order = sort_order(body.sortOrder)
-    return scope, EventsQuery(
-        scope=_placeholder(scope), range=window, limit=limit, sort=order, cursor=body.cursor or ""
-    )
+    return scope, EventsRequest(range=window, limit=limit, sort=order, cursor=body.cursor or "")
 
 
-def validate_metrics(body: MetricsQueryRequest) -> tuple[NamedScope, MetricsQuery]:
+def validate_metrics(body: MetricsQueryRequest) -> tuple[NamedScope, MetricsRequest]:
     check_body(body, "metrics")
     if not body.metric:
         raise bad_request("metric is required")
@@ -267,10 +268,10 @@ def validate_metrics(body: MetricsQueryRequest) -> tuple[NamedScope, MetricsQuer
     window = time_range(body.startTime, body.endTime)
     scope = component_scope(body.searchScope)
     step = step_ns(body.step, window)
-    return scope, MetricsQuery(family=body.metric, scope=_placeholder(scope), range=window, step_ns=step)  # type: ignore[arg-type]
+    return scope, MetricsRequest(family=body.metric, range=window, step_ns=step)  # type: ignore[arg-type]
 
 
-def validate_topology(body: RuntimeTopologyRequest) -> tuple[NamedScope, TopologyQuery]:
+def validate_topology(body: RuntimeTopologyRequest) -> tuple[NamedScope, TopologyRequest]:
     check_body(body, "runtime topology")
     raw = body.searchScope or ComponentSearchScope()
     for field in ("namespace", "project", "environment"):
@@ -278,15 +279,14 @@ def validate_topology(body: RuntimeTopologyRequest) -> tuple[NamedScope, Topolog
             raise bad_request(f"searchScope.{field} is required")
     scope = component_scope(raw)
     window = time_range(body.startTime, body.endTime)
-    return scope, TopologyQuery(
-        scope=_placeholder(scope),
+    return scope, TopologyRequest(
         range=window,
         include_gateways=True if body.includeGateways is None else body.includeGateways,
         include_external=True if body.includeExternal is None else body.includeExternal,
     )
 
 
-def validate_traces(body: TracesQueryRequest, endpoint: str = "traces") -> tuple[NamedScope, TracesQuery]:
+def validate_traces(body: TracesQueryRequest, endpoint: str = "traces") -> tuple[NamedScope, TracesRequest]:
     check_body(body, endpoint)
     try:
         scope = component_scope(body.searchScope)
@@ -295,21 +295,50 @@ def validate_traces(body: TracesQueryRequest, endpoint: str = "traces") -> tuple
         order = sort_order(body.sortOrder)
     except ApiError as error:
         raise _traces_code(error) from None
-    return scope, TracesQuery(scope=_placeholder(scope), range=window, limit=limit, sort=order)
+    return scope, TracesRequest(range=window, limit=limit, sort=order)
 
 
-def validate_spans(trace: str, body: TracesQueryRequest) -> tuple[NamedScope, SpansQuery]:
+def validate_spans(trace: str, body: TracesQueryRequest) -> tuple[NamedScope, SpansRequest]:
     """The path's trace id first (as upstream checks it before the body), then the body as for traces."""
     checked = trace_id(trace)
     scope, traces = validate_traces(body, "spans")
-    return scope, SpansQuery(
-        trace_id=checked, scope=traces.scope, range=traces.range, limit=traces.limit, sort=traces.sort
-    )
+    return scope, SpansRequest(trace_id=checked, range=traces.range, limit=traces.limit, sort=traces.sort)
 
 
 def validate_span_ids(trace: str, span: str) -> tuple[str, str]:
     """The path of the span-details route: both ids in OpenTelemetry's form, lower-cased."""
     return trace_id(trace), span_id(span)
+
+
+def validate_log_context(body: LogContextRequest) -> tuple[NamedScope, CheckedLogContext]:
+    """Extension (no contract order to keep): the form, the whole component scope, the anchor's time, then the
+    optional container and line counts."""
+    check_body(body, "log context")
+    raw = body.searchScope or ComponentSearchScope()
+    for field in ("namespace", "project", "component", "environment"):
+        if not _text(getattr(raw, field)):
+            raise bad_request(f"searchScope.{field} is required")
+    scope = component_scope(raw)
+    anchor = _time("timestamp", body.timestamp)
+    pod, container = _text(body.podName), _text(body.containerName)
+    for field, value in (("podName", pod), ("containerName", container)):
+        if len(value) > MAX_NAME_CHARS:
+            raise bad_request(f"{field} is {len(value)} characters long; names are at most {MAX_NAME_CHARS}")
+    return scope, CheckedLogContext(
+        anchor_ns=anchor,
+        before=_context_lines("before", body.before),
+        after=_context_lines("after", body.after),
+        pod=pod,
+        container=container,
+    )
+
+
+def _context_lines(field: str, value: int | None) -> int:
+    if value is None:
+        return CONTEXT_DEFAULT_LINES
+    if not 0 <= value <= CONTEXT_MAX_LINES:
+        raise bad_request(f"{field} must be a whole number from 0 to {CONTEXT_MAX_LINES}")
+    return value
 
 
 def _scope_of(scope: ComponentSearchScope | WorkflowSearchScope | None) -> NamedScope | WorkflowScope:
@@ -318,8 +347,3 @@ def _scope_of(scope: ComponentSearchScope | WorkflowSearchScope | None) -> Named
     if isinstance(scope, WorkflowSearchScope):
         return workflow_scope(scope)
     return component_scope(scope)
-
-
-def _placeholder(scope: NamedScope | WorkflowScope) -> ComponentScope | WorkflowScope:
-    """The query's scope until names are resolved: the service swaps in the UIDs after authorization."""
-    return scope if isinstance(scope, WorkflowScope) else ComponentScope(namespace=scope.namespace)

@@ -25,6 +25,7 @@ from pydantic import (
     ValidatorFunctionWrapHandler,
     field_validator,
 )
+from pydantic.json_schema import JsonDict
 from pydantic_core import PydanticCustomError
 
 from domain.loglevel import API_LEVELS
@@ -39,6 +40,7 @@ from domain.model import (
     TraceSummary,
 )
 from domain.timeutil import format_rfc3339
+from observer.log_context import LogContext
 
 #: The longest searchPhrase accepted: a literal substring this long is already very selective, and a longer
 #: one only makes every candidate line slower to test.
@@ -72,47 +74,59 @@ class _Bind(BaseModel):
     schema_required: ClassVar[tuple[str, ...]] = ()
 
 
-_LIMIT = {"minimum": 1, "maximum": 1000, "default": 100}
-_SORT = {"enum": ["asc", "desc"], "default": "desc"}
-_TIME = {"format": "date-time"}
-_NAME = {"minLength": 1, "maxLength": 253}
+_LIMIT: JsonDict = {"minimum": 1, "maximum": 1000, "default": 100}
+_SORT: JsonDict = {"enum": ["asc", "desc"], "default": "desc"}
+_TIME: JsonDict = {"format": "date-time"}
+_NAME: JsonDict = {"minLength": 1, "maxLength": 253}
 
 
 def _start() -> Any:
-    return Field(None, description="Start of the time range, RFC3339 (e.g. 2024-01-01T00:00:00Z); inclusive.",
-                 json_schema_extra=_TIME)
+    return Field(
+        None,
+        description="Start of the time range, RFC3339 (e.g. 2024-01-01T00:00:00Z); inclusive.",
+        json_schema_extra=_TIME,
+    )
 
 
 def _end() -> Any:
-    return Field(None, description="End of the time range, RFC3339; inclusive, not before startTime and at most"
-                 " 30 days after it.", json_schema_extra=_TIME)
+    return Field(
+        None,
+        description="End of the time range, RFC3339; inclusive, not before startTime and at most 30 days after it.",
+        json_schema_extra=_TIME,
+    )
 
 
 def _limit(zero: str) -> Any:
-    return Field(None, description=f"The most items to return, 1 to 1000 (default 100); {zero}",
-                 json_schema_extra=_LIMIT)
+    return Field(
+        None, description=f"The most items to return, 1 to 1000 (default 100); {zero}", json_schema_extra=_LIMIT
+    )
 
 
 def _sort() -> Any:
-    return Field(None, description="Order by timestamp: newest first (desc, the default) or oldest first (asc).",
-                 json_schema_extra=_SORT)
+    return Field(
+        None,
+        description="Order by timestamp: newest first (desc, the default) or oldest first (asc).",
+        json_schema_extra=_SORT,
+    )
 
 
 def _cursor() -> Any:
-    return Field(None, description="Extension: the nextCursor of the previous page, with every other field"
-                 " unchanged, to get the next page.", json_schema_extra={"maxLength": 4096})
+    return Field(
+        None,
+        description="Extension: the nextCursor of the previous page, with every other field"
+        " unchanged, to get the next page.",
+        json_schema_extra={"maxLength": 4096},
+    )
 
 
 class ComponentSearchScope(_Bind):
     """Names (not UIDs) of what to search: a namespace, optionally narrowed to a project, a component of that
     project, and an environment."""
 
-    schema_required = ("namespace",)
+    schema_required: ClassVar[tuple[str, ...]] = ("namespace",)
     namespace: StrictStr | None = Field(None, description="Namespace name.", json_schema_extra=_NAME)
     project: StrictStr | None = Field(None, description="Project name.", json_schema_extra=_NAME)
-    component: StrictStr | None = Field(
-        None, description="Component name; needs project.", json_schema_extra=_NAME
-    )
+    component: StrictStr | None = Field(None, description="Component name; needs project.", json_schema_extra=_NAME)
     environment: StrictStr | None = Field(None, description="Environment name.", json_schema_extra=_NAME)
 
 
@@ -202,7 +216,8 @@ class MetricsQueryRequest(_Bind):
 
     schema_required = ("metric", "startTime", "endTime", "searchScope")
     metric: StrictStr | None = Field(
-        None, description="Which series: resource (CPU, memory, network, disk) or http (requests, latency).",
+        None,
+        description="Which series: resource (CPU, memory, network, disk) or http (requests, latency).",
         json_schema_extra={"enum": ["resource", "http"]},
     )
     startTime: StrictStr | None = _start()
@@ -244,8 +259,54 @@ class TracesQueryRequest(_Bind):
     sortOrder: StrictStr | None = _sort()
     searchScope: ComponentSearchScope | None = Field(None, description="The component scope.")
     includeAttributes: StrictBool | None = Field(
-        None, description="Whether spans carry their attributes and resource attributes.",
+        None,
+        description="Whether spans carry their attributes and resource attributes.",
         json_schema_extra={"default": False},
+    )
+
+
+#: Log context: lines returned on each side of the anchor by default, and at most.
+CONTEXT_DEFAULT_LINES = 10
+CONTEXT_MAX_LINES = 200
+_CONTEXT_LINES: JsonDict = {"minimum": 0, "maximum": CONTEXT_MAX_LINES, "default": CONTEXT_DEFAULT_LINES}
+
+
+class LogContextSearchScope(ComponentSearchScope):
+    """A component scope in which every level is required: log context reads one container of one component."""
+
+    schema_required = ("namespace", "project", "component", "environment")
+
+
+class LogContextRequest(_Bind):
+    """Extension: the lines one container wrote just before and just after one log line, like `grep -C`."""
+
+    schema_required = ("searchScope", "timestamp")
+    searchScope: LogContextSearchScope | None = Field(None, description="The component whose line it is.")
+    timestamp: StrictStr | None = Field(
+        None,
+        description="The log line's timestamp, exactly as a logs query returned it (RFC3339).",
+        json_schema_extra=_TIME,
+    )
+    podName: StrictStr | None = Field(
+        None,
+        description="The line's pod (metadata.podName), needed when several containers logged at that"
+        " instant, or to read around an instant without a line.",
+        json_schema_extra=_NAME,
+    )
+    containerName: StrictStr | None = Field(
+        None,
+        description="The line's container (metadata.containerName), as podName.",
+        json_schema_extra=_NAME,
+    )
+    before: StrictInt | None = Field(
+        None,
+        description=f"Lines to return before it, 0 to {CONTEXT_MAX_LINES} (default {CONTEXT_DEFAULT_LINES}).",
+        json_schema_extra=_CONTEXT_LINES,
+    )
+    after: StrictInt | None = Field(
+        None,
+        description=f"Lines to return after it, 0 to {CONTEXT_MAX_LINES} (default {CONTEXT_DEFAULT_LINES}).",
+        json_schema_extra=_CONTEXT_LINES,
     )
 
 
@@ -313,6 +374,21 @@ def component_log_entry(record: LogRecord) -> dict[str, Any]:
     return entry
 
 
+def log_context_body(context: LogContext) -> dict[str, Any]:
+    """The log-context answer (REST and MCP alike): the container, its lines in time order, how far it looked."""
+    return {
+        "podName": context.pod,
+        "containerName": context.container,
+        "before": [component_log_entry(record) for record in context.before],
+        "anchor": [component_log_entry(record) for record in context.anchor],
+        "after": [component_log_entry(record) for record in context.after],
+        "searched": {
+            "startTime": format_rfc3339(context.searched.start_ns),
+            "endTime": format_rfc3339(context.searched.end_ns),
+        },
+    }
+
+
 def workflow_log_entry(record: LogRecord) -> dict[str, Any]:
     return {"timestamp": format_rfc3339(record.ts_ns), "log": record.body}
 
@@ -371,9 +447,7 @@ def span_entry(span: SpanRecord, include_attributes: bool) -> dict[str, Any]:
 def metric_series_body(series: dict[str, list[tuple[int, float]]]) -> dict[str, list[dict[str, Any]]]:
     # The series of a family share their step timestamps: each is formatted once.
     stamps = {ts: format_rfc3339(ts) for ts in {ts for points in series.values() for ts, _ in points}}
-    return {
-        key: [{"timestamp": stamps[ts], "value": value} for ts, value in points] for key, points in series.items()
-    }
+    return {key: [{"timestamp": stamps[ts], "value": value} for ts, value in points] for key, points in series.items()}
 
 
 def _metrics(metrics: EdgeMetrics) -> dict[str, float]:
@@ -415,8 +489,10 @@ def _node_label(ref: NodeRef) -> str:
 def topology_body(topology: Topology, start_ns: int, end_ns: int, generated_ns: int) -> dict[str, Any]:
     """Nodes and edges are omitted when empty, `summary` is always there (as the contract says)."""
     body: dict[str, Any] = {}
-    nodes = [{**_node_ref(node.ref), **({"metrics": _metrics(node.metrics)} if node.metrics else {})}
-             for node in topology.nodes]
+    nodes = [
+        {**_node_ref(node.ref), **({"metrics": _metrics(node.metrics)} if node.metrics else {})}
+        for node in topology.nodes
+    ]
     edges = [
         {
             "id": f"{_node_label(edge.source)}->{_node_label(edge.target)}",

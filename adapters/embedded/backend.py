@@ -10,6 +10,7 @@ from pathlib import Path
 from adapters.embedded import logs, metrics, topology, traces
 from adapters.embedded.registry import EmbeddedRegistry
 from adapters.embedded.store import Store
+from adapters.protocols import WriteResult
 from domain.model import (
     EventRecord,
     EventsQuery,
@@ -24,8 +25,8 @@ from domain.model import (
     SpansQuery,
     Topology,
     TopologyQuery,
-    TraceSummary,
     TracesQuery,
+    TraceSummary,
 )
 from domain.timeutil import now_ns
 
@@ -75,9 +76,12 @@ class EmbeddedBackend:
         events: Sequence[EventRecord] = (),
         spans: Sequence[SpanRecord] = (),
         metrics: Sequence[MetricPoint] = (),
-    ) -> None:
+    ) -> WriteResult:
+        """One transaction per batch; a batch id seen before is a no-op. A local database either takes the batch
+        or fails with an exception (disk full, a bug), which callers retry like any other."""
         self.last_write = time.monotonic()
         await self.store.write(lambda conn: self.apply(conn, batch_id, logs, events, spans, metrics))
+        return WriteResult.delivered()
 
     def apply(
         self,
@@ -113,6 +117,7 @@ class EmbeddedBackend:
 
     async def unindexed_logs(self) -> int:
         """How many log lines (about) wait for the phrase index: queries scan them one by one."""
+        pending: int
         (pending,) = await self.store.read(
             lambda conn: conn.execute(
                 "SELECT coalesce((SELECT max(id) FROM logs), 0) - (SELECT indexed_upto FROM fts_state)"
@@ -141,10 +146,12 @@ class EmbeddedBackend:
         )
         removed = 0
         for statement in statements:
+
+            def delete_chunk(conn: sqlite3.Connection, sql: str = statement) -> int:
+                return conn.execute(sql, (older_than_ns, _PRUNE_CHUNK)).rowcount
+
             while True:
-                count = await self.store.write(
-                    lambda conn, sql=statement: conn.execute(sql, (older_than_ns, _PRUNE_CHUNK)).rowcount
-                )
+                count = await self.store.write(delete_chunk)
                 removed += count
                 if count < _PRUNE_CHUNK:
                     break

@@ -10,9 +10,9 @@ from adapters.cursor import fingerprint
 from adapters.embedded.paging import PagedSelect, count_all, run_paged
 from adapters.embedded.scope import IDENTITY_COLUMNS, IDENTITY_WIDTH
 from adapters.embedded.store import Store
-from domain.timeutil import elapsed_ms
 from domain.loglevel import stored_levels
 from domain.model import EventRecord, EventsQuery, Identity, LogRecord, LogsQuery, Page
+from domain.timeutil import elapsed_ms
 
 #: Trigram search needs at least three characters; shorter phrases are matched by scanning the scope.
 _MIN_INDEXED_PHRASE = 3

@@ -17,9 +17,9 @@ import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from domain import semconv
 from adapters.embedded.scope import streams_in_scope
 from adapters.embedded.store import Store
+from domain import semconv
 from domain.model import MetricKind, MetricPoint, MetricSeries, MetricsQuery
 from domain.timeutil import MIN_NS as _MIN_NS
 

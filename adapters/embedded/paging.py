@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sqlite3
 from dataclasses import dataclass
+from typing import Any
 
 from adapters.cursor import decode_cursor, encode_cursor
 from adapters.embedded.scope import streams_in_scope
@@ -34,7 +35,7 @@ class PagedSelect:
 
 @dataclass(slots=True)
 class PagedRows:
-    rows: list[tuple]
+    rows: list[tuple[Any, ...]]
     total: int
     next_cursor: str
 
@@ -59,7 +60,7 @@ def count_all(conn: sqlite3.Connection, select: PagedSelect) -> int:
     (total,) = conn.execute(
         f"SELECT count(*) FROM {source} WHERE {' AND '.join(where)}", [*source_params, *params]
     ).fetchone()
-    return total
+    return int(total)
 
 
 def run_paged(conn: sqlite3.Connection, select: PagedSelect) -> PagedRows:

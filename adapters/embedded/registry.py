@@ -9,6 +9,7 @@ so queries by name follow the current component and never inherit its predecesso
 
 from __future__ import annotations
 
+import sqlite3
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,17 +18,12 @@ from typing import Any
 import yaml
 
 from adapters.embedded.store import Store
-from domain.model import Identity
 from adapters.protocols import ScopeNotFound
+from domain.identity import derived_uid
+from domain.model import Identity
+
 
 #: Namespace for UIDs derived from names, so a declared entry without a uid keeps the same one forever.
-_DERIVED = uuid.UUID("6b1f3c52-5d1e-4a53-9a0e-0c3f6f7d2a11")
-
-
-def derived_uid(kind: str, namespace: str, name: str) -> str:
-    return str(uuid.uuid5(_DERIVED, f"{kind}/{namespace}/{name}"))
-
-
 class EmbeddedRegistry:
     def __init__(self, store: Store):
         self._store = store
@@ -41,14 +37,16 @@ class EmbeddedRegistry:
     ) -> tuple[str, str, str]:
         return await self._store.read(lambda conn: self._resolve(conn, namespace, project, component, environment))
 
-    def _resolve(self, conn, namespace: str, project: str, component: str, environment: str) -> tuple[str, str, str]:
+    def _resolve(
+        self, conn: sqlite3.Connection, namespace: str, project: str, component: str, environment: str
+    ) -> tuple[str, str, str]:
         def uid(kind: str, ns: str, name: str) -> str:
             row = conn.execute(
                 "SELECT uid FROM registry WHERE kind = ? AND namespace = ? AND name = ?", (kind, ns, name)
             ).fetchone()
             if row is None:
                 raise ScopeNotFound(kind, name, namespace)
-            return row[0]
+            return str(row[0])
 
         uid("namespace", "", namespace)
         return (
@@ -67,7 +65,7 @@ class EmbeddedRegistry:
             for kind, namespace, name, uid, _ in _entries(identity)
         )
 
-    def learn(self, conn, identities: Sequence[Identity], seen_ns: int) -> None:
+    def learn(self, conn: sqlite3.Connection, identities: Sequence[Identity], seen_ns: int) -> None:
         """Records the names and UIDs these identities carry. Call inside the write transaction of the batch."""
         for identity in set(identities):
             for kind, namespace, name, uid, project in _entries(identity):
@@ -157,4 +155,3 @@ def _entry(item: Any) -> tuple[str, str]:
         uid = item.get("uid") or ""
         return item["name"], str(uuid.UUID(str(uid))) if uid else ""
     raise ValueError(f"registry entry {item!r} needs a name")
-

@@ -12,7 +12,8 @@ def streams_in_scope(scope: Scope) -> tuple[str, list[object]]:
     predecessor's records stay with the predecessor). Workflow scopes match the run by name and the task as a
     substring of the task name, as OpenChoreo matches the Argo node name.
     """
-    clauses, params = ["namespace = ?"], [scope.namespace]
+    clauses: list[str] = ["namespace = ?"]
+    params: list[object] = [scope.namespace]
     if isinstance(scope, ComponentScope):
         clauses.append("workflow_run = ''")
         for column, value in (

@@ -10,12 +10,12 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import astuple
 from importlib.resources import files
 from pathlib import Path
-from typing import Iterator, TypeVar
+from typing import TypeVar
 
 from domain.model import Identity
 
@@ -103,6 +103,7 @@ class Store:
             " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
             values,
         )
+        stream_id: int
         (stream_id,) = conn.execute(
             "SELECT id FROM streams WHERE namespace=? AND project=? AND project_uid=? AND component=?"
             " AND component_uid=? AND environment=? AND environment_uid=? AND pod=? AND pod_namespace=?"

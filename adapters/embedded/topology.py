@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from typing import Any
 
-from domain import semconv
 from adapters.embedded.scope import streams_in_scope
+from domain import semconv
 from domain.model import ComponentScope, EdgeMetrics, NodeRef, Topology, TopologyEdge, TopologyNode, TopologyQuery
 
 _NS_PER_SECOND = 1e9
@@ -96,7 +97,7 @@ def _aggregate(requests_sql: str, sides: tuple[str, ...]) -> str:
 _SIDE_WIDTH = len(_SIDE) + len(_LABELS)
 
 
-def _parse(row: tuple, side_count: int) -> tuple[list[tuple[str, ...]], EdgeMetrics]:
+def _parse(row: tuple[Any, ...], side_count: int) -> tuple[list[tuple[str, ...]], EdgeMetrics]:
     """A row of `_aggregate`: its sides (kind, namespace, project_uid, component_uid, project, component each)
     and its metrics."""
     sides = [tuple(row[i * _SIDE_WIDTH : (i + 1) * _SIDE_WIDTH]) for i in range(side_count)]

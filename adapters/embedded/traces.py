@@ -11,12 +11,13 @@ import json
 import sqlite3
 import time
 from collections.abc import Sequence
+from typing import Any
 
 from adapters.embedded.scope import IDENTITY_COLUMNS, IDENTITY_WIDTH, streams_in_scope
 from adapters.embedded.store import Store
-from domain.timeutil import elapsed_ms
-from domain.model import TOTAL_CAP, Identity, Page, SpanRecord, SpansQuery, TraceSummary, TracesQuery
 from adapters.protocols import SpanNotFound
+from domain.model import TOTAL_CAP, Identity, Page, SpanRecord, SpansQuery, TracesQuery, TraceSummary
+from domain.timeutil import elapsed_ms
 
 _SPAN_COLUMNS = (
     "r.trace_id, r.span_id, r.parent_span_id, r.name, r.kind, r.start_ns, r.end_ns, r.status_code,"
@@ -29,7 +30,9 @@ def query_traces(conn: sqlite3.Connection, query: TracesQuery) -> Page[TraceSumm
     to the millisecond, as OpenSearch's aggregations see it), then by trace id."""
     started = time.perf_counter()
     streams_sql, stream_params = streams_in_scope(query.scope)
-    matched = f"SELECT trace_id, start_ns FROM spans WHERE stream_id IN ({streams_sql}) AND start_ns >= ? AND end_ns <= ?"
+    matched = (
+        f"SELECT trace_id, start_ns FROM spans WHERE stream_id IN ({streams_sql}) AND start_ns >= ? AND end_ns <= ?"
+    )
     params = [*stream_params, query.range.start_ns, query.range.end_ns]
     (total,) = conn.execute(
         f"SELECT count(*) FROM (SELECT DISTINCT trace_id FROM ({matched}) LIMIT {TOTAL_CAP})", params
@@ -116,7 +119,7 @@ def get_span(conn: sqlite3.Connection, trace_id: str, span_id: str) -> SpanRecor
     return _span(row)
 
 
-def _span(row: tuple) -> SpanRecord:
+def _span(row: tuple[Any, ...]) -> SpanRecord:
     return SpanRecord(
         trace_id=row[0],
         span_id=row[1],

@@ -13,9 +13,14 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
-from opensearchpy import AsyncOpenSearch
+from opensearchpy import AsyncOpenSearch, TransportError
 
 from adapters.cursor import decode_cursor, encode_cursor, fingerprint
+from adapters.opensearch import documents, fields, queries
+from adapters.opensearch.bulk import BulkWriter, encode_action
+from adapters.opensearch.client import OpenSearchConfig, connect, unavailable_on_failure
+from adapters.opensearch.layout import IndexLayout, delete_expired, install
+from adapters.protocols import BackendUnavailable, SpanNotFound, WriteResult
 from domain.model import (
     TOTAL_CAP,
     EventRecord,
@@ -26,17 +31,16 @@ from domain.model import (
     Page,
     SpanRecord,
     SpansQuery,
-    TraceSummary,
     TracesQuery,
+    TraceSummary,
 )
-from adapters.opensearch import documents, queries
-from adapters.opensearch.bulk import BulkResult, BulkWriter, encode_action
-from adapters.opensearch.client import OpenSearchConfig, connect, unavailable_on_failure
-from adapters.opensearch.layout import IndexLayout, delete_expired, install
-from adapters.protocols import SpanNotFound
 from domain.timeutil import parse_rfc3339
 
 log = logging.getLogger(__name__)
+
+#: Drop reasons in write results (the `reason` label of the collector's dropped-records counter).
+DROPPED_INVALID = "destination_invalid"  # the whole bulk request refused with 400
+DROPPED_ITEMS = "destination_item_refused"  # single documents refused for good (mapping conflicts, ...)
 
 T = TypeVar("T")
 
@@ -74,7 +78,8 @@ class OpenSearchBackend:
 
     async def _search(self, what: str, index: str, body: dict[str, Any]) -> dict[str, Any]:
         with unavailable_on_failure(what):
-            return await self.client.search(index=index, body=body, params=_LENIENT)
+            result: dict[str, Any] = await self.client.search(index=index, body=body, params=_LENIENT)
+            return result
 
     # ------------------------------------------------------------------------------------------- logs, events
 
@@ -151,10 +156,14 @@ class OpenSearchBackend:
         events: Sequence[EventRecord] = (),
         spans: Sequence[SpanRecord] = (),
         metrics: Sequence[MetricPoint] = (),
-    ) -> None:
-        """Returns once every document is acknowledged. Ids are derived from the records, so a redelivered
-        batch overwrites itself: `batch_id` is not needed for idempotence here. Metrics are not kept in
-        OpenSearch; route them to a metrics backend."""
+    ) -> WriteResult:
+        """Delivered once every document is acknowledged or refused one by one (those are counted in the result,
+        never retried). Ids are derived from the records, so a redelivered batch overwrites itself: `batch_id` is
+        not needed for idempotence here. Metrics are not kept in OpenSearch; route them to a metrics backend.
+
+        Retry when OpenSearch stayed unreachable or busy past the writer's deadline, or refused our credentials
+        (401/403: an operator can fix that, and the data must wait for it). Dropped when it refused the whole
+        bulk request with a 400: the same body would be refused forever and hold up everything behind it."""
         layout = self.layout
         encoded = documents.log_actions(layout, logs)  # the bulk of the volume: serialised without dicts
         encoded += [
@@ -165,19 +174,28 @@ class OpenSearchBackend:
             encode_action(layout.daily(layout.traces, r.start_ns), documents.span_id(r), documents.span_document(r))
             for r in spans
         ]
-        if encoded:
-            # The writer retries what may pass and re-raises the rest; refused credentials (401/403) must reach
-            # collectors as BackendUnavailable (503, retried), as they do for queries, not as a 500 that drops data.
+        if not encoded:
+            return WriteResult.delivered()
+        try:
             with unavailable_on_failure("indexing"):
                 result = await self.writer.index_encoded(encoded)
-            _report_rejected(batch_id, result)
-
-
-def _report_rejected(batch_id: str, result: BulkResult) -> None:
-    if result.rejected:
-        log.warning(
-            "OpenSearch refused %d documents of batch %s for good: %s", result.rejected, batch_id, result.reasons
-        )
+        except BackendUnavailable as exc:
+            return WriteResult.retry(reason=str(exc))
+        except TransportError as exc:
+            if exc.status_code != 400:
+                raise  # 404, 413, ...: a misconfiguration or a bug of ours, retried until someone fixes it
+            log.error(
+                "OpenSearch refused batch %s (%d documents) as a whole, dropping it: %s",
+                batch_id,
+                len(encoded),
+                str(exc.error)[:200],
+            )
+            return WriteResult.dropped(DROPPED_INVALID, len(encoded))
+        if result.rejected:
+            log.warning(
+                "OpenSearch refused %d documents of batch %s for good: %s", result.rejected, batch_id, result.reasons
+            )
+        return WriteResult.delivered(result.rejected, DROPPED_ITEMS)
 
 
 def _after(cursor: str, key: str) -> list[Any] | None:
@@ -203,12 +221,12 @@ def _summary(bucket: dict[str, Any]) -> TraceSummary:
     root = roots[0]["_source"] if roots else earliest  # the root has not arrived (yet): the earliest span
     return TraceSummary(
         trace_id=bucket["key"],
-        name=root.get("name", ""),
+        name=root.get(fields.SPAN_NAME, ""),
         span_count=bucket["doc_count"],
-        root_span_id=root.get("spanId", ""),
-        root_span_name=root.get("name", ""),
-        root_span_kind=root.get("kind", ""),
-        start_ns=parse_rfc3339(earliest["startTime"]),
-        end_ns=parse_rfc3339(bucket["latest"]["hits"]["hits"][0]["_source"]["endTime"]),
+        root_span_id=root.get(fields.SPAN_ID, ""),
+        root_span_name=root.get(fields.SPAN_NAME, ""),
+        root_span_kind=root.get(fields.SPAN_KIND, ""),
+        start_ns=parse_rfc3339(earliest[fields.START_TIME]),
+        end_ns=parse_rfc3339(bucket["latest"]["hits"]["hits"][0]["_source"][fields.END_TIME]),
         has_errors=bucket["errors"]["doc_count"] > 0,
     )

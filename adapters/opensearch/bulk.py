@@ -17,8 +17,8 @@ import logging
 import random
 from collections import Counter
 from collections.abc import Sequence
-from operator import itemgetter
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any
 
 import orjson

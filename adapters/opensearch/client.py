@@ -11,6 +11,7 @@ import contextlib
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import orjson
 from opensearchpy import AsyncOpenSearch, ConnectionError, ConnectionTimeout, JSONSerializer, TransportError
@@ -38,7 +39,7 @@ class OrjsonSerializer(JSONSerializer):
     def loads(self, s: str | bytes) -> object:
         return orjson.loads(s)
 
-    def dumps(self, data: object) -> str:
+    def dumps(self, data: object) -> str | bytes:
         if isinstance(data, (str, bytes)):
             return data  # already serialised (bulk bodies)
         return orjson.dumps(data, default=self.default).decode()
@@ -46,7 +47,7 @@ class OrjsonSerializer(JSONSerializer):
 
 def connect(config: OpenSearchConfig) -> AsyncOpenSearch:
     tls = config.address.startswith("https://")
-    options: dict = {
+    options: dict[str, Any] = {
         "hosts": [config.address],
         "timeout": config.timeout_s,
         "max_retries": 0,

@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from adapters.opensearch import fields
+from adapters.opensearch.fields import dedot
 from domain.loglevel import detect_level
 from domain.model import (
     LABEL_COMPONENT,
@@ -49,14 +51,7 @@ from domain.identity import (
     identity_from_attributes,
 )
 
-OBJECT_LABEL = "k8s.object.label."
-OBJECT_ANNOTATION = "k8s.object.annotation."
 _STATUS_TO_DOC = {"ok": "Ok", "error": "Error", "unset": "Unset"}
-
-
-def dedot(key: str) -> str:
-    """Fluent Bit's `Replace_Dots`: `openchoreo.dev/component-uid` -> `openchoreo_dev/component-uid`."""
-    return key.replace(".", "_")
 
 
 def redot(key: str) -> str:
@@ -98,34 +93,68 @@ def log_id(log: LogRecord) -> str:
 def log_document(log: LogRecord) -> dict[str, Any]:
     timestamp = format_rfc3339(log.ts_ns)
     document: dict[str, Any] = {
-        "@timestamp": timestamp,
-        "time": timestamp,
-        "stream": log.stream or "stdout",
-        "log": log.body,
-        "level": log.level or detect_level(log.body),
-        "kubernetes": _kubernetes(log.identity),
+        fields.TIMESTAMP: timestamp,
+        fields.LOG_TIME: timestamp,
+        fields.LOG_STREAM: log.stream or "stdout",
+        fields.LOG_BODY: log.body,
+        fields.LOG_LEVEL: log.level or detect_level(log.body),
+        fields.KUBERNETES: _kubernetes(log.identity),
     }
     if log.trace_id:
-        document["traceId"] = log.trace_id
+        document[fields.TRACE_ID] = log.trace_id
     if log.span_id:
-        document["spanId"] = log.span_id
+        document[fields.SPAN_ID] = log.span_id
     return document
 
 
 def _kubernetes(who: Identity) -> dict[str, Any]:
     """A log document's `kubernetes` object: what Fluent Bit's kubernetes filter adds, for this identity."""
     kubernetes: dict[str, Any] = {
-        "labels": {dedot(key): value for key, value in identity_labels(who).items()},
+        fields.K8S_LABELS: {dedot(key): value for key, value in identity_labels(who).items()},
     }
-    for field, value in (("namespace_name", who.pod_namespace), ("pod_name", who.pod), ("container_name", who.container)):
+    for field, value in (
+        (fields.K8S_NAMESPACE_NAME, who.pod_namespace),
+        (fields.K8S_POD_NAME, who.pod),
+        (fields.K8S_CONTAINER_NAME, who.container),
+    ):
         if value:
             kubernetes[field] = value
     if who.task:
-        kubernetes["annotations"] = {dedot(ARGO_NODE_NAME): who.task}
+        kubernetes[fields.K8S_ANNOTATIONS] = {dedot(ARGO_NODE_NAME): who.task}
     return kubernetes
 
 
 _NS = 1_000_000_000
+
+
+def _log_line_template() -> bytes:
+    """The bytes of one log action and document, with `%b` holes: the index action (which ends with the `_id`
+    value's opening quote), the id, the timestamp twice, stream, body, level, the `kubernetes` object and the
+    optional correlation fields. The keys come from `fields`, in `log_document`'s order."""
+
+    def key(name: str) -> str:
+        return orjson.dumps(name).decode()
+
+    return (
+        '%b%b"}}\n{'
+        + key(fields.TIMESTAMP)
+        + ':"%b",'
+        + key(fields.LOG_TIME)
+        + ':"%b",'
+        + key(fields.LOG_STREAM)
+        + ":%b,"
+        + key(fields.LOG_BODY)
+        + ":%b,"
+        + key(fields.LOG_LEVEL)
+        + ":%b,"
+        + key(fields.KUBERNETES)
+        + ":%b%b}\n"
+    ).encode()
+
+
+_LOG_LINE = _log_line_template()
+_TRACE_ID_KEY = b"," + orjson.dumps(fields.TRACE_ID) + b":"
+_SPAN_ID_KEY = b"," + orjson.dumps(fields.SPAN_ID) + b":"
 
 
 def log_actions(layout: IndexLayout, logs: Sequence[LogRecord]) -> list[bytes]:
@@ -166,11 +195,11 @@ def log_actions(layout: IndexLayout, logs: Sequence[LogRecord]) -> list[bytes]:
         level_json = values.get(level) or values.setdefault(level, dumps(level))
         correlation = b""
         if log.trace_id:
-            correlation = b',"traceId":' + dumps(log.trace_id)
+            correlation = _TRACE_ID_KEY + dumps(log.trace_id)
         if log.span_id:
-            correlation += b',"spanId":' + dumps(log.span_id)
+            correlation += _SPAN_ID_KEY + dumps(log.span_id)
         append(
-            b'%b%b"}}\n{"@timestamp":"%b","time":"%b","stream":%b,"log":%b,"level":%b,"kubernetes":%b%b}\n'
+            _LOG_LINE
             % (
                 action,
                 blake2b(f"{ts_ns}\x1f{id_head}{body}".encode(), digest_size=16).hexdigest().encode(),
@@ -187,26 +216,26 @@ def log_actions(layout: IndexLayout, logs: Sequence[LogRecord]) -> list[bytes]:
 
 
 def log_from_document(source: Mapping[str, Any]) -> LogRecord:
-    kubernetes = source.get("kubernetes") or {}
-    body = source.get("log") or ""
+    kubernetes = source.get(fields.KUBERNETES) or {}
+    body = source.get(fields.LOG_BODY) or ""
     return LogRecord(
-        ts_ns=parse_rfc3339(source["@timestamp"]),
+        ts_ns=parse_rfc3339(source[fields.TIMESTAMP]),
         body=body,
         identity=_log_identity(kubernetes),
-        level=source.get("level") or detect_level(body),  # Fluent Bit records carry no level: derive it
-        trace_id=source.get("traceId") or "",
-        span_id=source.get("spanId") or "",
-        stream=source.get("stream") or "",
+        level=source.get(fields.LOG_LEVEL) or detect_level(body),  # Fluent Bit records carry no level: derive it
+        trace_id=source.get(fields.TRACE_ID) or "",
+        span_id=source.get(fields.SPAN_ID) or "",
+        stream=source.get(fields.LOG_STREAM) or "",
     )
 
 
 def _log_identity(kubernetes: Mapping[str, Any]) -> Identity:
     pod = (
-        tuple((kubernetes.get("labels") or {}).items()),
-        tuple((kubernetes.get("annotations") or {}).items()),
-        kubernetes.get("namespace_name", ""),
-        kubernetes.get("pod_name", ""),
-        kubernetes.get("container_name", ""),
+        tuple((kubernetes.get(fields.K8S_LABELS) or {}).items()),
+        tuple((kubernetes.get(fields.K8S_ANNOTATIONS) or {}).items()),
+        kubernetes.get(fields.K8S_NAMESPACE_NAME, ""),
+        kubernetes.get(fields.K8S_POD_NAME, ""),
+        kubernetes.get(fields.K8S_CONTAINER_NAME, ""),
     )
     try:
         return _pod_identity(*pod)
@@ -216,7 +245,11 @@ def _log_identity(kubernetes: Mapping[str, Any]) -> Identity:
 
 @lru_cache(maxsize=4096)
 def _pod_identity(
-    labels: tuple[tuple[str, Any], ...], annotations: tuple[tuple[str, Any], ...], namespace: str, pod: str, container: str
+    labels: tuple[tuple[str, Any], ...],
+    annotations: tuple[tuple[str, Any], ...],
+    namespace: str,
+    pod: str,
+    container: str,
 ) -> Identity:
     """The identity of a Fluent Bit record's pod. Cached: the lines of a page come from a handful of pods."""
     attributes: dict[str, Any] = {redot(key): value for key, value in labels}
@@ -229,49 +262,53 @@ def _pod_identity(
 
 
 def event_id(event: EventRecord) -> str:
-    return doc_id(event.ts_ns, event.object_namespace, event.object_kind, event.object_name, event.reason, event.message)
+    return doc_id(
+        event.ts_ns, event.object_namespace, event.object_kind, event.object_name, event.reason, event.message
+    )
 
 
 def event_document(event: EventRecord) -> dict[str, Any]:
     timestamp = format_rfc3339(event.ts_ns)
-    resource: dict[str, Any] = {OBJECT_LABEL + key: value for key, value in identity_labels(event.identity).items()}
+    resource: dict[str, Any] = {
+        fields.OBJECT_LABEL + key: value for key, value in identity_labels(event.identity).items()
+    }
     if event.identity.task:
-        resource[OBJECT_ANNOTATION + ARGO_NODE_NAME] = event.identity.task
+        resource[fields.OBJECT_ANNOTATION + ARGO_NODE_NAME] = event.identity.task
     if event.object_kind:
-        resource["k8s.object.kind"] = event.object_kind
+        resource[fields.OBJECT_KIND] = event.object_kind
     if event.object_name:
-        resource["k8s.object.name"] = event.object_name
-    attributes: dict[str, Any] = {"k8s.event.reason": event.reason}
+        resource[fields.OBJECT_NAME] = event.object_name
+    attributes: dict[str, Any] = {fields.EVENT_REASON_ATTRIBUTE: event.reason}
     if event.object_namespace:
-        attributes["k8s.namespace.name"] = event.object_namespace
+        attributes[K8S_NAMESPACE] = event.object_namespace
     return {
-        "@timestamp": timestamp,
-        "observedTimestamp": timestamp,
-        "body": event.message,
-        "severity": {"text": event.type},
-        "attributes": attributes,
-        "resource": resource,
+        fields.TIMESTAMP: timestamp,
+        fields.EVENT_OBSERVED: timestamp,
+        fields.EVENT_BODY: event.message,
+        fields.SEVERITY: {fields.SEVERITY_TEXT: event.type},
+        fields.ATTRIBUTES: attributes,
+        fields.RESOURCE: resource,
     }
 
 
 def event_from_document(source: Mapping[str, Any]) -> EventRecord:
-    resource = _flat(source.get("resource"))
-    attributes = _flat(source.get("attributes"))
+    resource = _flat(source.get(fields.RESOURCE))
+    attributes = _flat(source.get(fields.ATTRIBUTES))
     labels = {
         key[len(prefix) :]: value
         for key, value in resource.items()
-        for prefix in (OBJECT_LABEL, OBJECT_ANNOTATION)
+        for prefix in (fields.OBJECT_LABEL, fields.OBJECT_ANNOTATION)
         if key.startswith(prefix)
     }
     return EventRecord(
-        ts_ns=parse_rfc3339(source["@timestamp"]),
-        message=str(source.get("body") or ""),
+        ts_ns=parse_rfc3339(source[fields.TIMESTAMP]),
+        message=str(source.get(fields.EVENT_BODY) or ""),
         identity=identity_from_attributes({**resource, **attributes, **labels}),
-        type=str((source.get("severity") or {}).get("text") or ""),
-        reason=str(attributes.get("k8s.event.reason") or ""),
-        object_kind=str(resource.get("k8s.object.kind") or ""),
-        object_name=str(resource.get("k8s.object.name") or ""),
-        object_namespace=str(attributes.get("k8s.namespace.name") or ""),
+        type=str((source.get(fields.SEVERITY) or {}).get(fields.SEVERITY_TEXT) or ""),
+        reason=str(attributes.get(fields.EVENT_REASON_ATTRIBUTE) or ""),
+        object_kind=str(resource.get(fields.OBJECT_KIND) or ""),
+        object_name=str(resource.get(fields.OBJECT_NAME) or ""),
+        object_namespace=str(attributes.get(K8S_NAMESPACE) or ""),
     )
 
 
@@ -291,45 +328,47 @@ def span_document(span: SpanRecord) -> dict[str, Any]:
     for key, value in ((K8S_NAMESPACE, who.pod_namespace), (K8S_POD, who.pod), (K8S_CONTAINER, who.container)):
         if value:
             resource.setdefault(key, value)
-    status: dict[str, Any] = {"code": _STATUS_TO_DOC.get(span.status_code, "Unset")}
+    status: dict[str, Any] = {fields.STATUS_CODE: _STATUS_TO_DOC.get(span.status_code, "Unset")}
     if span.status_message:
-        status["message"] = span.status_message
+        status[fields.STATUS_MESSAGE] = span.status_message
     return {
-        "traceId": span.trace_id,
-        "spanId": span.span_id,
-        "parentSpanId": span.parent_span_id,
-        "name": span.name,
-        "kind": span.kind,
-        "startTime": format_rfc3339(span.start_ns),
-        "endTime": format_rfc3339(span.end_ns),
-        "status": status,
-        "attributes": span.attributes,
-        "resource": resource,
+        fields.TRACE_ID: span.trace_id,
+        fields.SPAN_ID: span.span_id,
+        fields.PARENT_SPAN_ID: span.parent_span_id,
+        fields.SPAN_NAME: span.name,
+        fields.SPAN_KIND: span.kind,
+        fields.START_TIME: format_rfc3339(span.start_ns),
+        fields.END_TIME: format_rfc3339(span.end_ns),
+        fields.STATUS: status,
+        fields.ATTRIBUTES: span.attributes,
+        fields.RESOURCE: resource,
     }
 
 
 def span_from_document(source: Mapping[str, Any]) -> SpanRecord:
-    resource = _flat(source.get("resource"))
-    status = source.get("status") or {}
+    resource = _flat(source.get(fields.RESOURCE))
+    status = source.get(fields.STATUS) or {}
     return SpanRecord(
-        trace_id=source["traceId"],
-        span_id=source["spanId"],
-        parent_span_id=source.get("parentSpanId") or "",
-        name=source.get("name") or "",
-        kind=source.get("kind") or "Unspecified",
-        start_ns=parse_rfc3339(source["startTime"]),
-        end_ns=parse_rfc3339(source["endTime"]),
+        trace_id=source[fields.TRACE_ID],
+        span_id=source[fields.SPAN_ID],
+        parent_span_id=source.get(fields.PARENT_SPAN_ID) or "",
+        name=source.get(fields.SPAN_NAME) or "",
+        kind=source.get(fields.SPAN_KIND) or "Unspecified",
+        start_ns=parse_rfc3339(source[fields.START_TIME]),
+        end_ns=parse_rfc3339(source[fields.END_TIME]),
         identity=identity_from_attributes(resource),
-        status_code=str(status.get("code") or "unset").lower(),
-        status_message=str(status.get("message") or ""),
-        attributes=_flat(source.get("attributes")),
+        status_code=str(status.get(fields.STATUS_CODE) or "unset").lower(),
+        status_message=str(status.get(fields.STATUS_MESSAGE) or ""),
+        attributes=_flat(source.get(fields.ATTRIBUTES)),
         resource=resource,
     )
 
 
 def _resource_value(value: Any) -> Any:
     """The exporter writes resource attributes as strings; lists and maps stay as they are."""
-    return value if isinstance(value, (str, list, dict)) else str(value).lower() if isinstance(value, bool) else str(value)
+    return (
+        value if isinstance(value, (str, list, dict)) else str(value).lower() if isinstance(value, bool) else str(value)
+    )
 
 
 def _flat(tree: Any, prefix: str = "") -> dict[str, Any]:

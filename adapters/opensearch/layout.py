@@ -26,6 +26,8 @@ from typing import Any
 
 from opensearchpy import AsyncOpenSearch, NotFoundError, TransportError
 
+from adapters.opensearch import fields
+
 log = logging.getLogger(__name__)
 
 _DAY_NS = 86_400 * 10**9
@@ -73,90 +75,36 @@ def _nest(flat: dict[str, Any]) -> dict[str, Any]:
     return root
 
 
-_LABELS = "kubernetes.labels."
 LOG_FIELDS: dict[str, Any] = {
-    "@timestamp": {"type": "date_nanos"},
-    "log": {"type": "wildcard"},
-    "level": {"type": "keyword"},
-    "traceId": {"type": "keyword"},
-    "spanId": {"type": "keyword"},
+    fields.TIMESTAMP: {"type": "date_nanos"},
+    fields.LOG_BODY: {"type": "wildcard"},
+    fields.LOG_LEVEL: {"type": "keyword"},
+    fields.TRACE_ID: {"type": "keyword"},
+    fields.SPAN_ID: {"type": "keyword"},
     **_keywords(
-        "kubernetes.container_name",
-        "kubernetes.namespace_name",
-        "kubernetes.pod_name",
-        "kubernetes.annotations.workflows_argoproj_io/node-name",
-        *(
-            _LABELS + label
-            for label in (
-                "build-name",
-                "openchoreo_dev/component",
-                "openchoreo_dev/component-uid",
-                "openchoreo_dev/environment",
-                "openchoreo_dev/environment-uid",
-                "openchoreo_dev/namespace",
-                "openchoreo_dev/project",
-                "openchoreo_dev/project-uid",
-                "openchoreo_dev/workflow-run",
-                "workflows_argoproj_io/workflow",
-                "target",
-                "uuid",
-                "version",
-                "version_id",
-            )
-        ),
+        fields.LOG_CONTAINER, fields.LOG_POD_NAMESPACE, fields.LOG_POD, fields.LOG_TASK, *fields.LOG_KEYWORD_LABELS
     ),
 }
 
-_OBJECT_LABEL = "resource.k8s.object.label.openchoreo.dev/"
 EVENT_FIELDS: dict[str, Any] = {
-    "@timestamp": {"type": "date_nanos"},
-    "body": {"type": "wildcard"},
+    fields.TIMESTAMP: {"type": "date_nanos"},
+    fields.EVENT_BODY: {"type": "wildcard"},
     **_keywords(
-        "severity.text",
-        "attributes.k8s.event.reason",
-        "attributes.k8s.namespace.name",
-        "resource.k8s.object.kind",
-        "resource.k8s.object.name",
-        *(
-            _OBJECT_LABEL + label
-            for label in (
-                "component",
-                "component-uid",
-                "project",
-                "project-uid",
-                "environment",
-                "environment-uid",
-                "namespace",
-                "workflow-run",
-            )
-        ),
-        "resource.k8s.object.label.workflows.argoproj.io/workflow",
-        "resource.k8s.object.annotation.workflows.argoproj.io/node-name",
+        fields.EVENT_SEVERITY,
+        fields.EVENT_REASON,
+        fields.EVENT_OBJECT_NAMESPACE,
+        fields.EVENT_OBJECT_KIND,
+        fields.EVENT_OBJECT_NAME,
+        *fields.EVENT_KEYWORD_LABELS,
+        fields.EVENT_TASK,
     ),
 }
 
 SPAN_FIELDS: dict[str, Any] = {
-    "startTime": {"type": "date_nanos"},
-    "endTime": {"type": "date_nanos"},
+    fields.START_TIME: {"type": "date_nanos"},
+    fields.END_TIME: {"type": "date_nanos"},
     **_keywords(
-        "traceId",
-        "spanId",
-        "parentSpanId",
-        "status.code",
-        *(
-            "resource." + key
-            for key in (
-                "k8s.namespace.name",
-                "k8s.node.name",
-                "k8s.pod.name",
-                "k8s.pod.uid",
-                "openchoreo.dev/component-uid",
-                "openchoreo.dev/environment-uid",
-                "openchoreo.dev/namespace",
-                "openchoreo.dev/project-uid",
-                "service.name",
-            )
-        ),
+        fields.TRACE_ID, fields.SPAN_ID, fields.PARENT_SPAN_ID, fields.SPAN_STATUS_CODE, *fields.SPAN_KEYWORD_RESOURCE
     ),
 }
 
@@ -191,7 +139,11 @@ def ism_policy(pattern: str, min_index_age: str) -> dict[str, Any]:
             "description": f"delete {pattern} indices after {min_index_age} (managed by {OWNER})",
             "default_state": "active",
             "states": [
-                {"name": "active", "actions": [], "transitions": [{"state_name": "delete", "conditions": {"min_index_age": min_index_age}}]},
+                {
+                    "name": "active",
+                    "actions": [],
+                    "transitions": [{"state_name": "delete", "conditions": {"min_index_age": min_index_age}}],
+                },
                 {"name": "delete", "actions": [{"delete": {}}], "transitions": []},
             ],
             "ism_template": [{"index_patterns": [pattern], "priority": ISM_PRIORITY}],
@@ -215,8 +167,8 @@ async def install(client: AsyncOpenSearch, layout: IndexLayout, retention_days: 
     own names (`template_name`): OpenChoreo's, named after the prefixes, are left exactly as they are.
     Idempotent: a template or policy is put again only when it differs. Returns whether ISM manages retention (else the caller
     deletes old daily indices itself, see `delete_expired`)."""
-    for prefix, fields in ((layout.logs, LOG_FIELDS), (layout.events, EVENT_FIELDS), (layout.traces, SPAN_FIELDS)):
-        name, wanted = template_name(prefix), template(layout.pattern(prefix), fields)
+    for prefix, mapped in ((layout.logs, LOG_FIELDS), (layout.events, EVENT_FIELDS), (layout.traces, SPAN_FIELDS)):
+        name, wanted = template_name(prefix), template(layout.pattern(prefix), mapped)
         try:
             current = await client.indices.get_index_template(name=name)
             if current["index_templates"][0]["index_template"] == wanted:
@@ -273,7 +225,9 @@ async def _install_ism(client: AsyncOpenSearch, layout: IndexLayout, min_index_a
         if await _foreign_policy(client, prefix):
             log.warning(
                 "ISM policy %s (OpenChoreo's) has priority over ours (%s): new %s indices are deleted by its "
-                "schedule, not after OBSERVER_RETENTION_HOURS", upstream_name(prefix), template_name(prefix),
+                "schedule, not after OBSERVER_RETENTION_HOURS",
+                upstream_name(prefix),
+                template_name(prefix),
                 layout.pattern(prefix),
             )
     return True
@@ -285,7 +239,9 @@ async def delete_expired(client: AsyncOpenSearch, layout: IndexLayout, older_tha
     keep_from = layout.daily("", older_than_ns)  # the cut-off's own day is kept
     doomed = []
     for prefix in (layout.logs, layout.events, layout.traces):
-        names = await client.indices.get(index=layout.pattern(prefix), params={"ignore_unavailable": "true", "allow_no_indices": "true"})
+        names = await client.indices.get(
+            index=layout.pattern(prefix), params={"ignore_unavailable": "true", "allow_no_indices": "true"}
+        )
         for name in names:
             day = name[len(prefix) :]
             if len(day) == 10 and day < keep_from:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from adapters.opensearch import fields
 from domain.loglevel import stored_levels
 from domain.model import TOTAL_CAP, ComponentScope, Scope, SortOrder, TimeRange, WorkflowScope
 from domain.timeutil import format_rfc3339
@@ -79,17 +80,6 @@ def search_body(filters: list[Clause], must_not: list[Clause], sort: list[Clause
 
 # ----------------------------------------------------------------------------------------------- logs
 
-_K8S = "kubernetes."
-_LABEL = "kubernetes.labels."
-LOG_NAMESPACE = _LABEL + "openchoreo_dev/namespace"
-LOG_UIDS = {
-    "project_uid": _LABEL + "openchoreo_dev/project-uid",
-    "component_uid": _LABEL + "openchoreo_dev/component-uid",
-    "environment_uid": _LABEL + "openchoreo_dev/environment-uid",
-}
-LOG_WORKFLOW_RUN = (_LABEL + "openchoreo_dev/workflow-run", _LABEL + "workflows_argoproj_io/workflow")
-LOG_TASK = _K8S + "annotations.workflows_argoproj_io/node-name"
-
 
 def _scope_clauses(
     scope: Scope,
@@ -106,7 +96,9 @@ def _scope_clauses(
         return filters, [{"exists": {"field": field}} for field in run_fields]
     assert isinstance(scope, WorkflowScope)
     # Workflow pods run in `workflows-<namespace>` and may not carry the namespace label.
-    filters = [any_of(term(namespace_field, scope.namespace), term(workflow_namespace_field, f"workflows-{scope.namespace}"))]
+    filters = [
+        any_of(term(namespace_field, scope.namespace), term(workflow_namespace_field, f"workflows-{scope.namespace}"))
+    ]
     filters.append(any_of(*({"exists": {"field": field}} for field in run_fields)))
     if scope.workflow_run:
         filters.append(any_of(*(term(field, scope.workflow_run) for field in run_fields)))
@@ -121,23 +113,28 @@ def log_filters(
     """(filter, must_not) for logs of a scope in a time range with the given levels and phrase: shared by the
     log search, the exact count and the alerting monitor (whose time range is a mustache expression)."""
     filters, must_not = _scope_clauses(
-        scope, LOG_NAMESPACE, LOG_UIDS, LOG_WORKFLOW_RUN, LOG_TASK, _K8S + "namespace_name"
+        scope, fields.LOG_NAMESPACE, fields.LOG_UIDS, fields.LOG_WORKFLOW_RUN, fields.LOG_TASK, fields.LOG_POD_NAMESPACE
     )
     if isinstance(scope, WorkflowScope):
-        must_not = [term(_K8S + "container_name", name) for name in WORKFLOW_SIDECARS]
+        must_not = [term(fields.LOG_CONTAINER, name) for name in WORKFLOW_SIDECARS]
     filters.append(time_clause)
     if phrase:
-        filters.append(contains("log", phrase))
+        filters.append(contains(fields.LOG_BODY, phrase))
     if levels:
         stored = list(stored_levels(levels))
-        unparsed = {"bool": {"must_not": [{"exists": {"field": "level"}}], "filter": [any_of(*(contains("log", level, True) for level in stored))]}}
-        filters.append(any_of({"terms": {"level": stored}}, unparsed))
+        unparsed = {
+            "bool": {
+                "must_not": [{"exists": {"field": fields.LOG_LEVEL}}],
+                "filter": [any_of(*(contains(fields.LOG_BODY, level, True) for level in stored))],
+            }
+        }
+        filters.append(any_of({"terms": {fields.LOG_LEVEL: stored}}, unparsed))
     return filters, must_not
 
 
 def logs_count_body(scope: Scope, window: TimeRange, levels: tuple[str, ...] = (), phrase: str = "") -> dict[str, Any]:
     """A `_count` body: the same clauses as `logs_body`, so the count is exactly what a search would match."""
-    filters, must_not = log_filters(scope, time_range("@timestamp", window), levels, phrase)
+    filters, must_not = log_filters(scope, time_range(fields.TIMESTAMP, window), levels, phrase)
     query: dict[str, Any] = {"filter": filters}
     if must_not:
         query["must_not"] = must_not
@@ -153,8 +150,8 @@ def logs_body(
     phrase: str = "",
     search_after: list[Any] | None = None,
 ) -> dict[str, Any]:
-    filters, must_not = log_filters(scope, time_range("@timestamp", window), levels, phrase)
-    body = search_body(filters, must_not, time_sort("@timestamp", sort, "_id"), limit + 1)
+    filters, must_not = log_filters(scope, time_range(fields.TIMESTAMP, window), levels, phrase)
+    body = search_body(filters, must_not, time_sort(fields.TIMESTAMP, sort, fields.DOC_ID), limit + 1)
     body["_source"] = LOG_SOURCE
     if search_after:
         body["search_after"] = search_after
@@ -164,21 +161,21 @@ def logs_body(
 #: What a log entry is built from; Fluent Bit records carry more (`_p`, `time`, `kubernetes.pod_id`, `host`,
 #: `container_image`, `docker_id`, annotations of every kind) that would only be shipped and parsed.
 LOG_SOURCE = [
-    "@timestamp", "log", "level", "traceId", "spanId", "stream", "kubernetes.labels", "kubernetes.namespace_name",
-    "kubernetes.pod_name", "kubernetes.container_name", LOG_TASK,
+    fields.TIMESTAMP,
+    fields.LOG_BODY,
+    fields.LOG_LEVEL,
+    fields.TRACE_ID,
+    fields.SPAN_ID,
+    fields.LOG_STREAM,
+    fields.LOG_LABELS,
+    fields.LOG_POD_NAMESPACE,
+    fields.LOG_POD,
+    fields.LOG_CONTAINER,
+    fields.LOG_TASK,
 ]
 
 
 # ----------------------------------------------------------------------------------------------- events
-
-_OBJECT_LABEL = "resource.k8s.object.label."
-EVENT_NAMESPACE = _OBJECT_LABEL + "openchoreo.dev/namespace"
-EVENT_UIDS = {
-    "project_uid": _OBJECT_LABEL + "openchoreo.dev/project-uid",
-    "component_uid": _OBJECT_LABEL + "openchoreo.dev/component-uid",
-    "environment_uid": _OBJECT_LABEL + "openchoreo.dev/environment-uid",
-}
-EVENT_WORKFLOW_RUN = (_OBJECT_LABEL + "openchoreo.dev/workflow-run", _OBJECT_LABEL + "workflows.argoproj.io/workflow")
 
 
 def events_body(
@@ -186,14 +183,14 @@ def events_body(
 ) -> dict[str, Any]:
     filters, must_not = _scope_clauses(
         scope,
-        EVENT_NAMESPACE,
-        EVENT_UIDS,
-        EVENT_WORKFLOW_RUN,
-        "resource.k8s.object.annotation.workflows.argoproj.io/node-name",
-        "attributes.k8s.namespace.name",
+        fields.EVENT_NAMESPACE,
+        fields.EVENT_UIDS,
+        fields.EVENT_WORKFLOW_RUN,
+        fields.EVENT_TASK,
+        fields.EVENT_OBJECT_NAMESPACE,
     )
-    filters.append(time_range("@timestamp", window))
-    body = search_body(filters, must_not, time_sort("@timestamp", sort, "_id"), limit + 1)
+    filters.append(time_range(fields.TIMESTAMP, window))
+    body = search_body(filters, must_not, time_sort(fields.TIMESTAMP, sort, fields.DOC_ID), limit + 1)
     if search_after:
         body["search_after"] = search_after
     return body
@@ -201,21 +198,13 @@ def events_body(
 
 # ----------------------------------------------------------------------------------------------- traces
 
-_RESOURCE = "resource."
-SPAN_NAMESPACE = _RESOURCE + "openchoreo.dev/namespace"
-SPAN_UIDS = {
-    "project_uid": _RESOURCE + "openchoreo.dev/project-uid",
-    "component_uid": _RESOURCE + "openchoreo.dev/component-uid",
-    "environment_uid": _RESOURCE + "openchoreo.dev/environment-uid",
-}
-
 
 def span_filters(scope: ComponentScope, window: TimeRange) -> list[Clause]:
     """Spans of the scope lying wholly inside the window."""
-    filters = [term(SPAN_NAMESPACE, scope.namespace)]
-    filters += [term(field, getattr(scope, attr)) for attr, field in SPAN_UIDS.items() if getattr(scope, attr)]
-    filters.append({"range": {"startTime": {"gte": format_rfc3339(window.start_ns)}}})
-    filters.append({"range": {"endTime": {"lte": format_rfc3339(window.end_ns)}}})
+    filters = [term(fields.SPAN_NAMESPACE, scope.namespace)]
+    filters += [term(field, getattr(scope, attr)) for attr, field in fields.SPAN_UIDS.items() if getattr(scope, attr)]
+    filters.append({"range": {fields.START_TIME: {"gte": format_rfc3339(window.start_ns)}}})
+    filters.append({"range": {fields.END_TIME: {"lte": format_rfc3339(window.end_ns)}}})
     return filters
 
 
@@ -228,10 +217,15 @@ def matched_traces_body(scope: ComponentScope, window: TimeRange, sort: SortOrde
         "size": 0,
         "query": {"bool": {"filter": span_filters(scope, window)}},
         "aggs": {
-            "total": {"cardinality": {"field": "traceId", "precision_threshold": TOTAL_CAP * 3}},
+            "total": {"cardinality": {"field": fields.TRACE_ID, "precision_threshold": TOTAL_CAP * 3}},
             "traces": {
-                "terms": {"field": "traceId", "size": limit, "shard_size": max(limit * 10, 500), "order": [order, {"_key": sort}]},
-                "aggs": {"first_seen": {"min": {"field": "startTime"}}},
+                "terms": {
+                    "field": fields.TRACE_ID,
+                    "size": limit,
+                    "shard_size": max(limit * 10, 500),
+                    "order": [order, {"_key": sort}],
+                },
+                "aggs": {"first_seen": {"min": {"field": fields.START_TIME}}},
             },
         },
     }
@@ -239,20 +233,30 @@ def matched_traces_body(scope: ComponentScope, window: TimeRange, sort: SortOrde
 
 def trace_summaries_body(trace_ids: list[str]) -> dict[str, Any]:
     """Phase two: each trace summarised over all its spans, wherever they are."""
-    root_fields = ["spanId", "name", "kind", "startTime"]
+    root_fields = [fields.SPAN_ID, fields.SPAN_NAME, fields.SPAN_KIND, fields.START_TIME]
     return {
         "size": 0,
-        "query": {"bool": {"filter": [{"terms": {"traceId": trace_ids}}]}},
+        "query": {"bool": {"filter": [{"terms": {fields.TRACE_ID: trace_ids}}]}},
         "aggs": {
             "traces": {
-                "terms": {"field": "traceId", "size": len(trace_ids)},
+                "terms": {"field": fields.TRACE_ID, "size": len(trace_ids)},
                 "aggs": {
                     # top_hits, not min/max: those aggregate doubles of milliseconds and lose the nanoseconds.
-                    "latest": {"top_hits": {"size": 1, "sort": [{"endTime": {"order": "desc", "numeric_type": "date_nanos"}}], "_source": ["endTime"]}},
-                    "errors": {"filter": {"term": {"status.code": {"value": "error", "case_insensitive": True}}}},
+                    "latest": {
+                        "top_hits": {
+                            "size": 1,
+                            "sort": [{fields.END_TIME: {"order": "desc", "numeric_type": "date_nanos"}}],
+                            "_source": [fields.END_TIME],
+                        }
+                    },
+                    "errors": {
+                        "filter": {"term": {fields.SPAN_STATUS_CODE: {"value": "error", "case_insensitive": True}}}
+                    },
                     "root": {
-                        "filter": {"term": {"parentSpanId": ""}},
-                        "aggs": {"first": {"top_hits": {"size": 1, "sort": _span_order("asc"), "_source": root_fields}}},
+                        "filter": {"term": {fields.PARENT_SPAN_ID: ""}},
+                        "aggs": {
+                            "first": {"top_hits": {"size": 1, "sort": _span_order("asc"), "_source": root_fields}}
+                        },
                     },
                     "earliest": {"top_hits": {"size": 1, "sort": _span_order("asc"), "_source": root_fields}},
                 },
@@ -262,12 +266,12 @@ def trace_summaries_body(trace_ids: list[str]) -> dict[str, Any]:
 
 
 def _span_order(sort: SortOrder) -> list[Clause]:
-    return [{"startTime": {"order": sort, "numeric_type": "date_nanos"}}, {"spanId": {"order": sort}}]
+    return [{fields.START_TIME: {"order": sort, "numeric_type": "date_nanos"}}, {fields.SPAN_ID: {"order": sort}}]
 
 
 def spans_body(trace_id: str, scope: ComponentScope, window: TimeRange, sort: SortOrder, limit: int) -> dict[str, Any]:
-    return search_body([term("traceId", trace_id), *span_filters(scope, window)], [], _span_order(sort), limit)
+    return search_body([term(fields.TRACE_ID, trace_id), *span_filters(scope, window)], [], _span_order(sort), limit)
 
 
 def span_body(trace_id: str, span_id: str) -> dict[str, Any]:
-    return {"size": 1, "query": {"bool": {"filter": [term("traceId", trace_id), term("spanId", span_id)]}}}
+    return {"size": 1, "query": {"bool": {"filter": [term(fields.TRACE_ID, trace_id), term(fields.SPAN_ID, span_id)]}}}

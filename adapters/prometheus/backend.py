@@ -11,6 +11,9 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import Protocol
 
+from adapters.prometheus.client import PrometheusClient, PrometheusConfig, Series
+from adapters.prometheus.schemes import EDGE_METRICS, SIDE_LABELS, Scheme
+from adapters.protocols import WriteResult
 from domain.model import (
     EdgeMetrics,
     EventRecord,
@@ -25,14 +28,12 @@ from domain.model import (
     TopologyNode,
     TopologyQuery,
 )
-from adapters.prometheus.client import PrometheusClient, PrometheusConfig, Series
-from adapters.prometheus.schemes import EDGE_METRICS, SIDE_LABELS, Scheme
 
 Side = tuple[str, ...]  # the SIDE_LABELS values of one end of an edge
 
 
 class MetricsWriter(Protocol):
-    async def write(self, points: Sequence[MetricPoint]) -> None: ...
+    async def write(self, points: Sequence[MetricPoint]) -> WriteResult: ...
 
     async def close(self) -> None: ...
 
@@ -54,7 +55,10 @@ class PrometheusBackend:
         expressions = self.scheme.family(query.family, query.scope, query.step_ns)
         window = query.range
         results = await asyncio.gather(
-            *(self.client.query_range(expr, window.start_ns, window.end_ns, query.step_ns) for expr in expressions.values())
+            *(
+                self.client.query_range(expr, window.start_ns, window.end_ns, query.step_ns)
+                for expr in expressions.values()
+            )
         )
         out: MetricSeries = {}
         for key, series in zip(expressions, results):
@@ -107,11 +111,12 @@ class PrometheusBackend:
         events: Sequence[EventRecord] = (),
         spans: Sequence[SpanRecord] = (),
         metrics: Sequence[MetricPoint] = (),
-    ) -> None:
+    ) -> WriteResult:
         """Metrics only, by remote write; other signals belong to other backends. A redelivered batch is
         harmless: Prometheus ignores a sample it already has for the same series and timestamp."""
         if metrics and self.writer is not None:
-            await self.writer.write(metrics)
+            return await self.writer.write(metrics)
+        return WriteResult.delivered()
 
 
 def _summed(series: list[Series]) -> list[tuple[int, float]]:
@@ -158,7 +163,9 @@ def _ref(side: Side, project_uid: str) -> NodeRef:
 
 
 def _metrics(values: dict[str, float | None]) -> EdgeMetrics:
-    get = lambda key: float(values.get(key) or 0.0)  # noqa: E731
+    def get(key: str) -> float:
+        return float(values.get(key) or 0.0)
+
     return EdgeMetrics(
         request_count=get("requestCount"),
         unsuccessful_request_count=get("unsuccessfulRequestCount"),

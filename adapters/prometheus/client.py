@@ -77,7 +77,8 @@ class PrometheusClient:
             raise BackendUnavailable("Prometheus answered something that is not its API") from None
         if body.get("status") != "success":
             raise BackendUnavailable(f"Prometheus query failed: {str(body.get('error'))[:200]}")
-        return body["data"]
+        data: dict[str, Any] = body["data"]
+        return data
 
 
 def _seconds(ns: int) -> str:

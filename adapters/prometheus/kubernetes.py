@@ -29,9 +29,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from domain.model import ComponentScope, MetricFamily, TopologyQuery
 from adapters.prometheus import promql
 from adapters.prometheus.schemes import SIDE_LABELS, TopologyQueries
+from domain.model import ComponentScope, MetricFamily, TopologyQuery
 
 _MS = 1_000_000
 

@@ -9,10 +9,10 @@ histograms are rates over the step.
 
 from __future__ import annotations
 
-from domain import semconv
-from domain.model import ComponentScope, MetricFamily, MetricKind, TopologyQuery
 from adapters.prometheus import naming, promql
 from adapters.prometheus.schemes import TopologyQueries
+from domain import semconv
+from domain.model import ComponentScope, MetricFamily, MetricKind, TopologyQuery
 
 _QUANTILES = (("latencyP50", 0.5), ("latencyP90", 0.9), ("latencyP99", 0.99))
 _STATUS = naming.label_name(semconv.HTTP_STATUS_ATTRIBUTE)
@@ -42,16 +42,26 @@ class OtelScheme:
         if family == "resource":
             out = {}
             for spec in semconv.RESOURCE_SERIES:
-                extra = [f'{naming.label_name(spec.attribute)}="{promql.escape(spec.attribute_value)}"'] if spec.attribute else []
+                extra = (
+                    [f'{naming.label_name(spec.attribute)}="{promql.escape(spec.attribute_value)}"']
+                    if spec.attribute
+                    else []
+                )
                 if spec.how == "level":
-                    parts = [f"avg_over_time({series(_name(m, MetricKind.GAUGE), '', *extra)}[{gauge_window}])" for m in spec.names]
+                    parts = [
+                        f"avg_over_time({series(_name(m, MetricKind.GAUGE), '', *extra)}[{gauge_window}])"
+                        for m in spec.names
+                    ]
                 else:
                     parts = [f"rate({series(_name(m, MetricKind.SUM), '', *extra)}[{step}])" for m in spec.names]
                 out[spec.key] = "sum(" + " or ".join(parts) + ")"
             return out
 
         base = _name(semconv.HTTP_SERVER_DURATION, MetricKind.HISTOGRAM)
-        rate = lambda suffix, *extra: f"sum(rate({series(base, suffix, *extra)}[{step}]))"  # noqa: E731
+
+        def rate(suffix: str, *extra: str) -> str:
+            return f"sum(rate({series(base, suffix, *extra)}[{step}]))"
+
         out = {
             "requestCount": rate("_count"),
             "successfulRequestCount": rate("_count", f'{_STATUS}=~"[1-3][0-9][0-9]"'),

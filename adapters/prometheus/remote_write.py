@@ -47,10 +47,10 @@ from itertools import accumulate
 import cramjam
 import httpx
 
+from adapters.prometheus.naming import identity_labels, label_name, metric_name
+from adapters.protocols import BackendUnavailable, WriteResult
 from domain import semconv
 from domain.model import MetricKind, MetricPoint
-from adapters.prometheus.naming import identity_labels, label_name, metric_name
-from adapters.protocols import BackendUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +66,9 @@ IDLE_TOTALS_S = 3600.0
 #: How many requests a refused request may be split into (see `RemoteWriter._send`).
 MAX_SPLIT_REQUESTS = 64
 _REFUSALS_AS_500 = ("too old sample", "invalid sample")
+#: Drop reasons in write results (the `reason` label of the collector's dropped-records counter); counts are samples.
+DROPPED_INVALID = "destination_invalid"  # every sample of the batch refused
+DROPPED_SAMPLES = "destination_samples_refused"  # some samples refused, the rest stored
 
 _HEADERS = {
     "Content-Encoding": "snappy",
@@ -279,9 +282,9 @@ class RemoteWriter:
     """Writes metric points to Prometheus's remote-write receiver (`--web.enable-remote-write-receiver`).
 
     Connection errors, timeouts, 429 and 5xx are retried with exponential backoff and jitter until
-    `retry_deadline_s`, then `BackendUnavailable` is raised (the collector answers 503 and its sender retries).
-    Samples Prometheus refuses (400, and the 500s that mean the same) are logged with their number, never raised:
-    they would be refused again (see the module docstring for what Prometheus refuses).
+    `retry_deadline_s`, then `write` answers `retry` (the collector answers 503 and its sender retries).
+    Samples Prometheus refuses (400, and the 500s that mean the same) are logged and counted in the result, never
+    retried: they would be refused again (see the module docstring for what Prometheus refuses).
 
     Writes run one at a time: each must see the running totals the one before it committed.
     """
@@ -306,18 +309,33 @@ class RemoteWriter:
         self._http = httpx.AsyncClient(timeout=timeout_s, headers=_HEADERS, transport=transport)
         self._lock = asyncio.Lock()
 
-    async def write(self, points: Sequence[MetricPoint]) -> None:
+    async def write(self, points: Sequence[MetricPoint]) -> WriteResult:
+        """Retry when Prometheus stayed unreachable or busy past the deadline, or answered another 4xx (the
+        running totals are then left as they were, so the same points can be written again). Otherwise
+        delivered, counting the samples Prometheus refused; dropped when it refused every one of them (a batch
+        it can never take, which must not hold up the ones behind it)."""
         async with self._lock:
             conversion = self.accumulator.series(points)
             if conversion.skipped:
                 log.info("skipped %d delta points not newer than their series' last (redelivered?)", conversion.skipped)
             refused = 0
-            for batch in chunks(conversion.series, self.max_samples_per_request):
-                refused += await self._send(batch)
+            try:
+                for batch in chunks(conversion.series, self.max_samples_per_request):
+                    refused += await self._send(batch)
+            except BackendUnavailable as exc:
+                return WriteResult.retry(reason=str(exc))
             self.accumulator.commit(conversion)
-        if refused:
-            log.warning("Prometheus refused %d of %d samples (out of order, too old, or a different value for a "
-                        "timestamp it already has)", refused, conversion.samples)
+        if not refused:
+            return WriteResult.delivered()
+        log.warning(
+            "Prometheus refused %d of %d samples (out of order, too old, or a different value for a "
+            "timestamp it already has)",
+            refused,
+            conversion.samples,
+        )
+        if refused == conversion.samples:
+            return WriteResult.dropped(DROPPED_INVALID, refused)
+        return WriteResult.delivered(refused, DROPPED_SAMPLES)
 
     async def close(self) -> None:
         await self._http.aclose()

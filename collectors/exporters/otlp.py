@@ -5,19 +5,21 @@ Each batch becomes export requests (collectors/otlp/encode.py: logs and Kubernet
 to `/v1/traces`, metric points to `/v1/metrics`, each cut to about `max_request_bytes`), sent as gzip'd
 protobuf, and maps back to equal records in our own receiver.
 
-What each answer does, so the pipeline (collectors/pipeline.py) neither loses data nor wedges:
+What each answer does, so the pipeline (collectors/pipeline.py) neither loses data nor wedges (the `write`
+returns a `WriteResult`; the pipeline counts what it says was dropped):
 
-- **2xx**: delivered. Items a partial success reports as rejected are counted as dropped
-  (`destination_partial_success`) and logged; the receiver has already said it will never take them.
+- **2xx**: delivered. Items a partial success reports as rejected are dropped (`destination_partial_success`)
+  and logged; the receiver has already said it will never take them.
 - **429, 502, 503, 504, 408, and no answer at all** (connection refused or reset, timeouts, TLS failures):
-  `BackendUnavailable` (`ExportThrottled` when the destination answered), so the pipeline keeps the batch and
-  retries it. A `Retry-After` (seconds or an HTTP date, capped at `MAX_RETRY_AFTER_S`) is honoured: the next
-  `write` waits until then, however soon the pipeline's own backoff calls it.
+  `retry`, so the pipeline keeps the batch and retries it. A `Retry-After` (seconds or an HTTP date, capped at
+  `MAX_RETRY_AFTER_S`) is the result's `retry_after_s`, and is honoured here too: the next `write` waits until
+  then, however soon it is called.
 - **413** for a request of several records: it is split in halves, recursively, until each part fits; one
   record that still does not fit is dropped (`destination_too_large`).
 - **400**: the destination says this request can never be accepted, so retrying would hold up everything behind
-  it forever. Its records are counted as dropped (`destination_invalid`) and the batch's refusals are logged
-  once, with the destination's message. Our encoder only produces what our receiver accepts, so this means a
+  it forever. Its records are dropped (`destination_invalid`) and the batch's refusals are logged once, with the
+  destination's message. When every request of a batch is refused the result is `dropped`, else `delivered` with
+  the count (under the reason that refused most records; the log line has each). Our encoder only produces what our receiver accepts, so this means a
   version mismatch or a bug, which the log line and the counter make visible.
 - **anything else** (401, 403, 404, 415, 500, ...): a configuration problem (endpoint, credentials,
   certificates) or a destination failure that an operator can fix: retried like an outage, never dropped. The
@@ -42,7 +44,7 @@ import os
 import re
 import ssl
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -53,10 +55,10 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsSer
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceResponse
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
-from domain.model import EventRecord, LogRecord, MetricPoint, SpanRecord
-from adapters.protocols import BackendUnavailable
+from adapters.protocols import BackendUnavailable, WriteResult
 from collectors.otlp.encode import DEFAULT_MAX_REQUEST_BYTES, OtlpRequest, encode_batch
 from collectors.otlp.receiver import BATCH_ID_HEADER
+from domain.model import EventRecord, LogRecord, MetricPoint, SpanRecord
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +66,7 @@ log = logging.getLogger(__name__)
 RETRYABLE_STATUSES = frozenset({408, 429, 502, 503, 504})
 #: The longest `Retry-After` obeyed; a destination asking for more is asked again after this.
 MAX_RETRY_AFTER_S = 120.0
-#: Drop reasons (the `reason` label of `collector_records_dropped_total{pipeline="export"}`).
+#: Drop reasons (the `reason` label of `collector_records_dropped_total{pipeline=<destination>}`).
 DROPPED_INVALID = "destination_invalid"
 DROPPED_TOO_LARGE = "destination_too_large"
 DROPPED_PARTIAL = "destination_partial_success"
@@ -72,14 +74,14 @@ DROPPED_PARTIAL = "destination_partial_success"
 #: Batches of more records than this are encoded and compressed in a worker thread, off the event loop.
 _INLINE_RECORDS = 256
 _SAFE_BATCH_ID = re.compile(r"[A-Za-z0-9._:-]{1,100}")
-_RESPONSES = {
+#: Each signal's export response type, and the count field of its `partial_success`.
+_RESPONSES: dict[
+    str, tuple[type[ExportLogsServiceResponse | ExportTraceServiceResponse | ExportMetricsServiceResponse], str]
+] = {
     "logs": (ExportLogsServiceResponse, "rejected_log_records"),
     "traces": (ExportTraceServiceResponse, "rejected_spans"),
     "metrics": (ExportMetricsServiceResponse, "rejected_data_points"),
 }
-
-#: (reason, records) for each record the destination refused for good.
-OnDropped = Callable[[str, int], None]
 
 
 class ExportThrottled(BackendUnavailable):
@@ -107,7 +109,6 @@ class OtlpExporter:
         tls_skip_verify: bool = False,
         timeout_s: float = 10.0,
         max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
-        on_dropped: OnDropped | None = None,
     ) -> None:
         self.endpoint = endpoint.rstrip("/")
         self._shown = _redacted(self.endpoint)  # for messages: without any user:password@ in the URL
@@ -125,10 +126,10 @@ class OtlpExporter:
         elif ca_file is not None:
             verify = ssl.create_default_context(cafile=str(ca_file))
         self._client = httpx.AsyncClient(verify=verify, timeout=timeout_s)
-        self._on_dropped = on_dropped
         self._not_before = 0.0  # monotonic time before which the destination asked not to be called
         self._batch_id = ""
         self._delivered: set[str] = set()  # request ids of `_batch_id` already accepted
+        self._drops = _Drops()  # what the destination refused of `_batch_id` so far
 
     @property
     def shown_endpoint(self) -> str:
@@ -146,11 +147,11 @@ class OtlpExporter:
         events: Sequence[EventRecord] = (),
         spans: Sequence[SpanRecord] = (),
         metrics: Sequence[MetricPoint] = (),
-    ) -> None:
-        """Delivers the batch, or raises BackendUnavailable with the batch to be retried whole (requests
-        already accepted are not sent again by this process)."""
-        if batch_id != self._batch_id:
-            self._batch_id, self._delivered = batch_id, set()
+    ) -> WriteResult:
+        """Delivers the batch, or answers `retry` with the batch to be retried whole (requests already accepted
+        are not sent again by this process), or `dropped` when the destination refused all of it for good."""
+        if batch_id != self._batch_id:  # drops of requests settled by an earlier attempt still count
+            self._batch_id, self._delivered, self._drops = batch_id, set(), _Drops()
         count = len(logs) + len(events) + len(spans) + len(metrics)
 
         def encode() -> list[OtlpRequest]:
@@ -160,12 +161,15 @@ class OtlpExporter:
 
         requests = await asyncio.to_thread(encode) if count > _INLINE_RECORDS else encode()
         wire_id = _wire_batch_id(batch_id)
-        drops = _Drops()
+        drops = self._drops
         try:
             for index, request in enumerate(requests):
                 await self._deliver(f"{wire_id}/{request.signal}/{index}", request, drops)
-        finally:
-            drops.report(batch_id, self._shown, self._on_dropped)
+        except ExportThrottled as exc:
+            return WriteResult.retry(exc.retry_after_s or 0.0, str(exc))
+        except BackendUnavailable as exc:
+            return WriteResult.retry(reason=str(exc))
+        return drops.result(batch_id, self._shown, count)
 
     async def _deliver(self, request_id: str, request: OtlpRequest, drops: _Drops) -> None:
         if request_id in self._delivered:
@@ -275,8 +279,9 @@ def _detail(response: httpx.Response) -> str:
             document = response.json()
         except ValueError:
             document = None
-        if isinstance(document, dict) and isinstance(document.get("message"), str):
-            return document["message"]
+        message = document.get("message") if isinstance(document, dict) else None
+        if isinstance(message, str):
+            return message
     text = response.content[:300].decode("utf-8", "replace").strip()
     return text or "no body"
 
@@ -293,14 +298,18 @@ class _Drops:
         self.counts[reason] = self.counts.get(reason, 0) + count
         self.messages.setdefault(reason, message)
 
-    def report(self, batch_id: str, endpoint: str, on_dropped: OnDropped | None) -> None:
+    def result(self, batch_id: str, endpoint: str, records: int) -> WriteResult:
+        """The batch's result once every request is settled, its refusals logged once. One reason labels the
+        count: the one that refused most records."""
         if not self.counts:
-            return
-        if on_dropped is not None:
-            for reason, count in self.counts.items():
-                on_dropped(reason, count)
+            return WriteResult.delivered()
         summary = "; ".join(f"{count} {reason} ({self.messages[reason]})" for reason, count in self.counts.items())
         log.error("batch %s: %s refused records for good, dropped: %s", batch_id, endpoint, summary)
+        dropped = sum(self.counts.values())
+        reason = max(self.counts, key=lambda r: self.counts[r])
+        if dropped >= records:
+            return WriteResult.dropped(reason, dropped)
+        return WriteResult.delivered(dropped, reason)
 
 
 class _Token:

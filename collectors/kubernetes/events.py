@@ -52,13 +52,13 @@ import orjson
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
-from domain.model import EventRecord
 from adapters.protocols import TelemetrySink
-from domain.timeutil import now_ns, parse_rfc3339
 from collectors.durable import replace_file
-from domain.identity import K8S_NAMESPACE, K8S_POD, identity_from_attributes
 from collectors.kubernetes.pods import PodCache
 from collectors.kubernetes.watch import Reflector, read_json, resource_version
+from domain.identity import K8S_NAMESPACE, K8S_POD, identity_from_attributes
+from domain.model import EventRecord
+from domain.timeutil import now_ns, parse_rfc3339
 
 log = logging.getLogger(__name__)
 
@@ -271,8 +271,8 @@ def _sort_key(version: str) -> tuple[int, str]:
 class EventsReceiver:
     """Watches core/v1 Events and writes them to `sink` (see the module docstring).
 
-        receiver = EventsReceiver(api, BufferSink(buffer, telemetry, "kubernetes_events"), checkpoint_path)
-        await receiver.run()   # until cancelled
+    receiver = EventsReceiver(api, BufferSink(buffer, telemetry, "kubernetes_events"), checkpoint_path)
+    await receiver.run()   # until cancelled
     """
 
     def __init__(
@@ -397,9 +397,10 @@ class EventsReceiver:
             keys[key] = None
         if fresh:
             records = await asyncio.to_thread(self._records, fresh)
-            batch_id = "k8s-events-" + hashlib.blake2b(
-                "\x1f".join(f"{uid}/{rv}" for uid, rv in keys).encode(), digest_size=16
-            ).hexdigest()
+            batch_id = (
+                "k8s-events-"
+                + hashlib.blake2b("\x1f".join(f"{uid}/{rv}" for uid, rv in keys).encode(), digest_size=16).hexdigest()
+            )
             await self._write(batch_id, records)
             self.delivered += len(records)
             for key in keys:

@@ -51,7 +51,8 @@ def api_client(kubeconfig: Path | str | None) -> k8s.ApiClient:
     """A client for the API server named by a kubeconfig file, or, without one, for the cluster this process runs
     in (its service account's token and CA, which the client re-reads as they rotate)."""
     if kubeconfig:
-        return k8s_config.new_client_from_config(config_file=str(kubeconfig))
+        client: k8s.ApiClient = k8s_config.new_client_from_config(config_file=str(kubeconfig))
+        return client
     configuration = k8s.Configuration()
     k8s_config.load_incluster_config(client_configuration=configuration)
     return k8s.ApiClient(configuration)
@@ -181,9 +182,10 @@ class Reflector:
         self.handler.relisted(items, self.resource_version)
 
     def _request(self, **params: Any) -> dict[str, Any]:
-        return read_json(
+        body: dict[str, Any] = read_json(
             self.call(**self.selectors, **params, _preload_content=False, _request_timeout=(CONNECT_TIMEOUT_S, 60.0))
         )
+        return body
 
     def _watch(self) -> int:
         """One watch request, to its end; the number of changes it delivered."""

@@ -49,8 +49,6 @@ from opentelemetry.proto.metrics.v1.metrics_pb2 import (
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
-from domain.model import EventRecord, Identity, LogRecord, MetricKind, MetricPoint, SpanKind, SpanRecord
-from domain.identity import K8S_NAMESPACE, identity_attributes, identity_from_attributes
 from collectors.otlp.decode import Signal
 from collectors.otlp.mapping import (
     EVENT_REASON,
@@ -60,6 +58,8 @@ from collectors.otlp.mapping import (
     OBJECT_LABEL_PREFIX,
     OBJECT_NAME,
 )
+from domain.identity import K8S_NAMESPACE, identity_attributes, identity_from_attributes
+from domain.model import EventRecord, Identity, LogRecord, MetricKind, MetricPoint, SpanKind, SpanRecord
 
 #: The instrumentation scope forwarded records are put under: who re-encoded them.
 SCOPE_NAME = "openchoreo-observer/collect"
@@ -133,7 +133,7 @@ class _Item:
     metric it belongs to."""
 
     resource: Hashable
-    metric: Hashable
+    metric: _MetricKey | None  # None for every signal but metrics
     message: Message
     size: int
 
@@ -187,8 +187,10 @@ class OtlpRequest:
             for item in self.items:
                 items_of(item.resource).append(item.message)
             return request
-        points: dict[tuple[Hashable, Hashable], Any] = {}
+        points: dict[tuple[Hashable, _MetricKey], Any] = {}
         for item in self.items:
+            if item.metric is None:  # a metrics request holds metric points only
+                raise TypeError("a metric point without its metric")
             key = (item.resource, item.metric)
             container = points.get(key)
             if container is None:

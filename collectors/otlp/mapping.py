@@ -37,10 +37,10 @@ from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord as OtlpLogRecord
 from opentelemetry.proto.metrics.v1.metrics_pb2 import AggregationTemporality, DataPointFlags
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
+from domain.identity import K8S_NAMESPACE, identity_from_attributes
 from domain.loglevel import detect_level, normalize_level, severity_number_level
 from domain.model import EventRecord, Identity, LogRecord, MetricKind, MetricPoint, SpanKind, SpanRecord
 from domain.timeutil import now_ns
-from domain.identity import K8S_NAMESPACE, identity_from_attributes
 
 EVENT_REASON = "k8s.event.reason"
 EVENT_TYPE = "k8s.event.type"
@@ -189,9 +189,7 @@ def _log(record: OtlpLogRecord, record_attributes: dict[str, Any], identity: Ide
     )
 
 
-def _event(
-    record: OtlpLogRecord, record_attributes: dict[str, Any], resource: dict[str, Any], now: int
-) -> EventRecord:
+def _event(record: OtlpLogRecord, record_attributes: dict[str, Any], resource: dict[str, Any], now: int) -> EventRecord:
     """An event's identity is that of the object it is about: its labels, found as `k8s.object.label.*` in the
     resource (the events enrichment) or the record attributes, override the resource's own attributes."""
     merged = {**resource, **record_attributes}

@@ -33,21 +33,30 @@ import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar, cast
 
 from google.protobuf import json_format
 from google.protobuf.message import Message
 from google.rpc import code_pb2
 from google.rpc.status_pb2 import Status
-from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
-from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceResponse
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
+    ExportLogsServiceRequest,
+    ExportLogsServiceResponse,
+)
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+    ExportMetricsServiceRequest,
+    ExportMetricsServiceResponse,
+)
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from adapters.protocols import BackendUnavailable, TelemetrySink
-from domain.timeutil import format_rfc3339, now_ns
+from adapters.protocols import BackendUnavailable, TelemetrySink, WriteResult
 from collectors.buffer import BatchTooLarge, BufferFull
 from collectors.otlp.decode import (
     CONTENT_TYPES,
@@ -61,6 +70,7 @@ from collectors.otlp.decode import (
     media_type,
 )
 from collectors.otlp.mapping import Mapped, map_logs, map_metrics, map_traces
+from domain.timeutil import format_rfc3339, now_ns
 
 DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024
 DEFAULT_MAX_IN_FLIGHT = 64
@@ -78,16 +88,28 @@ OnRefused = Callable[[Signal, int, str], None]
 OnRejected = Callable[[Signal, str, int], None]
 
 
+#: The export request of one signal, as `decode_request` parses it.
+_Request = TypeVar("_Request", ExportLogsServiceRequest, ExportTraceServiceRequest, ExportMetricsServiceRequest)
+#: The export response of a signal: each has a `partial_success` with a count field and an `error_message`.
+_Response = ExportLogsServiceResponse | ExportTraceServiceResponse | ExportMetricsServiceResponse
+
+
 @dataclass(frozen=True, slots=True)
-class _SignalSpec:
+class _SignalSpec(Generic[_Request]):
     """What differs between the three endpoints."""
 
-    map: Callable[[Message], Mapped]
-    response: type[Message]
+    mapper: Callable[[_Request], Mapped]
+    response: type[_Response]
     rejected_field: str  # the count field of the response's partial_success
 
+    def map(self, request: Message) -> Mapped:
+        """Maps a request `decode_request` parsed for this spec's signal. It returns a plain `Message`, but
+        `decode.REQUEST_TYPES` makes it the signal's own request type, which is what `mapper` takes."""
+        return self.mapper(cast(_Request, request))
 
-_SIGNALS: dict[Signal, _SignalSpec] = {
+
+#: Specs of different request types, hence `Any`; `_SignalSpec.map` takes any decoded request.
+_SIGNALS: dict[Signal, _SignalSpec[Any]] = {
     "logs": _SignalSpec(map_logs, ExportLogsServiceResponse, "rejected_log_records"),
     "traces": _SignalSpec(map_traces, ExportTraceServiceResponse, "rejected_spans"),
     "metrics": _SignalSpec(map_metrics, ExportMetricsServiceResponse, "rejected_data_points"),
@@ -114,7 +136,7 @@ class _Refused(Exception):
 
 
 #: How each way a body can be unusable is answered: HTTP status and google.rpc code.
-_DECODE_FAILURES: dict[type[Exception], tuple[int, int]] = {
+_DECODE_FAILURES: dict[type[BodyTooLarge | DecodeError | UnsupportedMediaType], tuple[int, int]] = {
     BodyTooLarge: (413, code_pb2.RESOURCE_EXHAUSTED),
     DecodeError: (400, code_pb2.INVALID_ARGUMENT),
     UnsupportedMediaType: (415, code_pb2.INVALID_ARGUMENT),
@@ -164,7 +186,7 @@ def build_otlp_app(
             refused = (
                 exc
                 if isinstance(exc, _Refused)
-                else _Refused(*_DECODE_FAILURES[type(exc)], str(exc), reason=exc.reason)  # type: ignore[union-attr]
+                else _Refused(*_DECODE_FAILURES[type(exc)], str(exc), reason=exc.reason)
             )
             stats.refused[refused.status] = stats.refused.get(refused.status, 0) + 1
             key = (signal, refused.status, refused.reason)
@@ -192,7 +214,7 @@ def build_otlp_app(
         body, mapped = decode() if len(wire) <= _INLINE_DECODE_BYTES else await asyncio.to_thread(decode)
         if mapped.accepted:
             try:
-                await sink.write(
+                result = await sink.write(
                     batch_id=batch_id(signal, body, declared),
                     logs=mapped.logs,
                     events=mapped.events,
@@ -208,6 +230,11 @@ def build_otlp_app(
             except BatchTooLarge as exc:  # retrying cannot help: only a smaller export fits
                 message = f"the export is larger than the collector's buffer can ever hold ({exc}); send less at once"
                 raise _Refused(413, code_pb2.RESOURCE_EXHAUSTED, message, reason="larger_than_buffer") from exc
+            if result.outcome == "retry":
+                wait = max(1, math.ceil(result.retry_after_s)) if result.retry_after_s else retry_after_s
+                message = f"the backend is unavailable: {result.reason or 'try again later'}"
+                raise _Refused(503, code_pb2.UNAVAILABLE, message, wait, reason="unavailable")
+            _count_refused_records(mapped, result)
         return mapped
 
     async def health(_: Request) -> Response:
@@ -222,6 +249,15 @@ def build_otlp_app(
     app = Starlette(routes=[route("logs"), route("traces"), route("metrics"), Route("/health", health)])
     app.state.stats = stats
     return app
+
+
+def _count_refused_records(mapped: Mapped, result: WriteResult) -> None:
+    """Records the backend refused for good (a whole batch dropped, or single items of it) are reported to the
+    client as OTLP partial success, and counted with the rest (`on_rejected`), so none goes missing silently.
+    The count may be in the backend's units (Prometheus counts samples), so it is held to what was accepted."""
+    if result.count:
+        count = min(result.count, mapped.accepted)
+        mapped.reject(count, f"refused by the backend ({result.reason or result.outcome})", result.reason or "backend")
 
 
 def _declared_batch_id(request: Request) -> str | None:

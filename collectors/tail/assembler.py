@@ -226,7 +226,14 @@ class Assembler:
             self._emit(pend.ts_ns, frag.stream, _join(pend.parts), pend.start, completion, pend.cut, pend.invalid, sink)
 
     def _emit(
-        self, ts_ns: int, stream: str, content: bytes | str, start: int, completion: int, cut: bool, invalid: bool,
+        self,
+        ts_ns: int,
+        stream: str,
+        content: bytes | str,
+        start: int,
+        completion: int,
+        cut: bool,
+        invalid: bool,
         sink: Sink,
     ) -> None:
         if completion <= self.replay_until:

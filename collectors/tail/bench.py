@@ -36,7 +36,7 @@ def write_file(path: Path, lines: int, partial_every: int) -> int:
             ts_ns = _BASE_NS + written * 1_000_003
             seconds, nanos = divmod(ts_ns, 1_000_000_000)
             stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{nanos:09d}Z"
-            body = f"level=info msg=\"request handled\" seq={written} {pad}"
+            body = f'level=info msg="request handled" seq={written} {pad}'
             if partial_every and messages % partial_every == 0 and written + 3 <= lines:
                 third = len(body) // 3
                 for tag, chunk in (("P", body[:third]), ("P", body[third : 2 * third]), ("F", body[2 * third :])):
@@ -93,15 +93,19 @@ def main() -> None:
         path = root / f"var/log/pods/{source.namespace}_{source.pod}_{source.pod_uid}/{source.container}/0.log"
         messages = write_file(path, args.lines, args.partial_every)
         size = path.stat().st_size
-        print(f"file: {args.lines:,} lines ({messages:,} messages), {size / args.lines:.0f} bytes/line, "
-              f"{size / 1e6:.0f} MB")
+        print(
+            f"file: {args.lines:,} lines ({messages:,} messages), {size / args.lines:.0f} bytes/line, "
+            f"{size / 1e6:.0f} MB"
+        )
         parsed, seconds = bench_parse(path, source)
         assert parsed == messages, (parsed, messages)
         print(f"parse: {args.lines / seconds:,.0f} lines/s ({parsed / seconds:,.0f} messages/s, {seconds:.2f} s)")
         tailed, seconds, cpu = asyncio.run(bench_tail(root, root / "state", messages))
         assert tailed == messages, (tailed, messages)
-        print(f"tail:  {args.lines / seconds:,.0f} lines/s ({tailed / seconds:,.0f} messages/s, {seconds:.2f} s; "
-              f"{cpu:.2f} s of CPU, {cpu / seconds:.2f} cores)")
+        print(
+            f"tail:  {args.lines / seconds:,.0f} lines/s ({tailed / seconds:,.0f} messages/s, {seconds:.2f} s; "
+            f"{cpu:.2f} s of CPU, {cpu / seconds:.2f} cores)"
+        )
 
 
 if __name__ == "__main__":

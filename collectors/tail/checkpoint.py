@@ -44,7 +44,11 @@ def encode_checkpoint(checkpoint: Checkpoint) -> bytes:
         "seq": checkpoint.seq,
         "files": [
             {
-                "dev": p.dev, "ino": p.ino, "path": p.path, "resume": p.resume, "delivered": p.delivered,
+                "dev": p.dev,
+                "ino": p.ino,
+                "path": p.path,
+                "resume": p.resume,
+                "delivered": p.delivered,
                 "head": base64.b64encode(p.head).decode("ascii"),
             }
             for p in checkpoint.files
@@ -62,8 +66,12 @@ def decode_checkpoint(raw: bytes) -> Checkpoint:
             raise ValueError(f"unknown checkpoint version {doc.get('version')!r}")
         positions = tuple(
             FilePosition(
-                int(item["dev"]), int(item["ino"]), str(item["path"]), int(item["resume"]),
-                int(item["delivered"]), base64.b64decode(item.get("head", "")),
+                int(item["dev"]),
+                int(item["ino"]),
+                str(item["path"]),
+                int(item["resume"]),
+                int(item["delivered"]),
+                base64.b64decode(item.get("head", "")),
             )
             for item in doc["files"]
         )

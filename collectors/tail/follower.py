@@ -115,8 +115,16 @@ class Follower:
             return None
         assembler = Assembler(source, max_line_bytes, delivered=read_pos, replay_until=delivered)
         follower = cls(
-            fd, key, path, source, seq, assembler,
-            read_pos=read_pos, head=head, read_chunk=read_chunk, physical_limit=physical_limit,
+            fd,
+            key,
+            path,
+            source,
+            seq,
+            assembler,
+            read_pos=read_pos,
+            head=head,
+            read_chunk=read_chunk,
+            physical_limit=physical_limit,
         )
         if saved is not None and (read_pos, delivered) == (saved.resume, saved.delivered):
             follower.committed = follower.issued = saved.delivered
@@ -128,9 +136,7 @@ class Follower:
         resume = self.assembler.resume_offset()
         if self._discard_start >= 0:
             resume = min(resume, self._discard_start)
-        return FilePosition(
-            self.key[0], self.key[1], self.path, resume, self.assembler.delivered_offset(), self.head
-        )
+        return FilePosition(self.key[0], self.key[1], self.path, resume, self.assembler.delivered_offset(), self.head)
 
     @property
     def unfinished(self) -> bool:

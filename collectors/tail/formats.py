@@ -129,7 +129,7 @@ def cri_time(stamp: bytes) -> int:
         return -1
 
 
-_SCALE: Final = tuple(10 ** (9 - digits) for digits in range(10))
+_SCALE: Final[tuple[int, ...]] = tuple(10 ** (9 - digits) for digits in range(10))
 
 
 def parse_docker(line: bytes, *, cut: bool = False) -> Fragment | Rejected:

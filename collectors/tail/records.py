@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from domain.model import Identity
-from domain.identity import identity_from_attributes
 from collectors.tail.paths import PodContainer
+from domain.identity import identity_from_attributes
+from domain.model import Identity
 
 
 def identity_for(source: PodContainer, pod_metadata: Mapping[str, str] | None = None) -> Identity:

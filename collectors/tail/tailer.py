@@ -142,8 +142,9 @@ class Tailer:
             return False
         if checkpoint.seq <= self._seq:
             return False
-        log.info("tail: resuming from the checkpoint stored with the last batch (seq %d; file %d)", checkpoint.seq,
-                 self._seq)
+        log.info(
+            "tail: resuming from the checkpoint stored with the last batch (seq %d; file %d)", checkpoint.seq, self._seq
+        )
         self._saved = {position.key: position for position in checkpoint.files}
         self._seq = self._committed_seq = checkpoint.seq
         return True
@@ -310,9 +311,15 @@ class Tailer:
             return None
         limit = self.config.max_line_bytes
         follower = Follower.open(
-            path, key, source, self._opened, self._saved.get(key),
-            start_at_end=start_at_end, max_line_bytes=limit,
-            read_chunk=self.config.read_chunk, physical_limit=limit + ENVELOPE_BYTES,
+            path,
+            key,
+            source,
+            self._opened,
+            self._saved.get(key),
+            start_at_end=start_at_end,
+            max_line_bytes=limit,
+            read_chunk=self.config.read_chunk,
+            physical_limit=limit + ENVELOPE_BYTES,
         )
         if follower is None:
             return None

@@ -59,8 +59,8 @@ from typing import Protocol
 
 import httpx
 
+from domain.alerting import EmailConfig, NotificationChannel, SecretRef
 from domain.timeutil import format_rfc3339, parse_rfc3339
-from alert_rules.model import EmailConfig, NotificationChannel, SecretRef
 from observer.alerting.details import AlertDetails
 from observer.alerting.templates import TemplateError, render_json, render_text
 
@@ -103,8 +103,9 @@ def signature(secret: str, timestamp: str, body: bytes) -> str:
     return "sha256=" + mac.hexdigest()
 
 
-def verify_signature(secret: str, timestamp: str, body: bytes, header: str, *, now_s: float,
-                     tolerance_s: float = 300.0) -> bool:
+def verify_signature(
+    secret: str, timestamp: str, body: bytes, header: str, *, now_s: float, tolerance_s: float = 300.0
+) -> bool:
     """What a receiver does: recompute over the raw body and compare in constant time; refuse stale timestamps."""
     try:
         if abs(now_s - int(timestamp)) > tolerance_s:
@@ -118,8 +119,14 @@ def verify_signature(secret: str, timestamp: str, body: bytes, header: str, *, n
 
 
 class WebhookSender:
-    def __init__(self, secrets: SecretSource, *, timeout_s: float = DEFAULT_TIMEOUT_S,
-                 client: httpx.AsyncClient | None = None, clock: Callable[[], float] = time.time):
+    def __init__(
+        self,
+        secrets: SecretSource,
+        *,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+        client: httpx.AsyncClient | None = None,
+        clock: Callable[[], float] = time.time,
+    ):
         self.secrets = secrets
         self.timeout_s = timeout_s
         self._client = client or httpx.AsyncClient(follow_redirects=False)
@@ -188,8 +195,9 @@ def redact_url(url: str) -> str:
 
 
 class EmailSender:
-    def __init__(self, secrets: SecretSource, *, timeout_s: float = DEFAULT_TIMEOUT_S,
-                 now_ns: Callable[[], int] = time.time_ns):
+    def __init__(
+        self, secrets: SecretSource, *, timeout_s: float = DEFAULT_TIMEOUT_S, now_ns: Callable[[], int] = time.time_ns
+    ):
         self.secrets = secrets
         self.timeout_s = timeout_s
         self._now_ns = now_ns
@@ -214,8 +222,10 @@ class EmailSender:
             body = default_body(details, self._now_ns())
         credentials: tuple[str, str] | None = None
         if config.username is not None and config.password is not None:
-            credentials = (await _secret(self.secrets, channel, config.username, "smtp.auth.username"),
-                           await _secret(self.secrets, channel, config.password, "smtp.auth.password"))
+            credentials = (
+                await _secret(self.secrets, channel, config.username, "smtp.auth.username"),
+                await _secret(self.secrets, channel, config.password, "smtp.auth.password"),
+            )
         try:
             message = build_message(config, details, subject, body)
         except ValueError as exc:  # e.g. a line break in an address: the header would be refused or forged
@@ -233,19 +243,25 @@ class EmailSender:
         detail = f"accepted by {host}:{config.port} for {len(config.to) - len(refused)} recipient(s)"
         if refused:
             detail += f"; refused: {', '.join(sorted(refused))}"
-            log.warning("SMTP server %s refused some recipients of notification %s: %s", host,
-                        details.idempotency_key, ", ".join(sorted(refused)))
+            log.warning(
+                "SMTP server %s refused some recipients of notification %s: %s",
+                host,
+                details.idempotency_key,
+                ", ".join(sorted(refused)),
+            )
         return Delivery(_with_problems(detail, problems))
 
-    def _deliver(self, config: EmailConfig, host: str, message: EmailMessage,
-                 credentials: tuple[str, str] | None) -> dict[str, object]:
+    def _deliver(
+        self, config: EmailConfig, host: str, message: EmailMessage, credentials: tuple[str, str] | None
+    ) -> dict[str, tuple[int, bytes]]:
         context = ssl.create_default_context()
         if config.tls_skip_verify:
             context.check_hostname = False
             context.verify_mode = ssl.CERT_NONE
         implicit_tls = config.port == 465
         smtp: smtplib.SMTP = (
-            smtplib.SMTP_SSL(host, config.port, timeout=self.timeout_s, context=context) if implicit_tls
+            smtplib.SMTP_SSL(host, config.port, timeout=self.timeout_s, context=context)
+            if implicit_tls
             else smtplib.SMTP(host, config.port, timeout=self.timeout_s)
         )
         with smtp:
@@ -255,8 +271,9 @@ class EmailSender:
                     smtp.starttls(context=context)
                     smtp.ehlo()
                 elif credentials is not None:
-                    raise SendError(f"SMTP {host}:{config.port} does not offer STARTTLS; credentials are never "
-                                    "sent unencrypted")
+                    raise SendError(
+                        f"SMTP {host}:{config.port} does not offer STARTTLS; credentials are never sent unencrypted"
+                    )
             if credentials is not None:
                 offered = smtp.esmtp_features.get("auth", "").upper().split()
                 smtp.user, smtp.password = credentials
@@ -265,8 +282,10 @@ class EmailSender:
                 elif "LOGIN" in offered:
                     smtp.auth("LOGIN", smtp.auth_login)
                 else:
-                    raise SendError(f"SMTP {host}:{config.port} offers no AUTH PLAIN or LOGIN "
-                                    f"(offers: {' '.join(offered) or 'none'})")
+                    raise SendError(
+                        f"SMTP {host}:{config.port} offers no AUTH PLAIN or LOGIN "
+                        f"(offers: {' '.join(offered) or 'none'})"
+                    )
             return smtp.send_message(message, from_addr=config.sender, to_addrs=list(config.to))
 
 
@@ -332,4 +351,3 @@ def _masked(text: str, secrets: Iterable[str], url: str = "", redacted: str = ""
 def _with_problems(detail: str, problems: Iterable[str]) -> str:
     problems = list(problems)
     return f"{detail}; template: {'; '.join(problems)}" if problems else detail
-

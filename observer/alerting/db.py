@@ -37,4 +37,3 @@ def open_engine(dsn: str) -> Engine:
         engine = create_engine(dsn, pool_pre_ping=True)
     metadata.create_all(engine)
     return engine
-

@@ -20,13 +20,28 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from alert_rules.model import AlertRule
+from domain.alerting import AlertRule
 
 #: Upstream's keys, in upstream's order; then ours.
 UPSTREAM_KEYS = (
-    "alertName", "alertTimestamp", "alertSeverity", "alertDescription", "alertThreshold", "alertValue", "alertType",
-    "namespace", "component", "project", "environment", "componentId", "projectId", "environmentId",
-    "notificationChannels", "incidentEnabled", "triggerAiRca", "triggerAiCostAnalysis",
+    "alertName",
+    "alertTimestamp",
+    "alertSeverity",
+    "alertDescription",
+    "alertThreshold",
+    "alertValue",
+    "alertType",
+    "namespace",
+    "component",
+    "project",
+    "environment",
+    "componentId",
+    "projectId",
+    "environmentId",
+    "notificationChannels",
+    "incidentEnabled",
+    "triggerAiRca",
+    "triggerAiCostAnalysis",
 )
 ADDED_KEYS = ("alertId", "idempotencyKey")
 

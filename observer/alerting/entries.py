@@ -21,8 +21,11 @@ from observer.alerting.tables import alert_entries, incident_entries
 
 ROW_CAP = 10_000
 STATUSES = ("active", "acknowledged", "resolved")
-_FORWARD = {"active": {"active", "acknowledged", "resolved"}, "acknowledged": {"acknowledged", "resolved"},
-            "resolved": {"resolved"}}
+_FORWARD = {
+    "active": {"active", "acknowledged", "resolved"},
+    "acknowledged": {"acknowledged", "resolved"},
+    "resolved": {"resolved"},
+}
 
 
 class IncidentNotFound(LookupError):
@@ -43,10 +46,16 @@ class EntriesQuery:
 
 
 def _scope_filter(table: Any, query: EntriesQuery) -> Any:
-    clauses = [table.c.timestamp_ns >= query.start_ns, table.c.timestamp_ns <= query.end_ns,
-               table.c.namespace_name == query.scope.namespace]
-    for column, value in (("project_id", query.scope.project_uid), ("component_id", query.scope.component_uid),
-                          ("environment_id", query.scope.environment_uid)):
+    clauses = [
+        table.c.timestamp_ns >= query.start_ns,
+        table.c.timestamp_ns <= query.end_ns,
+        table.c.namespace_name == query.scope.namespace,
+    ]
+    for column, value in (
+        ("project_id", query.scope.project_uid),
+        ("component_id", query.scope.component_uid),
+        ("environment_id", query.scope.environment_uid),
+    ):
         if value:
             clauses.append(table.c[column] == value)
     return and_(*clauses)
@@ -67,23 +76,35 @@ class EntryStore:
         order = table.c.timestamp_ns.asc() if query.sort == "asc" else table.c.timestamp_ns.desc()
         with self.engine.connect() as conn:
             total = conn.execute(select(func.count()).select_from(table).where(where)).scalar_one()
-            rows = conn.execute(select(table).where(where).order_by(order, table.c.id).limit(
-                min(query.limit, ROW_CAP))).mappings().all()
+            rows = (
+                conn.execute(select(table).where(where).order_by(order, table.c.id).limit(min(query.limit, ROW_CAP)))
+                .mappings()
+                .all()
+            )
         return [shape(row) for row in rows], total
 
     async def get_incident(self, incident_id: str) -> Mapping[str, Any] | None:
         def read() -> Mapping[str, Any] | None:
             with self.engine.connect() as conn:
-                return conn.execute(select(incident_entries).where(incident_entries.c.id == incident_id)).mappings().first()
+                row = (
+                    conn.execute(select(incident_entries).where(incident_entries.c.id == incident_id))
+                    .mappings()
+                    .first()
+                )
+                return None if row is None else dict(row)
 
         return await asyncio.to_thread(read)
 
-    async def update_incident(self, incident_id: str, status: str, notes: str | None, description: str | None) -> dict[str, Any]:
+    async def update_incident(
+        self, incident_id: str, status: str, notes: str | None, description: str | None
+    ) -> dict[str, Any]:
         """Moves an incident forward (active -> acknowledged -> resolved; the same status again is allowed, to edit
         notes). `None` keeps notes/description; an empty string clears them."""
         return await asyncio.to_thread(self._update_incident, incident_id, status, notes, description)
 
-    def _update_incident(self, incident_id: str, status: str, notes: str | None, description: str | None) -> dict[str, Any]:
+    def _update_incident(
+        self, incident_id: str, status: str, notes: str | None, description: str | None
+    ) -> dict[str, Any]:
         with self.engine.begin() as conn:
             query = select(incident_entries).where(incident_entries.c.id == incident_id)
             if conn.dialect.name == "postgresql":
@@ -93,7 +114,8 @@ class EntryStore:
                 raise IncidentNotFound(incident_id)
             if status not in _FORWARD[row["status"]]:
                 raise InvalidTransition(
-                    f'update incident entry: invalid incident status transition: "{row["status"]}" → "{status}"')
+                    f'update incident entry: invalid incident status transition: "{row["status"]}" → "{status}"'
+                )
             now = now_ns()
             values: dict[str, Any] = {"status": status}
             if status == "acknowledged" and row["acknowledged_at_ns"] is None:
@@ -105,7 +127,9 @@ class EntryStore:
             if description is not None:
                 values["description"] = description.strip() or None
             conn.execute(update(incident_entries).where(incident_entries.c.id == incident_id).values(**values))
-            updated = conn.execute(select(incident_entries).where(incident_entries.c.id == incident_id)).mappings().one()
+            updated = (
+                conn.execute(select(incident_entries).where(incident_entries.c.id == incident_id)).mappings().one()
+            )
         item = incident_item(updated)
         item.pop("timestamp", None)
         return item
@@ -113,9 +137,19 @@ class EntryStore:
 
 def find_recent_alert(conn: Connection, cr_name: str, cr_namespace: str, component_uid: str, since_ns: int) -> bool:
     """Whether the rule already fired for this component within the suppression window."""
-    return conn.execute(select(alert_entries.c.id).where(
-        alert_entries.c.alert_rule_cr_name == cr_name, alert_entries.c.alert_rule_cr_namespace == cr_namespace,
-        alert_entries.c.component_id == component_uid, alert_entries.c.timestamp_ns >= since_ns).limit(1)).first() is not None
+    return (
+        conn.execute(
+            select(alert_entries.c.id)
+            .where(
+                alert_entries.c.alert_rule_cr_name == cr_name,
+                alert_entries.c.alert_rule_cr_namespace == cr_namespace,
+                alert_entries.c.component_id == component_uid,
+                alert_entries.c.timestamp_ns >= since_ns,
+            )
+            .limit(1)
+        ).first()
+        is not None
+    )
 
 
 def alert_by_delivery_key(conn: Connection, key: str) -> str | None:
@@ -129,9 +163,12 @@ def alert_by_delivery_key(conn: Connection, key: str) -> str | None:
 def labels_of(row: Mapping[str, Any]) -> dict[str, str]:
     """`metadata.labels` / `labels`: names, plus UIDs only when they look like UIDs; empty ones omitted."""
     labels = {
-        "componentName": row["component_name"], "environmentName": row["environment_name"],
-        "projectName": row["project_name"], "namespaceName": row["namespace_name"],
-        "componentUid": _uuid_or_empty(row["component_id"]), "environmentUid": _uuid_or_empty(row["environment_id"]),
+        "componentName": row["component_name"],
+        "environmentName": row["environment_name"],
+        "projectName": row["project_name"],
+        "namespaceName": row["namespace_name"],
+        "componentUid": _uuid_or_empty(row["component_id"]),
+        "environmentUid": _uuid_or_empty(row["environment_id"]),
         "projectUid": _uuid_or_empty(row["project_id"]),
     }
     return {key: value for key, value in labels.items() if value}
@@ -149,14 +186,30 @@ def alert_item(row: Mapping[str, Any]) -> dict[str, Any]:
     """One alert as the contract shows it. Empty snapshot fields are left out, as everywhere else in the
     contract: `severity` is an enum, so `""` would not even be a valid value."""
     rule: dict[str, Any] = {"name": row["alert_rule_name"]}
-    if any(row[c] for c in ("severity", "description", "source_type", "source_query", "source_metric",
-                            "condition_operator", "condition_window", "condition_interval")):
+    if any(
+        row[c]
+        for c in (
+            "severity",
+            "description",
+            "source_type",
+            "source_query",
+            "source_metric",
+            "condition_operator",
+            "condition_window",
+            "condition_interval",
+        )
+    ):
         rule |= _present({"description": row["description"], "severity": row["severity"]})
         source = _present({"type": row["source_type"], "query": row["source_query"], "metric": row["source_metric"]})
         if source:
             rule["source"] = source
-        rule["condition"] = _present({"operator": row["condition_operator"], "window": row["condition_window"],
-                                      "interval": row["condition_interval"]}) | {"threshold": row["condition_threshold"]}
+        rule["condition"] = _present(
+            {
+                "operator": row["condition_operator"],
+                "window": row["condition_window"],
+                "interval": row["condition_interval"],
+            }
+        ) | {"threshold": row["condition_threshold"]}
     item: dict[str, Any] = {
         "timestamp": format_rfc3339(row["timestamp_ns"]),
         "alertId": row["id"],
@@ -175,7 +228,7 @@ def _present(fields: Mapping[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in fields.items() if value not in (None, "")}
 
 
-def incident_item(row: Mapping[str, Any]) -> dict[str, Any]:
+def incident_item(row: Mapping[Any, Any]) -> dict[str, Any]:  # a RowMapping, keyed by column names
     item: dict[str, Any] = {
         "timestamp": format_rfc3339(row["timestamp_ns"]),
         "alertId": row["alert_id"],

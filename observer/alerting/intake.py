@@ -27,11 +27,11 @@ from dataclasses import dataclass
 from sqlalchemy import Engine, insert
 from sqlalchemy.exc import IntegrityError
 
-from domain.echo import shown
 from adapters.protocols import ResolverUnavailable, ScopeNotFound, ScopeResolver
-from domain.timeutil import format_rfc3339, now_ns
-from alert_rules.model import AlertFiring, AlertRule, go_duration
 from alert_rules.scope import resolve_rule_scope
+from domain.alerting import AlertFiring, AlertRule, go_duration
+from domain.echo import shown
+from domain.timeutil import format_rfc3339, now_ns
 from observer.alerting import outbox
 from observer.alerting.details import AlertDetails
 from observer.alerting.entries import alert_by_delivery_key, find_recent_alert
@@ -85,8 +85,12 @@ class AlertIntake:
         try:
             return await resolve_rule_scope(rule, self.resolver)
         except (ScopeNotFound, ResolverUnavailable) as exc:
-            log.warning("alert rule %s/%s: scope not resolved (%s); its alert carries names only",
-                        rule.namespace, rule.name, exc)
+            log.warning(
+                "alert rule %s/%s: scope not resolved (%s); its alert carries names only",
+                rule.namespace,
+                rule.name,
+                exc,
+            )
             return rule
 
     def _record(self, rule: AlertRule, firing: AlertFiring, channels: list[tuple[str, str]]) -> IntakeResult:
@@ -103,34 +107,58 @@ class AlertIntake:
             alert_id = str(uuid.uuid4())
             timestamp_ns = firing.timestamp_ns if firing.timestamp_ns is not None else now
             scope = dict(
-                namespace_name=rule.scope_namespace, component_name=rule.component, environment_name=rule.environment,
-                project_name=rule.project, component_id=rule.component_uid, environment_id=rule.environment_uid,
+                namespace_name=rule.scope_namespace,
+                component_name=rule.component,
+                environment_name=rule.environment,
+                project_name=rule.project,
+                component_id=rule.component_uid,
+                environment_id=rule.environment_uid,
                 project_id=rule.project_uid,
             )
             try:
-                conn.execute(insert(alert_entries).values(
-                    id=alert_id, timestamp_ns=timestamp_ns, alert_rule_name=rule.rule_name,
-                    alert_rule_cr_name=rule.name, alert_rule_cr_namespace=rule.namespace,
-                    alert_value=format_value(firing.value), incident_enabled=rule.incident.enabled,
-                    severity=rule.severity, description=rule.description,
-                    notification_channels=json.dumps(list(rule.channels)), source_type=rule.source.type,
-                    source_query=rule.source.query, source_metric=rule.source.metric,
-                    condition_operator=rule.condition.operator, condition_threshold=rule.condition.threshold,
-                    condition_window=go_duration(rule.condition.window_s),
-                    condition_interval=go_duration(rule.condition.interval_s),
-                    delivery_key=firing.delivery_key or None, **scope,
-                ))
+                conn.execute(
+                    insert(alert_entries).values(
+                        id=alert_id,
+                        timestamp_ns=timestamp_ns,
+                        alert_rule_name=rule.rule_name,
+                        alert_rule_cr_name=rule.name,
+                        alert_rule_cr_namespace=rule.namespace,
+                        alert_value=format_value(firing.value),
+                        incident_enabled=rule.incident.enabled,
+                        severity=rule.severity,
+                        description=rule.description,
+                        notification_channels=json.dumps(list(rule.channels)),
+                        source_type=rule.source.type,
+                        source_query=rule.source.query,
+                        source_metric=rule.source.metric,
+                        condition_operator=rule.condition.operator,
+                        condition_threshold=rule.condition.threshold,
+                        condition_window=go_duration(rule.condition.window_s),
+                        condition_interval=go_duration(rule.condition.interval_s),
+                        delivery_key=firing.delivery_key or None,
+                        **scope,
+                    )
+                )
             except IntegrityError:  # the same delivery raced in through another request
                 conn.rollback()
                 with self.engine.connect() as again:
-                    return IntakeResult(alert_id=alert_by_delivery_key(again, firing.delivery_key) or "", duplicate=True)
+                    return IntakeResult(
+                        alert_id=alert_by_delivery_key(again, firing.delivery_key) or "", duplicate=True
+                    )
             if rule.incident.enabled:
-                conn.execute(insert(incident_entries).values(
-                    id=str(uuid.uuid4()), alert_id=alert_id, timestamp_ns=timestamp_ns, status="active",
-                    trigger_ai_rca=rule.incident.trigger_ai_rca,
-                    trigger_ai_cost_analysis=rule.incident.trigger_ai_cost_analysis,
-                    triggered_at_ns=timestamp_ns, description=rule.description or None, **scope,
-                ))
+                conn.execute(
+                    insert(incident_entries).values(
+                        id=str(uuid.uuid4()),
+                        alert_id=alert_id,
+                        timestamp_ns=timestamp_ns,
+                        status="active",
+                        trigger_ai_rca=rule.incident.trigger_ai_rca,
+                        trigger_ai_cost_analysis=rule.incident.trigger_ai_cost_analysis,
+                        triggered_at_ns=timestamp_ns,
+                        description=rule.description or None,
+                        **scope,
+                    )
+                )
             if channels:
                 outbox.enqueue(conn, alert_id, channels, details_of(rule, firing, alert_id, timestamp_ns))
             else:
@@ -146,5 +174,11 @@ def format_value(value: float) -> str:
 def details_of(rule: AlertRule, firing: AlertFiring, alert_id: str, timestamp_ns: int) -> AlertDetails:
     """The notification payload: the source's timestamp to the second (as upstream prints it), or now to the
     nanosecond when the source gave none."""
-    stamp = format_rfc3339(firing.timestamp_ns // 10**9 * 10**9) if firing.timestamp_ns is not None else format_rfc3339(timestamp_ns)
-    return AlertDetails.from_rule(rule, alert_id=alert_id, alert_timestamp=stamp, alert_value=format_value(firing.value))
+    stamp = (
+        format_rfc3339(firing.timestamp_ns // 10**9 * 10**9)
+        if firing.timestamp_ns is not None
+        else format_rfc3339(timestamp_ns)
+    )
+    return AlertDetails.from_rule(
+        rule, alert_id=alert_id, alert_timestamp=stamp, alert_value=format_value(firing.value)
+    )

@@ -48,8 +48,8 @@ from typing import Protocol
 
 from sqlalchemy import Connection, Engine, func, insert, select, update
 
-from alert_rules.model import NotificationChannel
-from observer.alerting.channels import Delivery, SendError, Sender
+from domain.alerting import NotificationChannel
+from observer.alerting.channels import Delivery, Sender, SendError
 from observer.alerting.details import AlertDetails
 from observer.alerting.tables import notification_attempts, notifications
 
@@ -82,24 +82,39 @@ def enqueue(conn: Connection, alert_id: str, channels: Sequence[tuple[str, str]]
     for namespace, name in dict.fromkeys(channels):
         key = notification_id(alert_id, namespace, name)
         details = replace(payload, alert_id=alert_id, idempotency_key=key)
-        rows.append(dict(id=key, alert_id=alert_id, channel_namespace=namespace, channel_name=name,
-                         payload=details.to_json(), state=PENDING, attempts=0, next_attempt_ns=now, created_ns=now,
-                         delivered_ns=None, last_error=None))
+        rows.append(
+            dict(
+                id=key,
+                alert_id=alert_id,
+                channel_namespace=namespace,
+                channel_name=name,
+                payload=details.to_json(),
+                state=PENDING,
+                attempts=0,
+                next_attempt_ns=now,
+                created_ns=now,
+                delivered_ns=None,
+                last_error=None,
+            )
+        )
     if not rows:
         return []
     dialect = conn.dialect.name
     if dialect in ("sqlite", "postgresql"):
         if dialect == "sqlite":
-            from sqlalchemy.dialects.sqlite import insert as upsert
+            from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+            conn.execute(sqlite_insert(notifications).on_conflict_do_nothing(), rows)
         else:
-            from sqlalchemy.dialects.postgresql import insert as upsert
-        conn.execute(upsert(notifications).on_conflict_do_nothing(), rows)
+            from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+
+            conn.execute(postgresql_insert(notifications).on_conflict_do_nothing(), rows)
     else:  # no portable "insert if absent": look first (the unique constraint still guards a race)
         existing = set(conn.scalars(select(notifications.c.id).where(notifications.c.id.in_([r["id"] for r in rows]))))
         fresh = [row for row in rows if row["id"] not in existing]
         if fresh:
             conn.execute(insert(notifications), fresh)
-    return [row["id"] for row in rows]
+    return [str(row["id"]) for row in rows]
 
 
 # ----------------------------------------------------------------------------------------------- status
@@ -130,18 +145,39 @@ class NotificationStatus:
 def notification_status(engine: Engine, alert_id: str) -> list[NotificationStatus]:
     """Every notification of an alert with its tries, for tests and operators (blocking: run it in a thread)."""
     with engine.connect() as conn:
-        rows = conn.execute(select(notifications).where(notifications.c.alert_id == alert_id)
-                            .order_by(notifications.c.channel_namespace, notifications.c.channel_name)).all()
-        tries = conn.execute(select(notification_attempts).where(
-            notification_attempts.c.notification_id.in_([row.id for row in rows]))
-            .order_by(notification_attempts.c.attempt)).all() if rows else []
+        rows = conn.execute(
+            select(notifications)
+            .where(notifications.c.alert_id == alert_id)
+            .order_by(notifications.c.channel_namespace, notifications.c.channel_name)
+        ).all()
+        tries = (
+            conn.execute(
+                select(notification_attempts)
+                .where(notification_attempts.c.notification_id.in_([row.id for row in rows]))
+                .order_by(notification_attempts.c.attempt)
+            ).all()
+            if rows
+            else []
+        )
     by_id: dict[str, list[AttemptRecord]] = {}
     for t in tries:
         by_id.setdefault(t.notification_id, []).append(
-            AttemptRecord(t.attempt, t.started_ns, t.finished_ns, bool(t.ok), t.detail))
-    return [NotificationStatus(row.id, row.channel_namespace, row.channel_name, row.state, row.attempts,
-                               row.next_attempt_ns, row.delivered_ns, row.last_error, tuple(by_id.get(row.id, ())))
-            for row in rows]
+            AttemptRecord(t.attempt, t.started_ns, t.finished_ns, bool(t.ok), t.detail)
+        )
+    return [
+        NotificationStatus(
+            row.id,
+            row.channel_namespace,
+            row.channel_name,
+            row.state,
+            row.attempts,
+            row.next_attempt_ns,
+            row.delivered_ns,
+            row.last_error,
+            tuple(by_id.get(row.id, ())),
+        )
+        for row in rows
+    ]
 
 
 # ----------------------------------------------------------------------------------------------- worker
@@ -256,39 +292,62 @@ class OutboxWorker:
         lease_ns = int(self.lease_s * 1e9)
         n = notifications.c
         with self.engine.begin() as conn:
-            query = (select(n.id, n.attempts, n.channel_namespace, n.channel_name, n.payload)
-                     .where(n.state == PENDING, n.next_attempt_ns <= now)
-                     .order_by(n.next_attempt_ns).limit(self.batch_size))
+            query = (
+                select(n.id, n.attempts, n.channel_namespace, n.channel_name, n.payload)
+                .where(n.state == PENDING, n.next_attempt_ns <= now)
+                .order_by(n.next_attempt_ns)
+                .limit(self.batch_size)
+            )
             if conn.dialect.name == "postgresql":
                 query = query.with_for_update(skip_locked=True)
             claims = []
             for row in conn.execute(query).all():
                 if row.attempts >= self.retry.max_attempts:  # its last try was interrupted: nothing left to try
                     self._close_interrupted(conn, row.id)
-                    if conn.execute(update(notifications).where(n.id == row.id, n.state == PENDING,
-                                                                n.attempts == row.attempts)
-                                    .values(state=FAILED, last_error=INTERRUPTED)).rowcount:
-                        log.error("notification %s to channel %s/%s failed: gave up after %d attempts (the last "
-                                  "was interrupted)", row.id, row.channel_namespace, row.channel_name, row.attempts)
+                    if conn.execute(
+                        update(notifications)
+                        .where(n.id == row.id, n.state == PENDING, n.attempts == row.attempts)
+                        .values(state=FAILED, last_error=INTERRUPTED)
+                    ).rowcount:
+                        log.error(
+                            "notification %s to channel %s/%s failed: gave up after %d attempts (the last "
+                            "was interrupted)",
+                            row.id,
+                            row.channel_namespace,
+                            row.channel_name,
+                            row.attempts,
+                        )
                     continue
                 attempt = row.attempts + 1
-                taken = conn.execute(update(notifications).where(
-                    n.id == row.id, n.state == PENDING, n.attempts == row.attempts
-                ).values(attempts=attempt, next_attempt_ns=now + lease_ns)).rowcount
+                taken = conn.execute(
+                    update(notifications)
+                    .where(n.id == row.id, n.state == PENDING, n.attempts == row.attempts)
+                    .values(attempts=attempt, next_attempt_ns=now + lease_ns)
+                ).rowcount
                 if taken != 1:
                     continue  # another worker got there first
                 self._close_interrupted(conn, row.id)
-                conn.execute(insert(notification_attempts).values(
-                    notification_id=row.id, attempt=attempt, started_ns=now, finished_ns=now, ok=False,
-                    detail=IN_PROGRESS))
+                conn.execute(
+                    insert(notification_attempts).values(
+                        notification_id=row.id,
+                        attempt=attempt,
+                        started_ns=now,
+                        finished_ns=now,
+                        ok=False,
+                        detail=IN_PROGRESS,
+                    )
+                )
                 claims.append(_Claim(row.id, attempt, row.channel_namespace, row.channel_name, row.payload))
         return claims
 
     @staticmethod
     def _close_interrupted(conn: Connection, notification: str) -> None:
         a = notification_attempts.c
-        conn.execute(update(notification_attempts).where(
-            a.notification_id == notification, a.detail == IN_PROGRESS).values(detail=INTERRUPTED))
+        conn.execute(
+            update(notification_attempts)
+            .where(a.notification_id == notification, a.detail == IN_PROGRESS)
+            .values(detail=INTERRUPTED)
+        )
 
     def _next_due_in_s(self) -> float:
         with self.engine.connect() as conn:
@@ -325,32 +384,50 @@ class OutboxWorker:
         try:
             await asyncio.to_thread(self._finish, claim, ok, state, detail)
         except Exception:  # noqa: BLE001  (the lease expires and the row is tried again)
-            log.exception("could not record the outcome of notification %s; it will be retried after its lease",
-                          claim.id)
+            log.exception(
+                "could not record the outcome of notification %s; it will be retried after its lease", claim.id
+            )
 
     def _finish(self, claim: _Claim, ok: bool, state: str, detail: str) -> None:
         now = time.time_ns()
         n, a = notifications.c, notification_attempts.c
         with self.engine.begin() as conn:
-            conn.execute(update(notification_attempts).where(
-                a.notification_id == claim.id, a.attempt == claim.attempt
-            ).values(finished_ns=now, ok=ok, detail=detail))
+            conn.execute(
+                update(notification_attempts)
+                .where(a.notification_id == claim.id, a.attempt == claim.attempt)
+                .values(finished_ns=now, ok=ok, detail=detail)
+            )
             if ok:
-                conn.execute(update(notifications).where(n.id == claim.id, n.state == PENDING).values(
-                    state=state, delivered_ns=now, next_attempt_ns=now, last_error=None))
+                conn.execute(
+                    update(notifications)
+                    .where(n.id == claim.id, n.state == PENDING)
+                    .values(state=state, delivered_ns=now, next_attempt_ns=now, last_error=None)
+                )
                 return
             fenced = update(notifications).where(n.id == claim.id, n.state == PENDING, n.attempts == claim.attempt)
             if claim.attempt >= self.retry.max_attempts:
                 if conn.execute(fenced.values(state=FAILED, last_error=detail)).rowcount:
-                    log.error("notification %s to channel %s/%s failed: gave up after %d attempts; last error: %s",
-                              claim.id, claim.channel_namespace, claim.channel_name, claim.attempt, detail)
+                    log.error(
+                        "notification %s to channel %s/%s failed: gave up after %d attempts; last error: %s",
+                        claim.id,
+                        claim.channel_namespace,
+                        claim.channel_name,
+                        claim.attempt,
+                        detail,
+                    )
                 return
             delay_s = self.retry.delay_s(claim.attempt, self._rand())
             if conn.execute(fenced.values(next_attempt_ns=now + int(delay_s * 1e9), last_error=detail)).rowcount:
-                log.warning("notification %s to channel %s/%s: attempt %d failed (%s); next try in %.1fs",
-                            claim.id, claim.channel_namespace, claim.channel_name, claim.attempt, detail, delay_s)
+                log.warning(
+                    "notification %s to channel %s/%s: attempt %d failed (%s); next try in %.1fs",
+                    claim.id,
+                    claim.channel_namespace,
+                    claim.channel_name,
+                    claim.attempt,
+                    detail,
+                    delay_s,
+                )
 
     def _crash_point(self, point: str) -> None:
         if self._kill_at == point:
             os.kill(os.getpid(), signal.SIGKILL)
-

@@ -18,8 +18,8 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+from domain.alerting import AlertFiring
 from domain.timeutil import parse_rfc3339
-from alert_rules.model import AlertFiring
 
 
 class InvalidPayload(ValueError):
@@ -43,12 +43,16 @@ def _contract(body: Mapping[str, Any]) -> AlertFiring:
     for field, value in (("ruleName", name), ("ruleNamespace", namespace)):
         if value is not None and not isinstance(value, str):
             raise InvalidPayload("INVALID_REQUEST_BODY", f"invalid request body: {field} must be a string")
-    if not (name or "").strip():
+    if not isinstance(name, str) or not name.strip():  # a non-string was refused above: this is None or blank
         raise InvalidPayload("MISSING_RULE_NAME", "ruleName is required")
-    if not (namespace or "").strip():
+    if not isinstance(namespace, str) or not namespace.strip():
         raise InvalidPayload("MISSING_RULE_NAMESPACE", "ruleNamespace is required")
-    return AlertFiring(namespace.strip(), name.strip(), _value(body.get("alertValue"), "alertValue"),
-                       _timestamp(body.get("alertTimestamp"), "alertTimestamp"))
+    return AlertFiring(
+        namespace.strip(),
+        name.strip(),
+        _value(body.get("alertValue"), "alertValue"),
+        _timestamp(body.get("alertTimestamp"), "alertTimestamp"),
+    )
 
 
 def _alertmanager(body: Mapping[str, Any]) -> list[AlertFiring]:
@@ -62,8 +66,9 @@ def _alertmanager(body: Mapping[str, Any]) -> list[AlertFiring]:
             raise InvalidPayload("INVALID_REQUEST_BODY", f"invalid request body: {where} must be an object")
         if str(alert.get("status", "firing")).lower() != "firing":
             continue
-        labels = alert.get("labels") if isinstance(alert.get("labels"), Mapping) else {}
-        annotations = alert.get("annotations") if isinstance(alert.get("annotations"), Mapping) else {}
+        raw_labels, raw_annotations = alert.get("labels"), alert.get("annotations")
+        labels: Mapping[str, Any] = raw_labels if isinstance(raw_labels, Mapping) else {}
+        annotations: Mapping[str, Any] = raw_annotations if isinstance(raw_annotations, Mapping) else {}
         name = annotations.get("rule_name") or labels.get("openchoreo_rule_name")
         namespace = annotations.get("rule_namespace") or labels.get("openchoreo_rule_namespace")
         if not isinstance(name, str) or not name.strip():
@@ -71,13 +76,22 @@ def _alertmanager(body: Mapping[str, Any]) -> list[AlertFiring]:
         if not isinstance(namespace, str) or not namespace.strip():
             raise InvalidPayload("MISSING_RULE_NAMESPACE", f"{where}: the annotation rule_namespace is required")
         if "alert_value" not in annotations:
-            raise InvalidPayload("INVALID_REQUEST_BODY", f"invalid request body: {where}: the annotation alert_value is required")
+            raise InvalidPayload(
+                "INVALID_REQUEST_BODY", f"invalid request body: {where}: the annotation alert_value is required"
+            )
         starts = alert.get("startsAt")
         timestamp = _timestamp(starts, f"{where}.startsAt")
         fingerprint = alert.get("fingerprint") or ""
         key = f"alertmanager:{fingerprint}:{starts}" if fingerprint and starts else ""
-        firings.append(AlertFiring(namespace.strip(), name.strip(), _value(annotations["alert_value"], f"{where} alert_value"),
-                                   timestamp, key))
+        firings.append(
+            AlertFiring(
+                namespace.strip(),
+                name.strip(),
+                _value(annotations["alert_value"], f"{where} alert_value"),
+                timestamp,
+                key,
+            )
+        )
     return firings
 
 
@@ -104,4 +118,6 @@ def _timestamp(value: Any, field: str) -> int | None:
     try:
         return parse_rfc3339(value)
     except ValueError:
-        raise InvalidPayload("INVALID_REQUEST_BODY", f"invalid request body: {field} must be an RFC3339 time, not {value!r}") from None
+        raise InvalidPayload(
+            "INVALID_REQUEST_BODY", f"invalid request body: {field} must be an RFC3339 time, not {value!r}"
+        ) from None

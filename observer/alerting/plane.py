@@ -6,7 +6,9 @@ Where each rule is evaluated:
   reload; Alertmanager posts back to the webhook), otherwise by the observer's own evaluator over the metrics
   backend;
 - log rules by the observer's own evaluator over the logs backend (embedded or OpenSearch: the OpenSearch
-  Alerting plugin is used where installed, see alert_rules/opensearch_monitors.py).
+  Alerting plugin is used where installed, see adapters/opensearch/monitors.py).
+Each backend offers its rule target through its `rule_target` role (adapters/registry.py); this module never
+names a backend.
 The evaluator hands firings straight to the intake, the same path a webhook takes.
 """
 
@@ -14,17 +16,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
-from adapters.opensearch.backend import OpenSearchBackend
-from adapters.prometheus.schemes import Scheme
 from adapters.protocols import LogsBackend, MetricsBackend, ScopeResolver
-from domain.timeutil import now_ns, parse_go_duration
+from adapters.registry import Plane as BackendPlane
+from adapters.registry import RuleTargetContext
+from adapters.rule_targets import RuleTarget
 from alert_rules.evaluator import RuleEvaluator
-from alert_rules.opensearch_monitors import logs_rule_target
-from alert_rules.prometheus import PrometheusRuleTarget
-from alert_rules.reconciler import Reconciler, SyncResult, sync_response
-from alert_rules.targets import RuleTarget
+from alert_rules.reconciler import Action, Reconciler, SyncResult, sync_response
+from domain.timeutil import now_ns, parse_go_duration
 from observer.alerting.channels import close_senders, default_senders
 from observer.alerting.db import open_engine
 from observer.alerting.entries import EntryStore
@@ -47,7 +48,7 @@ class Alerting:
     evaluator: RuleEvaluator
     closers: list = field(default_factory=list)
 
-    async def rule_sync(self, namespace: str, name: str, action: str) -> dict:
+    async def rule_sync(self, namespace: str, name: str, action: Action) -> dict:
         """The internal rule API's answer: reconcile this one rule now and say how it went. The action is what
         the request did to the rule (created, updated, deleted) even when a background pass, woken by the same
         write, carried it into the backend first; a request that changed nothing reports what the sync did."""
@@ -59,37 +60,40 @@ class Alerting:
             result = replace(result, action=action)
         return sync_response(result)
 
-    def tasks(self, opensearch: OpenSearchBackend | None = None, webhook_url: str = "", webhook_token: str = "") -> list[asyncio.Task]:
-        """The background work; with OpenSearch, log rules first learn where they will be evaluated."""
+    def tasks(self) -> list[asyncio.Task]:
+        """The background work: the notification outbox, the rule reconciler and the evaluator."""
         return [
             asyncio.create_task(self.outbox.run(), name="notification-outbox"),
-            asyncio.create_task(self._reconcile(opensearch, webhook_url, webhook_token), name="rule-reconciler"),
+            asyncio.create_task(self.reconciler.run(), name="rule-reconciler"),
             asyncio.create_task(self.evaluator.run(), name="rule-evaluator"),
         ]
-
-    async def _reconcile(self, opensearch: OpenSearchBackend | None, webhook_url: str, webhook_token: str) -> None:
-        if opensearch is not None:
-            await self._choose_log_target(opensearch, webhook_url, webhook_token)
-        await self.reconciler.run()
-
-    async def _choose_log_target(self, opensearch: OpenSearchBackend, webhook_url: str, webhook_token: str) -> None:
-        """Alerting-plugin monitors when the cluster has the plugin (they post back to our webhook), else the
-        evaluator keeps log rules. An unreachable cluster leaves them with the evaluator for now."""
-        try:
-            target = await logs_rule_target(opensearch.client, self.evaluator, webhook_url, opensearch.layout,
-                                            bearer_token=webhook_token)
-        except Exception as exc:  # OpenSearch down at start: the evaluator's counts answer 503 and retry meanwhile
-            log.warning("could not ask OpenSearch for its Alerting plugin (%s); log rules stay with the evaluator", exc)
-            return
-        if target is not self.evaluator:
-            log.info("OpenSearch Alerting plugin found: log rules become OpenSearch monitors")
-            self.reconciler.targets = [target, *self.reconciler.targets]
 
     async def close(self) -> None:
         self.outbox.stop()
         for close in self.closers:
             await close()
         self.resources.engine.dispose()
+
+
+async def rule_targets(plane: BackendPlane, webhook: RuleTargetContext) -> list[RuleTarget]:
+    """The rule targets the plane's backends offer, highest priority first (the reconciler gives a rule to the
+    first target that accepts it; the evaluator, last, takes the rest). A backend that cannot say now (down at
+    start) is left out with a warning: its rules stay with the evaluator, which answers 503 and retries."""
+    targets: list[RuleTarget] = []
+    for backend in reversed(plane.backends):
+        factory = backend.roles.rule_target
+        if factory is None:
+            continue
+        try:
+            target = await factory(webhook)
+        except Exception as exc:
+            log.warning(
+                "could not ask %s for its rule target (%s); its rules stay with the evaluator", backend.name, exc
+            )
+            continue
+        if target is not None:
+            targets.append(target)
+    return targets
 
 
 def build_alerting(
@@ -100,9 +104,7 @@ def build_alerting(
     authorizer: Authorizer,
     logs: LogsBackend,
     metrics: MetricsBackend,
-    prometheus_url: str = "",
-    prometheus_rules_dir: str = "",
-    scheme: Scheme | None = None,
+    targets: Sequence[RuleTarget] = (),
     reconcile_interval_s: float = 30.0,
     notification_lease_s: float = 120.0,
 ) -> Alerting:
@@ -110,17 +112,13 @@ def build_alerting(
     resources = ResourceStore(engine)
     senders = default_senders(resources)
     outbox = OutboxWorker(engine, resources, senders, lease_s=notification_lease_s)
-    intake = AlertIntake(engine, resources, parse_go_duration(suppression_window) / 1e9, on_enqueued=outbox.kick,
-                         resolver=resolver)
+    intake = AlertIntake(
+        engine, resources, parse_go_duration(suppression_window) / 1e9, on_enqueued=outbox.kick, resolver=resolver
+    )
 
-    targets: list[RuleTarget] = []
     closers = [lambda: close_senders(senders.values())]
-    if prometheus_url and prometheus_rules_dir and scheme is not None:
-        prometheus = PrometheusRuleTarget(prometheus_rules_dir, prometheus_url, scheme)
-        targets.append(prometheus)
-        closers.append(prometheus.close)
+    closers += [close for target in targets if callable(close := getattr(target, "close", None))]
     evaluator = RuleEvaluator(intake.accept, logs=logs, metrics=metrics)
-    targets.append(evaluator)
-    reconciler = Reconciler(resources, targets, interval_s=reconcile_interval_s, resolver=resolver)
+    reconciler = Reconciler(resources, [*targets, evaluator], interval_s=reconcile_interval_s, resolver=resolver)
     service = AlertService(EntryStore(engine), resolver, authorizer)
     return Alerting(resources, intake, service, outbox, reconciler, evaluator, closers)

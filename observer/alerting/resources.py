@@ -19,8 +19,7 @@ from typing import Any
 import yaml
 from sqlalchemy import Engine, Table, case, delete, insert, select, update
 
-from domain.timeutil import now_ns
-from alert_rules.model import (
+from domain.alerting import (
     CHANNEL_KIND,
     RULE_KIND,
     AlertRule,
@@ -32,8 +31,8 @@ from alert_rules.model import (
     rule_from_resource,
     rule_to_resource,
 )
+from domain.timeutil import now_ns
 from observer.alerting.tables import alert_rules, notification_channels, secrets
-
 
 #: How often a status write re-reads a rule that changed under it before giving up (the next pass retries).
 _STATUS_WRITE_TRIES = 5
@@ -59,17 +58,29 @@ class ResourceStore:
         with self.engine.begin() as conn:
             key = _named(alert_rules, rule.namespace, rule.name)
             row = conn.execute(
-                select(alert_rules.c.document, alert_rules.c.generation, alert_rules.c.deleted).where(*key)).first()
+                select(alert_rules.c.document, alert_rules.c.generation, alert_rules.c.deleted).where(*key)
+            ).first()
             if row is None:
                 stored = replace(rule, generation=1, status=RuleStatus())
-                conn.execute(insert(alert_rules).values(
-                    namespace=rule.namespace, name=rule.name, generation=1, deleted=False,
-                    document=_dump_rule(stored), updated_ns=now_ns()))
+                conn.execute(
+                    insert(alert_rules).values(
+                        namespace=rule.namespace,
+                        name=rule.name,
+                        generation=1,
+                        deleted=False,
+                        document=_dump_rule(stored),
+                        updated_ns=now_ns(),
+                    )
+                )
                 return stored
             previous = _load_rule(row.document)
             same = previous.same_spec(rule) and not row.deleted
             stored = replace(rule, generation=row.generation if same else row.generation + 1, status=previous.status)
-            conn.execute(update(alert_rules).where(*key).values(generation=stored.generation, deleted=False, document=_dump_rule(stored), updated_ns=now_ns()))
+            conn.execute(
+                update(alert_rules)
+                .where(*key)
+                .values(generation=stored.generation, deleted=False, document=_dump_rule(stored), updated_ns=now_ns())
+            )
             return stored
 
     async def get_rule(self, namespace: str, name: str) -> AlertRule | None:
@@ -82,8 +93,12 @@ class ResourceStore:
     def _live_rule(self, *where: Any) -> AlertRule | None:
         """The first live (not tombstoned) rule matching `where`, by namespace."""
         with self.engine.connect() as conn:
-            row = conn.execute(select(alert_rules.c.document).where(*where, alert_rules.c.deleted.is_(False))
-                               .order_by(alert_rules.c.namespace).limit(1)).first()
+            row = conn.execute(
+                select(alert_rules.c.document)
+                .where(*where, alert_rules.c.deleted.is_(False))
+                .order_by(alert_rules.c.namespace)
+                .limit(1)
+            ).first()
         return _load_rule(row.document) if row else None
 
     async def list_rules(self) -> list[AlertRule]:
@@ -94,15 +109,21 @@ class ResourceStore:
 
     def _rules(self, deleted: bool) -> list[AlertRule]:
         with self.engine.connect() as conn:
-            rows = conn.execute(select(alert_rules.c.document).where(alert_rules.c.deleted.is_(deleted)).order_by(
-                alert_rules.c.namespace, alert_rules.c.name)).all()
+            rows = conn.execute(
+                select(alert_rules.c.document)
+                .where(alert_rules.c.deleted.is_(deleted))
+                .order_by(alert_rules.c.namespace, alert_rules.c.name)
+            ).all()
         return [_load_rule(row.document) for row in rows]
 
     async def delete_rule(self, namespace: str, name: str) -> bool:
         def tombstone() -> bool:
             with self.engine.begin() as conn:
-                result = conn.execute(update(alert_rules).where(
-                    *_named(alert_rules, namespace, name), alert_rules.c.deleted.is_(False)).values(deleted=True, updated_ns=now_ns()))
+                result = conn.execute(
+                    update(alert_rules)
+                    .where(*_named(alert_rules, namespace, name), alert_rules.c.deleted.is_(False))
+                    .values(deleted=True, updated_ns=now_ns())
+                )
             return result.rowcount > 0
 
         deleted = await asyncio.to_thread(tombstone)
@@ -113,8 +134,9 @@ class ResourceStore:
     async def purge_rule(self, namespace: str, name: str) -> None:
         def purge() -> None:
             with self.engine.begin() as conn:
-                conn.execute(delete(alert_rules).where(
-                    *_named(alert_rules, namespace, name), alert_rules.c.deleted.is_(True)))
+                conn.execute(
+                    delete(alert_rules).where(*_named(alert_rules, namespace, name), alert_rules.c.deleted.is_(True))
+                )
 
         await asyncio.to_thread(purge)
 
@@ -125,6 +147,7 @@ class ResourceStore:
         document it read (compare-and-swap), else it reads again. Without that, a reconcile pass finishing just
         after a rule was re-applied wrote the old labels and spec back over the new ones (SQLite's driver does
         not begin the transaction before the SELECT, so the transaction alone does not prevent it)."""
+
         def write() -> None:
             key = _named(alert_rules, namespace, name)
             for _ in range(_STATUS_WRITE_TRIES):
@@ -133,8 +156,11 @@ class ResourceStore:
                     if row is None:
                         return
                     rule = replace(_load_rule(row.document), status=status)
-                    swapped = conn.execute(update(alert_rules).where(*key, alert_rules.c.document == row.document)
-                                           .values(document=_dump_rule(rule))).rowcount
+                    swapped = conn.execute(
+                        update(alert_rules)
+                        .where(*key, alert_rules.c.document == row.document)
+                        .values(document=_dump_rule(rule))
+                    ).rowcount
                 if swapped:
                     return
             raise RuntimeError(f"alert rule {namespace}/{name} kept changing while its status was written")
@@ -143,17 +169,28 @@ class ResourceStore:
 
     # ------------------------------------------------------------------------------------------- channels
 
-    async def put_channel(self, channel_doc: Mapping[str, Any], default_namespace: str = "default") -> NotificationChannel:
+    async def put_channel(
+        self, channel_doc: Mapping[str, Any], default_namespace: str = "default"
+    ) -> NotificationChannel:
         channel = channel_from_resource(channel_doc, default_namespace)
-        document = json.dumps(dict(channel_doc) | {"metadata": dict(channel_doc["metadata"]) | {"namespace": channel.namespace}})
+        document = json.dumps(
+            dict(channel_doc) | {"metadata": dict(channel_doc["metadata"]) | {"namespace": channel.namespace}}
+        )
 
         def write() -> None:
             with self.engine.begin() as conn:
-                conn.execute(delete(notification_channels).where(
-                    *_named(notification_channels, channel.namespace, channel.name)))
-                conn.execute(insert(notification_channels).values(
-                    namespace=channel.namespace, name=channel.name, environment=channel.environment,
-                    document=document, updated_ns=now_ns()))
+                conn.execute(
+                    delete(notification_channels).where(*_named(notification_channels, channel.namespace, channel.name))
+                )
+                conn.execute(
+                    insert(notification_channels).values(
+                        namespace=channel.namespace,
+                        name=channel.name,
+                        environment=channel.environment,
+                        document=document,
+                        updated_ns=now_ns(),
+                    )
+                )
 
         await asyncio.to_thread(write)
         self._changed()
@@ -166,8 +203,12 @@ class ResourceStore:
 
         def read() -> NotificationChannel | None:
             with self.engine.connect() as conn:
-                row = conn.execute(select(c.document, c.namespace).where(c.name == name).order_by(
-                    case((c.namespace == namespace, 0), else_=1), c.namespace).limit(1)).first()
+                row = conn.execute(
+                    select(c.document, c.namespace)
+                    .where(c.name == name)
+                    .order_by(case((c.namespace == namespace, 0), else_=1), c.namespace)
+                    .limit(1)
+                ).first()
             return channel_from_resource(json.loads(row.document), row.namespace) if row else None
 
         return await asyncio.to_thread(read)
@@ -175,8 +216,12 @@ class ResourceStore:
     async def delete_channel(self, namespace: str, name: str) -> bool:
         def remove() -> bool:
             with self.engine.begin() as conn:
-                return conn.execute(delete(notification_channels).where(
-                    *_named(notification_channels, namespace, name))).rowcount > 0
+                return (
+                    conn.execute(
+                        delete(notification_channels).where(*_named(notification_channels, namespace, name))
+                    ).rowcount
+                    > 0
+                )
 
         removed = await asyncio.to_thread(remove)
         self._changed()
@@ -188,8 +233,11 @@ class ResourceStore:
         def write() -> None:
             with self.engine.begin() as conn:
                 conn.execute(delete(secrets).where(*_named(secrets, namespace, name)))
-                conn.execute(insert(secrets).values(namespace=namespace, name=name, data=json.dumps(dict(data)),
-                                                    updated_ns=now_ns()))
+                conn.execute(
+                    insert(secrets).values(
+                        namespace=namespace, name=name, data=json.dumps(dict(data)), updated_ns=now_ns()
+                    )
+                )
 
         await asyncio.to_thread(write)
         self._changed()
@@ -229,7 +277,11 @@ class ResourceStore:
             if kind == RULE_KIND:
                 before = await self.get_rule(item.namespace, item.name)
                 stored = await self.put_rule(item)
-                verb = "created" if before is None else ("unchanged" if before.generation == stored.generation else "configured")
+                verb = (
+                    "created"
+                    if before is None
+                    else ("unchanged" if before.generation == stored.generation else "configured")
+                )
                 lines.append(f"observabilityalertrule/{item.name} {verb}")
                 lines.append(item)  # replaced below by a warning when a channel is missing
             elif kind == CHANNEL_KIND:
@@ -254,8 +306,10 @@ class ResourceStore:
         if not missing:
             return ""
         names = ", ".join(f'"{name}"' for name in missing)
-        return (f"  warning: observabilityalertrule/{rule.name}: notification channel {names} not found; alerts are "
-                "recorded but not sent to it until it is applied")
+        return (
+            f"  warning: observabilityalertrule/{rule.name}: notification channel {names} not found; alerts are "
+            "recorded but not sent to it until it is applied"
+        )
 
 
 def _named(table: Table, namespace: str, name: str) -> tuple[Any, Any]:

@@ -1,33 +1,37 @@
 """The alert and incident queries (public port) and the incident update, for REST and MCP alike.
 
-Order as every query: validate -> authorize -> resolve names -> store. Three upstream choices are changed:
+Order as every query: validate -> authorize -> resolve names -> store, the middle two through the guard every
+query passes (observer/guard.py), whose table also decides what each failure answers. Three upstream choices
+are changed:
 - an incident update is authorized on the incident's own scope (upstream checks `incidents:update` on an empty
   namespace, so any holder of that action anywhere could edit every incident); the incident is read first to
   learn its scope, so a denied caller learns only that the id exists;
 - the environment is passed to the decision point as an attribute (upstream sends alerts an empty context), so a
   grant limited to one environment sees that environment's alerts and no other's;
 - an incidents query naming a project, component or environment that does not exist is the caller's mistake:
-  400 SCOPE_NOT_FOUND as for alerts (upstream answers 500 QUERY_INCIDENTS_FAILED).
+  400 SCOPE_NOT_FOUND as for alerts (upstream answers 500 QUERY_INCIDENTS_FAILED);
+- outages (the authorizer, the name resolver) are 503 with Retry-After, as the query APIs answer them.
 """
 
 from __future__ import annotations
 
-import logging
 import time
 from dataclasses import dataclass
 from typing import Any
 
+from adapters.protocols import ScopeResolver
 from domain.model import ComponentScope, SortOrder
-from adapters.protocols import ResolverAuthFailed, ResolverUnavailable, ScopeNotFound, ScopeResolver
 from observer.alerting.entries import STATUSES, EntriesQuery, EntryStore, IncidentNotFound, InvalidTransition
 from observer.auth import model as authz
-from observer.auth.model import AuthorizationUnavailable, Authorizer, NotAuthenticated, PermissionDenied, Subject
-from observer.auth.resources import resource_for
+from observer.auth.model import Authorizer, Subject
 from observer.errors import ApiError
+from observer.guard import Guard, failures, store_endpoint
 from observer.validation import NamedScope
 
-log = logging.getLogger(__name__)
-
+#: The contract's codes per endpoint (§1.12-1.14); what each failure becomes is observer/guard.py's table.
+ALERTS = store_endpoint("failed to query alerts", "QUERY_ALERTS_FAILED", "RESOLVE_SCOPE_FAILED")
+INCIDENTS = store_endpoint("failed to query incidents", "QUERY_INCIDENTS_FAILED", "QUERY_INCIDENTS_FAILED")
+UPDATE = store_endpoint("failed to update incident", "UPDATE_INCIDENT_FAILED", "UPDATE_INCIDENT_FAILED")
 
 #: The times a query may name: what int64 nanoseconds since the epoch (the stores' columns) can hold.
 MIN_NS, MAX_NS = -(2**63), 2**63 - 1
@@ -51,25 +55,30 @@ class AlertsQuery:
 class AlertService:
     def __init__(self, entries: EntryStore, resolver: ScopeResolver, authorizer: Authorizer):
         self.entries = entries
-        self.resolver = resolver
-        self.authorizer = authorizer
+        self.guard = Guard(resolver, authorizer)
+
+    @property
+    def resolver(self) -> ScopeResolver:
+        return self.guard.resolver
+
+    @property
+    def authorizer(self) -> Authorizer:
+        return self.guard.authorizer
 
     async def query_alerts(self, caller: Subject | None, named: NamedScope, query: AlertsQuery) -> dict[str, Any]:
         started = time.monotonic()
         query.check()
-        await self._authorize(caller, authz.ALERTS_VIEW, named)
-        scope = await self._resolve(named, failed="RESOLVE_SCOPE_FAILED")
-        items, total = await self._run("QUERY_ALERTS_FAILED", "failed to query alerts",
-                                       self.entries.query_alerts(self._entries_query(scope, query)))
+        with failures(ALERTS):
+            scope = await self.guard.admit(caller, authz.ALERTS_VIEW, named)
+            items, total = await self.entries.query_alerts(self._entries_query(scope, query))
         return {"alerts": items, "total": total, "tookMs": _took(started)}
 
     async def query_incidents(self, caller: Subject | None, named: NamedScope, query: AlertsQuery) -> dict[str, Any]:
         started = time.monotonic()
         query.check()
-        await self._authorize(caller, authz.INCIDENTS_VIEW, named)
-        scope = await self._resolve(named, failed="QUERY_INCIDENTS_FAILED")
-        items, total = await self._run("QUERY_INCIDENTS_FAILED", "failed to query incidents",
-                                       self.entries.query_incidents(self._entries_query(scope, query)))
+        with failures(INCIDENTS):
+            scope = await self.guard.admit(caller, authz.INCIDENTS_VIEW, named)
+            items, total = await self.entries.query_incidents(self._entries_query(scope, query))
         return {"incidents": items, "total": total, "tookMs": _took(started)}
 
     async def update_incident(
@@ -82,62 +91,26 @@ class AlertService:
             raise ApiError(400, "status is required", "VALIDATION_ERROR")
         if status not in STATUSES:
             raise ApiError(400, "status must be one of 'active', 'acknowledged', or 'resolved'", "VALIDATION_ERROR")
-        if caller is None and not isinstance(self.authorizer, authz.AllowAll):
-            raise ApiError(401, "Unauthorized")
-        row = await self._run("UPDATE_INCIDENT_FAILED", "failed to update incident", self.entries.get_incident(incident_id))
-        if row is None:
-            raise ApiError(404, "incident not found", "INCIDENT_NOT_FOUND")
-        await self._authorize(caller, authz.INCIDENTS_UPDATE, NamedScope(
-            row["namespace_name"], row["project_name"], row["component_name"], row["environment_name"]))
-        try:
-            return await self.entries.update_incident(incident_id, status, notes, description)
-        except IncidentNotFound:
-            raise ApiError(404, "incident not found", "INCIDENT_NOT_FOUND") from None
-        except InvalidTransition as exc:
-            raise ApiError(400, str(exc), "INVALID_STATUS_TRANSITION") from None
-        except Exception:
-            raise ApiError(500, "failed to update incident", "UPDATE_INCIDENT_FAILED") from None
-
-    # ------------------------------------------------------------------------------------------- steps
-
-    async def _authorize(self, caller: Subject | None, action: str, named: NamedScope) -> None:
-        try:
-            await self.authorizer.authorize(caller, action, resource_for(named))
-        except NotAuthenticated:
-            raise ApiError(401, "Unauthorized") from None
-        except PermissionDenied:
-            raise ApiError(403, "Access denied") from None
-        except AuthorizationUnavailable:
-            raise ApiError(503, "authorization service temporarily unavailable", "AUTHZ_UNAVAILABLE",
-                           title="internalServerError") from None
-
-    async def _resolve(self, named: NamedScope, failed: str) -> ComponentScope:
-        try:
-            project_uid, component_uid, environment_uid = await self.resolver.resolve(
-                named.namespace, named.project, named.component, named.environment)
-        except ScopeNotFound:
-            raise _scope_not_found() from None
-        except (ResolverUnavailable, ResolverAuthFailed):
-            raise ApiError(500, "failed to resolve the search scope", failed) from None
-        return ComponentScope(named.namespace, project_uid, component_uid, environment_uid)
+        with failures(UPDATE):
+            self.guard.require_caller(caller)
+            row = await self.entries.get_incident(incident_id)
+            if row is None:
+                raise ApiError(404, "incident not found", "INCIDENT_NOT_FOUND")
+            await self.guard.authorize(
+                caller,
+                authz.INCIDENTS_UPDATE,
+                NamedScope(row["namespace_name"], row["project_name"], row["component_name"], row["environment_name"]),
+            )
+            try:
+                return await self.entries.update_incident(incident_id, status, notes, description)
+            except IncidentNotFound:
+                raise ApiError(404, "incident not found", "INCIDENT_NOT_FOUND") from None
+            except InvalidTransition as exc:
+                raise ApiError(400, str(exc), "INVALID_STATUS_TRANSITION") from None
 
     @staticmethod
     def _entries_query(scope: ComponentScope, query: AlertsQuery) -> EntriesQuery:
         return EntriesQuery(scope, query.start_ns, query.end_ns, query.limit, query.sort)
-
-    @staticmethod
-    async def _run(code: str, message: str, work: Any) -> Any:
-        try:
-            return await work
-        except ApiError:
-            raise
-        except Exception:
-            log.exception(message)
-            raise ApiError(500, message, code) from None
-
-
-def _scope_not_found() -> ApiError:
-    return ApiError(400, "one or more resources in the search scope were not found", "SCOPE_NOT_FOUND")
 
 
 def _took(started: float) -> int:

@@ -10,15 +10,37 @@
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Boolean, Column, Float, Index, Integer, MetaData, String, Table, Text, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
 
 metadata = MetaData()
 
+
 def _scope_columns() -> list[Column]:
     """Names and UIDs of the scope an alert or incident belongs to (a Column belongs to one table: fresh each)."""
-    return [Column(name, Text, nullable=False, default="") for name in (
-        "namespace_name", "component_name", "environment_name", "project_name", "component_id", "environment_id",
-        "project_id")]
+    return [
+        Column(name, Text, nullable=False, default="")
+        for name in (
+            "namespace_name",
+            "component_name",
+            "environment_name",
+            "project_name",
+            "component_id",
+            "environment_id",
+            "project_id",
+        )
+    ]
 
 
 alert_rules = Table(

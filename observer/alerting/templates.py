@@ -142,7 +142,7 @@ def _render_string(text: str, activation: dict[str, Any], problems: list[str]) -
         return text
     if not spans:
         return text
-    if len(spans) == 1 and text[spans[0][0]:spans[0][1]] == text.strip():
+    if len(spans) == 1 and text[spans[0][0] : spans[0][1]] == text.strip():
         ok, value = _evaluate(spans[0][2], activation, problems)
         return value if ok else text
     parts: list[str] = []
@@ -180,11 +180,11 @@ def find_expressions(text: str) -> list[tuple[int, int, str]]:
             elif char == "}":
                 depth -= 1
             elif char == "$" and text.startswith("${", i):
-                raise TemplateError(f"nested expression in {_clip(text[start:i + 2])!r}: quote the inner ${{")
+                raise TemplateError(f"nested expression in {_clip(text[start : i + 2])!r}: quote the inner ${{")
             i += 1
         if depth:
             break
-        found.append((start, i, text[start + 2:i - 1]))
+        found.append((start, i, text[start + 2 : i - 1]))
         position = i
     return found
 
@@ -231,8 +231,7 @@ def _program(expression: str) -> celpy.Runner:
 
 
 def _ascii_case(upper: bool) -> Callable[[Any], celtypes.StringType]:
-    table = str.maketrans(
-        *(("abcdefghijklmnopqrstuvwxyz", "ABCDEFGHIJKLMNOPQRSTUVWXYZ")[::1 if upper else -1]))
+    table = str.maketrans(*(("abcdefghijklmnopqrstuvwxyz", "ABCDEFGHIJKLMNOPQRSTUVWXYZ")[:: 1 if upper else -1]))
     return lambda s: celtypes.StringType(str(s).translate(table))
 
 
@@ -292,7 +291,7 @@ def _native(value: Any) -> Any:
     if isinstance(value, bytes):
         return base64.b64encode(value).decode()  # Go's json.Marshal of []byte
     if isinstance(value, datetime.datetime):
-        return value.astimezone(datetime.timezone.utc).isoformat().replace("+00:00", "Z")
+        return value.astimezone(datetime.UTC).isoformat().replace("+00:00", "Z")
     if isinstance(value, datetime.timedelta):
         return f"{value.total_seconds():g}s"
     if isinstance(value, Mapping):
@@ -337,4 +336,3 @@ def go_g(value: float) -> str:
 
 def _clip(text: str, limit: int = 80) -> str:
     return text if len(text) <= limit else text[:limit] + "..."
-

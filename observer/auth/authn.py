@@ -69,7 +69,7 @@ MAX_TTL_S = 86400.0
 #: signed by the same keys for other purposes and must not open the API (RFC 8725 §3.11).
 ACCEPTED_TYPES = {"jwt", "at+jwt", "application/jwt", "application/at+jwt"}
 _TIME_CLAIMS = {"exp", "nbf", "iat"}
-_KEY_TYPES = {"RSA": RSAKey, "EC": ECKey, "OKP": OKPKey}
+_KEY_TYPES: dict[str, type[RSAKey] | type[ECKey] | type[OKPKey]] = {"RSA": RSAKey, "EC": ECKey, "OKP": OKPKey}
 _MAX_AGE = re.compile(r"(?:^|,)\s*max-age\s*=\s*\"?(\d+)\"?", re.IGNORECASE)
 
 

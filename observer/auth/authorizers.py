@@ -21,12 +21,12 @@ import os
 import sqlite3
 from collections.abc import Mapping
 
+from domain.timeutil import parse_go_duration
 from observer.auth.casbin_pdp import CasbinAuthorizer
 from observer.auth.model import Authorizer
 from observer.auth.policy_sources import FilePolicySource, PolicyError, SQLitePolicySource
 from observer.auth.remote_pdp import DEFAULT_SERVICE_URL, DEFAULT_TIMEOUT_S, RemoteAuthorizer
 from observer.auth.settings import env_flag
-from domain.timeutil import parse_go_duration
 
 log = logging.getLogger(__name__)
 

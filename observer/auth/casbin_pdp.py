@@ -225,9 +225,9 @@ class PolicySnapshot:
                             found.extend(lines)
                 else:
                     for role in roles:
-                        lines = by_subject.get(role)
-                        if lines:
-                            found.extend(lines)
+                        role_lines = by_subject.get(role)
+                        if role_lines:
+                            found.extend(role_lines)
         found.sort()
         return found
 
@@ -253,8 +253,9 @@ class PolicySnapshot:
                 else:
                     raise RuntimeError("matcher result should be bool, int or float")
                 eft = parameters.get("p_eft")
-                effects.add(Effector.ALLOW if eft == "allow" else Effector.DENY if eft == "deny"
-                            else Effector.INDETERMINATE)
+                effects.add(
+                    Effector.ALLOW if eft == "allow" else Effector.DENY if eft == "deny" else Effector.INDETERMINATE
+                )
                 if self._effector.intermediate_effect(effects) != Effector.INDETERMINATE:
                     break
         return bool(effect_to_bool(self._effector.final_effect(effects)))
@@ -295,8 +296,9 @@ class CasbinAuthorizer:
         rules = self.source.rules()
         for rule in rules:
             if rule[0] == "p" and not known_action(rule[3]):
-                log.warning("authz policy %s: action %r matches none of OpenChoreo's actions",
-                            self.source.describe(), rule[3])
+                log.warning(
+                    "authz policy %s: action %r matches none of OpenChoreo's actions", self.source.describe(), rule[3]
+                )
         snapshot = PolicySnapshot(rules, stamp)
         log.info("authz policy %s: %d rules loaded", self.source.describe(), snapshot.size)
         if not snapshot.policy:
@@ -319,8 +321,9 @@ class CasbinAuthorizer:
             except PolicyError as exc:
                 self._failed_stamp = stamp
                 self.last_error = str(exc)
-                log.error("authz policy %s did not load, the previous policy stays in force: %s",
-                          self.source.describe(), exc)
+                log.error(
+                    "authz policy %s did not load, the previous policy stays in force: %s", self.source.describe(), exc
+                )
                 return self._snapshot
             except Exception as exc:  # an unexpected failure must not leave a half-known policy in force
                 log.exception("authz policy %s: reload failed", self.source.describe())

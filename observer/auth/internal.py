@@ -11,7 +11,7 @@ That stays the default, so an unmodified OpenChoreo installation keeps working. 
   probes carry no credentials and it reveals nothing.
 - **TLS and mutual TLS** (`OBSERVER_INTERNAL_TLS_CERT_FILE` / `_KEY_FILE`, plus `_CLIENT_CA_FILE`): the port
   speaks HTTPS, and with a client CA it demands a client certificate signed by that CA during the handshake,
-  so a caller without one never reaches HTTP at all (not even `/health`). runtime.server hands the files to
+  so a caller without one never reaches HTTP at all (not even `/health`). serving.server hands the files to
   uvicorn; this module only checks them, so that a typo stops the process at start with a message naming the
   variable, instead of a TLS stack trace or a port that silently serves plain HTTP.
 
@@ -114,7 +114,9 @@ class InternalSecurity:
         return ", ".join(parts)
 
 
-def internal_security(token: str = "", certfile: str = "", keyfile: str = "", client_ca_file: str = "") -> InternalSecurity:
+def internal_security(
+    token: str = "", certfile: str = "", keyfile: str = "", client_ca_file: str = ""
+) -> InternalSecurity:
     """Checks the internal port's settings (empty = unset) and returns them, or raises InternalPortConfigError
     saying what to fix. Every file is loaded here the way the TLS stack will load it, so a wrong path, an
     unreadable file, a key that does not match the certificate or a CA file with no certificate stops the
@@ -132,11 +134,17 @@ def internal_security(token: str = "", certfile: str = "", keyfile: str = "", cl
         )
     tls = None
     if certfile:
-        for variable, path in ((CERT_VARIABLE, certfile), (KEY_VARIABLE, keyfile), (CLIENT_CA_VARIABLE, client_ca_file)):
+        for variable, path in (
+            (CERT_VARIABLE, certfile),
+            (KEY_VARIABLE, keyfile),
+            (CLIENT_CA_VARIABLE, client_ca_file),
+        ):
             if path:
                 _readable(variable, path)
         _loads(certfile, keyfile, client_ca_file)
-        tls = InternalTls(Path(certfile), Path(keyfile) if keyfile else None, Path(client_ca_file) if client_ca_file else None)
+        tls = InternalTls(
+            Path(certfile), Path(keyfile) if keyfile else None, Path(client_ca_file) if client_ca_file else None
+        )
     return InternalSecurity(SecretStr(token) if token else None, tls)
 
 
@@ -178,7 +186,10 @@ def log_internal_posture(security: InternalSecurity, logger: logging.Logger | No
         out.info(
             "internal API: no authentication (as upstream): keep its port cluster-internal, or set %s and/or %s, "
             "%s and %s",
-            TOKEN_VARIABLE, CERT_VARIABLE, KEY_VARIABLE, CLIENT_CA_VARIABLE,
+            TOKEN_VARIABLE,
+            CERT_VARIABLE,
+            KEY_VARIABLE,
+            CLIENT_CA_VARIABLE,
         )
         return
     out.info("internal API: %s", security.describe())
@@ -224,7 +235,10 @@ class InternalTokenMiddleware:
         client = scope.get("client") or ("?", 0)
         log.warning(
             "internal API: 401 (%s bearer token) on %s %s from %s",
-            "wrong" if invalid else "no", scope.get("method", "WS"), scope.get("path", ""), client[0],
+            "wrong" if invalid else "no",
+            scope.get("method", "WS"),
+            scope.get("path", ""),
+            client[0],
         )
         await self._refuse(scope, send, invalid)
 

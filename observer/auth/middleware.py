@@ -89,7 +89,9 @@ class AuthMiddleware:
         try:
             subject = await self.authenticator.authenticate(_header_values(scope, b"authorization"))
         except AuthenticationFailed as failure:
-            log.debug("401 %s on %s %s: %s", failure.code, scope.get("method", "WS"), path, failure.reason or failure.message)
+            log.debug(
+                "401 %s on %s %s: %s", failure.code, scope.get("method", "WS"), path, failure.reason or failure.message
+            )
             await self._refuse(scope, send, 401, failure.code, failure.message)
             return
         except AuthenticationUnavailable as exc:

@@ -51,9 +51,7 @@ RACY_NS = 2_000_000_000
 RACY_FINE_NS = 50_000_000
 
 _SEGMENT = r"[^/\s]+"
-_PATH = re.compile(
-    rf"^(?:\*|ns/{_SEGMENT}(?:/workflowrun/{_SEGMENT}|/project/{_SEGMENT}(?:/component/{_SEGMENT})?)?)$"
-)
+_PATH = re.compile(rf"^(?:\*|ns/{_SEGMENT}(?:/workflowrun/{_SEGMENT}|/project/{_SEGMENT}(?:/component/{_SEGMENT})?)?)$")
 _ACTION = re.compile(r"^(?:\*|[A-Za-z0-9_.-]+(?::[A-Za-z0-9_.-]+)*(?::\*)?)$")
 _ENVIRONMENTS = re.compile(r"^(?:\*|[^|*\s]+(?:\|[^|*\s]+)*)$")
 
@@ -165,8 +163,19 @@ def compile_yaml(text: str) -> list[Rule]:
     return validate(rules, where)
 
 
-_BINDING_KEYS = {"name", "role", "groups", "serviceAccounts", "entitlements", "namespace", "project", "component",
-                 "workflowRun", "environments", "effect"}
+_BINDING_KEYS = {
+    "name",
+    "role",
+    "groups",
+    "serviceAccounts",
+    "entitlements",
+    "namespace",
+    "project",
+    "component",
+    "workflowRun",
+    "environments",
+    "effect",
+}
 
 
 def _compile_binding(binding: Any, number: int, actions: dict[str, list[str]]) -> tuple[list[list[str]], str]:
@@ -188,8 +197,9 @@ def _compile_binding(binding: Any, number: int, actions: dict[str, list[str]]) -
         members.append(entitlement)
     if not members:
         raise PolicyError(f"{label}: names no groups, serviceAccounts or entitlements")
-    namespace, project, component, run = (_string(binding, key, label)
-                                          for key in ("namespace", "project", "component", "workflowRun"))
+    namespace, project, component, run = (
+        _string(binding, key, label) for key in ("namespace", "project", "component", "workflowRun")
+    )
     if (project or component or run) and not namespace:
         raise PolicyError(f"{label}: project, component and workflowRun need a namespace")
     if component and not project:
@@ -349,8 +359,9 @@ class SQLitePolicySource(_CasbinAdapter):
         return f"sqlite:{self.path}"
 
     def _connect(self) -> sqlite3.Connection:
-        return sqlite3.connect(self.path, timeout=self._busy_timeout_ms / 1000, check_same_thread=False,
-                               isolation_level=None)
+        return sqlite3.connect(
+            self.path, timeout=self._busy_timeout_ms / 1000, check_same_thread=False, isolation_level=None
+        )
 
     def stamp(self) -> Hashable:
         with self._lock:
@@ -373,9 +384,7 @@ class SQLitePolicySource(_CasbinAdapter):
             conn = self._connect()
             try:
                 conn.execute("BEGIN")
-                rows = conn.execute(
-                    "SELECT id, ptype, v0, v1, v2, v3, v4, v5 FROM casbin_rule ORDER BY id"
-                ).fetchall()
+                rows = conn.execute("SELECT id, ptype, v0, v1, v2, v3, v4, v5 FROM casbin_rule ORDER BY id").fetchall()
                 conn.execute("COMMIT")
             finally:
                 conn.close()

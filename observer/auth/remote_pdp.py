@@ -75,8 +75,7 @@ class RemoteAuthorizer:
             log.error("authz service %s did not answer within %gs", self.url, self.timeout_s)
             raise AuthorizationUnavailable(f"authorization service timed out after {self.timeout_s:g}s") from None
         except httpx.HTTPError as exc:
-            log.error("authz service %s request failed: %s: %s", self.url, type(exc).__name__,
-                      _scrub(str(exc), token))
+            log.error("authz service %s request failed: %s: %s", self.url, type(exc).__name__, _scrub(str(exc), token))
             raise AuthorizationUnavailable(f"authorization service unreachable ({type(exc).__name__})") from None
 
         if response.status_code == 401:
@@ -86,15 +85,22 @@ class RemoteAuthorizer:
             log.debug("authz service %s answered 403", self.url)
             raise PermissionDenied()
         if response.status_code != 200:
-            log.error("authz service %s answered %d: %s", self.url, response.status_code,
-                      _scrub(response.text[:_BODY_IN_LOG], token))
+            log.error(
+                "authz service %s answered %d: %s",
+                self.url,
+                response.status_code,
+                _scrub(response.text[:_BODY_IN_LOG], token),
+            )
             raise AuthorizationUnavailable(f"authorization service answered {response.status_code}")
         try:
             decisions = response.json()
             decision = decisions[0]["decision"]
         except (ValueError, LookupError, TypeError):
-            log.error("authz service %s answered something that is not a decision array: %s", self.url,
-                      _scrub(response.text[:_BODY_IN_LOG], token))
+            log.error(
+                "authz service %s answered something that is not a decision array: %s",
+                self.url,
+                _scrub(response.text[:_BODY_IN_LOG], token),
+            )
             raise AuthorizationUnavailable("authorization service answered an invalid response") from None
         if not isinstance(decision, bool):
             log.error("authz service %s answered a decision that is not a boolean: %r", self.url, decision)
@@ -104,6 +110,5 @@ class RemoteAuthorizer:
             context = decisions[0].get("context")
             if isinstance(context, dict):
                 reason = str(context.get("reason") or "")
-            log.debug("authz service denied %s on %s %r: %s", action, resource.type, resource.id,
-                      _scrub(reason, token))
+            log.debug("authz service denied %s on %s %r: %s", action, resource.type, resource.id, _scrub(reason, token))
             raise PermissionDenied()

@@ -17,7 +17,7 @@ The environment is an attribute, not a level: a component scope carries it, a wo
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from observer.auth.model import ALERTS_VIEW, INCIDENTS_UPDATE, INCIDENTS_VIEW, Resource, Subject
 
@@ -32,19 +32,27 @@ EMPTY_CONTEXT_ACTIONS = frozenset({ALERTS_VIEW, INCIDENTS_VIEW, INCIDENTS_UPDATE
 
 
 class ComponentScopeLike(Protocol):
-    """observer.validation.NamedScope: names as the caller wrote them (trimmed, validated)."""
+    """observer.validation.NamedScope: names as the caller wrote them (trimmed, validated). Read-only members,
+    so frozen dataclasses satisfy it."""
 
-    namespace: str
-    project: str
-    component: str
-    environment: str
+    @property
+    def namespace(self) -> str: ...
+    @property
+    def project(self) -> str: ...
+    @property
+    def component(self) -> str: ...
+    @property
+    def environment(self) -> str: ...
 
 
 class WorkflowScopeLike(Protocol):
-    """domain.model.WorkflowScope: a namespace and, optionally, one workflow run."""
+    """domain.model.WorkflowScope: a namespace and, optionally, one workflow run. Read-only members, so frozen
+    dataclasses satisfy it."""
 
-    namespace: str
-    workflow_run: str
+    @property
+    def namespace(self) -> str: ...
+    @property
+    def workflow_run(self) -> str: ...
 
 
 def component_resource(scope: ComponentScopeLike) -> Resource:
@@ -71,8 +79,8 @@ def resource_for(scope: ComponentScopeLike | WorkflowScopeLike) -> Resource:
     """One entry point for the query service, which holds either shape: a workflow scope is told apart by its
     `workflow_run` attribute (NamedScope has none)."""
     if hasattr(scope, "workflow_run"):
-        return workflow_resource(scope)  # type: ignore[arg-type]
-    return component_resource(scope)  # type: ignore[arg-type]
+        return workflow_resource(cast(WorkflowScopeLike, scope))  # hasattr cannot narrow a union of protocols
+    return component_resource(scope)
 
 
 def incident_update_resource() -> Resource:
@@ -87,8 +95,11 @@ def evaluate_request(subject: Subject, action: str, resource: Resource, *, with_
     names an environment and `with_context` holds (False for alerts and incidents, which send `{}`)."""
     hierarchy = {
         key: value
-        for key, value in (("namespace", resource.namespace), ("project", resource.project),
-                           ("component", resource.component))
+        for key, value in (
+            ("namespace", resource.namespace),
+            ("project", resource.project),
+            ("component", resource.component),
+        )
         if value
     }
     body: dict[str, Any] = {"type": resource.type}

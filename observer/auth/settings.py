@@ -37,7 +37,19 @@ log = logging.getLogger(__name__)
 
 #: Asymmetric signature algorithms only: with a public JWKS, an HMAC algorithm would let anyone who has the
 #: public key sign (the classic RS256 -> HS256 confusion), and `none` signs nothing at all.
-ASYMMETRIC_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA", "Ed25519")
+ASYMMETRIC_ALGORITHMS = (
+    "RS256",
+    "RS384",
+    "RS512",
+    "PS256",
+    "PS384",
+    "PS512",
+    "ES256",
+    "ES384",
+    "ES512",
+    "EdDSA",
+    "Ed25519",
+)
 DEFAULT_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512")
 DEFAULT_MCP_SCOPES = ("openid", "profile", "email")
 #: Where the resource metadata points when OBSERVER_BASE_URL is unset and no request is at hand to say where
@@ -127,12 +139,12 @@ class AuthSettings:
             raise AuthConfigError("JWT_LEEWAY_SECONDS must not be negative")
 
     @classmethod
-    def disabled(cls, **overrides: object) -> "AuthSettings":
+    def disabled(cls, **overrides: object) -> AuthSettings:
         """Authentication off, on purpose: for tests and the demo, never a silent default."""
         return cls(enabled=False, **overrides)  # type: ignore[arg-type]
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> "AuthSettings":
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> AuthSettings:
         """Reads the variables in the module docstring; raises AuthConfigError with the fix when they cannot
         work (authentication on without JWKS_URL, a symmetric algorithm, a malformed number or flag)."""
         env = os.environ if environ is None else environ
@@ -211,8 +223,12 @@ def log_auth_posture(settings: AuthSettings, logger: logging.Logger | None = Non
         settings.leeway_s,
     )
     if not settings.issuer:
-        out.warning("JWT_ISSUER is not set: tokens from any issuer whose keys are in %s are accepted", settings.jwks_url)
+        out.warning(
+            "JWT_ISSUER is not set: tokens from any issuer whose keys are in %s are accepted", settings.jwks_url
+        )
     if not settings.audiences:
         out.warning("JWT_AUDIENCE is not set: tokens minted for other services by the same issuer are accepted here")
     if settings.jwks_tls_insecure_skip_verify:
-        out.warning("JWKS_URL_TLS_INSECURE_SKIP_VERIFY=true: the JWKS is fetched without verifying TLS; anyone on the path can substitute keys")
+        out.warning(
+            "JWKS_URL_TLS_INSECURE_SKIP_VERIFY=true: the JWKS is fetched without verifying TLS; anyone on the path can substitute keys"
+        )

@@ -99,7 +99,7 @@ class SubjectResolver:
         self.types = tuple(types)
 
     @classmethod
-    def from_file(cls, path: Path | None) -> "SubjectResolver":
+    def from_file(cls, path: Path | None) -> SubjectResolver:
         """The resolver for OBSERVER_AUTH_CONFIG_PATH; the default types when no path is given."""
         if path is None:
             return cls()
@@ -139,7 +139,9 @@ def parse_openchoreo_subject_types(entries: Any) -> list[SubjectType]:
     satisfy here."""
     where = "auth.subject_types"
     if not isinstance(entries, list) or not entries:
-        raise AuthConfigError(f"{where} must be a non-empty list of subject types ({{type, priority, auth_mechanisms}})")
+        raise AuthConfigError(
+            f"{where} must be a non-empty list of subject types ({{type, priority, auth_mechanisms}})"
+        )
     ranked: list[tuple[int, SubjectType]] = []
     types_seen: set[str] = set()
     priorities: dict[int, str] = {}
@@ -158,9 +160,13 @@ def parse_openchoreo_subject_types(entries: Any) -> list[SubjectType]:
         if isinstance(priority, bool) or not isinstance(priority, int):
             raise AuthConfigError(f"{at} ({name}): `priority` must be a whole number (lower is tried first)")
         if priority in priorities:
-            raise AuthConfigError(f"{at} ({name}): priority {priority} is already used by {priorities[priority]!r}; give each type its own")
+            raise AuthConfigError(
+                f"{at} ({name}): priority {priority} is already used by {priorities[priority]!r}; give each type its own"
+            )
         priorities[priority] = name
-        ranked.append((priority, SubjectType(name, _jwt_entitlement_claim(entry.get("auth_mechanisms"), f"{at} ({name})"))))
+        ranked.append(
+            (priority, SubjectType(name, _jwt_entitlement_claim(entry.get("auth_mechanisms"), f"{at} ({name})")))
+        )
     return [subject_type for _, subject_type in sorted(ranked, key=lambda item: item[0])]
 
 

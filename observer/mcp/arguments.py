@@ -55,7 +55,9 @@ def _snake(name: str) -> str:
     return re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", name).lower()
 
 
-def rest_body(declared: Mapping[str, Argument], arguments: Mapping[str, Any], fixed: Mapping[str, Any]) -> dict[str, Any]:
+def rest_body(
+    declared: Mapping[str, Argument], arguments: Mapping[str, Any], fixed: Mapping[str, Any]
+) -> dict[str, Any]:
     """The REST request body these arguments stand for: each body argument at its dotted REST name, null
     taken as absent (as REST takes it), plus `fixed` fields the tool itself implies (`metric`, an empty
     `searchScope.workflowRunName` that selects the workflow scope)."""
@@ -109,7 +111,8 @@ class Vocabulary:
         self._names = dict(pairs)
         self._pattern = (
             re.compile(r"(?<![\w.])(" + "|".join(re.escape(rest) for rest, _ in pairs) + r")(?![\w])")
-            if pairs else None
+            if pairs
+            else None
         )
 
     def speak(self, message: str) -> str:

@@ -60,9 +60,7 @@ LOG_LEVELS: Schema = {
     "items": {"type": "string", "enum": list(API_LEVELS)},
 }
 STEP = string("Resolution step of the series as a duration (e.g., '1m', '5m', '15m', '30m', '1h'). Default: '5m'")
-CURSOR = string(
-    "Opaque cursor: the nextCursor of the previous answer to this same query, to continue where it ended"
-)
+CURSOR = string("Opaque cursor: the nextCursor of the previous answer to this same query, to continue where it ended")
 
 
 def plain_limit(what: str) -> Schema:
@@ -129,7 +127,12 @@ NEXT_CURSOR: Schema = {"type": "string", "description": "Pass as `cursor` to rea
 NOTE: Schema = {"type": "string", "description": "Why fewer entries came back than the page could hold"}
 
 _SCOPE_METADATA = _strings(
-    "componentName", "projectName", "environmentName", "namespaceName", "componentUid", "projectUid",
+    "componentName",
+    "projectName",
+    "environmentName",
+    "namespaceName",
+    "componentUid",
+    "projectUid",
     "environmentUid",
 )
 COMPONENT_LOG = _object(
@@ -169,8 +172,9 @@ SPAN = _object(
         "startTime": TIMESTAMP,
         "endTime": TIMESTAMP,
         "durationNs": {"type": "integer"},
-        "status": _object({"code": {"type": "string", "enum": ["ok", "error", "unset"]}, "message": {"type": "string"}},
-                          ("code",)),
+        "status": _object(
+            {"code": {"type": "string", "enum": ["ok", "error", "unset"]}, "message": {"type": "string"}}, ("code",)
+        ),
         "attributes": {"type": "object"},
         "resourceAttributes": {"type": "object"},
     },
@@ -183,20 +187,30 @@ ALERT = _object(
         **_strings("alertId", "alertValue"),
         "notificationChannels": {"type": "array", "items": {"type": "string"}},
         "incidentEnabled": {"type": "boolean"},
-        "metadata": _object({
-            "alertRule": _object({
-                **_strings("name", "description"),
-                "severity": {"type": "string", "enum": ["info", "warning", "critical"]},
-                "source": _object({"type": {"type": "string", "enum": ["log", "metric", "budget"]},
-                                   **_strings("query", "metric")}),
-                "condition": _object({
-                    "operator": {"type": "string", "enum": ["gt", "lt", "gte", "lte", "eq", "neq"]},
-                    "threshold": {"type": "number"},
-                    **_strings("window", "interval"),
-                }),
-            }),
-            "labels": _LABELS,
-        }),
+        "metadata": _object(
+            {
+                "alertRule": _object(
+                    {
+                        **_strings("name", "description"),
+                        "severity": {"type": "string", "enum": ["info", "warning", "critical"]},
+                        "source": _object(
+                            {
+                                "type": {"type": "string", "enum": ["log", "metric", "budget"]},
+                                **_strings("query", "metric"),
+                            }
+                        ),
+                        "condition": _object(
+                            {
+                                "operator": {"type": "string", "enum": ["gt", "lt", "gte", "lte", "eq", "neq"]},
+                                "threshold": {"type": "number"},
+                                **_strings("window", "interval"),
+                            }
+                        ),
+                    }
+                ),
+                "labels": _LABELS,
+            }
+        ),
     },
     ("timestamp", "alertId"),
 )
@@ -241,19 +255,48 @@ METRICS: Schema = {
     },
 }
 SPAN_DETAILS = SPAN
-_NODE_REF = _object({"kind": {"type": "string"}, **_strings("component", "componentUid", "name", "host", "project",
-                                                                "projectUid", "namespace")}, ("kind",))
-_EDGE_METRICS = _object({name: {"type": "number"} for name in (
-    "requestCount", "unsuccessfulRequestCount", "meanLatency", "latencyP50", "latencyP90", "latencyP99")})
+_NODE_REF = _object(
+    {
+        "kind": {"type": "string"},
+        **_strings("component", "componentUid", "name", "host", "project", "projectUid", "namespace"),
+    },
+    ("kind",),
+)
+_EDGE_METRICS = _object(
+    {
+        name: {"type": "number"}
+        for name in (
+            "requestCount",
+            "unsuccessfulRequestCount",
+            "meanLatency",
+            "latencyP50",
+            "latencyP90",
+            "latencyP99",
+        )
+    }
+)
 TOPOLOGY = _object(
     {
-        "nodes": {"type": "array", "items": {**_NODE_REF, "properties": {**_NODE_REF["properties"],
-                                                                          "metrics": _EDGE_METRICS}}},
-        "edges": {"type": "array", "items": _object(
-            {"id": {"type": "string"}, "source": _NODE_REF, "target": _NODE_REF, "protocol": {"type": "string"},
-             "metrics": _EDGE_METRICS}, ("id", "source", "target"))},
-        "summary": _object({"startTime": TIMESTAMP, "endTime": TIMESTAMP, "generatedAt": TIMESTAMP},
-                           ("startTime", "endTime")),
+        "nodes": {
+            "type": "array",
+            "items": {**_NODE_REF, "properties": {**_NODE_REF["properties"], "metrics": _EDGE_METRICS}},
+        },
+        "edges": {
+            "type": "array",
+            "items": _object(
+                {
+                    "id": {"type": "string"},
+                    "source": _NODE_REF,
+                    "target": _NODE_REF,
+                    "protocol": {"type": "string"},
+                    "metrics": _EDGE_METRICS,
+                },
+                ("id", "source", "target"),
+            ),
+        },
+        "summary": _object(
+            {"startTime": TIMESTAMP, "endTime": TIMESTAMP, "generatedAt": TIMESTAMP}, ("startTime", "endTime")
+        ),
         "note": NOTE,
     },
     ("summary",),
@@ -270,14 +313,40 @@ LOG_CONTEXT = _object(
     ("podName", "containerName", "before", "anchor", "after"),
 )
 _MONEY: Schema = {"type": "number"}
-_COST_SCOPE = {**_strings("componentUid", "component", "environmentUid", "environment", "projectUid", "project",
-                          "namespace")}
-COSTS = _object({"items": {"type": "array", "items": _object(
-    {**_COST_SCOPE, "startTime": TIMESTAMP, "endTime": TIMESTAMP, "cpuCost": _MONEY, "memoryCost": _MONEY,
-     "efficiency": {"type": "number", "minimum": 0, "maximum": 1}},
-    ("component", "startTime", "endTime", "cpuCost", "memoryCost", "efficiency"))}}, ("items",))
-_PROFILE = _object({**_strings("cpuRequest", "cpuLimit", "memoryRequest", "memoryLimit"), "cpuCost": _MONEY,
-                    "memoryCost": _MONEY})
-RECOMMENDATIONS = _object({"items": {"type": "array", "items": _object(
-    {**_COST_SCOPE, "current": _PROFILE, "recommendation": _PROFILE}, ("component", "current", "recommendation"))}},
-    ("items",))
+_COST_SCOPE = {
+    **_strings("componentUid", "component", "environmentUid", "environment", "projectUid", "project", "namespace")
+}
+COSTS = _object(
+    {
+        "items": {
+            "type": "array",
+            "items": _object(
+                {
+                    **_COST_SCOPE,
+                    "startTime": TIMESTAMP,
+                    "endTime": TIMESTAMP,
+                    "cpuCost": _MONEY,
+                    "memoryCost": _MONEY,
+                    "efficiency": {"type": "number", "minimum": 0, "maximum": 1},
+                },
+                ("component", "startTime", "endTime", "cpuCost", "memoryCost", "efficiency"),
+            ),
+        }
+    },
+    ("items",),
+)
+_PROFILE = _object(
+    {**_strings("cpuRequest", "cpuLimit", "memoryRequest", "memoryLimit"), "cpuCost": _MONEY, "memoryCost": _MONEY}
+)
+RECOMMENDATIONS = _object(
+    {
+        "items": {
+            "type": "array",
+            "items": _object(
+                {**_COST_SCOPE, "current": _PROFILE, "recommendation": _PROFILE},
+                ("component", "current", "recommendation"),
+            ),
+        }
+    },
+    ("items",),
+)

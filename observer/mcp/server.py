@@ -158,7 +158,9 @@ def build_mcp_app(query: QueryService, alerts: AlertQueries | None = None, *, ex
         # No per-subject filtering: every caller sees every tool, and authorization is decided per call.
         return listing
 
-    async def call_tool(ctx: ServerRequestContext[Any, Any], params: types.CallToolRequestParams) -> types.CallToolResult:
+    async def call_tool(
+        ctx: ServerRequestContext[Any, Any], params: types.CallToolRequestParams
+    ) -> types.CallToolResult:
         spec = tools.by_name.get(params.name)
         if spec is None:
             raise MCPError(types.INVALID_PARAMS, f"unknown tool: {params.name[:64]}")

@@ -7,7 +7,8 @@ would not (observer/mcp/fit.py). Nothing here re-checks what validation.py check
 
 The contract's 13 tools keep their names and argument names (contract notes §3). Beyond it: `cursor` on the
 logs and events tools (the answer's `nextCursor`, REST's paging extension, is needed to continue a page cut
-to fit), and with `extended=True` (OBSERVER_MCP_EXTENDED_TOOLS) `query_runtime_topology` and `get_log_context`.
+to fit), and with `extended=True` (OBSERVER_MCP_EXTENDED_TOOLS) `query_runtime_topology` and `get_log_context`
+(REST's `POST /api/v1alpha1/logs/context`: the same validation and QueryService.log_context).
 """
 
 from __future__ import annotations
@@ -20,10 +21,11 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from mcp import types
 
-from domain.model import ComponentScope, LogRecord, LogsQuery, Page, SortOrder, TimeRange, WorkflowScope
-from domain.timeutil import format_rfc3339, now_ns
+from domain.model import Page, WorkflowScope
+from domain.timeutil import now_ns
 from observer.auth.model import Subject
 from observer.errors import ApiError
+from observer.finops import finops_scope, refuse_finops
 from observer.mcp import schemas
 from observer.mcp.arguments import (
     ToolError,
@@ -34,12 +36,11 @@ from observer.mcp.arguments import (
 )
 from observer.mcp.fit import CLIENT_EVENT_LIMIT, records_that_fit, series_too_large
 from observer.mcp.schemas import Argument, Schema, string
-from observer.finops import finops_scope, refuse_finops
 from observer.service import QueryService
 from observer.validation import (
-    MAX_LIMIT,
     NamedScope,
     validate_events,
+    validate_log_context,
     validate_logs,
     validate_metrics,
     validate_span_ids,
@@ -48,13 +49,17 @@ from observer.validation import (
     validate_traces,
 )
 from observer.wire import (
+    CONTEXT_DEFAULT_LINES,
+    CONTEXT_MAX_LINES,
     EventsQueryRequest,
+    LogContextRequest,
     LogsQueryRequest,
     MetricsQueryRequest,
     RuntimeTopologyRequest,
     TracesQueryRequest,
     component_log_entry,
     event_entry,
+    log_context_body,
     metric_series_body,
     span_entry,
     topology_body,
@@ -84,15 +89,6 @@ CONTRACT_TOOLS = (
     "query_recommendations",
 )
 EXTENDED_TOOLS = ("query_runtime_topology", "get_log_context")
-
-#: get_log_context: how far from the anchor it looks (successively wider, never re-reading a window), how many
-#: lines it reads per page, and how many pages per direction at most, so one call stays cheap however noisy
-#: the component's other containers are.
-CONTEXT_REACH_NS = tuple(seconds * 10**9 for seconds in (60, 600, 3600, 6 * 3600, 24 * 3600))
-CONTEXT_PAGE = 500
-CONTEXT_MAX_PAGES = 20
-CONTEXT_DEFAULT_LINES = 10
-CONTEXT_MAX_LINES = 200
 
 Body = dict[str, Any]
 Arguments = Mapping[str, Any]
@@ -185,9 +181,11 @@ class ObserverTools:
     def _build_specs(self) -> tuple[ToolSpec, ...]:
         required = ("namespace", "start_time", "end_time")
         scope, window, paging = schemas.component_scope, schemas.window, schemas.paging
-        logs_extra = {"search_phrase": Argument(schemas.SEARCH_PHRASE, "searchPhrase"),
-                      "log_levels": Argument(schemas.LOG_LEVELS, "logLevels")}
-        component = {"searchScope": {}}
+        logs_extra = {
+            "search_phrase": Argument(schemas.SEARCH_PHRASE, "searchPhrase"),
+            "log_levels": Argument(schemas.LOG_LEVELS, "logLevels"),
+        }
+        component: dict[str, Any] = {"searchScope": {}}
         workflow = {"searchScope.workflowRunName": ""}
         specs = [
             ToolSpec(
@@ -195,37 +193,65 @@ class ObserverTools:
                 "Query runtime application logs of components (services, APIs, workers, scheduled tasks) deployed"
                 " in OpenChoreo. Filters by project, component, environment, time range, log levels and a search"
                 " phrase. Returns {logs, total, tookMs, nextCursor?}.",
-                {**scope("logs"), **window(), **logs_extra,
-                 **schemas.ordering(schemas.plain_limit("log entries")), **paging()},
-                required, schemas.COMPONENT_LOGS, self.component_logs, component,
+                {
+                    **scope("logs"),
+                    **window(),
+                    **logs_extra,
+                    **schemas.ordering(schemas.plain_limit("log entries")),
+                    **paging(),
+                },
+                required,
+                schemas.COMPONENT_LOGS,
+                self.component_logs,
+                component,
             ),
             ToolSpec(
                 "query_workflow_logs",
                 "Query CI/CD workflow run logs in OpenChoreo: the build, test and deployment steps of a workflow"
                 " run. Filters by workflow run name, task name, time range, log levels and a search phrase.",
-                {"namespace": Argument(schemas.NAMESPACE, "searchScope.namespace"),
-                 "workflow_run_name": Argument(string("Workflow run name, to read the logs of one CI/CD run"),
-                                               "searchScope.workflowRunName"),
-                 "task_name": Argument(string("Task (step) name within the workflow run"), "searchScope.taskName"),
-                 **window(), **logs_extra, **schemas.ordering(schemas.plain_limit("log entries")), **paging()},
-                required, schemas.WORKFLOW_LOGS, self.workflow_logs, workflow,
+                {
+                    "namespace": Argument(schemas.NAMESPACE, "searchScope.namespace"),
+                    "workflow_run_name": Argument(
+                        string("Workflow run name, to read the logs of one CI/CD run"), "searchScope.workflowRunName"
+                    ),
+                    "task_name": Argument(string("Task (step) name within the workflow run"), "searchScope.taskName"),
+                    **window(),
+                    **logs_extra,
+                    **schemas.ordering(schemas.plain_limit("log entries")),
+                    **paging(),
+                },
+                required,
+                schemas.WORKFLOW_LOGS,
+                self.workflow_logs,
+                workflow,
             ),
             ToolSpec(
                 "query_component_events",
                 "Query Kubernetes events of components in OpenChoreo (scheduling, scaling, image pulls, probe"
                 " failures, job completion). Filters by project, component, environment and time range.",
                 {**scope("events"), **window(), **schemas.ordering(schemas.plain_limit("entries")), **paging()},
-                required, schemas.EVENTS, self.component_events, component,
+                required,
+                schemas.EVENTS,
+                self.component_events,
+                component,
             ),
             ToolSpec(
                 "query_workflow_events",
                 "Query Kubernetes events emitted while CI/CD workflow runs executed in OpenChoreo (pods of build"
                 " and deployment steps). Filters by workflow run name and time range.",
-                {"namespace": Argument(schemas.NAMESPACE, "searchScope.namespace"),
-                 "workflow_run_name": Argument(string("Workflow run name, to read the events of one CI/CD run"),
-                                               "searchScope.workflowRunName"),
-                 **window(), **schemas.ordering(schemas.plain_limit("entries")), **paging()},
-                required, schemas.EVENTS, self.workflow_events, workflow,
+                {
+                    "namespace": Argument(schemas.NAMESPACE, "searchScope.namespace"),
+                    "workflow_run_name": Argument(
+                        string("Workflow run name, to read the events of one CI/CD run"), "searchScope.workflowRunName"
+                    ),
+                    **window(),
+                    **schemas.ordering(schemas.plain_limit("entries")),
+                    **paging(),
+                },
+                required,
+                schemas.EVENTS,
+                self.workflow_events,
+                workflow,
             ),
             ToolSpec(
                 "query_resource_metrics",
@@ -233,14 +259,20 @@ class ObserverTools:
                 " requests and limits (plus network and disk I/O where collected). Useful for capacity planning,"
                 " resource constraints and memory leaks.",
                 {**scope("metrics"), **window(), "step": Argument(schemas.STEP, "step")},
-                required, schemas.METRICS, self.resource_metrics, {**component, "metric": "resource"},
+                required,
+                schemas.METRICS,
+                self.resource_metrics,
+                {**component, "metric": "resource"},
             ),
             ToolSpec(
                 "query_http_metrics",
                 "Query HTTP request and latency metrics of components in OpenChoreo: time series of request"
                 " counts (total, successful, unsuccessful), mean latency and p50/p90/p99 latency in seconds.",
                 {**scope("metrics"), **window(), "step": Argument(schemas.STEP, "step")},
-                required, schemas.METRICS, self.http_metrics, {**component, "metric": "http"},
+                required,
+                schemas.METRICS,
+                self.http_metrics,
+                {**component, "metric": "http"},
             ),
             ToolSpec(
                 "query_traces",
@@ -248,31 +280,51 @@ class ObserverTools:
                 " span count, root span, duration, whether any span failed). Start here to follow a request"
                 " across services.",
                 {**scope("traces"), **window(), **schemas.ordering(schemas.strict_limit())},
-                required, schemas.TRACES, self.traces, component,
+                required,
+                schemas.TRACES,
+                self.traces,
+                component,
             ),
             ToolSpec(
                 "query_trace_spans",
                 "Query the spans of one distributed trace in OpenChoreo (span ID, name, parent span, kind,"
                 " status, timing and attributes). Use a trace_id from query_traces.",
-                {"trace_id": Argument(string("Trace ID whose spans to return (required), from query_traces results"),
-                                      "traceId", in_body=False),
-                 **scope("spans"), **window(), **schemas.ordering(schemas.strict_limit())},
-                ("trace_id", *required), schemas.SPANS, self.trace_spans, component,
+                {
+                    "trace_id": Argument(
+                        string("Trace ID whose spans to return (required), from query_traces results"),
+                        "traceId",
+                        in_body=False,
+                    ),
+                    **scope("spans"),
+                    **window(),
+                    **schemas.ordering(schemas.strict_limit()),
+                },
+                ("trace_id", *required),
+                schemas.SPANS,
+                self.trace_spans,
+                component,
             ),
             ToolSpec(
                 "get_span_details",
                 "Get the full details of one span of a trace in OpenChoreo: attributes, resource attributes,"
                 " parent span, status and timing. Use trace_id and span_id from query_trace_spans.",
-                {"trace_id": Argument(string("Trace ID containing the span (required)"), "traceId", in_body=False),
-                 "span_id": Argument(string("Span ID to return (required)"), "spanId", in_body=False)},
-                ("trace_id", "span_id"), schemas.SPAN_DETAILS, self.span_details,
+                {
+                    "trace_id": Argument(string("Trace ID containing the span (required)"), "traceId", in_body=False),
+                    "span_id": Argument(string("Span ID to return (required)"), "spanId", in_body=False),
+                },
+                ("trace_id", "span_id"),
+                schemas.SPAN_DETAILS,
+                self.span_details,
             ),
             ToolSpec(
                 "query_alerts",
                 "Query alerts that fired in OpenChoreo, with the rule that fired, its value and labels. Filters by"
                 " project, component, environment and time range.",
                 {**scope("alerts"), **window(), **schemas.ordering(schemas.strict_limit())},
-                required, schemas.ALERTS, self.alerts, component,
+                required,
+                schemas.ALERTS,
+                self.alerts,
+                component,
             ),
             ToolSpec(
                 "query_incidents",
@@ -280,24 +332,38 @@ class ObserverTools:
                 " incident has an alert, but not every alert opens an incident. Filters by project, component,"
                 " environment and time range.",
                 {**scope("incidents"), **window(), **schemas.ordering(schemas.strict_limit())},
-                required, schemas.INCIDENTS, self.incidents, component,
+                required,
+                schemas.INCIDENTS,
+                self.incidents,
+                component,
             ),
             ToolSpec(
                 "query_costs",
                 "Query per-component cost records in OpenChoreo: CPU cost, memory cost and resource efficiency"
                 " over a time range, in buckets of the given granularity.",
-                {**_costs_scope("costs"), **_url(window()),
-                 "granularity": Argument(string(
-                     "Bucket size: a whole number of hours, days or weeks matching ^[1-9][0-9]*[hdw]$"
-                     " (e.g., '1h', '1d', '1w')"), "granularity", in_body=False)},
-                ("namespace", "environment", "start_time", "end_time"), schemas.COSTS, self.costs,
+                {
+                    **_costs_scope("costs"),
+                    **_url(window()),
+                    "granularity": Argument(
+                        string(
+                            "Bucket size: a whole number of hours, days or weeks matching ^[1-9][0-9]*[hdw]$"
+                            " (e.g., '1h', '1d', '1w')"
+                        ),
+                        "granularity",
+                        in_body=False,
+                    ),
+                },
+                ("namespace", "environment", "start_time", "end_time"),
+                schemas.COSTS,
+                self.costs,
             ),
             ToolSpec(
                 "query_recommendations",
                 "Query right-sizing recommendations for components in OpenChoreo: current versus recommended CPU"
                 " and memory requests and limits, with their costs.",
                 {**_costs_scope("recommendations"), **_url(window())},
-                ("namespace", "environment", "start_time", "end_time"), schemas.RECOMMENDATIONS,
+                ("namespace", "environment", "start_time", "end_time"),
+                schemas.RECOMMENDATIONS,
                 self.recommendations,
             ),
         ]
@@ -307,19 +373,26 @@ class ObserverTools:
                     "query_runtime_topology",
                     "Query the runtime call graph of a project in one environment: which components, gateways and"
                     " external hosts talk to which, with request counts, error counts and latency per edge.",
-                    {"namespace": Argument(schemas.NAMESPACE, "searchScope.namespace"),
-                     "project": Argument(string("Project name (required)"), "searchScope.project"),
-                     "environment": Argument(string("Environment name (required)"), "searchScope.environment"),
-                     "component": Argument(string("Component name, to keep only the edges touching it"),
-                                           "searchScope.component"),
-                     **window(),
-                     "include_gateways": Argument(schemas.boolean("Include gateway nodes and edges. Default: true"),
-                                                  "includeGateways"),
-                     "include_external": Argument(
-                         schemas.boolean("Include external hosts called by components. Default: true"),
-                         "includeExternal")},
-                    ("namespace", "project", "environment", "start_time", "end_time"), schemas.TOPOLOGY,
-                    self.runtime_topology, component,
+                    {
+                        "namespace": Argument(schemas.NAMESPACE, "searchScope.namespace"),
+                        "project": Argument(string("Project name (required)"), "searchScope.project"),
+                        "environment": Argument(string("Environment name (required)"), "searchScope.environment"),
+                        "component": Argument(
+                            string("Component name, to keep only the edges touching it"), "searchScope.component"
+                        ),
+                        **window(),
+                        "include_gateways": Argument(
+                            schemas.boolean("Include gateway nodes and edges. Default: true"), "includeGateways"
+                        ),
+                        "include_external": Argument(
+                            schemas.boolean("Include external hosts called by components. Default: true"),
+                            "includeExternal",
+                        ),
+                    },
+                    ("namespace", "project", "environment", "start_time", "end_time"),
+                    schemas.TOPOLOGY,
+                    self.runtime_topology,
+                    component,
                 ),
                 ToolSpec(
                     "get_log_context",
@@ -327,26 +400,43 @@ class ObserverTools:
                     " (pod and container), like `grep -C`. Pass the timestamp of a line from"
                     " query_component_logs (and its podName and containerName when several containers log at"
                     " that instant).",
-                    {"namespace": Argument(schemas.NAMESPACE, "searchScope.namespace"),
-                     "project": Argument(string("Project name (required)"), "searchScope.project"),
-                     "component": Argument(string("Component name (required)"), "searchScope.component"),
-                     "environment": Argument(string("Environment name (required)"), "searchScope.environment"),
-                     "timestamp": Argument(
-                         string("Timestamp of the log line, exactly as query_component_logs returned it"),
-                         "startTime"),
-                     "pod_name": Argument(string("Pod of the log line (metadata.podName), when ambiguous"),
-                                          "podName", in_body=False),
-                     "container_name": Argument(
-                         string("Container of the log line (metadata.containerName), when ambiguous"),
-                         "containerName", in_body=False),
-                     "before": Argument(schemas.number(
-                         f"Lines to return before it. Default: {CONTEXT_DEFAULT_LINES}, at most {CONTEXT_MAX_LINES}",
-                         minimum=0, maximum=CONTEXT_MAX_LINES), "before", in_body=False),
-                     "after": Argument(schemas.number(
-                         f"Lines to return after it. Default: {CONTEXT_DEFAULT_LINES}, at most {CONTEXT_MAX_LINES}",
-                         minimum=0, maximum=CONTEXT_MAX_LINES), "after", in_body=False)},
-                    ("namespace", "project", "component", "environment", "timestamp"), schemas.LOG_CONTEXT,
-                    self.log_context, component,
+                    {
+                        "namespace": Argument(schemas.NAMESPACE, "searchScope.namespace"),
+                        "project": Argument(string("Project name (required)"), "searchScope.project"),
+                        "component": Argument(string("Component name (required)"), "searchScope.component"),
+                        "environment": Argument(string("Environment name (required)"), "searchScope.environment"),
+                        "timestamp": Argument(
+                            string("Timestamp of the log line, exactly as query_component_logs returned it"),
+                            "timestamp",
+                        ),
+                        "pod_name": Argument(
+                            string("Pod of the log line (metadata.podName), when ambiguous"), "podName"
+                        ),
+                        "container_name": Argument(
+                            string("Container of the log line (metadata.containerName), when ambiguous"),
+                            "containerName",
+                        ),
+                        "before": Argument(
+                            schemas.number(
+                                f"Lines to return before it. Default: {CONTEXT_DEFAULT_LINES}, at most {CONTEXT_MAX_LINES}",
+                                minimum=0,
+                                maximum=CONTEXT_MAX_LINES,
+                            ),
+                            "before",
+                        ),
+                        "after": Argument(
+                            schemas.number(
+                                f"Lines to return after it. Default: {CONTEXT_DEFAULT_LINES}, at most {CONTEXT_MAX_LINES}",
+                                minimum=0,
+                                maximum=CONTEXT_MAX_LINES,
+                            ),
+                            "after",
+                        ),
+                    },
+                    ("namespace", "project", "component", "environment", "timestamp"),
+                    schemas.LOG_CONTEXT,
+                    self.log_context,
+                    component,
                 ),
             ]
         return tuple(specs)
@@ -478,7 +568,10 @@ class ObserverTools:
         arguments = call.arguments
         granularity = arguments.get("granularity")
         named = finops_scope(
-            *(path_text(arguments, name) for name in ("namespace", "environment", "project", "component")),
+            path_text(arguments, "namespace"),
+            path_text(arguments, "environment"),
+            path_text(arguments, "project"),
+            path_text(arguments, "component"),
             path_text(arguments, "start_time"),
             path_text(arguments, "end_time"),
             None if granularity is None else path_text(arguments, "granularity"),
@@ -499,98 +592,21 @@ class ObserverTools:
         return topology_body(topology, query.range.start_ns, query.range.end_ns, now_ns())
 
     async def log_context(self, caller: Subject | None, call: Call) -> Body:
-        """The lines around one line of one container, on top of plain logs queries over narrow windows.
-
-        The anchor instant is read first (a range of one nanosecond, checked by validate_logs like any logs
-        query), which also tells which container wrote the line when the caller did not say. Then each
-        direction walks away from the anchor through windows of growing width (1 min, 10 min, 1 h, 6 h,
-        24 h), paging each with cursors and keeping only the container's lines, until enough are found, the
-        reach is exhausted, or the page budget is spent; the windows never overlap, so no line is read twice.
-        """
-        body = {**call.body, "endTime": call.body.get("startTime"), "limit": MAX_LIMIT, "sortOrder": "asc"}
-        named, anchor_query = validate_logs(bind(LogsQueryRequest, body))
-        assert isinstance(named, NamedScope)
-        for name in ("project", "component", "environment"):
-            if not getattr(named, name):
-                raise ToolError(f"{name} is required")
-        anchor = anchor_query.range.start_ns
-        before = _context_lines(call.arguments, "before")
-        after = _context_lines(call.arguments, "after")
-        pod, container = path_text(call.arguments, "pod_name").strip(), path_text(call.arguments, "container_name").strip()
-
-        def same(record: LogRecord) -> bool:
-            who = record.identity
-            return (not pod or who.pod == pod) and (not container or who.container == container)
-
-        at_anchor = [record for record in (await self._query.logs(caller, named, anchor_query)).items if same(record)]
-        writers = sorted({(record.identity.pod, record.identity.container) for record in at_anchor})
-        anchor_text = format_rfc3339(anchor)
-        if len(writers) > 1:
-            listed = ", ".join(f"{p}/{c}" for p, c in writers)
-            raise ToolError(
-                f"{len(writers)} containers logged at {anchor_text} ({listed}); pass pod_name and container_name to"
-                " choose one"
-            )
-        if writers:
-            pod, container = writers[0]
-        elif not (pod and container):
-            raise ToolError(
-                f"no log line at {anchor_text} in this scope; pass the exact timestamp of a line returned by"
-                " query_component_logs, or pod_name and container_name to read around any instant"
-            )
-
-        def same_container(record: LogRecord) -> bool:
-            return record.identity.pod == pod and record.identity.container == container
-
-        earlier, searched_from = await self._walk(caller, named, anchor, before, "desc", same_container)
-        later, searched_to = await self._walk(caller, named, anchor, after, "asc", same_container)
-        earlier.reverse()
-        return {
-            "podName": pod,
-            "containerName": container,
-            "before": [component_log_entry(record) for record in earlier],
-            "anchor": [component_log_entry(record) for record in at_anchor],
-            "after": [component_log_entry(record) for record in later],
-            "searched": {"startTime": format_rfc3339(searched_from), "endTime": format_rfc3339(searched_to)},
+        """REST's `POST /api/v1alpha1/logs/context`: the same validation and the same service method."""
+        body = {
+            **call.body,
+            **{name: _whole(value) for name, value in call.body.items() if name in ("before", "after")},
         }
+        scope, request = validate_log_context(bind(LogContextRequest, body))
+        return log_context_body(await self._query.log_context(caller, scope, request))
 
-    async def _walk(
-        self,
-        caller: Subject | None,
-        named: NamedScope,
-        anchor: int,
-        wanted: int,
-        sort: SortOrder,
-        keep: Callable[[LogRecord], bool],
-    ) -> tuple[list[LogRecord], int]:
-        """Up to `wanted` lines strictly before (desc) or after (asc) the anchor, nearest first, and how far
-        the search reached."""
-        found: list[LogRecord] = []
-        reached = anchor
-        pages = 0
-        previous = 0
-        for reach in CONTEXT_REACH_NS:
-            if len(found) >= wanted or pages >= CONTEXT_MAX_PAGES:
-                break
-            if sort == "desc":
-                window = TimeRange(max(0, anchor - reach), anchor - previous - 1)
-                reached = window.start_ns
-            else:
-                window = TimeRange(anchor + previous + 1, anchor + reach)
-                reached = window.end_ns
-            previous = reach
-            cursor = ""
-            while len(found) < wanted and pages < CONTEXT_MAX_PAGES:
-                query = LogsQuery(
-                    scope=ComponentScope(named.namespace), range=window, limit=CONTEXT_PAGE, sort=sort, cursor=cursor
-                )
-                page = await self._query.logs(caller, named, query)
-                pages += 1
-                found += [record for record in page.items if keep(record)][: wanted - len(found)]
-                cursor = page.next_cursor
-                if not cursor:
-                    break
-        return found, reached
+
+def _whole(value: Any) -> Any:
+    """A whole number sent as a JSON float (`5.0`, as some clients send every number) is the integer REST's
+    strict binding takes; anything else goes on unchanged, for that binding to refuse in its own words."""
+    if isinstance(value, float) and math.isfinite(value) and value == int(value):
+        return int(value)
+    return value
 
 
 def _costs_scope(what: str) -> dict[str, Argument]:
@@ -599,22 +615,11 @@ def _costs_scope(what: str) -> dict[str, Argument]:
         "namespace": Argument(schemas.NAMESPACE, "namespace", in_body=False),
         "environment": Argument(string("Environment name (required)"), "environment", in_body=False),
         "project": Argument(string(f"Project name to filter {what}"), "project", in_body=False),
-        "component": Argument(string(f"Component name to filter {what} (requires project)"), "component",
-                              in_body=False),
+        "component": Argument(
+            string(f"Component name to filter {what} (requires project)"), "component", in_body=False
+        ),
     }
 
 
 def _url(arguments: dict[str, Argument]) -> dict[str, Argument]:
     return {name: replace(argument, in_body=False) for name, argument in arguments.items()}
-
-
-def _context_lines(arguments: Arguments, name: str) -> int:
-    """get_log_context's own arguments (no REST route has them): a whole number from 0 to the maximum."""
-    value = arguments.get(name)
-    if value is None:
-        return CONTEXT_DEFAULT_LINES
-    whole = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) \
-        and value == int(value)
-    if not whole or not 0 <= value <= CONTEXT_MAX_LINES:
-        raise ToolError(f"{name} must be a whole number from 0 to {CONTEXT_MAX_LINES}")
-    return int(value)

@@ -16,9 +16,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, StrictBool, StrictFloat, StrictInt, StrictStr
 
-from domain.echo import shown
-from domain.model import LABEL_COMPONENT_UID, LABEL_ENVIRONMENT_UID, LABEL_PROJECT_UID
-from alert_rules.model import (
+from domain.alerting import (
     LABEL_SCOPE,
     METRICS,
     OPERATORS,
@@ -29,6 +27,8 @@ from alert_rules.model import (
     condition_from,
     short_duration,
 )
+from domain.echo import shown
+from domain.model import LABEL_COMPONENT_UID, LABEL_ENVIRONMENT_UID, LABEL_PROJECT_UID
 from observer.alerting import bodies
 from observer.alerting.intake import AlertIntake, RuleNotFound
 from observer.alerting.payloads import InvalidPayload, firings_from
@@ -77,8 +77,11 @@ class AlertRuleRequest(BaseModel):
 
 def _source_type(source_type: str) -> str:
     if source_type not in SOURCE_TYPES:
-        raise ApiError(400, f"sourceType \"{shown(source_type)}\" is invalid: must be 'log', 'metric', or 'budget'",
-                       "INVALID_SOURCE_TYPE")
+        raise ApiError(
+            400,
+            f"sourceType \"{shown(source_type)}\" is invalid: must be 'log', 'metric', or 'budget'",
+            "INVALID_SOURCE_TYPE",
+        )
     return source_type
 
 
@@ -92,13 +95,16 @@ def rule_from_request(source_type: str, body: AlertRuleRequest, existing: AlertR
     meta, source, condition = body.metadata, body.source, body.condition
     if meta is None or source is None or condition is None:
         raise _invalid("metadata, source and condition are required")
-    if not (meta.name or "").strip():
+    if meta.name is None or not meta.name.strip():
         raise _invalid("metadata.name is required")
-    if not (meta.namespace or "").strip():
+    if meta.namespace is None or not meta.namespace.strip():
         raise _invalid("metadata.namespace is required")
     uids = {}
-    for field, label in (("projectUid", LABEL_PROJECT_UID), ("environmentUid", LABEL_ENVIRONMENT_UID),
-                         ("componentUid", LABEL_COMPONENT_UID)):
+    for field, label in (
+        ("projectUid", LABEL_PROJECT_UID),
+        ("environmentUid", LABEL_ENVIRONMENT_UID),
+        ("componentUid", LABEL_COMPONENT_UID),
+    ):
         value = getattr(meta, field)
         if value is None or str(value) == _ZERO_UUID:
             raise _invalid(f"metadata.{field} is required")
@@ -118,18 +124,34 @@ def rule_from_request(source_type: str, body: AlertRuleRequest, existing: AlertR
     except InvalidResource as exc:
         raise _invalid(str(exc)) from None
     if source.type != source_type:
-        raise ApiError(400, f'path sourceType "{shown(source_type)}" does not match body source.type "{shown(source.type)}"',
-                       "SOURCE_TYPE_MISMATCH")
-    rule_source = RuleSource("budget", metric="budget") if source.type == "budget" else RuleSource(
-        source.type, query=(source.query or "").strip() if source.type == "log" else "",
-        metric=source.metric or "" if source.type == "metric" else "")
+        raise ApiError(
+            400,
+            f'path sourceType "{shown(source_type)}" does not match body source.type "{shown(source.type)}"',
+            "SOURCE_TYPE_MISMATCH",
+        )
+    rule_source = (
+        RuleSource("budget", metric="budget")
+        if source.type == "budget"
+        else RuleSource(
+            source.type,
+            query=(source.query or "").strip() if source.type == "log" else "",
+            metric=source.metric or "" if source.type == "metric" else "",
+        )
+    )
     name, namespace = meta.name.strip(), meta.namespace.strip()
     labels = dict(existing.labels) if existing else {}
     labels.pop(LABEL_SCOPE, None)  # the API always scopes a rule by its three UIDs: no longer namespace-wide
     labels.update(uids)
     base = existing or AlertRule(name=name, namespace=namespace, rule_name=name, source=rule_source, condition=parsed)
-    return replace(base, name=name, namespace=namespace, source=rule_source, condition=parsed,
-                   enabled=condition.enabled, labels=labels)
+    return replace(
+        base,
+        name=name,
+        namespace=namespace,
+        source=rule_source,
+        condition=parsed,
+        enabled=condition.enabled,
+        labels=labels,
+    )
 
 
 def rule_response(rule: AlertRule) -> dict[str, Any]:
@@ -140,12 +162,21 @@ def rule_response(rule: AlertRule) -> dict[str, Any]:
     if rule.source.metric:
         source["metric"] = rule.source.metric
     return {
-        "metadata": {"name": rule.name, "namespace": rule.namespace, "projectUid": rule.project_uid,
-                     "environmentUid": rule.environment_uid, "componentUid": rule.component_uid},
+        "metadata": {
+            "name": rule.name,
+            "namespace": rule.namespace,
+            "projectUid": rule.project_uid,
+            "environmentUid": rule.environment_uid,
+            "componentUid": rule.component_uid,
+        },
         "source": source,
-        "condition": {"enabled": rule.enabled, "window": short_duration(rule.condition.window_s),
-                      "interval": short_duration(rule.condition.interval_s), "operator": rule.condition.operator,
-                      "threshold": rule.condition.threshold},
+        "condition": {
+            "enabled": rule.enabled,
+            "window": short_duration(rule.condition.window_s),
+            "interval": short_duration(rule.condition.interval_s),
+            "operator": rule.condition.operator,
+            "threshold": rule.condition.threshold,
+        },
     }
 
 
@@ -193,8 +224,11 @@ async def update_rule(sourceType: str, ruleName: str, request: Request) -> FastJ
     if sourceType == "budget":
         raise _budget_unsupported()
     if rule.name != name:
-        raise ApiError(400, f'metadata.name "{shown(rule.name)}" does not match the rule name "{shown(name)}" in the path',
-                       "VALIDATION_ERROR")
+        raise ApiError(
+            400,
+            f'metadata.name "{shown(rule.name)}" does not match the rule name "{shown(name)}" in the path',
+            "VALIDATION_ERROR",
+        )
     if existing is None:
         raise ApiError(404, f"alert rule {shown(name)} not found", "NOT_FOUND")
     stored = await rules.put_rule(rule)
@@ -232,8 +266,11 @@ async def alert_webhook(request: Request) -> FastJSONResponse:
         except Exception as exc:
             log.exception("alert webhook for %s/%s failed", firing.rule_namespace, firing.rule_name)
             raise ApiError(500, f"failed to handle alert webhook: {type(exc).__name__}", "WEBHOOK_FAILED") from None
-        messages.append("alert suppressed: duplicate within suppression window" if result.suppressed
-                        else f"alert acknowledged, alertID: {result.alert_id}")
+        messages.append(
+            "alert suppressed: duplicate within suppression window"
+            if result.suppressed
+            else f"alert acknowledged, alertID: {result.alert_id}"
+        )
     if not messages:
         return FastJSONResponse({"status": "success", "message": "no firing alerts in the payload"})
     return FastJSONResponse({"status": "success", "message": "; ".join(messages)})

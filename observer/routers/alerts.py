@@ -24,6 +24,7 @@ from observer.wire import ComponentSearchScope
 
 router = APIRouter(tags=["Alerts"], default_response_class=FastJSONResponse)
 
+
 class AlertsSearchScope(ComponentSearchScope):
     """The contract's ComponentSearchScope, refusing keys it does not define (a misspelt `compnent` would
     otherwise widen the query to every component)."""
@@ -105,5 +106,8 @@ async def update_incident(incidentId: str, request: Request) -> FastJSONResponse
     if bodies.unstorable_text(incidentId) is not None:
         raise ApiError(400, "incident id contains a NUL character or an unpaired surrogate", "INVALID_INCIDENT_ID")
     body = await bind(request, IncidentPutRequest)
-    return FastJSONResponse(await alert_service(request).update_incident(
-        caller(request), incidentId, (body.status or "").strip(), body.notes, body.description))
+    return FastJSONResponse(
+        await alert_service(request).update_incident(
+            caller(request), incidentId, (body.status or "").strip(), body.notes, body.description
+        )
+    )

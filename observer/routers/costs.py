@@ -20,14 +20,21 @@ _RECOMMENDATIONS_PARAMETERS = _COSTS_PARAMETERS - {"granularity"}
 router = APIRouter(tags=["FinOps"], default_response_class=FastJSONResponse)
 
 _PROJECT = Query(None, description="Project name. When set, narrows the response to components in this project.")
-_COMPONENT = Query(None, description="Component name. When set, narrows the response to this single component. "
-                                     "Requires `project`.")
-_START = Query(description="Inclusive lower bound of the cost window (RFC 3339).",
-               json_schema_extra={"format": "date-time"})
-_END = Query(description="Exclusive upper bound of the cost window (RFC 3339). Must be strictly greater than "
-                         "startTime.", json_schema_extra={"format": "date-time"})
-_GRANULARITY = Query(None, description="Bucket size `<count><unit>`, unit h, d or w (e.g. 1h, 2d, 3w).",
-                     json_schema_extra={"pattern": GRANULARITY.pattern})
+_COMPONENT = Query(
+    None, description="Component name. When set, narrows the response to this single component. Requires `project`."
+)
+_START = Query(
+    description="Inclusive lower bound of the cost window (RFC 3339).", json_schema_extra={"format": "date-time"}
+)
+_END = Query(
+    description="Exclusive upper bound of the cost window (RFC 3339). Must be strictly greater than startTime.",
+    json_schema_extra={"format": "date-time"},
+)
+_GRANULARITY = Query(
+    None,
+    description="Bucket size `<count><unit>`, unit h, d or w (e.g. 1h, 2d, 3w).",
+    json_schema_extra={"pattern": GRANULARITY.pattern},
+)
 
 
 # Both handlers end in an ApiError (a 400, a 401/403, or the 501); the 200 the contract describes is documented

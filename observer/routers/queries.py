@@ -1,6 +1,6 @@
 """REST routes of the query API: bind, validate, call the service, shape the response.
 
-One module for the seven query routes because each is four lines of the same pattern; the work lives in
+One module for the eight query routes (the contract's seven and the log-context extension) because each is four lines of the same pattern; the work lives in
 `observer.validation`, `observer.service` and `observer.wire`.
 """
 
@@ -9,16 +9,17 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Depends, Path, Request
-from observer.responses import FastJSONResponse
 
 from domain.echo import shown
 from domain.model import WorkflowScope
 from domain.timeutil import now_ns
 from observer.auth.model import Subject
 from observer.errors import UNSUPPORTED_MEDIA_TYPE, bad_request
+from observer.responses import FastJSONResponse
 from observer.service import QueryService
 from observer.validation import (
     validate_events,
+    validate_log_context,
     validate_logs,
     validate_metrics,
     validate_span_ids,
@@ -29,12 +30,14 @@ from observer.validation import (
 from observer.wire import (
     ErrorResponse,
     EventsQueryRequest,
+    LogContextRequest,
     LogsQueryRequest,
     MetricsQueryRequest,
     RuntimeTopologyRequest,
     TracesQueryRequest,
     component_log_entry,
     event_entry,
+    log_context_body,
     metric_series_body,
     span_entry,
     topology_body,
@@ -90,6 +93,54 @@ async def query_logs(
     page = await service.logs(caller(request), scope, query)
     entry = workflow_log_entry if isinstance(scope, WorkflowScope) else component_log_entry
     return _paged("logs", [entry(record) for record in page.items], page)
+
+
+#: The log-context answer, for /openapi.json: the container, its lines before, at and after the anchor, and the
+#: window searched. Entries are the contract's ComponentLogEntry.
+_LOG_ENTRIES = {"type": "array", "items": {"$ref": "#/components/schemas/ComponentLogEntry"}}
+LOG_CONTEXT_RESPONSE: dict[str, Any] = {
+    "type": "object",
+    "required": ["podName", "containerName", "before", "anchor", "after", "searched"],
+    "properties": {
+        "podName": {"type": "string"},
+        "containerName": {"type": "string"},
+        "before": {**_LOG_ENTRIES, "description": "Up to `before` lines of the container, oldest first."},
+        "anchor": {**_LOG_ENTRIES, "description": "The container's lines at the anchor instant."},
+        "after": {**_LOG_ENTRIES, "description": "Up to `after` lines of the container, oldest first."},
+        "searched": {
+            "type": "object",
+            "description": "How far from the anchor the search reached (it stops at 24 hours either way).",
+            "properties": {
+                "startTime": {"type": "string", "format": "date-time"},
+                "endTime": {"type": "string", "format": "date-time"},
+            },
+        },
+    },
+}
+
+
+@router.post(
+    "/api/v1alpha1/logs/context",
+    tags=["Logs"],
+    operation_id="getLogContext",
+    summary="The lines around one log line (extension)",
+    description="The lines one container wrote just before and just after one log line, like `grep -C`: pass the"
+    " timestamp of a line a logs query returned (and its podName and containerName when several containers logged"
+    " at that instant). Authorized as a logs query (`logs:view`) on the component scope.",
+    responses={
+        200: {
+            "description": "The lines around the anchor",
+            "content": {"application/json": {"schema": LOG_CONTEXT_RESPONSE}},
+        }
+    },
+    openapi_extra={"x-observer-extension": True},
+)
+async def get_log_context(
+    request: Request, body: LogContextRequest, service: QueryService = Depends(query_service)
+) -> FastJSONResponse:
+    scope, checked = validate_log_context(body)
+    context = await service.log_context(caller(request), scope, checked)
+    return FastJSONResponse(log_context_body(context))
 
 
 @router.post("/api/v1/events/query", tags=["Events"], operation_id="queryEvents")

@@ -6,6 +6,7 @@ indices under a prefix of this session's own; tests stay apart by writing into a
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import uuid
 from collections.abc import AsyncIterator, Iterator, Sequence
@@ -15,11 +16,9 @@ from typing import Any
 
 import pytest
 
-from adapters.embedded.backend import EmbeddedBackend
+from adapters import registry
+from devservers.opensearch_layout import drop_layout, unique_layout
 from domain.model import EventRecord, LogRecord, SpanRecord
-from adapters.opensearch.backend import OpenSearchBackend
-from adapters.opensearch.client import OpenSearchConfig
-from tests.servers.opensearch_layout import drop_layout, unique_layout
 
 _namespaces = itertools.count()
 
@@ -29,32 +28,55 @@ class Subject:
     """A backend under test and how to put records into it so that queries see them at once."""
 
     kind: str
-    backend: Any  # LogsBackend + EventsBackend + TracesBackend
+    backend: Any  # LogsBackend + EventsBackend + TracesBackend (the backend's logs, events and traces roles)
     namespace: str  # this test's own namespace
+    sink: Any = None  # its TelemetrySink; the backend itself when None
 
     async def load(
         self, logs: Sequence[LogRecord] = (), events: Sequence[EventRecord] = (), spans: Sequence[SpanRecord] = ()
     ) -> None:
-        await self.backend.write(batch_id=uuid.uuid4().hex, logs=logs, events=events, spans=spans)
+        sink = self.sink if self.sink is not None else self.backend
+        await sink.write(batch_id=uuid.uuid4().hex, logs=logs, events=events, spans=spans)
+
+
+#: Writes visible to the next query at once; a backend's upkeep is the serving process's, not the suite's.
+CONTEXT = registry.Context("write", searchable_writes=True)
+
+
+async def built(name: str, **settings: Any) -> registry.Backend:
+    """One backend through the registry, as a process builds it, started."""
+    entry = registry.entries()[name]
+    backend = entry.create(entry.settings(**settings), CONTEXT)
+    await backend.start()
+    return backend
 
 
 @pytest.fixture(scope="session")
-async def opensearch_backend(opensearch_url: str) -> AsyncIterator[OpenSearchBackend]:
+async def opensearch_backend(opensearch_url: str) -> AsyncIterator[registry.Backend]:
     layout = unique_layout("contract")
-    backend = OpenSearchBackend(OpenSearchConfig(address=opensearch_url, layout=layout), {"refresh": True})
-    await backend.install(retention_days=30)
+    backend = await built(
+        "opensearch",
+        address=opensearch_url,
+        logs_prefix=layout.logs,
+        events_prefix=layout.events,
+        traces_prefix=layout.traces,
+        retention_hours=30 * 24,
+    )
     yield backend
-    await drop_layout(backend.client, layout)
+    await drop_layout(backend.roles.logs.client, layout)  # type: ignore[union-attr]
     await backend.close()
 
 
 @pytest.fixture(params=["embedded", "opensearch"])
 def subject(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Subject]:
-    # A plain fixture: it picks the async session fixture by name, which an async fixture could not.
+    # A plain fixture: it picks the async session fixture by name, which an async fixture could not. The
+    # embedded backend needs no start, and closes without the event loop (asyncio.run: a loop of its own).
     namespace = f"ns{next(_namespaces)}"
     if request.param == "embedded":
-        backend = EmbeddedBackend(tmp_path / "data")
-        yield Subject("embedded", backend, namespace)
-        backend.close()
+        entry = registry.entries()["embedded"]
+        backend = entry.create(entry.settings(data_dir=tmp_path / "data"), CONTEXT)
+        yield Subject("embedded", backend.roles.logs, namespace, backend.roles.sink)
+        asyncio.run(backend.close())
     else:
-        yield Subject("opensearch", request.getfixturevalue("opensearch_backend"), namespace)
+        backend = request.getfixturevalue("opensearch_backend")
+        yield Subject("opensearch", backend.roles.logs, namespace, backend.roles.sink)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from devservers.sample import BASE_NS, COMPONENTS, ENVIRONMENTS, PROJECT_UID, identity
 from domain.model import ComponentScope, EventRecord, Identity, LogRecord, SpanRecord, TimeRange, WorkflowScope
-from tests.sample import BASE_NS, COMPONENTS, ENVIRONMENTS, PROJECT_UID, identity
 
 SECOND = 10**9
 MS = 10**6
@@ -67,7 +67,9 @@ def span(
     )
 
 
-def event(namespace: str, offset_ns: int, reason: str, kind: str = "Pod", type_: str = "Normal", **identity_args) -> EventRecord:
+def event(
+    namespace: str, offset_ns: int, reason: str, kind: str = "Pod", type_: str = "Normal", **identity_args
+) -> EventRecord:
     return EventRecord(
         ts_ns=BASE_NS + offset_ns,
         message=f"{reason} happened",

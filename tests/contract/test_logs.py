@@ -8,11 +8,10 @@ import json
 
 import pytest
 
-from domain.model import TOTAL_CAP, ComponentScope, LogsQuery, TimeRange
 from adapters.protocols import InvalidCursor
+from devservers.sample import BASE_NS, COMPONENTS, ENVIRONMENTS, PROJECT_UID
+from domain.model import TOTAL_CAP, ComponentScope, LogRecord, LogsQuery, TimeRange
 from tests.contract.data import MS, SECOND, WINDOW, cart_scope, log, workflow_identity, workflow_scope
-from tests.sample import BASE_NS, COMPONENTS, ENVIRONMENTS, PROJECT_UID
-from domain.model import LogRecord
 
 
 def bodies(page) -> list[str]:
@@ -68,8 +67,22 @@ async def test_time_range_is_inclusive_to_the_nanosecond(subject):
 
 
 PHRASES = [
-    'say "hi"', "x*y", "what?", "C:\\temp\\new", "key: value", "a OR b", "NOT found", "(paren", "50%", "*", "?",
-    "\\", "path\\", "a.*b", "<tag>~#@&", "ünïcödé ✓",
+    'say "hi"',
+    "x*y",
+    "what?",
+    "C:\\temp\\new",
+    "key: value",
+    "a OR b",
+    "NOT found",
+    "(paren",
+    "50%",
+    "*",
+    "?",
+    "\\",
+    "path\\",
+    "a.*b",
+    "<tag>~#@&",
+    "ünïcödé ✓",
 ]
 
 
@@ -88,7 +101,13 @@ async def test_phrases_match_literally(subject, phrase):
 
 async def test_phrase_is_case_sensitive_and_a_substring(subject):
     ns = subject.namespace
-    await subject.load(logs=[log(ns, SECOND, "Payment declined"), log(ns, 2 * SECOND, "payment declined"), log(ns, 3 * SECOND, "prepayments")])
+    await subject.load(
+        logs=[
+            log(ns, SECOND, "Payment declined"),
+            log(ns, 2 * SECOND, "payment declined"),
+            log(ns, 3 * SECOND, "prepayments"),
+        ]
+    )
     page = await subject.backend.query_logs(LogsQuery(scope=cart_scope(ns), range=WINDOW, phrase="payment", sort="asc"))
     assert bodies(page) == ["payment declined", "prepayments"]
 
@@ -108,7 +127,9 @@ async def test_levels_filter_and_error_includes_fatal(subject):
     assert bodies(await subject.backend.query_logs(query("ERROR"))) == ["e", "f"]
     assert bodies(await subject.backend.query_logs(query("WARN", "DEBUG"))) == ["d", "w"]
     assert bodies(await subject.backend.query_logs(query("INFO"))) == ["i"]
-    both = await subject.backend.query_logs(LogsQuery(scope=cart_scope(ns), range=WINDOW, levels=("ERROR",), phrase="f"))
+    both = await subject.backend.query_logs(
+        LogsQuery(scope=cart_scope(ns), range=WINDOW, levels=("ERROR",), phrase="f")
+    )
     assert bodies(both) == ["f"]
 
 
@@ -136,7 +157,9 @@ async def test_cursor_walks_every_record_once(subject, sort):
     await subject.load(logs=[log(ns, (i // 2) * MS, f"line {i:03d}") for i in range(95)])
     seen, cursor, pages = [], "", 0
     while True:
-        page = await subject.backend.query_logs(LogsQuery(scope=cart_scope(ns), range=WINDOW, limit=10, sort=sort, cursor=cursor))
+        page = await subject.backend.query_logs(
+            LogsQuery(scope=cart_scope(ns), range=WINDOW, limit=10, sort=sort, cursor=cursor)
+        )
         seen += [(record.ts_ns, record.body) for record in page.items]
         pages += 1
         assert page.total == 95
@@ -154,7 +177,9 @@ async def test_a_cursor_belongs_to_its_query(subject):
     await subject.load(logs=[log(ns, i * MS, f"line {i}") for i in range(5)])
     page = await subject.backend.query_logs(LogsQuery(scope=cart_scope(ns), range=WINDOW, limit=2))
     with pytest.raises(InvalidCursor):
-        await subject.backend.query_logs(LogsQuery(scope=cart_scope(ns), range=WINDOW, limit=2, phrase="x", cursor=page.next_cursor))
+        await subject.backend.query_logs(
+            LogsQuery(scope=cart_scope(ns), range=WINDOW, limit=2, phrase="x", cursor=page.next_cursor)
+        )
     with pytest.raises(InvalidCursor):
         await subject.backend.query_logs(LogsQuery(scope=cart_scope(ns), range=WINDOW, cursor="not-a-cursor"))
 
@@ -192,7 +217,12 @@ async def test_workflow_scope_matches_run_exactly_task_as_substring_and_skips_ar
 async def test_a_range_across_midnight_reads_both_days(subject):
     ns = subject.namespace
     midnight = (BASE_NS // (86_400 * SECOND) + 1) * 86_400 * SECOND
-    await subject.load(logs=[log(ns, midnight - SECOND - BASE_NS, "before midnight"), log(ns, midnight + SECOND - BASE_NS, "after midnight")])
+    await subject.load(
+        logs=[
+            log(ns, midnight - SECOND - BASE_NS, "before midnight"),
+            log(ns, midnight + SECOND - BASE_NS, "after midnight"),
+        ]
+    )
     window = TimeRange(midnight - 60 * SECOND, midnight + 60 * SECOND)
     page = await subject.backend.query_logs(LogsQuery(scope=cart_scope(ns), range=window, sort="asc"))
     assert bodies(page) == ["before midnight", "after midnight"]

@@ -12,15 +12,15 @@ from typing import Any
 
 import pytest
 
-from domain import semconv
 from adapters.embedded.backend import EmbeddedBackend
-from domain.model import ComponentScope, MetricPoint, MetricsQuery, TimeRange
 from adapters.prometheus.backend import PrometheusBackend
 from adapters.prometheus.client import PrometheusConfig
 from adapters.prometheus.otel import OtelScheme
 from adapters.prometheus.remote_write import RemoteWriter
+from devservers.sample import COMPONENTS, ENVIRONMENTS, PROJECT_UID, platform_points
+from domain import semconv
+from domain.model import ComponentScope, MetricPoint, MetricsQuery, TimeRange
 from domain.timeutil import now_ns
-from tests.sample import COMPONENTS, ENVIRONMENTS, PROJECT_UID, platform_points
 
 SECOND = 10**9
 MINUTE = 60 * SECOND
@@ -29,7 +29,9 @@ _namespaces = itertools.count()
 
 @pytest.fixture(scope="session")
 async def prometheus_metrics(prometheus_server) -> AsyncIterator[PrometheusBackend]:
-    backend = PrometheusBackend(PrometheusConfig(prometheus_server.url), OtelScheme(), RemoteWriter(prometheus_server.url))
+    backend = PrometheusBackend(
+        PrometheusConfig(prometheus_server.url), OtelScheme(), RemoteWriter(prometheus_server.url)
+    )
     yield backend
     await backend.close()
 

@@ -48,10 +48,10 @@ from typing import Any
 import pytest
 
 from adapters.embedded.backend import EmbeddedBackend
-from domain.model import ComponentScope, EdgeMetrics, NodeRef, Topology, TopologyQuery
 from adapters.prometheus.backend import PrometheusBackend
 from adapters.prometheus.client import PrometheusConfig
 from adapters.prometheus.kubernetes import KubernetesScheme
+from domain.model import ComponentScope, EdgeMetrics, NodeRef, Topology, TopologyQuery
 from tests.contract import topology_data as data
 from tests.contract.topology_data import (
     API,
@@ -212,9 +212,7 @@ async def test_both_backends_give_the_same_topology(
     assert_same_topology(from_hubble, expected, f"prometheus vs expected ({name})")
 
 
-async def test_node_metrics_count_everything_received(
-    embedded: EmbeddedBackend, prometheus: PrometheusBackend
-) -> None:
+async def test_node_metrics_count_everything_received(embedded: EmbeddedBackend, prometheus: PrometheusBackend) -> None:
     """api's node counts its own calls to itself and crm's; web's the gateway's and ledger's; cart's the
     unlabelled pod's -- none of which is an edge of the internal view."""
     q = QUERIES["project-internal"]

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from domain.model import ComponentScope, EventsQuery, SpansQuery, TimeRange, TracesQuery
 from adapters.protocols import SpanNotFound
+from devservers.sample import BASE_NS, COMPONENTS, ENVIRONMENTS, PROJECT_UID
+from domain.model import ComponentScope, EventsQuery, SpansQuery, TimeRange, TracesQuery
 from tests.contract.data import MS, SECOND, WINDOW, cart_scope, event, span
-from tests.sample import BASE_NS, COMPONENTS, PROJECT_UID, ENVIRONMENTS
 
 
 def checkout_traces(ns: str):
@@ -75,7 +75,13 @@ async def test_span_details_round_trip_and_missing_span(subject):
     await subject.load(spans=spans)
     got = await subject.backend.get_span(f"{2:032x}", f"{5:016x}")
     want = spans[4]
-    assert (got.name, got.kind, got.parent_span_id, got.start_ns, got.end_ns) == (want.name, want.kind, want.parent_span_id, want.start_ns, want.end_ns)
+    assert (got.name, got.kind, got.parent_span_id, got.start_ns, got.end_ns) == (
+        want.name,
+        want.kind,
+        want.parent_span_id,
+        want.start_ns,
+        want.end_ns,
+    )
     assert (got.status_code, got.status_message) == ("error", "boom")
     assert got.attributes == {"http.route": "/cart", "retries": 2}
     assert got.resource["service.name"] == "cart"
@@ -103,7 +109,11 @@ async def test_events_scope_order_fields_and_cursor(subject):
     assert [e.reason for e in rest.items] == ["BackOff"] and not rest.next_cursor
     backoff = rest.items[0]
     assert (backoff.type, backoff.message, backoff.object_kind, backoff.object_name, backoff.object_namespace) == (
-        "Warning", "BackOff happened", "Pod", "cart-prod-0", f"dp-{ns}-prod"
+        "Warning",
+        "BackOff happened",
+        "Pod",
+        "cart-prod-0",
+        f"dp-{ns}-prod",
     )
     assert backoff.identity.component_uid == COMPONENTS["cart"]
     project = ComponentScope(ns, PROJECT_UID, "", ENVIRONMENTS["prod"])

@@ -7,9 +7,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.sample import CART_PROD_LABELS
+from devservers.sample import CART_PROD_LABELS
 
-POD_NAMESPACE, POD, POD_UID, CONTAINER = "dp-acme-prod", "cart-7d9f-abcde", "0b9e4c1a-1111-4a2b-9c3d-123456789abc", "main"
+POD_NAMESPACE, POD, POD_UID, CONTAINER = (
+    "dp-acme-prod",
+    "cart-7d9f-abcde",
+    "0b9e4c1a-1111-4a2b-9c3d-123456789abc",
+    "main",
+)
 
 
 @pytest.fixture

@@ -10,10 +10,10 @@ import time
 import httpx
 import pytest
 
+from devservers.observer import observer_up
+from devservers.opensearch_layout import drop_layout_at, unique_layout
 from domain.timeutil import format_rfc3339, now_ns
 from observer.demo import DemoTraffic
-from tests.servers.observer import observer_up
-from tests.servers.opensearch_layout import drop_layout_at, unique_layout
 
 SCOPE = {"namespace": "demo", "project": "shop", "environment": "production"}
 
@@ -66,8 +66,9 @@ def eventually(check, timeout_s: float = 20.0):
 
 def test_component_logs_come_back_with_metadata(plane):
     def check():
-        body = post(plane, "/api/v1/logs/query",
-                    {**window(), "searchScope": {**SCOPE, "component": "cart"}, "limit": 50})
+        body = post(
+            plane, "/api/v1/logs/query", {**window(), "searchScope": {**SCOPE, "component": "cart"}, "limit": 50}
+        )
         assert body["logs"], body
         return body
 
@@ -77,8 +78,9 @@ def test_component_logs_come_back_with_metadata(plane):
     assert entry["metadata"]["environmentName"] == "production"
     assert entry["metadata"]["podName"].startswith("cart-")
     assert {"timestamp", "log", "level"} <= set(entry)
-    errors = post(plane, "/api/v1/logs/query",
-                  {**window(), "searchScope": {**SCOPE, "component": "cart"}, "logLevels": ["ERROR"]})
+    errors = post(
+        plane, "/api/v1/logs/query", {**window(), "searchScope": {**SCOPE, "component": "cart"}, "logLevels": ["ERROR"]}
+    )
     assert all(e["level"] in ("ERROR", "FATAL") for e in errors["logs"])
 
 
@@ -90,8 +92,11 @@ def test_traces_span_components(plane):
 
     body = eventually(check)
     trace = max(body["traces"], key=lambda t: t["spanCount"])
-    spans = post(plane, f"/api/v1alpha1/traces/{trace['traceId']}/spans/query",
-                 {**window(), "searchScope": {"namespace": "demo", "project": "shop"}, "includeAttributes": True})
+    spans = post(
+        plane,
+        f"/api/v1alpha1/traces/{trace['traceId']}/spans/query",
+        {**window(), "searchScope": {"namespace": "demo", "project": "shop"}, "includeAttributes": True},
+    )
     assert len(spans["spans"]) == trace["spanCount"]
     kinds = {span.get("spanKind") for span in spans["spans"]}
     assert {"Server", "Client"} <= kinds
@@ -102,8 +107,11 @@ def test_traces_span_components(plane):
 
 def test_http_metrics_have_latency_series(plane):
     def check():
-        body = post(plane, "/api/v1/metrics/query",
-                    {**window(10), "metric": "http", "step": "10s", "searchScope": {**SCOPE, "component": "cart"}})
+        body = post(
+            plane,
+            "/api/v1/metrics/query",
+            {**window(10), "metric": "http", "step": "10s", "searchScope": {**SCOPE, "component": "cart"}},
+        )
         assert body.get("latencyP99") and body.get("requestCount"), body
         return body
 
@@ -114,8 +122,11 @@ def test_http_metrics_have_latency_series(plane):
 
 def test_resource_metrics_arrive(plane):
     def check():
-        body = post(plane, "/api/v1/metrics/query",
-                    {**window(10), "metric": "resource", "step": "10s", "searchScope": {**SCOPE, "component": "cart"}})
+        body = post(
+            plane,
+            "/api/v1/metrics/query",
+            {**window(10), "metric": "resource", "step": "10s", "searchScope": {**SCOPE, "component": "cart"}},
+        )
         assert body.get("cpuUsage") and body.get("memoryLimits"), body
         return body
 

@@ -19,13 +19,12 @@ import httpx
 import pytest
 import yaml
 
-from tests.sample import COMPONENTS
-from tests.servers.faulty_proxy import FaultyProxy
-from tests.servers.local import free_port, serving
-from tests.servers.opensearch_layout import drop_layout_at, unique_layout
+from devservers.faulty_proxy import FaultyProxy
+from devservers.local import free_port, serving
+from devservers.opensearch_layout import drop_layout_at, unique_layout
+from devservers.sample import COMPONENTS
 
-
-WRITER = textwrap.dedent('''
+WRITER = textwrap.dedent("""
     import os, sys, time
     directory, count, rotate_at, pace = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
     path = os.path.join(directory, "0.log")
@@ -43,7 +42,7 @@ WRITER = textwrap.dedent('''
             out.write(f"{ts} stdout F line {n:06d} level=info\\n")
         if pace and n % 100 == 0:
             time.sleep(pace)
-''')
+""")
 
 
 def expected_bodies(count: int) -> set[str]:
@@ -56,7 +55,9 @@ config_ports: dict[Path, int] = {}
 def config(node: Path, opensearch: str, layout) -> Path:
     path = node / "collector.yaml"
     document = {
-        "receivers": {"tail": {"paths": [str(node / "pods/*/*/*.log")], "checkpoint": str(node / "tail.json"), "refresh_s": 0.5}},
+        "receivers": {
+            "tail": {"paths": [str(node / "pods/*/*/*.log")], "checkpoint": str(node / "tail.json"), "refresh_s": 0.5}
+        },
         "metadata": {"file": str(node / "pods.yaml")},
         "buffer": {"directory": str(node / "buffer")},
         "exporter": {
@@ -78,7 +79,9 @@ def collector(config_path: Path, log: Path) -> Iterator[subprocess.Popen]:
     with open(log, "ab") as output:
         process = subprocess.Popen(
             [sys.executable, "-m", "observer.cli", "collect", "--config", str(config_path)],
-            stdout=output, stderr=output, env={**os.environ, "LOG_LEVEL": "warning"},
+            stdout=output,
+            stderr=output,
+            env={**os.environ, "LOG_LEVEL": "warning"},
         )
         try:
             # Ready once its /health answers and the tail has made its first scan (refresh_s 0.5): a file
@@ -170,7 +173,9 @@ def test_a_sigkilled_collector_resumes_without_loss_or_duplicates(node, opensear
 def count(opensearch: str, layout) -> int:
     index = layout.pattern(layout.logs)
     httpx.post(f"{opensearch}/{index}/_refresh", timeout=30)
-    response = httpx.get(f"{opensearch}/{index}/_count", params={"ignore_unavailable": "true", "allow_no_indices": "true"}, timeout=30)
+    response = httpx.get(
+        f"{opensearch}/{index}/_count", params={"ignore_unavailable": "true", "allow_no_indices": "true"}, timeout=30
+    )
     return response.json().get("count", 0)
 
 

@@ -13,11 +13,11 @@ from pathlib import Path
 import httpx
 import pytest
 
+from devservers.collector import Collector, collector
+from devservers.faulty_proxy import FaultyProxy
+from devservers.local import free_port, serving
+from devservers.opensearch_layout import drop_layout_at, unique_layout
 from tests.integration.test_otlp_receiver import logs_body
-from tests.servers.collector import Collector, collector
-from tests.servers.faulty_proxy import FaultyProxy
-from tests.servers.local import free_port, serving
-from tests.servers.opensearch_layout import drop_layout_at, unique_layout
 
 BUFFER_BYTES = 2 * 1024 * 1024  # room for a few tail batches (up to 5,000 lines each): far less than is written
 LINES = 20_000  # ~4 MB of lines
@@ -56,7 +56,9 @@ def all_bodies(opensearch: str, layout) -> list[str]:
     scroll_id = response.get("_scroll_id")
     while hits := response.get("hits", {}).get("hits", []):
         bodies += [hit["_source"]["log"] for hit in hits]
-        response = httpx.post(f"{opensearch}/_search/scroll", json={"scroll": "2m", "scroll_id": scroll_id}, timeout=60).json()
+        response = httpx.post(
+            f"{opensearch}/_search/scroll", json={"scroll": "2m", "scroll_id": scroll_id}, timeout=60
+        ).json()
         scroll_id = response.get("_scroll_id", scroll_id)
     if scroll_id:
         httpx.request("DELETE", f"{opensearch}/_search/scroll", json={"scroll_id": scroll_id}, timeout=30)
@@ -125,7 +127,11 @@ def test_a_full_buffer_pauses_the_producers_and_then_everything_arrives_once(nod
     with serving(proxy.app, free_port()) as proxy_url:
         document = {
             "receivers": {
-                "tail": {"paths": [str(node / "pods/*/*/*.log")], "checkpoint": str(node / "tail.json"), "refresh_s": 0.5},
+                "tail": {
+                    "paths": [str(node / "pods/*/*/*.log")],
+                    "checkpoint": str(node / "tail.json"),
+                    "refresh_s": 0.5,
+                },
                 "otlp": {"port": free_port()},
             },
             "metadata": {"file": str(node / "pods.yaml")},

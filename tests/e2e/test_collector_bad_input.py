@@ -15,12 +15,12 @@ import httpx
 from google.rpc.status_pb2 import Status
 
 from adapters.embedded.backend import EmbeddedBackend
-from domain.model import ComponentScope, LogsQuery, TimeRange
 from collectors.tail.formats import TRUNCATION_MARKER
+from devservers.collector import Collector, collector
+from devservers.local import free_port
+from devservers.sample import COMPONENTS, ENVIRONMENTS, NS, PROJECT_UID
+from domain.model import ComponentScope, LogsQuery, TimeRange
 from tests.integration.test_otlp_receiver import logs_body
-from tests.sample import COMPONENTS, ENVIRONMENTS, NS, PROJECT_UID
-from tests.servers.collector import Collector, collector
-from tests.servers.local import free_port
 
 CART = ComponentScope(NS, PROJECT_UID, COMPONENTS["cart"], ENVIRONMENTS["prod"])
 MIB = 1024 * 1024
@@ -125,7 +125,9 @@ def wait_delivered(collector: Collector, records: int, timeout_s: float = 120) -
 def stored_bodies(data_dir: Path) -> list[str]:
     backend = EmbeddedBackend(data_dir)
     try:
-        page = asyncio.run(backend.query_logs(LogsQuery(scope=CART, range=TimeRange(0, 2**62), limit=10_000, sort="asc")))
+        page = asyncio.run(
+            backend.query_logs(LogsQuery(scope=CART, range=TimeRange(0, 2**62), limit=10_000, sort="asc"))
+        )
     finally:
         backend.close()
     return [log.body for log in page.items]

@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from adapters.embedded.backend import EmbeddedBackend
+from devservers.receivers import WebhookReceiver
 from domain.model import Identity, LogRecord
 from domain.timeutil import now_ns
 from observer.alerting.outbox import notification_status
@@ -19,7 +20,6 @@ from observer.alerting.plane import build_alerting
 from observer.app import create_internal_app, create_public_app
 from observer.auth.model import AllowAll
 from observer.service import QueryService
-from tests.servers.receivers import WebhookReceiver
 
 PROJECT, COMPONENT, ENV = str(uuid.uuid4()), str(uuid.uuid4()), str(uuid.uuid4())
 WINDOW = {"startTime": "2026-01-01T00:00:00Z", "endTime": "2026-01-20T00:00:00Z"}
@@ -27,42 +27,90 @@ WINDOW = {"startTime": "2026-01-01T00:00:00Z", "endTime": "2026-01-20T00:00:00Z"
 
 def rule_body(name="high-errors", source=None, **condition):
     return {
-        "metadata": {"name": name, "namespace": "acme", "projectUid": PROJECT, "environmentUid": ENV,
-                     "componentUid": COMPONENT},
+        "metadata": {
+            "name": name,
+            "namespace": "acme",
+            "projectUid": PROJECT,
+            "environmentUid": ENV,
+            "componentUid": COMPONENT,
+        },
         "source": source or {"type": "log", "query": "ERROR"},
         "condition": {"enabled": True, "window": "5m", "interval": "1m", "operator": "gt", "threshold": 10} | condition,
     }
 
 
 def manifest(hook_url: str, incident: bool = True) -> list[dict]:
-    labels = {"openchoreo.dev/namespace": "acme", "openchoreo.dev/project": "shop", "openchoreo.dev/component": "cart",
-              "openchoreo.dev/environment": "prod", "openchoreo.dev/project-uid": PROJECT,
-              "openchoreo.dev/component-uid": COMPONENT, "openchoreo.dev/environment-uid": ENV}
+    labels = {
+        "openchoreo.dev/namespace": "acme",
+        "openchoreo.dev/project": "shop",
+        "openchoreo.dev/component": "cart",
+        "openchoreo.dev/environment": "prod",
+        "openchoreo.dev/project-uid": PROJECT,
+        "openchoreo.dev/component-uid": COMPONENT,
+        "openchoreo.dev/environment-uid": ENV,
+    }
     return [
-        {"kind": "ObservabilityAlertRule", "metadata": {"name": "cart-errors", "namespace": "acme", "labels": labels},
-         "spec": {"name": "cart-errors", "severity": "critical", "description": "too many errors",
-                  "source": {"type": "log", "query": "ERROR"},
-                  "condition": {"window": "5m", "interval": "1m", "operator": "gt", "threshold": 10},
-                  "actions": {"notifications": {"channels": ["ops"]}, "incident": {"enabled": incident}}}},
-        {"kind": "ObservabilityAlertsNotificationChannel", "metadata": {"name": "ops", "namespace": "acme"},
-         "spec": {"environment": "prod", "type": "webhook", "webhookConfig": {"url": hook_url}}},
+        {
+            "kind": "ObservabilityAlertRule",
+            "metadata": {"name": "cart-errors", "namespace": "acme", "labels": labels},
+            "spec": {
+                "name": "cart-errors",
+                "severity": "critical",
+                "description": "too many errors",
+                "source": {"type": "log", "query": "ERROR"},
+                "condition": {"window": "5m", "interval": "1m", "operator": "gt", "threshold": 10},
+                "actions": {"notifications": {"channels": ["ops"]}, "incident": {"enabled": incident}},
+            },
+        },
+        {
+            "kind": "ObservabilityAlertsNotificationChannel",
+            "metadata": {"name": "ops", "namespace": "acme"},
+            "spec": {"environment": "prod", "type": "webhook", "webhookConfig": {"url": hook_url}},
+        },
     ]
 
 
 @pytest.fixture
 async def plane(tmp_path: Path):
     backend = EmbeddedBackend(tmp_path / "data")
-    alerting = build_alerting(dsn=str(tmp_path / "alerts.db"), suppression_window="1h", resolver=backend.registry,
-                              authorizer=AllowAll(), logs=backend, metrics=backend)
+    alerting = build_alerting(
+        dsn=str(tmp_path / "alerts.db"),
+        suppression_window="1h",
+        resolver=backend.registry,
+        authorizer=AllowAll(),
+        logs=backend,
+        metrics=backend,
+    )
     tasks = alerting.tasks()
     service = QueryService(backend.registry, logs=backend, events=backend, traces=backend, metrics=backend)
-    internal = httpx.AsyncClient(transport=httpx.ASGITransport(create_internal_app(alerting)), base_url="http://internal")
-    public = httpx.AsyncClient(transport=httpx.ASGITransport(create_public_app(service, alert_service=alerting.service)),
-                               base_url="http://public")
+    internal = httpx.AsyncClient(
+        transport=httpx.ASGITransport(create_internal_app(alerting)), base_url="http://internal"
+    )
+    public = httpx.AsyncClient(
+        transport=httpx.ASGITransport(create_public_app(service, alert_service=alerting.service)),
+        base_url="http://public",
+    )
     # names the public queries resolve: learn them the way ingest does
-    await backend.write(batch_id="names", logs=[LogRecord(now_ns(), "hello", Identity(
-        namespace="acme", project="shop", project_uid=PROJECT, component="cart", component_uid=COMPONENT,
-        environment="prod", environment_uid=ENV, pod="cart-1", container="app"))])
+    await backend.write(
+        batch_id="names",
+        logs=[
+            LogRecord(
+                now_ns(),
+                "hello",
+                Identity(
+                    namespace="acme",
+                    project="shop",
+                    project_uid=PROJECT,
+                    component="cart",
+                    component_uid=COMPONENT,
+                    environment="prod",
+                    environment_uid=ENV,
+                    pod="cart-1",
+                    container="app",
+                ),
+            )
+        ],
+    )
     yield alerting, internal, public
     for task in tasks:
         task.cancel()
@@ -79,13 +127,23 @@ async def test_rule_crud_round_trip(plane):
     _, internal, _ = plane
     created = await internal.post("/api/v1alpha1/alerts/sources/log/rules", json=rule_body())
     assert created.status_code == 201
-    assert created.json() | {"lastSyncedAt": ""} == {"action": "created", "status": "synced",
-                                                     "ruleLogicalId": "acme/high-errors",
-                                                     "ruleBackendId": "evaluator:acme/high-errors", "lastSyncedAt": ""}
+    assert created.json() | {"lastSyncedAt": ""} == {
+        "action": "created",
+        "status": "synced",
+        "ruleLogicalId": "acme/high-errors",
+        "ruleBackendId": "evaluator:acme/high-errors",
+        "lastSyncedAt": "",
+    }
     again = await internal.post("/api/v1alpha1/alerts/sources/log/rules", json=rule_body())
     assert (again.status_code, again.json()["errorCode"]) == (409, "ALREADY_EXISTS")
     got = await internal.get("/api/v1alpha1/alerts/sources/log/rules/high-errors")
-    assert got.json()["condition"] == {"enabled": True, "window": "5m", "interval": "1m", "operator": "gt", "threshold": 10.0}
+    assert got.json()["condition"] == {
+        "enabled": True,
+        "window": "5m",
+        "interval": "1m",
+        "operator": "gt",
+        "threshold": 10.0,
+    }
     same = await internal.put("/api/v1alpha1/alerts/sources/log/rules/high-errors", json=rule_body())
     assert same.json()["action"] == "unchanged"
     changed = await internal.put("/api/v1alpha1/alerts/sources/log/rules/high-errors", json=rule_body(threshold=20))
@@ -99,9 +157,15 @@ async def test_rule_crud_round_trip(plane):
 @pytest.mark.parametrize(
     "path_type, body, status, code, message",
     [
-        ("disk", rule_body(), 400, "INVALID_SOURCE_TYPE", "sourceType \"disk\" is invalid"),
+        ("disk", rule_body(), 400, "INVALID_SOURCE_TYPE", 'sourceType "disk" is invalid'),
         ("log", "not json", 400, "INVALID_REQUEST_BODY", "invalid request body"),
-        ("log", rule_body() | {"metadata": rule_body()["metadata"] | {"componentUid": "nope"}}, 400, "INVALID_REQUEST_BODY", "componentUid"),
+        (
+            "log",
+            rule_body() | {"metadata": rule_body()["metadata"] | {"componentUid": "nope"}},
+            400,
+            "INVALID_REQUEST_BODY",
+            "componentUid",
+        ),
         ("log", rule_body(name=" "), 400, "VALIDATION_ERROR", "metadata.name is required"),
         ("log", rule_body(source={"type": "log"}), 400, "VALIDATION_ERROR", "source.query is required"),
         ("metric", rule_body(source={"type": "metric", "metric": "disk"}), 400, "VALIDATION_ERROR", "source.metric"),
@@ -112,7 +176,13 @@ async def test_rule_crud_round_trip(plane):
         # upstream answers these two with a 500; they are the caller's mistake
         ("log", rule_body(window="30s", interval="30s"), 400, "VALIDATION_ERROR", "whole minutes or hours"),
         ("log", rule_body(window="1m30s", interval="1m"), 400, "VALIDATION_ERROR", "whole minutes or hours"),
-        ("metric", rule_body(), 400, "SOURCE_TYPE_MISMATCH", 'path sourceType "metric" does not match body source.type "log"'),
+        (
+            "metric",
+            rule_body(),
+            400,
+            "SOURCE_TYPE_MISMATCH",
+            'path sourceType "metric" does not match body source.type "log"',
+        ),
         ("budget", rule_body(source={"type": "budget"}), 501, "NOT_IMPLEMENTED", "cost backend"),
     ],
 )
@@ -131,8 +201,15 @@ async def test_webhook_records_alert_incident_and_notifies_once(plane):
     alerting, internal, public = plane
     async with WebhookReceiver() as hook:
         await alerting.resources.apply(manifest(hook.url))
-        fired = await internal.post("/api/v1alpha1/alerts/webhook", json={
-            "ruleName": "cart-errors", "ruleNamespace": "acme", "alertValue": 12.5, "alertTimestamp": "2026-01-10T10:00:00Z"})
+        fired = await internal.post(
+            "/api/v1alpha1/alerts/webhook",
+            json={
+                "ruleName": "cart-errors",
+                "ruleNamespace": "acme",
+                "alertValue": 12.5,
+                "alertTimestamp": "2026-01-10T10:00:00Z",
+            },
+        )
         assert fired.status_code == 200 and fired.json()["message"].startswith("alert acknowledged, alertID: ")
         alert_id = fired.json()["message"].rsplit(" ", 1)[1]
         for _ in range(200):
@@ -142,17 +219,23 @@ async def test_webhook_records_alert_incident_and_notifies_once(plane):
         [request] = hook.requests
         payload = request.json()
         assert (payload["alertName"], payload["alertValue"], payload["alertSeverity"], payload["alertId"]) == (
-            "cart-errors", "12.5", "critical", alert_id)
+            "cart-errors",
+            "12.5",
+            "critical",
+            alert_id,
+        )
         assert payload["alertTimestamp"] == "2026-01-10T10:00:00Z"
         assert request.header("X-OpenChoreo-Idempotency-Key") == payload["idempotencyKey"]
 
         # Suppression looks back from now over alerts stored with their source's timestamp (as upstream): the
         # January firing is long past; a firing now is recorded, and the next one within the hour is not.
-        recorded_now = await internal.post("/api/v1alpha1/alerts/webhook", json={
-            "ruleName": "cart-errors", "ruleNamespace": "acme", "alertValue": 13})
+        recorded_now = await internal.post(
+            "/api/v1alpha1/alerts/webhook", json={"ruleName": "cart-errors", "ruleNamespace": "acme", "alertValue": 13}
+        )
         assert "alertID" in recorded_now.json()["message"]
-        suppressed = await internal.post("/api/v1alpha1/alerts/webhook", json={
-            "ruleName": "cart-errors", "ruleNamespace": "acme", "alertValue": 14})
+        suppressed = await internal.post(
+            "/api/v1alpha1/alerts/webhook", json={"ruleName": "cart-errors", "ruleNamespace": "acme", "alertValue": 14}
+        )
         assert suppressed.json()["message"] == "alert suppressed: duplicate within suppression window"
 
     scope = {"namespace": "acme", "project": "shop", "component": "cart"}
@@ -160,7 +243,12 @@ async def test_webhook_records_alert_incident_and_notifies_once(plane):
     assert alerts["total"] == 1
     [alert] = alerts["alerts"]
     assert alert["alertId"] == alert_id and alert["alertValue"] == "12.5" and alert["notificationChannels"] == ["ops"]
-    assert alert["metadata"]["alertRule"]["condition"] == {"operator": "gt", "threshold": 10.0, "window": "5m0s", "interval": "1m0s"}
+    assert alert["metadata"]["alertRule"]["condition"] == {
+        "operator": "gt",
+        "threshold": 10.0,
+        "window": "5m0s",
+        "interval": "1m0s",
+    }
     incidents = (await public.post("/api/v1alpha1/incidents/query", json=WINDOW | {"searchScope": scope})).json()
     [incident] = incidents["incidents"]
     assert (incident["alertId"], incident["status"], incident["description"]) == (alert_id, "active", "too many errors")
@@ -181,14 +269,25 @@ async def test_webhook_records_alert_incident_and_notifies_once(plane):
 async def test_alertmanager_redelivery_creates_nothing_new(plane):
     alerting, internal, public = plane
     await alerting.resources.apply(manifest("http://127.0.0.1:9/unused", incident=False))
-    body = {"version": "4", "status": "firing", "alerts": [{
-        "status": "firing", "labels": {"alertname": "cart-errors"}, "fingerprint": "f00d",
-        "annotations": {"rule_name": "cart-errors", "rule_namespace": "acme", "alert_value": "42.00"},
-        "startsAt": "2026-01-10T10:00:00Z"}]}
+    body = {
+        "version": "4",
+        "status": "firing",
+        "alerts": [
+            {
+                "status": "firing",
+                "labels": {"alertname": "cart-errors"},
+                "fingerprint": "f00d",
+                "annotations": {"rule_name": "cart-errors", "rule_namespace": "acme", "alert_value": "42.00"},
+                "startsAt": "2026-01-10T10:00:00Z",
+            }
+        ],
+    }
     first = await internal.post("/api/v1alpha1/alerts/webhook", json=body)
     second = await internal.post("/api/v1alpha1/alerts/webhook", json=body)
     assert first.json() == second.json() and "alertID" in first.json()["message"]
-    alerts = (await public.post("/api/v1alpha1/alerts/query", json=WINDOW | {"searchScope": {"namespace": "acme"}})).json()
+    alerts = (
+        await public.post("/api/v1alpha1/alerts/query", json=WINDOW | {"searchScope": {"namespace": "acme"}})
+    ).json()
     assert alerts["total"] == 1 and alerts["alerts"][0]["alertValue"] == "42"
 
 
@@ -214,7 +313,10 @@ async def test_webhook_bad_input(plane, body, status, code):
     "body, message",
     [
         ({"endTime": "2026-01-02T00:00:00Z", "searchScope": {"namespace": "acme"}}, "startTime is required"),
-        (WINDOW | {"searchScope": {"namespace": "acme"}, "limit": 0}, "limit must be a positive integer greater than zero"),
+        (
+            WINDOW | {"searchScope": {"namespace": "acme"}, "limit": 0},
+            "limit must be a positive integer greater than zero",
+        ),
         (WINDOW | {"searchScope": {"namespace": "acme"}, "limit": 1001}, "limit cannot exceed 1000"),
         (WINDOW | {"searchScope": {"namespace": "acme"}, "sortOrder": "up"}, "sortOrder"),
         (WINDOW | {"searchScope": {"namespace": "acme", "component": "cart"}}, "project is required"),
@@ -230,7 +332,9 @@ async def test_alert_query_validation(plane, body, message):
 
 async def test_alert_query_of_an_unknown_project_is_scope_not_found(plane):
     _, _, public = plane
-    response = await public.post("/api/v1alpha1/alerts/query", json=WINDOW | {"searchScope": {"namespace": "acme", "project": "nope"}})
+    response = await public.post(
+        "/api/v1alpha1/alerts/query", json=WINDOW | {"searchScope": {"namespace": "acme", "project": "nope"}}
+    )
     assert (response.status_code, response.json()["errorCode"]) == (400, "SCOPE_NOT_FOUND")
 
 
@@ -239,9 +343,20 @@ async def test_an_opensearch_monitor_payload_is_the_contract_payload_with_extra_
     plus the three UIDs, with a numeric value and the period start as the time."""
     alerting, internal, public = plane
     await alerting.resources.apply(manifest("http://127.0.0.1:9/unused", incident=False))
-    fired = await internal.post("/api/v1alpha1/alerts/webhook", json={
-        "ruleName": "cart-errors", "ruleNamespace": "acme", "componentUid": COMPONENT, "projectUid": PROJECT,
-        "environmentUid": ENV, "alertValue": 17, "alertTimestamp": "2026-01-10T10:00:00.123Z"})
+    fired = await internal.post(
+        "/api/v1alpha1/alerts/webhook",
+        json={
+            "ruleName": "cart-errors",
+            "ruleNamespace": "acme",
+            "componentUid": COMPONENT,
+            "projectUid": PROJECT,
+            "environmentUid": ENV,
+            "alertValue": 17,
+            "alertTimestamp": "2026-01-10T10:00:00.123Z",
+        },
+    )
     assert fired.status_code == 200 and "alertID" in fired.json()["message"]
-    alerts = (await public.post("/api/v1alpha1/alerts/query", json=WINDOW | {"searchScope": {"namespace": "acme"}})).json()
+    alerts = (
+        await public.post("/api/v1alpha1/alerts/query", json=WINDOW | {"searchScope": {"namespace": "acme"}})
+    ).json()
     assert [(a["alertValue"], a["timestamp"]) for a in alerts["alerts"]] == [("17", "2026-01-10T10:00:00.123Z")]

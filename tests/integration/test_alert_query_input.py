@@ -36,8 +36,13 @@ async def test_an_unknown_search_scope_field_is_named_instead_of_widening(plane,
     _, _, public = plane
     scope = {"namespace": "acme", "project": "shop", "compnent": "cart"}
     response = await public.post(path, json=WINDOW | {"searchScope": scope})
-    assert_error(response, 400, "INVALID_REQUEST_BODY", 'unknown field "searchScope.compnent"',
-                 "namespace, project, component, environment")
+    assert_error(
+        response,
+        400,
+        "INVALID_REQUEST_BODY",
+        'unknown field "searchScope.compnent"',
+        "namespace, project, component, environment",
+    )
 
 
 @pytest.mark.parametrize("path", QUERIES)
@@ -48,11 +53,14 @@ async def test_limit_zero_is_refused(plane, path):
 
 
 @pytest.mark.parametrize("path", QUERIES)
-@pytest.mark.parametrize("start, end", [
-    ("1035-08-27T10:19:55Z", "1035-08-28T10:19:55Z"),
-    ("9999-12-30T00:00:00Z", "9999-12-31T00:00:00Z"),
-    ("2262-04-11T00:00:00Z", "2262-04-12T00:00:00Z"),
-])
+@pytest.mark.parametrize(
+    "start, end",
+    [
+        ("1035-08-27T10:19:55Z", "1035-08-28T10:19:55Z"),
+        ("9999-12-30T00:00:00Z", "9999-12-31T00:00:00Z"),
+        ("2262-04-11T00:00:00Z", "2262-04-12T00:00:00Z"),
+    ],
+)
 async def test_times_nanoseconds_cannot_hold_are_a_400(plane, path, start, end):
     _, _, public = plane
     response = await public.post(path, json={"startTime": start, "endTime": end, "searchScope": SCOPE})
@@ -60,12 +68,15 @@ async def test_times_nanoseconds_cannot_hold_are_a_400(plane, path, start, end):
 
 
 @pytest.mark.parametrize("path", QUERIES)
-@pytest.mark.parametrize("raw, where", [
-    (b'{"searchScope":{"namespace":"a\\u0000b"}}', "searchScope.namespace"),
-    (b'{"searchScope":{"namespace":"acme","project":"\\u0000"}}', "searchScope.project"),
-    (b'{"searchScope":{"namespace":"\\ud800"}}', ""),
-    (b'{"searchScope":{"namespace":"acme","environment":"\\udfff"}}', ""),
-])
+@pytest.mark.parametrize(
+    "raw, where",
+    [
+        (b'{"searchScope":{"namespace":"a\\u0000b"}}', "searchScope.namespace"),
+        (b'{"searchScope":{"namespace":"acme","project":"\\u0000"}}', "searchScope.project"),
+        (b'{"searchScope":{"namespace":"\\ud800"}}', ""),
+        (b'{"searchScope":{"namespace":"acme","environment":"\\udfff"}}', ""),
+    ],
+)
 async def test_nul_and_lone_surrogates_are_a_400(plane, path, raw, where):
     _, _, public = plane
     response = await public.post(path, content=raw, headers={"content-type": "application/json"})
@@ -82,11 +93,15 @@ async def test_an_unknown_project_is_scope_not_found_for_both(plane, path):
 HUGE = "x" * 100_000
 
 
-@pytest.mark.parametrize("body, code", [
-    (WINDOW | {"searchScope": SCOPE, HUGE: 1}, "INVALID_REQUEST_BODY"),
-    (WINDOW | {"searchScope": SCOPE | {HUGE: "a"}}, "INVALID_REQUEST_BODY"),
-    ({"startTime": HUGE, "endTime": WINDOW["endTime"], "searchScope": SCOPE}, "VALIDATION_ERROR"),
-], ids=["top-level-name", "scope-name", "time"])
+@pytest.mark.parametrize(
+    "body, code",
+    [
+        (WINDOW | {"searchScope": SCOPE, HUGE: 1}, "INVALID_REQUEST_BODY"),
+        (WINDOW | {"searchScope": SCOPE | {HUGE: "a"}}, "INVALID_REQUEST_BODY"),
+        ({"startTime": HUGE, "endTime": WINDOW["endTime"], "searchScope": SCOPE}, "VALIDATION_ERROR"),
+    ],
+    ids=["top-level-name", "scope-name", "time"],
+)
 async def test_messages_echoing_input_are_cut_short(plane, body, code):
     _, _, public = plane
     assert len(assert_error(await public.post(QUERIES[0], json=body), 400, code)) < 500
@@ -95,37 +110,70 @@ async def test_messages_echoing_input_are_cut_short(plane, body, code):
 async def test_incident_update_refuses_unknown_fields_and_unstorable_text(plane):
     _, _, public = plane
     path = "/api/v1alpha1/incidents/00000000-0000-4000-8000-000000000000"
-    assert_error(await public.put(path, json={"status": "acknowledged", "note": "typo"}), 400,
-                 "INVALID_REQUEST_BODY", 'unknown field "note"', "status, notes, description")
-    assert_error(await public.put(path, json={"status": "acknowledged", "notes": "a\u0000b"}), 400,
-                 "INVALID_REQUEST_BODY", "notes")
-    assert_error(await public.put(path, content=b'{"status":"acknowledged","description":"\\ud800"}',
-                                  headers={"content-type": "application/json"}), 400, "INVALID_REQUEST_BODY")
-    assert_error(await public.put("/api/v1alpha1/incidents/a%00b", json={"status": "resolved"}), 400,
-                 "INVALID_INCIDENT_ID")
+    assert_error(
+        await public.put(path, json={"status": "acknowledged", "note": "typo"}),
+        400,
+        "INVALID_REQUEST_BODY",
+        'unknown field "note"',
+        "status, notes, description",
+    )
+    assert_error(
+        await public.put(path, json={"status": "acknowledged", "notes": "a\u0000b"}),
+        400,
+        "INVALID_REQUEST_BODY",
+        "notes",
+    )
+    assert_error(
+        await public.put(
+            path,
+            content=b'{"status":"acknowledged","description":"\\ud800"}',
+            headers={"content-type": "application/json"},
+        ),
+        400,
+        "INVALID_REQUEST_BODY",
+    )
+    assert_error(
+        await public.put("/api/v1alpha1/incidents/a%00b", json={"status": "resolved"}), 400, "INVALID_INCIDENT_ID"
+    )
 
 
 async def test_webhook_refuses_unstorable_text(plane):
     _, internal, _ = plane
-    response = await internal.post("/api/v1alpha1/alerts/webhook", json={"ruleName": "a\u0000b", "ruleNamespace": "acme"})
+    response = await internal.post(
+        "/api/v1alpha1/alerts/webhook", json={"ruleName": "a\u0000b", "ruleNamespace": "acme"}
+    )
     assert_error(response, 400, "INVALID_REQUEST_BODY", "ruleName")
 
 
 async def test_alerts_leave_empty_rule_fields_out(plane):
     alerting, internal, public = plane
     labels = {"openchoreo.dev/namespace": "acme", "openchoreo.dev/project": "shop"}
-    await alerting.resources.apply([
-        {"kind": "ObservabilityAlertRule", "metadata": {"name": "plain", "namespace": "acme", "labels": labels},
-         "spec": {"name": "plain", "source": {"type": "log", "query": "ERROR"},
-                  "condition": {"window": "5m", "interval": "1m", "operator": "gt", "threshold": 10},
-                  "actions": {"notifications": {"channels": ["ops"]}, "incident": {"enabled": True}}}}])
-    fired = await internal.post("/api/v1alpha1/alerts/webhook", json={
-        "ruleName": "plain", "ruleNamespace": "acme", "alertValue": 11, "alertTimestamp": "2026-01-10T10:00:00Z"})
+    await alerting.resources.apply(
+        [
+            {
+                "kind": "ObservabilityAlertRule",
+                "metadata": {"name": "plain", "namespace": "acme", "labels": labels},
+                "spec": {
+                    "name": "plain",
+                    "source": {"type": "log", "query": "ERROR"},
+                    "condition": {"window": "5m", "interval": "1m", "operator": "gt", "threshold": 10},
+                    "actions": {"notifications": {"channels": ["ops"]}, "incident": {"enabled": True}},
+                },
+            }
+        ]
+    )
+    fired = await internal.post(
+        "/api/v1alpha1/alerts/webhook",
+        json={"ruleName": "plain", "ruleNamespace": "acme", "alertValue": 11, "alertTimestamp": "2026-01-10T10:00:00Z"},
+    )
     assert fired.status_code == 200, fired.text
     [alert] = (await public.post(QUERIES[0], json=WINDOW | {"searchScope": SCOPE})).json()["alerts"]
     rule = alert["metadata"]["alertRule"]
-    assert rule == {"name": "plain", "source": {"type": "log", "query": "ERROR"},
-                    "condition": {"operator": "gt", "threshold": 10.0, "window": "5m0s", "interval": "1m0s"}}
+    assert rule == {
+        "name": "plain",
+        "source": {"type": "log", "query": "ERROR"},
+        "condition": {"operator": "gt", "threshold": 10.0, "window": "5m0s", "interval": "1m0s"},
+    }
     [incident] = (await public.post(QUERIES[1], json=WINDOW | {"searchScope": SCOPE})).json()["incidents"]
     assert "" not in incident.values() and "description" not in incident and "notes" not in incident
 
@@ -136,8 +184,12 @@ async def test_internal_rule_api_and_webhook_messages_are_cut_short(plane):
     answers = [
         (await internal.get(f"/api/v1alpha1/alerts/sources/log/rules/{long}"), 404),
         (await internal.get(f"/api/v1alpha1/alerts/sources/{long}/rules/x"), 400),
-        (await internal.post("/api/v1alpha1/alerts/webhook", json={"ruleName": long, "ruleNamespace": "acme",
-                                                                     "alertValue": 1}), 404),
+        (
+            await internal.post(
+                "/api/v1alpha1/alerts/webhook", json={"ruleName": long, "ruleNamespace": "acme", "alertValue": 1}
+            ),
+            404,
+        ),
     ]
     for response, status in answers:
         assert response.status_code == status and len(response.json()["message"]) < 300, response.json()["message"][:80]

@@ -19,27 +19,26 @@ import httpx
 import pytest
 from fastapi import FastAPI, Request
 
-from domain import semconv
 from adapters.embedded.backend import EmbeddedBackend
-from domain.model import ComponentScope, LogRecord, LogsQuery, MetricKind, MetricPoint, TimeRange
 from adapters.opensearch.backend import OpenSearchBackend
 from adapters.opensearch.client import OpenSearchConfig
+from adapters.opensearch.monitors import alerting_plugin_installed, logs_rule_target
 from adapters.prometheus.backend import PrometheusBackend
 from adapters.prometheus.client import PrometheusClient, PrometheusConfig
 from adapters.prometheus.otel import OtelScheme
 from adapters.prometheus.remote_write import RemoteWriter
+from adapters.prometheus.rules import PrometheusRuleTarget, RuleSyncError, alertmanager_config, value_expr
 from alert_rules.evaluator import RuleEvaluator, delivery_key
-from alert_rules.model import AlertFiring
-from alert_rules.model import AlertRule, rule_from_resource
-from alert_rules.opensearch_monitors import alerting_plugin_installed, logs_rule_target
-from alert_rules.prometheus import PrometheusRuleTarget, RuleSyncError, alertmanager_config, value_expr
 from alert_rules.reconciler import Reconciler, sync_response
+from devservers.local import serving
+from devservers.opensearch_layout import drop_layout, unique_layout
+from devservers.sample import BASE_NS, COMPONENTS, ENVIRONMENTS, PROJECT_UID, identity
+from domain import semconv
+from domain.alerting import AlertFiring, AlertRule, rule_from_resource
+from domain.model import ComponentScope, LogRecord, LogsQuery, MetricKind, MetricPoint, TimeRange
 from observer.alerting.db import open_engine
 from observer.alerting.payloads import firings_from
 from observer.alerting.resources import ResourceStore
-from tests.sample import BASE_NS, COMPONENTS, ENVIRONMENTS, PROJECT_UID, identity
-from tests.servers.local import serving
-from tests.servers.opensearch_layout import drop_layout, unique_layout
 
 pytestmark = pytest.mark.integration
 
@@ -76,24 +75,29 @@ def make_rule(
     enabled: bool = True,
 ) -> AlertRule:
     labels = {**CART_PROD, "openchoreo.dev/namespace": scope_namespace or namespace}
-    return rule_from_resource({
-        "metadata": {"name": name, "namespace": namespace, "labels": labels},
-        "spec": {
-            "name": name,
-            "enabled": enabled,
-            "source": source or {"type": "metric", "metric": "cpu_usage"},
-            "condition": {"window": window, "interval": interval, "operator": operator, "threshold": threshold},
-            "actions": {"notifications": {"channels": ["ops"]}},
-        },
-    })
+    return rule_from_resource(
+        {
+            "metadata": {"name": name, "namespace": namespace, "labels": labels},
+            "spec": {
+                "name": name,
+                "enabled": enabled,
+                "source": source or {"type": "metric", "metric": "cpu_usage"},
+                "condition": {"window": window, "interval": interval, "operator": operator, "threshold": threshold},
+                "actions": {"notifications": {"channels": ["ops"]}},
+            },
+        }
+    )
 
 
 def log_rule(name: str, namespace: str, phrase: str = "payment failed", **condition: Any) -> AlertRule:
     return make_rule(name, namespace, source={"type": "log", "query": phrase}, **condition)
 
 
-OPS_CHANNEL = {"kind": "ObservabilityAlertsNotificationChannel", "metadata": {"name": "ops", "namespace": "ops"},
-               "spec": {"environment": "prod", "type": "webhook", "webhookConfig": {"url": "http://127.0.0.1:9/"}}}
+OPS_CHANNEL = {
+    "kind": "ObservabilityAlertsNotificationChannel",
+    "metadata": {"name": "ops", "namespace": "ops"},
+    "spec": {"environment": "prod", "type": "webhook", "webhookConfig": {"url": "http://127.0.0.1:9/"}},
+}
 
 
 @pytest.fixture
@@ -131,7 +135,9 @@ def snapshot(reconciler: Reconciler, target: PrometheusRuleTarget | None = None)
 # ================================================================================================ Prometheus
 
 
-async def test_rule_is_applied_with_status_and_a_second_pass_writes_nothing(store, prometheus_target, prometheus_server):
+async def test_rule_is_applied_with_status_and_a_second_pass_writes_nothing(
+    store, prometheus_target, prometheus_server
+):
     namespace = unique_namespace()
     await store.put_rule(make_rule("cpu-high", namespace))
     reconciler = Reconciler(store, [prometheus_target])
@@ -141,8 +147,11 @@ async def test_rule_is_applied_with_status_and_a_second_pass_writes_nothing(stor
     group = (await prometheus_rules(prometheus_server.url))[f"{namespace}/cpu-high"]
     (loaded,) = group["rules"]
     assert group["interval"] == 60 and loaded["name"] == "cpu-high"
-    assert loaded["labels"] == {"openchoreo_alert": "true", "openchoreo_rule_name": "cpu-high",
-                                "openchoreo_rule_namespace": namespace}
+    assert loaded["labels"] == {
+        "openchoreo_alert": "true",
+        "openchoreo_rule_name": "cpu-high",
+        "openchoreo_rule_namespace": namespace,
+    }
     assert loaded["annotations"]["alert_value"] == "{{ $value }}"
     assert loaded["query"].endswith("> 80")
 
@@ -220,8 +229,11 @@ async def test_updated_rule_is_rewritten_and_deleted_rule_removed(store, prometh
     reconciler = Reconciler(store, [prometheus_target])
     await reconciler.reconcile()
 
-    await store.put_rule(make_rule("mem-high", namespace, source={"type": "metric", "metric": "memory_usage"},
-                                   operator="gte", threshold=95.5))
+    await store.put_rule(
+        make_rule(
+            "mem-high", namespace, source={"type": "metric", "metric": "memory_usage"}, operator="gte", threshold=95.5
+        )
+    )
     assert [r.action for r in await reconciler.reconcile()] == ["updated"]
     assert (await prometheus_rules(prometheus_server.url))[rule_id]["rules"][0]["query"].endswith(">= 95.5")
     status = (await store.get_rule(namespace, "mem-high")).status
@@ -235,7 +247,9 @@ async def test_updated_rule_is_rewritten_and_deleted_rule_removed(store, prometh
     assert await store.deleted_rules() == [] and await store.get_rule(namespace, "mem-high") is None
 
 
-async def test_disabled_rules_leave_prometheus_and_budget_rules_fail_clearly(store, prometheus_target, prometheus_server):
+async def test_disabled_rules_leave_prometheus_and_budget_rules_fail_clearly(
+    store, prometheus_target, prometheus_server
+):
     namespace = unique_namespace()
     await store.put_rule(make_rule("cpu-high", namespace))
     await store.put_rule(make_rule("budget", namespace, source={"type": "budget"}, window="24h", interval="1h"))
@@ -279,8 +293,9 @@ async def test_a_refused_rule_file_is_rolled_back_and_reported(store, tmp_path, 
     await Reconciler(store, [prometheus_target]).reconcile()
 
     # Owners must not be prefixes of one another (each treats unknown files under its prefix as its own junk).
-    broken = PrometheusRuleTarget(prometheus_server.rules_dir, prometheus_server.url, BrokenScheme(),
-                                  owner=f"broken{uuid.uuid4().hex[:8]}--")
+    broken = PrometheusRuleTarget(
+        prometheus_server.rules_dir, prometheus_server.url, BrokenScheme(), owner=f"broken{uuid.uuid4().hex[:8]}--"
+    )
     other_store = ResourceStore(open_engine(str(tmp_path / "other.db")))
     await other_store.put_rule(make_rule("bad", namespace))
     try:
@@ -299,7 +314,9 @@ async def test_a_refused_rule_file_is_rolled_back_and_reported(store, tmp_path, 
     assert runtime["reloadConfigSuccess"] is True
 
 
-def gauges(namespace: str, at_ns: int, usage: tuple[float, float], limit: float, metric: str = "cpu") -> list[MetricPoint]:
+def gauges(
+    namespace: str, at_ns: int, usage: tuple[float, float], limit: float, metric: str = "cpu"
+) -> list[MetricPoint]:
     """Two cart pods: usage (cores or bytes) per pod and a limit per container, for the 4 minutes up to at_ns."""
     usage_name = semconv.CPU_USAGE[0] if metric == "cpu" else semconv.MEMORY_USAGE[0]
     limit_name = semconv.CPU_LIMIT[0] if metric == "cpu" else semconv.MEMORY_LIMIT[0]
@@ -308,8 +325,12 @@ def gauges(namespace: str, at_ns: int, usage: tuple[float, float], limit: float,
         ts = at_ns - 240 * S + step * 15 * S
         for pod, used in zip(("cart-prod-0", "cart-prod-1"), usage):
             who = identity("cart", "prod", pod, namespace)
-            points.append(MetricPoint(usage_name, MetricKind.GAUGE, ts, who, value=used, unit=semconv.UNITS[usage_name]))
-            points.append(MetricPoint(limit_name, MetricKind.GAUGE, ts, who, value=limit, unit=semconv.UNITS[limit_name]))
+            points.append(
+                MetricPoint(usage_name, MetricKind.GAUGE, ts, who, value=used, unit=semconv.UNITS[usage_name])
+            )
+            points.append(
+                MetricPoint(limit_name, MetricKind.GAUGE, ts, who, value=limit, unit=semconv.UNITS[limit_name])
+            )
     return points
 
 
@@ -431,7 +452,9 @@ async def test_evaluator_fires_once_per_slot_on_the_embedded_backend(backend: Em
     fired.clear()
     results = await evaluator.run_due(T + 5 * S)
     assert sorted((r.rule_id, r.value, r.fired) for r in results) == [
-        ("acme/payments", 13.0, True), ("acme/quiet", 13.0, False)]
+        ("acme/payments", 13.0, True),
+        ("acme/quiet", 13.0, False),
+    ]
     assert fired == [AlertFiring("acme", "payments", 13.0, T, delivery_key("acme", "payments", T))]
 
     await evaluator.run_due(T + 30 * S)  # the same slot again: nothing
@@ -499,15 +522,18 @@ async def test_evaluator_loop_runs_due_slots_and_wakes_for_new_rules(backend: Em
 
 
 async def test_metric_rules_on_the_embedded_backend(backend: EmbeddedBackend):
-    await backend.write(batch_id="m", metrics=gauges("acme", T, (0.3, 0.6), 0.5)
-                        + gauges("acme", T, (1e8, 3e8), 5e8, metric="memory"))
+    await backend.write(
+        batch_id="m", metrics=gauges("acme", T, (0.3, 0.6), 0.5) + gauges("acme", T, (1e8, 3e8), 5e8, metric="memory")
+    )
     fired: list[AlertFiring] = []
     evaluator = RuleEvaluator(_collect(fired), logs=backend, metrics=backend, delay_s=DELAY_S)
     await evaluator.upsert(make_rule("cpu", "acme", window="2m", threshold=80))
-    await evaluator.upsert(make_rule("mem", "acme", window="2m", threshold=50,
-                                     source={"type": "metric", "metric": "memory_usage"}))
-    await evaluator.upsert(make_rule("nolimits", "acme", scope_namespace="other", window="2m", operator="lt",
-                                     threshold=1))
+    await evaluator.upsert(
+        make_rule("mem", "acme", window="2m", threshold=50, source={"type": "metric", "metric": "memory_usage"})
+    )
+    await evaluator.upsert(
+        make_rule("nolimits", "acme", scope_namespace="other", window="2m", operator="lt", threshold=1)
+    )
     results = {r.rule_id: r for r in await evaluator.run_due(T + 5 * S)}
     assert results["acme/cpu"].value == pytest.approx(90.0)
     assert results["acme/mem"].value == pytest.approx(40.0)  # 100 * 4e8 / 1e9: not above 50
@@ -517,10 +543,16 @@ async def test_metric_rules_on_the_embedded_backend(backend: EmbeddedBackend):
 
 async def test_count_logs_is_exact_beyond_the_capped_total(backend: EmbeddedBackend):
     cart = identity("cart", "prod", namespace="acme")
-    await backend.write(batch_id="many", logs=[LogRecord(T - i * 10**6, f"req {i} payment failed", cart) for i in range(1500)]
-                        + [LogRecord(T - i * 10**6, "all fine", cart) for i in range(300)])
-    query = LogsQuery(ComponentScope("acme", PROJECT_UID, COMPONENTS["cart"], ENVIRONMENTS["prod"]),
-                      TimeRange(T - MINUTE, T), phrase="payment failed")
+    await backend.write(
+        batch_id="many",
+        logs=[LogRecord(T - i * 10**6, f"req {i} payment failed", cart) for i in range(1500)]
+        + [LogRecord(T - i * 10**6, "all fine", cart) for i in range(300)],
+    )
+    query = LogsQuery(
+        ComponentScope("acme", PROJECT_UID, COMPONENTS["cart"], ENVIRONMENTS["prod"]),
+        TimeRange(T - MINUTE, T),
+        phrase="payment failed",
+    )
     assert (await backend.query_logs(query)).total == 1000  # the API's total stops at the cap
     assert await backend.count_logs(query) == 1500  # unindexed: every line scanned
     while await backend.index_logs():
@@ -567,7 +599,9 @@ async def test_without_the_alerting_plugin_log_rules_go_to_the_evaluator(opensea
     # The integ-test distribution has no plugins: monitors cannot be tested against a real plugin here.
     assert await alerting_plugin_installed(opensearch_logs.client) is False
     evaluator = RuleEvaluator(_collect([]), logs=opensearch_logs)
-    target = await logs_rule_target(opensearch_logs.client, evaluator, "http://observer:8081/api/v1alpha1/alerts/webhook")
+    target = await logs_rule_target(
+        opensearch_logs.client, evaluator, "http://observer:8081/api/v1alpha1/alerts/webhook"
+    )
     assert target is evaluator
 
 
@@ -584,8 +618,11 @@ async def test_reconciler_places_rules_by_kind_and_answers_sync_responses(store,
     created = await reconciler.reconcile_one(namespace, "payments")
     response = sync_response(created)
     assert {k: response[k] for k in ("action", "status", "ruleLogicalId", "ruleBackendId")} == {
-        "action": "created", "status": "synced", "ruleLogicalId": f"{namespace}/payments",
-        "ruleBackendId": f"evaluator:{namespace}/payments"}
+        "action": "created",
+        "status": "synced",
+        "ruleLogicalId": f"{namespace}/payments",
+        "ruleBackendId": f"evaluator:{namespace}/payments",
+    }
     assert response["lastSyncedAt"].endswith("Z")
     assert set(await evaluator.list_managed()) == {f"{namespace}/payments"}
 

@@ -11,36 +11,54 @@ from typing import Any
 
 import pytest
 
-from domain.timeutil import format_rfc3339, now_ns
 from alert_rules.evaluator import RuleEvaluator
-from alert_rules.model import InvalidResource
 from alert_rules.reconciler import Reconciler
+from devservers.receivers import WebhookReceiver
+from domain.alerting import InvalidResource
+from domain.timeutil import format_rfc3339, now_ns
 from observer.alerting.outbox import notification_status
 from observer.resolver_http import OpenChoreoResolver
 from tests.integration.test_alert_api import COMPONENT, ENV, PROJECT, plane, rule_body  # noqa: F401 (the fixture)
-from tests.servers.receivers import WebhookReceiver
 
-NAMES = {"openchoreo.dev/namespace": "acme", "openchoreo.dev/project": "shop", "openchoreo.dev/component": "cart",
-         "openchoreo.dev/environment": "prod"}
+NAMES = {
+    "openchoreo.dev/namespace": "acme",
+    "openchoreo.dev/project": "shop",
+    "openchoreo.dev/component": "cart",
+    "openchoreo.dev/environment": "prod",
+}
 
 
-def rule_doc(name: str = "cart-errors", labels: dict[str, str] | None = None, channels: tuple[str, ...] = ("ops",),
-             incident: bool = True) -> dict[str, Any]:
-    return {"kind": "ObservabilityAlertRule",
-            "metadata": {"name": name, "namespace": "acme", "labels": NAMES if labels is None else labels},
-            "spec": {"name": name, "severity": "critical", "source": {"type": "log", "query": "ERROR"},
-                     "condition": {"window": "5m", "interval": "1m", "operator": "gt", "threshold": 10},
-                     "actions": {"notifications": {"channels": list(channels)}, "incident": {"enabled": incident}}}}
+def rule_doc(
+    name: str = "cart-errors",
+    labels: dict[str, str] | None = None,
+    channels: tuple[str, ...] = ("ops",),
+    incident: bool = True,
+) -> dict[str, Any]:
+    return {
+        "kind": "ObservabilityAlertRule",
+        "metadata": {"name": name, "namespace": "acme", "labels": NAMES if labels is None else labels},
+        "spec": {
+            "name": name,
+            "severity": "critical",
+            "source": {"type": "log", "query": "ERROR"},
+            "condition": {"window": "5m", "interval": "1m", "operator": "gt", "threshold": 10},
+            "actions": {"notifications": {"channels": list(channels)}, "incident": {"enabled": incident}},
+        },
+    }
 
 
 def channel_doc(url: str, name: str = "ops") -> dict[str, Any]:
-    return {"kind": "ObservabilityAlertsNotificationChannel", "metadata": {"name": name, "namespace": "acme"},
-            "spec": {"environment": "prod", "type": "webhook", "webhookConfig": {"url": url}}}
+    return {
+        "kind": "ObservabilityAlertsNotificationChannel",
+        "metadata": {"name": name, "namespace": "acme"},
+        "spec": {"environment": "prod", "type": "webhook", "webhookConfig": {"url": url}},
+    }
 
 
 async def fire(internal, name: str = "cart-errors", value: float = 13) -> str:
-    response = await internal.post("/api/v1alpha1/alerts/webhook",
-                                   json={"ruleName": name, "ruleNamespace": "acme", "alertValue": value})
+    response = await internal.post(
+        "/api/v1alpha1/alerts/webhook", json={"ruleName": name, "ruleNamespace": "acme", "alertValue": value}
+    )
     assert response.status_code == 200, response.text
     return response.json()["message"]
 
@@ -55,11 +73,14 @@ async def test_a_rule_without_scope_labels_is_refused_naming_the_labels(plane):
     assert await alerting.resources.list_rules() == []
 
 
-@pytest.mark.parametrize("labels, message", [
-    ({"observer.openchoreo.dev/scope": "cluster"}, "must be 'namespace'"),
-    ({"observer.openchoreo.dev/scope": "namespace", "openchoreo.dev/project": "shop"}, "cannot be combined"),
-    ({"openchoreo.dev/component": "cart"}, "openchoreo.dev/project is required"),
-])
+@pytest.mark.parametrize(
+    "labels, message",
+    [
+        ({"observer.openchoreo.dev/scope": "cluster"}, "must be 'namespace'"),
+        ({"observer.openchoreo.dev/scope": "namespace", "openchoreo.dev/project": "shop"}, "cannot be combined"),
+        ({"openchoreo.dev/component": "cart"}, "openchoreo.dev/project is required"),
+    ],
+)
 async def test_contradictory_or_unresolvable_scopes_are_refused(plane, labels, message):
     alerting, _, _ = plane
     with pytest.raises(InvalidResource, match=message):
@@ -90,8 +111,11 @@ async def test_a_rule_scoped_by_names_is_evaluated_on_its_component_only(plane):
     stored = await alerting.resources.get_rule("acme", "cart-errors")
     assert stored.component_uid == ""  # the stored rule keeps the names the user wrote
     # The evaluator holds (by its content hash over the scope it counts in) the rule with the names' UIDs.
-    uids = {"openchoreo.dev/project-uid": PROJECT, "openchoreo.dev/component-uid": COMPONENT,
-            "openchoreo.dev/environment-uid": ENV}
+    uids = {
+        "openchoreo.dev/project-uid": PROJECT,
+        "openchoreo.dev/component-uid": COMPONENT,
+        "openchoreo.dev/environment-uid": ENV,
+    }
     [held] = (await alerting.evaluator.list_managed()).values()
     assert held.content_hash == alerting.evaluator.content_hash(replace(stored, labels=dict(stored.labels) | uids))
     assert held.content_hash != alerting.evaluator.content_hash(stored)  # not the namespace-wide count
@@ -119,7 +143,9 @@ async def test_repeats_of_a_rule_scoped_by_names_are_suppressed(plane):
         await alerting.resources.apply([rule_doc(), channel_doc(hook.url)])
         first = await fire(internal)
         second = await fire(internal, value=20)
-        assert first.startswith("alert acknowledged") and second == "alert suppressed: duplicate within suppression window"
+        assert (
+            first.startswith("alert acknowledged") and second == "alert suppressed: duplicate within suppression window"
+        )
         for _ in range(200):
             if hook.requests:
                 break
@@ -127,8 +153,9 @@ async def test_repeats_of_a_rule_scoped_by_names_are_suppressed(plane):
         await asyncio.sleep(0.2)
         assert len(hook.requests) == 1
         assert hook.requests[0].json()["componentId"] == COMPONENT
-    incidents = (await public.post("/api/v1alpha1/incidents/query", json=_around_now() | {
-        "searchScope": {"namespace": "acme"}})).json()
+    incidents = (
+        await public.post("/api/v1alpha1/incidents/query", json=_around_now() | {"searchScope": {"namespace": "acme"}})
+    ).json()
     assert incidents["total"] == 1
     assert [s.state for s in notification_status(alerting.resources.engine, first.rsplit(" ", 1)[1])] == ["delivered"]
 
@@ -162,12 +189,16 @@ async def test_a_missing_channel_shows_on_the_status_until_it_is_applied(plane):
     assert '"ops", "pager"' in channels.message
 
     # Applied in any order: the channels arriving later clear the condition on the next pass.
-    assert await alerting.resources.apply([channel_doc("http://127.0.0.1:9/"), channel_doc("http://127.0.0.1:9/", "pager")])
+    assert await alerting.resources.apply(
+        [channel_doc("http://127.0.0.1:9/"), channel_doc("http://127.0.0.1:9/", "pager")]
+    )
     await alerting.reconciler.reconcile()
     status = (await alerting.resources.get_rule("acme", "cart-errors")).status
     assert status.phase == "Ready"
     assert [(c.type, c.status, c.reason) for c in status.conditions] == [
-        ("Synced", "True", "SyncSucceeded"), ("ChannelsReady", "True", "ChannelsFound")]
+        ("Synced", "True", "SyncSucceeded"),
+        ("ChannelsReady", "True", "ChannelsFound"),
+    ]
     writes = alerting.reconciler.counters.status_writes
     await alerting.reconciler.reconcile()
     assert alerting.reconciler.counters.status_writes == writes  # nothing new: no write
@@ -176,7 +207,10 @@ async def test_a_missing_channel_shows_on_the_status_until_it_is_applied(plane):
 async def test_a_manifest_with_rule_and_channel_does_not_warn(plane):
     alerting, _, _ = plane
     lines = await alerting.resources.apply([rule_doc(), channel_doc("http://127.0.0.1:9/")])
-    assert lines == ["observabilityalertrule/cart-errors created", "observabilityalertsnotificationchannel/ops configured"]
+    assert lines == [
+        "observabilityalertrule/cart-errors created",
+        "observabilityalertsnotificationchannel/ops configured",
+    ]
 
 
 async def test_the_background_reconciler_clears_the_condition_when_the_channel_appears(plane):
@@ -199,7 +233,6 @@ async def _eventually(alerting, reason: str) -> bool:
 def _around_now() -> dict[str, str]:
     day = 24 * 3600 * 10**9
     return {"startTime": format_rfc3339(now_ns() - day), "endTime": format_rfc3339(now_ns() + day)}
-
 
 
 async def test_a_resolver_outage_leaves_the_backends_as_they_were(plane):

@@ -6,18 +6,24 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from alert_rules.model import RuleStatus, rule_from_resource
+from domain.alerting import RuleStatus, rule_from_resource
 from observer.alerting.db import open_engine
 from observer.alerting.resources import ResourceStore
 
 
 def rule(threshold: int):
-    return rule_from_resource({
-        "kind": "ObservabilityAlertRule",
-        "metadata": {"name": "r", "namespace": "acme", "labels": {"openchoreo.dev/project": "shop"}},
-        "spec": {"name": "r", "source": {"type": "log", "query": "ERROR"},
-                 "condition": {"window": "5m", "interval": "1m", "operator": "gt", "threshold": threshold},
-                 "actions": {"notifications": {"channels": ["ops"]}}}})
+    return rule_from_resource(
+        {
+            "kind": "ObservabilityAlertRule",
+            "metadata": {"name": "r", "namespace": "acme", "labels": {"openchoreo.dev/project": "shop"}},
+            "spec": {
+                "name": "r",
+                "source": {"type": "log", "query": "ERROR"},
+                "condition": {"window": "5m", "interval": "1m", "operator": "gt", "threshold": threshold},
+                "actions": {"notifications": {"channels": ["ops"]}},
+            },
+        }
+    )
 
 
 async def test_status_writes_never_revert_a_reapplied_rule(tmp_path: Path):

@@ -8,8 +8,8 @@ import uuid
 import pytest
 from sqlalchemy import insert
 
+from domain.alerting import InvalidResource, go_duration, parse_duration, rule_from_resource
 from domain.model import ComponentScope
-from alert_rules.model import InvalidResource, go_duration, parse_duration, rule_from_resource
 from observer.alerting.db import open_engine
 from observer.alerting.entries import EntriesQuery, EntryStore, IncidentNotFound, InvalidTransition
 from observer.alerting.payloads import InvalidPayload, firings_from
@@ -30,19 +30,40 @@ def store(request, tmp_path):
 def _alert(store: EntryStore, ts_ns: int, namespace="ns", project=PROJECT, component=COMPONENT, env=ENV) -> str:
     alert_id = str(uuid.uuid4())
     with store.engine.begin() as conn:
-        conn.execute(insert(alert_entries).values(
-            id=alert_id, timestamp_ns=ts_ns, alert_rule_name="high-errors", incident_enabled=True,
-            namespace_name=namespace, project_id=project, component_id=component, environment_id=env,
-            project_name="shop", component_name="cart", environment_name="prod"))
+        conn.execute(
+            insert(alert_entries).values(
+                id=alert_id,
+                timestamp_ns=ts_ns,
+                alert_rule_name="high-errors",
+                incident_enabled=True,
+                namespace_name=namespace,
+                project_id=project,
+                component_id=component,
+                environment_id=env,
+                project_name="shop",
+                component_name="cart",
+                environment_name="prod",
+            )
+        )
     return alert_id
 
 
 def _incident(store: EntryStore, ts_ns: int, status="active") -> str:
     incident_id = str(uuid.uuid4())
     with store.engine.begin() as conn:
-        conn.execute(insert(incident_entries).values(
-            id=incident_id, alert_id=str(uuid.uuid4()), timestamp_ns=ts_ns, status=status, triggered_at_ns=ts_ns,
-            namespace_name="ns", project_id=PROJECT, component_id=COMPONENT, environment_id=ENV))
+        conn.execute(
+            insert(incident_entries).values(
+                id=incident_id,
+                alert_id=str(uuid.uuid4()),
+                timestamp_ns=ts_ns,
+                status=status,
+                triggered_at_ns=ts_ns,
+                namespace_name="ns",
+                project_id=PROJECT,
+                component_id=COMPONENT,
+                environment_id=ENV,
+            )
+        )
     return incident_id
 
 
@@ -88,18 +109,30 @@ async def test_alert_items_carry_labels_and_omit_what_is_empty(store):
     _alert(store, 5)
     [item], _ = await store.query_alerts(EntriesQuery(SCOPE, 0, 10, 10))
     assert item["metadata"]["alertRule"] == {"name": "high-errors"}
-    assert item["metadata"]["labels"] == {"componentName": "cart", "environmentName": "prod", "projectName": "shop",
-                                          "namespaceName": "ns", "componentUid": COMPONENT, "environmentUid": ENV,
-                                          "projectUid": PROJECT}
+    assert item["metadata"]["labels"] == {
+        "componentName": "cart",
+        "environmentName": "prod",
+        "projectName": "shop",
+        "namespaceName": "ns",
+        "componentUid": COMPONENT,
+        "environmentUid": ENV,
+        "projectUid": PROJECT,
+    }
     assert "notificationChannels" not in item
 
 
 @pytest.mark.parametrize(
     "start, target, allowed",
     [
-        ("active", "acknowledged", True), ("active", "resolved", True), ("active", "active", True),
-        ("acknowledged", "resolved", True), ("acknowledged", "acknowledged", True), ("acknowledged", "active", False),
-        ("resolved", "resolved", True), ("resolved", "active", False), ("resolved", "acknowledged", False),
+        ("active", "acknowledged", True),
+        ("active", "resolved", True),
+        ("active", "active", True),
+        ("acknowledged", "resolved", True),
+        ("acknowledged", "acknowledged", True),
+        ("acknowledged", "active", False),
+        ("resolved", "resolved", True),
+        ("resolved", "active", False),
+        ("resolved", "acknowledged", False),
     ],
 )
 async def test_incidents_only_move_forward(store, start, target, allowed):
@@ -134,8 +167,11 @@ async def test_a_channel_is_looked_up_in_its_namespace_then_in_any(store):
     resources = ResourceStore(store.engine)
 
     def doc(name, namespace, url):
-        return {"kind": "ObservabilityAlertsNotificationChannel", "metadata": {"name": name, "namespace": namespace},
-                "spec": {"environment": "dev", "type": "webhook", "webhookConfig": {"url": url}}}
+        return {
+            "kind": "ObservabilityAlertsNotificationChannel",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": {"environment": "dev", "type": "webhook", "webhookConfig": {"url": url}},
+        }
 
     for namespace in ("b", "c", "a"):
         await resources.put_channel(doc("ops", namespace, f"http://{namespace}.test"))
@@ -148,20 +184,33 @@ async def test_a_channel_is_looked_up_in_its_namespace_then_in_any(store):
 
 
 def test_contract_payload():
-    [firing] = firings_from({"ruleName": "r", "ruleNamespace": "ns", "alertValue": 12.5,
-                             "alertTimestamp": "2026-01-01T00:00:00Z"})
+    [firing] = firings_from(
+        {"ruleName": "r", "ruleNamespace": "ns", "alertValue": 12.5, "alertTimestamp": "2026-01-01T00:00:00Z"}
+    )
     assert (firing.rule_name, firing.rule_namespace, firing.value) == ("r", "ns", 12.5)
     assert firing.timestamp_ns == 1767225600 * 10**9
 
 
 def test_alertmanager_payload_keeps_only_firing_alerts_and_keys_them():
-    body = {"version": "4", "status": "firing", "alerts": [
-        {"status": "firing", "labels": {"openchoreo_rule_name": "r", "openchoreo_rule_namespace": "ns"},
-         "annotations": {"alert_value": "42.00"}, "startsAt": "2026-01-01T00:00:00Z", "fingerprint": "abc"},
-        {"status": "resolved", "labels": {}, "annotations": {}},
-        {"status": "firing", "annotations": {"rule_name": "q", "rule_namespace": "ns", "alert_value": "1"},
-         "startsAt": "2026-01-01T00:00:00Z"},
-    ]}
+    body = {
+        "version": "4",
+        "status": "firing",
+        "alerts": [
+            {
+                "status": "firing",
+                "labels": {"openchoreo_rule_name": "r", "openchoreo_rule_namespace": "ns"},
+                "annotations": {"alert_value": "42.00"},
+                "startsAt": "2026-01-01T00:00:00Z",
+                "fingerprint": "abc",
+            },
+            {"status": "resolved", "labels": {}, "annotations": {}},
+            {
+                "status": "firing",
+                "annotations": {"rule_name": "q", "rule_namespace": "ns", "alert_value": "1"},
+                "startsAt": "2026-01-01T00:00:00Z",
+            },
+        ],
+    }
     first, second = firings_from(body)
     assert (first.rule_name, first.value, first.delivery_key) == ("r", 42.0, "alertmanager:abc:2026-01-01T00:00:00Z")
     assert (second.rule_name, second.delivery_key) == ("q", "")
@@ -177,8 +226,14 @@ def test_alertmanager_payload_keeps_only_firing_alerts_and_keys_them():
         ({"ruleName": "r", "ruleNamespace": "ns", "alertTimestamp": "yesterday"}, "INVALID_REQUEST_BODY"),
         ({"ruleName": 5, "ruleNamespace": "ns"}, "INVALID_REQUEST_BODY"),
         ({"alerts": []}, "INVALID_REQUEST_BODY"),
-        ({"alerts": [{"status": "firing", "annotations": {"rule_namespace": "ns", "alert_value": "1"}}]}, "MISSING_RULE_NAME"),
-        ({"alerts": [{"status": "firing", "annotations": {"rule_name": "r", "rule_namespace": "ns"}}]}, "INVALID_REQUEST_BODY"),
+        (
+            {"alerts": [{"status": "firing", "annotations": {"rule_namespace": "ns", "alert_value": "1"}}]},
+            "MISSING_RULE_NAME",
+        ),
+        (
+            {"alerts": [{"status": "firing", "annotations": {"rule_name": "r", "rule_namespace": "ns"}}]},
+            "INVALID_REQUEST_BODY",
+        ),
     ],
 )
 def test_malformed_payloads_say_what_is_wrong(body, code):
@@ -201,9 +256,12 @@ def test_go_duration_strings(seconds, text):
 
 
 def _rule_doc(**spec_overrides):
-    spec = {"name": "r", "source": {"type": "log", "query": "error"},
-            "condition": {"window": "5m", "interval": "1m", "operator": "gt", "threshold": 10},
-            "actions": {"notifications": {"channels": ["c"]}}}
+    spec = {
+        "name": "r",
+        "source": {"type": "log", "query": "error"},
+        "condition": {"window": "5m", "interval": "1m", "operator": "gt", "threshold": 10},
+        "actions": {"notifications": {"channels": ["c"]}},
+    }
     spec.update(spec_overrides)
     return {"kind": "ObservabilityAlertRule", "metadata": {"name": "r-1", "namespace": "ns"}, "spec": spec}
 
@@ -219,8 +277,19 @@ def _rule_doc(**spec_overrides):
         ({"source": {"type": "log"}}, "query is required"),
         ({"source": {"type": "metric", "metric": "disk"}}, "cpu_usage or memory_usage"),
         ({"actions": {"notifications": {"channels": []}}}, "at least one channel"),
-        ({"actions": {"notifications": {"channels": ["c"]}, "incident": {"triggerAiRca": True}}}, "enabled must be true"),
-        ({"actions": {"notifications": {"channels": ["c"]}, "incident": {"enabled": True, "triggerAiCostAnalysis": True}}}, "only allowed for budget"),
+        (
+            {"actions": {"notifications": {"channels": ["c"]}, "incident": {"triggerAiRca": True}}},
+            "enabled must be true",
+        ),
+        (
+            {
+                "actions": {
+                    "notifications": {"channels": ["c"]},
+                    "incident": {"enabled": True, "triggerAiCostAnalysis": True},
+                }
+            },
+            "only allowed for budget",
+        ),
     ],
 )
 def test_rule_resources_are_checked_with_a_message_naming_the_field(overrides, message):

@@ -1,5 +1,5 @@
 """Authentication end to end: real tokens, signed by keys of a real OIDC issuer process on loopback
-(tests/servers/oidc.py), verified by the public app's middleware, which fetches the issuer's JWKS over HTTP.
+(devservers/oidc.py), verified by the public app's middleware, which fetches the issuer's JWKS over HTTP.
 
 Which body a failure gets (observer/auth/authn.py): a missing or non-Bearer credential is MISSING_TOKEN; a token
 that is malformed, badly signed, signed with a key or algorithm we do not accept, or outside its lifetime is
@@ -8,10 +8,9 @@ INVALID_TOKEN; a genuine current token for another issuer or audience is INVALID
 
 from __future__ import annotations
 
-import re
-
 import asyncio
 import os
+import re
 import subprocess
 import sys
 import uuid
@@ -23,14 +22,14 @@ import httpx
 import pytest
 from fastapi import FastAPI, Request
 
+from devservers.local import serving
+from devservers.oidc import OidcIssuer, SigningKey, b64url
 from observer.app import create_public_app
 from observer.auth.authn import Authenticator, JwksCache
 from observer.auth.middleware import AuthMiddleware
 from observer.auth.model import Subject
 from observer.auth.settings import AuthConfigError, AuthSettings
 from tests.conftest import service_over
-from tests.servers.local import serving
-from tests.servers.oidc import OidcIssuer, SigningKey, b64url
 
 AUDIENCE = "observer-api"
 BASE_URL = "https://observer.example.com"
@@ -98,8 +97,14 @@ def add_probe_routes(app: FastAPI) -> None:
         subject: Subject | None = getattr(request.state, "subject", None)
         if subject is None:
             return {"subject": None}
-        return {"subject": {"type": subject.type, "claim": subject.entitlement_claim,
-                            "values": list(subject.entitlement_values), "has_token": bool(subject.token)}}
+        return {
+            "subject": {
+                "type": subject.type,
+                "claim": subject.entitlement_claim,
+                "values": list(subject.entitlement_values),
+                "has_token": bool(subject.token),
+            }
+        }
 
     app.add_api_route("/api/v1alpha1/whoami", describe, methods=["GET"])
     app.add_api_route("/mcp", describe, methods=["GET", "POST"])
@@ -160,23 +165,37 @@ async def test_a_token_with_groups_is_a_user_entitled_by_its_groups(api, issuer,
     token = issuer.mint(keys["rsa"], groups=["platform-admins", "devs"])
     response = await whoami(api, token)
     assert response.status_code == 200, response.text
-    assert response.json()["subject"] == {"type": "user", "claim": "groups", "values": ["platform-admins", "devs"],
-                                          "has_token": True}
+    assert response.json()["subject"] == {
+        "type": "user",
+        "claim": "groups",
+        "values": ["platform-admins", "devs"],
+        "has_token": True,
+    }
 
 
 async def test_a_token_without_groups_is_a_service_account_entitled_by_its_sub(api, issuer, keys):
     token = issuer.mint(keys["ec"], sub="observer-resource-reader")  # ES256
     response = await whoami(api, token)
     assert response.status_code == 200, response.text
-    assert response.json()["subject"] == {"type": "service_account", "claim": "sub",
-                                          "values": ["observer-resource-reader"], "has_token": True}
+    assert response.json()["subject"] == {
+        "type": "service_account",
+        "claim": "sub",
+        "values": ["observer-resource-reader"],
+        "has_token": True,
+    }
 
 
 async def test_the_query_api_accepts_a_valid_token(api, issuer, keys):
-    body = {"startTime": "2026-01-01T00:00:00Z", "endTime": "2026-01-01T01:00:00Z", "searchScope": {"namespace": "demo"}}
+    body = {
+        "startTime": "2026-01-01T00:00:00Z",
+        "endTime": "2026-01-01T01:00:00Z",
+        "searchScope": {"namespace": "demo"},
+    }
     without = await api.post("/api/v1/logs/query", json=body)
     assert_refused(without, MISSING)
-    with_token = await api.post("/api/v1/logs/query", json=body, headers=bearer(issuer.mint(keys["rsa"], groups=["devs"])))
+    with_token = await api.post(
+        "/api/v1/logs/query", json=body, headers=bearer(issuer.mint(keys["rsa"], groups=["devs"]))
+    )
     assert with_token.status_code != 401, with_token.text
 
 
@@ -212,16 +231,18 @@ async def test_no_authorization_header_is_missing_token(api):
     assert_refused(await whoami(api), MISSING)
 
 
-@pytest.mark.parametrize("value", ["Basic YWxpY2U6c2VjcmV0", "Token abc.def.ghi", "Bearer", "Bearer   ", "Bearer a b",
-                                   "abc.def.ghi", ""])
+@pytest.mark.parametrize(
+    "value", ["Basic YWxpY2U6c2VjcmV0", "Token abc.def.ghi", "Bearer", "Bearer   ", "Bearer a b", "abc.def.ghi", ""]
+)
 async def test_another_scheme_or_an_empty_token_is_missing_token(api, value):
     assert_refused(await whoami(api, Authorization=value), MISSING)
 
 
 async def test_two_authorization_headers_are_refused(api, issuer, keys):
     token = issuer.mint(keys["rsa"], groups=["devs"])
-    response = await api.get("/api/v1alpha1/whoami", headers=[("Authorization", f"Bearer {token}"),
-                                                               ("Authorization", "Bearer other")])
+    response = await api.get(
+        "/api/v1alpha1/whoami", headers=[("Authorization", f"Bearer {token}"), ("Authorization", "Bearer other")]
+    )
     assert_refused(response, MISSING)
 
 
@@ -419,7 +440,9 @@ async def test_an_unreachable_jwks_is_503_not_401_and_recovers(make_client, issu
     api = make_client(settings_for(issuer))
     token = issuer.mint(keys["rsa"], groups=["devs"])
     refused = await whoami(api, token)
-    assert_refused(refused, {"error": "AUTHENTICATION_UNAVAILABLE", "message": "authentication is temporarily unavailable"}, 503)
+    assert_refused(
+        refused, {"error": "AUTHENTICATION_UNAVAILABLE", "message": "authentication is temporarily unavailable"}, 503
+    )
     # Not retried on every request while it is down.
     for _ in range(5):
         assert (await whoami(api, token)).status_code == 503
@@ -445,15 +468,23 @@ async def test_a_jwks_outage_after_startup_keeps_the_cached_keys_working(make_cl
 
 async def test_an_unusable_entry_in_the_jwks_does_not_hide_the_others(make_client, issuer, keys):
     encryption_key = {**keys["rotated"].public_jwk(), "use": "enc"}
-    issuer.publish_raw({"keys": [{"kty": "oct", "k": "c2VjcmV0", "kid": "rsa-1", "alg": "HS256"},
-                                 {"kty": "RSA", "kid": "broken", "n": "!!", "e": "AQAB"},
-                                 {"kty": "XYZ", "kid": "exotic"},
-                                 encryption_key,
-                                 keys["rsa"].public_jwk()]})
+    issuer.publish_raw(
+        {
+            "keys": [
+                {"kty": "oct", "k": "c2VjcmV0", "kid": "rsa-1", "alg": "HS256"},
+                {"kty": "RSA", "kid": "broken", "n": "!!", "e": "AQAB"},
+                {"kty": "XYZ", "kid": "exotic"},
+                encryption_key,
+                keys["rsa"].public_jwk(),
+            ]
+        }
+    )
     api = make_client(settings_for(issuer))
     assert (await whoami(api, issuer.mint(keys["rsa"], groups=["devs"]))).status_code == 200
     claims = issuer.claims(groups=["platform-admins"])
-    assert_refused(await whoami(api, OidcIssuer.forge({"alg": "HS256", "kid": "rsa-1"}, claims, hmac_secret=b"secret")), INVALID)
+    assert_refused(
+        await whoami(api, OidcIssuer.forge({"alg": "HS256", "kid": "rsa-1"}, claims, hmac_secret=b"secret")), INVALID
+    )
     assert_refused(await whoami(api, issuer.mint(keys["rotated"], groups=["devs"])), INVALID)  # published for "enc"
 
 
@@ -461,8 +492,10 @@ async def test_an_unusable_entry_in_the_jwks_does_not_hide_the_others(make_clien
 
 
 async def test_mcp_401s_carry_the_resource_metadata_challenge(api, issuer, keys):
-    challenge = (f'Bearer resource_metadata="{BASE_URL}/.well-known/oauth-protected-resource", '
-                 f'scope="openid profile email observer:read"')
+    challenge = (
+        f'Bearer resource_metadata="{BASE_URL}/.well-known/oauth-protected-resource", '
+        f'scope="openid profile email observer:read"'
+    )
     for path in ("/mcp", "/mcp/session"):
         missing = await api.get(path)
         assert_refused(missing, MISSING)
@@ -484,7 +517,10 @@ async def test_the_default_mcp_scopes_are_openid_profile_email(make_client, issu
     response = await api.get("/mcp")
     assert response.headers["www-authenticate"].endswith('scope="openid profile email"')
     # Without OBSERVER_BASE_URL the challenge points at the host the client reached.
-    assert 'resource_metadata="http://observer/.well-known/oauth-protected-resource"' in response.headers["www-authenticate"]
+    assert (
+        'resource_metadata="http://observer/.well-known/oauth-protected-resource"'
+        in response.headers["www-authenticate"]
+    )
 
 
 async def test_protected_resource_metadata_and_health_need_no_token(api, issuer):
@@ -523,11 +559,14 @@ async def test_unknown_paths_need_a_token_and_the_api_description_does_not(api):
 
 async def test_cors_preflights_pass_and_401s_carry_cors_headers(make_client, issuer):
     api = make_client(settings_for(issuer), cors="https://console.example.com")
-    preflight = await api.options("/api/v1/logs/query", headers={
-        "Origin": "https://console.example.com",
-        "Access-Control-Request-Method": "POST",
-        "Access-Control-Request-Headers": "Authorization, Content-Type",
-    })
+    preflight = await api.options(
+        "/api/v1/logs/query",
+        headers={
+            "Origin": "https://console.example.com",
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "Authorization, Content-Type",
+        },
+    )
     assert preflight.status_code in (200, 204), preflight.text
     assert preflight.headers["access-control-allow-origin"] == "https://console.example.com"
     refused = await api.post("/api/v1/logs/query", json={}, headers={"Origin": "https://console.example.com"})
@@ -558,8 +597,12 @@ async def test_a_configured_subject_type_order_is_followed(make_client, issuer, 
     assert service.json()["subject"]["type"] == "service_account"
     assert service.json()["subject"]["values"] == ["observer-tests"]
     user = await whoami(api, issuer.mint(keys["rsa"], client_id=None, realm_access={"roles": ["admin", "dev"]}))
-    assert user.json()["subject"] == {"type": "user", "claim": "realm_access.roles", "values": ["admin", "dev"],
-                                      "has_token": True}
+    assert user.json()["subject"] == {
+        "type": "user",
+        "claim": "realm_access.roles",
+        "values": ["admin", "dev"],
+        "has_token": True,
+    }
     assert_refused(await whoami(api, issuer.mint(keys["rsa"], client_id=None, groups=["devs"])), UNRESOLVED)
 
 
@@ -598,17 +641,19 @@ def test_authentication_is_on_unless_disabled_and_then_needs_a_jwks_url():
 
 
 def test_settings_read_openchoreo_variable_names():
-    settings = AuthSettings.from_env({
-        "JWKS_URL": "https://idp.example.com/oauth2/jwks",
-        "JWT_ISSUER": "https://idp.example.com/oauth2/token",
-        "JWT_AUDIENCE": "observer-api, openchoreo-api",
-        "JWKS_URL_TLS_INSECURE_SKIP_VERIFY": "true",
-        "AUTH_SERVER_BASE_URL": "https://idp.example.com",
-        "MCP_OAUTH_SCOPES": "openid  observer:read",
-        "OBSERVER_BASE_URL": "https://observer.example.com/",
-        "OBSERVER_AUTH_CONFIG_PATH": "/etc/observer/auth-config.yaml",
-        "JWT_LEEWAY_SECONDS": "45",
-    })
+    settings = AuthSettings.from_env(
+        {
+            "JWKS_URL": "https://idp.example.com/oauth2/jwks",
+            "JWT_ISSUER": "https://idp.example.com/oauth2/token",
+            "JWT_AUDIENCE": "observer-api, openchoreo-api",
+            "JWKS_URL_TLS_INSECURE_SKIP_VERIFY": "true",
+            "AUTH_SERVER_BASE_URL": "https://idp.example.com",
+            "MCP_OAUTH_SCOPES": "openid  observer:read",
+            "OBSERVER_BASE_URL": "https://observer.example.com/",
+            "OBSERVER_AUTH_CONFIG_PATH": "/etc/observer/auth-config.yaml",
+            "JWT_LEEWAY_SECONDS": "45",
+        }
+    )
     assert settings.enabled and settings.audiences == ("observer-api", "openchoreo-api")
     assert settings.jwks_tls_insecure_skip_verify and settings.leeway_s == 45
     assert settings.mcp_scopes == ("openid", "observer:read")
@@ -630,7 +675,11 @@ def test_observer_up_refuses_to_start_without_a_jwks_url(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("JWT_", "JWKS_"))}
     result = subprocess.run(
         [sys.executable, "-m", "observer.cli", "up", "--data-dir", str(tmp_path / "data"), "--port", "0"],
-        capture_output=True, text=True, env=env, timeout=60, cwd=Path(__file__).resolve().parents[2],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        cwd=Path(__file__).resolve().parents[2],
     )
     assert result.returncode == 2, result.stderr
     assert "JWKS_URL" in result.stderr and "JWT_DISABLED=true" in result.stderr

@@ -25,6 +25,8 @@ from mcp.client.streamable_http import streamable_http_client
 from sqlalchemy import insert
 
 from adapters.embedded.backend import EmbeddedBackend
+from devservers.local import serving
+from devservers.sample import BASE_NS, COMPONENTS, ENVIRONMENTS, PROJECT_UID, identity, platform_points
 from domain.model import EventRecord, LogRecord
 from domain.timeutil import format_rfc3339
 from observer.alerting.db import open_engine
@@ -38,8 +40,6 @@ from observer.auth.settings import AuthSettings
 from observer.mcp import build_mcp_app
 from observer.service import QueryService
 from tests.contract.data import span as make_span
-from tests.sample import BASE_NS, COMPONENTS, ENVIRONMENTS, PROJECT_UID, identity, platform_points
-from tests.servers.local import serving
 
 MINUTE = 60 * 10**9
 START, END = format_rfc3339(BASE_NS - 20 * MINUTE), format_rfc3339(BASE_NS + 20 * MINUTE)
@@ -91,8 +91,16 @@ class Scope:
     environment: str = ""
 
     def body(self) -> dict[str, str]:
-        return {k: v for k, v in {"namespace": self.namespace, "project": self.project, "component": self.component,
-                                  "environment": self.environment}.items() if v}
+        return {
+            k: v
+            for k, v in {
+                "namespace": self.namespace,
+                "project": self.project,
+                "component": self.component,
+                "environment": self.environment,
+            }.items()
+            if v
+        }
 
 
 CART_PROD = Scope("acme", "shop", "cart", "prod")
@@ -112,8 +120,11 @@ def allowed(group: str, action: str, scope: Scope) -> bool:
         return False
     if "*" not in grant.actions and action not in grant.actions:
         return False
-    for have, want in ((grant.namespace, scope.namespace), (grant.project, scope.project),
-                       (grant.component, scope.component)):
+    for have, want in (
+        (grant.namespace, scope.namespace),
+        (grant.project, scope.project),
+        (grant.component, scope.component),
+    ):
         if have and have != want:
             return False
     return not grant.environments or scope.environment in grant.environments
@@ -166,44 +177,92 @@ def plane(tmp_path_factory, oidc_issuer, signing_key) -> Iterator[Plane]:
     root: Path = tmp_path_factory.mktemp("authz-matrix")
     embedded = EmbeddedBackend(root / "data")
     records = {
-        "logs": [LogRecord(BASE_NS, f"{c} {e} line", identity(c, e), level="INFO")
-                 for c in ("cart", "frontend") for e in ("prod", "dev")]
+        "logs": [
+            LogRecord(BASE_NS, f"{c} {e} line", identity(c, e), level="INFO")
+            for c in ("cart", "frontend")
+            for e in ("prod", "dev")
+        ]
         + [LogRecord(BASE_NS, "globex line", identity("cart", namespace="globex"))]
         + [LogRecord(BASE_NS, "compile", replace_run(identity("cart")))],
-        "events": [EventRecord(ts_ns=BASE_NS, message="scheduled", identity=identity("cart"), type="Normal",
-                               reason="Scheduled", object_kind="Pod", object_name="cart-prod-0")],
+        "events": [
+            EventRecord(
+                ts_ns=BASE_NS,
+                message="scheduled",
+                identity=identity("cart"),
+                type="Normal",
+                reason="Scheduled",
+                object_kind="Pod",
+                object_name="cart-prod-0",
+            )
+        ],
         "spans": [make_span("acme", 0xABC, 1, None, 0, 100, component="cart")],
         "metrics": platform_points("acme", BASE_NS - 20 * MINUTE, minutes=5),
     }
     asyncio.run(embedded.write(batch_id="seed", **records))
     entries_engine = open_engine(str(root / "alerts.db"))
-    scope_columns = {"namespace_name": "acme", "project_name": "shop", "component_name": "cart",
-                     "environment_name": "prod", "project_id": PROJECT_UID, "component_id": COMPONENTS["cart"],
-                     "environment_id": ENVIRONMENTS["prod"]}
+    scope_columns = {
+        "namespace_name": "acme",
+        "project_name": "shop",
+        "component_name": "cart",
+        "environment_name": "prod",
+        "project_id": PROJECT_UID,
+        "component_id": COMPONENTS["cart"],
+        "environment_id": ENVIRONMENTS["prod"],
+    }
     with entries_engine.begin() as conn:
-        conn.execute(insert(alert_entries).values(id="00000000-0000-4000-8000-000000000001", timestamp_ns=BASE_NS,
-                                                  alert_rule_name="r", incident_enabled=True, **scope_columns))
-        conn.execute(insert(incident_entries).values(id=INCIDENT, alert_id="00000000-0000-4000-8000-000000000001",
-                                                     timestamp_ns=BASE_NS, status="active", triggered_at_ns=BASE_NS,
-                                                     **scope_columns))
+        conn.execute(
+            insert(alert_entries).values(
+                id="00000000-0000-4000-8000-000000000001",
+                timestamp_ns=BASE_NS,
+                alert_rule_name="r",
+                incident_enabled=True,
+                **scope_columns,
+            )
+        )
+        conn.execute(
+            insert(incident_entries).values(
+                id=INCIDENT,
+                alert_id="00000000-0000-4000-8000-000000000001",
+                timestamp_ns=BASE_NS,
+                status="active",
+                triggered_at_ns=BASE_NS,
+                **scope_columns,
+            )
+        )
     policy = root / "policy.yaml"
     policy.write_text(POLICY)
     authorizer = CasbinAuthorizer(FilePolicySource(policy))
     backend, resolver, entries = Counted(embedded), Counted(embedded.registry), Counted(EntryStore(entries_engine))
-    service = QueryService(resolver, logs=backend, events=backend, traces=backend, metrics=backend, authorizer=authorizer)
+    service = QueryService(
+        resolver, logs=backend, events=backend, traces=backend, metrics=backend, authorizer=authorizer
+    )
     alert_service = AlertService(entries, resolver, authorizer)
-    auth = AuthSettings(jwks_url=oidc_issuer.jwks_url, issuer=oidc_issuer.url, audiences=("observer-api",),
-                        auth_server_base_url=oidc_issuer.url)
+    auth = AuthSettings(
+        jwks_url=oidc_issuer.jwks_url,
+        issuer=oidc_issuer.url,
+        audiences=("observer-api",),
+        auth_server_base_url=oidc_issuer.url,
+    )
     app = create_public_app(service, "", auth, mcp=build_mcp_app(service, alert_service), alert_service=alert_service)
-    with serving(app, lifespan='on') as url:
+    with serving(app, lifespan="on") as url:
         yield Plane(url, policy, backend, resolver, entries)
     embedded.close()
 
 
 def replace_run(who):
-    return replace(who, project="", project_uid="", component="", component_uid="", environment="",
-                    environment_uid="", pod=f"{RUN}-compile-1", pod_namespace="workflows-acme", workflow_run=RUN,
-                    task="compile")
+    return replace(
+        who,
+        project="",
+        project_uid="",
+        component="",
+        component_uid="",
+        environment="",
+        environment_uid="",
+        pod=f"{RUN}-compile-1",
+        pod_namespace="workflows-acme",
+        workflow_run=RUN,
+        task="compile",
+    )
 
 
 # ----------------------------------------------------------------------------------------------- calls
@@ -232,14 +291,22 @@ def rest_calls(scope: Scope) -> list[tuple[str, str, str, dict | None, Scope]]:
         ]
     workflow = WINDOW | {"searchScope": {"namespace": "acme", "workflowRunName": RUN}}
     if scope.namespace == "acme" and not scope.project:
-        calls += [("logs:view", "POST", "/api/v1/logs/query", workflow, WORKFLOW),
-                  ("events:view", "POST", "/api/v1/events/query", workflow, WORKFLOW)]
+        calls += [
+            ("logs:view", "POST", "/api/v1/logs/query", workflow, WORKFLOW),
+            ("events:view", "POST", "/api/v1/events/query", workflow, WORKFLOW),
+        ]
     return calls
 
 
 def mcp_calls(scope: Scope) -> list[tuple[str, str, dict, Scope]]:
-    args = {"namespace": scope.namespace, "project": scope.project, "component": scope.component,
-            "environment": scope.environment, "start_time": START, "end_time": END}
+    args = {
+        "namespace": scope.namespace,
+        "project": scope.project,
+        "component": scope.component,
+        "environment": scope.environment,
+        "start_time": START,
+        "end_time": END,
+    }
     args = {k: v for k, v in args.items() if v}
     calls = [
         ("logs:view", "query_component_logs", args, scope),
@@ -257,8 +324,10 @@ def mcp_calls(scope: Scope) -> list[tuple[str, str, dict, Scope]]:
         calls.append(("traces:view", "get_span_details", {"trace_id": TRACE, "span_id": f"{1:016x}"}, scope))
     if scope.namespace == "acme" and not scope.project:
         workflow = {"namespace": "acme", "workflow_run_name": RUN, "start_time": START, "end_time": END}
-        calls += [("logs:view", "query_workflow_logs", workflow, WORKFLOW),
-                  ("events:view", "query_workflow_events", workflow, WORKFLOW)]
+        calls += [
+            ("logs:view", "query_workflow_logs", workflow, WORKFLOW),
+            ("events:view", "query_workflow_events", workflow, WORKFLOW),
+        ]
     return calls
 
 
@@ -288,7 +357,9 @@ async def test_rest_and_mcp_answer_exactly_where_the_policy_allows(plane, oidc_i
                 assert response.status_code == 200, f"{where}: {response.text}"
             else:
                 assert (response.status_code, response.json()) == (
-                    403, {"title": "forbidden", "errorCode": "", "message": "Access denied"}), where
+                    403,
+                    {"title": "forbidden", "errorCode": "", "message": "Access denied"},
+                ), where
                 if not reads_first(path):
                     assert plane.calls() == before, f"{where}: a denied call reached a resolver or backend"
 
@@ -328,7 +399,10 @@ async def test_a_grant_and_a_revoke_apply_to_the_very_next_mcp_call(plane, oidc_
     arguments = {**CART_PROD.body(), "start_time": START, "end_time": END}
     grant = "  - {name: late, role: viewer, groups: [late-joiners], namespace: acme}\n"
     try:
-        async with http2, Client(streamable_http_client(f"{plane.url}/mcp", http_client=http2), mode="legacy") as client:
+        async with (
+            http2,
+            Client(streamable_http_client(f"{plane.url}/mcp", http_client=http2), mode="legacy") as client,
+        ):
             denied = await client.call_tool("query_component_logs", arguments)
             assert denied.is_error and denied.content[0].text == FORBIDDEN
             plane.policy.write_text(POLICY + grant)

@@ -19,10 +19,9 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-
-from domain.model import LogRecord, MetricKind, MetricPoint, SpanRecord
 from collectors.buffer import Batch, DiskBuffer
-from tests.sample import BASE_NS, identity
+from devservers.sample import BASE_NS, identity
+from domain.model import LogRecord, MetricKind, MetricPoint, SpanRecord
 
 ROOT = Path(__file__).resolve().parents[2]
 PRODUCERS = 4  # async producers in the child, plus one appending synchronously on the loop
@@ -34,9 +33,27 @@ def make_batch(batch_id: str) -> Batch:
     """A batch whose content follows from its id, so the parent can check what came back byte for byte."""
     n = int(batch_id.rsplit("-", 1)[1])
     who = identity(("cart", "payments", "frontend")[n % 3])
-    logs = [LogRecord(BASE_NS + n * 1000 + i, f"{batch_id} line {i} " + "." * (n % 50), who, "INFO") for i in range(1 + n % 9)]
-    spans = [SpanRecord(f"{n:032x}", f"{n:016x}", "", "GET /", "Server", BASE_NS, BASE_NS + n, who,
-                        attributes={"n": n, "even": n % 2 == 0})] if n % 4 == 0 else []
+    logs = [
+        LogRecord(BASE_NS + n * 1000 + i, f"{batch_id} line {i} " + "." * (n % 50), who, "INFO")
+        for i in range(1 + n % 9)
+    ]
+    spans = (
+        [
+            SpanRecord(
+                f"{n:032x}",
+                f"{n:016x}",
+                "",
+                "GET /",
+                "Server",
+                BASE_NS,
+                BASE_NS + n,
+                who,
+                attributes={"n": n, "even": n % 2 == 0},
+            )
+        ]
+        if n % 4 == 0
+        else []
+    )
     metrics = [MetricPoint("requests", MetricKind.SUM, BASE_NS + n, who, value=float(n))] if n % 5 == 0 else []
     return Batch(batch_id, logs=logs, spans=spans, metrics=metrics)
 

@@ -55,11 +55,24 @@ SEEDED_SCOPE = {"namespace": "acme", "project": "shop", "component": "cart", "en
 SEEDED_AT = "2026-01-01T00:30:00Z"
 SEEDED_WINDOW = ("2026-01-01T00:00:00Z", "2026-01-01T01:00:00Z")
 SEEDED_TRACE, SEEDED_SPAN = "0af7651916cd43dd8448eb211c80319c", "b7ad6b7169203331"
-SEEDED_PATH = {"traceId": SEEDED_TRACE, "spanId": SEEDED_SPAN, "sourceType": "log", "namespace": "acme",
-               "environment": "prod"}
-IDENTITY = Identity(namespace="acme", project="shop", project_uid="11111111-1111-4111-8111-111111111111",
-                    component="cart", component_uid="22222222-2222-4222-8222-222222222222", environment="prod",
-                    environment_uid="33333333-3333-4333-8333-333333333333", pod="cart-1", container="app")
+SEEDED_PATH = {
+    "traceId": SEEDED_TRACE,
+    "spanId": SEEDED_SPAN,
+    "sourceType": "log",
+    "namespace": "acme",
+    "environment": "prod",
+}
+IDENTITY = Identity(
+    namespace="acme",
+    project="shop",
+    project_uid="11111111-1111-4111-8111-111111111111",
+    component="cart",
+    component_uid="22222222-2222-4222-8222-222222222222",
+    environment="prod",
+    environment_uid="33333333-3333-4333-8333-333333333333",
+    pod="cart-1",
+    container="app",
+)
 
 
 def upstream_spec() -> dict[str, Any]:
@@ -159,8 +172,14 @@ def variants(case: Any) -> Iterator[Any]:
 def fuzz(operation: Any, app: Any, findings: Findings) -> None:
     strategy = st.one_of(operation.as_strategy(GenerationMode.POSITIVE), operation.as_strategy(GenerationMode.NEGATIVE))
 
-    @settings(max_examples=EXAMPLES * 2, deadline=None, database=None, derandomize=True,
-              suppress_health_check=list(HealthCheck), phases=[hypothesis.Phase.generate])
+    @settings(
+        max_examples=EXAMPLES * 2,
+        deadline=None,
+        database=None,
+        derandomize=True,
+        suppress_health_check=list(HealthCheck),
+        phases=[hypothesis.Phase.generate],
+    )
     @given(case=strategy)
     def run(case: Any) -> None:
         for variant in variants(case):
@@ -182,15 +201,33 @@ def apps(tmp_path: Path) -> Iterator[tuple[Any, Any]]:
     backend = EmbeddedBackend(tmp_path / "data")
     at = parse_rfc3339(SEEDED_AT)
     trace, span = SEEDED_TRACE, SEEDED_SPAN
-    asyncio.run(backend.write(
-        batch_id="seed",
-        logs=[LogRecord(at + i, f"line {i} ERROR something", IDENTITY, level="ERROR") for i in range(5)],
-        events=[EventRecord(at, "Pulled image", IDENTITY, type="Normal", reason="Pulled", object_kind="Pod",
-                            object_name="cart-1", object_namespace="acme")],
-        spans=[SpanRecord(trace, span, "", "GET /cart", "Server", at, at + 10**6, IDENTITY, attributes={"k": "v"})],
-    ))
-    alerting = build_alerting(dsn=str(tmp_path / "alerts.db"), suppression_window="1h", resolver=backend.registry,
-                              authorizer=AllowAll(), logs=backend, metrics=backend)
+    asyncio.run(
+        backend.write(
+            batch_id="seed",
+            logs=[LogRecord(at + i, f"line {i} ERROR something", IDENTITY, level="ERROR") for i in range(5)],
+            events=[
+                EventRecord(
+                    at,
+                    "Pulled image",
+                    IDENTITY,
+                    type="Normal",
+                    reason="Pulled",
+                    object_kind="Pod",
+                    object_name="cart-1",
+                    object_namespace="acme",
+                )
+            ],
+            spans=[SpanRecord(trace, span, "", "GET /cart", "Server", at, at + 10**6, IDENTITY, attributes={"k": "v"})],
+        )
+    )
+    alerting = build_alerting(
+        dsn=str(tmp_path / "alerts.db"),
+        suppression_window="1h",
+        resolver=backend.registry,
+        authorizer=AllowAll(),
+        logs=backend,
+        metrics=backend,
+    )
     public = create_public_app(service_over(backend), alert_service=alerting.service)
     internal = create_internal_app(alerting)
     yield public, internal
@@ -209,8 +246,10 @@ def test_every_operation_of_both_ports_keeps_the_contract(apps, capsys):
         fuzz(operation, app, findings)
     elapsed = time.monotonic() - started
     with capsys.disabled():
-        print(f"\nfuzz: {findings.requests} generated requests over {len(operations)} operations in {elapsed:.1f}s,"
-              f" {len(findings.seen)} distinct findings")
+        print(
+            f"\nfuzz: {findings.requests} generated requests over {len(operations)} operations in {elapsed:.1f}s,"
+            f" {len(findings.seen)} distinct findings"
+        )
         for label, tally in findings.statuses.items():
             print(f"  {label}: {dict(sorted(tally.items()))}")
         if findings.seen:
@@ -238,13 +277,20 @@ def test_the_oracle_flags_what_the_old_front_door_answered():
         return JSONResponse(content, status_code=status)
 
     schema = schemathesis.openapi.from_dict(upstream_spec())
-    [operation] = [result.ok() for result in schema.get_all_operations()
-                   if result.ok().label == "POST /api/v1/logs/query"]
+    [operation] = [
+        result.ok() for result in schema.get_all_operations() if result.ok().label == "POST /api/v1/logs/query"
+    ]
     findings = Findings()
     for phrase in answers:
-        case = operation.Case(body={"startTime": "2026-01-01T00:00:00Z", "endTime": "2026-01-01T01:00:00Z",
-                                    "searchScope": {"namespace": "acme"}, "searchPhrase": phrase},
-                              media_type="application/json")
+        case = operation.Case(
+            body={
+                "startTime": "2026-01-01T00:00:00Z",
+                "endTime": "2026-01-01T01:00:00Z",
+                "searchScope": {"namespace": "acme"},
+                "searchPhrase": phrase,
+            },
+            media_type="application/json",
+        )
         check(operation, case, case.call(app=broken), findings)
     kinds = sorted(kind for _, kind in findings.seen)
     assert len(kinds) == 4, kinds

@@ -25,12 +25,13 @@ from typing import Any
 
 import httpx
 import pytest
+
+from devservers.local import free_port
+from devservers.observer import observer_up
+from devservers.tls_proxy import Ca, make_ca, serving_tls
 from observer.app import create_internal_app
 from observer.auth.internal import INVALID_MESSAGE, MISSING_MESSAGE, InternalPortConfigError, InternalTls
 from observer.config import Settings
-from tests.servers.local import free_port
-from tests.servers.observer import observer_up
-from tests.servers.tls_proxy import Ca, make_ca, serving_tls
 
 pytestmark = pytest.mark.integration
 
@@ -54,8 +55,13 @@ namespaces:
 
 def rule_body(name: str) -> dict[str, Any]:
     return {
-        "metadata": {"name": name, "namespace": NAMESPACE, "projectUid": PROJECT_UID, "environmentUid": ENV_UID,
-                     "componentUid": COMPONENT_UID},
+        "metadata": {
+            "name": name,
+            "namespace": NAMESPACE,
+            "projectUid": PROJECT_UID,
+            "environmentUid": ENV_UID,
+            "componentUid": COMPONENT_UID,
+        },
         "source": {"type": "log", "query": "ERROR"},
         "condition": {"enabled": True, "window": "5m", "interval": "1m", "operator": "gt", "threshold": 10},
     }
@@ -88,23 +94,37 @@ def test_with_a_token_every_route_but_health_needs_it_and_it_is_never_logged(tmp
     log_file = tmp_path / "observer.log"
     (tmp_path / "registry.yaml").write_text(REGISTRY)
     env = {"OBSERVER_INTERNAL_TOKEN": TOKEN, "LOG_LEVEL": "debug"}  # debug: the most a log could ever say
-    with observer_up(tmp_path / "data", "--registry", str(tmp_path / "registry.yaml"), log_file=log_file, env=env) as observer:
+    with observer_up(
+        tmp_path / "data", "--registry", str(tmp_path / "registry.yaml"), log_file=log_file, env=env
+    ) as observer:
         url = observer.internal
         health = httpx.get(f"{url}/health", timeout=10)
         none = httpx.post(url + WEBHOOK, json={"ruleName": "x", "ruleNamespace": NAMESPACE}, timeout=10)
         wrong = httpx.post(url + WEBHOOK, content=b"", headers={"Authorization": f"Bearer {WRONG}"}, timeout=10)
         basic = httpx.post(url + WEBHOOK, content=b"", headers={"Authorization": f"Basic {TOKEN}"}, timeout=10)
-        two = httpx.post(url + WEBHOOK, content=b"", timeout=10,
-                         headers=[("Authorization", f"Bearer {TOKEN}"), ("Authorization", f"Bearer {WRONG}")])
+        two = httpx.post(
+            url + WEBHOOK,
+            content=b"",
+            timeout=10,
+            headers=[("Authorization", f"Bearer {TOKEN}"), ("Authorization", f"Bearer {WRONG}")],
+        )
         crud_without = httpx.post(url + RULES, json=rule_body("cart-errors"), timeout=10)
         get_without = httpx.get(f"{url}{RULES}/cart-errors", timeout=10)
 
         authorised = {"Authorization": f"Bearer {TOKEN}"}
         created = httpx.post(url + RULES, json=rule_body("cart-errors"), headers=authorised, timeout=30)
         fetched = httpx.get(f"{url}{RULES}/cart-errors", headers=authorised, timeout=10)
-        fired = httpx.post(url + WEBHOOK, headers=authorised, timeout=10, json={
-            "ruleName": "cart-errors", "ruleNamespace": NAMESPACE, "alertValue": 12.5,
-            "alertTimestamp": "2026-01-10T10:00:00Z"})
+        fired = httpx.post(
+            url + WEBHOOK,
+            headers=authorised,
+            timeout=10,
+            json={
+                "ruleName": "cart-errors",
+                "ruleNamespace": NAMESPACE,
+                "alertValue": 12.5,
+                "alertTimestamp": "2026-01-10T10:00:00Z",
+            },
+        )
         lower_scheme = httpx.post(url + WEBHOOK, content=b"", headers={"Authorization": f"bearer {TOKEN}"}, timeout=10)
         public_health = httpx.get(f"{observer.api}/health", timeout=10)
 
@@ -158,19 +178,29 @@ def test_alertmanager_with_the_readme_snippet_gets_through(tmp_path: Path, prome
     (tmp_path / "registry.yaml").write_text(REGISTRY)
     rule = f"am-{uuid.uuid4().hex[:8]}"
     env = {"OBSERVER_INTERNAL_TOKEN": TOKEN}
-    with observer_up(tmp_path / "data", "--registry", str(tmp_path / "registry.yaml"), log_file=log_file, env=env) as observer:
-        created = httpx.post(observer.internal + RULES, json=rule_body(rule), timeout=30,
-                             headers={"Authorization": f"Bearer {TOKEN}"})
+    with observer_up(
+        tmp_path / "data", "--registry", str(tmp_path / "registry.yaml"), log_file=log_file, env=env
+    ) as observer:
+        created = httpx.post(
+            observer.internal + RULES, json=rule_body(rule), timeout=30, headers={"Authorization": f"Bearer {TOKEN}"}
+        )
         assert created.status_code == 201, created.text
-        now = datetime.datetime.now(datetime.timezone.utc)
-        alert = {"labels": {"alertname": rule, "openchoreo_rule_name": rule, "openchoreo_rule_namespace": NAMESPACE},
-                 "annotations": {"alert_value": "42"}, "startsAt": now.isoformat()}
-        window = {"startTime": (now - datetime.timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ"),
-                  "endTime": (now + datetime.timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")}
+        now = datetime.datetime.now(datetime.UTC)
+        alert = {
+            "labels": {"alertname": rule, "openchoreo_rule_name": rule, "openchoreo_rule_namespace": NAMESPACE},
+            "annotations": {"alert_value": "42"},
+            "startsAt": now.isoformat(),
+        }
+        window = {
+            "startTime": (now - datetime.timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "endTime": (now + datetime.timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        }
         try:
             # A wrong secret first: Alertmanager's deliveries are refused, and say so in the observer's log.
             prometheus_server.configure_alertmanager(alertmanager_config(observer.internal + WEBHOOK, WRONG))
-            httpx.post(f"{prometheus_server.alertmanager_url}/api/v2/alerts", json=[alert], timeout=10).raise_for_status()
+            httpx.post(
+                f"{prometheus_server.alertmanager_url}/api/v2/alerts", json=[alert], timeout=10
+            ).raise_for_status()
             for _ in range(240):  # Alertmanager sends within group_wait; the bound only guards against a hang
                 if "internal API: 401 (wrong bearer token)" in log_file.read_text():
                     break
@@ -192,7 +222,9 @@ def test_alertmanager_with_the_readme_snippet_gets_through(tmp_path: Path, prome
 
 
 def alerts_of(api: str, window: dict[str, str]) -> list[dict[str, Any]]:
-    answer = httpx.post(f"{api}/api/v1alpha1/alerts/query", json=window | {"searchScope": {"namespace": NAMESPACE}}, timeout=10)
+    answer = httpx.post(
+        f"{api}/api/v1alpha1/alerts/query", json=window | {"searchScope": {"namespace": NAMESPACE}}, timeout=10
+    )
     answer.raise_for_status()
     return answer.json()["alerts"]
 
@@ -257,7 +289,7 @@ def client_context(pki: Pki, cert: tuple[Path, Path] | None) -> ssl.SSLContext:
 
 
 def serving_tls_with(app: Any, tls: InternalTls) -> contextlib.AbstractContextManager[str]:
-    """The app served with the internal port's TLS settings (tests/servers/tls_proxy.py); yields the https URL."""
+    """The app served with the internal port's TLS settings (devservers/tls_proxy.py); yields the https URL."""
     return serving_tls(app, tls.certfile, tls.keyfile, tls.client_ca_file, tls.cert_reqs)
 
 
@@ -335,11 +367,23 @@ def test_observer_up_serves_the_internal_port_over_mtls_with_the_token(tmp_path:
 
 @contextlib.contextmanager
 def observer_up_tls(tmp_path: Path, env: dict[str, str], context: ssl.SSLContext) -> Iterator[tuple[str, str]]:
-    """`observer up` as its own process with an HTTPS internal port (tests/servers/observer.py polls every port
+    """`observer up` as its own process with an HTTPS internal port (devservers/observer.py polls every port
     over plain HTTP, so it cannot wait for this one); yields (internal https URL, public http URL)."""
     api, internal, otlp = free_port(), free_port(), free_port()
-    command = [sys.executable, "-m", "observer.cli", "up", "--data-dir", str(tmp_path / "data"), "--port", str(api),
-               "--internal-port", str(internal), "--otlp-port", str(otlp)]
+    command = [
+        sys.executable,
+        "-m",
+        "observer.cli",
+        "up",
+        "--data-dir",
+        str(tmp_path / "data"),
+        "--port",
+        str(api),
+        "--internal-port",
+        str(internal),
+        "--otlp-port",
+        str(otlp),
+    ]
     environment = {**os.environ, "LOG_LEVEL": "warning", "JWT_DISABLED": "true", **env}
     process = subprocess.Popen(command, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     urls = (f"https://127.0.0.1:{internal}", f"http://127.0.0.1:{api}")
@@ -348,7 +392,10 @@ def observer_up_tls(tmp_path: Path, env: dict[str, str], context: ssl.SSLContext
         with httpx.Client(verify=context, timeout=1) as client:
             while True:
                 try:
-                    if client.get(f"{urls[0]}/health").status_code == 200 and client.get(f"{urls[1]}/health").status_code == 200:
+                    if (
+                        client.get(f"{urls[0]}/health").status_code == 200
+                        and client.get(f"{urls[1]}/health").status_code == 200
+                    ):
                         break
                 except httpx.HTTPError:
                     pass
@@ -369,8 +416,20 @@ def observer_up_tls(tmp_path: Path, env: dict[str, str], context: ssl.SSLContext
 
 def run_observer_up(tmp_path: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     """`observer up` expected to refuse to start; the timeout only guards against it serving instead."""
-    command = [sys.executable, "-m", "observer.cli", "up", "--data-dir", str(tmp_path / "data"), "--port",
-               str(free_port()), "--internal-port", str(free_port()), "--otlp-port", str(free_port())]
+    command = [
+        sys.executable,
+        "-m",
+        "observer.cli",
+        "up",
+        "--data-dir",
+        str(tmp_path / "data"),
+        "--port",
+        str(free_port()),
+        "--internal-port",
+        str(free_port()),
+        "--otlp-port",
+        str(free_port()),
+    ]
     environment = {**os.environ, "LOG_LEVEL": "warning", "JWT_DISABLED": "true", **env}
     return subprocess.run(command, env=environment, capture_output=True, text=True, timeout=120)
 
@@ -382,15 +441,29 @@ def _settings(**values: str) -> Settings:
 @pytest.mark.parametrize(
     "case, expected",
     [
-        ("key without a certificate", "OBSERVER_INTERNAL_TLS_KEY_FILE is set but OBSERVER_INTERNAL_TLS_CERT_FILE is not"),
-        ("client CA without a certificate", "OBSERVER_INTERNAL_TLS_CLIENT_CA_FILE needs the internal port to serve TLS"),
-        ("missing certificate file", "OBSERVER_INTERNAL_TLS_CERT_FILE={missing}: cannot read it (No such file or directory)"),
+        (
+            "key without a certificate",
+            "OBSERVER_INTERNAL_TLS_KEY_FILE is set but OBSERVER_INTERNAL_TLS_CERT_FILE is not",
+        ),
+        (
+            "client CA without a certificate",
+            "OBSERVER_INTERNAL_TLS_CLIENT_CA_FILE needs the internal port to serve TLS",
+        ),
+        (
+            "missing certificate file",
+            "OBSERVER_INTERNAL_TLS_CERT_FILE={missing}: cannot read it (No such file or directory)",
+        ),
         ("unreadable key file", "OBSERVER_INTERNAL_TLS_KEY_FILE={unreadable}: cannot read it (Is a directory)"),
         ("key of another certificate", "not a PEM certificate with its matching, unencrypted private key"),
-        ("client CA that is not a certificate", "OBSERVER_INTERNAL_TLS_CLIENT_CA_FILE={garbage}: no PEM CA certificate in it"),
+        (
+            "client CA that is not a certificate",
+            "OBSERVER_INTERNAL_TLS_CLIENT_CA_FILE={garbage}: no PEM CA certificate in it",
+        ),
     ],
 )
-def test_tls_misconfiguration_is_refused_with_the_variable_to_fix(tmp_path: Path, pki: Pki, case: str, expected: str) -> None:
+def test_tls_misconfiguration_is_refused_with_the_variable_to_fix(
+    tmp_path: Path, pki: Pki, case: str, expected: str
+) -> None:
     missing, unreadable, garbage = tmp_path / "missing.crt", tmp_path / "unreadable.key", tmp_path / "garbage.pem"
     garbage.write_text("not a certificate\n")
     unreadable.mkdir()  # a mount gone wrong; unlike a chmod 0 file, unreadable even when tests run as root
@@ -401,8 +474,11 @@ def test_tls_misconfiguration_is_refused_with_the_variable_to_fix(tmp_path: Path
         "missing certificate file": {"internal_tls_cert_file": str(missing), "internal_tls_key_file": key},
         "unreadable key file": {"internal_tls_cert_file": cert, "internal_tls_key_file": str(unreadable)},
         "key of another certificate": {"internal_tls_cert_file": cert, "internal_tls_key_file": str(pki.client[1])},
-        "client CA that is not a certificate": {"internal_tls_cert_file": cert, "internal_tls_key_file": key,
-                                                "internal_tls_client_ca_file": str(garbage)},
+        "client CA that is not a certificate": {
+            "internal_tls_cert_file": cert,
+            "internal_tls_key_file": key,
+            "internal_tls_client_ca_file": str(garbage),
+        },
     }[case]
     with pytest.raises(InternalPortConfigError) as refused:
         _settings(**values).internal_security()

@@ -1,4 +1,4 @@
-"""The collector's Kubernetes side against a real kube-apiserver (and etcd) on loopback (tests/servers/kube.py).
+"""The collector's Kubernetes side against a real kube-apiserver (and etcd) on loopback (devservers/kube.py).
 
 Pods are created with `spec.nodeName` set and OpenChoreo's labels; they never run (there is no kubelet), but the
 API stores, lists and watches them exactly as on a cluster. Each test uses its own namespace and node name, so
@@ -24,16 +24,27 @@ from typing import Any
 import pytest
 from kubernetes import client as k8s
 
-from domain.model import LABEL_COMPONENT, LABEL_COMPONENT_UID, ComponentScope, EventRecord, EventsQuery, Identity
-from domain.model import LogRecord, LogsQuery, MetricPoint, SpanRecord, TimeRange
-from domain.timeutil import parse_rfc3339
 from collectors.enrich import Enricher
 from collectors.kubernetes.events import EventsReceiver
 from collectors.kubernetes.pods import PodCache
 from collectors.tail.model import TailedLine
 from collectors.tail.paths import PodContainer
-from tests.sample import COMPONENTS, ENVIRONMENTS, NS, PROJECT, PROJECT_UID
-from tests.servers.kube import KubeServer, TcpRelay
+from devservers.kube import KubeServer, TcpRelay
+from devservers.sample import COMPONENTS, ENVIRONMENTS, NS, PROJECT, PROJECT_UID
+from domain.model import (
+    LABEL_COMPONENT,
+    LABEL_COMPONENT_UID,
+    ComponentScope,
+    EventRecord,
+    EventsQuery,
+    Identity,
+    LogRecord,
+    LogsQuery,
+    MetricPoint,
+    SpanRecord,
+    TimeRange,
+)
+from domain.timeutil import parse_rfc3339
 
 pytestmark = pytest.mark.integration
 
@@ -297,9 +308,10 @@ async def test_events_arrive_once_each_with_the_involved_objects_identity(api, c
         },
     )
     sink = RecordingSink()
-    async with PodCache(api, node) as pods, running(
-        EventsReceiver(api, sink, tmp_path / "events.json", namespaces=[namespace], pods=pods)
-    ) as receiver:
+    async with (
+        PodCache(api, node) as pods,
+        running(EventsReceiver(api, sink, tmp_path / "events.json", namespaces=[namespace], pods=pods)) as receiver,
+    ):
         make_event(core, namespace, "cart-0.started", pod_ref("cart-0", on_node), "Started", "started container main")
         make_event(core, namespace, "cart-1.backoff", pod_ref("cart-1", off_node), "BackOff", "back-off", "Warning")
         make_event(
@@ -379,9 +391,10 @@ async def test_watches_survive_the_server_closing_their_connections(kube_api, co
         relayed = kube_api.api_client(relay.port)
         sink = RecordingSink()
         try:
-            async with PodCache(relayed, node) as cache, running(
-                EventsReceiver(relayed, sink, tmp_path / "events.json", namespaces=[namespace])
-            ) as receiver:
+            async with (
+                PodCache(relayed, node) as cache,
+                running(EventsReceiver(relayed, sink, tmp_path / "events.json", namespaces=[namespace])) as receiver,
+            ):
                 assert await cache.wait_synced(GUARD)
                 make_event(core, namespace, "e1", pod, message="one")
                 await eventually(lambda: sink.messages() == ["one"], "the first event")
@@ -403,8 +416,9 @@ async def test_watches_survive_the_server_closing_their_connections(kube_api, co
                 relay.cut()
                 make_event(core, namespace, "e3", pod, message="three")
                 await eventually(
-                    lambda: cache.reflector.failures > failures[0]
-                    and receiver.reflectors[namespace].failures > failures[1],
+                    lambda: (
+                        cache.reflector.failures > failures[0] and receiver.reflectors[namespace].failures > failures[1]
+                    ),
                     "the watches to find the server gone",
                 )
                 relay.refusing = False
@@ -424,7 +438,7 @@ async def test_watches_survive_the_server_closing_their_connections(kube_api, co
 async def test_observer_collect_enriches_lines_and_stores_events_from_the_api(kube_api, core, namespace, tmp_path):
     """The real `observer collect` process: tail + pod cache + events receiver -> buffer -> embedded backend."""
     from adapters.embedded.backend import EmbeddedBackend
-    from tests.servers.collector import collector
+    from devservers.collector import collector
 
     node = unique("node")
     uid = make_pod(core, namespace, "cart-0", node)
@@ -433,7 +447,9 @@ async def test_observer_collect_enriches_lines_and_stores_events_from_the_api(ku
     document = {
         "receivers": {
             "tail": {
-                "paths": [str(tmp_path / "pods/*/*/*.log")], "checkpoint": str(tmp_path / "tail.db"), "refresh_s": 0.2,
+                "paths": [str(tmp_path / "pods/*/*/*.log")],
+                "checkpoint": str(tmp_path / "tail.db"),
+                "refresh_s": 0.2,
             },
             "kubernetes_events": {"namespaces": [namespace], "checkpoint": str(tmp_path / "events.json")},
         },

@@ -26,15 +26,17 @@ from typing import Any
 import httpx
 import httpx2
 import pytest
-from sqlalchemy import insert
+from jsonschema import Draft202012Validator
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
-from jsonschema import Draft202012Validator
 from mcp.types.version import MODERN_PROTOCOL_VERSIONS
+from sqlalchemy import insert
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from adapters.embedded.backend import EmbeddedBackend
+from devservers.local import serving
+from devservers.sample import BASE_NS, COMPONENTS, ENVIRONMENTS, NS, PROJECT_UID, identity, platform_points
 from domain.model import EventRecord, Identity, LogRecord
 from domain.timeutil import format_rfc3339
 from observer.alerting.db import open_engine
@@ -50,8 +52,6 @@ from observer.mcp.tools import ObserverTools
 from observer.routers import alerts as alerts_router
 from observer.service import QueryService
 from tests.contract.data import span as make_span
-from tests.sample import BASE_NS, COMPONENTS, ENVIRONMENTS, NS, PROJECT_UID, identity, platform_points
-from tests.servers.local import serving
 
 SECOND = 10**9
 MINUTE = 60 * SECOND
@@ -70,10 +70,22 @@ FORBIDDEN = "insufficient permissions to perform this action"
 #: outside every other test's window), and one line of frontend too large on its own (35 minutes after).
 BIG_LINES = 1200
 BIG_AT, HUGE_AT = BASE_NS + 25 * MINUTE, BASE_NS + 35 * MINUTE
-BIG = {"namespace": NS, "project": "shop", "component": "payments", "environment": "prod",
-       "start_time": format_rfc3339(BIG_AT), "end_time": format_rfc3339(BIG_AT + 5 * MINUTE)}
-HUGE = {"namespace": NS, "project": "shop", "component": "frontend", "environment": "prod",
-        "start_time": format_rfc3339(HUGE_AT), "end_time": format_rfc3339(HUGE_AT + MINUTE)}
+BIG = {
+    "namespace": NS,
+    "project": "shop",
+    "component": "payments",
+    "environment": "prod",
+    "start_time": format_rfc3339(BIG_AT),
+    "end_time": format_rfc3339(BIG_AT + 5 * MINUTE),
+}
+HUGE = {
+    "namespace": NS,
+    "project": "shop",
+    "component": "frontend",
+    "environment": "prod",
+    "start_time": format_rfc3339(HUGE_AT),
+    "end_time": format_rfc3339(HUGE_AT + MINUTE),
+}
 
 
 def _window(**extra: Any) -> dict[str, Any]:
@@ -82,6 +94,7 @@ def _window(**extra: Any) -> dict[str, Any]:
 
 def big_line(i: int) -> str:
     return f'{i:04d} "quoted" back\\slash \x01\x02 ' + "é" * 200 + "x" * 2800
+
 
 #: The required arguments of each tool, as contract notes §3 pins them. All arguments are the contract's, plus
 #: `cursor` on the logs and events tools (REST's paging extension: a page cut to fit one message continues there).
@@ -101,25 +114,95 @@ REQUIRED = {
     "query_recommendations": {"namespace", "environment", "start_time", "end_time"},
 }
 ALL_ARGUMENTS = {
-    "query_component_logs": {"namespace", "project", "component", "environment", "start_time", "end_time",
-                             "search_phrase", "log_levels", "limit", "sort_order", "cursor"},
-    "query_workflow_logs": {"namespace", "workflow_run_name", "task_name", "start_time", "end_time",
-                            "search_phrase", "log_levels", "limit", "sort_order", "cursor"},
-    "query_component_events": {"namespace", "project", "component", "environment", "start_time", "end_time",
-                               "limit", "sort_order", "cursor"},
-    "query_workflow_events": {"namespace", "workflow_run_name", "start_time", "end_time", "limit", "sort_order",
-                              "cursor"},
+    "query_component_logs": {
+        "namespace",
+        "project",
+        "component",
+        "environment",
+        "start_time",
+        "end_time",
+        "search_phrase",
+        "log_levels",
+        "limit",
+        "sort_order",
+        "cursor",
+    },
+    "query_workflow_logs": {
+        "namespace",
+        "workflow_run_name",
+        "task_name",
+        "start_time",
+        "end_time",
+        "search_phrase",
+        "log_levels",
+        "limit",
+        "sort_order",
+        "cursor",
+    },
+    "query_component_events": {
+        "namespace",
+        "project",
+        "component",
+        "environment",
+        "start_time",
+        "end_time",
+        "limit",
+        "sort_order",
+        "cursor",
+    },
+    "query_workflow_events": {
+        "namespace",
+        "workflow_run_name",
+        "start_time",
+        "end_time",
+        "limit",
+        "sort_order",
+        "cursor",
+    },
     "query_resource_metrics": {"namespace", "project", "component", "environment", "start_time", "end_time", "step"},
     "query_http_metrics": {"namespace", "project", "component", "environment", "start_time", "end_time", "step"},
-    "query_traces": {"namespace", "project", "component", "environment", "start_time", "end_time", "limit",
-                     "sort_order"},
-    "query_trace_spans": {"trace_id", "namespace", "project", "component", "environment", "start_time", "end_time",
-                          "limit", "sort_order"},
+    "query_traces": {
+        "namespace",
+        "project",
+        "component",
+        "environment",
+        "start_time",
+        "end_time",
+        "limit",
+        "sort_order",
+    },
+    "query_trace_spans": {
+        "trace_id",
+        "namespace",
+        "project",
+        "component",
+        "environment",
+        "start_time",
+        "end_time",
+        "limit",
+        "sort_order",
+    },
     "get_span_details": {"trace_id", "span_id"},
-    "query_alerts": {"namespace", "project", "component", "environment", "start_time", "end_time", "limit",
-                     "sort_order"},
-    "query_incidents": {"namespace", "project", "component", "environment", "start_time", "end_time", "limit",
-                        "sort_order"},
+    "query_alerts": {
+        "namespace",
+        "project",
+        "component",
+        "environment",
+        "start_time",
+        "end_time",
+        "limit",
+        "sort_order",
+    },
+    "query_incidents": {
+        "namespace",
+        "project",
+        "component",
+        "environment",
+        "start_time",
+        "end_time",
+        "limit",
+        "sort_order",
+    },
     "query_costs": {"namespace", "environment", "project", "component", "start_time", "end_time", "granularity"},
     "query_recommendations": {"namespace", "environment", "project", "component", "start_time", "end_time"},
 }
@@ -183,33 +266,68 @@ class HeaderSubject:
 def seed_records() -> dict[str, Any]:
     cart0, cart1 = identity("cart", pod="cart-prod-0"), identity("cart", pod="cart-prod-1")
     sidecar = replace(cart0, container="istio-proxy")
-    build = Identity(namespace=NS, pod=f"{RUN}-compile-1", pod_namespace=f"workflows-{NS}", container="main",
-                     workflow_run=RUN, task="compile")
+    build = Identity(
+        namespace=NS,
+        pod=f"{RUN}-compile-1",
+        pod_namespace=f"workflows-{NS}",
+        container="main",
+        workflow_run=RUN,
+        task="compile",
+    )
     logs = [
-        LogRecord(ts_ns=BASE_NS + i * SECOND, body=f"main line {i:03d}", level="ERROR" if i % 10 == 0 else "INFO",
-                  identity=cart0)
+        LogRecord(
+            ts_ns=BASE_NS + i * SECOND,
+            body=f"main line {i:03d}",
+            level="ERROR" if i % 10 == 0 else "INFO",
+            identity=cart0,
+        )
         for i in range(MAIN_LINES)
     ]
     logs += [
-        LogRecord(ts_ns=BASE_NS + i * SECOND + SECOND // 2, body=f"other pod line {i:03d}", level="INFO", identity=cart1)
+        LogRecord(
+            ts_ns=BASE_NS + i * SECOND + SECOND // 2, body=f"other pod line {i:03d}", level="INFO", identity=cart1
+        )
         for i in range(MAIN_LINES)
     ]
-    logs.append(LogRecord(ts_ns=BASE_NS + 10 * SECOND, body="sidecar at the same instant", level="INFO",
-                          identity=sidecar))
-    logs += [LogRecord(ts_ns=BASE_NS + i * SECOND, body=f"frontend {i}", level="WARN", identity=identity("frontend"))
-             for i in range(5)]
-    logs += [LogRecord(ts_ns=BASE_NS + (200 + i) * SECOND, body=f"compile step {i}", level="INFO", identity=build)
-             for i in range(6)]
-    logs += [LogRecord(ts_ns=BIG_AT + i * 10**6, body=big_line(i), level="INFO", identity=identity("payments"))
-             for i in range(BIG_LINES)]
-    logs.append(LogRecord(ts_ns=HUGE_AT, body="huge " + "y" * 3_000_000, level="INFO", identity=identity("frontend")))
-    events = [
-        EventRecord(ts_ns=BASE_NS + i * SECOND, message=f"cart event {i}", identity=cart0, type="Normal",
-                    reason="Scheduled", object_kind="Pod", object_name="cart-prod-0", object_namespace=f"dp-{NS}-prod")
+    logs.append(
+        LogRecord(ts_ns=BASE_NS + 10 * SECOND, body="sidecar at the same instant", level="INFO", identity=sidecar)
+    )
+    logs += [
+        LogRecord(ts_ns=BASE_NS + i * SECOND, body=f"frontend {i}", level="WARN", identity=identity("frontend"))
         for i in range(5)
     ]
-    events += [EventRecord(ts_ns=BASE_NS + (210 + i) * SECOND, message=f"job event {i}", identity=build,
-                           type="Normal", reason="SawCompletedJob") for i in range(2)]
+    logs += [
+        LogRecord(ts_ns=BASE_NS + (200 + i) * SECOND, body=f"compile step {i}", level="INFO", identity=build)
+        for i in range(6)
+    ]
+    logs += [
+        LogRecord(ts_ns=BIG_AT + i * 10**6, body=big_line(i), level="INFO", identity=identity("payments"))
+        for i in range(BIG_LINES)
+    ]
+    logs.append(LogRecord(ts_ns=HUGE_AT, body="huge " + "y" * 3_000_000, level="INFO", identity=identity("frontend")))
+    events = [
+        EventRecord(
+            ts_ns=BASE_NS + i * SECOND,
+            message=f"cart event {i}",
+            identity=cart0,
+            type="Normal",
+            reason="Scheduled",
+            object_kind="Pod",
+            object_name="cart-prod-0",
+            object_namespace=f"dp-{NS}-prod",
+        )
+        for i in range(5)
+    ]
+    events += [
+        EventRecord(
+            ts_ns=BASE_NS + (210 + i) * SECOND,
+            message=f"job event {i}",
+            identity=build,
+            type="Normal",
+            reason="SawCompletedJob",
+        )
+        for i in range(2)
+    ]
     spans = [
         make_span(NS, 0xABC, 1, None, 0, 120, component="frontend"),
         make_span(NS, 0xABC, 2, 1, 10, 80, component="cart", status="error", kind="Client"),
@@ -220,20 +338,46 @@ def seed_records() -> dict[str, Any]:
 
 def seed_alerts(entries: EntryStore) -> None:
     """Alert and incident rows of the cart component in prod, as the webhook intake stores them."""
-    scope = {"namespace_name": NS, "project_name": "shop", "component_name": "cart", "environment_name": "prod",
-             "project_id": PROJECT_UID, "component_id": COMPONENTS["cart"], "environment_id": ENVIRONMENTS["prod"]}
+    scope = {
+        "namespace_name": NS,
+        "project_name": "shop",
+        "component_name": "cart",
+        "environment_name": "prod",
+        "project_id": PROJECT_UID,
+        "component_id": COMPONENTS["cart"],
+        "environment_id": ENVIRONMENTS["prod"],
+    }
     with entries.engine.begin() as conn:
         for i in range(3):
-            conn.execute(insert(alert_entries).values(
-                id=f"00000000-0000-4000-8000-00000000000{i}", timestamp_ns=BASE_NS + i * MINUTE,
-                alert_rule_name="high-error-rate", alert_value=f"{12.5 + i}", incident_enabled=i < 2,
-                severity="critical", description="errors above 5%", source_type="log", source_query="ERROR",
-                condition_operator="gt", condition_threshold=5.0, condition_window="5m", condition_interval="1m",
-                **scope))
+            conn.execute(
+                insert(alert_entries).values(
+                    id=f"00000000-0000-4000-8000-00000000000{i}",
+                    timestamp_ns=BASE_NS + i * MINUTE,
+                    alert_rule_name="high-error-rate",
+                    alert_value=f"{12.5 + i}",
+                    incident_enabled=i < 2,
+                    severity="critical",
+                    description="errors above 5%",
+                    source_type="log",
+                    source_query="ERROR",
+                    condition_operator="gt",
+                    condition_threshold=5.0,
+                    condition_window="5m",
+                    condition_interval="1m",
+                    **scope,
+                )
+            )
         for i in range(2):
-            conn.execute(insert(incident_entries).values(
-                id=f"00000000-0000-4000-9000-00000000000{i}", alert_id=f"00000000-0000-4000-8000-00000000000{i}",
-                timestamp_ns=BASE_NS + i * MINUTE, status="active", triggered_at_ns=BASE_NS + i * MINUTE, **scope))
+            conn.execute(
+                insert(incident_entries).values(
+                    id=f"00000000-0000-4000-9000-00000000000{i}",
+                    alert_id=f"00000000-0000-4000-8000-00000000000{i}",
+                    timestamp_ns=BASE_NS + i * MINUTE,
+                    status="active",
+                    triggered_at_ns=BASE_NS + i * MINUTE,
+                    **scope,
+                )
+            )
 
 
 @dataclass
@@ -256,14 +400,18 @@ def plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Plane]:
     calls: dict[str, int] = {}
     counting, resolver = Counting(backend, calls), Counting(backend.registry, calls)
     authorizer = SwitchableAuthorizer()
-    service = QueryService(resolver, logs=counting, events=counting, traces=counting, metrics=counting,
-                           authorizer=authorizer)
+    service = QueryService(
+        resolver, logs=counting, events=counting, traces=counting, metrics=counting, authorizer=authorizer
+    )
     alert_service = AlertService(entries, resolver, authorizer)
     app = create_public_app(service, mcp=build_mcp_app(service, alert_service))
     app.include_router(alerts_router.router)  # the REST side of the comparison
     app.state.alert_service = alert_service
     extended = create_public_app(service, mcp=build_mcp_app(service, extended=True))
-    with serving(HeaderSubject(app), lifespan='on') as url, serving(HeaderSubject(extended), lifespan='on') as extended_url:
+    with (
+        serving(HeaderSubject(app), lifespan="on") as url,
+        serving(HeaderSubject(extended), lifespan="on") as extended_url,
+    ):
         yield Plane(url, extended_url, counting, authorizer)
     backend.close()
     entries.engine.dispose()
@@ -277,7 +425,9 @@ def open_policy(plane: Plane) -> Iterator[None]:
 
 
 @contextlib.asynccontextmanager
-async def mcp_client(base_url: str, subject: str = "alice", mode: str = "legacy") -> AsyncIterator[tuple[Client, httpx2.AsyncClient]]:
+async def mcp_client(
+    base_url: str, subject: str = "alice", mode: str = "legacy"
+) -> AsyncIterator[tuple[Client, httpx2.AsyncClient]]:
     """The official client over streamable HTTP at exactly `/mcp`. `legacy` is the initialize handshake with an
     `Mcp-Session-Id` session, as OpenChoreo's Go clients speak it; the HTTP client is yielded so a test can
     change the caller's headers mid-session."""
@@ -340,19 +490,24 @@ async def test_tools_list_is_exactly_the_contracts_13(plane: Plane) -> None:
             assert prop.get("description"), (tool.name, name)
             if name == "limit":
                 assert prop["type"] == "number"
-                expected = ("Maximum number of log entries to return. Default: 100" if tool.name.endswith("_logs")
-                            else "Maximum number of entries to return. Default: 100")
+                expected = (
+                    "Maximum number of log entries to return. Default: 100"
+                    if tool.name.endswith("_logs")
+                    else "Maximum number of entries to return. Default: 100"
+                )
                 assert prop["description"] == expected
             elif name == "sort_order":
                 assert prop == {
                     "type": "string",
                     "description": "Sort order by timestamp: 'asc' (oldest first) or 'desc' (newest first)."
-                                   " Default: 'desc'",
+                    " Default: 'desc'",
                     "enum": ["asc", "desc"],
                 }
             elif name == "log_levels":
-                assert prop["type"] == "array" and prop["items"] == {"type": "string",
-                                                                     "enum": ["DEBUG", "INFO", "WARN", "ERROR"]}
+                assert prop["type"] == "array" and prop["items"] == {
+                    "type": "string",
+                    "enum": ["DEBUG", "INFO", "WARN", "ERROR"],
+                }
             else:
                 assert prop["type"] == "string", (tool.name, name)
     assert len(descriptions) == len(tools)
@@ -388,8 +543,15 @@ VALID_CALLS = [
 ]
 EXTENDED_CALLS = [
     ("query_runtime_topology", {"namespace": NS, "project": "shop", "environment": "prod", **_window()}),
-    ("get_log_context", {**CART, "timestamp": format_rfc3339(BASE_NS + 10 * SECOND), "container_name": "main",
-                         "pod_name": "cart-prod-0"}),
+    (
+        "get_log_context",
+        {
+            **CART,
+            "timestamp": format_rfc3339(BASE_NS + 10 * SECOND),
+            "container_name": "main",
+            "pod_name": "cart-prod-0",
+        },
+    ),
 ]
 
 
@@ -415,32 +577,46 @@ async def test_the_same_list_for_every_subject_and_on_the_modern_protocol(plane:
         assert client.protocol_version in MODERN_PROTOCOL_VERSIONS
         tools = (await client.list_tools()).tools
         assert [tool.name for tool in tools] == list(CONTRACT_TOOLS)
-        assert error_text(await client.call_tool("query_component_logs", {**CART, "start_time": START,
-                                                                           "end_time": END})) == FORBIDDEN
+        assert (
+            error_text(await client.call_tool("query_component_logs", {**CART, "start_time": START, "end_time": END}))
+            == FORBIDDEN
+        )
 
 
 async def test_exactly_slash_mcp_opens_a_stateful_session(plane: Plane) -> None:
     """Raw streamable HTTP at `/mcp` (no trailing slash, no redirect): initialize answers an Mcp-Session-Id,
     and the session serves the next request."""
-    headers = {"accept": "application/json, text/event-stream", "content-type": "application/json",
-               "x-test-subject": "alice"}
-    initialize = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-        "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "raw", "version": "0"}}}
+    headers = {
+        "accept": "application/json, text/event-stream",
+        "content-type": "application/json",
+        "x-test-subject": "alice",
+    }
+    initialize = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "initialize",
+        "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "raw", "version": "0"}},
+    }
     async with httpx.AsyncClient(base_url=plane.url, headers=headers, timeout=30) as http:
         response = await http.post("/mcp", json=initialize)
         assert response.status_code == 200, response.text
         session = response.headers["mcp-session-id"]
         assert "openchoreo-observer" in response.text
         session_headers = {"mcp-session-id": session, "mcp-protocol-version": "2025-06-18"}
-        notified = await http.post("/mcp", headers=session_headers,
-                                   json={"jsonrpc": "2.0", "method": "notifications/initialized"})
+        notified = await http.post(
+            "/mcp", headers=session_headers, json={"jsonrpc": "2.0", "method": "notifications/initialized"}
+        )
         assert notified.status_code == 202
-        listed = await http.post("/mcp", headers=session_headers,
-                                 json={"jsonrpc": "2.0", "id": 2, "method": "tools/list"})
+        listed = await http.post(
+            "/mcp", headers=session_headers, json={"jsonrpc": "2.0", "id": 2, "method": "tools/list"}
+        )
         assert listed.status_code == 200
         assert all(name in listed.text for name in CONTRACT_TOOLS)
-        unknown = await http.post("/mcp", headers={**session_headers, "mcp-session-id": "not-a-session"},
-                                  json={"jsonrpc": "2.0", "id": 3, "method": "tools/list"})
+        unknown = await http.post(
+            "/mcp",
+            headers={**session_headers, "mcp-session-id": "not-a-session"},
+            json={"jsonrpc": "2.0", "id": 3, "method": "tools/list"},
+        )
         assert unknown.status_code == 404
         assert (await http.delete("/mcp", headers=session_headers)).status_code == 200
 
@@ -450,74 +626,145 @@ async def test_exactly_slash_mcp_opens_a_stateful_session(plane: Plane) -> None:
 
 REST_CASES = [
     pytest.param(
-        "query_component_logs", {**CART, **_window(limit=40, sort_order="asc", log_levels=["ERROR", "INFO"])},
-        ("POST", "/api/v1/logs/query", {"searchScope": CART, "startTime": START, "endTime": END, "limit": 40,
-                                        "sortOrder": "asc", "logLevels": ["ERROR", "INFO"]}),
+        "query_component_logs",
+        {**CART, **_window(limit=40, sort_order="asc", log_levels=["ERROR", "INFO"])},
+        (
+            "POST",
+            "/api/v1/logs/query",
+            {
+                "searchScope": CART,
+                "startTime": START,
+                "endTime": END,
+                "limit": 40,
+                "sortOrder": "asc",
+                "logLevels": ["ERROR", "INFO"],
+            },
+        ),
         id="component-logs",
     ),
     pytest.param(
-        "query_component_logs", {"namespace": NS, "project": "shop", **_window(search_phrase="line 04")},
-        ("POST", "/api/v1/logs/query", {"searchScope": {"namespace": NS, "project": "shop"}, "startTime": START,
-                                        "endTime": END, "searchPhrase": "line 04"}),
+        "query_component_logs",
+        {"namespace": NS, "project": "shop", **_window(search_phrase="line 04")},
+        (
+            "POST",
+            "/api/v1/logs/query",
+            {
+                "searchScope": {"namespace": NS, "project": "shop"},
+                "startTime": START,
+                "endTime": END,
+                "searchPhrase": "line 04",
+            },
+        ),
         id="project-logs-phrase",
     ),
     pytest.param(
-        "query_workflow_logs", {"namespace": NS, "workflow_run_name": RUN, "task_name": "compile", **_window()},
-        ("POST", "/api/v1/logs/query", {"searchScope": {"namespace": NS, "workflowRunName": RUN,
-                                                        "taskName": "compile"}, "startTime": START, "endTime": END}),
+        "query_workflow_logs",
+        {"namespace": NS, "workflow_run_name": RUN, "task_name": "compile", **_window()},
+        (
+            "POST",
+            "/api/v1/logs/query",
+            {
+                "searchScope": {"namespace": NS, "workflowRunName": RUN, "taskName": "compile"},
+                "startTime": START,
+                "endTime": END,
+            },
+        ),
         id="workflow-logs",
     ),
     pytest.param(
-        "query_component_events", {**CART, **_window(limit=3)},
+        "query_component_events",
+        {**CART, **_window(limit=3)},
         ("POST", "/api/v1/events/query", {"searchScope": CART, "startTime": START, "endTime": END, "limit": 3}),
         id="component-events",
     ),
     pytest.param(
-        "query_workflow_events", {"namespace": NS, "workflow_run_name": RUN, **_window(sort_order="asc")},
-        ("POST", "/api/v1/events/query", {"searchScope": {"namespace": NS, "workflowRunName": RUN},
-                                          "startTime": START, "endTime": END, "sortOrder": "asc"}),
+        "query_workflow_events",
+        {"namespace": NS, "workflow_run_name": RUN, **_window(sort_order="asc")},
+        (
+            "POST",
+            "/api/v1/events/query",
+            {
+                "searchScope": {"namespace": NS, "workflowRunName": RUN},
+                "startTime": START,
+                "endTime": END,
+                "sortOrder": "asc",
+            },
+        ),
         id="workflow-events",
     ),
     pytest.param(
-        "query_resource_metrics", {**CART, **_window(step="1m")},
-        ("POST", "/api/v1/metrics/query", {"metric": "resource", "searchScope": CART, "startTime": START,
-                                           "endTime": END, "step": "1m"}),
+        "query_resource_metrics",
+        {**CART, **_window(step="1m")},
+        (
+            "POST",
+            "/api/v1/metrics/query",
+            {"metric": "resource", "searchScope": CART, "startTime": START, "endTime": END, "step": "1m"},
+        ),
         id="resource-metrics",
     ),
     pytest.param(
-        "query_http_metrics", {"namespace": NS, "project": "shop", "environment": "prod", **_window()},
-        ("POST", "/api/v1/metrics/query", {"metric": "http", "startTime": START, "endTime": END,
-                                           "searchScope": {"namespace": NS, "project": "shop",
-                                                           "environment": "prod"}}),
+        "query_http_metrics",
+        {"namespace": NS, "project": "shop", "environment": "prod", **_window()},
+        (
+            "POST",
+            "/api/v1/metrics/query",
+            {
+                "metric": "http",
+                "startTime": START,
+                "endTime": END,
+                "searchScope": {"namespace": NS, "project": "shop", "environment": "prod"},
+            },
+        ),
         id="http-metrics",
     ),
     pytest.param(
-        "query_traces", {"namespace": NS, "project": "shop", **_window(limit=10)},
-        ("POST", "/api/v1alpha1/traces/query", {"searchScope": {"namespace": NS, "project": "shop"},
-                                                "startTime": START, "endTime": END, "limit": 10}),
+        "query_traces",
+        {"namespace": NS, "project": "shop", **_window(limit=10)},
+        (
+            "POST",
+            "/api/v1alpha1/traces/query",
+            {"searchScope": {"namespace": NS, "project": "shop"}, "startTime": START, "endTime": END, "limit": 10},
+        ),
         id="traces",
     ),
     pytest.param(
-        "query_trace_spans", {"trace_id": TRACE.upper(), "namespace": NS, "project": "shop", **_window()},
-        ("POST", f"/api/v1alpha1/traces/{TRACE}/spans/query",
-         {"searchScope": {"namespace": NS, "project": "shop"}, "startTime": START, "endTime": END,
-          "includeAttributes": True}),
+        "query_trace_spans",
+        {"trace_id": TRACE.upper(), "namespace": NS, "project": "shop", **_window()},
+        (
+            "POST",
+            f"/api/v1alpha1/traces/{TRACE}/spans/query",
+            {
+                "searchScope": {"namespace": NS, "project": "shop"},
+                "startTime": START,
+                "endTime": END,
+                "includeAttributes": True,
+            },
+        ),
         id="trace-spans-with-attributes",
     ),
     pytest.param(
-        "query_alerts", {**CART, **_window(limit=2, sort_order="asc")},
-        ("POST", "/api/v1alpha1/alerts/query", {"searchScope": CART, "startTime": START, "endTime": END,
-                                                "limit": 2, "sortOrder": "asc"}),
+        "query_alerts",
+        {**CART, **_window(limit=2, sort_order="asc")},
+        (
+            "POST",
+            "/api/v1alpha1/alerts/query",
+            {"searchScope": CART, "startTime": START, "endTime": END, "limit": 2, "sortOrder": "asc"},
+        ),
         id="alerts",
     ),
     pytest.param(
-        "query_incidents", {"namespace": NS, "project": "shop", **_window()},
-        ("POST", "/api/v1alpha1/incidents/query", {"searchScope": {"namespace": NS, "project": "shop"},
-                                                   "startTime": START, "endTime": END}),
+        "query_incidents",
+        {"namespace": NS, "project": "shop", **_window()},
+        (
+            "POST",
+            "/api/v1alpha1/incidents/query",
+            {"searchScope": {"namespace": NS, "project": "shop"}, "startTime": START, "endTime": END},
+        ),
         id="incidents",
     ),
     pytest.param(
-        "get_span_details", {"trace_id": TRACE, "span_id": f"{2:016x}"},
+        "get_span_details",
+        {"trace_id": TRACE, "span_id": f"{2:016x}"},
         ("GET", f"/api/v1alpha1/traces/{TRACE}/spans/{2:016x}", None),
         id="span-details",
     ),
@@ -564,68 +811,187 @@ ALERTS, INCIDENTS = "/api/v1alpha1/alerts/query", "/api/v1alpha1/incidents/query
 #: The same bad input on both surfaces: (tool, its arguments, the REST request carrying the same values, and
 #: optionally the exact text the tool must answer, where the contract or an agent depends on the wording).
 STRICT_CASES = [
-    pytest.param("query_component_logs", {**CART, **_window(limit=5000)}, (LOGS, _rest(limit=5000)), None,
-                 id="limit-over-1000"),
-    pytest.param("query_component_logs", {**CART, **_window(limit=-5)}, (LOGS, _rest(limit=-5)), None,
-                 id="negative-limit"),
-    pytest.param("query_component_events", {**CART, **_window(limit=2.5)}, (EVENTS, _rest(limit=2.5)), None,
-                 id="fractional-limit"),
-    pytest.param("query_traces", {**CART, **_window(limit=1001)}, (TRACES, _rest(limit=1001)), None,
-                 id="traces-limit-over-1000"),
-    pytest.param("query_trace_spans", {"trace_id": TRACE, **CART, **_window(limit=0)}, (SPANS, _rest(limit=0)), None,
-                 id="spans-limit-zero"),
+    pytest.param(
+        "query_component_logs", {**CART, **_window(limit=5000)}, (LOGS, _rest(limit=5000)), None, id="limit-over-1000"
+    ),
+    pytest.param(
+        "query_component_logs", {**CART, **_window(limit=-5)}, (LOGS, _rest(limit=-5)), None, id="negative-limit"
+    ),
+    pytest.param(
+        "query_component_events",
+        {**CART, **_window(limit=2.5)},
+        (EVENTS, _rest(limit=2.5)),
+        None,
+        id="fractional-limit",
+    ),
+    pytest.param(
+        "query_traces", {**CART, **_window(limit=1001)}, (TRACES, _rest(limit=1001)), None, id="traces-limit-over-1000"
+    ),
+    pytest.param(
+        "query_trace_spans",
+        {"trace_id": TRACE, **CART, **_window(limit=0)},
+        (SPANS, _rest(limit=0)),
+        None,
+        id="spans-limit-zero",
+    ),
     pytest.param("query_alerts", {**CART, **_window(limit=0)}, (ALERTS, _rest(limit=0)), None, id="alerts-limit-zero"),
-    pytest.param("query_incidents", {**CART, **_window(limit=1001)}, (INCIDENTS, _rest(limit=1001)), None,
-                 id="incidents-limit-over-1000"),
-    pytest.param("query_traces", {**CART, **_window(limit="ten")}, (TRACES, _rest(limit="ten")), None,
-                 id="limit-not-a-number"),
-    pytest.param("query_component_logs", {**CART, "start_time": _ago(31), "end_time": END},
-                 (LOGS, _rest(startTime=_ago(31))), None, id="31-day-range"),
-    pytest.param("query_traces", {**CART, "start_time": _ago(400), "end_time": END},
-                 (TRACES, _rest(startTime=_ago(400))), None, id="400-day-range"),
-    pytest.param("query_resource_metrics", {**CART, "start_time": _ago(31), "end_time": END},
-                 (METRICS, _rest(metric="resource", startTime=_ago(31))), None, id="metrics-31-day-range"),
-    pytest.param("query_component_logs", {**CART, **_window(log_levels=["error"])},
-                 (LOGS, _rest(logLevels=["error"])), None, id="lower-case-level"),
-    pytest.param("query_component_logs", {**CART, **_window(log_levels=["ERROR", "ERROR"])},
-                 (LOGS, _rest(logLevels=["ERROR", "ERROR"])), None, id="duplicate-level"),
-    pytest.param("query_component_logs", {**CART, **_window(log_levels="ERROR")},
-                 (LOGS, _rest(logLevels="ERROR")), None, id="levels-not-an-array"),
-    pytest.param("query_traces", {**CART, **_window(sort_order="sideways")}, (TRACES, _rest(sortOrder="sideways")),
-                 "sort_order must be either 'asc' or 'desc'", id="sort-order"),
-    pytest.param("query_component_logs", {**CART, "namespace": "  ", **_window()},
-                 (LOGS, _rest(searchScope={**CART, "namespace": "  "})), "namespace is required",
-                 id="blank-namespace"),
-    pytest.param("query_component_logs", {"project": "shop", **_window()},
-                 (LOGS, _rest(searchScope={"project": "shop"})), "namespace is required", id="missing-namespace"),
-    pytest.param("query_traces", {"namespace": NS, "component": "cart", **_window()},
-                 (TRACES, _rest(searchScope={"namespace": NS, "component": "cart"})),
-                 "project is required when component is provided", id="component-without-project"),
-    pytest.param("query_component_events", {**CART, "namespace": 5, **_window()},
-                 (EVENTS, _rest(searchScope={**CART, "namespace": 5})), None, id="namespace-not-a-string"),
-    pytest.param("query_component_logs", {**CART, **_window(start_time="yesterday")},
-                 (LOGS, _rest(startTime="yesterday")), None, id="logs-start-time"),
-    pytest.param("query_component_events", {**CART, **_window(end_time="2026-13-01T00:00:00Z")},
-                 (EVENTS, _rest(endTime="2026-13-01T00:00:00Z")), None, id="events-end-time"),
-    pytest.param("query_trace_spans", {"trace_id": TRACE, **CART, **_window(end_time="soon")},
-                 (SPANS, _rest(endTime="soon")), None, id="spans-end-time"),
-    pytest.param("query_resource_metrics", {**CART, **_window(start_time="")},
-                 (METRICS, _rest(metric="resource", startTime="")), "start_time is required", id="metrics-empty-time"),
-    pytest.param("query_component_logs", {"namespace": NS, "project": "shop", "component": "cart"},
-                 (LOGS, {"searchScope": {"namespace": NS, "project": "shop", "component": "cart"}}),
-                 "start_time is required", id="missing-times"),
-    pytest.param("query_alerts", {**CART, **_window(start_time="noon")}, (ALERTS, _rest(startTime="noon")), None,
-                 id="alerts-start-time"),
-    pytest.param("query_incidents", {**CART, **_window(end_time="later")}, (INCIDENTS, _rest(endTime="later")), None,
-                 id="incidents-end-time"),
-    pytest.param("query_traces", {**CART, "start_time": END, "end_time": START},
-                 (TRACES, _rest(startTime=END, endTime=START)), "end_time must be after start_time",
-                 id="reversed-range"),
-    pytest.param("query_http_metrics", {**CART, **_window(step="1d")}, (METRICS, _rest(metric="http", step="1d")),
-                 None, id="metrics-step"),
-    pytest.param("query_component_logs", {**CART, **_window(log_levels=["VERBOSE"])},
-                 (LOGS, _rest(logLevels=["VERBOSE"])),
-                 "invalid log level 'VERBOSE'; valid levels are: DEBUG, INFO, WARN, ERROR", id="log-level"),
+    pytest.param(
+        "query_incidents",
+        {**CART, **_window(limit=1001)},
+        (INCIDENTS, _rest(limit=1001)),
+        None,
+        id="incidents-limit-over-1000",
+    ),
+    pytest.param(
+        "query_traces", {**CART, **_window(limit="ten")}, (TRACES, _rest(limit="ten")), None, id="limit-not-a-number"
+    ),
+    pytest.param(
+        "query_component_logs",
+        {**CART, "start_time": _ago(31), "end_time": END},
+        (LOGS, _rest(startTime=_ago(31))),
+        None,
+        id="31-day-range",
+    ),
+    pytest.param(
+        "query_traces",
+        {**CART, "start_time": _ago(400), "end_time": END},
+        (TRACES, _rest(startTime=_ago(400))),
+        None,
+        id="400-day-range",
+    ),
+    pytest.param(
+        "query_resource_metrics",
+        {**CART, "start_time": _ago(31), "end_time": END},
+        (METRICS, _rest(metric="resource", startTime=_ago(31))),
+        None,
+        id="metrics-31-day-range",
+    ),
+    pytest.param(
+        "query_component_logs",
+        {**CART, **_window(log_levels=["error"])},
+        (LOGS, _rest(logLevels=["error"])),
+        None,
+        id="lower-case-level",
+    ),
+    pytest.param(
+        "query_component_logs",
+        {**CART, **_window(log_levels=["ERROR", "ERROR"])},
+        (LOGS, _rest(logLevels=["ERROR", "ERROR"])),
+        None,
+        id="duplicate-level",
+    ),
+    pytest.param(
+        "query_component_logs",
+        {**CART, **_window(log_levels="ERROR")},
+        (LOGS, _rest(logLevels="ERROR")),
+        None,
+        id="levels-not-an-array",
+    ),
+    pytest.param(
+        "query_traces",
+        {**CART, **_window(sort_order="sideways")},
+        (TRACES, _rest(sortOrder="sideways")),
+        "sort_order must be either 'asc' or 'desc'",
+        id="sort-order",
+    ),
+    pytest.param(
+        "query_component_logs",
+        {**CART, "namespace": "  ", **_window()},
+        (LOGS, _rest(searchScope={**CART, "namespace": "  "})),
+        "namespace is required",
+        id="blank-namespace",
+    ),
+    pytest.param(
+        "query_component_logs",
+        {"project": "shop", **_window()},
+        (LOGS, _rest(searchScope={"project": "shop"})),
+        "namespace is required",
+        id="missing-namespace",
+    ),
+    pytest.param(
+        "query_traces",
+        {"namespace": NS, "component": "cart", **_window()},
+        (TRACES, _rest(searchScope={"namespace": NS, "component": "cart"})),
+        "project is required when component is provided",
+        id="component-without-project",
+    ),
+    pytest.param(
+        "query_component_events",
+        {**CART, "namespace": 5, **_window()},
+        (EVENTS, _rest(searchScope={**CART, "namespace": 5})),
+        None,
+        id="namespace-not-a-string",
+    ),
+    pytest.param(
+        "query_component_logs",
+        {**CART, **_window(start_time="yesterday")},
+        (LOGS, _rest(startTime="yesterday")),
+        None,
+        id="logs-start-time",
+    ),
+    pytest.param(
+        "query_component_events",
+        {**CART, **_window(end_time="2026-13-01T00:00:00Z")},
+        (EVENTS, _rest(endTime="2026-13-01T00:00:00Z")),
+        None,
+        id="events-end-time",
+    ),
+    pytest.param(
+        "query_trace_spans",
+        {"trace_id": TRACE, **CART, **_window(end_time="soon")},
+        (SPANS, _rest(endTime="soon")),
+        None,
+        id="spans-end-time",
+    ),
+    pytest.param(
+        "query_resource_metrics",
+        {**CART, **_window(start_time="")},
+        (METRICS, _rest(metric="resource", startTime="")),
+        "start_time is required",
+        id="metrics-empty-time",
+    ),
+    pytest.param(
+        "query_component_logs",
+        {"namespace": NS, "project": "shop", "component": "cart"},
+        (LOGS, {"searchScope": {"namespace": NS, "project": "shop", "component": "cart"}}),
+        "start_time is required",
+        id="missing-times",
+    ),
+    pytest.param(
+        "query_alerts",
+        {**CART, **_window(start_time="noon")},
+        (ALERTS, _rest(startTime="noon")),
+        None,
+        id="alerts-start-time",
+    ),
+    pytest.param(
+        "query_incidents",
+        {**CART, **_window(end_time="later")},
+        (INCIDENTS, _rest(endTime="later")),
+        None,
+        id="incidents-end-time",
+    ),
+    pytest.param(
+        "query_traces",
+        {**CART, "start_time": END, "end_time": START},
+        (TRACES, _rest(startTime=END, endTime=START)),
+        "end_time must be after start_time",
+        id="reversed-range",
+    ),
+    pytest.param(
+        "query_http_metrics",
+        {**CART, **_window(step="1d")},
+        (METRICS, _rest(metric="http", step="1d")),
+        None,
+        id="metrics-step",
+    ),
+    pytest.param(
+        "query_component_logs",
+        {**CART, **_window(log_levels=["VERBOSE"])},
+        (LOGS, _rest(logLevels=["VERBOSE"])),
+        "invalid log level 'VERBOSE'; valid levels are: DEBUG, INFO, WARN, ERROR",
+        id="log-level",
+    ),
 ]
 
 #: Translates REST's field names into each tool's argument names, as the server does.
@@ -656,11 +1022,14 @@ async def test_mcp_refuses_what_rest_refuses_with_the_same_message(
 async def test_argument_names_in_messages_are_the_tools_own() -> None:
     speak = TOOLS.by_name["query_trace_spans"].vocabulary.speak
     assert speak("searchScope.project is required when searchScope.component is provided") == (
-        "project is required when component is provided")
+        "project is required when component is provided"
+    )
     assert speak("Invalid request format: startTime: Input should be a valid string; traceId is required") == (
-        "Invalid request format: start_time: Input should be a valid string; trace_id is required")
+        "Invalid request format: start_time: Input should be a valid string; trace_id is required"
+    )
     assert speak("sortOrder must be either 'asc' or 'desc'; limit cannot exceed 1000") == (
-        "sort_order must be either 'asc' or 'desc'; limit cannot exceed 1000")
+        "sort_order must be either 'asc' or 'desc'; limit cannot exceed 1000"
+    )
     # Only whole names are replaced, and only this tool's names.
     assert speak("mystartTime, startTimes, logLevels") == "mystartTime, startTimes, logLevels"
     assert TOOLS.by_name["query_workflow_logs"].vocabulary.speak("searchScope.workflowRunName") == "workflow_run_name"
@@ -669,17 +1038,30 @@ async def test_argument_names_in_messages_are_the_tools_own() -> None:
 @pytest.mark.parametrize(
     ("tool", "arguments", "expected"),
     [
-        pytest.param("query_component_logs", {**CART, **_window(searchPhrase="line 04")},
-                     "unknown argument 'searchPhrase' for query_component_logs (did you mean 'search_phrase'?);",
-                     id="camel-case-phrase"),
-        pytest.param("query_traces", {**CART, **_window(workflow_run_name=RUN)},
-                     "unknown argument 'workflow_run_name' for query_traces; it takes: namespace, project,",
-                     id="argument-of-another-tool"),
-        pytest.param("query_component_events", {**CART, **_window(compnent="cart")},
-                     "unknown argument 'compnent' for query_component_events (did you mean 'component'?);",
-                     id="misspelt-scope"),
-        pytest.param("get_span_details", {"trace_id": TRACE, "span_id": f"{2:016x}", "x" * 5000: 1},
-                     "unknown argument '" + "x" * 64 + "…' for get_span_details", id="huge-name-cut-short"),
+        pytest.param(
+            "query_component_logs",
+            {**CART, **_window(searchPhrase="line 04")},
+            "unknown argument 'searchPhrase' for query_component_logs (did you mean 'search_phrase'?);",
+            id="camel-case-phrase",
+        ),
+        pytest.param(
+            "query_traces",
+            {**CART, **_window(workflow_run_name=RUN)},
+            "unknown argument 'workflow_run_name' for query_traces; it takes: namespace, project,",
+            id="argument-of-another-tool",
+        ),
+        pytest.param(
+            "query_component_events",
+            {**CART, **_window(compnent="cart")},
+            "unknown argument 'compnent' for query_component_events (did you mean 'component'?);",
+            id="misspelt-scope",
+        ),
+        pytest.param(
+            "get_span_details",
+            {"trace_id": TRACE, "span_id": f"{2:016x}", "x" * 5000: 1},
+            "unknown argument '" + "x" * 64 + "…' for get_span_details",
+            id="huge-name-cut-short",
+        ),
     ],
 )
 async def test_an_unknown_argument_is_an_error_naming_it(
@@ -696,13 +1078,19 @@ async def test_an_unknown_argument_is_an_error_naming_it(
 @pytest.mark.parametrize(
     ("tool", "arguments", "expected"),
     [
-        pytest.param("query_trace_spans", {"trace_id": " ", **CART, **_window()}, "trace_id is required",
-                     id="blank-trace-id"),
+        pytest.param(
+            "query_trace_spans", {"trace_id": " ", **CART, **_window()}, "trace_id is required", id="blank-trace-id"
+        ),
         pytest.param("get_span_details", {"trace_id": TRACE}, "span_id is required", id="missing-span-id"),
-        pytest.param("get_span_details", {"trace_id": TRACE, "span_id": "ffffffffffffffff"}, "Span not found",
-                     id="unknown-span"),
-        pytest.param("query_component_logs", {**CART, "project": "no-such-project", **_window()},
-                     "check the searchScope names", id="unknown-name"),
+        pytest.param(
+            "get_span_details", {"trace_id": TRACE, "span_id": "ffffffffffffffff"}, "Span not found", id="unknown-span"
+        ),
+        pytest.param(
+            "query_component_logs",
+            {**CART, "project": "no-such-project", **_window()},
+            "check the searchScope names",
+            id="unknown-name",
+        ),
     ],
 )
 async def test_bad_arguments_are_tool_errors_with_the_documented_text(
@@ -719,22 +1107,54 @@ COSTS = f"/api/v1alpha1/costs/namespaces/{NS}/environments"
 @pytest.mark.parametrize(
     ("tool", "arguments", "path", "params", "status"),
     [
-        pytest.param("query_costs", {"namespace": NS, "environment": "prod", **_window(granularity="1d")},
-                     f"{COSTS}/prod", {"startTime": START, "endTime": END, "granularity": "1d"}, 501, id="costs"),
-        pytest.param("query_costs", {"namespace": NS, "environment": "prod", **_window(granularity="0d")},
-                     f"{COSTS}/prod", {"startTime": START, "endTime": END, "granularity": "0d"}, 400,
-                     id="costs-granularity"),
-        pytest.param("query_recommendations", {"namespace": NS, "environment": " ", **_window()},
-                     f"{COSTS}/%20/recommendations", {"startTime": START, "endTime": END}, 400,
-                     id="recommendations-environment"),
-        pytest.param("query_recommendations", {"namespace": NS, "environment": "prod", "component": "cart",
-                                               **_window()},
-                     f"{COSTS}/prod/recommendations", {"component": "cart", "startTime": START, "endTime": END}, 400,
-                     id="recommendations-component-without-project"),
-        pytest.param("query_costs", {"namespace": NS, "environment": "prod", "start_time": START, "end_time": START},
-                     f"{COSTS}/prod", {"startTime": START, "endTime": START}, 400, id="costs-empty-window"),
-        pytest.param("query_recommendations", {"namespace": NS, "environment": "prod", **_window()},
-                     f"{COSTS}/prod/recommendations", {"startTime": START, "endTime": END}, 501, id="recommendations"),
+        pytest.param(
+            "query_costs",
+            {"namespace": NS, "environment": "prod", **_window(granularity="1d")},
+            f"{COSTS}/prod",
+            {"startTime": START, "endTime": END, "granularity": "1d"},
+            501,
+            id="costs",
+        ),
+        pytest.param(
+            "query_costs",
+            {"namespace": NS, "environment": "prod", **_window(granularity="0d")},
+            f"{COSTS}/prod",
+            {"startTime": START, "endTime": END, "granularity": "0d"},
+            400,
+            id="costs-granularity",
+        ),
+        pytest.param(
+            "query_recommendations",
+            {"namespace": NS, "environment": " ", **_window()},
+            f"{COSTS}/%20/recommendations",
+            {"startTime": START, "endTime": END},
+            400,
+            id="recommendations-environment",
+        ),
+        pytest.param(
+            "query_recommendations",
+            {"namespace": NS, "environment": "prod", "component": "cart", **_window()},
+            f"{COSTS}/prod/recommendations",
+            {"component": "cart", "startTime": START, "endTime": END},
+            400,
+            id="recommendations-component-without-project",
+        ),
+        pytest.param(
+            "query_costs",
+            {"namespace": NS, "environment": "prod", "start_time": START, "end_time": START},
+            f"{COSTS}/prod",
+            {"startTime": START, "endTime": START},
+            400,
+            id="costs-empty-window",
+        ),
+        pytest.param(
+            "query_recommendations",
+            {"namespace": NS, "environment": "prod", **_window()},
+            f"{COSTS}/prod/recommendations",
+            {"startTime": START, "endTime": END},
+            501,
+            id="recommendations",
+        ),
     ],
 )
 async def test_cost_tools_answer_what_the_cost_routes_answer(
@@ -777,7 +1197,9 @@ async def test_a_page_too_large_for_one_message_is_cut_and_continues_with_its_cu
     async with mcp_client(plane.url) as (client, _):
         cursor = None
         while len(pages) < 20:
-            body = ok(await client.call_tool("query_component_logs", {**arguments, **({"cursor": cursor} if cursor else {})}))
+            body = ok(
+                await client.call_tool("query_component_logs", {**arguments, **({"cursor": cursor} if cursor else {})})
+            )
             pages.append(body)
             cursor = body.get("nextCursor")
             if not cursor:
@@ -824,9 +1246,16 @@ async def test_a_denied_caller_gets_the_forbidden_text_and_no_backend_call(plane
         for tool, arguments in SCOPED_CALLS:
             assert error_text(await client.call_tool(tool, arguments)) == FORBIDDEN, tool
     assert plane.backend.calls == before  # neither the backend nor the name resolver was asked
-    asked = {action for _, action, _ in plane.authorizer.asked[-len(SCOPED_CALLS):]}
-    assert asked == {"logs:view", "events:view", "metrics:view", "traces:view", "alerts:view", "incidents:view",
-                     "finops:view"}
+    asked = {action for _, action, _ in plane.authorizer.asked[-len(SCOPED_CALLS) :]}
+    assert asked == {
+        "logs:view",
+        "events:view",
+        "metrics:view",
+        "traces:view",
+        "alerts:view",
+        "incidents:view",
+        "finops:view",
+    }
 
 
 async def test_a_changed_decision_applies_to_the_next_call_on_the_same_session(plane: Plane) -> None:
@@ -868,8 +1297,7 @@ async def test_extended_mode_lists_the_extras_and_pages_with_cursors(plane: Plan
         assert list(tools) == [*CONTRACT_TOOLS, *EXTENDED_TOOLS]
         # The contract's tools page the same way in both modes (their cursor is needed to continue a
         # page cut to fit one message).
-        for name in ("query_component_logs", "query_workflow_logs", "query_component_events",
-                     "query_workflow_events"):
+        for name in ("query_component_logs", "query_workflow_logs", "query_component_events", "query_workflow_events"):
             assert tools[name].input_schema["properties"]["cursor"]["type"] == "string"
         assert "cursor" not in tools["query_traces"].input_schema["properties"]
 
@@ -888,8 +1316,9 @@ async def test_extended_mode_lists_the_extras_and_pages_with_cursors(plane: Plan
         assert [entry for page in pages for entry in page] == everything["logs"]
 
         # A cursor replayed against another query is refused, never silently skipping records.
-        replayed = await client.call_tool("query_component_logs", {**arguments, "sort_order": "desc",
-                                                                   "cursor": cursors[0]})
+        replayed = await client.call_tool(
+            "query_component_logs", {**arguments, "sort_order": "desc", "cursor": cursors[0]}
+        )
         assert error_text(replayed) == "cursor belongs to a different query; repeat the query without it"
 
 
@@ -900,9 +1329,19 @@ async def test_get_log_context_reads_around_one_line_of_one_container(plane: Pla
         ambiguous = error_text(await client.call_tool("get_log_context", {**scope, "timestamp": anchor}))
         assert "2 containers logged at" in ambiguous and "cart-prod-0/istio-proxy" in ambiguous
 
-        body = ok(await client.call_tool("get_log_context", {
-            **scope, "timestamp": anchor, "pod_name": "cart-prod-0", "container_name": "main",
-            "before": 5, "after": 3}))
+        body = ok(
+            await client.call_tool(
+                "get_log_context",
+                {
+                    **scope,
+                    "timestamp": anchor,
+                    "pod_name": "cart-prod-0",
+                    "container_name": "main",
+                    "before": 5,
+                    "after": 3,
+                },
+            )
+        )
         assert (body["podName"], body["containerName"]) == ("cart-prod-0", "main")
         assert [entry["log"] for entry in body["before"]] == [f"main line {i:03d}" for i in range(5, 10)]
         assert [entry["log"] for entry in body["anchor"]] == ["main line 010"]
@@ -910,20 +1349,36 @@ async def test_get_log_context_reads_around_one_line_of_one_container(plane: Pla
 
         # The only line at that instant decides the container; near the end of the data fewer lines exist,
         # and the other pod's lines in between are never mistaken for the container's.
-        sidecar = ok(await client.call_tool("get_log_context", {
-            **scope, "timestamp": anchor, "container_name": "istio-proxy"}))
+        sidecar = ok(
+            await client.call_tool("get_log_context", {**scope, "timestamp": anchor, "container_name": "istio-proxy"})
+        )
         assert sidecar["anchor"][0]["log"] == "sidecar at the same instant"
         assert sidecar["before"] == [] and sidecar["after"] == []
-        last = ok(await client.call_tool("get_log_context", {
-            **scope, "timestamp": format_rfc3339(BASE_NS + (MAIN_LINES - 2) * SECOND), "after": 5}))
+        last = ok(
+            await client.call_tool(
+                "get_log_context",
+                {**scope, "timestamp": format_rfc3339(BASE_NS + (MAIN_LINES - 2) * SECOND), "after": 5},
+            )
+        )
         assert [entry["log"] for entry in last["after"]] == [f"main line {MAIN_LINES - 1:03d}"]
 
-        nothing = error_text(await client.call_tool("get_log_context", {
-            **scope, "timestamp": format_rfc3339(BASE_NS + 10 * SECOND + 1)}))
+        nothing = error_text(
+            await client.call_tool("get_log_context", {**scope, "timestamp": format_rfc3339(BASE_NS + 10 * SECOND + 1)})
+        )
         assert nothing.startswith("no log line at ")
-        around = ok(await client.call_tool("get_log_context", {
-            **scope, "timestamp": format_rfc3339(BASE_NS + 10 * SECOND + 1), "pod_name": "cart-prod-1",
-            "container_name": "main", "before": 2, "after": 2}))
+        around = ok(
+            await client.call_tool(
+                "get_log_context",
+                {
+                    **scope,
+                    "timestamp": format_rfc3339(BASE_NS + 10 * SECOND + 1),
+                    "pod_name": "cart-prod-1",
+                    "container_name": "main",
+                    "before": 2,
+                    "after": 2,
+                },
+            )
+        )
         assert [entry["log"] for entry in around["before"]] == ["other pod line 008", "other pod line 009"]
         assert [entry["log"] for entry in around["after"]] == ["other pod line 010", "other pod line 011"]
 
@@ -932,11 +1387,18 @@ async def test_extended_runtime_topology_matches_rest(plane: Plane) -> None:
     scope = {"namespace": NS, "project": "shop", "environment": "prod"}
     async with mcp_client(plane.extended_url) as (client, _):
         body = ok(await client.call_tool("query_runtime_topology", {**scope, **_window()}))
-        missing = error_text(await client.call_tool("query_runtime_topology", {
-            "namespace": NS, "project": " ", "environment": "prod", **_window()}))
+        missing = error_text(
+            await client.call_tool(
+                "query_runtime_topology", {"namespace": NS, "project": " ", "environment": "prod", **_window()}
+            )
+        )
     assert missing == "project is required"
-    expected = await rest(plane.extended_url, "POST", "/api/v1alpha1/metrics/runtime-topology",
-                          {"searchScope": scope, "startTime": START, "endTime": END})
+    expected = await rest(
+        plane.extended_url,
+        "POST",
+        "/api/v1alpha1/metrics/runtime-topology",
+        {"searchScope": scope, "startTime": START, "endTime": END},
+    )
     assert without(body, "summary") == without(expected, "summary")
     assert without(body["summary"], "generatedAt") == without(expected["summary"], "generatedAt")
 
@@ -949,18 +1411,27 @@ async def test_mcp_without_a_token_is_401_with_the_resource_metadata_challenge(b
     settings = AuthSettings(jwks_url="http://127.0.0.1:9/jwks", observer_base_url="https://observer.example")
     service = QueryService(backend.registry, logs=backend, events=backend, traces=backend, metrics=backend)
     app = create_public_app(service, auth=settings, mcp=build_mcp_app(service))
-    initialize = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-        "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "raw", "version": "0"}}}
+    initialize = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "initialize",
+        "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "raw", "version": "0"}},
+    }
     try:
-        with serving(app, lifespan='on') as url:
+        with serving(app, lifespan="on") as url:
             async with httpx.AsyncClient(base_url=url, timeout=30) as http:
                 for method, path in (("POST", "/mcp"), ("POST", "/mcp/"), ("GET", "/mcp")):
-                    response = await http.request(method, path, json=initialize if method == "POST" else None,
-                                                  headers={"accept": "application/json, text/event-stream"})
+                    response = await http.request(
+                        method,
+                        path,
+                        json=initialize if method == "POST" else None,
+                        headers={"accept": "application/json, text/event-stream"},
+                    )
                     assert response.status_code == 401, (method, path)
                     assert response.json()["error"] == "MISSING_TOKEN"
                     assert response.headers["www-authenticate"] == (
                         'Bearer resource_metadata="https://observer.example/.well-known/oauth-protected-resource",'
-                        ' scope="openid profile email"')
+                        ' scope="openid profile email"'
+                    )
     finally:
         await app.state.authenticator.close()

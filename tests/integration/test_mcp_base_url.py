@@ -12,10 +12,10 @@ import httpx
 import pytest
 
 from adapters.embedded.backend import EmbeddedBackend
+from devservers.local import serving
 from observer.app import create_public_app
 from observer.auth.settings import AuthConfigError, AuthSettings
 from tests.conftest import service_over
-from tests.servers.local import serving
 
 METADATA = "/.well-known/oauth-protected-resource"
 
@@ -45,7 +45,8 @@ async def test_observer_base_url_wins_over_the_request(backend: EmbeddedBackend)
     assert body["resource"] == "https://observer.example.com/mcp"
     assert settings.www_authenticate_for("http://127.0.0.1:1") == (
         'Bearer resource_metadata="https://observer.example.com/.well-known/oauth-protected-resource",'
-        ' scope="openid profile email"')
+        ' scope="openid profile email"'
+    )
 
 
 def test_the_setting_is_empty_unless_set_and_must_be_a_url() -> None:

@@ -24,6 +24,8 @@ from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
 from adapters.embedded.backend import EmbeddedBackend
+from devservers.local import serving
+from devservers.sample import BASE_NS, NS
 from domain.timeutil import format_rfc3339
 from observer.alerting.db import open_engine
 from observer.alerting.entries import EntryStore
@@ -32,8 +34,6 @@ from observer.app import create_public_app
 from observer.mcp import build_mcp_app
 from observer.service import QueryService
 from tests.integration.test_mcp import END, RUN, START, TRACE, mcp_client, seed_alerts, seed_records
-from tests.sample import BASE_NS, NS
-from tests.servers.local import serving
 
 MAX_EXAMPLES = 500
 MINUTE = 60 * 10**9
@@ -65,10 +65,20 @@ def call_tool(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Call, 
 
 _TEXT = st.text(alphabet=st.characters(exclude_categories=("Cs",)), max_size=40)
 _ODD_TEXT = st.sampled_from(["", " ", "\x00", "a\x00b", "é", "🙂", "x" * 5000, "'; DROP TABLE logs; --", "%", "_"])
-_TIMES = st.sampled_from([
-    START, END, format_rfc3339(BASE_NS), format_rfc3339(BASE_NS - 31 * 24 * 60 * MINUTE), "2026-09-21T13:53:20.5+02:00",
-    "1035-08-27T10:19:55Z", "9999-12-31T00:00:00Z", "2026-13-01T00:00:00Z", "yesterday", "",
-])
+_TIMES = st.sampled_from(
+    [
+        START,
+        END,
+        format_rfc3339(BASE_NS),
+        format_rfc3339(BASE_NS - 31 * 24 * 60 * MINUTE),
+        "2026-09-21T13:53:20.5+02:00",
+        "1035-08-27T10:19:55Z",
+        "9999-12-31T00:00:00Z",
+        "2026-13-01T00:00:00Z",
+        "yesterday",
+        "",
+    ]
+)
 #: Values that mean something on the seeded plane, per argument name.
 _MEANINGFUL: dict[str, st.SearchStrategy[Any]] = {
     "namespace": st.sampled_from([NS, NS, "other", ""]),
@@ -177,8 +187,12 @@ def test_every_tool_answers_every_input_with_a_result_or_a_tool_error(call_tool:
     validators = {name: Draft202012Validator(tool.output_schema) for name, tool in tools.items()}
     outcomes = {"ok": 0, "tool error": 0}
 
-    @settings(max_examples=MAX_EXAMPLES, deadline=None, database=None,
-              suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+    @settings(
+        max_examples=MAX_EXAMPLES,
+        deadline=None,
+        database=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
     @given(tool_calls(tools))
     def one_call(drawn: tuple[str, dict[str, Any]]) -> None:
         name, arguments = drawn

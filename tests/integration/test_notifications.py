@@ -1,5 +1,5 @@
 """Notifications end to end: the outbox worker delivering to a real webhook receiver and a real SMTP server on
-loopback (tests/servers/receivers.py), with channels and Secrets in the real resource store over SQLite.
+loopback (devservers/receivers.py), with channels and Secrets in the real resource store over SQLite.
 
 Waits below are guards against hanging (a test that never settles fails), never assertions about speed; the
 backoff check compares timestamps the worker itself recorded.
@@ -21,7 +21,8 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, func, select
 
-from alert_rules.model import API_VERSION, CHANNEL_KIND
+from devservers.receivers import SmtpServer, WebhookReceiver
+from domain.alerting import API_VERSION, CHANNEL_KIND
 from observer.alerting.channels import (
     IDEMPOTENCY_HEADER,
     SIGNATURE_HEADER,
@@ -46,44 +47,76 @@ from observer.alerting.outbox import (
 )
 from observer.alerting.resources import ResourceStore
 from observer.alerting.tables import notifications
-from tests.servers.receivers import SmtpServer, WebhookReceiver
 
 NS = "acme"
 GUARD_S = 30.0
 FAST = RetryPolicy(max_attempts=5, base_delay_s=0.05, max_delay_s=0.4, jitter=0.5)
 
 SMTP_USER, SMTP_PASSWORD = "alerts", "smtp-pass-7Q2x"
-HEADER_INLINE, HEADER_SECRET, SIGNING_KEY, URL_TOKEN = "Bearer inline-tok-31", "from-secret-9f", "whsec-k3y-77", "tok-in-url-5"
+HEADER_INLINE, HEADER_SECRET, SIGNING_KEY, URL_TOKEN = (
+    "Bearer inline-tok-31",
+    "from-secret-9f",
+    "whsec-k3y-77",
+    "tok-in-url-5",
+)
 
 
 def details(**overrides: Any) -> AlertDetails:
     base = dict(
-        alert_name="High CPU", alert_timestamp="2026-03-01T10:00:00Z", alert_severity="critical",
-        alert_description='CPU above "90%" on \\node\nsecond line', alert_threshold="90", alert_value="97.5",
-        alert_type="metric", namespace=NS, component="checkout", project="shop", environment="dev",
-        component_id="c-uid", project_id="p-uid", environment_id="e-uid", notification_channels=("hook",),
+        alert_name="High CPU",
+        alert_timestamp="2026-03-01T10:00:00Z",
+        alert_severity="critical",
+        alert_description='CPU above "90%" on \\node\nsecond line',
+        alert_threshold="90",
+        alert_value="97.5",
+        alert_type="metric",
+        namespace=NS,
+        component="checkout",
+        project="shop",
+        environment="dev",
+        component_id="c-uid",
+        project_id="p-uid",
+        environment_id="e-uid",
+        notification_channels=("hook",),
         incident_enabled=True,
     )
     return AlertDetails(**(base | overrides))
 
 
 def channel_doc(name: str, spec: dict[str, Any]) -> dict[str, Any]:
-    return {"apiVersion": API_VERSION, "kind": CHANNEL_KIND, "metadata": {"name": name, "namespace": NS},
-            "spec": {"environment": "dev"} | spec}
+    return {
+        "apiVersion": API_VERSION,
+        "kind": CHANNEL_KIND,
+        "metadata": {"name": name, "namespace": NS},
+        "spec": {"environment": "dev"} | spec,
+    }
 
 
 def webhook_doc(name: str, url: str, **config: Any) -> dict[str, Any]:
     return channel_doc(name, {"type": "webhook", "webhookConfig": {"url": url} | config})
 
 
-def email_doc(name: str, host: str, port: int, *, auth: bool = True, skip_verify: bool = True,
-              template: dict[str, str] | None = None, secret: str = "smtp-auth") -> dict[str, Any]:
+def email_doc(
+    name: str,
+    host: str,
+    port: int,
+    *,
+    auth: bool = True,
+    skip_verify: bool = True,
+    template: dict[str, str] | None = None,
+    secret: str = "smtp-auth",
+) -> dict[str, Any]:
     smtp: dict[str, Any] = {"host": host, "port": port, "tls": {"insecureSkipVerify": skip_verify}}
     if auth:
-        smtp["auth"] = {"username": {"secretKeyRef": {"name": secret, "key": "username"}},
-                        "password": {"secretKeyRef": {"name": secret, "key": "password"}}}
-    config: dict[str, Any] = {"from": "alerts@observer.test", "to": ["oncall@acme.test", "lead@acme.test"],
-                              "smtp": smtp}
+        smtp["auth"] = {
+            "username": {"secretKeyRef": {"name": secret, "key": "username"}},
+            "password": {"secretKeyRef": {"name": secret, "key": "password"}},
+        }
+    config: dict[str, Any] = {
+        "from": "alerts@observer.test",
+        "to": ["oncall@acme.test", "lead@acme.test"],
+        "smtp": smtp,
+    }
     if template:
         config["template"] = template
     return channel_doc(name, {"type": "email", "emailConfig": config})
@@ -149,31 +182,39 @@ def assert_no_secret(statuses: list[NotificationStatus], caplog: pytest.LogCaptu
 
 # ----------------------------------------------------------------------------------------------- webhook
 
-PAYLOAD_TEMPLATE = json.dumps({
-    "text": "[${alert.severity}] ${alert.name} fired at ${alert.startsAt}: ${alertDescription}",
-    "${alertSeverity}": "${incidentEnabled}",
-    "value": "${alertValue}",
-    "threshold": "${alert.threshold}",
-    "channels": "${notificationChannels}",
-    "key": "${idempotencyKey}",
-    "alert": "${alertId}",
-    "summary": "${alertSeverity == 'critical' ? 'PAGE' : 'log'}: ${alert.name.upperAscii()}",
-    "scope": {"component": "${component}", "project": "${alert.project}"},
-})
+PAYLOAD_TEMPLATE = json.dumps(
+    {
+        "text": "[${alert.severity}] ${alert.name} fired at ${alert.startsAt}: ${alertDescription}",
+        "${alertSeverity}": "${incidentEnabled}",
+        "value": "${alertValue}",
+        "threshold": "${alert.threshold}",
+        "channels": "${notificationChannels}",
+        "key": "${idempotencyKey}",
+        "alert": "${alertId}",
+        "summary": "${alertSeverity == 'critical' ? 'PAGE' : 'log'}: ${alert.name.upperAscii()}",
+        "scope": {"component": "${component}", "project": "${alert.project}"},
+    }
+)
 
 
-async def test_webhook_headers_template_and_signature(engine: Engine, store: ResourceStore,
-                                                      caplog: pytest.LogCaptureFixture) -> None:
+async def test_webhook_headers_template_and_signature(
+    engine: Engine, store: ResourceStore, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.DEBUG, logger="observer")
     await store.put_secret(NS, "hook-secrets", {"custom": HEADER_SECRET, "signing": SIGNING_KEY})
     async with WebhookReceiver() as hook:
-        await store.put_channel(webhook_doc(
-            "hook", f"{hook.url}/alerts?token={URL_TOKEN}",
-            headers={"Authorization": {"value": HEADER_INLINE},
-                     "X-Custom-Header": {"valueFrom": {"secretKeyRef": {"name": "hook-secrets", "key": "custom"}}}},
-            payloadTemplate=PAYLOAD_TEMPLATE,
-            signingSecret={"secretKeyRef": {"name": "hook-secrets", "key": "signing"}},
-        ))
+        await store.put_channel(
+            webhook_doc(
+                "hook",
+                f"{hook.url}/alerts?token={URL_TOKEN}",
+                headers={
+                    "Authorization": {"value": HEADER_INLINE},
+                    "X-Custom-Header": {"valueFrom": {"secretKeyRef": {"name": "hook-secrets", "key": "custom"}}},
+                },
+                payloadTemplate=PAYLOAD_TEMPLATE,
+                signingSecret={"secretKeyRef": {"name": "hook-secrets", "key": "signing"}},
+            )
+        )
         [key] = accept(engine, "alert-1", ["hook"], details())
         async with running(worker_over(engine, store)):
             [status] = await settled(engine, "alert-1")
@@ -213,8 +254,15 @@ async def test_webhook_default_payload_and_broken_expressions(engine: Engine, st
     then our additions). A template expression that fails stays as written; the rest is still rendered."""
     async with WebhookReceiver() as hook:
         await store.put_channel(webhook_doc("plain", hook.url))
-        await store.put_channel(webhook_doc("typo", hook.url, payloadTemplate=json.dumps(
-            {"text": "${alert.name} on ${alert.nosuchfield}", "sev": "${alert.severity}"})))
+        await store.put_channel(
+            webhook_doc(
+                "typo",
+                hook.url,
+                payloadTemplate=json.dumps(
+                    {"text": "${alert.name} on ${alert.nosuchfield}", "sev": "${alert.severity}"}
+                ),
+            )
+        )
         accept(engine, "alert-2", ["plain", "typo"], details(notification_channels=()))
         async with running(worker_over(engine, store)):
             statuses = await settled(engine, "alert-2")
@@ -284,8 +332,10 @@ async def test_missing_channel_is_retried_until_it_exists(engine: Engine, store:
         retry = RetryPolicy(max_attempts=50, base_delay_s=0.02, max_delay_s=0.1)
         async with running(worker_over(engine, store, retry)):
             deadline = time.monotonic() + GUARD_S
-            while not any(s.history and s.history[0].detail != IN_PROGRESS
-                          for s in await asyncio.to_thread(notification_status, engine, "alert-6")):
+            while not any(
+                s.history and s.history[0].detail != IN_PROGRESS
+                for s in await asyncio.to_thread(notification_status, engine, "alert-6")
+            ):
                 assert time.monotonic() < deadline
                 await asyncio.sleep(0.02)
             await store.put_channel(webhook_doc("late", hook.url))
@@ -301,29 +351,42 @@ async def test_enqueue_twice_is_a_no_op(engine: Engine) -> None:
     again = accept(engine, "alert-7", ["a", "b"], details(alert_description="changed"))
     assert first == again and len(set(first)) == 2
     with engine.connect() as conn:
-        assert conn.scalar(select(func.count()).select_from(notifications).where(
-            notifications.c.alert_id == "alert-7")) == 2
-        payloads = [AlertDetails.from_json(p) for p in conn.scalars(
-            select(notifications.c.payload).where(notifications.c.alert_id == "alert-7"))]
+        assert (
+            conn.scalar(select(func.count()).select_from(notifications).where(notifications.c.alert_id == "alert-7"))
+            == 2
+        )
+        payloads = [
+            AlertDetails.from_json(p)
+            for p in conn.scalars(select(notifications.c.payload).where(notifications.c.alert_id == "alert-7"))
+        ]
     assert {p.idempotency_key for p in payloads} == set(first)
     assert {p.alert_id for p in payloads} == {"alert-7"} and {p.alert_description for p in payloads} == {
-        details().alert_description}
+        details().alert_description
+    }
 
 
 # ----------------------------------------------------------------------------------------------- e-mail
 
 
-async def test_email_over_starttls_with_auth(engine: Engine, store: ResourceStore, tmp_path: Path,
-                                             caplog: pytest.LogCaptureFixture) -> None:
+async def test_email_over_starttls_with_auth(
+    engine: Engine, store: ResourceStore, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.DEBUG, logger="observer")
     await store.put_secret(NS, "smtp-auth", {"username": SMTP_USER, "password": SMTP_PASSWORD})
     with SmtpServer(tmp_path, username=SMTP_USER, password=SMTP_PASSWORD) as smtp:
         await store.put_channel(email_doc("mail", smtp.host, smtp.port))
-        await store.put_channel(email_doc("mail-templated", smtp.host, smtp.port, template={
-            "subject": "[${alert.severity}] - ${alert.name} Triggered",
-            "body": "Alert ${alertName} (${alert.severity}) at ${alert.startsAt}: value ${alertValue} > "
+        await store.put_channel(
+            email_doc(
+                "mail-templated",
+                smtp.host,
+                smtp.port,
+                template={
+                    "subject": "[${alert.severity}] - ${alert.name} Triggered",
+                    "body": "Alert ${alertName} (${alert.severity}) at ${alert.startsAt}: value ${alertValue} > "
                     "${alertThreshold}\n${alert.description}\nkey=${idempotencyKey}",
-        }))
+                },
+            )
+        )
         keys = accept(engine, "alert-8", ["mail", "mail-templated"], details())
         async with running(worker_over(engine, store)):
             statuses = await settled(engine, "alert-8")
@@ -350,14 +413,16 @@ async def test_email_over_starttls_with_auth(engine: Engine, store: ResourceStor
 
     assert templated.message["Subject"] == "[critical] - High CPU Triggered"
     assert templated.message.get_content().replace("\r\n", "\n").rstrip("\n") == (
-        'Alert High CPU (critical) at 2026-03-01T10:00:00Z: value 97.5 > 90\n'
-        f'CPU above "90%" on \\node\nsecond line\nkey={keys[1]}')
+        "Alert High CPU (critical) at 2026-03-01T10:00:00Z: value 97.5 > 90\n"
+        f'CPU above "90%" on \\node\nsecond line\nkey={keys[1]}'
+    )
     assert_no_secret(statuses, caplog, SMTP_PASSWORD)
 
 
 @pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")  # the cleartext server, on purpose
-async def test_email_failures_are_recorded_without_secrets(engine: Engine, store: ResourceStore, tmp_path: Path,
-                                                           caplog: pytest.LogCaptureFixture) -> None:
+async def test_email_failures_are_recorded_without_secrets(
+    engine: Engine, store: ResourceStore, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     """Wrong password: the server's 535, retried, then given up. A self-signed certificate without
     insecureSkipVerify: the verification error. A server without STARTTLS: credentials are never sent."""
     caplog.set_level(logging.DEBUG, logger="observer")
@@ -365,8 +430,10 @@ async def test_email_failures_are_recorded_without_secrets(engine: Engine, store
     await store.put_secret(NS, "smtp-auth", {"username": SMTP_USER, "password": SMTP_PASSWORD})
     await store.put_secret(NS, "smtp-wrong", {"username": SMTP_USER, "password": wrong})
     (tmp_path / "tls").mkdir()
-    with SmtpServer(tmp_path / "tls", username=SMTP_USER, password=SMTP_PASSWORD) as smtp, \
-            SmtpServer(tmp_path, starttls=False, username=SMTP_USER, password=SMTP_PASSWORD) as cleartext:
+    with (
+        SmtpServer(tmp_path / "tls", username=SMTP_USER, password=SMTP_PASSWORD) as smtp,
+        SmtpServer(tmp_path, starttls=False, username=SMTP_USER, password=SMTP_PASSWORD) as cleartext,
+    ):
         await store.put_channel(email_doc("wrong-pass", smtp.host, smtp.port, secret="smtp-wrong"))
         await store.put_channel(email_doc("unverified", smtp.host, smtp.port, skip_verify=False))
         await store.put_channel(email_doc("no-tls", cleartext.host, cleartext.port))
@@ -399,8 +466,9 @@ async def test_placeholder_smtp_host_sends_nothing(engine: Engine, store: Resour
     assert attempt.ok and attempt.detail.startswith("skipped: SMTP host is smtp.example.com")
 
 
-async def test_two_workers_never_deliver_the_same_notification(engine: Engine, store: ResourceStore,
-                                                               caplog: pytest.LogCaptureFixture) -> None:
+async def test_two_workers_never_deliver_the_same_notification(
+    engine: Engine, store: ResourceStore, caplog: pytest.LogCaptureFixture
+) -> None:
     """Two workers (separate engines, as two processes would have) race over the same rows: both read the same
     due rows, and the claim's compare-and-set gives each row to exactly one of them, without errors."""
     caplog.set_level(logging.WARNING, logger="observer")

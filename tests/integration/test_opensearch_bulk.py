@@ -12,8 +12,8 @@ from opensearchpy import AsyncOpenSearch
 
 from adapters.opensearch.bulk import Action, BulkResult, BulkWriter
 from adapters.protocols import BackendUnavailable
-from tests.servers.faulty_proxy import FaultyProxy
-from tests.servers.local import free_port, serving
+from devservers.faulty_proxy import FaultyProxy
+from devservers.local import free_port, serving
 
 pytestmark = pytest.mark.integration
 

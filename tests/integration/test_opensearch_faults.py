@@ -10,8 +10,8 @@ API, against:
 - OpenSearch failing a search for real (a red index: its primary can never be allocated -> 503), and a stand-in
   upstream answering 429 (thread pool full), 500 or a gateway's 502/504 HTML page;
 
-and the writer side is driven against the same faults: `OpenSearchBackend.write` gives up with
-`BackendUnavailable` once its retry deadline passes.
+and the writer side is driven against the same faults: `OpenSearchBackend.write` gives up with a
+`retry` result once its retry deadline passes.
 
 Every call is wrapped in `asyncio.wait_for(..., GUARD_S)`: a hang fails the test instead of the suite. That is a
 guard, not a timing assertion; nothing here measures time.
@@ -32,17 +32,16 @@ import pytest
 from opensearchpy import AsyncOpenSearch
 
 from adapters.embedded.backend import EmbeddedBackend
-from domain.model import Identity, LogRecord
 from adapters.opensearch.backend import OpenSearchBackend
 from adapters.opensearch.client import OpenSearchConfig
 from adapters.opensearch.layout import IndexLayout
-from adapters.protocols import BackendUnavailable
+from devservers.faults import failing_upstream, refusing_port, silent_server
+from devservers.local import serving
+from devservers.opensearch_layout import drop_layout, unique_layout
+from domain.model import Identity, LogRecord
 from observer.app import create_public_app
 from observer.service import QueryService
 from observer.wire import ErrorResponse
-from tests.servers.faults import failing_upstream, refusing_port, silent_server
-from tests.servers.local import serving
-from tests.servers.opensearch_layout import drop_layout, unique_layout
 
 pytestmark = pytest.mark.integration
 
@@ -68,8 +67,17 @@ QUERIES = [
     Query("logs", "POST", "/api/v1/logs/query", BODY, "OBS-V1-L-05", "Failed to retrieve logs"),
     Query("events", "POST", "/api/v1/events/query", BODY, "OBS-V1-E-05", "Failed to retrieve events"),
     Query("traces", "POST", "/api/v1alpha1/traces/query", BODY, "OBS-V1-T-05", "Failed to retrieve traces"),
-    Query("spans", "POST", f"/api/v1alpha1/traces/{TRACE}/spans/query", BODY, "OBS-V1-T-05", "Failed to retrieve spans"),
-    Query("span", "GET", f"/api/v1alpha1/traces/{TRACE}/spans/{SPAN}", None, "OBS-V1-T-05", "Failed to retrieve span details"),
+    Query(
+        "spans", "POST", f"/api/v1alpha1/traces/{TRACE}/spans/query", BODY, "OBS-V1-T-05", "Failed to retrieve spans"
+    ),
+    Query(
+        "span",
+        "GET",
+        f"/api/v1alpha1/traces/{TRACE}/spans/{SPAN}",
+        None,
+        "OBS-V1-T-05",
+        "Failed to retrieve span details",
+    ),
 ]
 each_query = pytest.mark.parametrize("query", QUERIES, ids=[q.name for q in QUERIES])
 
@@ -80,11 +88,19 @@ each_query = pytest.mark.parametrize("query", QUERIES, ids=[q.name for q in QUER
 _GATEWAY_PAGE = "<html><head><title>{0}</title></head><body><center><h1>{0}</h1></center></body></html>"
 #: What OpenSearch (or a gateway in front of it) sends with each status.
 UPSTREAM_FAULTS = {
-    "429-rejected": (429, "application/json", '{"error":{"root_cause":[{"type":"rejected_execution_exception","reason":'
-                     '"rejected execution of search on QueueResizingOpenSearchThreadPoolExecutor"}],"type":'
-                     '"rejected_execution_exception","reason":"queue capacity reached"},"status":429}'),
-    "500-exception": (500, "application/json", '{"error":{"root_cause":[{"type":"exception","reason":"boom"}],'
-                      '"type":"exception","reason":"boom"},"status":500}'),
+    "429-rejected": (
+        429,
+        "application/json",
+        '{"error":{"root_cause":[{"type":"rejected_execution_exception","reason":'
+        '"rejected execution of search on QueueResizingOpenSearchThreadPoolExecutor"}],"type":'
+        '"rejected_execution_exception","reason":"queue capacity reached"},"status":429}',
+    ),
+    "500-exception": (
+        500,
+        "application/json",
+        '{"error":{"root_cause":[{"type":"exception","reason":"boom"}],'
+        '"type":"exception","reason":"boom"},"status":500}',
+    ),
     "502-gateway-html": (502, "text/html", _GATEWAY_PAGE.format("502 Bad Gateway")),
     "504-gateway-html": (504, "text/html", _GATEWAY_PAGE.format("504 Gateway Time-out")),
 }
@@ -111,7 +127,9 @@ async def observer_over(
     backend = OpenSearchBackend(OpenSearchConfig(address=address, timeout_s=timeout_s, layout=layout or IndexLayout()))
     service = QueryService(registry.registry, logs=backend, events=backend, traces=backend, metrics=registry)
     try:
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(create_public_app(service)), base_url="http://observer") as api:
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(create_public_app(service)), base_url="http://observer"
+        ) as api:
             yield api
     finally:
         await backend.close()
@@ -191,23 +209,23 @@ GIVE_UP_SOON = {"retry_deadline_s": 1, "backoff_s": 0.05, "max_backoff_s": 0.2}
 async def assert_write_gives_up(address: str, timeout_s: float) -> None:
     backend = OpenSearchBackend(OpenSearchConfig(address=address, timeout_s=timeout_s), writer_options=GIVE_UP_SOON)
     try:
-        with pytest.raises(BackendUnavailable):
-            await asyncio.wait_for(backend.write(batch_id="b1", logs=[a_log()]), GUARD_S)
+        result = await asyncio.wait_for(backend.write(batch_id="b1", logs=[a_log()]), GUARD_S)
+        assert result.outcome == "retry" and "OpenSearch" in result.reason
     finally:
         await asyncio.wait_for(backend.close(), GUARD_S)
 
 
-async def test_write_to_nothing_listening_raises_backend_unavailable():
+async def test_write_to_nothing_listening_answers_retry():
     with refusing_port() as port:
         await assert_write_gives_up(f"http://127.0.0.1:{port}", 1)
 
 
-async def test_write_to_a_server_that_never_answers_raises_backend_unavailable():
+async def test_write_to_a_server_that_never_answers_answers_retry():
     async with silent_server() as port:
         await assert_write_gives_up(f"http://127.0.0.1:{port}", 0.5)
 
 
 @pytest.mark.parametrize("fault", ["429-rejected", "502-gateway-html"])
-async def test_write_refused_with_retryable_status_raises_backend_unavailable(fault):
+async def test_write_refused_with_retryable_status_answers_retry(fault):
     with serving(failing_upstream(*UPSTREAM_FAULTS[fault])) as url:
         await assert_write_gives_up(url, 5)

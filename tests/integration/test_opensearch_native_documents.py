@@ -25,9 +25,9 @@ from adapters.embedded.backend import EmbeddedBackend
 from adapters.opensearch.backend import OpenSearchBackend
 from adapters.opensearch.client import OpenSearchConfig
 from adapters.opensearch.layout import IndexLayout
+from devservers.opensearch_layout import drop_layout, unique_layout
 from observer.app import create_public_app
 from observer.service import QueryService
-from tests.servers.opensearch_layout import drop_layout, unique_layout
 
 pytestmark = pytest.mark.integration
 
@@ -93,8 +93,14 @@ CART_LINES = [
     (fluent_bit(f"{DAY}T10:00:02.250Z", '{"level":"error","msg":"boom"}', stream="stderr"), "ERROR"),
     (fluent_bit(f"{DAY}T10:00:03.500Z", 'time="2026-09-21T10:00:03Z" level=warning msg="cart 42 is slow"'), "WARN"),
     # klog: ERROR from the header, though the text never says "error".
-    (fluent_bit(f"{DAY}T10:00:04.000Z", "E0921 10:00:04.000000       1 checkout.go:88] payment declined: card expired",
-                stream="stderr"), "ERROR"),
+    (
+        fluent_bit(
+            f"{DAY}T10:00:04.000Z",
+            "E0921 10:00:04.000000       1 checkout.go:88] payment declined: card expired",
+            stream="stderr",
+        ),
+        "ERROR",
+    ),
     (fluent_bit(f"{DAY}T10:00:05.001Z", "SEVERE: Servlet.service() threw exception", stream="stderr"), "SEVERE"),
     (fluent_bit(f"{DAY}T10:00:06.000Z", "2026-09-21 10:00:06,000 - cart - DEBUG - cache miss for cart 42"), "DEBUG"),
     # INFO by its declared level, though the raw text holds "error".
@@ -102,13 +108,15 @@ CART_LINES = [
 ]
 OTHER_LINES = [
     fluent_bit(f"{DAY}T10:00:08.000Z", "frontend error: upstream cart timed out", component="frontend"),
-    fluent_bit(f"{DAY}T10:00:09.000Z", "level=error msg=\"dev cart crashed\"", environment="dev"),
+    fluent_bit(f"{DAY}T10:00:09.000Z", 'level=error msg="dev cart crashed"', environment="dev"),
 ]
 #: Just after midnight, so in the next day's index.
-NEXT_DAY_LINE = fluent_bit("2026-09-22T00:00:01.000Z", "level=info msg=\"nightly cleanup\"")
+NEXT_DAY_LINE = fluent_bit("2026-09-22T00:00:01.000Z", 'level=info msg="nightly cleanup"')
 
 
-def k8s_event(timestamp: str, type_: str, reason: str, message: str, kind: str, name: str, component: str = "cart") -> dict[str, Any]:
+def k8s_event(
+    timestamp: str, type_: str, reason: str, message: str, kind: str, name: str, component: str = "cart"
+) -> dict[str, Any]:
     """A Kubernetes event as the events collector's OpenSearch exporter writes it (ss4o logs): flat dotted
     keys inside `attributes` and `resource`, the object's pod labels under `k8s.object.label.<key>`."""
     return {
@@ -146,10 +154,22 @@ def k8s_event(timestamp: str, type_: str, reason: str, message: str, kind: str, 
 
 
 EVENTS = [
-    k8s_event(f"{DAY}T10:00:10.123456789Z", "Warning", "BackOff", "Back-off restarting failed container main",
-              "Pod", "cart-prod-7d9f8c6b5-x2x7k"),
-    k8s_event(f"{DAY}T10:00:11Z", "Normal", "ScalingReplicaSet", "Scaled up replica set cart-prod-7d9f8c6b5 to 2",
-              "Deployment", "cart-prod"),
+    k8s_event(
+        f"{DAY}T10:00:10.123456789Z",
+        "Warning",
+        "BackOff",
+        "Back-off restarting failed container main",
+        "Pod",
+        "cart-prod-7d9f8c6b5-x2x7k",
+    ),
+    k8s_event(
+        f"{DAY}T10:00:11Z",
+        "Normal",
+        "ScalingReplicaSet",
+        "Scaled up replica set cart-prod-7d9f8c6b5 to 2",
+        "Deployment",
+        "cart-prod",
+    ),
     k8s_event(f"{DAY}T10:00:12Z", "Normal", "Pulled", "Container image pulled", "Pod", "frontend-prod-0", "frontend"),
 ]
 
@@ -213,15 +233,52 @@ def ss4o_span(
 
 #: Frontend's GET /checkout calls cart, whose handler fails; and a lone cart trace that succeeds.
 SPANS = [
-    ss4o_span(TRACE, "a1b2c3d4e5f60001", "", "GET /checkout", "Server", f"{DAY}T10:00:20.100000001Z",
-              f"{DAY}T10:00:20.190000002Z", "frontend", attributes={"http.request.method": "GET", "url.path": "/checkout"}),
-    ss4o_span(TRACE, "a1b2c3d4e5f60002", "a1b2c3d4e5f60001", "POST", "Client", f"{DAY}T10:00:20.101Z",
-              f"{DAY}T10:00:20.180Z", "frontend", attributes={"http.request.method": "POST", "server.port": 8080}),
-    ss4o_span(TRACE, "a1b2c3d4e5f60003", "a1b2c3d4e5f60002", "POST /cart/checkout", "Server", f"{DAY}T10:00:20.102Z",
-              f"{DAY}T10:00:20.179Z", "cart", ("Error", "payment declined"),
-              {"http.request.method": "POST", "http.route": "/cart/checkout", "http.response.status_code": 502}),
-    ss4o_span(LONE_TRACE, "b1b2c3d4e5f60001", "", "GET /cart/{id}", "Server", f"{DAY}T10:00:30Z",
-              f"{DAY}T10:00:30.005Z", "cart", ("Ok", ""), {"http.route": "/cart/{id}"}),
+    ss4o_span(
+        TRACE,
+        "a1b2c3d4e5f60001",
+        "",
+        "GET /checkout",
+        "Server",
+        f"{DAY}T10:00:20.100000001Z",
+        f"{DAY}T10:00:20.190000002Z",
+        "frontend",
+        attributes={"http.request.method": "GET", "url.path": "/checkout"},
+    ),
+    ss4o_span(
+        TRACE,
+        "a1b2c3d4e5f60002",
+        "a1b2c3d4e5f60001",
+        "POST",
+        "Client",
+        f"{DAY}T10:00:20.101Z",
+        f"{DAY}T10:00:20.180Z",
+        "frontend",
+        attributes={"http.request.method": "POST", "server.port": 8080},
+    ),
+    ss4o_span(
+        TRACE,
+        "a1b2c3d4e5f60003",
+        "a1b2c3d4e5f60002",
+        "POST /cart/checkout",
+        "Server",
+        f"{DAY}T10:00:20.102Z",
+        f"{DAY}T10:00:20.179Z",
+        "cart",
+        ("Error", "payment declined"),
+        {"http.request.method": "POST", "http.route": "/cart/checkout", "http.response.status_code": 502},
+    ),
+    ss4o_span(
+        LONE_TRACE,
+        "b1b2c3d4e5f60001",
+        "",
+        "GET /cart/{id}",
+        "Server",
+        f"{DAY}T10:00:30Z",
+        f"{DAY}T10:00:30.005Z",
+        "cart",
+        ("Ok", ""),
+        {"http.route": "/cart/{id}"},
+    ),
 ]
 
 
@@ -259,7 +316,10 @@ async def api(opensearch_url: str, tmp_path_factory: pytest.TempPathFactory) -> 
                             {
                                 "name": "shop",
                                 "uid": PROJECT_UID,
-                                "components": [{"name": "cart", "uid": CART_UID}, {"name": "frontend", "uid": FRONTEND_UID}],
+                                "components": [
+                                    {"name": "cart", "uid": CART_UID},
+                                    {"name": "frontend", "uid": FRONTEND_UID},
+                                ],
                             }
                         ],
                         "environments": [{"name": "prod", "uid": PROD_UID}, {"name": "dev", "uid": DEV_UID}],
@@ -294,7 +354,9 @@ def lines(body: dict[str, Any]) -> list[str]:
 async def test_fluent_bit_records_carry_names_uids_pod_and_a_level_derived_from_the_raw_line(api):
     body = await logs(api)
     assert body["total"] == len(CART_LINES)
-    assert [(entry["log"], entry["level"]) for entry in body["logs"]] == [(doc["log"], level) for doc, level in CART_LINES]
+    assert [(entry["log"], entry["level"]) for entry in body["logs"]] == [
+        (doc["log"], level) for doc, level in CART_LINES
+    ]
     assert body["logs"][1] == {
         # `@timestamp`, not the runtime's `time`; the same instant re-serialized RFC3339Nano-style (no trailing zeros)
         "timestamp": f"{DAY}T10:00:02.25Z",
@@ -335,7 +397,9 @@ async def test_level_filter_matches_level_words_in_the_raw_line_as_openchoreo_do
 async def test_phrase_search_is_a_literal_case_sensitive_substring_of_the_raw_line(api):
     assert lines(await logs(api, searchPhrase="cart 42")) == [CART_LINES[2][0]["log"], CART_LINES[5][0]["log"]]
     assert lines(await logs(api, searchPhrase="Cart 42")) == []
-    assert lines(await logs(api, searchPhrase='"msg":"boom"')) == ['{"level":"error","msg":"boom"}']  # quotes are literal
+    assert lines(await logs(api, searchPhrase='"msg":"boom"')) == [
+        '{"level":"error","msg":"boom"}'
+    ]  # quotes are literal
     assert lines(await logs(api, searchPhrase="Servlet.service()")) == ["SEVERE: Servlet.service() threw exception"]
 
 
@@ -350,7 +414,9 @@ async def test_scopes_select_records_by_their_pod_labels(api):
     project = await logs(api, searchScope={"namespace": NS, "project": "shop"})
     assert project["total"] == len(CART_LINES) + len(OTHER_LINES)
     frontend = await logs(api, searchScope={**CART, "component": "frontend"})
-    assert [(e["log"], e["metadata"]["componentUid"]) for e in frontend["logs"]] == [(OTHER_LINES[0]["log"], FRONTEND_UID)]
+    assert [(e["log"], e["metadata"]["componentUid"]) for e in frontend["logs"]] == [
+        (OTHER_LINES[0]["log"], FRONTEND_UID)
+    ]
     dev = await logs(api, searchScope={**CART, "environment": "dev"})
     assert [(e["log"], e["metadata"]["environmentName"]) for e in dev["logs"]] == [(OTHER_LINES[1]["log"], "dev")]
 
@@ -407,7 +473,9 @@ async def test_kubernetes_events_map_type_reason_message_and_object(api):
             },
         },
     ]
-    project = await api.post("/api/v1/events/query", json={**WINDOW, "searchScope": {"namespace": NS, "project": "shop"}})
+    project = await api.post(
+        "/api/v1/events/query", json={**WINDOW, "searchScope": {"namespace": NS, "project": "shop"}}
+    )
     assert [event["reason"] for event in project.json()["events"]] == ["Pulled", "ScalingReplicaSet", "BackOff"]
 
 
@@ -448,7 +516,12 @@ async def test_trace_list_summarises_collector_spans(api):
 
 
 async def test_span_list_lowercases_status_and_carries_attributes(api):
-    request = {**WINDOW, "searchScope": {"namespace": NS, "project": "shop"}, "sortOrder": "asc", "includeAttributes": True}
+    request = {
+        **WINDOW,
+        "searchScope": {"namespace": NS, "project": "shop"},
+        "sortOrder": "asc",
+        "includeAttributes": True,
+    }
     response = await api.post(f"/api/v1alpha1/traces/{TRACE}/spans/query", json=request)
     assert response.status_code == 200, response.text
     body = response.json()
@@ -475,8 +548,16 @@ async def test_span_details_and_a_missing_span(api):
     assert span["spanKind"] == "Server"
     assert span["parentSpanId"] == "a1b2c3d4e5f60002"
     assert span["status"] == {"code": "error", "message": "payment declined"}
-    assert (span["startTime"], span["endTime"], span["durationNs"]) == (f"{DAY}T10:00:20.102Z", f"{DAY}T10:00:20.179Z", 77_000_000)
-    assert span["attributes"] == {"http.request.method": "POST", "http.route": "/cart/checkout", "http.response.status_code": 502}
+    assert (span["startTime"], span["endTime"], span["durationNs"]) == (
+        f"{DAY}T10:00:20.102Z",
+        f"{DAY}T10:00:20.179Z",
+        77_000_000,
+    )
+    assert span["attributes"] == {
+        "http.request.method": "POST",
+        "http.route": "/cart/checkout",
+        "http.response.status_code": 502,
+    }
     assert span["resourceAttributes"]["service.name"] == "cart"
     assert span["resourceAttributes"]["openchoreo.dev/namespace"] == NS
 

@@ -25,16 +25,27 @@ from adapters.opensearch.layout import (
     template_name,
     upstream_name,
 )
-from tests.servers.opensearch_layout import drop_layout, unique_layout
+from devservers.opensearch_layout import drop_layout, unique_layout
 
 pytestmark = pytest.mark.integration
 
 
 def openchoreo_logs_template(pattern: str) -> dict[str, Any]:
     """setup-opensearch.sh's containerLogsIndexTemplate, with the test's pattern."""
-    labels = ["build-name", "openchoreo_dev/component", "openchoreo_dev/component-uid", "openchoreo_dev/environment",
-              "openchoreo_dev/environment-uid", "openchoreo_dev/namespace", "openchoreo_dev/project",
-              "openchoreo_dev/project-uid", "target", "uuid", "version", "version_id"]
+    labels = [
+        "build-name",
+        "openchoreo_dev/component",
+        "openchoreo_dev/component-uid",
+        "openchoreo_dev/environment",
+        "openchoreo_dev/environment-uid",
+        "openchoreo_dev/namespace",
+        "openchoreo_dev/project",
+        "openchoreo_dev/project-uid",
+        "target",
+        "uuid",
+        "version",
+        "version_id",
+    ]
     return {
         "index_patterns": [pattern],
         "template": {
@@ -43,13 +54,15 @@ def openchoreo_logs_template(pattern: str) -> dict[str, Any]:
                 "dynamic": "false",
                 "properties": {
                     "@timestamp": {"type": "date"},
-                    "kubernetes": {"properties": {
-                        "annotations": {"properties": {"workflows_argoproj_io/node-name": {"type": "keyword"}}},
-                        "container_name": {"type": "keyword"},
-                        "labels": {"properties": {label: {"type": "keyword"} for label in labels}},
-                        "namespace_name": {"type": "keyword"},
-                        "pod_name": {"type": "keyword"},
-                    }},
+                    "kubernetes": {
+                        "properties": {
+                            "annotations": {"properties": {"workflows_argoproj_io/node-name": {"type": "keyword"}}},
+                            "container_name": {"type": "keyword"},
+                            "labels": {"properties": {label: {"type": "keyword"} for label in labels}},
+                            "namespace_name": {"type": "keyword"},
+                            "pod_name": {"type": "keyword"},
+                        }
+                    },
                     "log": {"type": "wildcard"},
                 },
             },
@@ -64,8 +77,14 @@ def openchoreo_events_template(pattern: str) -> dict[str, Any]:
         "template": {
             "settings": {"number_of_shards": 1, "number_of_replicas": 1},
             "mappings": {
-                "dynamic_templates": [{"strings_as_keyword": {"match_mapping_type": "string",
-                                                              "mapping": {"type": "keyword", "ignore_above": 2048}}}],
+                "dynamic_templates": [
+                    {
+                        "strings_as_keyword": {
+                            "match_mapping_type": "string",
+                            "mapping": {"type": "keyword", "ignore_above": 2048},
+                        }
+                    }
+                ],
                 "properties": {"@timestamp": {"type": "date"}, "body": {"type": "wildcard"}},
             },
         },
@@ -73,15 +92,21 @@ def openchoreo_events_template(pattern: str) -> dict[str, Any]:
 
 
 def openchoreo_ism_policy(pattern: str, what: str) -> dict[str, Any]:
-    return {"policy": {
-        "description": f"Delete {what} older than 30d",
-        "default_state": "active",
-        "states": [
-            {"name": "active", "actions": [], "transitions": [{"state_name": "delete", "conditions": {"min_index_age": "30d"}}]},
-            {"name": "delete", "actions": [{"delete": {}}], "transitions": []},
-        ],
-        "ism_template": [{"index_patterns": [pattern], "priority": 100}],
-    }}
+    return {
+        "policy": {
+            "description": f"Delete {what} older than 30d",
+            "default_state": "active",
+            "states": [
+                {
+                    "name": "active",
+                    "actions": [],
+                    "transitions": [{"state_name": "delete", "conditions": {"min_index_age": "30d"}}],
+                },
+                {"name": "delete", "actions": [{"delete": {}}], "transitions": []},
+            ],
+            "ism_template": [{"index_patterns": [pattern], "priority": 100}],
+        }
+    }
 
 
 async def has_ism(client: AsyncOpenSearch) -> bool:
@@ -107,12 +132,19 @@ async def cluster(opensearch_url: str) -> AsyncIterator[tuple[AsyncOpenSearch, I
     client = AsyncOpenSearch(hosts=[opensearch_url], timeout=120)
     layout = unique_layout("tmpl")
     ism = await has_ism(client)
-    await client.indices.put_index_template(name=upstream_name(layout.logs), body=openchoreo_logs_template(layout.pattern(layout.logs)))
-    await client.indices.put_index_template(name=upstream_name(layout.events), body=openchoreo_events_template(layout.pattern(layout.events)))
+    await client.indices.put_index_template(
+        name=upstream_name(layout.logs), body=openchoreo_logs_template(layout.pattern(layout.logs))
+    )
+    await client.indices.put_index_template(
+        name=upstream_name(layout.events), body=openchoreo_events_template(layout.pattern(layout.events))
+    )
     if ism:
         for prefix, what in ((layout.logs, "container logs"), (layout.events, "Kubernetes events")):
-            await client.transport.perform_request("PUT", f"/_plugins/_ism/policies/{upstream_name(prefix)}",
-                                                   body=openchoreo_ism_policy(layout.pattern(prefix), what))
+            await client.transport.perform_request(
+                "PUT",
+                f"/_plugins/_ism/policies/{upstream_name(prefix)}",
+                body=openchoreo_ism_policy(layout.pattern(prefix), what),
+            )
     try:
         yield client, layout, ism
     finally:
@@ -133,8 +165,9 @@ async def test_openchoreo_templates_survive_and_ours_wins_for_new_indices(cluste
         prefix: copy.deepcopy(await client.indices.get_index_template(name=upstream_name(prefix)))
         for prefix in (layout.logs, layout.events)
     }
-    policies_before = {prefix: await get_policy(client, upstream_name(prefix)) for prefix in (layout.logs, layout.events)
-                       if ism}
+    policies_before = {
+        prefix: await get_policy(client, upstream_name(prefix)) for prefix in (layout.logs, layout.events) if ism
+    }
 
     with caplog.at_level(logging.WARNING, logger="adapters.opensearch.layout"):
         assert await install(client, layout, retention_days=7) is ism
@@ -156,14 +189,22 @@ async def test_openchoreo_templates_survive_and_ours_wins_for_new_indices(cluste
 
     # A new daily index takes our mappings (date_nanos, our `level`), not OpenChoreo's.
     index = layout.daily(layout.logs, 0)
-    await client.index(index=index, body={"@timestamp": "1970-01-01T00:00:00.123456789Z", "log": "x", "level": "ERROR"},
-                       params={"refresh": "true"})
+    await client.index(
+        index=index,
+        body={"@timestamp": "1970-01-01T00:00:00.123456789Z", "log": "x", "level": "ERROR"},
+        params={"refresh": "true"},
+    )
     properties = (await client.indices.get_mapping(index=index))[index]["mappings"]["properties"]
     assert properties["@timestamp"]["type"] == "date_nanos" and properties["level"]["type"] == "keyword"
-    assert properties["kubernetes"]["properties"]["labels"]["properties"]["openchoreo_dev/component-uid"]["type"] == "keyword"
+    assert (
+        properties["kubernetes"]["properties"]["labels"]["properties"]["openchoreo_dev/component-uid"]["type"]
+        == "keyword"
+    )
     if ism:  # theirs keeps deciding retention where it exists, and the log says so
-        assert any(upstream_name(layout.logs) in r.getMessage() and "OBSERVER_RETENTION_HOURS" in r.getMessage()
-                   for r in caplog.records)
+        assert any(
+            upstream_name(layout.logs) in r.getMessage() and "OBSERVER_RETENTION_HOURS" in r.getMessage()
+            for r in caplog.records
+        )
 
 
 async def test_an_unchanged_template_is_not_put_again_and_a_changed_one_is_restored(cluster, caplog) -> None:

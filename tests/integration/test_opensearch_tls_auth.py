@@ -1,7 +1,7 @@
 """TLS and basic auth toward OpenSearch, as OpenChoreo deploys it: `https://opensearch:9200`, a self-signed
 certificate, and the `opensearch-admin-credentials` user.
 
-A real TLS-terminating reverse proxy that requires basic auth (tests/servers/tls_proxy.py, with a certificate
+A real TLS-terminating reverse proxy that requires basic auth (devservers/tls_proxy.py, with a certificate
 made for this run) stands in front of the real OpenSearch. Over it:
 
 - skipping verification (OpenChoreo's default, `OPENSEARCH_TLS_SKIP_VERIFY=true`) and verifying against the
@@ -27,15 +27,15 @@ import pytest
 from opensearchpy import AsyncOpenSearch
 
 from adapters.embedded.backend import EmbeddedBackend
-from domain.model import ComponentScope, Identity, LogRecord, LogsQuery, TimeRange
 from adapters.opensearch.backend import OpenSearchBackend
 from adapters.opensearch.client import OpenSearchConfig
 from adapters.opensearch.layout import IndexLayout
 from adapters.protocols import BackendUnavailable
+from devservers.opensearch_layout import drop_layout, unique_layout
+from devservers.tls_proxy import TlsAuthProxy, self_signed_cert
+from domain.model import ComponentScope, Identity, LogRecord, LogsQuery, TimeRange
 from observer.app import create_public_app
 from observer.service import QueryService
-from tests.servers.opensearch_layout import drop_layout, unique_layout
-from tests.servers.tls_proxy import TlsAuthProxy, self_signed_cert
 
 pytestmark = pytest.mark.integration
 
@@ -76,7 +76,9 @@ def registry(tmp_path: Path) -> Iterator[EmbeddedBackend]:
             "namespaces": [
                 {
                     "name": NS,
-                    "projects": [{"name": "shop", "uid": PROJECT_UID, "components": [{"name": "cart", "uid": CART_UID}]}],
+                    "projects": [
+                        {"name": "shop", "uid": PROJECT_UID, "components": [{"name": "cart", "uid": CART_UID}]}
+                    ],
                     "environments": [{"name": "prod", "uid": PROD_UID}],
                 }
             ]
@@ -93,19 +95,31 @@ def config(proxy: TlsAuthProxy, layout: IndexLayout, **overrides: Any) -> OpenSe
 
 def a_log(body: str) -> LogRecord:
     who = Identity(
-        namespace=NS, project="shop", project_uid=PROJECT_UID, component="cart", component_uid=CART_UID,
-        environment="prod", environment_uid=PROD_UID, pod="cart-prod-0", pod_namespace="dp-tlsauth-prod", container="main",
+        namespace=NS,
+        project="shop",
+        project_uid=PROJECT_UID,
+        component="cart",
+        component_uid=CART_UID,
+        environment="prod",
+        environment_uid=PROD_UID,
+        pod="cart-prod-0",
+        pod_namespace="dp-tlsauth-prod",
+        container="main",
     )
     return LogRecord(ts_ns=TS_NS, body=body, level="INFO", identity=who)
 
 
 def logs_query() -> LogsQuery:
-    return LogsQuery(scope=ComponentScope(NS, PROJECT_UID, CART_UID, PROD_UID), range=TimeRange(TS_NS - 10**12, TS_NS + 10**12))
+    return LogsQuery(
+        scope=ComponentScope(NS, PROJECT_UID, CART_UID, PROD_UID), range=TimeRange(TS_NS - 10**12, TS_NS + 10**12)
+    )
 
 
 async def query_rest(backend: OpenSearchBackend, registry: EmbeddedBackend) -> httpx.Response:
     service = QueryService(registry.registry, logs=backend, events=backend, traces=backend, metrics=registry)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(create_public_app(service)), base_url="http://observer") as api:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(create_public_app(service)), base_url="http://observer"
+    ) as api:
         return await api.post("/api/v1/logs/query", json={**WINDOW, "searchScope": CART})
 
 
@@ -144,15 +158,16 @@ async def test_install_write_and_query_over_tls_with_basic_auth(proxy, layout, r
 async def test_an_untrusted_certificate_is_unavailable_not_a_500_and_no_credentials_are_sent(proxy, layout, registry):
     """Verification on, no CA for the self-signed certificate: the handshake fails before any HTTP, so the
     proxy never sees a request (nor the Authorization header)."""
-    backend = OpenSearchBackend(config(proxy, layout, tls_skip_verify=False), {"retry_deadline_s": 1, "backoff_s": 0.05})
+    backend = OpenSearchBackend(
+        config(proxy, layout, tls_skip_verify=False), {"retry_deadline_s": 1, "backoff_s": 0.05}
+    )
     before = proxy.authorised, proxy.refused
     try:
         with pytest.raises(BackendUnavailable):
             await backend.query_logs(logs_query())
         with pytest.raises(BackendUnavailable):
             await backend.install(retention_days=30)
-        with pytest.raises(BackendUnavailable):
-            await backend.write(batch_id="tls-untrusted", logs=[a_log("never stored")])
+        assert (await backend.write(batch_id="tls-untrusted", logs=[a_log("never stored")])).outcome == "retry"
         assert_503(await query_rest(backend, registry))
     finally:
         await backend.close()
@@ -169,8 +184,7 @@ async def test_a_wrong_password_is_unavailable_not_a_500(proxy, layout, registry
         with pytest.raises(BackendUnavailable):
             await backend.install(retention_days=30)
         # A collector writing through this sink gets 503 + Retry-After and keeps its data, instead of a 500.
-        with pytest.raises(BackendUnavailable):
-            await backend.write(batch_id="tls-wrong-password", logs=[a_log("never stored")])
+        assert (await backend.write(batch_id="tls-wrong-password", logs=[a_log("never stored")])).outcome == "retry"
     finally:
         await backend.close()
     assert proxy.refused > before
@@ -199,7 +213,9 @@ async def test_the_password_never_appears_in_logs_errors_or_responses(proxy, lay
 
     good = OpenSearchBackend(config(proxy, layout, tls_skip_verify=True), {"refresh": True})
     wrong = OpenSearchBackend(config(proxy, layout, tls_skip_verify=True, password=PASSWORD[::-1]))
-    untrusted = OpenSearchBackend(config(proxy, layout, tls_skip_verify=False), {"retry_deadline_s": 1, "backoff_s": 0.05})
+    untrusted = OpenSearchBackend(
+        config(proxy, layout, tls_skip_verify=False), {"retry_deadline_s": 1, "backoff_s": 0.05}
+    )
     try:
         await good.install(retention_days=30)
         await good.write(batch_id="tls-secret-1", logs=[a_log("hello")])
@@ -208,11 +224,13 @@ async def test_the_password_never_appears_in_logs_errors_or_responses(proxy, lay
             for attempt in (
                 lambda b=backend: b.query_logs(logs_query()),
                 lambda b=backend: b.install(retention_days=30),
-                lambda b=backend: b.write(batch_id="tls-secret-2", logs=[a_log("no")]),
             ):
                 with pytest.raises(BackendUnavailable) as caught:
                     await attempt()
                 keep(caught.value)
+            written = await backend.write(batch_id="tls-secret-2", logs=[a_log("no")])
+            assert written.outcome == "retry"
+            seen.extend([written.reason, repr(written)])
             response = await query_rest(backend, registry)
             assert response.status_code == 503
             seen.append(response.text)

@@ -13,15 +13,15 @@ from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
 from opentelemetry.sdk.metrics.view import ExplicitBucketHistogramAggregation, View
 from opentelemetry.sdk.resources import Resource
 
-from domain import semconv
-from domain.model import ComponentScope, MetricsQuery, TimeRange
 from adapters.prometheus.backend import PrometheusBackend
 from adapters.prometheus.client import PrometheusConfig
 from adapters.prometheus.otel import OtelScheme
 from adapters.prometheus.remote_write import RemoteWriter
 from collectors.otlp.receiver import build_otlp_app
-from tests.sample import CART_PROD_LABELS, COMPONENTS, ENVIRONMENTS, PROJECT_UID
-from tests.servers.local import serving
+from devservers.local import serving
+from devservers.sample import CART_PROD_LABELS, COMPONENTS, ENVIRONMENTS, PROJECT_UID
+from domain import semconv
+from domain.model import ComponentScope, MetricsQuery, TimeRange
 
 BOUNDS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
 #: 100 requests: 40 at 8 ms, 40 at 40 ms, 20 at 200 ms. Each quantile's rank falls inside a bucket (never on
@@ -34,7 +34,9 @@ MEAN = sum(seconds * n for seconds, n in SHAPE) / 100
 def record_twice_and_export(otlp_url: str, namespace: str) -> int:
     """The same shape recorded in two exports, so every bucket's first sample is half its last: Prometheus
     extrapolates each bucket series by the same factor and the quantiles keep their exact values."""
-    reader = PeriodicExportingMetricReader(OTLPMetricExporter(endpoint=f"{otlp_url}/v1/metrics"), export_interval_millis=3_600_000)
+    reader = PeriodicExportingMetricReader(
+        OTLPMetricExporter(endpoint=f"{otlp_url}/v1/metrics"), export_interval_millis=3_600_000
+    )
     view = View(instrument_name=semconv.HTTP_SERVER_DURATION, aggregation=ExplicitBucketHistogramAggregation(BOUNDS))
     resource = Resource.create({**CART_PROD_LABELS, "openchoreo.dev/namespace": namespace, "k8s.pod.name": "cart-0"})
     provider = MeterProvider(resource=resource, metric_readers=[reader], views=[view])

@@ -29,20 +29,20 @@ from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from starlette.responses import Response
 
 from adapters.embedded.backend import EmbeddedBackend
-from domain.model import EventRecord, LogRecord, MetricKind, MetricPoint, SpanRecord
-from adapters.protocols import BackendUnavailable
-from domain.timeutil import now_ns
+from adapters.protocols import WriteResult
 from collectors.buffer import DiskBuffer
 from collectors.config import ExporterConfig, OtlpExporterConfig
-from collectors.exporters.otlp import DROPPED_INVALID, DROPPED_TOO_LARGE, ExportThrottled, OtlpExporter
+from collectors.destinations import ConfigError, build_destinations
+from collectors.exporters.otlp import DROPPED_INVALID, DROPPED_TOO_LARGE, OtlpExporter
 from collectors.otlp.receiver import build_otlp_app
 from collectors.pipeline import BufferSink, export_pipeline
-from collectors.run import ConfigError, exporter_sink
 from collectors.telemetry import CollectorTelemetry
-from tests.sample import CART_PROD_LABELS, identity
-from tests.servers.collector import AllInOnePorts, all_in_one, collector
-from tests.servers.local import free_port
-from tests.servers.tls_proxy import self_signed_cert
+from devservers.collector import AllInOnePorts, all_in_one, collector
+from devservers.local import free_port
+from devservers.sample import CART_PROD_LABELS, identity
+from devservers.tls_proxy import self_signed_cert
+from domain.model import EventRecord, LogRecord, MetricKind, MetricPoint, SpanRecord
+from domain.timeutil import now_ns
 
 pytestmark = pytest.mark.integration
 
@@ -66,13 +66,14 @@ class TapSink:
         self.metrics: list[MetricPoint] = []
         self.batch_ids: list[str] = []
 
-    async def write(self, *, batch_id: str, logs=(), events=(), spans=(), metrics=()) -> None:
-        await self.backend.write(batch_id=batch_id, logs=logs, events=events, spans=spans, metrics=metrics)
+    async def write(self, *, batch_id: str, logs=(), events=(), spans=(), metrics=()) -> WriteResult:
+        result = await self.backend.write(batch_id=batch_id, logs=logs, events=events, spans=spans, metrics=metrics)
         self.batch_ids.append(batch_id)
         self.logs += logs
         self.events += events
         self.spans += spans
         self.metrics += metrics
+        return result
 
 
 class Faults:
@@ -110,11 +111,24 @@ def sample_batch(tag: str, count: int = 3, ts: int | None = None) -> dict[str, l
         ],
         "spans": [
             SpanRecord(
-                trace, f"{i + 1:016x}", "" if i == 0 else "0000000000000001", f"{tag} GET /cart", "Server",
-                base + i, base + i + 1000, CART, "error" if i else "ok", "boom" if i else "",
+                trace,
+                f"{i + 1:016x}",
+                "" if i == 0 else "0000000000000001",
+                f"{tag} GET /cart",
+                "Server",
+                base + i,
+                base + i + 1000,
+                CART,
+                "error" if i else "ok",
+                "boom" if i else "",
                 {"http.response.status_code": 500, "retry": False, "ratio": 0.5, "tags": ["a", 1]},
-                {"service.name": "cart", **CART_PROD_LABELS, "k8s.pod.name": CART.pod,
-                 "k8s.namespace.name": CART.pod_namespace, "k8s.container.name": CART.container},
+                {
+                    "service.name": "cart",
+                    **CART_PROD_LABELS,
+                    "k8s.pod.name": CART.pod,
+                    "k8s.namespace.name": CART.pod_namespace,
+                    "k8s.container.name": CART.container,
+                },
             )
             for i in range(count)
         ],
@@ -122,11 +136,24 @@ def sample_batch(tag: str, count: int = 3, ts: int | None = None) -> dict[str, l
             MetricPoint(f"{tag}.gauge", MetricKind.GAUGE, base + i, CART, {"k": "v"}, True, 0, 1.5 + i, unit="{cpu}")
             for i in range(count)
         ]
-        + [MetricPoint("requests", MetricKind.SUM, base + i, CART_DEV, {"route": tag}, False, base, 2.0) for i in range(count)]
+        + [
+            MetricPoint("requests", MetricKind.SUM, base + i, CART_DEV, {"route": tag}, False, base, 2.0)
+            for i in range(count)
+        ]
         + [
             MetricPoint(
-                "latency", MetricKind.HISTOGRAM, base + i, CART, {"route": tag}, True, base - 1, count=3.0, sum=0.7,
-                bounds=(0.1, 0.5), bucket_counts=(1.0, 1.0, 1.0), unit="s",
+                "latency",
+                MetricKind.HISTOGRAM,
+                base + i,
+                CART,
+                {"route": tag},
+                True,
+                base - 1,
+                count=3.0,
+                sum=0.7,
+                bounds=(0.1, 0.5),
+                bucket_counts=(1.0, 1.0, 1.0),
+                unit="s",
             )
             for i in range(count)
         ],
@@ -138,7 +165,9 @@ def receiver_server(app: Any, *, ssl: tuple[Path, Path] | None = None) -> Iterat
     """A real uvicorn server in a thread (TLS with `ssl` = (cert, key)); yields its base URL."""
     port = free_port()
     tls = {"ssl_certfile": str(ssl[0]), "ssl_keyfile": str(ssl[1])} if ssl is not None else {}
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off", **tls))
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off", **tls)
+    )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
@@ -158,9 +187,10 @@ async def tap(backend: EmbeddedBackend) -> TapSink:
 
 
 def drops(telemetry: CollectorTelemetry, reason: str) -> float:
-    return telemetry.registry.get_sample_value(
-        "collector_records_dropped_total", {"pipeline": "export", "reason": reason}
-    ) or 0.0
+    return (
+        telemetry.registry.get_sample_value("collector_records_dropped_total", {"pipeline": "export", "reason": reason})
+        or 0.0
+    )
 
 
 # ----------------------------------------------------------------------------------------------- the round trip
@@ -202,7 +232,9 @@ def otlp_logs_request(tag: str, count: int) -> bytes:
     ]
     attributes = [KeyValue(key=k, value=AnyValue(string_value=v)) for k, v in CART_PROD_LABELS.items()]
     request = ExportLogsServiceRequest(
-        resource_logs=[ResourceLogs(resource=Resource(attributes=attributes), scope_logs=[ScopeLogs(log_records=records)])]
+        resource_logs=[
+            ResourceLogs(resource=Resource(attributes=attributes), scope_logs=[ScopeLogs(log_records=records)])
+        ]
     )
     return request.SerializeToString()
 
@@ -232,8 +264,12 @@ def test_the_all_in_one_killed_and_restarted_loses_and_duplicates_nothing(tmp_pa
     def send(a_url: str, tag: str, requests: int) -> None:
         for n in range(requests):
             body = otlp_logs_request(f"{tag}-{n:03d}", 50)
-            response = httpx.post(f"{a_url}/v1/logs", content=gzip.compress(body), timeout=10, headers={
-                "Content-Type": "application/x-protobuf", "Content-Encoding": "gzip"})
+            response = httpx.post(
+                f"{a_url}/v1/logs",
+                content=gzip.compress(body),
+                timeout=10,
+                headers={"Content-Type": "application/x-protobuf", "Content-Encoding": "gzip"},
+            )
             assert response.status_code == 200
             sent.extend(f"{tag}-{n:03d} {i:04d}" for i in range(50))
 
@@ -255,9 +291,12 @@ def test_the_all_in_one_killed_and_restarted_loses_and_duplicates_nothing(tmp_pa
         wait_until(lambda: a.value("collector_export_retries_total", pipeline="export") > 0, 60, "A retries")
         with all_in_one(data, ports, tmp_path / "b.log"):
             wait_until(
-                lambda: a.value("collector_records_out_total", pipeline="export")
-                >= a.value("collector_records_in_total", pipeline="otlp"),
-                180, "A has delivered everything",
+                lambda: (
+                    a.value("collector_records_out_total", pipeline="export")
+                    >= a.value("collector_records_in_total", pipeline="otlp")
+                ),
+                180,
+                "A has delivered everything",
             )
         assert a.value("collector_buffer_bytes") == 0
     bodies = [body for (body,) in rows(data, "SELECT body FROM logs")]
@@ -274,17 +313,15 @@ async def test_retryable_answers_keep_the_batch_and_carry_retry_after(tap: TapSi
     with receiver_server(faults) as url:
         exporter = OtlpExporter(url)
         faults.answers = [(503, {"Retry-After": "1"})]
-        with pytest.raises(ExportThrottled) as throttled:
-            await exporter.write(batch_id="b-503", **batch)
-        assert throttled.value.retry_after_s == 1.0
+        throttled = await exporter.write(batch_id="b-503", **batch)
+        assert (throttled.outcome, throttled.retry_after_s) == ("retry", 1.0)
         faults.answers = [(429, {})]  # no Retry-After: retried on the pipeline's own backoff
-        with pytest.raises(ExportThrottled) as throttled:
-            await exporter.write(batch_id="b-503", **batch)
-        assert throttled.value.retry_after_s is None
+        throttled = await exporter.write(batch_id="b-503", **batch)
+        assert (throttled.outcome, throttled.retry_after_s) == ("retry", 0.0)
         faults.answers = [(401, {})]  # credentials an operator can fix: kept, never dropped
-        with pytest.raises(BackendUnavailable, match="answered 401"):
-            await exporter.write(batch_id="b-503", **batch)
-        await exporter.write(batch_id="b-503", **batch)
+        refused = await exporter.write(batch_id="b-503", **batch)
+        assert refused.outcome == "retry" and "answered 401" in refused.reason
+        assert await exporter.write(batch_id="b-503", **batch) == WriteResult.delivered()
         await exporter.aclose()
     assert sorted(log.body for log in tap.logs) == sorted(log.body for log in batch["logs"])
     assert len(tap.spans) == len(batch["spans"])
@@ -292,8 +329,8 @@ async def test_retryable_answers_keep_the_batch_and_carry_retry_after(tap: TapSi
 
 async def test_the_destination_unreachable_is_backend_unavailable():
     exporter = OtlpExporter(f"http://127.0.0.1:{free_port()}", timeout_s=2)
-    with pytest.raises(BackendUnavailable, match="ConnectError"):
-        await exporter.write(batch_id="nowhere", **sample_batch("nowhere"))
+    result = await exporter.write(batch_id="nowhere", **sample_batch("nowhere"))
+    assert result.outcome == "retry" and "ConnectError" in result.reason
     await exporter.aclose()
 
 
@@ -304,7 +341,7 @@ async def test_a_request_refused_for_good_is_dropped_counted_and_the_pipeline_go
     faults = Faults(build_otlp_app(tap))
     faults.answers = [(400, {})]  # the first request (the first batch's logs and events)
     with DiskBuffer(tmp_path / "buffer") as buffer, receiver_server(faults) as url:
-        exporter = OtlpExporter(url, on_dropped=telemetry.count_export_dropped)
+        exporter = OtlpExporter(url)
         producer = BufferSink(buffer, telemetry, "test")
         first, second = sample_batch("first"), sample_batch("second")
         await producer.write(batch_id="first", **first)
@@ -327,17 +364,18 @@ async def test_a_request_refused_for_good_is_dropped_counted_and_the_pipeline_go
 async def test_requests_too_large_for_the_destination_are_split_until_they_fit(backend: EmbeddedBackend):
     """B takes at most 8 KiB per export: A halves a refused request until each part fits; the one record that
     alone is too large is dropped and counted, everything else arrives once."""
-    telemetry = CollectorTelemetry()
-    small = [LogRecord(now_ns() + i, f"{i:03d} " + bytes(range(256)).hex()[: 700 + i], CART, "INFO", stream="stdout")
-             for i in range(40)]
+    small = [
+        LogRecord(now_ns() + i, f"{i:03d} " + bytes(range(256)).hex()[: 700 + i], CART, "INFO", stream="stdout")
+        for i in range(40)
+    ]
     huge = LogRecord(now_ns(), "huge " + "".join(f"{n:x}" for n in range(4000)), CART, "INFO", stream="stdout")
     with receiver_server(build_otlp_app(backend, max_body_bytes=8 * 1024)) as url:
-        exporter = OtlpExporter(url, on_dropped=telemetry.count_export_dropped)
-        await exporter.write(batch_id="big", logs=[*small[:20], huge, *small[20:]])
+        exporter = OtlpExporter(url)
+        result = await exporter.write(batch_id="big", logs=[*small[:20], huge, *small[20:]])
         await exporter.aclose()
     stored = [body for (body,) in rows(backend.store.path.parent, "SELECT body FROM logs")]
     assert sorted(stored) == sorted(log.body for log in small)
-    assert drops(telemetry, DROPPED_TOO_LARGE) == 1
+    assert result == WriteResult.delivered(1, DROPPED_TOO_LARGE)  # the pipeline counts it (tested above)
 
 
 # ----------------------------------------------------------------------------------------------- TLS and auth
@@ -367,12 +405,12 @@ async def test_tls_with_a_ca_file_and_a_bearer_token_that_is_never_logged(
     caplog.set_level(logging.DEBUG)
     with receiver_server(RequireBearer(build_otlp_app(tap), token), ssl=(cert, key)) as url:
         untrusted = OtlpExporter(url)  # the self-signed certificate is not trusted without the CA file
-        with pytest.raises(BackendUnavailable, match="ConnectError"):
-            await untrusted.write(batch_id="tls", **sample_batch("tls"))
+        result = await untrusted.write(batch_id="tls", **sample_batch("tls"))
+        assert result.outcome == "retry" and "ConnectError" in result.reason
         await untrusted.aclose()
         exporter = OtlpExporter(url, ca_file=cert, bearer_token_file=token_file, headers={"X-Tenant": "acme"})
-        with pytest.raises(BackendUnavailable, match="answered 401"):
-            await exporter.write(batch_id="tls", **sample_batch("tls"))
+        result = await exporter.write(batch_id="tls", **sample_batch("tls"))
+        assert result.outcome == "retry" and "answered 401" in result.reason
         token_file.write_text(token + "\n")  # the rotated token is read again
         await exporter.write(batch_id="tls", **sample_batch("tls"))
         await exporter.aclose()
@@ -390,6 +428,6 @@ async def test_otlp_forwarding_is_the_only_destination(tmp_path: Path):
     otlp = OtlpExporterConfig(endpoint="http://127.0.0.1:4318")
     async with AsyncExitStack() as stack:
         with pytest.raises(ConfigError, match=r"remove exporter\.opensearch .* and exporter\.data_dir"):
-            await exporter_sink(ExporterConfig(otlp=otlp, opensearch="http://x:9200", data_dir=tmp_path), stack)
-        sink = await exporter_sink(ExporterConfig(otlp=otlp), stack)
-        assert isinstance(sink, OtlpExporter)
+            await build_destinations(ExporterConfig(otlp=otlp, opensearch="http://x:9200", data_dir=tmp_path), stack)
+        (destination,) = await build_destinations(ExporterConfig(otlp=otlp), stack)
+        assert isinstance(destination.sink, OtlpExporter)

@@ -29,10 +29,10 @@ from opentelemetry.proto.metrics.v1 import metrics_pb2 as pm
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 
 from adapters.embedded.backend import EmbeddedBackend
-from domain.model import ComponentScope, EventsQuery, LogsQuery, TimeRange
-from adapters.protocols import BackendUnavailable
+from adapters.protocols import BackendUnavailable, WriteResult
 from collectors.otlp.receiver import build_otlp_app
-from tests.sample import CART_PROD_LABELS, BASE_NS, COMPONENTS, ENVIRONMENTS, PROJECT_UID
+from devservers.sample import BASE_NS, CART_PROD_LABELS, COMPONENTS, ENVIRONMENTS, PROJECT_UID
+from domain.model import ComponentScope, EventsQuery, LogsQuery, TimeRange
 
 pytestmark = pytest.mark.integration
 
@@ -355,6 +355,37 @@ async def test_an_unavailable_backend_is_503_with_retry_after():
     assert status.code == 14 and "connection refused" in status.message  # UNAVAILABLE
 
 
+class AnsweringSink:
+    """Answers every write with the same result, as a backend's sink does."""
+
+    def __init__(self, result: WriteResult) -> None:
+        self.result = result
+
+    async def write(self, **_: Any) -> WriteResult:
+        return self.result
+
+
+async def test_a_write_result_to_retry_is_503_with_the_backends_retry_after():
+    async with client_for(build_otlp_app(AnsweringSink(WriteResult.retry(3.2, "OpenSearch answered 429")))) as client:
+        response = await client.post("/v1/logs", content=logs_body("x"), headers=PROTOBUF)
+    assert response.status_code == 503
+    assert response.headers["retry-after"] == "4"
+    assert "OpenSearch answered 429" in Status.FromString(response.content).message
+
+
+async def test_records_the_backend_refused_for_good_are_a_partial_success_and_counted():
+    rejected: list[tuple[str, str, int]] = []
+    sink = AnsweringSink(WriteResult.dropped("destination_invalid", 2))
+    app = build_otlp_app(sink, on_rejected=lambda signal, code, count: rejected.append((signal, code, count)))
+    async with client_for(app) as client:
+        response = await client.post("/v1/logs", content=logs_body("a", "b"), headers=PROTOBUF)
+    assert response.status_code == 200
+    reply = ExportLogsServiceResponse.FromString(response.content)
+    assert reply.partial_success.rejected_log_records == 2
+    assert "destination_invalid" in reply.partial_success.error_message
+    assert rejected == [("logs", "destination_invalid", 2)]
+
+
 class BlockingSink:
     """Holds every write until released, so exports pile up in flight."""
 
@@ -363,10 +394,11 @@ class BlockingSink:
         self.release = asyncio.Event()
         self.writes = 0
 
-    async def write(self, **_: Any) -> None:
+    async def write(self, **_: Any) -> WriteResult:
         self.entered.set()
         await self.release.wait()
         self.writes += 1
+        return WriteResult.delivered()
 
 
 async def test_saturation_is_429_with_retry_after():
@@ -511,8 +543,9 @@ class RecordingSink:
     def __init__(self) -> None:
         self.logs: list = []
 
-    async def write(self, *, logs=(), **_: Any) -> None:
+    async def write(self, *, logs=(), **_: Any) -> WriteResult:
         self.logs += logs
+        return WriteResult.delivered()
 
 
 async def test_log_iostream_is_the_stream():
@@ -554,7 +587,9 @@ async def test_the_collectors_buffer_full_or_too_small_is_503_or_413_and_counted
     def sample(name: str, **labels: str) -> float | None:
         return telemetry.registry.get_sample_value(name, labels)
 
-    assert sample("collector_otlp_requests_refused_total", signal="logs", status="413", reason="larger_than_buffer") == 1
+    assert (
+        sample("collector_otlp_requests_refused_total", signal="logs", status="413", reason="larger_than_buffer") == 1
+    )
     assert sample("collector_otlp_requests_refused_total", signal="logs", status="503", reason="buffer_full") == 1
     assert sample("collector_records_dropped_total", pipeline="otlp", reason="invalid_span_ids") == 1
     assert app.state.stats.refused_reasons == {("logs", 413, "larger_than_buffer"): 1, ("logs", 503, "buffer_full"): 1}

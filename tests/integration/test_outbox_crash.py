@@ -21,7 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from alert_rules.model import API_VERSION, CHANNEL_KIND
+from devservers.receivers import WebhookReceiver
+from domain.alerting import API_VERSION, CHANNEL_KIND
 from observer.alerting.channels import IDEMPOTENCY_HEADER, close_senders, default_senders
 from observer.alerting.db import open_engine
 from observer.alerting.details import AlertDetails
@@ -37,7 +38,6 @@ from observer.alerting.outbox import (
     notification_status,
 )
 from observer.alerting.resources import ResourceStore
-from tests.servers.receivers import WebhookReceiver
 
 ROOT = Path(__file__).resolve().parents[2]
 ALERT_ID = "alert-crash-1"
@@ -51,8 +51,14 @@ GUARD_S = 60.0  # kills a child that hangs; never reached when things work
 async def child(db_path: str) -> None:
     engine = open_engine(db_path)
     store = ResourceStore(engine)
-    worker = OutboxWorker(engine, store, default_senders(store), lease_s=LEASE_S, poll_interval_s=0.1,
-                          retry=RetryPolicy(max_attempts=5, base_delay_s=0.05, max_delay_s=0.2))
+    worker = OutboxWorker(
+        engine,
+        store,
+        default_senders(store),
+        lease_s=LEASE_S,
+        poll_interval_s=0.1,
+        retry=RetryPolicy(max_attempts=5, base_delay_s=0.05, max_delay_s=0.2),
+    )
     task = asyncio.create_task(worker.run())
     deadline = time.monotonic() + GUARD_S
     while any(s.state == PENDING for s in await asyncio.to_thread(notification_status, engine, ALERT_ID)):
@@ -73,8 +79,15 @@ async def run_child(db_path: Path, kill_at: str = "") -> int:
     if kill_at:
         env[CRASH_HOOK_ENV] = kill_at
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "tests.integration.test_outbox_crash", "CHILD", str(db_path),
-        cwd=ROOT, env=env, stderr=asyncio.subprocess.PIPE)
+        sys.executable,
+        "-m",
+        "tests.integration.test_outbox_crash",
+        "CHILD",
+        str(db_path),
+        cwd=ROOT,
+        env=env,
+        stderr=asyncio.subprocess.PIPE,
+    )
     try:
         _, stderr = await asyncio.wait_for(proc.communicate(), GUARD_S)
     except TimeoutError:
@@ -92,9 +105,14 @@ async def test_a_killed_worker_leaves_the_notification_to_its_successor(tmp_path
     engine = open_engine(str(db_path))
     store = ResourceStore(engine)
     async with WebhookReceiver() as hook:
-        await store.put_channel({"apiVersion": API_VERSION, "kind": CHANNEL_KIND,
-                                 "metadata": {"name": "hook", "namespace": "acme"},
-                                 "spec": {"environment": "dev", "type": "webhook", "webhookConfig": {"url": hook.url}}})
+        await store.put_channel(
+            {
+                "apiVersion": API_VERSION,
+                "kind": CHANNEL_KIND,
+                "metadata": {"name": "hook", "namespace": "acme"},
+                "spec": {"environment": "dev", "type": "webhook", "webhookConfig": {"url": hook.url}},
+            }
+        )
         with engine.begin() as conn:
             [key] = enqueue(conn, ALERT_ID, [("acme", "hook")], AlertDetails(alert_name="High CPU"))
 

@@ -16,10 +16,10 @@ from adapters.prometheus.backend import PrometheusBackend
 from adapters.prometheus.client import PrometheusConfig
 from adapters.prometheus.kubernetes import KubernetesScheme
 from adapters.prometheus.otel import OtelScheme
+from devservers.faults import failing_upstream, refusing_port, silent_server
+from devservers.local import serving
 from observer.app import create_public_app
 from observer.service import QueryService
-from tests.servers.faults import failing_upstream, refusing_port, silent_server
-from tests.servers.local import serving
 
 GUARD_S = 10.0  # a hang fails the test instead of the suite; not a timing assertion
 WINDOW = {"startTime": "2026-11-01T00:00:00Z", "endTime": "2026-11-01T01:00:00Z"}
@@ -32,7 +32,11 @@ TOPOLOGY = ("/api/v1alpha1/metrics/runtime-topology", {**WINDOW, "searchScope": 
 def registry(tmp_path: Path) -> Iterator[EmbeddedBackend]:
     embedded = EmbeddedBackend(tmp_path / "registry")
     embedded.registry.declare(
-        {"namespaces": [{"name": "acme", "projects": [{"name": "shop", "components": ["cart"]}], "environments": ["prod"]}]}
+        {
+            "namespaces": [
+                {"name": "acme", "projects": [{"name": "shop", "components": ["cart"]}], "environments": ["prod"]}
+            ]
+        }
     )
     yield embedded
     embedded.close()

@@ -34,6 +34,10 @@ from functools import cache
 
 import pytest
 
+from adapters.prometheus.backend import PrometheusBackend
+from adapters.prometheus.client import PrometheusConfig
+from adapters.prometheus.kubernetes import KubernetesScheme
+from adapters.protocols import BackendUnavailable
 from domain.model import (
     ComponentScope,
     EdgeMetrics,
@@ -44,10 +48,6 @@ from domain.model import (
     Topology,
     TopologyQuery,
 )
-from adapters.prometheus.backend import PrometheusBackend
-from adapters.prometheus.client import PrometheusConfig
-from adapters.prometheus.kubernetes import KubernetesScheme
-from adapters.protocols import BackendUnavailable
 
 pytestmark = pytest.mark.integration
 

@@ -15,14 +15,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from devservers.local import free_port, serving
+from devservers.tls_proxy import self_signed_cert, serving_tls
 from domain.model import WorkflowScope
 from observer.auth import model as authz
 from observer.auth.model import AuthorizationUnavailable, NotAuthenticated, PermissionDenied, Subject
 from observer.auth.remote_pdp import RemoteAuthorizer
 from observer.auth.resources import incident_update_resource, resource_for
 from observer.validation import NamedScope
-from tests.servers.local import free_port, serving
-from tests.servers.tls_proxy import self_signed_cert, serving_tls
 
 TOKEN = "eyJhbGciOiJSUzI1NiJ9.c2VjcmV0LXBheWxvYWQ.s1gnature-THAT-MUST-NOT-LEAK"
 USER = Subject("user", "groups", ("shop-devs", "oncall"), token=TOKEN)
@@ -42,8 +42,9 @@ class FakePdp:
         self.delay_s = 0.0
         self.app = Starlette(routes=[Route("/{path:path}", self.handle, methods=["POST"])])
 
-    def script(self, *, decision: object = True, status: int = 200, raw: str | None = None,
-               delay_s: float = 0.0) -> None:
+    def script(
+        self, *, decision: object = True, status: int = 200, raw: str | None = None, delay_s: float = 0.0
+    ) -> None:
         self.decision, self.status, self.raw, self.delay_s = decision, status, raw, delay_s
 
     async def handle(self, request: Request) -> Response:
@@ -55,8 +56,9 @@ class FakePdp:
             return Response(self.raw, status_code=self.status, media_type="application/json")
         if self.status != 200:
             # A careless service echoing the credential back: the client must not pass it on.
-            return JSONResponse({"error": "nope", "echo": request.headers.get("authorization", "")},
-                                status_code=self.status)
+            return JSONResponse(
+                {"error": "nope", "echo": request.headers.get("authorization", "")}, status_code=self.status
+            )
         return JSONResponse([{"decision": self.decision, "context": {"reason": f"scripted for {TOKEN[:8]}"}}])
 
     @property
@@ -86,33 +88,77 @@ async def test_request_shape_for_a_component_with_environment(pdp, client):
     assert path == "/api/v1/authz/evaluates"
     assert headers["authorization"] == f"Bearer {TOKEN}"
     assert headers["content-type"] == "application/json"
-    assert body == [{
-        "subject_context": {"type": "user", "entitlement_claim": "groups", "entitlement_values": ["shop-devs", "oncall"]},
-        "resource": {"type": "component", "id": "cart",
-                     "hierarchy": {"namespace": "acme", "project": "shop", "component": "cart"}},
-        "action": "logs:view",
-        "context": {"resource": {"environment": "acme/prod"}},
-    }]
+    assert body == [
+        {
+            "subject_context": {
+                "type": "user",
+                "entitlement_claim": "groups",
+                "entitlement_values": ["shop-devs", "oncall"],
+            },
+            "resource": {
+                "type": "component",
+                "id": "cart",
+                "hierarchy": {"namespace": "acme", "project": "shop", "component": "cart"},
+            },
+            "action": "logs:view",
+            "context": {"resource": {"environment": "acme/prod"}},
+        }
+    ]
 
 
 @pytest.mark.parametrize(
     ("subject", "action", "resource", "expected_resource", "expected_context"),
     [
-        (USER, authz.METRICS_VIEW, resource_for(NamedScope("acme", "shop")),
-         {"type": "project", "id": "shop", "hierarchy": {"namespace": "acme", "project": "shop"}}, {}),
-        (USER, authz.TRACES_VIEW, resource_for(NamedScope("acme", "", "", "dev")),
-         {"type": "namespace", "id": "acme", "hierarchy": {"namespace": "acme"}},
-         {"resource": {"environment": "acme/dev"}}),
-        (ROBOT, authz.EVENTS_VIEW, resource_for(WorkflowScope("acme", "build-9", "compile")),
-         {"type": "workflowRun", "id": "build-9", "hierarchy": {"namespace": "acme"}}, {}),
-        (ROBOT, authz.LOGS_VIEW, resource_for(WorkflowScope("acme")),
-         {"type": "namespace", "id": "acme", "hierarchy": {"namespace": "acme"}}, {}),
-        (USER, authz.ALERTS_VIEW, CART_PROD,
-         {"type": "component", "id": "cart", "hierarchy": {"namespace": "acme", "project": "shop", "component": "cart"}},
-         {}),
-        (USER, authz.INCIDENTS_VIEW, CART_PROD,
-         {"type": "component", "id": "cart", "hierarchy": {"namespace": "acme", "project": "shop", "component": "cart"}},
-         {}),
+        (
+            USER,
+            authz.METRICS_VIEW,
+            resource_for(NamedScope("acme", "shop")),
+            {"type": "project", "id": "shop", "hierarchy": {"namespace": "acme", "project": "shop"}},
+            {},
+        ),
+        (
+            USER,
+            authz.TRACES_VIEW,
+            resource_for(NamedScope("acme", "", "", "dev")),
+            {"type": "namespace", "id": "acme", "hierarchy": {"namespace": "acme"}},
+            {"resource": {"environment": "acme/dev"}},
+        ),
+        (
+            ROBOT,
+            authz.EVENTS_VIEW,
+            resource_for(WorkflowScope("acme", "build-9", "compile")),
+            {"type": "workflowRun", "id": "build-9", "hierarchy": {"namespace": "acme"}},
+            {},
+        ),
+        (
+            ROBOT,
+            authz.LOGS_VIEW,
+            resource_for(WorkflowScope("acme")),
+            {"type": "namespace", "id": "acme", "hierarchy": {"namespace": "acme"}},
+            {},
+        ),
+        (
+            USER,
+            authz.ALERTS_VIEW,
+            CART_PROD,
+            {
+                "type": "component",
+                "id": "cart",
+                "hierarchy": {"namespace": "acme", "project": "shop", "component": "cart"},
+            },
+            {},
+        ),
+        (
+            USER,
+            authz.INCIDENTS_VIEW,
+            CART_PROD,
+            {
+                "type": "component",
+                "id": "cart",
+                "hierarchy": {"namespace": "acme", "project": "shop", "component": "cart"},
+            },
+            {},
+        ),
         (USER, authz.INCIDENTS_UPDATE, incident_update_resource(), {"type": "namespace", "hierarchy": {}}, {}),
     ],
 )
@@ -229,8 +275,16 @@ async def test_the_token_never_appears_in_logs_or_errors(pdp, caplog):
     authorizer = RemoteAuthorizer(pdp.url, timeout_s=0.2)
     refused = RemoteAuthorizer(f"http://127.0.0.1:{free_port()}", timeout_s=1)
     try:
-        for script in ({"decision": True}, {"decision": False}, {"status": 401}, {"status": 403},
-                       {"status": 500}, {"raw": f"not json {TOKEN}"}, {"raw": "[]"}, {"delay_s": 1.0}):
+        for script in (
+            {"decision": True},
+            {"decision": False},
+            {"status": 401},
+            {"status": 403},
+            {"status": 500},
+            {"raw": f"not json {TOKEN}"},
+            {"raw": "[]"},
+            {"delay_s": 1.0},
+        ):
             pdp.script(**script)
             try:
                 await authorizer.authorize(USER, authz.LOGS_VIEW, CART_PROD)

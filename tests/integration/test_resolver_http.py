@@ -7,8 +7,8 @@ from fastapi import FastAPI, Form, Request
 from fastapi.responses import JSONResponse
 
 from adapters.protocols import ResolverAuthFailed, ResolverUnavailable, ScopeNotFound
+from devservers.local import serving
 from observer.resolver_http import OpenChoreoResolver
-from tests.servers.local import serving
 
 UIDS = {
     "/api/v1/namespaces/acme": "0f5d1d3e-0000-4000-8000-000000000001",
@@ -57,15 +57,18 @@ def openchoreo():
 
 
 def resolver(fake, secret: str = "s3cret") -> OpenChoreoResolver:
-    return OpenChoreoResolver(fake.url, token_url=f"{fake.url}/oauth2/token", client_id="observer",
-                              client_secret=secret, max_auth_retry=2)
+    return OpenChoreoResolver(
+        fake.url, token_url=f"{fake.url}/oauth2/token", client_id="observer", client_secret=secret, max_auth_retry=2
+    )
 
 
 async def test_names_resolve_to_metadata_uids_with_escaped_paths(openchoreo):
     result = await resolver(openchoreo).resolve("acme", "shop", "cart svc", "prod")
-    assert result == (UIDS["/api/v1/namespaces/acme/projects/shop"],
-                      UIDS["/api/v1/namespaces/acme/components/cart svc"],
-                      UIDS["/api/v1/namespaces/acme/environments/prod"])
+    assert result == (
+        UIDS["/api/v1/namespaces/acme/projects/shop"],
+        UIDS["/api/v1/namespaces/acme/components/cart svc"],
+        UIDS["/api/v1/namespaces/acme/environments/prod"],
+    )
     assert ("/api/v1/namespaces/acme/components/cart svc", "Bearer token-1") in openchoreo.calls
 
 

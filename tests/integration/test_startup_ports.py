@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.servers.local import free_port
+from devservers.local import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -33,13 +33,27 @@ def held_port() -> Iterator[int]:
 
 
 def up_command(data_dir: Path, port: int, internal: int, otlp: int) -> list[str]:
-    return [sys.executable, "-m", "observer.cli", "up", "--data-dir", str(data_dir), "--port", str(port),
-            "--internal-port", str(internal), "--otlp-port", str(otlp)]
+    return [
+        sys.executable,
+        "-m",
+        "observer.cli",
+        "up",
+        "--data-dir",
+        str(data_dir),
+        "--port",
+        str(port),
+        "--internal-port",
+        str(internal),
+        "--otlp-port",
+        str(otlp),
+    ]
 
 
 def run_up(data_dir: Path, port: int, internal: int, otlp: int) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "JWT_DISABLED": "true"}
-    return subprocess.run(up_command(data_dir, port, internal, otlp), capture_output=True, text=True, env=env, timeout=60)
+    return subprocess.run(
+        up_command(data_dir, port, internal, otlp), capture_output=True, text=True, env=env, timeout=60
+    )
 
 
 @pytest.mark.parametrize(
@@ -82,17 +96,22 @@ def test_is_up_is_printed_only_once_every_port_accepts(tmp_path: Path) -> None:
 
 
 def test_collect_with_its_port_in_use_says_so_in_one_line(tmp_path: Path) -> None:
-    """`observer collect` binds through the same runtime.run_servers: a clash is one line naming the port."""
+    """`observer collect` binds through the same serving.run_servers: a clash is one line naming the port."""
     with held_port() as taken:
         config = tmp_path / "collector.yaml"
         config.write_text(
-            "receivers: {otlp: {host: 127.0.0.1, port: %d}}\n"
-            "buffer: {directory: %s}\nexporter: {data_dir: %s}\ntelemetry: {host: 127.0.0.1, port: %d}\n"
-            % (free_port(), tmp_path / "buffer", tmp_path / "data", taken)
+            f"receivers: {{otlp: {{host: 127.0.0.1, port: {free_port()}}}}}\n"
+            f"buffer: {{directory: {tmp_path / 'buffer'}}}\nexporter: {{data_dir: {tmp_path / 'data'}}}\n"
+            f"telemetry: {{host: 127.0.0.1, port: {taken}}}\n"
         )
         env = {**os.environ, "LOG_LEVEL": "warning"}
-        result = subprocess.run([sys.executable, "-m", "observer.cli", "collect", "--config", str(config)],
-                                capture_output=True, text=True, env=env, timeout=60)
+        result = subprocess.run(
+            [sys.executable, "-m", "observer.cli", "collect", "--config", str(config)],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=60,
+        )
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines() == [

@@ -30,7 +30,7 @@ from collectors.buffer import Batch, DiskBuffer
 from collectors.codec import Mark
 from collectors.tail.checkpoint import CheckpointStore, decode_checkpoint
 from collectors.tail.formats import cri_line
-from tests.sample import BASE_NS, CART_PROD_LABELS
+from devservers.sample import BASE_NS, CART_PROD_LABELS
 
 ROOT = Path(__file__).resolve().parents[2]
 GUARD_S = 120  # kills a child that hangs; never reached when things work
@@ -142,9 +142,20 @@ def write_lines(node: Path, first: int, count: int) -> list[str]:
 
 def run_child(node: Path, mode: str, at: int = 0, expected: int = 0) -> list[str]:
     proc = subprocess.run(
-        [sys.executable, "-m", "tests.integration.test_tail_exactly_once", "CHILD", str(node), mode, str(at),
-         str(expected)],
-        cwd=ROOT, capture_output=True, text=True, timeout=GUARD_S + 30,
+        [
+            sys.executable,
+            "-m",
+            "tests.integration.test_tail_exactly_once",
+            "CHILD",
+            str(node),
+            mode,
+            str(at),
+            str(expected),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=GUARD_S + 30,
     )
     output = proc.stdout.splitlines()
     if mode == "finish":

@@ -106,15 +106,20 @@ class Plan:
         """Writes bytes, sometimes in two pieces with a pause between (the tail sees half a line)."""
         if len(data) > 8 and self.rng.random() < 0.1:
             cut = self.rng.randint(1, len(data) - 1)
-            self.ops += [["write", rel_path(pod), _b64(data[:cut])], ["sleep", 0.001],
-                         ["write", rel_path(pod), _b64(data[cut:])]]
+            self.ops += [
+                ["write", rel_path(pod), _b64(data[:cut])],
+                ["sleep", 0.001],
+                ["write", rel_path(pod), _b64(data[cut:])],
+            ]
         else:
             self.ops.append(["write", rel_path(pod), _b64(data)])
 
     def message(self, pod: str, i: int) -> None:
         """A stdout message in 1-4 chunks, cut at arbitrary bytes (inside characters too), with whole stderr
         messages sometimes written between its chunks."""
-        text = f"{pod} m{i} " + "".join(self.rng.choice("abcdef é😀 {}=\"'\\\t") for _ in range(self.rng.randint(0, 120)))
+        text = f"{pod} m{i} " + "".join(
+            self.rng.choice("abcdef é😀 {}=\"'\\\t") for _ in range(self.rng.randint(0, 120))
+        )
         data = text.encode()
         cuts = sorted(self.rng.sample(range(1, len(data)), min(self.rng.randint(0, 3), len(data) - 1)))
         pieces = [data[a:b] for a, b in zip([0, *cuts], [*cuts, len(data)], strict=True)]
@@ -154,8 +159,12 @@ class Writer:
         script.write_text(WRITER)
         plan_file.write_text(json.dumps(plan.ops))
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, str(script), str(plan_file), str(root),
-            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+            sys.executable,
+            str(script),
+            str(plan_file),
+            str(root),
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
         )
         return cls(proc)
 
@@ -229,7 +238,9 @@ def config(root: Path, **overrides: object) -> TailConfig:
 def per_pod(records: list[TailedLine]) -> dict[str, list[tuple[str, str]]]:
     got: dict[str, list[tuple[str, str]]] = defaultdict(list)
     for record in records:
-        assert record.source == PodContainer("dp-acme-prod", record.pod, UIDS[record.pod], "main", record.source.restart)
+        assert record.source == PodContainer(
+            "dp-acme-prod", record.pod, UIDS[record.pod], "main", record.source.restart
+        )
         got[record.pod].append((record.stream, record.body))
     return got
 

@@ -16,13 +16,11 @@ import pytest
 import yaml
 
 from adapters.opensearch.layout import IndexLayout
+from adapters.opensearch.monitors import PAINLESS_OPERATORS, monitor_body
 from adapters.prometheus import promql
 from adapters.prometheus.kubernetes import KubernetesScheme
 from adapters.prometheus.otel import OtelScheme
-from alert_rules.evaluator import COMPARE, delivery_key, latest_slot
-from alert_rules.model import AlertRule, rule_from_resource
-from alert_rules.opensearch_monitors import PAINLESS_OPERATORS, monitor_body
-from alert_rules.prometheus import (
+from adapters.prometheus.rules import (
     ANNOTATION_HASH,
     PROMQL_OPERATORS,
     PrometheusRuleTarget,
@@ -34,8 +32,10 @@ from alert_rules.prometheus import (
     template_literal,
     value_expr,
 )
+from adapters.rule_targets import UnsupportedRule
+from alert_rules.evaluator import COMPARE, delivery_key, latest_slot
 from alert_rules.reconciler import SyncResult, sync_response
-from alert_rules.targets import UnsupportedRule
+from domain.alerting import AlertRule, rule_from_resource
 
 S = 1_000_000_000
 SCHEMES = [OtelScheme(), KubernetesScheme()]
@@ -54,29 +54,40 @@ def rule(
     interval: str = "1m",
     labels: dict[str, str] | None = None,
 ) -> AlertRule:
-    return rule_from_resource({
-        "metadata": {"name": name, "namespace": namespace, "labels": labels if labels is not None else {
-            "openchoreo.dev/namespace": "acme",
-            "openchoreo.dev/project-uid": "p-1",
-            "openchoreo.dev/component-uid": "c-1",
-            "openchoreo.dev/environment-uid": "e-1",
-        }},
-        "spec": {
-            "name": name,
-            "source": source or {"type": "metric", "metric": "cpu_usage"},
-            "condition": {"window": window, "interval": interval, "operator": operator, "threshold": threshold},
-            "actions": {"notifications": {"channels": ["ops"]}},
-        },
-    })
+    return rule_from_resource(
+        {
+            "metadata": {
+                "name": name,
+                "namespace": namespace,
+                "labels": labels
+                if labels is not None
+                else {
+                    "openchoreo.dev/namespace": "acme",
+                    "openchoreo.dev/project-uid": "p-1",
+                    "openchoreo.dev/component-uid": "c-1",
+                    "openchoreo.dev/environment-uid": "e-1",
+                },
+            },
+            "spec": {
+                "name": name,
+                "source": source or {"type": "metric", "metric": "cpu_usage"},
+                "condition": {"window": window, "interval": interval, "operator": operator, "threshold": threshold},
+                "actions": {"notifications": {"channels": ["ops"]}},
+            },
+        }
+    )
 
 
 def hostile_rule(value: str, metric: str = "cpu_usage") -> AlertRule:
-    return rule(source={"type": "metric", "metric": metric}, labels={
-        "openchoreo.dev/namespace": f"ns{value}",
-        "openchoreo.dev/project-uid": f"p{value}",
-        "openchoreo.dev/component-uid": f"c{value}",
-        "openchoreo.dev/environment-uid": f"e{value}",
-    })
+    return rule(
+        source={"type": "metric", "metric": metric},
+        labels={
+            "openchoreo.dev/namespace": f"ns{value}",
+            "openchoreo.dev/project-uid": f"p{value}",
+            "openchoreo.dev/component-uid": f"c{value}",
+            "openchoreo.dev/environment-uid": f"e{value}",
+        },
+    )
 
 
 _LITERAL = re.compile(r'"((?:[^"\\\n\r]|\\.)*)"')
@@ -86,8 +97,9 @@ _UNESCAPE = re.compile(r"\\(.)")
 def literals(expr: str) -> tuple[str, list[str]]:
     """(the expression with every string literal emptied, the literals' decoded values). A value that escaped
     its literal would show up in the skeleton; one that stayed inside decodes back to itself."""
-    values = [_UNESCAPE.sub(lambda m: {"n": "\n", "r": "\r"}.get(m.group(1), m.group(1)), v)
-              for v in _LITERAL.findall(expr)]
+    values = [
+        _UNESCAPE.sub(lambda m: {"n": "\n", "r": "\r"}.get(m.group(1), m.group(1)), v) for v in _LITERAL.findall(expr)
+    ]
     return _LITERAL.sub('""', expr), values
 
 
@@ -95,10 +107,13 @@ def literals(expr: str) -> tuple[str, list[str]]:
 
 
 @pytest.mark.parametrize("scheme", SCHEMES, ids=lambda s: s.name)
-@pytest.mark.parametrize("metric,usage,limit", [
-    ("cpu_usage", ("k8s_pod_cpu_usage", "container_cpu_usage_seconds_total"), "resource=\"cpu\""),
-    ("memory_usage", ("k8s_pod_memory_working_set", "container_memory_working_set_bytes"), "resource=\"memory\""),
-])
+@pytest.mark.parametrize(
+    "metric,usage,limit",
+    [
+        ("cpu_usage", ("k8s_pod_cpu_usage", "container_cpu_usage_seconds_total"), 'resource="cpu"'),
+        ("memory_usage", ("k8s_pod_memory_working_set", "container_memory_working_set_bytes"), 'resource="memory"'),
+    ],
+)
 def test_value_is_usage_over_limits_of_the_scope_over_the_window(scheme, metric, usage, limit):
     compiled = value_expr(rule(source={"type": "metric", "metric": metric}, window="10m"), scheme)
     assert compiled.startswith("100 * sum(")
@@ -155,8 +170,11 @@ def test_rule_file_has_one_group_named_by_the_logical_id():
     (alerting,) = group["rules"]
     assert group["name"] == "acme/cpu-high" and group["interval"] == "2m"
     assert alerting["alert"] == "cpu-high" and alerting["for"] == "0s"
-    assert alerting["labels"] == {"openchoreo_alert": "true", "openchoreo_rule_name": "cpu-high",
-                                  "openchoreo_rule_namespace": "acme"}
+    assert alerting["labels"] == {
+        "openchoreo_alert": "true",
+        "openchoreo_rule_name": "cpu-high",
+        "openchoreo_rule_namespace": "acme",
+    }
     assert alerting["annotations"]["alert_value"] == "{{ $value }}"
     assert alerting["annotations"]["rule_name"] == "cpu-high"
     assert alerting["annotations"]["rule_namespace"] == "acme"
@@ -220,8 +238,9 @@ def test_alertmanager_routes_our_alerts_to_the_observer_webhook():
 
 # ================================================================================================ monitors
 
-LOG_RULE = dict(source={"type": "log", "query": 'payment "failed" * ?'}, operator="gte", threshold=10,
-                window="1h", interval="5m")
+LOG_RULE = dict(
+    source={"type": "log", "query": 'payment "failed" * ?'}, operator="gte", threshold=10, window="1h", interval="5m"
+)
 
 
 def test_monitor_counts_the_phrase_in_the_scope_over_the_window():
@@ -252,15 +271,20 @@ def test_monitor_trigger_uses_every_operator(op):
     body = monitor_body(rule(name="errors", **{**LOG_RULE, "operator": op, "threshold": 7}))
     trigger = body["triggers"][0]["query_level_trigger"]
     assert trigger["condition"]["script"] == {
-        "source": f"ctx.results[0].hits.total.value {PAINLESS_OPERATORS[op]} 7", "lang": "painless"}
+        "source": f"ctx.results[0].hits.total.value {PAINLESS_OPERATORS[op]} 7",
+        "lang": "painless",
+    }
 
 
 def test_monitor_message_is_the_contract_webhook_payload():
     body = monitor_body(rule(name='we"ird\\name', **LOG_RULE))
     (action,) = body["triggers"][0]["query_level_trigger"]["actions"]
     assert action["destination_id"] == "openchoreo-observer-alerting-webhook"
-    rendered = action["message_template"]["source"].replace("{{ctx.results.0.hits.total.value}}", "12").replace(
-        "{{ctx.periodEnd}}", "2026-01-01T00:00:00Z")
+    rendered = (
+        action["message_template"]["source"]
+        .replace("{{ctx.results.0.hits.total.value}}", "12")
+        .replace("{{ctx.periodEnd}}", "2026-01-01T00:00:00Z")
+    )
     payload = json.loads(rendered)
     assert payload["ruleName"] == 'we"ird\\name' and payload["ruleNamespace"] == "acme"
     assert payload["alertValue"] == 12 and payload["alertTimestamp"] == "2026-01-01T00:00:00Z"
@@ -292,12 +316,22 @@ def test_slots_are_aligned_to_the_interval_and_wait_for_the_delay():
     assert delivery_key("acme", "errors", 10 * minute) != delivery_key("acme", "errors", 11 * minute)
     assert delivery_key("acme", "errors", 0) != delivery_key("acme", "errors2", 0)
     assert {op: COMPARE[op](10, 10) for op in OPERATORS} == {
-        "gt": False, "gte": True, "lt": False, "lte": True, "eq": True, "neq": False}
+        "gt": False,
+        "gte": True,
+        "lt": False,
+        "lte": True,
+        "eq": True,
+        "neq": False,
+    }
 
 
 def test_sync_response_has_the_contract_shape():
     result = SyncResult("acme", "errors", "created", True, "openchoreo--acme--errors.yml", 1_767_225_600_123_456_789)
     assert sync_response(result) == {
-        "action": "created", "status": "synced", "ruleLogicalId": "acme/errors",
-        "ruleBackendId": "openchoreo--acme--errors.yml", "lastSyncedAt": "2026-01-01T00:00:00Z"}
+        "action": "created",
+        "status": "synced",
+        "ruleLogicalId": "acme/errors",
+        "ruleBackendId": "openchoreo--acme--errors.yml",
+        "lastSyncedAt": "2026-01-01T00:00:00Z",
+    }
     assert sync_response(SyncResult("acme", "errors", "updated", False, "", 0, "boom"))["status"] == "failed"

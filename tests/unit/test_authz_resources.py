@@ -61,8 +61,11 @@ def test_full_request_body_for_a_component_with_environment():
     body = evaluate_request(USER, authz.LOGS_VIEW, resource_for(NamedScope("acme", "shop", "cart", "prod")))
     assert body == {
         "subject_context": {"type": "user", "entitlement_claim": "groups", "entitlement_values": ["devs", "oncall"]},
-        "resource": {"type": "component", "id": "cart",
-                     "hierarchy": {"namespace": "acme", "project": "shop", "component": "cart"}},
+        "resource": {
+            "type": "component",
+            "id": "cart",
+            "hierarchy": {"namespace": "acme", "project": "shop", "component": "cart"},
+        },
         "action": "logs:view",
         "context": {"resource": {"environment": "acme/prod"}},
     }
@@ -87,14 +90,16 @@ def test_environment_context_is_omitted_without_an_environment():
 @pytest.mark.parametrize("action", [authz.ALERTS_VIEW, authz.INCIDENTS_VIEW, authz.INCIDENTS_UPDATE])
 def test_alerts_and_incidents_send_an_empty_context(action):
     assert context_for(action) is False
-    body = evaluate_request(USER, action, resource_for(NamedScope("acme", "shop", "cart", "prod")),
-                            with_context=context_for(action))
+    body = evaluate_request(
+        USER, action, resource_for(NamedScope("acme", "shop", "cart", "prod")), with_context=context_for(action)
+    )
     assert body["context"] == {}
     assert body["resource"]["hierarchy"] == {"namespace": "acme", "project": "shop", "component": "cart"}
 
 
-@pytest.mark.parametrize("action", [authz.LOGS_VIEW, authz.EVENTS_VIEW, authz.METRICS_VIEW, authz.TRACES_VIEW,
-                                    authz.FINOPS_VIEW])
+@pytest.mark.parametrize(
+    "action", [authz.LOGS_VIEW, authz.EVENTS_VIEW, authz.METRICS_VIEW, authz.TRACES_VIEW, authz.FINOPS_VIEW]
+)
 def test_query_actions_send_the_environment(action):
     assert context_for(action) is True
 

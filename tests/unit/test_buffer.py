@@ -14,9 +14,7 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsSer
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord as OtlpLog
 from opentelemetry.proto.logs.v1.logs_pb2 import ResourceLogs, ScopeLogs
 
-from domain.model import LogRecord
-from adapters.protocols import BackendUnavailable
-from collectors import buffer as buffer_module
+from adapters.protocols import BackendUnavailable, WriteResult
 from collectors.buffer import (
     Batch,
     BatchTooLarge,
@@ -25,9 +23,13 @@ from collectors.buffer import (
     BufferLocked,
     DiskBuffer,
 )
+from collectors.buffer import acklog as acklog_module
+from collectors.buffer import disk as disk_module
+from collectors.buffer import frames as frames_module
 from collectors.codec import encode
 from collectors.otlp.receiver import build_otlp_app
-from tests.sample import BASE_NS, identity
+from devservers.sample import BASE_NS, identity
+from domain.model import LogRecord
 from tests.unit.test_buffer_codec import rich_batch
 
 CART = identity("cart")
@@ -35,7 +37,9 @@ HEADER = 8  # u32 length, u32 crc
 
 
 def batch(n: int, lines: int = 3, size: int = 50) -> Batch:
-    return Batch(f"b{n}", logs=[LogRecord(BASE_NS + n * 1000 + i, f"{n}:{i} ".ljust(size, "."), CART) for i in range(lines)])
+    return Batch(
+        f"b{n}", logs=[LogRecord(BASE_NS + n * 1000 + i, f"{n}:{i} ".ljust(size, "."), CART) for i in range(lines)]
+    )
 
 
 def frame_size(b: Batch) -> int:
@@ -133,7 +137,9 @@ async def test_appends_from_many_threads_share_fsyncs_and_keep_one_order(directo
 async def test_append_async_from_many_producers(directory: Path) -> None:
     with DiskBuffer(directory) as buffer:
         # Small batches are written on the loop and share a commit; every tenth is large enough for a thread.
-        seqs = await asyncio.gather(*(buffer.append_async(batch(n, lines=300 if n % 10 == 0 else 3)) for n in range(30)))
+        seqs = await asyncio.gather(
+            *(buffer.append_async(batch(n, lines=300 if n % 10 == 0 else 3)) for n in range(30))
+        )
         assert sorted(seqs) == list(range(30))
         handed = dict(await drain(buffer, 30))
         assert {seq: b.batch_id for seq, b in handed.items()} == {seq: f"b{n}" for n, seq in enumerate(seqs)}
@@ -230,14 +236,19 @@ class AppendingSink:
     def __init__(self, buffer: DiskBuffer) -> None:
         self.buffer = buffer
 
-    async def write(self, *, batch_id: str, logs=(), events=(), spans=(), metrics=()) -> None:  # type: ignore[no-untyped-def]
+    async def write(self, *, batch_id: str, logs=(), events=(), spans=(), metrics=()) -> WriteResult:  # type: ignore[no-untyped-def]
         await self.buffer.append_async(Batch(batch_id, list(logs), list(events), list(spans), list(metrics)))
+        return WriteResult.delivered()
 
 
 async def test_a_full_buffer_behind_the_otlp_receiver_answers_503_with_retry_after(directory: Path) -> None:
-    request = ExportLogsServiceRequest(resource_logs=[ResourceLogs(scope_logs=[ScopeLogs(log_records=[
-        OtlpLog(time_unix_nano=BASE_NS, body={"string_value": "hello"})
-    ])])]).SerializeToString()
+    request = ExportLogsServiceRequest(
+        resource_logs=[
+            ResourceLogs(
+                scope_logs=[ScopeLogs(log_records=[OtlpLog(time_unix_nano=BASE_NS, body={"string_value": "hello"})])]
+            )
+        ]
+    ).SerializeToString()
     with DiskBuffer(directory, max_bytes=600) as buffer:
         app = build_otlp_app(AppendingSink(buffer))
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://collector") as client:
@@ -269,7 +280,11 @@ async def test_unacknowledged_batches_are_redelivered_after_a_restart(directory:
     with DiskBuffer(directory) as buffer:
         assert (buffer.recovery.unacked, buffer.recovery.truncated_segments) == (5, 0)
         assert [(seq, b.batch_id) for seq, b in await drain(buffer, 5)] == [
-            (1, "b1"), (3, "b3"), (5, "b5"), (6, "b6"), (7, "b7")
+            (1, "b1"),
+            (3, "b3"),
+            (5, "b5"),
+            (6, "b6"),
+            (7, "b7"),
         ]
         assert buffer.append(batch(8)) == 8
 
@@ -295,7 +310,7 @@ async def test_a_torn_ack_log_only_forgets_its_torn_record(directory: Path) -> N
             buffer.append(batch(n))
         for seq, _ in await drain(buffer, 2):
             buffer.ack(seq)
-    with open(directory / "acks.log", "ab") as acks:
+    with open(directory / "acks.export.log", "ab") as acks:
         acks.write(b"A\x02\x00\x00")  # half an ack of seq 2, as a crash mid-write leaves it
     with DiskBuffer(directory) as buffer:
         assert [b.batch_id for _, b in await drain(buffer, 1)] == ["b2"]
@@ -356,7 +371,10 @@ async def test_damage_inside_an_older_segment_costs_only_the_rest_of_that_segmen
     with DiskBuffer(directory) as buffer:
         assert buffer.recovery.truncated_segments == 1
         assert [(seq, b.batch_id) for seq, b in await drain(buffer, buffer.backlog)] == [
-            (0, "b0"), (3, "b3"), (4, "b4"), (5, "b5")
+            (0, "b0"),
+            (3, "b3"),
+            (4, "b4"),
+            (5, "b5"),
         ]
         assert buffer.append(batch(6)) == 6
 
@@ -415,7 +433,7 @@ async def test_a_damaged_marks_file_is_ignored(directory: Path) -> None:
 async def test_a_write_that_fails_half_way_leaves_no_trace(directory: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A full disk refuses like a full buffer, and the half frame it left is cut back: the next frame follows
     the last whole one with no hole, so nothing after it is lost on reopen."""
-    real = buffer_module._pwrite_all
+    real = disk_module.pwrite_all
 
     def half_then_enospc(fd: int, data: bytes, offset: int) -> None:
         real(fd, data[: len(data) // 2], offset)
@@ -423,10 +441,10 @@ async def test_a_write_that_fails_half_way_leaves_no_trace(directory: Path, monk
 
     with DiskBuffer(directory) as buffer:
         buffer.append(batch(0))
-        monkeypatch.setattr(buffer_module, "_pwrite_all", half_then_enospc)
+        monkeypatch.setattr(disk_module, "pwrite_all", half_then_enospc)
         with pytest.raises(BufferFull, match="disk is full"):
             buffer.append(batch(1))
-        monkeypatch.setattr(buffer_module, "_pwrite_all", real)
+        monkeypatch.setattr(disk_module, "pwrite_all", real)
         assert buffer.append(batch(2)) == 1
     with DiskBuffer(directory) as buffer:
         assert buffer.recovery.truncated_segments == 0
@@ -440,7 +458,7 @@ def test_after_a_failed_fsync_nothing_more_is_accepted(directory: Path, monkeypa
         raise OSError(errno.EIO, "Input/output error")
 
     with DiskBuffer(directory) as buffer:
-        monkeypatch.setattr(buffer_module, "fdatasync", eio)
+        monkeypatch.setattr(frames_module, "fdatasync", eio)
         with pytest.raises(OSError):
             buffer.append(batch(0))
         monkeypatch.undo()
@@ -448,15 +466,19 @@ def test_after_a_failed_fsync_nothing_more_is_accepted(directory: Path, monkeypa
             buffer.append(batch(1))
 
 
-async def test_the_ack_log_stays_small_and_keeps_out_of_order_acks(directory: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(buffer_module, "_ACK_LOG_COMPACT_BYTES", 13 * 20)
+async def test_the_ack_log_stays_small_and_keeps_out_of_order_acks(
+    directory: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(acklog_module, "COMPACT_BYTES", 13 * 20)
     with DiskBuffer(directory) as buffer:
         for n in range(200):  # as an exporter keeping up would
             buffer.append(batch(n))
             ((seq, _),) = await drain(buffer, 1)
             if seq != 7 and seq % 50 != 1:  # a few never acknowledged: the log must not grow with the acks after them
                 buffer.ack(seq)
-        assert (directory / "acks.log").stat().st_size <= 13 * 21  # the threshold plus the record that crossed it
+        assert (
+            directory / "acks.export.log"
+        ).stat().st_size <= 13 * 21  # the threshold plus the record that crossed it
     with DiskBuffer(directory) as buffer:
         assert [seq for seq, _ in await drain(buffer, buffer.backlog)] == [1, 7, 51, 101, 151]
 

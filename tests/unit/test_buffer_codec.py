@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from domain.model import EventRecord, Identity, LogRecord, MetricKind, MetricPoint, SpanRecord
 from collectors.codec import FORMAT, Batch, CodecError, decode, encode, read_mark
-from tests.sample import BASE_NS, identity
+from devservers.sample import BASE_NS, identity
+from domain.model import EventRecord, Identity, LogRecord, MetricKind, MetricPoint, SpanRecord
 
 CART = identity("cart")
 PAYMENTS = identity("payments", environment="dev", pod="payments-7f9c-x2")
@@ -43,22 +43,56 @@ def rich_batch() -> Batch:
             LogRecord(2**63 - 1, "multi\nline 🚀 \x00 body", CART, stream="stderr"),
         ],
         events=[
-            EventRecord(BASE_NS, "Back-off restarting failed container", CART, "Warning", "BackOff", "Pod", "cart-0", "dp"),
+            EventRecord(
+                BASE_NS, "Back-off restarting failed container", CART, "Warning", "BackOff", "Pod", "cart-0", "dp"
+            ),
             EventRecord(0, "", Identity()),
         ],
         spans=[
-            SpanRecord("a" * 32, "b" * 16, "", "GET /cart", "Server", BASE_NS, BASE_NS + 5_000_123, CART, "error",
-                       "boom", dict(ATTRIBUTES), {"service.name": "cart", "k8s.pod.name": "cart-0"}),
+            SpanRecord(
+                "a" * 32,
+                "b" * 16,
+                "",
+                "GET /cart",
+                "Server",
+                BASE_NS,
+                BASE_NS + 5_000_123,
+                CART,
+                "error",
+                "boom",
+                dict(ATTRIBUTES),
+                {"service.name": "cart", "k8s.pod.name": "cart-0"},
+            ),
             SpanRecord("a" * 32, "c" * 16, "b" * 16, "SELECT", "Client", BASE_NS + 1, BASE_NS + 2, PAYMENTS),
         ],
         metrics=[
-            MetricPoint("process.cpu.time", MetricKind.SUM, BASE_NS, CART, {"state": "user"}, True, BASE_NS - 10**9,
-                        value=12.5, unit="s"),
+            MetricPoint(
+                "process.cpu.time",
+                MetricKind.SUM,
+                BASE_NS,
+                CART,
+                {"state": "user"},
+                True,
+                BASE_NS - 10**9,
+                value=12.5,
+                unit="s",
+            ),
             MetricPoint("up", MetricKind.GAUGE, BASE_NS, CART, value=math.nan),
             MetricPoint("queue", MetricKind.GAUGE, BASE_NS, PAYMENTS, value=math.inf, cumulative=False),
-            MetricPoint("http.server.request.duration", MetricKind.HISTOGRAM, BASE_NS, CART, {"http.route": "/"},
-                        cumulative=False, start_ns=BASE_NS - 1, count=7.0, sum=0.75, bounds=(0.005, 0.1, 1.0),
-                        bucket_counts=(1.0, 4.0, 2.0, 0.0), unit="s"),
+            MetricPoint(
+                "http.server.request.duration",
+                MetricKind.HISTOGRAM,
+                BASE_NS,
+                CART,
+                {"http.route": "/"},
+                cumulative=False,
+                start_ns=BASE_NS - 1,
+                count=7.0,
+                sum=0.75,
+                bounds=(0.005, 0.1, 1.0),
+                bucket_counts=(1.0, 4.0, 2.0, 0.0),
+                unit="s",
+            ),
         ],
     )
 
@@ -108,12 +142,14 @@ def test_a_batch_written_by_an_older_model_still_decodes() -> None:
     """A buffer outlives an upgrade: fields are matched by name, new ones take their defaults, gone ones are
     dropped."""
     identity_fields = ["namespace", "pod", "retired_field"]
-    old = msgpack.packb([
-        FORMAT,
-        "old",
-        [identity_fields, [["acme", "cart-0", "x"]]],
-        [[["body", "ts_ns", "identity", "retired"], [["hello"], [BASE_NS], [0], ["?"]]], None, None, None],
-    ])
+    old = msgpack.packb(
+        [
+            FORMAT,
+            "old",
+            [identity_fields, [["acme", "cart-0", "x"]]],
+            [[["body", "ts_ns", "identity", "retired"], [["hello"], [BASE_NS], [0], ["?"]]], None, None, None],
+        ]
+    )
     assert decode(old).logs == [LogRecord(BASE_NS, "hello", Identity(namespace="acme", pod="cart-0"))]
 
 
@@ -123,20 +159,48 @@ texts = st.text(max_size=20)
 ints = st.integers(min_value=-(2**63), max_value=2**63 - 1)
 floats = st.floats(allow_nan=True, allow_infinity=True)
 scalars = st.none() | st.booleans() | ints | floats | texts
-values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(texts, inner, max_size=3),
-                      max_leaves=8)
+values = st.recursive(
+    scalars, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(texts, inner, max_size=3), max_leaves=8
+)
 identities = st.builds(Identity, namespace=texts, project_uid=texts, pod=texts, container=texts)
 logs = st.builds(LogRecord, ts_ns=ints, body=texts, identity=identities, level=texts, stream=texts)
 events = st.builds(EventRecord, ts_ns=ints, message=texts, identity=identities, reason=texts)
-spans = st.builds(SpanRecord, trace_id=texts, span_id=texts, parent_span_id=texts, name=texts, kind=texts,
-                  start_ns=ints, end_ns=ints, identity=identities, attributes=st.dictionaries(texts, values, max_size=4),
-                  resource=st.dictionaries(texts, values, max_size=2))
-metrics = st.builds(MetricPoint, name=texts, kind=st.sampled_from(MetricKind), ts_ns=ints, identity=identities,
-                    attributes=st.dictionaries(texts, texts, max_size=3), cumulative=st.booleans(), start_ns=ints,
-                    value=floats, count=floats, sum=floats, bounds=st.lists(floats, max_size=4).map(tuple),
-                    bucket_counts=st.lists(floats, max_size=5).map(tuple))
-batches = st.builds(Batch, batch_id=texts, logs=st.lists(logs, max_size=4), events=st.lists(events, max_size=3),
-                    spans=st.lists(spans, max_size=3), metrics=st.lists(metrics, max_size=3))
+spans = st.builds(
+    SpanRecord,
+    trace_id=texts,
+    span_id=texts,
+    parent_span_id=texts,
+    name=texts,
+    kind=texts,
+    start_ns=ints,
+    end_ns=ints,
+    identity=identities,
+    attributes=st.dictionaries(texts, values, max_size=4),
+    resource=st.dictionaries(texts, values, max_size=2),
+)
+metrics = st.builds(
+    MetricPoint,
+    name=texts,
+    kind=st.sampled_from(MetricKind),
+    ts_ns=ints,
+    identity=identities,
+    attributes=st.dictionaries(texts, texts, max_size=3),
+    cumulative=st.booleans(),
+    start_ns=ints,
+    value=floats,
+    count=floats,
+    sum=floats,
+    bounds=st.lists(floats, max_size=4).map(tuple),
+    bucket_counts=st.lists(floats, max_size=5).map(tuple),
+)
+batches = st.builds(
+    Batch,
+    batch_id=texts,
+    logs=st.lists(logs, max_size=4),
+    events=st.lists(events, max_size=3),
+    spans=st.lists(spans, max_size=3),
+    metrics=st.lists(metrics, max_size=3),
+)
 
 
 @settings(max_examples=200, deadline=None)

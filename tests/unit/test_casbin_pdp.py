@@ -83,8 +83,14 @@ bindings:
     effect: deny
 """
 
-VIEW = {authz.LOGS_VIEW, authz.EVENTS_VIEW, authz.METRICS_VIEW, authz.TRACES_VIEW, authz.ALERTS_VIEW,
-        authz.INCIDENTS_VIEW}
+VIEW = {
+    authz.LOGS_VIEW,
+    authz.EVENTS_VIEW,
+    authz.METRICS_VIEW,
+    authz.TRACES_VIEW,
+    authz.ALERTS_VIEW,
+    authz.INCIDENTS_VIEW,
+}
 DEVELOP = {authz.LOGS_VIEW, authz.EVENTS_VIEW, authz.METRICS_VIEW, authz.TRACES_VIEW}
 EVERYTHING = set(authz.ACTIONS)
 
@@ -136,14 +142,14 @@ MATRIX = {
     "no binding": (user("strangers"), []),
     "no entitlements at all": (user(), []),
     "viewer with a deny on prod": (user("interns"), [(VIEW, {"acme@dev", "cart@dev", "billing@dev"})]),
-    "admin also denied payments": (user("platform-admins", "acme-viewers"),
-                                   [(EVERYTHING, set(SCOPES) - PAYMENTS)]),
+    "admin also denied payments": (user("platform-admins", "acme-viewers"), [(EVERYTHING, set(SCOPES) - PAYMENTS)]),
     "project and component developer": (user("cart-devs", "shop-devs"), [(DEVELOP, SHOP)]),
 }
 
 
-async def allowed(authorizer: CasbinAuthorizer, subject: Subject, resource: Resource,
-                  action: str = authz.LOGS_VIEW) -> bool:
+async def allowed(
+    authorizer: CasbinAuthorizer, subject: Subject, resource: Resource, action: str = authz.LOGS_VIEW
+) -> bool:
     try:
         await authorizer.authorize(subject, action, resource)
         return True
@@ -183,11 +189,15 @@ async def test_deny_wins_over_any_allow(authorizer):
 
 def test_environment_attribute_semantics():
     """The four cases of an environment-limited rule, against unlimited ones."""
-    snapshot = PolicySnapshot(parse_csv(textwrap.dedent("""
+    snapshot = PolicySnapshot(
+        parse_csv(
+            textwrap.dedent("""
         p, groups:a, ns/acme, logs:view, dev|staging, allow
         p, groups:b, ns/acme, logs:view, *, allow
         p, groups:b, ns/acme, logs:view, prod, deny
-    """)))
+    """)
+        )
+    )
     decide = lambda group, env: snapshot.enforce((f"groups:{group}",), "ns/acme", "logs:view", env)  # noqa: E731
     assert [decide("a", env) for env in ("dev", "staging", "prod", "")] == [True, True, False, False]
     assert [decide("b", env) for env in ("dev", "staging", "prod", "")] == [True, True, False, False]
@@ -203,11 +213,15 @@ def test_action_wildcards():
 
 
 def test_roles_inherit_roles():
-    snapshot = PolicySnapshot(parse_csv(textwrap.dedent("""
+    snapshot = PolicySnapshot(
+        parse_csv(
+            textwrap.dedent("""
         p, role:viewer, ns/acme, logs:view, *, allow
         g, role:lead, role:viewer
         g, groups:leads, role:lead
-    """)))
+    """)
+        )
+    )
     assert snapshot.enforce(("groups:leads",), "ns/acme/project/p", "logs:view", "")
     assert not snapshot.enforce(("groups:others",), "ns/acme", "logs:view", "")
 
@@ -233,8 +247,10 @@ def test_example_policy_in_docs_loads_and_reads_as_documented():
         ("roles: {v: [logs:view]}\nbindings: [{role: v, groups: [g], effect: maybe}]", "not allow or deny"),
         ("roles: {v: [logs view]}\nbindings: [{role: v, groups: [g]}]", "action"),
         ("roles: {v: [logs:view]}\nbindings: [{role: v, groups: [g], environment: [dev]}]", "unknown keys"),
-        ("roles: {v: [logs:view]}\nbindings: [{name: x, role: v, groups: [g]}, {name: x, role: v, groups: [h]}]",
-         "used twice"),
+        (
+            "roles: {v: [logs:view]}\nbindings: [{name: x, role: v, groups: [g]}, {name: x, role: v, groups: [h]}]",
+            "used twice",
+        ),
         ("roles: [", "not YAML"),
     ],
 )
@@ -245,9 +261,16 @@ def test_malformed_yaml_is_refused_with_a_reason(text, fragment):
 
 @pytest.mark.parametrize(
     "line",
-    ["p, a, ns/acme/project, logs:view, *, allow", "p, a, acme, logs:view, *, allow",
-     "p, a, ns/acme, logs:view, *", "p, a, ns/acme, logs:view, *, permit", "p, a, ns/acme, logs:*:x, *, allow",
-     "p, a, ns/acme, logs:view, dev|*, allow", "g, a", "x, a, b"],
+    [
+        "p, a, ns/acme/project, logs:view, *, allow",
+        "p, a, acme, logs:view, *, allow",
+        "p, a, ns/acme, logs:view, *",
+        "p, a, ns/acme, logs:view, *, permit",
+        "p, a, ns/acme, logs:*:x, *, allow",
+        "p, a, ns/acme, logs:view, dev|*, allow",
+        "g, a",
+        "x, a, b",
+    ],
 )
 def test_malformed_csv_is_refused(line):
     with pytest.raises(PolicyError):
@@ -305,8 +328,14 @@ class CoarseTimestampsFile(FilePolicySource):
         st = os.stat(self.path)
         fields = list(st)
         coarse = {"st_mtime_ns": st.st_mtime_ns // 10**9 * 10**9, "st_ctime_ns": st.st_ctime_ns // 10**9 * 10**9}
-        return os.stat_result(fields[:10], {**{k: getattr(st, k) for k in ("st_atime", "st_mtime", "st_ctime")},
-                                            "st_atime_ns": st.st_atime_ns, **coarse})
+        return os.stat_result(
+            fields[:10],
+            {
+                **{k: getattr(st, k) for k in ("st_atime", "st_mtime", "st_ctime")},
+                "st_atime_ns": st.st_atime_ns,
+                **coarse,
+            },
+        )
 
 
 async def test_same_size_rewrite_within_one_timestamp_tick_is_seen(tmp_path):
@@ -395,8 +424,10 @@ def test_a_policy_that_does_not_load_stops_startup(tmp_path):
 def _insert(database: Path, *rules: tuple[str, ...]) -> None:
     conn = sqlite3.connect(database)
     with conn:
-        conn.executemany("INSERT INTO casbin_rule (ptype, v0, v1, v2, v3, v4) VALUES (?, ?, ?, ?, ?, ?)",
-                         [rule + (None,) * (6 - len(rule)) for rule in rules])
+        conn.executemany(
+            "INSERT INTO casbin_rule (ptype, v0, v1, v2, v3, v4) VALUES (?, ?, ?, ?, ?, ?)",
+            [rule + (None,) * (6 - len(rule)) for rule in rules],
+        )
     conn.close()
 
 
@@ -486,8 +517,14 @@ def test_factory_modes(tmp_path):
     database = tmp_path / "p.db"
     by_db = authorizer_from_env({"AUTHZ_MODE": "casbin", "OBSERVER_AUTHZ_POLICY_DB": str(database)})
     assert isinstance(by_db, CasbinAuthorizer) and database.exists()
-    remote = authorizer_from_env({"AUTHZ_MODE": "remote", "AUTHZ_SERVICE_URL": "http://pdp:8080/",
-                                  "AUTHZ_TIMEOUT": "1500ms", "AUTHZ_TLS_INSECURE_SKIP_VERIFY": "true"})
+    remote = authorizer_from_env(
+        {
+            "AUTHZ_MODE": "remote",
+            "AUTHZ_SERVICE_URL": "http://pdp:8080/",
+            "AUTHZ_TIMEOUT": "1500ms",
+            "AUTHZ_TLS_INSECURE_SKIP_VERIFY": "true",
+        }
+    )
     assert isinstance(remote, RemoteAuthorizer)
     assert remote.url == "http://pdp:8080/api/v1/authz/evaluates" and remote.timeout_s == 1.5
     assert authorizer_from_env({"AUTHZ_MODE": "remote", "AUTHZ_TIMEOUT": "7"}).timeout_s == 7
@@ -514,8 +551,10 @@ def test_factory_refuses_settings_that_cannot_work(env, fragment):
 async def test_factory_authorizers_refuse_a_missing_subject(tmp_path):
     policy = tmp_path / "p.csv"
     policy.write_text("p, groups:a, *, *, *, allow\n")
-    for authorizer in (authorizer_from_env({"OBSERVER_AUTHZ_POLICY_FILE": str(policy)}),
-                       authorizer_from_env({"AUTHZ_MODE": "remote", "AUTHZ_SERVICE_URL": "http://127.0.0.1:9"})):
+    for authorizer in (
+        authorizer_from_env({"OBSERVER_AUTHZ_POLICY_FILE": str(policy)}),
+        authorizer_from_env({"AUTHZ_MODE": "remote", "AUTHZ_SERVICE_URL": "http://127.0.0.1:9"}),
+    ):
         with pytest.raises(NotAuthenticated):
             await authorizer.authorize(None, authz.LOGS_VIEW, named("acme"))
 
@@ -525,8 +564,18 @@ async def test_factory_authorizers_refuse_a_missing_subject(tmp_path):
 ENTITLEMENTS = ["groups:a", "groups:b", "groups:c", "sub:a", "sub:svc"]
 ROLES = [f"role:r{n}" for n in range(5)]
 CHAIN = [f"role:chain{n}" for n in range(13)]  # deeper than Casbin's 10 levels
-PATHS = ["*", "ns/x", "ns/y", "ns/x/project/p", "ns/x/project/q", "ns/x/project/p/component/c",
-         "ns/x/project/p/component/d", "ns/y/project/p", "ns/x/workflowrun/r", "ns/y/workflowrun/r"]
+PATHS = [
+    "*",
+    "ns/x",
+    "ns/y",
+    "ns/x/project/p",
+    "ns/x/project/q",
+    "ns/x/project/p/component/c",
+    "ns/x/project/p/component/d",
+    "ns/y/project/p",
+    "ns/x/workflowrun/r",
+    "ns/y/workflowrun/r",
+]
 ACTIONS = ["*", "logs:*", "logs:view", "events:view", "incidents:*", "incidents:update", "a:b:*"]
 REQUEST_ACTIONS = [*authz.ACTIONS, "a:b:c", "a:b", "logs", "logs:", "logsx:view"]
 ENVS = ["*", "*", "dev", "prod", "dev|prod", "staging|prod"]
@@ -536,8 +585,16 @@ def random_policy(rng: random.Random) -> list[tuple[str, ...]]:
     rules: list[tuple[str, ...]] = []
     subjects = ENTITLEMENTS + ROLES + CHAIN
     for _ in range(rng.randint(5, 60)):
-        rules.append(("p", rng.choice(subjects), rng.choice(PATHS), rng.choice(ACTIONS), rng.choice(ENVS),
-                      "deny" if rng.random() < 0.25 else "allow"))
+        rules.append(
+            (
+                "p",
+                rng.choice(subjects),
+                rng.choice(PATHS),
+                rng.choice(ACTIONS),
+                rng.choice(ENVS),
+                "deny" if rng.random() < 0.25 else "allow",
+            )
+        )
     for _ in range(rng.randint(0, 25)):
         rules.append(("g", rng.choice(ENTITLEMENTS + ROLES), rng.choice(ROLES + CHAIN[:1])))
     if rng.random() < 0.5:  # a long chain, maybe with a cycle
@@ -549,8 +606,15 @@ def random_policy(rng: random.Random) -> list[tuple[str, ...]]:
 
 
 def random_requests(rng: random.Random, count: int = 120) -> list[tuple[tuple[str, ...], str, str, str]]:
-    return [(tuple(rng.sample(ENTITLEMENTS, rng.randint(0, 3))), rng.choice(PATHS), rng.choice(REQUEST_ACTIONS),
-             rng.choice(["", "dev", "prod", "qa"])) for _ in range(count)]
+    return [
+        (
+            tuple(rng.sample(ENTITLEMENTS, rng.randint(0, 3))),
+            rng.choice(PATHS),
+            rng.choice(REQUEST_ACTIONS),
+            rng.choice(["", "dev", "prod", "qa"]),
+        )
+        for _ in range(count)
+    ]
 
 
 @pytest.mark.parametrize("seed", range(25))

@@ -11,8 +11,21 @@ import pytest
 from observer.cli import UP_OPTIONS, build_parser
 from observer.config import Settings
 
-HEAVY = ("fastapi", "pydantic", "pydantic_settings", "uvicorn", "opentelemetry", "sqlalchemy", "opensearchpy",
-         "adapters", "collectors", "alert_rules", "observer.config", "observer.runtime", "observer.demo")
+HEAVY = (
+    "fastapi",
+    "pydantic",
+    "pydantic_settings",
+    "uvicorn",
+    "opentelemetry",
+    "sqlalchemy",
+    "opensearchpy",
+    "adapters",
+    "collectors",
+    "alert_rules",
+    "observer.config",
+    "observer.runtime",
+    "observer.demo",
+)
 
 
 @pytest.mark.parametrize("argv", [["--help"], ["up", "--help"], ["collect", "--help"], ["rules", "get", "--help"]])
@@ -46,9 +59,15 @@ def test_up_help_lists_defaults_and_variables(capsys: pytest.CaptureFixture[str]
     with pytest.raises(SystemExit):
         build_parser().parse_args(["up", "--help"])
     help_text = " ".join(capsys.readouterr().out.split())
-    for expected in ("$SERVER_PORT or $PORT, else 8080", "$SERVER_INTERNAL_PORT or $INTERNAL_PORT, else 8081",
-                     "$OTLP_HTTP_PORT or $OTLP_PORT, else 4318", "$OBSERVER_HOST or $HOST, else 127.0.0.1",
-                     "$OBSERVER_DATA_DIR, else ./data", "$OBSERVER_REGISTRY_FILE, else none", "(default: 5.0)"):
+    for expected in (
+        "$SERVER_PORT or $PORT, else 8080",
+        "$SERVER_INTERNAL_PORT or $INTERNAL_PORT, else 8081",
+        "$OTLP_HTTP_PORT or $OTLP_PORT, else 4318",
+        "$OBSERVER_HOST or $HOST, else 127.0.0.1",
+        "$OBSERVER_DATA_DIR, else ./data",
+        "$OBSERVER_REGISTRY_FILE, else none",
+        "(default: 5.0)",
+    ):
         assert expected in help_text
 
 

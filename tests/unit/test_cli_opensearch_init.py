@@ -21,7 +21,9 @@ def logging_restored() -> Iterator[None]:
     root.setLevel(level)
 
 
-def test_unreachable_opensearch_is_one_line(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_unreachable_opensearch_is_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     with socket.socket() as probe:  # a loopback port nobody listens on
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -30,10 +32,16 @@ def test_unreachable_opensearch_is_one_line(monkeypatch: pytest.MonkeyPatch, cap
     assert main(["opensearch", "init"]) == 1
     err = capsys.readouterr().err
     assert "Traceback" not in err
-    assert err.strip().splitlines()[-1].startswith(f"observer opensearch init: OpenSearch at http://127.0.0.1:{port} is not usable")
+    assert (
+        err.strip()
+        .splitlines()[-1]
+        .startswith(f"observer opensearch init: OpenSearch at http://127.0.0.1:{port} is not usable")
+    )
 
 
-def test_without_an_address_it_says_what_to_set(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_without_an_address_it_says_what_to_set(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.delenv("OPENSEARCH_ADDRESS", raising=False)
     assert main(["opensearch", "init"]) == 2
     assert "set OPENSEARCH_ADDRESS" in capsys.readouterr().err

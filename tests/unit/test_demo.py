@@ -31,8 +31,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
-from domain import semconv
 from collectors.otlp.mapping import any_value, map_logs
+from domain import semconv
 from observer import demo
 from observer.demo import DEMO_PLATFORM, DemoTraffic
 

@@ -375,7 +375,7 @@ def shared_store(tmp_path_factory):
     store.close()
 
 
-@settings(max_examples=80, deadline=None)
+@settings(deadline=None)  # examples: the profile (tests/conftest.py)
 @given(
     bounds=st.lists(st.floats(0.001, 100, allow_nan=False), min_size=1, max_size=6, unique=True).map(
         lambda values: tuple(sorted(values))

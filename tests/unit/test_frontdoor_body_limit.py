@@ -64,13 +64,17 @@ async def chunks(count: int, size: int, pulled: list[int]) -> AsyncIterator[byte
 
 async def pieces(raw: bytes, size: int) -> AsyncIterator[bytes]:
     for start in range(0, len(raw), size):
-        yield raw[start:start + size]
+        yield raw[start : start + size]
 
 
 def is_413(response: httpx.Response) -> bool:
     body = response.json()
-    return response.status_code == 413 and body["errorCode"] == PAYLOAD_TOO_LARGE and set(body) == {
-        "title", "errorCode", "message"} and str(LIMIT) in body["message"]
+    return (
+        response.status_code == 413
+        and body["errorCode"] == PAYLOAD_TOO_LARGE
+        and set(body) == {"title", "errorCode", "message"}
+        and str(LIMIT) in body["message"]
+    )
 
 
 async def test_declared_length_over_the_cap_is_refused_without_calling_the_app():
@@ -114,13 +118,18 @@ def test_a_cap_must_be_positive():
 
 async def test_the_public_port_refuses_a_huge_query_with_the_contract_413(backend):
     phrase = "a" * (DEFAULT_MAX_BODY_BYTES + 1)
-    body = {"startTime": "2026-01-01T00:00:00Z", "endTime": "2026-01-01T01:00:00Z",
-            "searchScope": {"namespace": "acme"}, "searchPhrase": phrase}
+    body = {
+        "startTime": "2026-01-01T00:00:00Z",
+        "endTime": "2026-01-01T01:00:00Z",
+        "searchScope": {"namespace": "acme"},
+        "searchPhrase": phrase,
+    }
     async with client_for(create_public_app(service_over(backend))) as client:
         declared = await client.post("/api/v1/logs/query", json=body)
         raw = orjson.dumps(body)
-        streamed = await client.post("/api/v1/logs/query", content=pieces(raw, 65536),
-                                     headers={"content-type": "application/json"})
+        streamed = await client.post(
+            "/api/v1/logs/query", content=pieces(raw, 65536), headers={"content-type": "application/json"}
+        )
     for response in (declared, streamed):
         assert response.status_code == 413, response.text
         assert response.json()["errorCode"] == PAYLOAD_TOO_LARGE
@@ -129,8 +138,14 @@ async def test_the_public_port_refuses_a_huge_query_with_the_contract_413(backen
 @pytest.fixture
 async def internal(tmp_path: Path):
     backend = EmbeddedBackend(tmp_path / "data")
-    alerting = build_alerting(dsn=str(tmp_path / "alerts.db"), suppression_window="1h", resolver=backend.registry,
-                              authorizer=AllowAll(), logs=backend, metrics=backend)
+    alerting = build_alerting(
+        dsn=str(tmp_path / "alerts.db"),
+        suppression_window="1h",
+        resolver=backend.registry,
+        authorizer=AllowAll(),
+        logs=backend,
+        metrics=backend,
+    )
     async with client_for(create_internal_app(alerting)) as client:
         yield client
     await alerting.close()
@@ -139,9 +154,13 @@ async def internal(tmp_path: Path):
 
 async def test_the_webhook_accepts_a_large_alertmanager_notification(internal):
     # Alertmanager sends every alert of a group, with all labels and annotations: here ~1.5 MB of them.
-    alert = {"status": "resolved", "labels": {f"label_{i}": "v" * 40 for i in range(20)},
-             "annotations": {"rule_name": "r", "rule_namespace": "acme", "alert_value": "1", "text": "t" * 400},
-             "startsAt": "2026-01-01T00:00:00Z", "fingerprint": "abc"}
+    alert = {
+        "status": "resolved",
+        "labels": {f"label_{i}": "v" * 40 for i in range(20)},
+        "annotations": {"rule_name": "r", "rule_namespace": "acme", "alert_value": "1", "text": "t" * 400},
+        "startsAt": "2026-01-01T00:00:00Z",
+        "fingerprint": "abc",
+    }
     payload = orjson.dumps({"version": "4", "status": "resolved", "alerts": [alert] * 1000})
     assert len(payload) > DEFAULT_MAX_BODY_BYTES
     response = await internal.post(WEBHOOK_PATH, content=payload, headers={"content-type": "application/json"})

@@ -23,7 +23,10 @@ async def test_a_valid_question_is_told_finops_is_not_configured(client, path, s
     response = await client.get(path, params=WINDOW | scope)
     assert response.status_code == 501, response.text
     assert response.json() == {
-        "title": "notImplemented", "errorCode": FINOPS_NOT_CONFIGURED, "message": FINOPS_NOT_CONFIGURED_MESSAGE}
+        "title": "notImplemented",
+        "errorCode": FINOPS_NOT_CONFIGURED,
+        "message": FINOPS_NOT_CONFIGURED_MESSAGE,
+    }
 
 
 async def test_granularity_is_accepted_on_costs(client):
@@ -75,8 +78,9 @@ class Recording:
 
 async def test_the_caller_is_authorized_with_finops_view_before_the_501(backend):
     authorizer = Recording()
-    service = QueryService(backend.registry, logs=backend, events=backend, traces=backend, metrics=backend,
-                           authorizer=authorizer)
+    service = QueryService(
+        backend.registry, logs=backend, events=backend, traces=backend, metrics=backend, authorizer=authorizer
+    )
     transport = httpx.ASGITransport(create_public_app(service))
     async with httpx.AsyncClient(transport=transport, base_url="http://o") as client:
         response = await client.get(COSTS, params=WINDOW | {"project": "shop", "component": "cart"})

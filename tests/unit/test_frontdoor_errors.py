@@ -66,8 +66,9 @@ async def test_deeply_nested_json_is_a_contract_400(client):
 
 @pytest.mark.parametrize("raw", [b"{not json", b"\xff\xfe\x00garbage"])
 async def test_unparseable_body_says_it_is_not_json(client, raw):
-    body = contract_error(await client.post(LOGS, content=raw, headers={"content-type": "application/json"}),
-                          400, INVALID_BODY)
+    body = contract_error(
+        await client.post(LOGS, content=raw, headers={"content-type": "application/json"}), 400, INVALID_BODY
+    )
     assert body["message"].startswith("Invalid request format: the body is not valid JSON")
 
 
@@ -89,8 +90,9 @@ async def test_a_missing_parameter_is_named_not_field_required(client):
 
 
 async def test_a_wrong_type_names_the_field(client):
-    response = await client.post(LOGS, json={"startTime": START, "endTime": END, "searchScope": {"namespace": "a"},
-                                             "limit": "5"})
+    response = await client.post(
+        LOGS, json={"startTime": START, "endTime": END, "searchScope": {"namespace": "a"}, "limit": "5"}
+    )
     body = contract_error(response, 400, INVALID_REQUEST)
     assert body["message"].startswith("Invalid request format: limit: ")
 

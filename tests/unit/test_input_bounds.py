@@ -45,8 +45,13 @@ def _message(response) -> str:
 def test_the_int64_range_is_exactly_what_parses():
     assert parse_rfc3339(EARLIEST) == -(2**63)
     assert parse_rfc3339(LATEST) == 2**63 - 1
-    for outside in ("1677-09-21T00:12:43.145224191Z", "2262-04-11T23:47:16.854775808Z", "0000-01-01T00:00:00Z",
-                    "9999-12-31T23:59:59+23:59", "1035-08-27T10:19:55Z"):
+    for outside in (
+        "1677-09-21T00:12:43.145224191Z",
+        "2262-04-11T23:47:16.854775808Z",
+        "0000-01-01T00:00:00Z",
+        "9999-12-31T23:59:59+23:59",
+        "1035-08-27T10:19:55Z",
+    ):
         with pytest.raises(ValueError, match="1677-09-21T00:12:43.145224192Z"):
             parse_rfc3339(outside)
     assert format_rfc3339(parse_rfc3339(LATEST)) == LATEST
@@ -114,8 +119,21 @@ def _forged(cursor: str, position) -> str:
 
 @pytest.mark.parametrize(
     "position",
-    [[2**70, "zz"], [1, "zz"], ["1", 2], [2**63, 1], [1, -(2**63) - 1], [1.5, 2], [True, 1], [1], [1, 2, 3], [], None,
-     {"a": 1}, [None, None]],
+    [
+        [2**70, "zz"],
+        [1, "zz"],
+        ["1", 2],
+        [2**63, 1],
+        [1, -(2**63) - 1],
+        [1.5, 2],
+        [True, 1],
+        [1],
+        [1, 2, 3],
+        [],
+        None,
+        {"a": 1},
+        [None, None],
+    ],
 )
 async def test_a_crafted_cursor_is_a_400(client, seeded, position):
     issued = (await client.post(LOGS, json=window(limit=1))).json()["nextCursor"]

@@ -6,7 +6,6 @@ from __future__ import annotations
 import pytest
 
 from observer.errors import INVALID_REQUEST
-
 from tests.unit.test_query_api import CART, NS, seeded, window  # noqa: F401  (seeded is a fixture)
 
 LOGS = "/api/v1/logs/query"
@@ -107,8 +106,10 @@ async def test_known_fields_still_work(client, seeded):
     [
         ({"namespace": 5}, "Invalid request format: searchScope.namespace: Input should be a valid string"),
         ({"namespace": NS, "workflowRunName": 7}, "Invalid request format: searchScope.workflowRunName: ..."),
-        ({"namespace": NS, "workflowRunName": "r", "project": "p"},
-         "Invalid request format: searchScope: workflowRunName cannot be combined with project"),
+        (
+            {"namespace": NS, "workflowRunName": "r", "project": "p"},
+            "Invalid request format: searchScope: workflowRunName cannot be combined with project",
+        ),
         ("acme", "Invalid request format: searchScope: must be a JSON object (a component or a workflow scope)"),
     ],
 )

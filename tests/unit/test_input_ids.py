@@ -8,8 +8,15 @@ import pytest
 from tests.unit.test_query_api import TRACE, seeded, window  # noqa: F401  (seeded is a fixture)
 
 SPAN = "a000000000000003"
-BAD_TRACE_IDS = ["abc", "4bf92f3577b34da6a3ce929d0e0e473", "4bf92f3577b34da6a3ce929d0e0e47366", "g" * 32, "0" * 32,
-                 "4bf92f35-77b3-4da6-a3ce-929d0e0e4736", "%20" + TRACE[3:]]
+BAD_TRACE_IDS = [
+    "abc",
+    "4bf92f3577b34da6a3ce929d0e0e473",
+    "4bf92f3577b34da6a3ce929d0e0e47366",
+    "g" * 32,
+    "0" * 32,
+    "4bf92f35-77b3-4da6-a3ce-929d0e0e4736",
+    "%20" + TRACE[3:],
+]
 BAD_SPAN_IDS = ["abc", "a00000000000000", "a0000000000000033", "z" * 16, "0" * 16]
 
 
@@ -39,8 +46,12 @@ async def test_bad_span_ids_on_span_details(client, seeded, span_id):
 
 
 async def test_upper_case_ids_are_the_same_ids(client, seeded):
-    body = (await client.post(f"/api/v1alpha1/traces/{TRACE.upper()}/spans/query",
-                              json=window(searchScope={"namespace": "acme", "project": "shop"}))).json()
+    body = (
+        await client.post(
+            f"/api/v1alpha1/traces/{TRACE.upper()}/spans/query",
+            json=window(searchScope={"namespace": "acme", "project": "shop"}),
+        )
+    ).json()
     assert body["total"] == 3
     span = await client.get(f"/api/v1alpha1/traces/{TRACE.upper()}/spans/{SPAN.upper()}")
     assert span.status_code == 200 and span.json()["spanId"] == SPAN

@@ -11,8 +11,16 @@ import pytest
 import yaml
 
 UPSTREAM = Path(__file__).resolve().parents[2].parent / "shared/reference/openchoreo/observer-api.yaml"
-REQUESTS = ["LogsQueryRequest", "EventsQueryRequest", "MetricsQueryRequest", "RuntimeTopologyRequest",
-            "TracesQueryRequest", "ComponentSearchScope", "WorkflowSearchScope", "RuntimeTopologySearchScope"]
+REQUESTS = [
+    "LogsQueryRequest",
+    "EventsQueryRequest",
+    "MetricsQueryRequest",
+    "RuntimeTopologyRequest",
+    "TracesQueryRequest",
+    "ComponentSearchScope",
+    "WorkflowSearchScope",
+    "RuntimeTopologySearchScope",
+]
 
 
 @pytest.fixture(scope="module")

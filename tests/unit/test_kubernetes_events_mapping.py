@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from domain.model import Identity
-from domain.timeutil import parse_rfc3339
 from collectors.config import load
 from collectors.kubernetes.events import Checkpoint, event_record, event_time_ns
 from collectors.run import ConfigError, kubernetes_sources
+from domain.model import Identity
+from domain.timeutil import parse_rfc3339
 
 
 def test_an_occurrence_is_timed_by_the_newest_time_the_event_carries():

@@ -43,7 +43,7 @@ VECTORS: list[tuple[str, str, str]] = [
     ("quoted value", 'level="warn" msg="cache stale"', "WARN"),
     ("first declared field wins", "level=debug other level=error", "DEBUG"),
     ("key inside a quoted value is not declared", 'msg="level=error was logged" level=info', "INFO"),
-    ("loglevel= is no declared key, its value is a bare word", 'app loglevel=error started', "ERROR"),
+    ("loglevel= is no declared key, its value is a bare word", "app loglevel=error started", "ERROR"),
     # --- 1. declared fields: JSON loggers ---------------------------------------------------------------
     ("zap / slog JSON error", '{"level":"error","msg":"boom"}', "ERROR"),
     ("JSON warn", '{"level":"warn","ts":1790000000.123,"caller":"cart/main.go:42","msg":"slow"}', "WARN"),
@@ -57,9 +57,17 @@ VECTORS: list[tuple[str, str, str]] = [
     ("Serilog compact @l", '{"@t":"2026-09-21T10:00:01Z","@mt":"Disk {Pct}","@l":"Warning","Pct":91}', "WARN"),
     ("Serilog compact omits @l for Information", '{"@t":"2026-09-21T10:00:01Z","@mt":"Hello"}', "INFO"),
     ("winston JSON", '{"level":"info","message":"listening on 3000"}', "INFO"),
-    ("pino numeric level is no word (quirk: 50 means error)", '{"level":50,"time":1790000000123,"msg":"request failed"}', "INFO"),
+    (
+        "pino numeric level is no word (quirk: 50 means error)",
+        '{"level":50,"time":1790000000123,"msg":"request failed"}',
+        "INFO",
+    ),
     ("bunyan numeric level, bare word elsewhere", '{"name":"api","level":40,"msg":"WARN: pool exhausted"}', "WARN"),
-    ("ECS log.level is not declared (preceded by '.'), the bare word decides", '{"log.level":"error","message":"x"}', "ERROR"),
+    (
+        "ECS log.level is not declared (preceded by '.'), the bare word decides",
+        '{"log.level":"error","message":"x"}',
+        "ERROR",
+    ),
     # --- 1. normalization table --------------------------------------------------------------------------
     ("ERR", "level=err", "ERROR"),
     ("FATAL", "level=fatal", "FATAL"),
@@ -80,7 +88,7 @@ VECTORS: list[tuple[str, str, str]] = [
     ("single letter is unknown", "severity=W disk", "INFO"),
     # --- 2. klog headers ---------------------------------------------------------------------------------
     ("klog error", "E0102 15:04:05.000000       1 controller.go:123] sync failed", "ERROR"),
-    ("klog warning", 'W0921 10:00:01.123456       1 reflector.go:561] watch of *v1.Pod ended', "WARN"),
+    ("klog warning", "W0921 10:00:01.123456       1 reflector.go:561] watch of *v1.Pod ended", "WARN"),
     ("klog fatal", "F0921 10:00:01.123456       1 main.go:45] cannot start", "FATAL"),
     ("klog info beats a bare error word", "I0921 10:00:01.123456       1 leader.go:88] retrying after error", "INFO"),
     ("declared field beats the klog header", 'E0921 10:00:01.123456 1 x.go:1] "probe" level=debug', "DEBUG"),
@@ -88,7 +96,11 @@ VECTORS: list[tuple[str, str, str]] = [
     ("three digits: no header", "E102 15:04:05 x", "INFO"),
     ("no time: no header", "F1234 is a flight number", "INFO"),
     # --- 3. bare words: Java, Python, Go, Node, servers ----------------------------------------------------
-    ("Spring Boot / logback", "2026-09-21 10:00:01.123  WARN 1 --- [main] o.s.b.SpringApplication : low memory", "WARN"),
+    (
+        "Spring Boot / logback",
+        "2026-09-21 10:00:01.123  WARN 1 --- [main] o.s.b.SpringApplication : low memory",
+        "WARN",
+    ),
     ("log4j", "2026-09-21 10:00:01,123 ERROR [http-nio-8080-exec-1] com.acme.Cart - payment failed", "ERROR"),
     ("java.util.logging SEVERE", "SEVERE: Servlet.service() threw exception", "SEVERE"),
     ("JUL FINE is no bare word (quirk)", "FINE: cache warmed", "INFO"),
@@ -103,7 +115,11 @@ VECTORS: list[tuple[str, str, str]] = [
     ("PostgreSQL LOG is no level", "2026-09-21 10:00:01.123 UTC [1] LOG:  database system is ready", "INFO"),
     ("nginx [warn]", "2026/09/21 10:00:01 [warn] 29#29: *1 upstream response is buffered", "WARN"),
     ("nginx [notice] is no bare word", "2026/09/21 10:00:01 [notice] 1#1: start worker processes", "INFO"),
-    ("access log with /error in the path (quirk)", '10.0.0.1 - - [21/Sep/2026:10:00:01 +0000] "GET /error HTTP/1.1" 500 12', "ERROR"),
+    (
+        "access log with /error in the path (quirk)",
+        '10.0.0.1 - - [21/Sep/2026:10:00:01 +0000] "GET /error HTTP/1.1" 500 12',
+        "ERROR",
+    ),
     ("Node warning", "(node:1) Warning: Accessing non-existent property 'x'", "WARN"),
     ("Node uncaught error", "Error: ENOENT: no such file or directory, open '/app/config.json'", "ERROR"),
     ("word order, not position: ERROR before WARN", "WARN retry 3 failed with ERROR", "ERROR"),

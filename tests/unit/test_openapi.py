@@ -83,7 +83,7 @@ async def test_every_upstream_path_and_request_field_exists(client, upstream, pa
 #: Fields of ours that upstream does not have; each is marked `x-observer-extension` in the document.
 EXTENSIONS = {"cursor", "nextCursor"}
 #: Operations of ours that upstream does not have.
-EXTRA_OPERATIONS = {("/.well-known/oauth-protected-resource", "get")}
+EXTRA_OPERATIONS = {("/.well-known/oauth-protected-resource", "get"), ("/api/v1alpha1/logs/context", "post")}
 #: Operations whose success answer is what the issue asked to describe, by the upstream schema it mirrors.
 SUCCESS_SCHEMAS = {
     ("/api/v1/logs/query", "post"): "LogsQueryResponse",
@@ -110,8 +110,14 @@ def ours(tmp_path_factory) -> Iterator[dict[tuple[str, str], tuple[dict[str, Any
 
     root = tmp_path_factory.mktemp("openapi")
     backend = EmbeddedBackend(root / "data")
-    alerting = build_alerting(dsn=str(root / "alerts.db"), suppression_window="1h", resolver=backend.registry,
-                              authorizer=AllowAll(), logs=backend, metrics=backend)
+    alerting = build_alerting(
+        dsn=str(root / "alerts.db"),
+        suppression_window="1h",
+        resolver=backend.registry,
+        authorizer=AllowAll(),
+        logs=backend,
+        metrics=backend,
+    )
     documents = [create_public_app(service_over(backend)).openapi(), create_internal_app(alerting).openapi()]
     yield {
         (path, method): (document, operation)
@@ -124,8 +130,12 @@ def ours(tmp_path_factory) -> Iterator[dict[tuple[str, str], tuple[dict[str, Any
 
 
 def _upstream_operations(spec: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
-    return {(path, method): op for path, item in spec["paths"].items() for method, op in item.items()
-            if method != "parameters"}
+    return {
+        (path, method): op
+        for path, item in spec["paths"].items()
+        for method, op in item.items()
+        if method != "parameters"
+    }
 
 
 def _success_fields(spec: dict[str, Any], operation: dict[str, Any]) -> set[str]:
@@ -146,11 +156,25 @@ def test_the_two_ports_serve_exactly_the_upstream_operations(ours, upstream):
     assert set(_upstream_operations(upstream)) <= set(ours)
 
 
+def test_log_context_is_a_documented_extension(ours):
+    document, operation = ours[("/api/v1alpha1/logs/context", "post")]
+    assert operation["x-observer-extension"] is True
+    request = operation["requestBody"]["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[-1]
+    schema = document["components"]["schemas"][request]
+    assert set(schema["properties"]) == {"searchScope", "timestamp", "podName", "containerName", "before", "after"}
+    assert schema["additionalProperties"] is False and schema["required"] == ["searchScope", "timestamp"]
+    answer = operation["responses"]["200"]["content"]["application/json"]["schema"]
+    assert set(answer["required"]) == {"podName", "containerName", "before", "anchor", "after", "searched"}
+    assert {"400", "401", "403", "500", "503"} <= set(operation["responses"])
+
+
 def test_request_and_response_fields_match_upstream_up_to_listed_extensions(ours, upstream):
     for key, theirs in _upstream_operations(upstream).items():
         document, operation = ours[key]
-        for mine, upstream_fields in ((_body_fields(document, operation), _body_fields(upstream, theirs)),
-                                      (_success_fields(document, operation), _success_fields(upstream, theirs))):
+        for mine, upstream_fields in (
+            (_body_fields(document, operation), _body_fields(upstream, theirs)),
+            (_success_fields(document, operation), _success_fields(upstream, theirs)),
+        ):
             assert upstream_fields <= mine, (key, sorted(upstream_fields - mine))
             extra = {name.rsplit(".", 1)[-1] for name in mine - upstream_fields}
             assert extra <= EXTENSIONS, (key, sorted(extra))
@@ -191,8 +215,12 @@ def test_every_error_is_an_error_response_and_no_422_is_documented(ours):
 
 
 def test_the_alert_bodies_are_described(ours):
-    for key in [("/api/v1alpha1/alerts/query", "post"), ("/api/v1alpha1/incidents/{incidentId}", "put"),
-                ("/api/v1alpha1/alerts/webhook", "post"), ("/api/v1alpha1/alerts/sources/{sourceType}/rules", "post")]:
+    for key in [
+        ("/api/v1alpha1/alerts/query", "post"),
+        ("/api/v1alpha1/incidents/{incidentId}", "put"),
+        ("/api/v1alpha1/alerts/webhook", "post"),
+        ("/api/v1alpha1/alerts/sources/{sourceType}/rules", "post"),
+    ]:
         document, operation = ours[key]
         assert _body_fields(document, operation), key
 

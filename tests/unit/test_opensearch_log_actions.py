@@ -8,19 +8,18 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from domain.model import Identity, LogRecord
 from adapters.opensearch import documents
 from adapters.opensearch.bulk import encode_action
 from adapters.opensearch.layout import IndexLayout
-from tests.sample import BASE_NS
+from devservers.sample import BASE_NS
+from domain.model import Identity, LogRecord
 
 LAYOUT = IndexLayout("logs-x-")
 
 
 def reference(logs: list[LogRecord]) -> list[bytes]:
     return [
-        encode_action(LAYOUT.daily(LAYOUT.logs, r.ts_ns), documents.log_id(r), documents.log_document(r))
-        for r in logs
+        encode_action(LAYOUT.daily(LAYOUT.logs, r.ts_ns), documents.log_id(r), documents.log_document(r)) for r in logs
     ]
 
 
@@ -64,3 +63,51 @@ records = st.builds(
 @given(st.lists(records, max_size=20))
 def test_any_records_match_the_reference(logs: list[LogRecord]) -> None:
     assert documents.log_actions(LAYOUT, logs) == reference(logs)
+
+
+def _field_names() -> set[str]:
+    """Every document key and path `adapters/opensearch/fields.py` names (strings, and those in its tuples and
+    dicts)."""
+    from adapters.opensearch import fields
+
+    names: set[str] = set()
+    for name, value in vars(fields).items():
+        if name.startswith("__"):
+            continue
+        values = value.values() if isinstance(value, dict) else value if isinstance(value, tuple) else (value,)
+        names.update(item for item in values if isinstance(item, str) and item)
+    return names
+
+
+def _string_literals(module: object) -> set[str]:
+    """The string constants of a module's code, docstrings left out."""
+    import ast
+    import inspect
+
+    tree = ast.parse(inspect.getsource(module))  # type: ignore[arg-type]
+    docstrings = {
+        id(node.body[0].value)
+        for node in ast.walk(tree)
+        if isinstance(node, (ast.Module, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
+        and node.body
+        and isinstance(node.body[0], ast.Expr)
+        and isinstance(node.body[0].value, ast.Constant)
+    }
+    return {
+        node.value
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings
+    }
+
+
+def test_no_field_path_is_spelled_outside_the_fields_module():
+    """queries.py, documents.py, layout.py and monitors.py name the documents' fields only through fields.py."""
+    from adapters.opensearch import layout, monitors, queries
+
+    names = _field_names()
+    #: Words that are also keys of other JSON than documents: an ISM policy state's `name`; a monitor's `name`,
+    #: its trigger's `severity`, the `_id` OpenSearch answers a create with, and the rule source type `log`.
+    not_fields = {layout: {"name"}, monitors: {"name", "severity", "_id", "log"}}
+    for module in (queries, documents, layout, monitors):
+        spelled = _string_literals(module) & names - not_fields.get(module, set())
+        assert not spelled, (module.__name__, sorted(spelled))

@@ -8,11 +8,11 @@ import math
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from domain.model import EventRecord, Identity, LogRecord, MetricKind, MetricPoint, SpanKind, SpanRecord
-from domain.identity import identity_attributes, identity_from_attributes
 from collectors.otlp.decode import decode_request
 from collectors.otlp.encode import OtlpRequest, encode_batch
 from collectors.otlp.mapping import Mapped, map_logs, map_metrics, map_traces
+from domain.identity import identity_attributes, identity_from_attributes
+from domain.model import EventRecord, Identity, LogRecord, MetricKind, MetricPoint, SpanKind, SpanRecord
 
 MAPPERS = {"logs": map_logs, "traces": map_traces, "metrics": map_metrics}
 
@@ -30,10 +30,17 @@ def identities(draw) -> Identity:
     attributes = {
         key: draw(maybe)
         for key in (
-            "openchoreo.dev/namespace", "openchoreo.dev/project", "openchoreo.dev/project-uid",
-            "openchoreo.dev/component", "openchoreo.dev/component-uid", "openchoreo.dev/environment",
-            "openchoreo.dev/environment-uid", "k8s.pod.name", "k8s.container.name",
-            "openchoreo.dev/workflow-run", "workflows.argoproj.io/node-name",
+            "openchoreo.dev/namespace",
+            "openchoreo.dev/project",
+            "openchoreo.dev/project-uid",
+            "openchoreo.dev/component",
+            "openchoreo.dev/component-uid",
+            "openchoreo.dev/environment",
+            "openchoreo.dev/environment-uid",
+            "k8s.pod.name",
+            "k8s.container.name",
+            "openchoreo.dev/workflow-run",
+            "workflows.argoproj.io/node-name",
         )
     }
     attributes["k8s.namespace.name"] = draw(st.one_of(maybe, names.map(lambda n: "workflows-" + n)))
@@ -66,8 +73,11 @@ events = st.builds(
 
 values = st.recursive(
     st.one_of(
-        st.none(), st.booleans(), st.integers(min_value=-(2**63), max_value=2**63 - 1),
-        st.floats(allow_nan=False), text,
+        st.none(),
+        st.booleans(),
+        st.integers(min_value=-(2**63), max_value=2**63 - 1),
+        st.floats(allow_nan=False),
+        text,
     ),
     lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(names, inner, max_size=3)),
     max_leaves=6,
@@ -98,8 +108,12 @@ def spans(draw) -> SpanRecord:
 def metric_points(draw) -> MetricPoint:
     kind = draw(st.sampled_from(list(MetricKind)))
     common = dict(
-        name=draw(names), unit=draw(st.sampled_from(["", "s", "By"])), kind=kind, ts_ns=draw(times),
-        identity=draw(identities()), attributes=draw(st.dictionaries(names, text, max_size=3)),
+        name=draw(names),
+        unit=draw(st.sampled_from(["", "s", "By"])),
+        kind=kind,
+        ts_ns=draw(times),
+        identity=draw(identities()),
+        attributes=draw(st.dictionaries(names, text, max_size=3)),
         start_ns=draw(st.integers(min_value=0, max_value=2**63 - 1)),
     )
     if kind == MetricKind.HISTOGRAM:
@@ -107,8 +121,12 @@ def metric_points(draw) -> MetricPoint:
         buckets = st.lists(st.integers(0, 10**6), min_size=len(bounds) + 1, max_size=len(bounds) + 1)
         counts = tuple(float(c) for c in draw(buckets))
         return MetricPoint(
-            **common, cumulative=draw(st.booleans()), count=sum(counts), sum=draw(st.floats(allow_nan=False)),
-            bounds=bounds, bucket_counts=counts,
+            **common,
+            cumulative=draw(st.booleans()),
+            count=sum(counts),
+            sum=draw(st.floats(allow_nan=False)),
+            bounds=bounds,
+            bucket_counts=counts,
         )
     cumulative = draw(st.booleans()) if kind == MetricKind.SUM else True
     return MetricPoint(**common, cumulative=cumulative, value=draw(st.floats(allow_nan=False)))
@@ -132,9 +150,13 @@ def key(record) -> str:
     return repr(record)
 
 
-@settings(max_examples=100, deadline=None)
-@given(st.lists(logs, max_size=8), st.lists(events, max_size=8), st.lists(spans(), max_size=5),
-       st.lists(metric_points(), max_size=8))
+@settings(deadline=None)  # examples: the profile (tests/conftest.py)
+@given(
+    st.lists(logs, max_size=8),
+    st.lists(events, max_size=8),
+    st.lists(spans(), max_size=5),
+    st.lists(metric_points(), max_size=8),
+)
 def test_every_record_comes_back_equal(logs_in, events_in, spans_in, metrics_in):
     back = round_trip(encode_batch(logs=logs_in, events=events_in, spans=spans_in, metrics=metrics_in))
     assert back.rejected == 0
@@ -148,7 +170,14 @@ def test_a_nan_gauge_and_an_infinite_bound_survive():
     identity = Identity(namespace="acme", component="cart")
     nan = MetricPoint("g", MetricKind.GAUGE, 10, identity, value=math.nan)
     histogram = MetricPoint(
-        "h", MetricKind.HISTOGRAM, 10, identity, cumulative=False, count=2.0, sum=math.inf, bounds=(1.0,),
+        "h",
+        MetricKind.HISTOGRAM,
+        10,
+        identity,
+        cumulative=False,
+        count=2.0,
+        sum=math.inf,
+        bounds=(1.0,),
         bucket_counts=(1.0, 1.0),
     )
     (gauge, hist) = round_trip(encode_batch(metrics=[nan, histogram])).metrics
@@ -174,7 +203,9 @@ def test_log_streams_and_levels_travel_as_semantic_attributes():
 
 def test_requests_are_cut_to_size_the_same_way_every_time():
     identity = Identity(namespace="acme")
-    records = [LogRecord(i + 1, f"line {i:05d} " + "x" * 1000, identity, level="INFO", stream="stdout") for i in range(300)]
+    records = [
+        LogRecord(i + 1, f"line {i:05d} " + "x" * 1000, identity, level="INFO", stream="stdout") for i in range(300)
+    ]
     first = encode_batch(logs=records, max_request_bytes=64 * 1024)
     again = encode_batch(logs=records, max_request_bytes=64 * 1024)
     assert len(first) > 4

@@ -19,11 +19,11 @@ from opentelemetry.proto.metrics.v1 import metrics_pb2 as pm
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span, Status
 
-from domain.model import EventRecord, Identity, MetricKind
-from domain.identity import identity_from_attributes
 from collectors.otlp.decode import decode_request
 from collectors.otlp.mapping import any_value, map_logs, map_metrics, map_traces
-from tests.sample import CART_PROD_LABELS, BASE_NS, COMPONENTS, ENVIRONMENTS, PROJECT_UID
+from devservers.sample import BASE_NS, CART_PROD_LABELS, COMPONENTS, ENVIRONMENTS, PROJECT_UID
+from domain.identity import identity_from_attributes
+from domain.model import EventRecord, Identity, MetricKind
 
 LABELS = CART_PROD_LABELS
 CART = Identity(

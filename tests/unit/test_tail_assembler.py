@@ -17,8 +17,14 @@ T = 1_767_261_601_000_000_000
 UNLIMITED = 1 << 62
 
 
-def run(data: bytes, *, limit: int = 1 << 20, physical: int | None = None, assembler: Assembler | None = None,
-        offset: int = 0) -> tuple[list[tuple[str, str, int]], Sink, Assembler]:
+def run(
+    data: bytes,
+    *,
+    limit: int = 1 << 20,
+    physical: int | None = None,
+    assembler: Assembler | None = None,
+    offset: int = 0,
+) -> tuple[list[tuple[str, str, int]], Sink, Assembler]:
     """Feeds complete lines of `data` (which starts at file offset `offset`) in one go."""
     assembler = assembler or Assembler(SOURCE, limit)
     sink = Sink(UNLIMITED, UNLIMITED)
@@ -73,7 +79,10 @@ def test_an_overlong_message_is_cut_at_once_and_the_rest_of_its_chunks_skipped()
     data = b"".join(cri_line(T, "stdout", c, partial=i < 3) for i, c in enumerate(chunks))
     data += cri_line(T, "stdout", b"next")
     records, sink, assembler = run(data, limit=100)
-    assert records == [("stdout", "a" * 40 + "b" * 40 + "c" * 20 + TRUNCATION_MARKER, 0), ("stdout", "next", records[1][2])]
+    assert records == [
+        ("stdout", "a" * 40 + "b" * 40 + "c" * 20 + TRUNCATION_MARKER, 0),
+        ("stdout", "next", records[1][2]),
+    ]
     assert sink.repaired == {TRUNCATED: 1}
     assert not assembler.has_pending
 
@@ -122,8 +131,9 @@ messages = st.lists(
     st.builds(
         Message,
         st.sampled_from(["stdout", "stderr"]),
-        st.lists(st.binary(min_size=0, max_size=12).map(lambda b: b.replace(b"\n", b"")), min_size=1, max_size=4)
-        .map(tuple),
+        st.lists(st.binary(min_size=0, max_size=12).map(lambda b: b.replace(b"\n", b"")), min_size=1, max_size=4).map(
+            tuple
+        ),
     ),
     min_size=1,
     max_size=25,
@@ -152,7 +162,7 @@ def render(msgs: list[Message], interleave: list[int]) -> tuple[bytes, list[tupl
     return b"".join(out), done
 
 
-@settings(max_examples=150, deadline=None)
+@settings(deadline=None)  # examples: the profile (tests/conftest.py)
 @given(messages, st.lists(st.integers(0, 1), max_size=200), st.integers(1, 7), st.data())
 def test_committing_after_any_batch_and_restarting_delivers_each_message_once(
     msgs: list[Message], interleave: list[int], batch_lines: int, data: st.DataObject

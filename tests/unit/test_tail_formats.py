@@ -7,7 +7,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from domain.timeutil import format_rfc3339, parse_rfc3339
 from collectors.tail.formats import (
     BAD_JSON,
     BAD_STREAM,
@@ -28,6 +27,7 @@ from collectors.tail.formats import (
     parse_docker,
     parse_line,
 )
+from domain.timeutil import format_rfc3339, parse_rfc3339
 
 T0 = parse_rfc3339("2026-01-01T10:00:01.123456789Z")
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from domain.model import Identity
+from collectors.enrich import Enricher, Pod
 from collectors.tail.model import TailedLine
 from collectors.tail.paths import (
     PodContainer,
@@ -19,8 +19,8 @@ from collectors.tail.paths import (
     parse_pods_path,
     source_of,
 )
-from collectors.enrich import Enricher, Pod
 from collectors.tail.records import identity_for
+from domain.model import Identity
 
 UID = "0b6c5e34-7d1e-4c1a-9a57-0f1a2b3c4d5e"
 CID = "3f" * 32
@@ -29,8 +29,14 @@ CID = "3f" * 32
 @pytest.mark.parametrize(
     ("path", "expected"),
     [
-        (f"/var/log/pods/dp-acme-prod_cart-7d9f-x2x_{UID}/main/0.log", ("dp-acme-prod", "cart-7d9f-x2x", UID, "main", 0)),
-        (f"/var/log/pods/kube-system_coredns-1.2_{UID}/coredns/12.log", ("kube-system", "coredns-1.2", UID, "coredns", 12)),
+        (
+            f"/var/log/pods/dp-acme-prod_cart-7d9f-x2x_{UID}/main/0.log",
+            ("dp-acme-prod", "cart-7d9f-x2x", UID, "main", 0),
+        ),
+        (
+            f"/var/log/pods/kube-system_coredns-1.2_{UID}/coredns/12.log",
+            ("kube-system", "coredns-1.2", UID, "coredns", 12),
+        ),
         # kubelet-rotated copies keep their identity
         (f"/var/log/pods/ns_pod_{UID}/c/0.log.20260101-100001", ("ns", "pod", UID, "c", 0)),
         (f"/var/log/pods/ns_pod_{UID}/c/3.log.20260101-100001.gz", ("ns", "pod", UID, "c", 3)),
@@ -98,7 +104,11 @@ def test_identity_from_path_and_pod_labels() -> None:
     }
     identity = identity_for(source, labels)
     assert identity == Identity(
-        namespace="acme", component="cart", component_uid="c-uid", pod="cart-1", pod_namespace="dp-acme-prod",
+        namespace="acme",
+        component="cart",
+        component_uid="c-uid",
+        pod="cart-1",
+        pod_namespace="dp-acme-prod",
         container="main",
     )
     line = TailedLine(5, "stderr", 'level=error msg="boom"', source, 0)
@@ -109,15 +119,20 @@ def test_identity_from_path_and_pod_labels() -> None:
 
     record = Enricher(Known()).record(line)
     assert (record.ts_ns, record.body, record.level, record.stream, record.identity) == (
-        5, 'level=error msg="boom"', "ERROR", "stderr", identity,
+        5,
+        'level=error msg="boom"',
+        "ERROR",
+        "stderr",
+        identity,
     )
     assert (line.namespace, line.pod, line.pod_uid, line.container) == ("dp-acme-prod", "cart-1", UID, "main")
 
 
 def test_workflow_pods_get_their_namespace_from_the_kubernetes_namespace() -> None:
     source = PodContainer("workflows-acme", "build-42-compile-1234", UID, "main")
-    identity = identity_for(source, {"workflows.argoproj.io/workflow": "build-42",
-                                     "workflows.argoproj.io/node-name": "build-42.compile"})
+    identity = identity_for(
+        source, {"workflows.argoproj.io/workflow": "build-42", "workflows.argoproj.io/node-name": "build-42.compile"}
+    )
     assert (identity.namespace, identity.workflow_run, identity.task) == ("acme", "build-42", "build-42.compile")
 
 
@@ -125,9 +140,13 @@ def test_enriching_a_batch_gives_the_records_of_enriching_each_line() -> None:
     """`records` (the pipeline's batch path) takes shortcuts; the records must not show it."""
     cart, other = PodContainer("dp-acme-prod", "cart-1", UID, "main", 0), PodContainer("ns", "unknown-0", UID, "c")
     bodies = [
-        "plain", 'level=warn trace_id=0AF7651916CD43DD8448EB211C80319C span_id=b7ad6b7169203331',
+        "plain",
+        "level=warn trace_id=0AF7651916CD43DD8448EB211C80319C span_id=b7ad6b7169203331",
         '{"level":"error","traceId":"0af7651916cd43dd8448eb211c80319c","spanId":"b7ad6b7169203331"}',
-        "TRACE_ID: 0af7651916cd43dd8448eb211c80319c", "a race condition, no ids", "{not json", "",
+        "TRACE_ID: 0af7651916cd43dd8448eb211c80319c",
+        "a race condition, no ids",
+        "{not json",
+        "",
     ]
     lines = [TailedLine(n, "stdout", body, cart if n % 3 else other, n) for n, body in enumerate(bodies * 3)]
 

@@ -32,9 +32,18 @@ CASES = [
     (LOGS, body(searchScope=None), "searchScope is required", ""),
     (LOGS, body(searchScope={"project": "shop"}), "searchScope.namespace is required", ""),
     (LOGS, body(searchScope={"namespace": "   "}), "searchScope.namespace is required", ""),
-    (LOGS, body(searchScope={"namespace": "acme", "component": "cart"}),
-     "searchScope.project is required when searchScope.component is provided", ""),
-    (LOGS, body(searchScope={"namespace": "acme", "workflowRunName": "r1", "project": "p"}), "Invalid request format...", INVALID_REQUEST),
+    (
+        LOGS,
+        body(searchScope={"namespace": "acme", "component": "cart"}),
+        "searchScope.project is required when searchScope.component is provided",
+        "",
+    ),
+    (
+        LOGS,
+        body(searchScope={"namespace": "acme", "workflowRunName": "r1", "project": "p"}),
+        "Invalid request format...",
+        INVALID_REQUEST,
+    ),
     (LOGS, body(startTime=...), "startTime is required", ""),
     (LOGS, body(startTime="yesterday"), RFC3339_PREFIX + "...", ""),
     (LOGS, body(startTime="2026-01-01 00:00:00Z"), RFC3339_PREFIX + "...", ""),
@@ -67,18 +76,37 @@ CASES = [
     (METRICS, body(metric="cpu"), "metric must be either resource or http", ""),
     (METRICS, body(metric="http", startTime=...), "startTime is required", ""),
     (METRICS, body(metric="http", searchScope={}), "searchScope.namespace is required", ""),
-    (METRICS, body(metric="http", searchScope={"namespace": "acme", "component": "c"}),
-     "searchScope.project is required when searchScope.component is provided", ""),
-    (METRICS, body(metric="http", step="1d"), 'step must be a valid duration (e.g. 1m, 5m, 15m, 30m, 1h): time: invalid duration "1d"', ""),
+    (
+        METRICS,
+        body(metric="http", searchScope={"namespace": "acme", "component": "c"}),
+        "searchScope.project is required when searchScope.component is provided",
+        "",
+    ),
+    (
+        METRICS,
+        body(metric="http", step="1d"),
+        'step must be a valid duration (e.g. 1m, 5m, 15m, 30m, 1h): time: invalid duration "1d"',
+        "",
+    ),
     (METRICS, body(metric="http", step="0"), "step must be greater than 0", ""),
     (METRICS, body(metric="http", step="-1m"), "step must be greater than 0", ""),
     (METRICS, body(metric="http", step="abc"), "step must be a valid duration (e.g. 1m, 5m, 15m, 30m, 1h): ...", ""),
-    (METRICS, body(metric="http", step="100ms"), "step 100ms gives 36001 points per series over this range; at most 11000...", ""),
+    (
+        METRICS,
+        body(metric="http", step="100ms"),
+        "step 100ms gives 36001 points per series over this range; at most 11000...",
+        "",
+    ),
     (METRICS, body(metric="resource", step=60), "Invalid request format...", INVALID_REQUEST),
     (TOPOLOGY, body(searchScope={"project": "shop", "environment": "prod"}), "searchScope.namespace is required", ""),
     (TOPOLOGY, body(searchScope={"namespace": "acme", "environment": "prod"}), "searchScope.project is required", ""),
     (TOPOLOGY, body(searchScope={"namespace": "acme", "project": "shop"}), "searchScope.environment is required", ""),
-    (TOPOLOGY, body(endTime="2026-01-01T00:00:00.5Z", startTime="2026-01-01T00:00:01Z"), "endTime must be after startTime", ""),
+    (
+        TOPOLOGY,
+        body(endTime="2026-01-01T00:00:00.5Z", startTime="2026-01-01T00:00:01Z"),
+        "endTime must be after startTime",
+        "",
+    ),
     (TOPOLOGY, body(includeGateways="yes"), "Invalid request format...", INVALID_REQUEST),
     (TRACES, body(searchScope={}), "searchScope.namespace is required", "OBS-V1-T-06"),
     (TRACES, body(limit=0), "limit must be a positive integer greater than zero", "OBS-V1-T-06"),
@@ -132,11 +160,12 @@ async def test_missing_span_is_404_with_its_code(client):
     assert response.json() == {"title": "notFound", "errorCode": "OBS-V1-T-07", "message": "Span not found"}
 
 
-async def test_unknown_scope_name_is_404_that_names_it(client):
+async def test_unknown_scope_name_is_400_that_names_it(client):
+    """The caller's mistake, as the alerts' SCOPE_NOT_FOUND (observer/guard.py), with the logs resolver code."""
     response = await client.post(LOGS, json=body())
-    assert response.status_code == 404
+    assert response.status_code == 400
     error = response.json()
-    assert error["title"] == "notFound"
+    assert error["title"] == "badRequest"
     assert error["errorCode"] == "OBS-V1-L-04"
     assert "namespace 'acme' not found" in error["message"]
 
