@@ -45,6 +45,7 @@ BUILTIN: dict[str, str] = {
     "embedded": "adapters.embedded.plugin",
     "opensearch": "adapters.opensearch.plugin",
     "prometheus": "adapters.prometheus.plugin",
+    "datadog": "adapters.datadog.plugin",
 }
 #: Extra entries, `module:attr[,module:attr...]`, each attr a BackendEntry.
 EXTRA_BACKENDS_ENV = "OBSERVER_BACKENDS"

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 import pytest
@@ -21,6 +22,9 @@ from hypothesis import HealthCheck, settings
 from adapters.embedded.backend import EmbeddedBackend
 from observer.app import create_public_app
 from observer.service import QueryService
+
+if TYPE_CHECKING:
+    from devservers.datadog import DatadogFake
 
 # Hypothesis: a quick profile for developers by default, the thorough one in `make test` (HYPOTHESIS_PROFILE).
 # A test that pins max_examples in its own @settings keeps its number in both.
@@ -34,13 +38,25 @@ TESTS = Path(__file__).resolve().parent
 LANES = ("unit", "contract", "integration", "e2e")
 
 # The fixtures that start a real server, and the modules that can.
-SERVER_FIXTURES = frozenset({"opensearch_url", "prometheus_server", "oidc_issuer", "postgres_server", "kube_api"})
+SERVER_FIXTURES = frozenset(
+    {
+        "opensearch_url",
+        "prometheus_server",
+        "oidc_issuer",
+        "postgres_server",
+        "kube_api",
+        "datadog_server",
+        "datadog_fake",
+        "datadog_url",
+    }
+)
 SERVER_MODULES = (
     "devservers.opensearch",
     "devservers.prometheus",
     "devservers.postgres",
     "devservers.oidc",
     "devservers.kube",
+    "devservers.datadog",
     "devservers.observer",
     "devservers.collector",
 )
@@ -159,3 +175,27 @@ def kube_api(tmp_path_factory: pytest.TempPathFactory):
     server = start_kube(tmp_path_factory.mktemp("kube"))
     yield server
     server.stop()
+
+
+# The local Datadog (devservers/datadog): the one SaaS, faked faithfully (issue 15).
+@pytest.fixture(scope="session")
+def datadog_server() -> Iterator[DatadogFake]:
+    """The running fake for the whole session (keys: `.api_key`, `.app_key`)."""
+    from devservers.datadog import start_datadog
+
+    fake = start_datadog()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def datadog_fake(datadog_server: DatadogFake) -> DatadogFake:
+    """The session's fake, emptied before the test (received data, monitors, failures, limits)."""
+    datadog_server.reset()
+    return datadog_server
+
+
+@pytest.fixture(scope="session")
+def datadog_url(datadog_server: DatadogFake) -> str:
+    """The fake's base URL (every endpoint, intake and query alike, is served there)."""
+    return datadog_server.url

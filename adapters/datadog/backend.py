@@ -1,0 +1,197 @@
+"""The Datadog backend's queries: logs and workflow logs (Logs Search v2), Kubernetes events (logs with
+`source:kubernetes`, see fields.EVENTS_SOURCE for why not the Events API), traces and spans (Spans search),
+and the `resource` and `http` metric families (v2 timeseries, metrics.py).
+
+Everything is pushed down: the query string, the time range, the order, the page size and the cursor travel in
+the request, one request per page. Our cursor wraps Datadog's `meta.page.after` with a fingerprint of the
+query (adapters/cursor.py), so a cursor replayed against another query is refused.
+
+`total` of a logs or events page is the number of records on that page: Logs Search returns no total, and
+counting every query with Logs Aggregate would spend a second rate-limited request on each (a documented
+difference from the contract's "matches, capped at 1,000"). `count_logs`, which a log rule needs exactly,
+does ask Logs Aggregate.
+
+A Logs Search answer with `meta.status: timeout` holds partial results; rather than pass them off as the whole
+answer, the query fails with `PartialResults`, a BackendUnavailable (503 with Retry-After), naming Datadog's
+warnings.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from adapters.cursor import decode_cursor, encode_cursor, fingerprint
+from adapters.datadog import fields, metrics, records, spans
+from adapters.datadog import query as dq
+from adapters.datadog.client import DatadogClient
+from adapters.protocols import BackendUnavailable, SpanNotFound
+from domain.model import (
+    TOTAL_CAP,
+    EventRecord,
+    EventsQuery,
+    LogRecord,
+    LogsQuery,
+    MetricSeries,
+    MetricsQuery,
+    Page,
+    SpanRecord,
+    SpansQuery,
+    TimeRange,
+    Topology,
+    TopologyQuery,
+    TracesQuery,
+    TraceSummary,
+)
+from domain.timeutil import now_ns
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+LOGS_SEARCH = "/api/v2/logs/events/search"
+LOGS_AGGREGATE = "/api/v2/logs/analytics/aggregate"
+SPANS_SEARCH = "/api/v2/spans/events/search"
+#: The most one search page holds (Logs and Spans search alike).
+PAGE_MAX = 1000
+#: How far around a trace list's window a trace's other spans are looked for (a trace may start before the
+#: window or end after it); and how far back a span is looked for by id (Datadog keeps indexed spans 15 days by
+#: default; retention filters can keep them longer, and a wider range costs a search nothing).
+TRACE_MARGIN_NS = 3600 * 10**9
+SPAN_LOOKBACK_NS = 90 * 86400 * 10**9
+
+
+class PartialResults(BackendUnavailable):
+    """Datadog answered `status: timeout`: it searched part of the range only."""
+
+
+class DatadogBackend:
+    def __init__(self, client: DatadogClient, indexes: tuple[str, ...] = ("*",)):
+        self.client = client
+        self.indexes = indexes
+
+    async def close(self) -> None:
+        await self.client.close()
+
+    # ------------------------------------------------------------------------------------------- logs, events
+
+    async def query_logs(self, query: LogsQuery) -> Page[LogRecord]:
+        key = fingerprint("datadog-logs", query.scope, query.range, query.sort, query.levels, query.phrase)
+        search = dq.logs_query(query.scope, query.levels, query.phrase)
+        return await self._logs_page(
+            search, query.range, query.sort, query.limit, query.cursor, key, records.log_from_event
+        )
+
+    async def count_logs(self, query: LogsQuery) -> int:
+        """Exact, from Logs Aggregate (a count computed by Datadog, not by fetching the logs)."""
+        return await self._count(dq.logs_query(query.scope, query.levels, query.phrase), query.range)
+
+    async def query_events(self, query: EventsQuery) -> Page[EventRecord]:
+        key = fingerprint("datadog-events", query.scope, query.range, query.sort)
+        search = dq.events_query(query.scope)
+        return await self._logs_page(
+            search, query.range, query.sort, query.limit, query.cursor, key, records.k8s_event_from_event
+        )
+
+    async def _logs_page(
+        self,
+        search: str,
+        window: TimeRange,
+        sort: Any,
+        limit: int,
+        cursor: str,
+        key: str,
+        convert: Callable[[dict[str, Any]], T],
+    ) -> Page[T]:
+        after = decode_cursor(cursor, key, shape=(str,))[0] if cursor else ""
+        body = dq.logs_search_body(search, window, sort, min(limit, PAGE_MAX), self.indexes, after)
+        started = time.monotonic()
+        response = await self.client.post(LOGS_SEARCH, body, "searching logs")
+        took = round((time.monotonic() - started) * 1000)
+        _check_complete(response, "searching logs")
+        items = [convert(item) for item in response.get("data") or []]
+        following = ((response.get("meta") or {}).get("page") or {}).get("after") or ""
+        next_cursor = encode_cursor(key, [following]) if following and len(items) >= limit else ""
+        return Page(items, len(items), took, next_cursor)
+
+    async def _count(self, search: str, window: TimeRange) -> int:
+        response = await self.client.post(
+            LOGS_AGGREGATE, dq.logs_count_body(search, window, self.indexes), "counting logs"
+        )
+        _check_complete(response, "counting logs")
+        buckets = (response.get("data") or {}).get("buckets") or []
+        if not buckets:
+            return 0
+        computed = buckets[0].get("computes") or {}
+        value = computed.get("c0", 0)
+        return int(value) if isinstance(value, (int, float)) else 0
+
+    # ------------------------------------------------------------------------------------------- metrics
+
+    async def query_metrics(self, query: MetricsQuery) -> MetricSeries:
+        """One v2 timeseries request per family (metrics.py)."""
+        return await metrics.query_metrics(self.client, query)
+
+    async def query_topology(self, query: TopologyQuery) -> Topology:
+        """Not from Datadog (metrics.TOPOLOGY_UNSUPPORTED says why): the plane does not choose this backend for
+        topology, since its Roles leave it out; a direct call is an error."""
+        raise NotImplementedError(metrics.TOPOLOGY_UNSUPPORTED)
+
+    # ------------------------------------------------------------------------------------------- traces
+
+    async def query_traces(self, query: TracesQuery) -> Page[TraceSummary]:
+        """Two searches: the spans of the scope in the window (one page, the most recent or oldest 1,000), whose
+        traces are ordered by when they first entered the scope; then every span of the first `limit` traces."""
+        started = time.monotonic()
+        matched = await self._spans(dq.spans_scope_query(query.scope), query.range, query.sort, PAGE_MAX)
+        first_seen: dict[str, int] = {}
+        for span in matched:
+            first_seen[span.trace_id] = min(span.start_ns, first_seen.get(span.trace_id, span.start_ns))
+        newest_first = query.sort == "desc"
+        ordered = sorted(first_seen, key=lambda trace: (first_seen[trace], trace), reverse=newest_first)
+        chosen = ordered[: query.limit]
+        if not chosen:
+            return Page([], 0, _ms_since(started))
+        wide = TimeRange(query.range.start_ns - TRACE_MARGIN_NS, query.range.end_ns + TRACE_MARGIN_NS)
+        members = await self._spans(dq.trace_ids_query(chosen), wide, "asc", PAGE_MAX)
+        by_trace: dict[str, list[SpanRecord]] = {}
+        for span in members:
+            by_trace.setdefault(span.trace_id, []).append(span)
+        items = [spans.summarise(trace, by_trace[trace]) for trace in chosen if trace in by_trace]
+        return Page(items, min(len(first_seen), TOTAL_CAP), _ms_since(started))
+
+    async def query_spans(self, query: SpansQuery) -> Page[SpanRecord]:
+        started = time.monotonic()
+        search = dq.conjunction([dq.term(fields.SPAN_TRACE_ID, query.trace_id), dq.spans_scope_query(query.scope)])
+        found = await self._spans(search, query.range, query.sort, query.limit)
+        return Page(found, len(found), _ms_since(started))
+
+    async def get_span(self, trace_id: str, span_id: str) -> SpanRecord:
+        now = now_ns()
+        found = await self._spans(
+            dq.span_query(trace_id, span_id), TimeRange(now - SPAN_LOOKBACK_NS, now + TRACE_MARGIN_NS), "desc", 1
+        )
+        if not found:
+            raise SpanNotFound(f"span {span_id} not found in trace {trace_id}")
+        return found[0]
+
+    async def _spans(self, search: str, window: TimeRange, sort: Any, limit: int) -> list[SpanRecord]:
+        response = await self.client.post(
+            SPANS_SEARCH, dq.spans_search_body(search, window, sort, min(limit, PAGE_MAX)), "searching spans"
+        )
+        _check_complete(response, "searching spans")
+        return [spans.span_from_result(item) for item in response.get("data") or []]
+
+
+def _check_complete(response: dict[str, Any], what: str) -> None:
+    meta = response.get("meta") or {}
+    if meta.get("status") == "timeout":
+        warnings = "; ".join(str(w.get("detail") or w.get("title") or w) for w in meta.get("warnings") or [])[:300]
+        log.warning("%s: Datadog returned partial results (timeout): %s", what, warnings)
+        raise PartialResults(f"{what}: Datadog timed out and returned partial results ({warnings or 'no detail'})")
+
+
+def _ms_since(started: float) -> int:
+    return round((time.monotonic() - started) * 1000)

@@ -1,0 +1,131 @@
+"""Every name our records carry in Datadog, once: the tags and attributes `intake.py` writes and `query.py`
+filters on, so a record shipped by our collector is found by the scope it was shipped with.
+
+Scope keys travel as **tags** (`openchoreo.namespace:payments`): Datadog searches tags in logs, spans and
+metrics alike without a facet having to be created first, and monitors group by them. Tag values are names and
+UIDs, which Kubernetes already restricts to lowercase DNS labels, so Datadog's tag normalisation (lowercase, no
+commas) leaves them as they are. The Argo task is free text matched as a substring, so it travels as a log
+**attribute** (attribute values keep their case and characters). Datadog's own Kubernetes and unified-service
+tags (`kube_namespace`, `pod_name`, `service`, `env`) are written too, so Datadog's UI shows the records where
+its users look for them.
+"""
+
+from __future__ import annotations
+
+#: Tag keys of the scope (tag values are the Identity's fields of the same name).
+NAMESPACE = "openchoreo.namespace"
+PROJECT = "openchoreo.project"
+PROJECT_UID = "openchoreo.project_uid"
+COMPONENT = "openchoreo.component"
+COMPONENT_UID = "openchoreo.component_uid"
+ENVIRONMENT = "openchoreo.environment"
+ENVIRONMENT_UID = "openchoreo.environment_uid"
+WORKFLOW_RUN = "openchoreo.workflow_run"
+#: `component` or `workflow`: what produced the record. A component scope excludes workflow pods and a
+#: workflow scope selects them with an exact tag match, rather than an existence test on WORKFLOW_RUN.
+WORKLOAD = "openchoreo.workload"
+WORKLOAD_COMPONENT = "component"
+WORKLOAD_WORKFLOW = "workflow"
+#: Datadog's Kubernetes integration tags (where the record ran).
+KUBE_NAMESPACE = "kube_namespace"
+POD_NAME = "pod_name"
+CONTAINER_NAME = "kube_container_name"
+#: Datadog's unified service tags, filled from the component and the environment.
+SERVICE = "service"
+ENV = "env"
+
+#: Which scope attribute (domain.model.ComponentScope) each UID tag holds.
+SCOPE_UID_TAGS = {
+    "project_uid": PROJECT_UID,
+    "component_uid": COMPONENT_UID,
+    "environment_uid": ENVIRONMENT_UID,
+}
+#: Identity field -> tag key, for every identity field that travels as a tag.
+IDENTITY_TAGS = {
+    "namespace": NAMESPACE,
+    "project": PROJECT,
+    "project_uid": PROJECT_UID,
+    "component": COMPONENT,
+    "component_uid": COMPONENT_UID,
+    "environment": ENVIRONMENT,
+    "environment_uid": ENVIRONMENT_UID,
+    "workflow_run": WORKFLOW_RUN,
+    "pod_namespace": KUBE_NAMESPACE,
+    "pod": POD_NAME,
+    "container": CONTAINER_NAME,
+}
+
+# ----------------------------------------------------------------------------------------------- logs
+
+#: Log attributes (top-level keys of an intake entry; searched as `@name`).
+TASK = "openchoreo.task"  # the Argo node name: free text, matched as a substring
+LEVEL = "level"  # our detected level, exactly (DEBUG, INFO, WARN, ERROR, FATAL, SEVERE)
+TRACE_ID = "trace_id"  # 32 hex, as OTel writes it
+SPAN_ID = "span_id"
+DD_TRACE_ID = "dd.trace_id"  # Datadog's correlation key: the low 64 bits, in decimal
+DD_SPAN_ID = "dd.span_id"
+STREAM = "logger.stream"  # stdout | stderr | otlp
+TIME_NS = "openchoreo.time_ns"  # the exact time in nanoseconds, as a string (Datadog keeps milliseconds)
+#: Reserved attributes of a log entry.
+MESSAGE = "message"
+STATUS = "status"
+SOURCE = "ddsource"
+SOURCE_KEY = "source"  # how a search names what the intake's `ddsource` set
+TAGS = "ddtags"
+HOSTNAME = "hostname"
+TIMESTAMP = "timestamp"
+#: Our logs' `ddsource`; Kubernetes events are logs too, with `ddsource:kubernetes` (see EVENTS_SOURCE).
+LOGS_SOURCE = "openchoreo"
+
+#: Our levels -> Datadog's log status, so Datadog's status facet and colours agree with our level (SEVERE,
+#: java.util.logging's error, would otherwise be remapped to `ok` by Datadog's status remapper).
+LEVEL_STATUS = {
+    "DEBUG": "debug",
+    "INFO": "info",
+    "WARN": "warn",
+    "ERROR": "error",
+    "FATAL": "critical",
+    "SEVERE": "error",
+}
+#: Datadog's statuses -> our levels, for logs that did not come through our intake.
+STATUS_LEVEL = {
+    "emerg": "FATAL",
+    "emergency": "FATAL",
+    "alert": "FATAL",
+    "critical": "FATAL",
+    "error": "ERROR",
+    "warn": "WARN",
+    "warning": "WARN",
+    "notice": "INFO",
+    "info": "INFO",
+    "ok": "INFO",
+    "debug": "DEBUG",
+}
+
+# ----------------------------------------------------------------------------------------------- events
+
+#: Kubernetes events are kept as logs with this source, the way Datadog's own Kubernetes integration can
+#: collect them (`kubernetes_events` as logs): the Events API has no cursor paging and no attribute search.
+EVENTS_SOURCE = "kubernetes"
+EVENT_TYPE = "kubernetes.event.type"  # Normal | Warning
+EVENT_REASON = "kubernetes.event.reason"
+OBJECT_KIND = "kubernetes.involved_object.kind"
+OBJECT_NAME = "kubernetes.involved_object.name"
+OBJECT_NAMESPACE = "kubernetes.involved_object.namespace"
+
+# ----------------------------------------------------------------------------------------------- spans
+
+#: Spans arrive over OTLP, so Datadog keeps resource attributes as span tags; our intake adds the scope tags
+#: above as resource attributes (`openchoreo.namespace`), which Spans search reaches as `@openchoreo.namespace`.
+SPAN_ATTRIBUTE_PREFIX = "@"
+SPAN_TRACE_ID = "trace_id"
+SPAN_ID_KEY = "span_id"
+SPAN_START_NS = "openchoreo.start_ns"  # exact nanoseconds, as strings (Datadog keeps microseconds)
+SPAN_END_NS = "openchoreo.end_ns"
+#: The OTLP status message, as an attribute too: the OTLP intake keeps it only on error spans, as `error.msg`.
+SPAN_STATUS_MESSAGE = "openchoreo.status_message"
+
+# ----------------------------------------------------------------------------------------------- metrics
+
+#: Metric series carry the same scope tags as logs (IDENTITY_TAGS), so a metrics query filters exactly like a
+#: logs query. Our metric names are the OTel names (`http.server.request.duration`), which Datadog accepts.
