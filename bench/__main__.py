@@ -1,12 +1,22 @@
 """`make bench`: every benchmark, each against a baseline measured in the same run."""
 
-from bench import authz_pdp, authz_request, collector, ingest, logs_query, opensearch_ingest, prometheus_query
+from bench import (
+    authz_pdp,
+    authz_request,
+    collector,
+    datadog,
+    ingest,
+    logs_query,
+    opensearch_ingest,
+    prometheus_query,
+)
 
 if __name__ == "__main__":
     ingest.run()
     logs_query.run()
     opensearch_ingest.run()
     prometheus_query.run()
+    datadog.run()
     collector.run()
     authz_pdp.run()
     authz_request.run()

@@ -5,7 +5,8 @@ those two services) all run `Guard.admit` and map whatever goes wrong through `f
 failure is the same status and the same code on every route and tool. Authorization is decided on the names the
 caller wrote, before anything is resolved or read: a denied caller costs no resolver or backend call.
 
-The table (status, and which of the endpoint's codes; an outage also carries `Retry-After`):
+The table (status, and which of the endpoint's codes; an outage also carries `Retry-After`: RETRY_AFTER_S, or
+the backend's own hint when it has one, such as the reset of Datadog's rate limit, see `retry_after_s`):
 
 | failure                     | status | code (query APIs, e.g. logs)  | code (alerts / incidents)             |
 |-----------------------------|--------|-------------------------------|---------------------------------------|
@@ -34,6 +35,7 @@ The per-signal code prefixes (OBS-V1-L-.., OBS-V1-T-..) and the alerts' SCREAMIN
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -66,6 +68,9 @@ log = logging.getLogger(__name__)
 
 #: Seconds a client is asked to wait after an outage (as the authentication middleware's 503).
 RETRY_AFTER_S = 5
+#: The longest wait an answer asks for, whatever a backend said: a rate limit that resets in an hour should not
+#: park a client (or a proxy honouring the header) for that hour; it can ask again and be told again.
+MAX_RETRY_AFTER_S = 300
 
 #: The code of the contract's span-details 404, the only not-found a query answers.
 SPAN_NOT_FOUND = "OBS-V1-T-07"
@@ -167,12 +172,23 @@ def error_for(exc: Exception, endpoint: Endpoint) -> ApiError:
     """The ApiError the table gives `exc` on `endpoint`; outages and bugs are logged here, once."""
     outcome = outcome_of(exc)
     code = getattr(endpoint, outcome.slot) if outcome.slot else outcome.code
-    headers = {"Retry-After": str(RETRY_AFTER_S)} if outcome.retry else None
+    headers = {"Retry-After": str(retry_after_s(exc))} if outcome.retry else None
     if outcome.slot == "internal":
         log.error("%s", endpoint.failure, exc_info=exc)
     elif outcome.status >= 500:
         log.warning("%s: %s", endpoint.failure, exc)
     return ApiError(outcome.status, outcome.message(exc, endpoint), code, headers=headers)
+
+
+def retry_after_s(exc: Exception) -> int:
+    """The Retry-After an outage answers: when the failure knows when the backend will take requests again (a
+    `BackendUnavailable` with `retry_after_s`, e.g. Datadog's rate limit reset), that time rounded up to whole
+    seconds (the header's unit; rounding down would send the client back too early) and kept within
+    1..MAX_RETRY_AFTER_S; otherwise the fixed RETRY_AFTER_S."""
+    hint = getattr(exc, "retry_after_s", None)
+    if isinstance(hint, bool) or not isinstance(hint, int | float) or not math.isfinite(hint):
+        return RETRY_AFTER_S
+    return min(max(math.ceil(hint), 1), MAX_RETRY_AFTER_S)
 
 
 def not_found(exc: ScopeNotFound) -> str:

@@ -6,10 +6,11 @@ Everything is pushed down: the query string, the time range, the order, the page
 the request, one request per page. Our cursor wraps Datadog's `meta.page.after` with a fingerprint of the
 query (adapters/cursor.py), so a cursor replayed against another query is refused.
 
-`total` of a logs or events page is the number of records on that page: Logs Search returns no total, and
-counting every query with Logs Aggregate would spend a second rate-limited request on each (a documented
-difference from the contract's "matches, capped at 1,000"). `count_logs`, which a log rule needs exactly,
-does ask Logs Aggregate.
+`total` is what the contract says, the number of matches capped at TOTAL_CAP: Logs Search and Spans search
+return no total, so each page's search goes out together with a count of the same filter (Logs Aggregate,
+Spans Aggregate: a `count` of type `total`, computed by Datadog), and the two answers are awaited together, so a
+page costs one round trip still, and two requests of the rate limit. `count_logs`, which a log rule needs,
+is that count alone, uncapped.
 
 A Logs Search answer with `meta.status: timeout` holds partial results; rather than pass them off as the whole
 answer, the query fails with `PartialResults`, a BackendUnavailable (503 with Retry-After), naming Datadog's
@@ -18,6 +19,7 @@ warnings.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable
@@ -54,6 +56,7 @@ T = TypeVar("T")
 LOGS_SEARCH = "/api/v2/logs/events/search"
 LOGS_AGGREGATE = "/api/v2/logs/analytics/aggregate"
 SPANS_SEARCH = "/api/v2/spans/events/search"
+SPANS_AGGREGATE = "/api/v2/spans/analytics/aggregate"
 #: The most one search page holds (Logs and Spans search alike).
 PAGE_MAX = 1000
 #: How far around a trace list's window a trace's other spans are looked for (a trace may start before the
@@ -108,13 +111,15 @@ class DatadogBackend:
         after = decode_cursor(cursor, key, shape=(str,))[0] if cursor else ""
         body = dq.logs_search_body(search, window, sort, min(limit, PAGE_MAX), self.indexes, after)
         started = time.monotonic()
-        response = await self.client.post(LOGS_SEARCH, body, "searching logs")
+        response, total = await asyncio.gather(
+            self.client.post(LOGS_SEARCH, body, "searching logs"), self._count(search, window)
+        )
         took = round((time.monotonic() - started) * 1000)
         _check_complete(response, "searching logs")
         items = [convert(item) for item in response.get("data") or []]
         following = ((response.get("meta") or {}).get("page") or {}).get("after") or ""
         next_cursor = encode_cursor(key, [following]) if following and len(items) >= limit else ""
-        return Page(items, len(items), took, next_cursor)
+        return Page(items, min(total, TOTAL_CAP), took, next_cursor)
 
     async def _count(self, search: str, window: TimeRange) -> int:
         response = await self.client.post(
@@ -122,11 +127,14 @@ class DatadogBackend:
         )
         _check_complete(response, "counting logs")
         buckets = (response.get("data") or {}).get("buckets") or []
-        if not buckets:
-            return 0
-        computed = buckets[0].get("computes") or {}
-        value = computed.get("c0", 0)
-        return int(value) if isinstance(value, (int, float)) else 0
+        return _count_of(buckets[0].get("computes") if buckets else None)
+
+    async def _count_spans(self, search: str, window: TimeRange) -> int:
+        """Spans Aggregate: how many spans `search` matches in `window` (one `total` bucket, no groups)."""
+        response = await self.client.post(SPANS_AGGREGATE, _spans_count_body(search, window), "counting spans")
+        _check_complete(response, "counting spans")
+        buckets = response.get("data") or []
+        return _count_of((buckets[0].get("attributes") or {}).get("compute") if buckets else None)
 
     # ------------------------------------------------------------------------------------------- metrics
 
@@ -143,9 +151,16 @@ class DatadogBackend:
 
     async def query_traces(self, query: TracesQuery) -> Page[TraceSummary]:
         """Two searches: the spans of the scope in the window (one page, the most recent or oldest 1,000), whose
-        traces are ordered by when they first entered the scope; then every span of the first `limit` traces."""
+        traces are ordered by when they first entered the scope; then every span of the first `limit` traces.
+
+        The contract matches a trace by spans wholly inside the window; Spans search can only bound a span's
+        start (its timestamp, in whole milliseconds), and a span's end is start + duration, two fields no query
+        compares. So the page the search returns is narrowed here to the spans that start and end inside the
+        window, which only drops spans at its edges: the traces are ranked from this page in Python anyway."""
         started = time.monotonic()
-        matched = await self._spans(dq.spans_scope_query(query.scope), query.range, query.sort, PAGE_MAX)
+        found = await self._spans(dq.spans_scope_query(query.scope), query.range, query.sort, PAGE_MAX)
+        window = query.range
+        matched = [s for s in found if window.start_ns <= s.start_ns and s.end_ns <= window.end_ns]
         first_seen: dict[str, int] = {}
         for span in matched:
             first_seen[span.trace_id] = min(span.start_ns, first_seen.get(span.trace_id, span.start_ns))
@@ -165,8 +180,10 @@ class DatadogBackend:
     async def query_spans(self, query: SpansQuery) -> Page[SpanRecord]:
         started = time.monotonic()
         search = dq.conjunction([dq.term(fields.SPAN_TRACE_ID, query.trace_id), dq.spans_scope_query(query.scope)])
-        found = await self._spans(search, query.range, query.sort, query.limit)
-        return Page(found, len(found), _ms_since(started))
+        found, total = await asyncio.gather(
+            self._spans(search, query.range, query.sort, query.limit), self._count_spans(search, query.range)
+        )
+        return Page(found, min(total, TOTAL_CAP), _ms_since(started))
 
     async def get_span(self, trace_id: str, span_id: str) -> SpanRecord:
         now = now_ns()
@@ -191,6 +208,27 @@ def _check_complete(response: dict[str, Any], what: str) -> None:
         warnings = "; ".join(str(w.get("detail") or w.get("title") or w) for w in meta.get("warnings") or [])[:300]
         log.warning("%s: Datadog returned partial results (timeout): %s", what, warnings)
         raise PartialResults(f"{what}: Datadog timed out and returned partial results ({warnings or 'no detail'})")
+
+
+def _spans_count_body(search: str, window: TimeRange) -> dict[str, Any]:
+    """A Spans Aggregate body (`POST /api/v2/spans/analytics/aggregate`, JSON:API wrapped like Spans search): one
+    count of type `total`, no groups; the filter is the one the matching search sends."""
+    start, end = dq.millis(window)
+    return {
+        "data": {
+            "type": "aggregate_request",
+            "attributes": {
+                "compute": [{"aggregation": "count", "type": "total"}],
+                "filter": {"query": search, "from": start, "to": end},
+            },
+        }
+    }
+
+
+def _count_of(computes: Any) -> int:
+    """The `c0` of an aggregate bucket's computes; 0 when Datadog answered no bucket (nothing matched)."""
+    value = computes.get("c0", 0) if isinstance(computes, dict) else 0
+    return int(value) if isinstance(value, int | float) else 0
 
 
 def _ms_since(started: float) -> int:

@@ -66,7 +66,10 @@ class DatadogClient:
     def __init__(self, config: DatadogConfig, transport: httpx.AsyncBaseTransport | None = None):
         self.config = config
         self.last_limits: dict[str, RateLimit] = {}
-        self._exhausted: dict[str, float] = {}  # path -> monotonic time its limit resets, once none remain
+        # A limit can cover several paths (Logs Search and Logs Aggregate share one; so do Spans search and
+        # aggregate), so an exhausted limit is kept by its `X-RateLimit-Name`, learned per path from the answers.
+        self._limit_of: dict[str, str] = {}  # path -> the name of the limit its answers reported
+        self._exhausted: dict[str, float] = {}  # limit name -> monotonic time it resets, once none remain
         self._http = httpx.AsyncClient(
             base_url=config.base_url.rstrip("/"),
             timeout=config.timeout_s,
@@ -107,7 +110,7 @@ class DatadogClient:
     async def _wait_for_budget(self, path: str, deadline: float, what: str) -> None:
         """Never send what Datadog said it would refuse: when the last answer left no requests in the period,
         wait for the reset (or fail at once when that is past the deadline)."""
-        resets = self._exhausted.get(path, 0.0)
+        resets = self._exhausted.get(self._limit_of.get(path, path), 0.0)
         wait = resets - time.monotonic()
         if wait <= 0:
             return
@@ -120,10 +123,11 @@ class DatadogClient:
         if reading is None:
             return
         self.last_limits[reading.name] = reading
+        limit = self._limit_of[path] = reading.name or path
         if reading.remaining <= 0 and response.status_code != 429:
-            self._exhausted[path] = time.monotonic() + min(reading.reset_s, MAX_RETRY_S)
+            self._exhausted[limit] = time.monotonic() + min(reading.reset_s, MAX_RETRY_S)
         else:
-            self._exhausted.pop(path, None)
+            self._exhausted.pop(limit, None)
 
 
 def rate_limit(headers: httpx.Headers) -> RateLimit | None:

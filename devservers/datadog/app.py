@@ -23,8 +23,10 @@ from datadog_api_client.v1.model.monitor_update_request import MonitorUpdateRequ
 from datadog_api_client.v1.model.webhooks_integration import WebhooksIntegration
 from datadog_api_client.v1.model.webhooks_integration_update_request import WebhooksIntegrationUpdateRequest
 from datadog_api_client.v2.model.http_log import HTTPLog
+from datadog_api_client.v2.model.logs_aggregate_request import LogsAggregateRequest
 from datadog_api_client.v2.model.logs_list_request import LogsListRequest
 from datadog_api_client.v2.model.metric_payload import MetricPayload
+from datadog_api_client.v2.model.spans_aggregate_request import SpansAggregateRequest
 from datadog_api_client.v2.model.spans_list_request import SpansListRequest
 from datadog_api_client.v2.model.timeseries_formula_query_request import TimeseriesFormulaQueryRequest
 from starlette.applications import Starlette
@@ -32,7 +34,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from devservers.datadog import logs, metrics, monitors, traces, webhooks
+from devservers.datadog import aggregate, logs, metrics, monitors, traces, webhooks
 from devservers.datadog.faults import Faults
 from devservers.datadog.models import BadRequest, parse, parse_value
 from devservers.datadog.paging import decode_cursor, digest, now_ms, page, parse_time
@@ -177,6 +179,23 @@ def build_app(fake: Fake) -> Starlette:
             parse(raw or b"{}", SpansListRequest)
             body = (json.loads(raw or b"{}").get("data") or {}).get("attributes") or {}
         return _search(request, store.spans, body, traces.as_json, "spans")
+
+    @endpoint(fake, app_key=True, limit="logs_query")
+    async def logs_aggregate(request: Request) -> Response:
+        began = time.monotonic()
+        raw = await request.body()
+        parse(raw or b"{}", LogsAggregateRequest)
+        total = aggregate.count(store.logs, json.loads(raw or b"{}"), store.lock)
+        return JSONResponse(aggregate.logs_answer(total, began))
+
+    @endpoint(fake, app_key=True, limit="spans_query")
+    async def spans_aggregate(request: Request) -> Response:
+        began = time.monotonic()
+        raw = await request.body()
+        parse(raw or b"{}", SpansAggregateRequest)
+        body = (json.loads(raw or b"{}").get("data") or {}).get("attributes") or {}
+        total = aggregate.count(store.spans, body, store.lock)
+        return JSONResponse(aggregate.spans_answer(total, began))
 
     def _search(
         request: Request, source: list[Any], body: dict[str, Any], render: Callable[[Any], dict[str, Any]], kind: str
@@ -409,10 +428,12 @@ def build_app(fake: Fake) -> Starlette:
             Route("/api/v2/logs", logs_intake, methods=["POST"]),
             Route("/api/v2/logs/events/search", logs_search, methods=["POST"]),
             Route("/api/v2/logs/events", logs_search, methods=["GET"]),
+            Route("/api/v2/logs/analytics/aggregate", logs_aggregate, methods=["POST"]),
             Route("/api/v2/series", series_intake, methods=["POST"]),
             Route("/api/v2/query/timeseries", timeseries, methods=["POST"]),
             Route("/api/v2/spans/events/search", spans_search, methods=["POST"]),
             Route("/api/v2/spans/events", spans_search, methods=["GET"]),
+            Route("/api/v2/spans/analytics/aggregate", spans_aggregate, methods=["POST"]),
             Route("/v1/traces", otlp_traces, methods=["POST"]),
             Route("/api/v1/monitor", monitor_collection, methods=["GET", "POST"]),
             Route("/api/v1/monitor/validate", monitor_validate, methods=["POST"]),

@@ -8,7 +8,10 @@ That stays the default, so an unmodified OpenChoreo installation keeps working. 
   `Authorization: Bearer <token>`. That header is what Alertmanager sends with
   `webhook_configs[].http_config.authorization.credentials` (or `credentials_file`), and what any HTTP client,
   OpenChoreo's controller included, can be configured to send. `GET /health` stays open because kubelet
-  probes carry no credentials and it reveals nothing.
+  probes carry no credentials and it reveals nothing. On the alert webhook alone the token is also accepted as
+  the password of HTTP Basic (any user name): that is the auth method Datadog's Webhooks integration offers
+  (datadog-notes §4), and Datadog cannot sign a webhook. Everywhere else only Bearer counts, so a browser's
+  cached Basic credentials never open the rule CRUD.
 - **TLS and mutual TLS** (`OBSERVER_INTERNAL_TLS_CERT_FILE` / `_KEY_FILE`, plus `_CLIENT_CA_FILE`): the port
   speaks HTTPS, and with a client CA it demands a client certificate signed by that CA during the handshake,
   so a caller without one never reaches HTTP at all (not even `/health`). serving.server hands the files to
@@ -33,6 +36,7 @@ import orjson
 from pydantic import SecretStr
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from observer.alerting.payloads import presented_secret
 from observer.auth.middleware import READ_METHODS
 from observer.auth.settings import AuthConfigError
 from observer.errors import error_body
@@ -49,6 +53,9 @@ MIN_TOKEN_BYTES = 16
 
 #: Served without a token: probes carry no credentials, and the answer says only that the process is up.
 OPEN_PATHS = frozenset({"/health"})
+
+#: Where the token may also come as an HTTP Basic password: the alert webhook, which Datadog calls with Basic.
+BASIC_PATHS = frozenset({"/api/v1alpha1/alerts/webhook"})
 
 MISSING_MESSAGE = "missing bearer token: the internal API requires an Authorization: Bearer <token> header"
 INVALID_MESSAGE = "invalid bearer token"
@@ -211,6 +218,16 @@ def _bearer(values: list[bytes]) -> bytes | None:
     return credentials
 
 
+def _secret(scope: Scope) -> bytes | None:
+    """The secret the request presents: the Bearer credentials, or on BASIC_PATHS also a Basic password. Several
+    Authorization headers are ambiguous and present nothing."""
+    values = _authorization(scope)
+    if scope.get("path") not in BASIC_PATHS or len(values) != 1:
+        return _bearer(values)
+    secret = presented_secret(values[0].decode("latin-1"))  # latin-1 decodes any header bytes
+    return secret.encode() if secret is not None else None
+
+
 class InternalTokenMiddleware:
     """Pure ASGI, so it guards every route the internal app has or will have, including ones mounted later,
     before FastAPI parses a body: an unauthenticated caller learns nothing from validation errors."""
@@ -227,7 +244,7 @@ class InternalTokenMiddleware:
         if scope["type"] == "http" and scope.get("method") in READ_METHODS and scope.get("path") in OPEN_PATHS:
             await self.app(scope, receive, send)
             return
-        presented = _bearer(_authorization(scope))
+        presented = _secret(scope)
         if presented is not None and hmac.compare_digest(hashlib.sha256(presented).digest(), self._digest):
             await self.app(scope, receive, send)
             return

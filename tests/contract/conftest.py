@@ -1,7 +1,13 @@
 """The contract suite's subject: each test runs once per backend, against the same expectations.
 
 The embedded backend is fresh per test. OpenSearch is one real server per session (`opensearch_url`), with
-indices under a prefix of this session's own; tests stay apart by writing into a namespace of their own.
+indices under a prefix of this session's own; Datadog is the local Datadog (`datadog_server`, devservers/datadog),
+one per session too, emptied before each test, written through the backend's own intake and read through its
+query APIs. Tests stay apart by writing into a namespace of their own.
+
+Where a backend's documented semantics differ from the contract's (Datadog: millisecond times, case-insensitive
+word search, rollup buckets and grid, topology), the test names it in a `DIFFERS` mapping (backend -> reason) and
+asserts what that backend does instead: the suite documents the difference, it does not skip the case.
 """
 
 from __future__ import annotations
@@ -67,7 +73,23 @@ async def opensearch_backend(opensearch_url: str) -> AsyncIterator[registry.Back
     await backend.close()
 
 
-@pytest.fixture(params=["embedded", "opensearch"])
+@pytest.fixture(scope="session")
+async def datadog_backend(datadog_server: Any) -> AsyncIterator[registry.Backend]:
+    entry = registry.entries()["datadog"]
+    settings = entry.settings.model_validate(
+        {
+            "DATADOG_API_URL": datadog_server.url,
+            "DD_API_KEY": datadog_server.api_key,
+            "DD_APP_KEY": datadog_server.app_key,
+        }
+    )
+    backend = entry.create(settings, CONTEXT)
+    await backend.start()
+    yield backend
+    await backend.close()
+
+
+@pytest.fixture(params=["embedded", "opensearch", "datadog"])
 def subject(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Subject]:
     # A plain fixture: it picks the async session fixture by name, which an async fixture could not. The
     # embedded backend needs no start, and closes without the event loop (asyncio.run: a loop of its own).
@@ -78,5 +100,9 @@ def subject(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Subject]
         yield Subject("embedded", backend.roles.logs, namespace, backend.roles.sink)
         asyncio.run(backend.close())
     else:
-        backend = request.getfixturevalue("opensearch_backend")
-        yield Subject("opensearch", backend.roles.logs, namespace, backend.roles.sink)
+        if request.param == "datadog":
+            # Emptied per test, like a fresh embedded store: Datadog keeps every copy of a span id that several
+            # tests load (OpenSearch's deterministic ids keep one), and a lookup by id must not meet another's.
+            request.getfixturevalue("datadog_fake")
+        backend = request.getfixturevalue(f"{request.param}_backend")
+        yield Subject(request.param, backend.roles.logs, namespace, backend.roles.sink)

@@ -63,7 +63,22 @@ async def test_time_range_is_inclusive_to_the_nanosecond(subject):
         ]
     )
     page = await subject.backend.query_logs(LogsQuery(scope=cart_scope(ns), range=TimeRange(start, end), sort="asc"))
-    assert bodies(page) == ["at start", "at end"]
+    if subject.kind in TIME_PRECISION_DIFFERS:
+        # Each record shares its millisecond with the one next to it: the widened window keeps all four.
+        assert bodies(page) == ["one before", "at start", "at end", "one after"]
+    else:
+        assert bodies(page) == ["at start", "at end"]
+
+
+#: Backends whose documented semantics differ from the contract here, and what they do instead (asserted).
+TIME_PRECISION_DIFFERS = {
+    "datadog": "times are searched in whole milliseconds (Logs Search `from`/`to` are epoch ms): the window is "
+    "widened to the milliseconds it touches, so records within the same millisecond as either bound match",
+}
+PHRASE_DIFFERS = {
+    "datadog": "full-text search is case-insensitive (Log Search Syntax: free text), so a phrase also matches "
+    "its other-case spellings, and it matches words, so a phrase inside a longer word is not a documented match",
+}
 
 
 PHRASES = [
@@ -95,8 +110,14 @@ async def test_phrases_match_literally(subject, phrase):
         + [log(ns, 30 * SECOND, f"needle {phrase} end")]
     )
     page = await subject.backend.query_logs(LogsQuery(scope=cart_scope(ns), range=WINDOW, phrase=phrase))
-    assert bodies(page) == [f"needle {phrase} end"]
-    assert page.total == 1
+    if subject.kind in PHRASE_DIFFERS:
+        # Case-insensitive: a decoy that is the phrase in another case matches too (newest first).
+        same_but_case = [f"decoy {d}" for d in reversed(decoys) if d != phrase and d.casefold() == phrase.casefold()]
+        assert bodies(page) == [f"needle {phrase} end", *same_but_case]
+        assert page.total == 1 + len(same_but_case)
+    else:
+        assert bodies(page) == [f"needle {phrase} end"]
+        assert page.total == 1
 
 
 async def test_phrase_is_case_sensitive_and_a_substring(subject):
@@ -109,7 +130,12 @@ async def test_phrase_is_case_sensitive_and_a_substring(subject):
         ]
     )
     page = await subject.backend.query_logs(LogsQuery(scope=cart_scope(ns), range=WINDOW, phrase="payment", sort="asc"))
-    assert bodies(page) == ["payment declined", "prepayments"]
+    if subject.kind in PHRASE_DIFFERS:
+        # Both spellings of the word match; whether "prepayments" does is Datadog's tokenizer's to say (words,
+        # not substrings), which the contract cannot hold it to either way.
+        assert bodies(page)[:2] == ["Payment declined", "payment declined"]
+    else:
+        assert bodies(page) == ["payment declined", "prepayments"]
 
 
 async def test_levels_filter_and_error_includes_fatal(subject):

@@ -3,6 +3,7 @@ remote write), give the same series for every family, scope and step."""
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 import uuid
@@ -92,3 +93,56 @@ async def test_prometheus_gives_the_embedded_series(embedded, prometheus_metrics
         for key, points in series.items():
             values = [value for _, value in got[name][key]]
             assert values == pytest.approx([value for _, value in points], rel=1e-9, abs=1e-12), (name, key)
+
+
+#: Where Datadog's documented semantics differ from the contract's, and what the tests assert instead.
+DIFFERS = {
+    "datadog": "a step's rollup bucket is [b, b + step), reported at its end, where the contract's point at t "
+    "covers (t - step, t]: a sample exactly on a step boundary counts in the step after; and rollups are aligned "
+    "to Datadog's grid (multiples of the interval since the epoch), so a window off that grid comes back on it",
+}
+
+
+def _a_nanosecond_later(points: list[MetricPoint]) -> list[MetricPoint]:
+    """The same samples 1 ns later: (t - step, t] then holds exactly the samples of [t - step, t), so the
+    embedded backend computes what Datadog's [b, b + step) buckets hold."""
+    return [dataclasses.replace(point, ts_ns=point.ts_ns + 1) for point in points]
+
+
+@pytest.mark.parametrize("family", ["resource", "http"])
+@pytest.mark.parametrize("step_minutes", [1, 2])
+async def test_datadog_gives_the_embedded_series(embedded, datadog_backend, family, step_minutes):
+    """The same points through Datadog's series intake and v2 timeseries query (the local Datadog), compared
+    with the embedded backend's series under Datadog's bucket boundaries (DIFFERS), on a window on its grid."""
+    step = step_minutes * MINUTE
+    namespace = f"metrics{next(_namespaces)}-{uuid.uuid4().hex[:6]}"
+    start = _start() // step * step
+    points = platform_points(namespace, start)
+    await load(embedded, _a_nanosecond_later(points))
+    await load(datadog_backend.roles.sink, points)
+    window = TimeRange(start + 10 * MINUTE, start + 30 * MINUTE)
+    want = await answers(embedded, namespace, family, window, step)
+    got = await answers(datadog_backend.roles.metrics, namespace, family, window, step)
+    for name, series in want.items():
+        for key, values in series.items():
+            assert [v for _, v in got[name][key]] == pytest.approx([v for _, v in values], rel=1e-9, abs=1e-12), (
+                name,
+                key,
+            )
+
+
+async def test_datadog_answers_on_its_own_grid(datadog_backend):
+    """A window off Datadog's grid (DIFFERS): the steps come back on multiples of the interval."""
+    step = 2 * MINUTE
+    namespace = f"metrics{next(_namespaces)}-{uuid.uuid4().hex[:6]}"
+    start = _start() // step * step + MINUTE  # one minute off the two-minute grid
+    await load(datadog_backend.roles.sink, platform_points(namespace, start))
+    window = TimeRange(start + 10 * MINUTE, start + 30 * MINUTE)
+    series = await datadog_backend.roles.metrics.query_metrics(
+        MetricsQuery("resource", scopes(namespace)["component"], window, step)
+    )
+    for key, values in series.items():
+        stamps = [ts for ts, _ in values]
+        assert stamps and all(ts % step == 0 for ts in stamps), key
+        assert all(b - a == step for a, b in itertools.pairwise(stamps)), key
+        assert window.start_ns - step <= stamps[0] and stamps[-1] <= window.end_ns + step, key

@@ -47,11 +47,12 @@ from typing import Any
 
 import pytest
 
+from adapters import registry
 from adapters.embedded.backend import EmbeddedBackend
 from adapters.prometheus.backend import PrometheusBackend
 from adapters.prometheus.client import PrometheusConfig
 from adapters.prometheus.kubernetes import KubernetesScheme
-from domain.model import ComponentScope, EdgeMetrics, NodeRef, Topology, TopologyQuery
+from domain.model import ComponentScope, EdgeMetrics, NodeRef, Topology, TopologyQuery, TracesQuery
 from tests.contract import topology_data as data
 from tests.contract.topology_data import (
     API,
@@ -266,3 +267,42 @@ async def test_a_request_started_before_the_window_and_answered_in_it(
     from_spans = await embedded.query_topology(CANARY_QUERY)
     from_hubble = await prometheus.query_topology(CANARY_QUERY)
     assert_same_topology(from_spans, from_hubble, "embedded vs prometheus (canary)")
+
+
+#: Where a backend's documented semantics differ from the contract's here, and what is asserted instead.
+DIFFERS = {
+    "datadog": "runtime topology is not read from Datadog (adapters/datadog/metrics.py TOPOLOGY_UNSUPPORTED: its "
+    "service map is keyed by Datadog `service`, not component UIDs, and has no per-edge percentiles); with "
+    "Datadog enabled the plane keeps spans in the embedded store too, and derives the topology there",
+}
+
+
+async def test_with_datadog_the_plane_derives_topology_from_the_spans_it_ships(
+    datadog_backend: registry.Backend, tmp_path: Path
+) -> None:
+    """DIFFERS: Datadog serves the traces but no topology; the same spans, shipped through the plane's sink,
+    reach Datadog's trace intake and the embedded store, whose topology is the expected one."""
+    from tests.contract.conftest import CONTEXT
+
+    entry = registry.entries()["embedded"]
+    embedded_backend = entry.create(entry.settings(data_dir=tmp_path / "data"), CONTEXT)
+    plane = registry.Plane([embedded_backend, datadog_backend])
+    try:
+        assert datadog_backend.roles.topology is None
+        with pytest.raises(NotImplementedError, match="runtime topology"):
+            await datadog_backend.roles.metrics.query_topology(QUERIES["project"])  # type: ignore[union-attr]
+        assert plane.chosen("traces") is datadog_backend and plane.chosen("topology") is embedded_backend
+        records = data.spans()
+        sink = plane.sink()
+        for chunk in range(0, len(records), 1000):
+            result = await sink.write(batch_id=uuid.uuid4().hex, spans=records[chunk : chunk + 1000])
+            assert result.outcome == "delivered" and not result.count, result
+        for name in ("project", "component-internal"):
+            q = QUERIES[name]
+            assert_same_topology(await plane.served("topology").query_topology(q), data.expected_topology(q), name)
+        traces = await plane.served("traces").query_traces(
+            TracesQuery(ComponentScope(OC_NS, SHOP, API.uid, DEV), WINDOW, limit=5)
+        )
+        assert traces.items, "the spans reached Datadog too"
+    finally:
+        await embedded_backend.close()
