@@ -16,6 +16,7 @@ build backends through it and never import a concrete one.
 from __future__ import annotations
 
 import asyncio
+import functools
 import importlib
 import logging
 import os
@@ -35,6 +36,7 @@ from adapters.protocols import (
     TracesBackend,
     WriteResult,
 )
+from domain.alerting import AlertFiring
 from domain.model import EventRecord, Identity, LogRecord, MetricPoint, SpanRecord
 from domain.timeutil import now_ns
 
@@ -136,6 +138,9 @@ class BackendEntry:
     enabled: Callable[[Any, Context], bool]
     priority: int = 100
     describe: Callable[[Any], str] = lambda settings: ""  # one phrase for the start-up banner
+    #: Reads the alert payloads this backend's own alerting posts to the observer's webhook: the firings, or None
+    #: when a body is not its shape. Datadog's monitors post Datadog's template; most backends post none of their own.
+    webhook: Callable[[Mapping[str, Any]], list[AlertFiring] | None] | None = None
 
 
 def entries(environ: Mapping[str, str] | None = None) -> dict[str, BackendEntry]:
@@ -146,6 +151,13 @@ def entries(environ: Mapping[str, str] | None = None) -> dict[str, BackendEntry]
         entry = _load(spec)
         found[entry.name] = entry
     return found
+
+
+@functools.cache
+def webhook_decoders() -> tuple[Callable[[Mapping[str, Any]], list[AlertFiring] | None], ...]:
+    """The payload readers of every known backend (enabled or not: a webhook may arrive before or after a backend
+    is configured here), for the alert webhook to try before the contract's own shape."""
+    return tuple(entry.webhook for entry in entries().values() if entry.webhook is not None)
 
 
 def _load(spec: str) -> BackendEntry:

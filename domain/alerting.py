@@ -9,6 +9,7 @@ query API echoes back.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -542,3 +543,30 @@ BUDGET_UNSUPPORTED = (
 def rule_scope(rule: AlertRule) -> ComponentScope:
     """The scope a rule watches: its namespace label (else its own namespace) and the UIDs its labels carry."""
     return ComponentScope(rule.scope_namespace, rule.project_uid, rule.component_uid, rule.environment_uid)
+
+
+# ----------------------------------------------------------------------------------------------- webhook payloads
+
+
+class InvalidPayload(ValueError):
+    """A webhook body that is not a firing alert; `code` is the contract's errorCode (the webhook answers 400)."""
+
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code = code
+
+
+def alert_value(value: Any, field: str) -> float:
+    """A firing's value as a webhook payload carries it (a number, or a number as text; missing is 0)."""
+    if isinstance(value, bool):
+        raise InvalidPayload("INVALID_REQUEST_BODY", f"invalid request body: {field} must be a number")
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            raise InvalidPayload("INVALID_REQUEST_BODY", f"invalid request body: {field} must be a number") from None
+    if value is None:
+        return 0.0
+    if not isinstance(value, int | float) or not math.isfinite(value):
+        raise InvalidPayload("INVALID_REQUEST_BODY", f"invalid request body: {field} must be a finite number")
+    return float(value)

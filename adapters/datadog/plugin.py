@@ -17,6 +17,7 @@ from typing import Any
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from adapters.datadog import webhook
 from adapters.registry import BackendEntry, Context, Roles, RuleTargetContext
 
 
@@ -121,4 +122,5 @@ ENTRY = BackendEntry(
     enabled=lambda settings, context: bool(settings.api_key.get_secret_value()),
     priority=20,
     describe=_describe,
+    webhook=webhook.decode,
 )

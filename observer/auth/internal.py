@@ -25,6 +25,8 @@ logged nor echoed in an answer.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import hmac
 import logging
@@ -36,7 +38,6 @@ import orjson
 from pydantic import SecretStr
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from observer.alerting.payloads import presented_secret
 from observer.auth.middleware import READ_METHODS
 from observer.auth.settings import AuthConfigError
 from observer.errors import error_body
@@ -273,3 +274,22 @@ class InternalTokenMiddleware:
         ]
         await send({"type": "http.response.start", "status": 401, "headers": headers})
         await send({"type": "http.response.body", "body": body})
+
+
+def presented_secret(authorization: str) -> str | None:
+    """The secret an `Authorization` header presents: a Bearer token, or the password of HTTP Basic (what
+    Datadog's Webhooks integration sends with its Basic auth method); None for anything else."""
+    scheme, _, credentials = authorization.strip().partition(" ")
+    credentials = credentials.strip()
+    if not credentials:
+        return None
+    if scheme.lower() == "bearer":
+        return credentials
+    if scheme.lower() != "basic":
+        return None
+    try:
+        decoded = base64.b64decode(credentials, validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    _, colon, password = decoded.partition(":")
+    return password if colon and password else None

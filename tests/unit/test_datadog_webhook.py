@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from adapters.datadog.monitors import VALUE_MARKER, webhook_payload_template
-from observer.alerting.payloads import InvalidPayload, firings_from, presented_secret
+from observer.alerting.payloads import InvalidPayload, firings_from
+from observer.auth.internal import presented_secret
 
 
 def payload(**overrides: Any) -> dict[str, Any]:
