@@ -4,8 +4,10 @@ whose append had returned and was not acknowledged, each exactly once and intact
 (the documented window after a crash of the process alone is zero acks).
 
 Run as a module, this file is the child: `python -m tests.integration.test_buffer_crash CHILD DIR RUN`. It prints
-`A seq batch_id` after each append returns and `K seq batch_id` after each ack returns, flushing each line, so
-what the parent reads is what the child knew to be done when it died.
+`A seq batch_id` after each append returns, `S seq batch_id` before each ack starts and `K seq batch_id` after it
+returns, flushing each line, so what the parent reads is what the child knew to be done when it died. A kill
+between an ack and its `K` line leaves a batch that may or may not come back (the ack may already be durable): the
+`S` line tells the parent which ones those are.
 """
 
 from __future__ import annotations
@@ -81,6 +83,7 @@ async def child(directory: Path, run: int) -> None:
         while True:
             seq, batch = await buffer.next()
             if seq % 3:
+                say(f"S {seq} {batch.batch_id}")
                 buffer.ack(seq)
                 say(f"K {seq} {batch.batch_id}")
 
@@ -95,6 +98,7 @@ async def child(directory: Path, run: int) -> None:
 class Seen:
     appended: dict[str, int] = field(default_factory=dict)  # batch id -> seq
     acked: dict[str, int] = field(default_factory=dict)
+    acking: dict[str, int] = field(default_factory=dict)  # an ack had started (it may have finished unreported)
 
 
 def run_and_kill(directory: Path, run: int, seen: Seen, appends: int) -> None:
@@ -131,7 +135,7 @@ def record(line: str, seen: Seen) -> None:
     if not line.endswith("\n"):  # cut off by the kill
         return
     kind, seq, batch_id = line.split()
-    (seen.appended if kind == "A" else seen.acked)[batch_id] = int(seq)
+    {"A": seen.appended, "S": seen.acking, "K": seen.acked}[kind][batch_id] = int(seq)
 
 
 async def read_everything(directory: Path) -> list[tuple[int, Batch]]:
@@ -156,7 +160,9 @@ async def test_every_returned_append_survives_sigkill_once_and_acks_hold(tmp_pat
         if batch.batch_id in seen.appended:
             assert seen.appended[batch.batch_id] == seq
 
-    unacked = set(seen.appended) - set(seen.acked)
+    in_flight = set(seen.acking) - set(seen.acked)
+    assert len(in_flight) <= 2, "one exporter per run: at most one ack in flight when each run was killed"
+    unacked = set(seen.appended) - set(seen.acked) - in_flight
     assert unacked <= set(ids), f"lost batches whose append had returned: {sorted(unacked - set(ids))[:5]}"
     assert not set(ids) & set(seen.acked), "an acknowledged batch came back"
     # Appends that returned but whose line the kill cut off: at most one per producer per run.
