@@ -46,12 +46,12 @@ from adapters.datadog.backend import LOGS_AGGREGATE, LOGS_SEARCH
 from adapters.datadog.intake import DatadogSink, IntakeConfig, chunks
 from bench import data
 from bench.harness import percentile, report
-from bench.logs_query import QUERIES
+from bench.logs_query import QUERIES, observer_body
 from bench.opensearch_query import QUERY_ENDPOINT, registry_file
 from devservers.local import free_port
 from devservers.observer import observer_up
 from domain.model import ComponentScope, LogRecord, TimeRange
-from domain.timeutil import format_rfc3339, now_ns
+from domain.timeutil import now_ns
 
 API_KEY = "bench-dd-api-key"  # the fake's keys: made up here, never a real organisation's
 APP_KEY = "bench-dd-application-key"
@@ -237,22 +237,6 @@ def latencies(samples: list[float]) -> dict[str, float]:
         "p99_ms": round(percentile(samples, 0.99), 3),
         "mean_ms": round(sum(samples) / len(samples), 3),
         "n": len(samples),
-    }
-
-
-def observer_body(window: TimeRange, phrase: str, levels: tuple[str, ...]) -> dict[str, Any]:
-    return {
-        "startTime": format_rfc3339(window.start_ns),
-        "endTime": format_rfc3339(window.end_ns),
-        "searchScope": {
-            "namespace": data.NAMESPACE,
-            "project": data.PROJECT,
-            "component": "cart",
-            "environment": "production",
-        },
-        "searchPhrase": phrase,
-        "logLevels": list(levels),
-        "limit": 100,
     }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import time
+from typing import Any
 
 import httpx
 
@@ -25,6 +26,23 @@ QUERIES = [
     ("slow query", ("WARN",)),
     ("cache miss", ("DEBUG",)),
 ]
+
+
+def observer_body(window: TimeRange, phrase: str, levels: tuple[str, ...]) -> dict[str, Any]:
+    """The Observer logs query every logs bench sends: component `cart` in production, one phrase and levels."""
+    return {
+        "startTime": format_rfc3339(window.start_ns),
+        "endTime": format_rfc3339(window.end_ns),
+        "searchScope": {
+            "namespace": data.NAMESPACE,
+            "project": data.PROJECT,
+            "component": "cart",
+            "environment": "production",
+        },
+        "searchPhrase": phrase,
+        "logLevels": list(levels),
+        "limit": 100,
+    }
 
 
 def build_dataset() -> float:
@@ -75,19 +93,7 @@ def run(repeat: int = 400) -> None:
             phrase, levels = next(queries)
             response = client.post(
                 "/api/v1/logs/query",
-                json={
-                    "startTime": format_rfc3339(window.start_ns),
-                    "endTime": format_rfc3339(window.end_ns),
-                    "searchScope": {
-                        "namespace": data.NAMESPACE,
-                        "project": data.PROJECT,
-                        "component": "cart",
-                        "environment": "production",
-                    },
-                    "searchPhrase": phrase,
-                    "logLevels": list(levels),
-                    "limit": 100,
-                },
+                json=observer_body(window, phrase, levels),
             )
             assert response.status_code == 200 and response.json()["logs"], response.text
 

@@ -15,10 +15,9 @@ from adapters.opensearch import queries
 from adapters.opensearch.layout import IndexLayout
 from bench import data
 from bench.harness import report, timings_ms
-from bench.logs_query import QUERIES
+from bench.logs_query import QUERIES, observer_body
 from devservers.observer import observer_up
 from domain.model import ComponentScope, TimeRange
-from domain.timeutil import format_rfc3339
 
 QUERY_ENDPOINT = "/api/v1/logs/query"
 
@@ -82,19 +81,7 @@ def run(url: str, layout: IndexLayout, records: int, window: TimeRange, workdir:
             phrase, levels = next(queries_cycle)
             response = http.post(
                 QUERY_ENDPOINT,
-                json={
-                    "startTime": format_rfc3339(window.start_ns),
-                    "endTime": format_rfc3339(window.end_ns),
-                    "searchScope": {
-                        "namespace": data.NAMESPACE,
-                        "project": data.PROJECT,
-                        "component": "cart",
-                        "environment": "production",
-                    },
-                    "searchPhrase": phrase,
-                    "logLevels": list(levels),
-                    "limit": 100,
-                },
+                json=observer_body(window, phrase, levels),
             )
             assert response.status_code == 200 and response.json()["logs"], response.text
 

@@ -323,7 +323,10 @@ async def test_wrong_key_is_unavailable(datadog_fake: DatadogFake) -> None:  # n
 LIVE = bool(os.environ.get("DD_API_KEY") and os.environ.get("DD_APP_KEY"))
 
 
-@pytest.mark.skipif(not LIVE, reason="DD_API_KEY and DD_APP_KEY are not set: no real Datadog organisation to test")
+@pytest.mark.skipif(
+    not LIVE,
+    reason="opt-in live test against a real Datadog organisation (Datadog is a SaaS; every other Datadog test runs on the local Datadog): set DD_API_KEY and DD_APP_KEY to run it",
+)
 async def test_live_round_trip() -> None:
     """Ships one uniquely named log line to a real organisation and finds it by scope (indexing takes a while)."""
     backend = Datadog(Settings(), Context())
