@@ -283,15 +283,19 @@ async def test_an_exhausted_hourly_limit_answers_a_bounded_retry_after(
     back after at most MAX_RETRY_AFTER_S (it will be told again), never sent into a storm nor parked an hour."""
     datadog_fake.limit("logs_query", 1, period=3600)
     async with observer_over(datadog_fake, registry) as api:
+        queries = 0
         for _ in range(3):  # a logs query may spend one request or two (search, count) of the limit
             response, took = await query(api)
+            queries += 1
             if response.status_code != 200:
                 break
     assert response.status_code == 503, response.text
     assert took < ANSWER_WITHIN_S
     assert 1 <= int(response.headers["retry-after"]) <= MAX_RETRY_AFTER_S
     searches = {path: n for path, n in datadog_fake.stats()["requests"].items() if path.startswith("/api/v2/logs/")}
-    assert sum(searches.values()) <= 3, searches  # one answered, one refused, at most one more: no retry storm
+    # Each query sends its search and its count once (concurrently, so which of the two the limit refuses varies):
+    # no retry storm.
+    assert sum(searches.values()) <= 2 * queries, (queries, searches)
 
 
 @pytest.mark.parametrize(
