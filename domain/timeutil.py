@@ -76,6 +76,13 @@ def format_rfc3339(ts_ns: int) -> str:
     return base + "Z"
 
 
+def format_rfc3339_exact(ts_ns: int) -> str:
+    """UTC with all nine fractional digits: a range bound for servers that read a time without a fraction as
+    the whole second (OpenSearch rounds an `lte` bound up to .999999999)."""
+    seconds, nanos = divmod(ts_ns, _NS)
+    return f"{_second(seconds)}.{nanos:09d}Z"
+
+
 def _second(seconds: int) -> str:
     """`YYYY-MM-DDTHH:MM:SS`: the date once per day (cached), the time of day by arithmetic, because a
     day of metrics at a 1 m step is 1,440 different seconds."""

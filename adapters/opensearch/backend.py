@@ -3,8 +3,8 @@ the sink collectors deliver those signals to (TelemetrySink, metrics excepted: t
 backend).
 
 Queries search only the daily indices the time range touches, with `ignore_unavailable`, so a day without
-data costs nothing. Pages beyond the first continue with `search_after` on (timestamp, `_id`), carried in an
-opaque cursor bound to the query.
+data costs nothing. Logs and events come in (timestamp, `_id`) order, paged exactly by `timeline.py`; the
+cursor (timestamp, `_id` of the last line shown) is opaque and bound to the query.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 from opensearchpy import AsyncOpenSearch, TransportError
 
 from adapters.cursor import decode_cursor, encode_cursor, fingerprint
-from adapters.opensearch import documents, fields, queries
+from adapters.opensearch import documents, fields, queries, timeline
 from adapters.opensearch.bulk import BulkWriter, encode_action
 from adapters.opensearch.client import OpenSearchConfig, connect, unavailable_on_failure
 from adapters.opensearch.layout import IndexLayout, delete_expired, install
@@ -50,6 +50,10 @@ _LENIENT = {
     "allow_no_indices": "true",
     "filter_path": "took,hits.total,hits.hits._source,hits.hits.sort,aggregations",
 }
+#: A page of logs or events also needs each hit's `_id` (its tiebreaker), in each of several searches.
+_PAGE_FIELDS = ("took", "hits.total", "hits.hits._id", "hits.hits._source", "hits.hits.sort")
+_PAGE = {**_LENIENT, "filter_path": ",".join(_PAGE_FIELDS)}
+_PAGES = {**_LENIENT, "filter_path": ",".join(f"responses.{path}" for path in (*_PAGE_FIELDS, "error", "status"))}
 
 
 class OpenSearchBackend:
@@ -85,12 +89,10 @@ class OpenSearchBackend:
 
     async def query_logs(self, query: LogsQuery) -> Page[LogRecord]:
         key = fingerprint("logs", query.scope, query.range, query.sort, query.levels, query.phrase)
-        body = queries.logs_body(
-            query.scope, query.range, query.sort, query.limit, query.levels, query.phrase, _after(query.cursor, key)
-        )
         index = self.layout.covering(self.layout.logs, query.range.start_ns, query.range.end_ns)
-        response = await self._search("searching logs", index, body)
-        return _page(response, query.limit, key, documents.log_from_document)
+        logs = log_timeline(query, _after(query.cursor, key))
+        page = await timeline.read_page(self._searcher("searching logs", index), logs)
+        return _page(page, key, documents.log_from_document)
 
     async def count_logs(self, query: LogsQuery) -> int:
         """Exact (the `_count` API counts every match, unlike a search's capped total), over the same clauses."""
@@ -104,10 +106,29 @@ class OpenSearchBackend:
 
     async def query_events(self, query: EventsQuery) -> Page[EventRecord]:
         key = fingerprint("events", query.scope, query.range, query.sort)
-        body = queries.events_body(query.scope, query.range, query.sort, query.limit, _after(query.cursor, key))
+        filters, must_not = queries.event_filters(query.scope, query.range)
+        events = timeline.Timeline(filters, must_not, query.sort, query.limit, after=_after(query.cursor, key))
         index = self.layout.covering(self.layout.events, query.range.start_ns, query.range.end_ns)
-        response = await self._search("searching events", index, body)
-        return _page(response, query.limit, key, documents.event_from_document)
+        page = await timeline.read_page(self._searcher("searching events", index), events)
+        return _page(page, key, documents.event_from_document)
+
+    def _searcher(self, what: str, index: str) -> timeline.Search:
+        """Runs a timeline's searches on `index`: one `_search`, or an `_msearch` when there are several."""
+
+        async def search(bodies: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+            with unavailable_on_failure(what):
+                if len(bodies) == 1:
+                    return [await self.client.search(index=index, body=bodies[0], params=_PAGE)]
+                lines = [line for body in bodies for line in ({}, body)]
+                answer = await self.client.msearch(index=index, body=lines, params=_PAGES)
+                responses: list[dict[str, Any]] = answer["responses"]
+                for response in responses:
+                    if "error" in response:  # one failed search fails the page, as a failed `_search` would
+                        error = response["error"]
+                        raise TransportError(response.get("status", 500), error.get("type", "error"), error)
+                return responses
+
+        return search
 
     # ------------------------------------------------------------------------------------------- traces
 
@@ -198,21 +219,26 @@ class OpenSearchBackend:
         return WriteResult.delivered(result.rejected, DROPPED_ITEMS)
 
 
-def _after(cursor: str, key: str) -> list[Any] | None:
-    """The `search_after` of a cursor we issued: the sort values of its last hit, (timestamp, `_id`)."""
-    return decode_cursor(cursor, key, shape=(int, str)) if cursor else None
+def log_timeline(query: LogsQuery, after: tuple[int, str] | None = None) -> timeline.Timeline:
+    """A logs query's clauses, order and page size: what the log search sends (the bench sends it directly)."""
+    filters, must_not = queries.log_filters(
+        query.scope, queries.time_range(fields.TIMESTAMP, query.range), query.levels, query.phrase
+    )
+    return timeline.Timeline(filters, must_not, query.sort, query.limit, queries.LOG_SOURCE, after)
 
 
-def _page(response: dict[str, Any], limit: int, key: str, convert: Callable[[dict[str, Any]], T]) -> Page[T]:
-    """One page from a search that asked for `limit + 1` hits: the extra hit only says another page exists."""
-    hits = response["hits"]
-    rows = hits.get("hits", [])  # filter_path drops an empty list
-    next_cursor = ""
-    if len(rows) > limit:
-        rows = rows[:limit]
-        next_cursor = encode_cursor(key, rows[-1]["sort"])
-    items = [convert(hit["_source"]) for hit in rows]
-    return Page(items, min(hits["total"]["value"], TOTAL_CAP), response["took"], next_cursor)
+def _after(cursor: str, key: str) -> tuple[int, str] | None:
+    """Where a cursor we issued left off: (timestamp, `_id`) of the last hit it showed."""
+    if not cursor:
+        return None
+    ts_ns, doc_id = decode_cursor(cursor, key, shape=(int, str))
+    return ts_ns, doc_id
+
+
+def _page(page: timeline.TimelinePage, key: str, convert: Callable[[dict[str, Any], int], T]) -> Page[T]:
+    items = [convert(hit["_source"], hit["sort"][0]) for hit in page.hits]
+    next_cursor = encode_cursor(key, list(timeline.position(page.hits[-1]))) if page.more else ""
+    return Page(items, min(page.total, TOTAL_CAP), page.took_ms, next_cursor)
 
 
 def _summary(bucket: dict[str, Any]) -> TraceSummary:

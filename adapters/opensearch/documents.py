@@ -215,11 +215,13 @@ def log_actions(layout: IndexLayout, logs: Sequence[LogRecord]) -> list[bytes]:
     return out
 
 
-def log_from_document(source: Mapping[str, Any]) -> LogRecord:
+def log_from_document(source: Mapping[str, Any], ts_ns: int) -> LogRecord:
+    """A log document read back; `ts_ns` is its timestamp as the search sorted on it (nanoseconds, exact for
+    `date` and `date_nanos` mappings alike), so the text of `@timestamp` need not be parsed again."""
     kubernetes = source.get(fields.KUBERNETES) or {}
     body = source.get(fields.LOG_BODY) or ""
     return LogRecord(
-        ts_ns=parse_rfc3339(source[fields.TIMESTAMP]),
+        ts_ns=ts_ns,
         body=body,
         identity=_log_identity(kubernetes),
         level=source.get(fields.LOG_LEVEL) or detect_level(body),  # Fluent Bit records carry no level: derive it
@@ -291,7 +293,8 @@ def event_document(event: EventRecord) -> dict[str, Any]:
     }
 
 
-def event_from_document(source: Mapping[str, Any]) -> EventRecord:
+def event_from_document(source: Mapping[str, Any], ts_ns: int) -> EventRecord:
+    """An event document read back; `ts_ns` as in `log_from_document`."""
     resource = _flat(source.get(fields.RESOURCE))
     attributes = _flat(source.get(fields.ATTRIBUTES))
     labels = {
@@ -301,7 +304,7 @@ def event_from_document(source: Mapping[str, Any]) -> EventRecord:
         if key.startswith(prefix)
     }
     return EventRecord(
-        ts_ns=parse_rfc3339(source[fields.TIMESTAMP]),
+        ts_ns=ts_ns,
         message=str(source.get(fields.EVENT_BODY) or ""),
         identity=identity_from_attributes({**resource, **attributes, **labels}),
         type=str((source.get(fields.SEVERITY) or {}).get(fields.SEVERITY_TEXT) or ""),

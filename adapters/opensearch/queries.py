@@ -19,7 +19,7 @@ from typing import Any
 from adapters.opensearch import fields
 from domain.loglevel import stored_levels
 from domain.model import TOTAL_CAP, ComponentScope, Scope, SortOrder, TimeRange, WorkflowScope
-from domain.timeutil import format_rfc3339
+from domain.timeutil import format_rfc3339_exact
 
 Clause = dict[str, Any]
 
@@ -62,13 +62,24 @@ def any_of(*clauses: Clause) -> Clause:
 
 
 def time_range(field: str, window: TimeRange) -> Clause:
-    return {"range": {field: {"gte": format_rfc3339(window.start_ns), "lte": format_rfc3339(window.end_ns)}}}
+    return {
+        "range": {field: {"gte": format_rfc3339_exact(window.start_ns), "lte": format_rfc3339_exact(window.end_ns)}}
+    }
 
 
-def time_sort(field: str, order: SortOrder, tiebreaker: str) -> list[Clause]:
-    """Newest or oldest first, with a unique tiebreaker so `search_after` never skips or repeats a record.
+def time_sort(field: str, order: SortOrder, tiebreaker: str = "") -> list[Clause]:
+    """Newest or oldest first; with a tiebreaker, a unique order (pages are exact without one: timeline.py).
     `numeric_type` lets indices mapped `date` (OpenChoreo's) and `date_nanos` (ours) sort together."""
-    return [{field: {"order": order, "numeric_type": "date_nanos"}}, {tiebreaker: {"order": order}}]
+    sort: list[Clause] = [{field: {"order": order, "numeric_type": "date_nanos"}}]
+    if tiebreaker:
+        sort.append({tiebreaker: {"order": order}})
+    return sort
+
+
+def instant(field: str, ts_ns: int) -> Clause:
+    """Documents of exactly this instant (inclusive bounds at the same nanosecond)."""
+    moment = format_rfc3339_exact(ts_ns)
+    return {"range": {field: {"gte": moment, "lte": moment}}}
 
 
 def search_body(filters: list[Clause], must_not: list[Clause], sort: list[Clause], size: int) -> dict[str, Any]:
@@ -133,29 +144,12 @@ def log_filters(
 
 
 def logs_count_body(scope: Scope, window: TimeRange, levels: tuple[str, ...] = (), phrase: str = "") -> dict[str, Any]:
-    """A `_count` body: the same clauses as `logs_body`, so the count is exactly what a search would match."""
+    """A `_count` body: the same clauses as the log search, so the count is exactly what a search would match."""
     filters, must_not = log_filters(scope, time_range(fields.TIMESTAMP, window), levels, phrase)
     query: dict[str, Any] = {"filter": filters}
     if must_not:
         query["must_not"] = must_not
     return {"query": {"bool": query}}
-
-
-def logs_body(
-    scope: Scope,
-    window: TimeRange,
-    sort: SortOrder,
-    limit: int,
-    levels: tuple[str, ...] = (),
-    phrase: str = "",
-    search_after: list[Any] | None = None,
-) -> dict[str, Any]:
-    filters, must_not = log_filters(scope, time_range(fields.TIMESTAMP, window), levels, phrase)
-    body = search_body(filters, must_not, time_sort(fields.TIMESTAMP, sort, fields.DOC_ID), limit + 1)
-    body["_source"] = LOG_SOURCE
-    if search_after:
-        body["search_after"] = search_after
-    return body
 
 
 #: What a log entry is built from; Fluent Bit records carry more (`_p`, `time`, `kubernetes.pod_id`, `host`,
@@ -178,9 +172,8 @@ LOG_SOURCE = [
 # ----------------------------------------------------------------------------------------------- events
 
 
-def events_body(
-    scope: Scope, window: TimeRange, sort: SortOrder, limit: int, search_after: list[Any] | None = None
-) -> dict[str, Any]:
+def event_filters(scope: Scope, window: TimeRange) -> tuple[list[Clause], list[Clause]]:
+    """(filter, must_not) for Kubernetes events of a scope in a time range."""
     filters, must_not = _scope_clauses(
         scope,
         fields.EVENT_NAMESPACE,
@@ -190,10 +183,7 @@ def events_body(
         fields.EVENT_OBJECT_NAMESPACE,
     )
     filters.append(time_range(fields.TIMESTAMP, window))
-    body = search_body(filters, must_not, time_sort(fields.TIMESTAMP, sort, fields.DOC_ID), limit + 1)
-    if search_after:
-        body["search_after"] = search_after
-    return body
+    return filters, must_not
 
 
 # ----------------------------------------------------------------------------------------------- traces
@@ -203,8 +193,8 @@ def span_filters(scope: ComponentScope, window: TimeRange) -> list[Clause]:
     """Spans of the scope lying wholly inside the window."""
     filters = [term(fields.SPAN_NAMESPACE, scope.namespace)]
     filters += [term(field, getattr(scope, attr)) for attr, field in fields.SPAN_UIDS.items() if getattr(scope, attr)]
-    filters.append({"range": {fields.START_TIME: {"gte": format_rfc3339(window.start_ns)}}})
-    filters.append({"range": {fields.END_TIME: {"lte": format_rfc3339(window.end_ns)}}})
+    filters.append({"range": {fields.START_TIME: {"gte": format_rfc3339_exact(window.start_ns)}}})
+    filters.append({"range": {fields.END_TIME: {"lte": format_rfc3339_exact(window.end_ns)}}})
     return filters
 
 
