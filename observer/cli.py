@@ -144,13 +144,12 @@ def _banner(settings: Settings, demo: bool, auth: AuthSettings | None = None) ->
 def _up(args: argparse.Namespace) -> int:
     """Checks every setting that can stop the process, binds the three ports, and only once they accept
     connections prints that it is up (and starts the demo traffic, which sends to our own OTLP port)."""
-    import asyncio
     import threading
 
     from observer import logs, runtime
     from observer.auth.authorizers import AuthzConfigError
     from observer.auth.settings import AuthConfigError
-    from serving import PortUnavailable, bind_all
+    from serving import PortUnavailable, bind_all, run_loop
 
     settings = _settings(args)
     logs.configure(settings.log_level)
@@ -182,7 +181,7 @@ def _up(args: argparse.Namespace) -> int:
             threading.Thread(target=_demo_traffic, args=(demo,), name="observer-demo-backfill", daemon=True).start()
 
     try:
-        asyncio.run(runtime.up(settings, auth, authenticator, authorizer, sockets=sockets, on_ready=ready))
+        run_loop(runtime.up(settings, auth, authenticator, authorizer, sockets=sockets, on_ready=ready))
     finally:
         if demo is not None:
             demo.stop()
@@ -203,12 +202,11 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _collect(args: argparse.Namespace) -> int:
-    import asyncio
 
     from collectors import config as collector_config
     from collectors.run import ConfigError, collect
     from observer import logs
-    from serving import PortUnavailable
+    from serving import PortUnavailable, run_loop
 
     logs.configure(os.environ.get("LOG_LEVEL", "info"))
     try:
@@ -217,7 +215,7 @@ def _collect(args: argparse.Namespace) -> int:
         print(f"observer collect: {args.config}: {exc}", file=sys.stderr)
         return 2
     try:
-        asyncio.run(collect(config))
+        run_loop(collect(config))
     except ConfigError as exc:
         print(f"observer collect: {exc}", file=sys.stderr)
         return 2

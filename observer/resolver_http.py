@@ -11,15 +11,14 @@ import asyncio
 import time
 from urllib.parse import quote
 
-import httpx
-
 from adapters.protocols import ResolverAuthFailed, ResolverUnavailable, ScopeNotFound
+from observer.outbound import OutboundClient, OutboundFailed
 
 
 class ClientCredentials:
     """A cached OAuth2 client-credentials token."""
 
-    def __init__(self, client: httpx.AsyncClient, token_url: str, client_id: str, client_secret: str, scope: str = ""):
+    def __init__(self, client: OutboundClient, token_url: str, client_id: str, client_secret: str, scope: str = ""):
         self._client = client
         self._token_url, self._client_id, self._client_secret, self._scope = token_url, client_id, client_secret, scope
         self._token = ""
@@ -45,11 +44,11 @@ class ClientCredentials:
             if self._scope:
                 form["scope"] = self._scope
             try:
-                response = await self._client.post(self._token_url, data=form)
-            except httpx.HTTPError as exc:
-                raise ResolverAuthFailed(f"token request failed: {type(exc).__name__}") from None
-            if response.status_code != 200:
-                raise ResolverAuthFailed(f"token endpoint answered {response.status_code}")
+                response = await self._client.request("POST", self._token_url, form=form)
+            except OutboundFailed as exc:
+                raise ResolverAuthFailed(f"token request failed: {exc.kind}") from None
+            if response.status != 200:
+                raise ResolverAuthFailed(f"token endpoint answered {response.status}")
             try:
                 body = response.json()
                 token = body["access_token"]
@@ -74,32 +73,37 @@ class OpenChoreoResolver:
         verify_tls: bool = True,
     ):
         self._base = api_url.rstrip("/")
-        self._client = httpx.AsyncClient(timeout=timeout_s, verify=verify_tls)
+        self._client = OutboundClient(timeout_s, verify_tls=verify_tls)
         self._credentials = ClientCredentials(self._client, token_url, client_id, client_secret, scope)
         self._max_auth_retry = max_auth_retry
 
     async def resolve(
         self, namespace: str, project: str = "", component: str = "", environment: str = ""
     ) -> tuple[str, str, str]:
-        await self._uid("namespace", namespace, f"/api/v1/namespaces/{quote(namespace, safe='')}", namespace)
+        """The UIDs of the names given, looked up concurrently. The namespace is looked up only when nothing
+        narrower is named, or when a narrower name is missing (to say which is: a name in a namespace that does
+        not exist is the namespace's fault): a project found in a namespace proves the namespace exists."""
+        namespace_path = f"/api/v1/namespaces/{quote(namespace, safe='')}"
         lookups = [
             ("project", project, "projects"),
             ("component", component, "components"),  # components are unique per namespace: no project in the path
             ("environment", environment, "environments"),
         ]
-        uids = await asyncio.gather(
-            *(
-                self._uid(
-                    kind,
-                    name,
-                    f"/api/v1/namespaces/{quote(namespace, safe='')}/{plural}/{quote(name, safe='')}",
-                    namespace,
+        if not (project or component or environment):
+            await self._uid("namespace", namespace, namespace_path, namespace)
+            return "", "", ""
+        try:
+            uids = await asyncio.gather(
+                *(
+                    self._uid(kind, name, f"{namespace_path}/{plural}/{quote(name, safe='')}", namespace)
+                    if name
+                    else _empty()
+                    for kind, name, plural in lookups
                 )
-                if name
-                else _empty()
-                for kind, name, plural in lookups
             )
-        )
+        except ScopeNotFound:
+            await self._uid("namespace", namespace, namespace_path, namespace)
+            raise
         return uids[0], uids[1], uids[2]
 
     async def _uid(self, kind: str, name: str, path: str, namespace: str) -> str:
@@ -108,16 +112,16 @@ class OpenChoreoResolver:
             if self._credentials.enabled:
                 headers["Authorization"] = f"Bearer {await self._credentials.token()}"
             try:
-                response = await self._client.get(self._base + path, headers=headers)
-            except httpx.HTTPError as exc:
-                raise ResolverUnavailable(f"{kind} lookup failed: {type(exc).__name__}") from None
-            if response.status_code == 401:
+                response = await self._client.request("GET", self._base + path, headers=headers)
+            except OutboundFailed as exc:
+                raise ResolverUnavailable(f"{kind} lookup failed: {exc.kind}") from None
+            if response.status == 401:
                 self._credentials.drop()
                 continue
-            if response.status_code == 404:
+            if response.status == 404:
                 raise ScopeNotFound(kind, name, namespace)
-            if response.status_code != 200:
-                raise ResolverUnavailable(f"{kind} lookup answered {response.status_code}")
+            if response.status != 200:
+                raise ResolverUnavailable(f"{kind} lookup answered {response.status}")
             try:
                 uid = response.json()["metadata"]["uid"]
             except (ValueError, KeyError, TypeError):

@@ -7,19 +7,19 @@ answer is a JSON array of `{decision, context: {reason}}`.
 Outcomes, as the Go client maps them: the service's 401 is NotAuthenticated and its 403 PermissionDenied (so the
 caller gets 401/403, not a 500); a decision of false is PermissionDenied; anything else (connection refused, a
 timeout, another status, a body that is not a decision array) is AuthorizationUnavailable, so the query fails
-closed. The token is a credential: it is never logged and never put in an exception message, and the httpx
-exceptions (which hold the request and its headers) are not chained onto ours.
+closed. The token is a credential: it is never logged and never put in an exception message; the client's
+failures (observer/outbound.py) carry only their kind.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 
-import httpx
+import orjson
 
 from observer.auth.model import AuthorizationUnavailable, NotAuthenticated, PermissionDenied, Resource, Subject
 from observer.auth.resources import context_for, evaluate_request
+from observer.outbound import OutboundClient, OutboundFailed
 
 log = logging.getLogger(__name__)
 
@@ -35,8 +35,8 @@ def _scrub(text: str, token: str) -> str:
 
 
 class RemoteAuthorizer:
-    """The `Authorizer` that asks OpenChoreo's authz service. One pooled HTTP client for the process; close it
-    with `aclose()` on shutdown."""
+    """The `Authorizer` that asks OpenChoreo's authz service. One pooled HTTP client for the process (it never
+    follows a redirect: that would carry the token somewhere nobody configured); close it with `aclose()`."""
 
     def __init__(
         self,
@@ -44,18 +44,12 @@ class RemoteAuthorizer:
         *,
         timeout_s: float = DEFAULT_TIMEOUT_S,
         tls_insecure_skip_verify: bool = False,
-        transport: httpx.AsyncBaseTransport | None = None,
     ):
         if timeout_s <= 0:
             raise ValueError("the authz timeout must be positive")
         self.url = service_url.rstrip("/") + EVALUATES_PATH
         self.timeout_s = timeout_s
-        self._client = httpx.AsyncClient(
-            timeout=httpx.Timeout(timeout_s),
-            verify=not tls_insecure_skip_verify,
-            transport=transport,
-            follow_redirects=False,  # a redirect would carry the token somewhere nobody configured
-        )
+        self._client = OutboundClient(timeout_s, verify_tls=not tls_insecure_skip_verify)
 
     async def aclose(self) -> None:
         await self._client.aclose()
@@ -70,28 +64,28 @@ class RemoteAuthorizer:
             headers["Authorization"] = f"Bearer {subject.token}"
         token = subject.token
         try:
-            response = await self._client.post(self.url, content=json.dumps(body).encode(), headers=headers)
-        except httpx.TimeoutException:
-            log.error("authz service %s did not answer within %gs", self.url, self.timeout_s)
-            raise AuthorizationUnavailable(f"authorization service timed out after {self.timeout_s:g}s") from None
-        except httpx.HTTPError as exc:
-            log.error("authz service %s request failed: %s: %s", self.url, type(exc).__name__, _scrub(str(exc), token))
-            raise AuthorizationUnavailable(f"authorization service unreachable ({type(exc).__name__})") from None
+            response = await self._client.request("POST", self.url, body=orjson.dumps(body), headers=headers)
+        except OutboundFailed as exc:
+            if exc.timed_out:
+                log.error("authz service %s did not answer within %gs", self.url, self.timeout_s)
+                raise AuthorizationUnavailable(f"authorization service timed out after {self.timeout_s:g}s") from None
+            log.error("authz service %s request failed: %s", self.url, exc.kind)
+            raise AuthorizationUnavailable(f"authorization service unreachable ({exc.kind})") from None
 
-        if response.status_code == 401:
+        if response.status == 401:
             log.warning("authz service %s answered 401 for the caller's token", self.url)
             raise NotAuthenticated()
-        if response.status_code == 403:
+        if response.status == 403:
             log.debug("authz service %s answered 403", self.url)
             raise PermissionDenied()
-        if response.status_code != 200:
+        if response.status != 200:
             log.error(
                 "authz service %s answered %d: %s",
                 self.url,
-                response.status_code,
+                response.status,
                 _scrub(response.text[:_BODY_IN_LOG], token),
             )
-            raise AuthorizationUnavailable(f"authorization service answered {response.status_code}")
+            raise AuthorizationUnavailable(f"authorization service answered {response.status}")
         try:
             decisions = response.json()
             decision = decisions[0]["decision"]

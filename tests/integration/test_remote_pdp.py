@@ -307,3 +307,13 @@ async def test_the_token_never_appears_in_logs_or_errors(pdp, caplog):
     for secret in (TOKEN, TOKEN.split(".")[-1], TOKEN.split(".")[1]):
         assert secret not in logged
         assert not [text for text in seen if secret in text]
+
+
+async def test_a_revoked_grant_applies_to_the_next_request(pdp, client):
+    """Decisions are never cached: the service's answer to this request is the one that counts."""
+    await client.authorize(USER, authz.LOGS_VIEW, CART_PROD)
+    pdp.script(decision=False)
+    with pytest.raises(PermissionDenied):
+        await client.authorize(USER, authz.LOGS_VIEW, CART_PROD)
+    pdp.script(decision=True)
+    await client.authorize(USER, authz.LOGS_VIEW, CART_PROD)

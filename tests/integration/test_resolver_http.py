@@ -106,3 +106,34 @@ async def test_server_errors_are_unavailable(openchoreo):
 async def test_unreachable_api_is_unavailable():
     with pytest.raises(ResolverUnavailable):
         await OpenChoreoResolver("http://127.0.0.1:9", timeout_s=2).resolve("acme")
+
+
+async def test_a_fully_named_scope_costs_three_lookups_and_no_namespace_lookup(openchoreo):
+    subject = resolver(openchoreo)
+    await subject.resolve("acme")  # the token, fetched once
+    openchoreo.calls.clear()
+    await subject.resolve("acme", "shop", "cart svc", "prod")
+    assert sorted(path for path, _ in openchoreo.calls) == [
+        "/api/v1/namespaces/acme/components/cart svc",
+        "/api/v1/namespaces/acme/environments/prod",
+        "/api/v1/namespaces/acme/projects/shop",
+    ]
+
+
+async def test_a_name_in_a_missing_namespace_is_the_namespace_not_found(openchoreo):
+    with pytest.raises(ScopeNotFound) as caught:
+        await resolver(openchoreo).resolve("nowhere", "shop", "cart svc")
+    assert (caught.value.kind, caught.value.name) == ("namespace", "nowhere")
+
+
+async def test_a_recreated_component_resolves_to_its_new_uid_on_the_next_query(openchoreo):
+    """No UID is cached: a component deleted and re-created under its name never shows its predecessor's data."""
+    subject = resolver(openchoreo)
+    path = "/api/v1/namespaces/acme/components/cart svc"
+    first = await subject.resolve("acme", component="cart svc")
+    UIDS[path] = "0f5d1d3e-0000-4000-8000-00000000000f"
+    try:
+        assert await subject.resolve("acme", component="cart svc") == ("", UIDS[path], "")
+        assert first != ("", UIDS[path], "")
+    finally:
+        UIDS[path] = "0f5d1d3e-0000-4000-8000-000000000003"
