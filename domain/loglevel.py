@@ -23,6 +23,19 @@ FILTER_MATCHES: dict[str, tuple[str, ...]] = {
 _DECLARED = re.compile(
     r'(?:^|[\s,{])"?(?:lvl|level|severity_?text|severity|levelname|@l)"?\s*[=:]\s*"?([a-z]+)', re.IGNORECASE
 )
+#: Every key `_DECLARED` knows contains one of these: lines without any (most) skip the expression.
+_DECLARED_KEYS = ("lvl", "level", "severity", "@l")
+
+
+def _may_declare(line: str) -> bool:
+    """False only when `_DECLARED` cannot match. Non-ASCII lines always go to the expression: its IGNORECASE
+    also matches letters such as U+017F for `s`, which `lower()` does not turn into them."""
+    if not line.isascii():
+        return True
+    lower = line.lower()
+    return any(key in lower for key in _DECLARED_KEYS)
+
+
 _KLOG = re.compile(r"^([IWEF])\d{4} \d{2}:\d{2}:\d{2}")
 _KLOG_LEVELS = {"I": "INFO", "W": "WARN", "E": "ERROR", "F": "FATAL"}
 _NORMALIZED = {
@@ -34,18 +47,11 @@ _NORMALIZED = {
     **dict.fromkeys(("DEBUG", "TRACE", "VERBOSE", "FINE", "FINER", "FINEST", "SILLY"), "DEBUG"),
 }
 # A bare level word, not part of a longer word, and not a key (`error=timeout` names a field, it is no level).
-_BARE_WORDS = [
-    (re.compile(rf"(?<![A-Z0-9_]){word}(?![A-Z0-9_])(?!\s*=)"), level)
-    for word, level in (
-        ("ERROR", "ERROR"),
-        ("FATAL", "FATAL"),
-        ("SEVERE", "SEVERE"),
-        ("WARNING", "WARN"),
-        ("WARN", "WARN"),
-        ("INFO", "INFO"),
-        ("DEBUG", "DEBUG"),
-    )
-]
+# One scan finds them all (matches cannot overlap: each needs a non-word character on both sides); the first
+# in this order wins, wherever it stands in the line.
+_BARE_ORDER = ("ERROR", "FATAL", "SEVERE", "WARNING", "WARN", "INFO", "DEBUG")
+_BARE_LEVEL = {"ERROR": "ERROR", "FATAL": "FATAL", "SEVERE": "SEVERE", "WARNING": "WARN", "WARN": "WARN"}
+_BARE_WORD = re.compile(rf"(?<![A-Z0-9_])({'|'.join(_BARE_ORDER)})(?![A-Z0-9_])(?!\s*=)")
 
 
 def normalize_level(word: str) -> str:
@@ -55,16 +61,16 @@ def normalize_level(word: str) -> str:
 
 def detect_level(line: str) -> str:
     """The level of a raw log line; INFO when the line does not say."""
-    declared = _DECLARED.search(line)
+    declared = _may_declare(line) and _DECLARED.search(line)
     if declared:
         return normalize_level(declared.group(1))
     klog = _KLOG.match(line)
     if klog:
         return _KLOG_LEVELS[klog.group(1)]
-    upper = line.upper()
-    for pattern, level in _BARE_WORDS:
-        if pattern.search(upper):
-            return level
+    found = {match.group(1) for match in _BARE_WORD.finditer(line.upper())}
+    for word in _BARE_ORDER:
+        if word in found:
+            return _BARE_LEVEL.get(word, word)
     return "INFO"
 
 
