@@ -12,6 +12,7 @@ sending nulls.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from functools import lru_cache
 from typing import Any, ClassVar, Literal
 
@@ -365,12 +366,35 @@ def _log_metadata(identity: Identity) -> dict[str, str]:
 
 
 def component_log_entry(record: LogRecord) -> dict[str, Any]:
+    return _log_entry(record, _log_metadata(record.identity))
+
+
+def component_log_entries(records: Iterable[LogRecord]) -> list[dict[str, Any]]:
+    """`component_log_entry` of each record of a page. A page holds a few streams, and the embedded backend
+    gives the lines of one stream one Identity object, so its metadata is looked up once per object here rather
+    than hashed, field by field, once per line (a backend that builds an Identity per line gets the lookup per
+    line, as before)."""
+    # Keyed by id(); each entry also holds its Identity, so no id can be reused by another object meanwhile.
+    by_object: dict[int, tuple[Identity, dict[str, str]]] = {}
+    entries = []
+    for record in records:
+        known = by_object.get(id(record.identity))
+        if known is None:
+            known = by_object[id(record.identity)] = (record.identity, _log_metadata(record.identity))
+        entries.append(_log_entry(record, known[1]))
+    return entries
+
+
+def _log_entry(record: LogRecord, metadata: dict[str, str]) -> dict[str, Any]:
     entry: dict[str, Any] = {"timestamp": format_rfc3339(record.ts_ns), "log": record.body}
     if record.level:
         entry["level"] = record.level
-    entry["metadata"] = _log_metadata(record.identity)
+    entry["metadata"] = metadata
     # Extension: trace-to-log correlation.
-    entry.update(_present({"traceId": record.trace_id, "spanId": record.span_id}))
+    if record.trace_id:
+        entry["traceId"] = record.trace_id
+    if record.span_id:
+        entry["spanId"] = record.span_id
     return entry
 
 
@@ -379,9 +403,9 @@ def log_context_body(context: LogContext) -> dict[str, Any]:
     return {
         "podName": context.pod,
         "containerName": context.container,
-        "before": [component_log_entry(record) for record in context.before],
-        "anchor": [component_log_entry(record) for record in context.anchor],
-        "after": [component_log_entry(record) for record in context.after],
+        "before": component_log_entries(context.before),
+        "anchor": component_log_entries(context.anchor),
+        "after": component_log_entries(context.after),
         "searched": {
             "startTime": format_rfc3339(context.searched.start_ns),
             "endTime": format_rfc3339(context.searched.end_ns),

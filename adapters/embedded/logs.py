@@ -85,17 +85,18 @@ def count_logs(conn: sqlite3.Connection, query: LogsQuery) -> int:
 def query_logs(conn: sqlite3.Connection, query: LogsQuery) -> Page[LogRecord]:
     started = time.perf_counter()
     page = run_paged(conn, _logs_select(conn, query))
-    logs = [
-        LogRecord(
-            ts_ns=row[-2],
-            body=row[0],
-            level=row[1],
-            trace_id=row[2],
-            span_id=row[3],
-            identity=Identity(*row[4 : 4 + IDENTITY_WIDTH]),
+    # A page holds a few streams: one Identity per stream, shared by its lines (it is immutable), rather than
+    # one per line; the API then builds each stream's metadata once (observer/wire.py component_log_entries).
+    identities: dict[tuple[str, ...], Identity] = {}
+    logs = []
+    for row in page.rows:
+        names = row[4 : 4 + IDENTITY_WIDTH]
+        identity = identities.get(names)
+        if identity is None:
+            identity = identities[names] = Identity(*names)
+        logs.append(
+            LogRecord(ts_ns=row[-2], body=row[0], level=row[1], trace_id=row[2], span_id=row[3], identity=identity)
         )
-        for row in page.rows
-    ]
     return Page(logs, page.total, elapsed_ms(started), page.next_cursor)
 
 

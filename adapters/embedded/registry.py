@@ -35,24 +35,33 @@ class EmbeddedRegistry:
     async def resolve(
         self, namespace: str, project: str = "", component: str = "", environment: str = ""
     ) -> tuple[str, str, str]:
-        return await self._store.read(lambda conn: self._resolve(conn, namespace, project, component, environment))
+        """The UIDs the names have now. Unlike every other read of the store, this one runs on the caller's
+        thread (the event loop): it is one primary-key lookup per name in a table of a few pages, microseconds
+        of work, where a hop to the thread pool and back costs a millisecond on a busy machine, on every query.
+        Nothing is cached, so a name re-learned with a new UID, by this process or any other writing the same
+        file, is resolved to the new one by the very next query."""
+        return self._resolve(self._store.reader(), namespace, project, component, environment)
 
     def _resolve(
         self, conn: sqlite3.Connection, namespace: str, project: str, component: str, environment: str
     ) -> tuple[str, str, str]:
-        def uid(kind: str, ns: str, name: str) -> str:
-            row = conn.execute(
-                "SELECT uid FROM registry WHERE kind = ? AND namespace = ? AND name = ?", (kind, ns, name)
-            ).fetchone()
-            if row is None:
+        named = (("project", project), ("component", component), ("environment", environment))
+        wanted = [("namespace", "", namespace), *((kind, namespace, name) for kind, name in named if name)]
+        found = dict(
+            conn.execute(
+                " UNION ALL ".join(
+                    ["SELECT kind, uid FROM registry WHERE kind = ? AND namespace = ? AND name = ?"] * len(wanted)
+                ),
+                [value for key in wanted for value in key],
+            ).fetchall()
+        )
+        for kind, _, name in wanted:  # the first unknown name, in scope order, is the one reported
+            if kind not in found:
                 raise ScopeNotFound(kind, name, namespace)
-            return str(row[0])
-
-        uid("namespace", "", namespace)
         return (
-            uid("project", namespace, project) if project else "",
-            uid("component", namespace, component) if component else "",
-            uid("environment", namespace, environment) if environment else "",
+            str(found["project"]) if project else "",
+            str(found["component"]) if component else "",
+            str(found["environment"]) if environment else "",
         )
 
     # ------------------------------------------------------------------------------------ learning

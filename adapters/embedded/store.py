@@ -2,7 +2,9 @@
 
 SQLite in WAL mode lets readers run while one writer commits. Reads therefore use a connection per thread and
 run in the default thread pool; writes are serialised through a single connection under a lock, one
-transaction per batch. Each query and write runs off the event loop, so a slow disk never stalls the API.
+transaction per batch. Each query and write runs off the event loop, so a slow disk never stalls the API; the
+one exception is the name registry's lookup (registry.py `resolve`), a few primary-key reads of a tiny table that
+cost less than the hop to a thread and back.
 """
 
 from __future__ import annotations

@@ -35,7 +35,7 @@ from observer.wire import (
     MetricsQueryRequest,
     RuntimeTopologyRequest,
     TracesQueryRequest,
-    component_log_entry,
+    component_log_entries,
     event_entry,
     log_context_body,
     metric_series_body,
@@ -91,8 +91,9 @@ async def query_logs(
 ) -> FastJSONResponse:
     scope, query = validate_logs(body)
     page = await service.logs(caller(request), scope, query)
-    entry = workflow_log_entry if isinstance(scope, WorkflowScope) else component_log_entry
-    return _paged("logs", [entry(record) for record in page.items], page)
+    if isinstance(scope, WorkflowScope):
+        return _paged("logs", [workflow_log_entry(record) for record in page.items], page)
+    return _paged("logs", component_log_entries(page.items), page)
 
 
 #: The log-context answer, for /openapi.json: the container, its lines before, at and after the anchor, and the
