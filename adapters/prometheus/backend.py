@@ -1,18 +1,23 @@
 """The Prometheus backend: MetricsBackend (the `resource` and `http` families, runtime topology) over any
 scheme, and the metrics half of TelemetrySink (remote write) when a writer is given.
 
-The PromQL of one request runs concurrently; results are shaped here, the same way for every scheme.
+The PromQL of one request runs concurrently; results are shaped here, the same way for every scheme. Quantiles
+are computed here from a histogram's buckets (quantile.py), so the `http` family is two range queries.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from typing import Protocol
 
-from adapters.prometheus.client import PrometheusClient, PrometheusConfig, Series
-from adapters.prometheus.schemes import EDGE_METRICS, SIDE_LABELS, Scheme
+import httpx
+
+from adapters.prometheus import promql
+from adapters.prometheus.client import PrometheusClient, PrometheusConfig, Series, collector_paused
+from adapters.prometheus.quantile import quantile_series
+from adapters.prometheus.schemes import EDGE_METRICS, SIDE_LABELS, HistogramQuantiles, Scheme
 from adapters.protocols import WriteResult
 from domain.model import (
     EdgeMetrics,
@@ -39,8 +44,14 @@ class MetricsWriter(Protocol):
 
 
 class PrometheusBackend:
-    def __init__(self, config: PrometheusConfig, scheme: Scheme, writer: MetricsWriter | None = None):
-        self.client = PrometheusClient(config)
+    def __init__(
+        self,
+        config: PrometheusConfig,
+        scheme: Scheme,
+        writer: MetricsWriter | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,  # the client's; tests count requests through it
+    ):
+        self.client = PrometheusClient(config, transport)
         self.scheme = scheme
         self.writer = writer
 
@@ -52,20 +63,44 @@ class PrometheusBackend:
     # ------------------------------------------------------------------------------------------- metrics
 
     async def query_metrics(self, query: MetricsQuery) -> MetricSeries:
-        expressions = self.scheme.family(query.family, query.scope, query.step_ns)
-        window = query.range
-        results = await asyncio.gather(
-            *(
-                self.client.query_range(expr, window.start_ns, window.end_ns, query.step_ns)
-                for expr in expressions.values()
-            )
-        )
+        """A family with quantiles (`http`) is two range queries, run concurrently: the buckets of its histogram,
+        whose quantiles are computed here, and its other series `merged` into one query, which costs one round
+        trip instead of one per key and is done before the bucket query anyway. A family without (`resource`)
+        is one query per series, run concurrently: Prometheus evaluates them in parallel, where one merged query
+        is evaluated a series at a time (a day at 1 m, interleaved on a loaded 2-core machine: 72 ms p50 for the
+        ten `resource` queries, 93 ms merged)."""
+        plan = self.scheme.family_queries(query.family, query.scope, query.step_ns)
+        start, end, step = query.range.start_ns, query.range.end_ns, query.step_ns
+        parts: list[Awaitable[MetricSeries]]
+        if plan.quantiles is None:
+            parts = [self._series({key: expr}, start, end, step) for key, expr in plan.series.items()]
+        else:
+            parts = [self._series(plan.series, start, end, step), self._quantiles(plan.quantiles, start, end, step)]
+        found: MetricSeries = {}
+        for part in await asyncio.gather(*parts):
+            found.update(part)
+        return {key: found[key] for key in plan.keys() if key in found}  # the family's order
+
+    async def _series(self, series: dict[str, str], start_ns: int, end_ns: int, step_ns: int) -> MetricSeries:
+        """Each key's series, from one query: the expression itself for one key, else `merged`."""
+        if len(series) == 1:
+            ((key, expr),) = series.items()
+            by_key = {key: await self.client.query_range(expr, start_ns, end_ns, step_ns)}
+        else:
+            by_key = defaultdict(list)
+            for labels, samples in await self.client.query_range(merged(series), start_ns, end_ns, step_ns):
+                by_key[labels.get(KEY_LABEL, "")].append((labels, samples))
         out: MetricSeries = {}
-        for key, series in zip(expressions, results):
-            points = _summed(series)
+        for key in series:
+            points = _summed(by_key[key]) if key in by_key else []
             if points:
                 out[key] = points
         return out
+
+    async def _quantiles(self, quantiles: HistogramQuantiles, start_ns: int, end_ns: int, step_ns: int) -> MetricSeries:
+        buckets = await self.client.query_range_columns(quantiles.buckets, start_ns, end_ns, step_ns)
+        with collector_paused():
+            return quantile_series(buckets, quantiles.keys)
 
     # ------------------------------------------------------------------------------------------- topology
 
@@ -117,6 +152,20 @@ class PrometheusBackend:
         if metrics and self.writer is not None:
             return await self.writer.write(metrics)
         return WriteResult.delivered()
+
+
+#: The label `merged` tags each key's series with; the family's expressions are aggregations without labels,
+#: so it never meets a label of the data.
+KEY_LABEL = "observer_series_key"
+
+
+def merged(series: dict[str, str]) -> str:
+    """The family's series as one query: each expression tagged with its key (`label_replace`) and the results
+    united with `or`. Prometheus evaluates each exactly as the query of its own it replaces, so the numbers are
+    the same, for one round trip instead of one per key. The tags are distinct, so `or` keeps every series."""
+    return " or ".join(
+        f'label_replace({expr}, "{KEY_LABEL}", "{promql.escape(key)}", "", "")' for key, expr in series.items()
+    )
 
 
 def _summed(series: list[Series]) -> list[tuple[int, float]]:

@@ -30,7 +30,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from adapters.prometheus import promql
-from adapters.prometheus.schemes import SIDE_LABELS, TopologyQueries
+from adapters.prometheus.schemes import SIDE_LABELS, FamilyQueries, HistogramQuantiles, TopologyQueries
 from domain.model import ComponentScope, MetricFamily, TopologyQuery
 
 _MS = 1_000_000
@@ -167,11 +167,14 @@ class KubernetesScheme:
     name = "kubernetes"
 
     def family(self, family: MetricFamily, scope: ComponentScope, step_ns: int) -> dict[str, str]:
+        return self.family_queries(family, scope, step_ns).expressions()
+
+    def family_queries(self, family: MetricFamily, scope: ComponentScope, step_ns: int) -> FamilyQueries:
         pairs = scope_filter(scope)
         step = promql.duration(max(step_ns, _MS))
         gauge_window = promql.duration(max(step_ns - _MS, _MS))
         if family == "resource":
-            return _resource(pairs, step, gauge_window)
+            return FamilyQueries(_resource(pairs, step, gauge_window))
         if family == "http":
             return _http(pairs, step)
         raise ValueError(f"unknown metric family {family!r}")
@@ -242,7 +245,7 @@ def _resource(pairs: list[tuple[str, str]], step: str, gauge_window: str) -> dic
     }
 
 
-def _http(pairs: list[tuple[str, str]], step: str) -> dict[str, str]:
+def _http(pairs: list[tuple[str, str]], step: str) -> FamilyQueries:
     """Requests received by the scope's pods (Hubble's server side), per second; latencies in seconds.
 
     The mean divides the duration sum by `hubble_http_requests_total`, as upstream does: of the histogram,
@@ -260,9 +263,8 @@ def _http(pairs: list[tuple[str, str]], step: str) -> dict[str, str]:
             f"sum({received(rate(DURATION_SUM, step, SERVER))}) / sum({received(rate(REQUESTS, step, SERVER))})"
         ),
     }
-    for key, q in QUANTILES:
-        out[key] = f"histogram_quantile({q}, sum by (le) ({received(rate(DURATION_BUCKET, step, SERVER))}))"
-    return out
+    buckets = f"sum by (le) ({received(rate(DURATION_BUCKET, step, SERVER))})"
+    return FamilyQueries(out, HistogramQuantiles(buckets, dict(QUANTILES)))
 
 
 def _received(attribute: Callable[[str], str], keys: str, window: str) -> dict[str, str]:

@@ -10,7 +10,7 @@ histograms are rates over the step.
 from __future__ import annotations
 
 from adapters.prometheus import naming, promql
-from adapters.prometheus.schemes import TopologyQueries
+from adapters.prometheus.schemes import FamilyQueries, HistogramQuantiles, TopologyQueries
 from domain import semconv
 from domain.model import ComponentScope, MetricFamily, MetricKind, TopologyQuery
 
@@ -26,6 +26,9 @@ class OtelScheme:
     name = "otel"
 
     def family(self, family: MetricFamily, scope: ComponentScope, step_ns: int) -> dict[str, str]:
+        return self.family_queries(family, scope, step_ns).expressions()
+
+    def family_queries(self, family: MetricFamily, scope: ComponentScope, step_ns: int) -> FamilyQueries:
         scope_matchers = [
             (naming.NAMESPACE_LABEL, scope.namespace),
             (naming.PROJECT_UID_LABEL, scope.project_uid),
@@ -55,7 +58,7 @@ class OtelScheme:
                 else:
                     parts = [f"rate({series(_name(m, MetricKind.SUM), '', *extra)}[{step}])" for m in spec.names]
                 out[spec.key] = "sum(" + " or ".join(parts) + ")"
-            return out
+            return FamilyQueries(out)
 
         base = _name(semconv.HTTP_SERVER_DURATION, MetricKind.HISTOGRAM)
 
@@ -68,9 +71,8 @@ class OtelScheme:
             "unsuccessfulRequestCount": rate("_count", f'{_STATUS}=~"[4-9][0-9][0-9]"'),
             "meanLatency": f"{rate('_sum')} / {rate('_count')}",
         }
-        for key, q in _QUANTILES:
-            out[key] = f"histogram_quantile({q}, sum by (le) (rate({series(base, '_bucket')}[{step}])))"
-        return out
+        buckets = f"sum by (le) (rate({series(base, '_bucket')}[{step}]))"
+        return FamilyQueries(out, HistogramQuantiles(buckets, dict(_QUANTILES)))
 
     def topology(self, query: TopologyQuery) -> TopologyQueries:
         raise NotImplementedError("the otel scheme has no call-graph series; topology comes from spans")

@@ -35,11 +35,48 @@ class TopologyQueries:
     nodes: dict[str, str]
 
 
+@dataclass(frozen=True, slots=True)
+class HistogramQuantiles:
+    """Series keys that are quantiles of one classic histogram: `buckets` is range PromQL giving one series per
+    `le` bound (the bucket rates summed `by (le)`), `keys` maps each series key to its quantile.
+
+    The backend asks for the buckets once and computes every quantile itself (quantile.py), which is what
+    `histogram_quantile(q, buckets)` per key gives (`expressions`), for a third of the work in Prometheus."""
+
+    buckets: str
+    keys: dict[str, float]
+
+    def expressions(self) -> dict[str, str]:
+        return {key: f"histogram_quantile({q}, {self.buckets})" for key, q in self.keys.items()}
+
+
+@dataclass(frozen=True, slots=True)
+class FamilyQueries:
+    """A family's series: `series` is range PromQL per key, each giving one series; `quantiles` are the keys
+    computed from a histogram's buckets, if the family has any."""
+
+    series: dict[str, str]
+    quantiles: HistogramQuantiles | None = None
+
+    def keys(self) -> list[str]:
+        """The family's series keys, in its order."""
+        return [*self.series, *(self.quantiles.keys if self.quantiles else ())]
+
+    def expressions(self) -> dict[str, str]:
+        """Every key as a PromQL query of its own, in the family's order (rule files; the direct queries the
+        benchmark compares with)."""
+        return {**self.series, **(self.quantiles.expressions() if self.quantiles else {})}
+
+
 class Scheme(Protocol):
     name: str
 
+    def family_queries(self, family: MetricFamily, scope: ComponentScope, step_ns: int) -> FamilyQueries:
+        """How to get the family's series (`cpuUsage`, ..., `latencyP99`) with as little work as possible."""
+        ...
+
     def family(self, family: MetricFamily, scope: ComponentScope, step_ns: int) -> dict[str, str]:
-        """Range PromQL per series key of the family (`cpuUsage`, ..., `latencyP99`), each giving one series."""
+        """Range PromQL per series key of the family, each giving one series: `family_queries(...).expressions()`."""
         ...
 
     def topology(self, query: TopologyQuery) -> TopologyQueries: ...
