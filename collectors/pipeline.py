@@ -36,6 +36,14 @@ Backpressure runs the other way: a full buffer makes the tail stop reading and t
 with Retry-After; an unavailable backend makes its export loop retry the same batch with backoff (or after the
 wait the backend asked for), which fills the buffer, which pauses the producers. Nothing accepted is dropped
 except what a destination refuses for good, and that is counted.
+
+Memory stays bounded whatever the ratio of tail to export speed: the buffer keeps batches in memory for the
+exporters only within `memory_bytes` and `memory_records`; the rest waits on disk and is read back when its turn
+comes. The tail, whose files hold its lines durably anyway, does better than spill: while every exporter is
+behind on the batches held in memory it waits for them (`wait_for_memory`) instead of reading on, so a slow but
+working destination paces the tail and every batch is handed over in memory (it is still written to disk, for
+durability, but not read back and decoded). An exporter that takes nothing for `TAIL_MEMORY_PATIENCE_S` (an outage) stops holding the tail
+back, and the disk buffer absorbs the backlog up to `max_bytes`.
 """
 
 from __future__ import annotations
@@ -64,6 +72,10 @@ MAX_BACKOFF_S = 30.0
 MAX_RETRY_AFTER_S = 120.0
 #: The buffer mark under which the tail's checkpoint travels with its batches.
 TAIL_PRODUCER = "tail"
+#: How long the tail waits for room in the buffer's memory while no exporter takes or acknowledges anything,
+#: before it appends to disk only (DiskBuffer.wait_for_memory): longer than a bulk request to a loaded backend
+#: takes, much shorter than an outage the disk buffer is there to absorb.
+TAIL_MEMORY_PATIENCE_S = 10.0
 
 
 class BufferSink:
@@ -87,7 +99,7 @@ class BufferSink:
         batch = Batch(batch_id=batch_id, logs=list(logs), events=list(events), spans=list(spans), metrics=list(metrics))
         await self.buffer.append_async(batch)
         self.telemetry.records_in.labels(self.pipeline).inc(len(logs) + len(events) + len(spans) + len(metrics))
-        self.telemetry.buffer_bytes.set(self.buffer.used_bytes)
+        self.telemetry.buffer_state(self.buffer.used_bytes, self.buffer.held_bytes)
         return WriteResult.delivered()
 
 
@@ -97,10 +109,12 @@ async def tail_pipeline(
     buffer: DiskBuffer,
     telemetry: CollectorTelemetry,
     producer: str = TAIL_PRODUCER,
+    memory_patience_s: float = TAIL_MEMORY_PATIENCE_S,
 ) -> None:
     """Reads, enriches and buffers container logs, each batch with the checkpoint right after it; commits the
     tail's offsets once the buffer holds them. Resumes from the checkpoint of the last buffered batch when that
-    is newer than the tail's own (see the module docstring). `producer` names the mark: one per tail."""
+    is newer than the tail's own (see the module docstring). `producer` names the mark: one per tail. Waits for
+    room in the buffer's memory while the exporters are behind, up to `memory_patience_s` without progress."""
     mark = buffer.mark(producer)
     if mark is not None:
         tailer.adopt(mark)
@@ -114,14 +128,17 @@ async def tail_pipeline(
             logs = enricher.records(tailed.records)
             batch = Batch(batch_id=uuid.uuid4().hex, logs=logs, events=[], spans=[], metrics=[])
             checkpoint = (producer, encode_checkpoint(tailed.checkpoint))
+            if await buffer.wait_for_memory(len(batch), memory_patience_s):
+                telemetry.backpressure_waits.labels("tail", "memory").inc()
             while True:
                 try:
                     await buffer.append_async(batch, checkpoint)
                     break
-                except BufferFull as full:  # stop reading until the exporter makes room
+                except BufferFull as full:  # stop reading until the exporters make room
+                    telemetry.backpressure_waits.labels("tail", "full").inc()
                     await asyncio.sleep(full.retry_after_s)
             telemetry.records_in.labels("tail").inc(len(logs))
-            telemetry.buffer_bytes.set(buffer.used_bytes)
+            telemetry.buffer_state(buffer.used_bytes, buffer.held_bytes)
         await tailer.commit(tailed.checkpoint)
 
 
@@ -151,7 +168,7 @@ async def export_loop(buffer: DiskBuffer, destination: Destination, telemetry: C
             await _deliver(destination, part, telemetry)
         buffer.ack(seq, name)
         telemetry.count_delivered(name, len(part), time.monotonic() - started, buffer.backlog_of(name))
-        telemetry.buffer_bytes.set(buffer.used_bytes)
+        telemetry.buffer_state(buffer.used_bytes, buffer.held_bytes)
 
 
 async def _deliver(destination: Destination, part: Batch, telemetry: CollectorTelemetry) -> None:

@@ -89,12 +89,29 @@ class CollectorTelemetry:
         self.buffer_bytes = Gauge(
             "collector_buffer_bytes", "Unacknowledged bytes in the durable buffer", registry=self.registry
         )
+        self.buffer_memory_bytes = Gauge(
+            "collector_buffer_memory_bytes",
+            "Frame bytes of the batches the buffer keeps in memory for the exporters (bounded by its memory_bytes)",
+            registry=self.registry,
+        )
+        self.backpressure_waits = Counter(
+            "collector_backpressure_waits",
+            "Times a producer waited for the exporters: for room in the buffer's memory (reason memory, the tail "
+            "only) or on disk (full)",
+            [*labels, "reason"],
+            registry=self.registry,
+        )
         self.export_seconds = Histogram(
             "collector_export_duration_seconds",
             "Time to deliver one batch, retries included",
             labels,
             registry=self.registry,
         )
+
+    def buffer_state(self, used_bytes: int, memory_bytes: int) -> None:
+        """How full the buffer is: unacknowledged bytes on disk, and the part of them held in memory."""
+        self.buffer_bytes.set(used_bytes)
+        self.buffer_memory_bytes.set(memory_bytes)
 
     def count_otlp_refused(self, signal: str, status: int, reason: str) -> None:
         """The OTLP receiver's `on_refused`: a request it answered 4xx/5xx, which the sender may retry (429,

@@ -25,6 +25,9 @@ from collectors.buffer.frames import (
     valid_frame_size,
     verified_payload,
 )
+from collectors.buffer.hold import MAX_BYTES as MEMORY_BYTES
+from collectors.buffer.hold import MAX_RECORDS as MEMORY_RECORDS
+from collectors.buffer.hold import Hold
 from collectors.buffer.marks import MARKS, MARKS_TMP, Marks, read_marks, write_marks
 from collectors.codec import Batch, CodecError, Mark, decode, encode, read_mark
 from collectors.durable import fdatasync, sync_directory
@@ -110,7 +113,8 @@ class DiskBuffer:
         max_bytes: int = 256 * 1024 * 1024,
         segment_bytes: int = 16 * 1024 * 1024,
         fsync: bool = True,
-        memory_bytes: int = 32 * 1024 * 1024,
+        memory_bytes: int = MEMORY_BYTES,
+        memory_records: int = MEMORY_RECORDS,
         consumers: Sequence[str] = (DEFAULT_CONSUMER,),
     ) -> None:
         self._dir = Path(directory)
@@ -118,8 +122,7 @@ class DiskBuffer:
             raise ValueError(f"a buffer needs one or more consumers, each named once (got {list(consumers)})")
         self._consumer_paths = {name: ack_log_path(self._dir, name) for name in consumers}
         self._max_bytes, self._segment_bytes, self._fsync = max_bytes, segment_bytes, fsync
-        self._memory_bytes = memory_bytes
-        self._held = 0  # frame bytes of the batches held in memory until handed out
+        self._hold = Hold(memory_bytes, memory_records)  # the batches kept in memory until handed out
         self._lock = threading.Lock()  # all state below
         self._sync_lock = threading.Lock()  # one group commit at a time
         self._frames: dict[int, _Frame] = {}  # needed by some consumer, in seq order
@@ -168,6 +171,21 @@ class DiskBuffer:
     def consumers(self) -> tuple[str, ...]:
         return tuple(self._consumers)
 
+    @property
+    def held_bytes(self) -> int:
+        """Frame bytes of the batches kept in memory for `next` (at most `memory_bytes`)."""
+        return self._hold.bytes
+
+    @property
+    def held_records(self) -> int:
+        """Records of the batches kept in memory for `next` (at most `memory_records`)."""
+        return self._hold.records
+
+    @property
+    def producers_waiting(self) -> int:
+        """Producers in `wait_for_memory` right now: how often the tail is being held back."""
+        return self._hold.waiting
+
     def backlog_of(self, consumer: str) -> int:
         """Batches `consumer` has not acknowledged."""
         return len(self._consumer(consumer).unacked)
@@ -205,6 +223,36 @@ class DiskBuffer:
             await asyncio.shield(commit)
         return seq
 
+    async def wait_for_memory(self, records: int, patience_s: float) -> bool:
+        """For a producer whose source keeps its data durably while it waits (the tail: its files): returns once a
+        batch of `records` would be kept in memory for the consumers rather than read back from disk, or at once
+        when waiting would not help: no consumer is behind on the held batches (a faster one took them and only a
+        slower one pins them), none has taken or acknowledged anything for `patience_s` (an outage; the disk then
+        absorbs the backlog, up to `max_bytes`), or a backlog larger than what is held is on disk already
+        (the consumers are working through it; the producer goes on adding to it). So a producer ahead of every consumer is held back to the
+        pace of the fastest, and the hand-off stays in memory. True when it waited. Raises BufferClosed after
+        close."""
+        loop = asyncio.get_running_loop()
+        hold = self._hold
+        waited = False
+        while True:
+            with self._lock:
+                self._check_open()
+                remaining = hold.worth_waiting(records, patience_s, self._used)
+                if remaining <= 0:
+                    return waited
+                waited = True
+                room = hold.waiter(loop)
+                room.clear()  # under the lock, before waiting: a release after this look still wakes us
+                hold.waiting += 1
+            try:
+                await asyncio.wait_for(room.wait(), remaining)
+            except TimeoutError:
+                pass  # looked at again: by now waiting has stopped being worth it
+            finally:
+                with self._lock:
+                    hold.waiting -= 1
+
     async def next(self, consumer: str = DEFAULT_CONSUMER) -> tuple[int, Batch]:
         """The oldest durable batch `consumer` has not acknowledged nor been handed in this process, waiting
         until there is one. Raises BufferClosed when the buffer is closed."""
@@ -234,6 +282,7 @@ class DiskBuffer:
             if seq in state.unacked:
                 del state.unacked[seq]
                 self._release_ack(state, seq)
+                self._hold.progressed()
 
     def close(self) -> None:
         """Syncs what was written, closes the files and releases the directory; waiting `next` calls raise
@@ -258,6 +307,7 @@ class DiskBuffer:
                 for acks in logs:
                     acks.close()
                 self._release()
+                self._hold.wake()
         self._wake()
 
     def __enter__(self) -> DiskBuffer:
@@ -276,16 +326,16 @@ class DiskBuffer:
 
     def _append_frame(self, frame: bytes, batch: Batch, mark: Mark | None) -> int:
         """Writes the frame if it fits and returns its seq; durable already only with fsync off. Keeps the batch
-        in memory for `next` while that stays within `memory_bytes`."""
+        in memory for `next` while that stays within `memory_bytes` and `memory_records`."""
         with self._lock:
             self._check_open()
             if self._used + len(frame) > self._max_bytes:
                 raise BufferFull(self._drain.wait_for(self._used + len(frame) - self._max_bytes))
             seq = self._write(frame, mark)
-            if self._held + len(frame) <= self._memory_bytes:
+            if self._hold.fits(len(frame), len(batch)):
                 held = self._frames[seq]
                 held.batch, held.untaken = batch, len(self._consumers)
-                self._held += len(frame)
+                self._hold.keep(len(frame), len(batch))
             if not self._fsync:
                 self._publish(self._next_seq)
             return seq
@@ -399,6 +449,7 @@ class DiskBuffer:
                 if held is not None:
                     self._untake(frame)
                     return seq, held
+                self._hold.progressed()
                 data = os.pread(frame.segment.fd, frame.size, frame.offset)
             payload = verified_payload(data)
             if payload is not None:
@@ -422,10 +473,16 @@ class DiskBuffer:
 
     def _untake(self, frame: _Frame) -> None:
         """One more consumer has the held batch (or no longer needs it): the last one releases the memory."""
+        self._hold.taken(first=frame.untaken == len(self._consumers))
         frame.untaken -= 1
-        if frame.untaken <= 0 and frame.batch is not None:
+        if frame.untaken <= 0:
+            self._unhold(frame)
+
+    def _unhold(self, frame: _Frame) -> None:
+        """Lets go of the batch kept in memory for the frame, if any. Under the lock."""
+        if frame.batch is not None:
+            self._hold.release(frame.size, len(frame.batch), untouched=frame.untaken == len(self._consumers))
             frame.batch = None
-            self._held -= frame.size
 
     def _release_ack(self, consumer: _Consumer, seq: int) -> None:
         """Records `consumer`'s ack of `seq`, and forgets the frame once no consumer needs it. Under the lock."""
@@ -438,9 +495,7 @@ class DiskBuffer:
         if frame.waiting == 0:
             del self._frames[seq]
             self._used -= frame.size
-            if frame.batch is not None:
-                frame.batch = None
-                self._held -= frame.size
+            self._unhold(frame)
             self._drain.note(frame.size)
             segment = frame.segment
             segment.live -= 1

@@ -29,6 +29,7 @@ from collectors.tail.formats import (
     cut_utf8,
     decode_content,
     parse_cri,
+    parse_cri_whole,
     parse_docker,
     parse_line,
     text_size,
@@ -124,8 +125,8 @@ class Assembler:
         `offset`) until the list ends or the sink is full. Returns the index and offset of the first line not
         processed. A line longer than `physical_limit` is cut there first (see `feed_cut`).
 
-        The loop is written for speed: a complete line of a stream with no unfinished sequence (nearly all of
-        them) is parsed, decoded and appended without any further call."""
+        The loop is written for speed: a complete CRI line of a stream with no unfinished sequence (nearly all of
+        them) is parsed by `parse_cri_whole` and decoded and appended without any further call or object."""
         records = sink.records
         max_lines, max_bytes = sink.max_lines, sink.max_bytes
         read = sink.bytes
@@ -142,6 +143,18 @@ class Assembler:
                 if len(raw) > physical_limit:
                     self.feed_cut(raw[:physical_limit], start, sink)
                     continue
+                whole = parse_cri_whole(raw) if raw and raw[0] != 0x7B else None
+                if whole is not None:
+                    ts_ns, stream, data = whole
+                    if len(data) <= limit and not (pending and stream in pending):
+                        if offset > replay:
+                            try:
+                                body = data.decode("utf-8")
+                            except UnicodeDecodeError:
+                                body = data.decode("utf-8", "replace")
+                                sink.repair(INVALID_UTF8)
+                            records.append(TailedLine(ts_ns, stream, body, source, start))
+                        continue
                 frag = parse_cri(raw) if raw and raw[0] != 0x7B else parse_line(raw)
                 if isinstance(frag, Rejected):
                     if offset > replay:

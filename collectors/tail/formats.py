@@ -102,6 +102,22 @@ def parse_cri(line: bytes) -> Fragment | Rejected:
     return Fragment(ts_ns, stream, parts[3] if len(parts) == 4 else b"", partial)
 
 
+def parse_cri_whole(line: bytes) -> tuple[int, str, bytes] | None:
+    """The common case of `parse_cri` alone, for the tail's inner loop: a whole message (tag `F`, no extra tags)
+    with a valid stream and time, as (time, stream, content); None for anything else, which `parse_cri` then
+    parses or rejects. A tuple rather than a Fragment: one allocation less per line, where the tail spends most."""
+    parts = line.split(b" ", 3)
+    if len(parts) != 4 or parts[2] != b"F":
+        return None
+    stream = _STREAMS.get(parts[1])
+    if stream is None:
+        return None
+    ts_ns = cri_time(parts[0])
+    if ts_ns < 0:
+        return None
+    return ts_ns, stream, parts[3]
+
+
 _last_second: tuple[bytes, int] = (b"", 0)
 
 
