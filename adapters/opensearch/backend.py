@@ -44,16 +44,14 @@ DROPPED_ITEMS = "destination_item_refused"  # single documents refused for good 
 
 T = TypeVar("T")
 
-#: Indices that do not exist yet (a quiet day) are skipped, not an error; and only what is read comes back.
-_LENIENT = {
-    "ignore_unavailable": "true",
-    "allow_no_indices": "true",
-    "filter_path": "took,hits.total,hits.hits._source,hits.hits.sort,aggregations",
-}
-#: A page of logs or events also needs each hit's `_id` (its tiebreaker), in each of several searches.
-_PAGE_FIELDS = ("took", "hits.total", "hits.hits._id", "hits.hits._source", "hits.hits.sort")
-_PAGE = {**_LENIENT, "filter_path": ",".join(_PAGE_FIELDS)}
-_PAGES = {**_LENIENT, "filter_path": ",".join(f"responses.{path}" for path in (*_PAGE_FIELDS, "error", "status"))}
+#: Indices that do not exist yet (a quiet day) are skipped, not an error.
+_INDICES = {"ignore_unavailable": "true", "allow_no_indices": "true"}
+#: Traces and spans: only what is read comes back.
+_LENIENT = {**_INDICES, "filter_path": "took,hits.total,hits.hits._source,hits.hits.sort,aggregations"}
+#: Pages of logs and events are read whole, with neither `_source` filtering nor `filter_path`: each makes
+#: OpenSearch parse and rewrite every hit it returns, which costs it more than shipping the bytes costs us
+#: (bench/opensearch_query.py times the variants; a Fluent Bit document's annotations come along too).
+_PAGE = _INDICES
 
 
 class OpenSearchBackend:
@@ -99,9 +97,7 @@ class OpenSearchBackend:
         body = queries.logs_count_body(query.scope, query.range, query.levels, query.phrase)
         index = self.layout.covering(self.layout.logs, query.range.start_ns, query.range.end_ns)
         with unavailable_on_failure("counting logs"):
-            response = await self.client.count(
-                index=index, body=body, params={"ignore_unavailable": "true", "allow_no_indices": "true"}
-            )
+            response = await self.client.count(index=index, body=body, params=_INDICES)
         return int(response["count"])
 
     async def query_events(self, query: EventsQuery) -> Page[EventRecord]:
@@ -120,7 +116,7 @@ class OpenSearchBackend:
                 if len(bodies) == 1:
                     return [await self.client.search(index=index, body=bodies[0], params=_PAGE)]
                 lines = [line for body in bodies for line in ({}, body)]
-                answer = await self.client.msearch(index=index, body=lines, params=_PAGES)
+                answer = await self.client.msearch(index=index, body=lines, params=_PAGE)
                 responses: list[dict[str, Any]] = answer["responses"]
                 for response in responses:
                     if "error" in response:  # one failed search fails the page, as a failed `_search` would
@@ -224,7 +220,7 @@ def log_timeline(query: LogsQuery, after: tuple[int, str] | None = None) -> time
     filters, must_not = queries.log_filters(
         query.scope, queries.time_range(fields.TIMESTAMP, query.range), query.levels, query.phrase
     )
-    return timeline.Timeline(filters, must_not, query.sort, query.limit, queries.LOG_SOURCE, after)
+    return timeline.Timeline(filters, must_not, query.sort, query.limit, after=after)
 
 
 def _after(cursor: str, key: str) -> tuple[int, str] | None:

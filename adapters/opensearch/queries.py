@@ -152,23 +152,6 @@ def logs_count_body(scope: Scope, window: TimeRange, levels: tuple[str, ...] = (
     return {"query": {"bool": query}}
 
 
-#: What a log entry is built from; Fluent Bit records carry more (`_p`, `time`, `kubernetes.pod_id`, `host`,
-#: `container_image`, `docker_id`, annotations of every kind) that would only be shipped and parsed.
-LOG_SOURCE = [
-    fields.TIMESTAMP,
-    fields.LOG_BODY,
-    fields.LOG_LEVEL,
-    fields.TRACE_ID,
-    fields.SPAN_ID,
-    fields.LOG_STREAM,
-    fields.LOG_LABELS,
-    fields.LOG_POD_NAMESPACE,
-    fields.LOG_POD,
-    fields.LOG_CONTAINER,
-    fields.LOG_TASK,
-]
-
-
 # ----------------------------------------------------------------------------------------------- events
 
 

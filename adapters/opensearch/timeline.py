@@ -40,7 +40,6 @@ class Timeline:
     must_not: list[queries.Clause]
     order: SortOrder
     limit: int
-    source: list[str] | None = None
     after: tuple[int, str] | None = None  # (timestamp ns, `_id`) of the last hit already shown
 
 
@@ -59,15 +58,9 @@ def position(hit: Hit) -> tuple[int, str]:
 
 def first_body(timeline: Timeline) -> Body:
     """The search of a first page (and of what follows a cursor's instant): sorted by time alone."""
-    body = queries.search_body(
-        timeline.filters,
-        timeline.must_not,
-        queries.time_sort(fields.TIMESTAMP, timeline.order),
-        timeline.limit + 1,
+    return queries.search_body(
+        timeline.filters, timeline.must_not, queries.time_sort(fields.TIMESTAMP, timeline.order), timeline.limit + 1
     )
-    if timeline.source is not None:
-        body["_source"] = timeline.source
-    return body
 
 
 def _instant_body(timeline: Timeline, ts_ns: int, after_id: str | None) -> Body:
@@ -79,8 +72,6 @@ def _instant_body(timeline: Timeline, ts_ns: int, after_id: str | None) -> Body:
         timeline.limit + 1,
     )
     body["track_total_hits"] = False
-    if timeline.source is not None:
-        body["_source"] = timeline.source
     if after_id is not None:
         body["search_after"] = [ts_ns, after_id]
     return body
