@@ -125,7 +125,7 @@ def run() -> None:
                 "opensearch_ingest",
                 [
                     (
-                        f"log documents (~{doc_bytes:d} B JSON each)",
+                        f"log documents (~{doc_bytes:.0f} B JSON each)",
                         f"{count:,}",
                         f"built in {generated_s:.1f}s, untimed",
                     ),
