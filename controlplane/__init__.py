@@ -1,0 +1,1 @@
+"""The compact control plane: OpenChoreo resource kinds, validated against their CRD schemas."""
