@@ -41,21 +41,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from bench.harness import report
+from bench.harness import peak_rss_mb, report
 
 POD_DIR = "dp-bench-prod_cart-0_9f0c3c1e-0000-4000-8000-000000000001/main"
 #: The slow destination's pace, well under what the tail reads (over 100,000 lines/s on one core).
 SLOW_LINES_PER_S = 40_000
 RSS_TARGET_MB = 250
-
-
-def peak_rss_mb() -> float:
-    """This process's own peak resident set (VmHWM), which, unlike ru_maxrss, starts afresh at exec."""
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmHWM in /proc/self/status")
 
 
 def _cpu_s() -> float:

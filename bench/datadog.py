@@ -45,10 +45,10 @@ from adapters.datadog import records as dd_records
 from adapters.datadog.backend import LOGS_AGGREGATE, LOGS_SEARCH
 from adapters.datadog.intake import DatadogSink, IntakeConfig, chunks
 from bench import data
-from bench.harness import percentile, report
+from bench.harness import latencies, report
 from bench.logs_query import QUERIES, observer_body
 from bench.opensearch_query import QUERY_ENDPOINT, registry_file
-from devservers.local import free_port
+from devservers.local import free_port, wait_until_answering
 from devservers.observer import observer_up
 from domain.model import ComponentScope, LogRecord, TimeRange
 from domain.timeutil import now_ns
@@ -111,16 +111,7 @@ def fake_process() -> Iterator[FakeProcess]:
     url = f"http://127.0.0.1:{port}"
     control = httpx.Client(base_url=url, timeout=60, headers={"DD-API-KEY": API_KEY})
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if control.get("/_fake/stats").status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline or process.poll() is not None:
-                raise RuntimeError(f"the Datadog fake did not start (exit code {process.poll()})")
-            time.sleep(0.1)
+        wait_until_answering(process, lambda: control.get("/_fake/stats").status_code == 200, "the Datadog fake", 60)
         yield FakeProcess(url, control)
     finally:
         control.close()
@@ -229,15 +220,6 @@ async def load(url: str, batches: list[list[LogRecord]]) -> None:
 
 
 # ----------------------------------------------------------------------------------------------- query
-
-
-def latencies(samples: list[float]) -> dict[str, float]:
-    return {
-        "p50_ms": round(percentile(samples, 0.5), 3),
-        "p99_ms": round(percentile(samples, 0.99), 3),
-        "mean_ms": round(sum(samples) / len(samples), 3),
-        "n": len(samples),
-    }
 
 
 def search_bodies(window: TimeRange, phrase: str, levels: tuple[str, ...]) -> tuple[bytes, bytes]:

@@ -4,7 +4,6 @@ bodies of 1,000 records), next to the same records written straight into the sto
 from __future__ import annotations
 
 import asyncio
-import os
 import sqlite3
 import tempfile
 import time
@@ -20,7 +19,7 @@ from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 
 from adapters.embedded.backend import EmbeddedBackend
 from bench import data
-from bench.harness import report
+from bench.harness import process_cpu_s, report
 from devservers.observer import observer_up
 from domain.model import (
     LABEL_COMPONENT,
@@ -97,12 +96,6 @@ def _indexed_upto(db: Path) -> tuple[int, int]:
         conn.close()
 
 
-def cpu_seconds(pid: int) -> float:
-    """CPU time (user + system) a process has used so far, from /proc (in clock ticks, 10 ms here)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def run() -> None:
     records = list(data.log_records(BATCH * REQUESTS, 1_790_000_000 * 10**9))
     batches = [records[i : i + BATCH] for i in range(0, len(records), BATCH)]
@@ -130,11 +123,11 @@ def run() -> None:
                 number, body = item
                 return clients[number % CLIENTS].post("/v1/logs", content=body, headers=headers).status_code
 
-            started, cpu_started = time.perf_counter(), cpu_seconds(server.process.pid)
+            started, cpu_started = time.perf_counter(), process_cpu_s(server.process.pid)
             with ThreadPoolExecutor(CLIENTS) as pool:
                 statuses = list(pool.map(send, enumerate(bodies)))
             elapsed = time.perf_counter() - started
-            http_cpu_us = (cpu_seconds(server.process.pid) - cpu_started) / len(records) * 1e6
+            http_cpu_us = (process_cpu_s(server.process.pid) - cpu_started) / len(records) * 1e6
             assert statuses.count(200) == len(bodies), {s: statuses.count(s) for s in set(statuses)}
             http_rate = len(records) / elapsed
 

@@ -26,7 +26,7 @@ from adapters.opensearch import fields, queries, timeline
 from adapters.opensearch.backend import log_timeline
 from adapters.opensearch.layout import IndexLayout
 from bench import data
-from bench.harness import percentile, report
+from bench.harness import interleaved, peak_rss_mb, percentile, report
 from bench.logs_query import QUERIES, observer_body
 from devservers.observer import observer_up
 from devservers.oidc import start_oidc_issuer
@@ -119,34 +119,12 @@ def concurrently(
     }
 
 
-def interleaved(sides: dict[str, Callable[[], object]], repeat: int, warmup: int = 20) -> dict[str, dict[str, float]]:
-    """Latency percentiles of each side, timed in turns (one request of each side, then again)."""
-    samples: dict[str, list[float]] = {name: [] for name in sides}
-    for round_number in range(warmup + repeat):
-        for name, run_once in sides.items():
-            started = time.perf_counter()
-            run_once()
-            if round_number >= warmup:
-                samples[name].append((time.perf_counter() - started) * 1000)
-    return {
-        name: {"p50_ms": round(percentile(s, 0.5), 3), "p99_ms": round(percentile(s, 0.99), 3), "n": repeat}
-        for name, s in samples.items()
-    }
-
-
 def opensearch_cpu_per_1000(client: httpx.Client, run_once: Callable[[], object], repeat: int) -> float:
     """OpenSearch's CPU milliseconds per 1,000 requests of one side, from its node stats around `repeat` runs."""
     before = opensearch_cpu_ms(client)
     for _ in range(repeat):
         run_once()
     return (opensearch_cpu_ms(client) - before) / repeat * 1000
-
-
-def peak_rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
 
 
 def run(url: str, layout: IndexLayout, records: int, window: TimeRange, workdir: Path, repeat: int = 400) -> dict:

@@ -13,7 +13,7 @@ import contextlib
 import os
 import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -24,7 +24,7 @@ from prometheus_api_client import PrometheusConnect
 from adapters.prometheus.backend import merged
 from adapters.prometheus.otel import OtelScheme
 from adapters.prometheus.remote_write import RemoteWriter
-from bench.harness import percentile, report, timings_ms
+from bench.harness import interleaved, process_cpu_s, report, timings_ms
 from devservers.observer import observer_up
 from devservers.prometheus import start_prometheus
 from devservers.sample import COMPONENTS, ENVIRONMENTS, PROJECT, PROJECT_UID, platform_points
@@ -82,34 +82,6 @@ def run(repeat: int = 200) -> dict:
             server.stop()
 
 
-def interleaved_ms(
-    runs: Mapping[str, Callable[[], object]], repeat: int, warmup: int = 20
-) -> dict[str, dict[str, float]]:
-    """Each run once per round, round after round, so that all see the same load on a shared machine (timed one
-    after the other, a run measured while another process is busy looks slower than one measured after it).
-    Also the median of the per-round differences from the first run (the baseline): the paired overhead."""
-    for _ in range(warmup):
-        for run in runs.values():
-            run()
-    samples: dict[str, list[float]] = {name: [] for name in runs}
-    for _ in range(repeat):
-        for name, run in runs.items():
-            started = time.perf_counter()
-            run()
-            samples[name].append((time.perf_counter() - started) * 1000)
-    baseline = samples[next(iter(runs))]
-    out = {}
-    for name, values in samples.items():
-        out[name] = {
-            "p50_ms": round(percentile(values, 0.5), 3),
-            "p99_ms": round(percentile(values, 0.99), 3),
-            "mean_ms": round(sum(values) / len(values), 3),
-            "paired_p50_over_baseline_ms": round(percentile([v - b for v, b in zip(values, baseline)], 0.5), 3),
-            "n": repeat,
-        }
-    return out
-
-
 def prometheus_cpu_s(url: str) -> float:
     """Prometheus's own CPU seconds so far (its `process_cpu_seconds_total`)."""
     text = httpx.get(f"{url}/metrics", timeout=30).text
@@ -124,16 +96,11 @@ def prometheus_cpu_ms_per_request(url: str, run: Callable[[], object], n: int = 
 
 
 def process_cpu_ms_per_request(pid: int, run: Callable[[], object], n: int = 50) -> float:
-    """A process's CPU time (user + system, from /proc) per call of `run`."""
-
-    def cpu_s() -> float:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-    before = cpu_s()
+    """A process's CPU time per call of `run`."""
+    before = process_cpu_s(pid)
     for _ in range(n):
         run()
-    return round((cpu_s() - before) * 1000 / n, 2)
+    return round((process_cpu_s(pid) - before) * 1000 / n, 2)
 
 
 def measure(url: str, start: int, end: int, points: int, workdir: Path, repeat: int) -> dict:
@@ -204,7 +171,7 @@ def measure(url: str, start: int, end: int, points: int, workdir: Path, repeat: 
         runs = {"direct": direct, "direct_backend_queries": direct_backend_queries, "api": api_of("observer")}
         if BEFORE_TREE:
             runs["api_before"] = api_of("observer-before", Path(BEFORE_TREE))
-        timed = interleaved_ms(runs, repeat)
+        timed = interleaved(runs, repeat)
         cpu = {name: prometheus_cpu_ms_per_request(url, run) for name, run in runs.items()}
         # The Observer's own CPU per request: less sensitive to the neighbours' load than its latency.
         observer_cpu = {

@@ -8,10 +8,26 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Literal
 
+import httpx
 import uvicorn
+
+
+def wait_until_answering(process: subprocess.Popen, probe: Callable[[], bool], what: str, timeout_s: float) -> None:
+    """Polls `probe` (an HTTP request; a connection error counts as "not yet") until it says yes; RuntimeError,
+    naming `what`, when the process exits first or `timeout_s` passes."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            if probe():
+                return
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline or process.poll() is not None:
+            raise RuntimeError(f"{what} did not start (exit code {process.poll()})")
+        time.sleep(0.1)
 
 
 def free_port() -> int:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -14,7 +13,7 @@ from typing import IO
 
 import httpx
 
-from devservers.local import free_port
+from devservers.local import free_port, wait_until_answering
 
 
 @dataclass(frozen=True)
@@ -54,16 +53,7 @@ def observer_up(
     )
     urls = [f"http://127.0.0.1:{port}" for port in ports]
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if all(httpx.get(f"{url}/health", timeout=1).status_code == 200 for url in urls):
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline or process.poll() is not None:
-                raise RuntimeError(f"observer up did not start (exit code {process.poll()})")
-            time.sleep(0.1)
+        wait_until_answering(process, lambda: all(_healthy(url) for url in urls), "observer up", 60)
         yield AllInOne(urls[0], urls[1], urls[2], process)
     finally:
         process.terminate()
@@ -73,3 +63,7 @@ def observer_up(
             process.kill()
         if not isinstance(output, int):
             output.close()
+
+
+def _healthy(url: str) -> bool:
+    return httpx.get(f"{url}/health", timeout=1).status_code == 200

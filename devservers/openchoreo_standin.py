@@ -17,7 +17,6 @@ import argparse
 import contextlib
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -27,7 +26,7 @@ import httpx
 import orjson
 import yaml
 
-from devservers.local import free_port
+from devservers.local import free_port, wait_until_answering
 
 ROOT = Path(__file__).resolve().parent.parent
 _JSON = [(b"content-type", b"application/json")]
@@ -100,16 +99,10 @@ def openchoreo_standin(registry: Path) -> Iterator[str]:
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline or process.poll() is not None:
-                raise RuntimeError(f"the OpenChoreo stand-in did not start (exit code {process.poll()})")
-            time.sleep(0.1)
+        healthy = f"{url}/health"
+        wait_until_answering(
+            process, lambda: httpx.get(healthy, timeout=1).status_code == 200, "the OpenChoreo stand-in", 20
+        )
         yield url
     finally:
         process.terminate()

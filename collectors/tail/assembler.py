@@ -148,12 +148,7 @@ class Assembler:
                     ts_ns, stream, data = whole
                     if len(data) <= limit and not (pending and stream in pending):
                         if offset > replay:
-                            try:
-                                body = data.decode("utf-8")
-                            except UnicodeDecodeError:
-                                body = data.decode("utf-8", "replace")
-                                sink.repair(INVALID_UTF8)
-                            records.append(TailedLine(ts_ns, stream, body, source, start))
+                            records.append(TailedLine(ts_ns, stream, _text(data, sink), source, start))
                         continue
                 frag = parse_cri(raw) if raw and raw[0] != 0x7B else parse_line(raw)
                 if isinstance(frag, Rejected):
@@ -169,12 +164,7 @@ class Assembler:
                 ):
                     self._fragment(frag, start, offset, False, sink)
                 elif offset > replay:
-                    try:
-                        body = content.decode("utf-8")
-                    except UnicodeDecodeError:
-                        body = content.decode("utf-8", "replace")
-                        sink.repair(INVALID_UTF8)
-                    records.append(TailedLine(frag.ts_ns, frag.stream, body, source, start))
+                    records.append(TailedLine(frag.ts_ns, frag.stream, _text(content, sink), source, start))
         finally:
             sink.bytes = read
             if offset != first:
@@ -275,3 +265,11 @@ def _join(parts: list[bytes | str]) -> bytes | str:
     if all(isinstance(part, bytes) for part in parts):
         return b"".join(parts)  # type: ignore[arg-type]
     return "".join(part if isinstance(part, str) else part.decode("utf-8", "replace") for part in parts)
+
+
+def _text(data: bytes, sink: Sink) -> str:
+    """A whole line's message as text; invalid UTF-8 is replaced and counted as a repair."""
+    body, invalid = decode_content(data)
+    if invalid:
+        sink.repair(INVALID_UTF8)
+    return body
