@@ -43,7 +43,7 @@ def observer_up(
         urls = [f"http://127.0.0.1:{port}" for port in ports]
         try:
             try:
-                wait_until_answering(process, lambda: all(_healthy(url) for url in urls), "observer up", 60)
+                wait_until_answering(process, lambda urls=urls: all(_healthy(url) for url in urls), "observer up", 60)
             except RuntimeError as exc:
                 said = output_path.read_bytes()
                 if _PORT_RACE in said and attempt < _ATTEMPTS:
