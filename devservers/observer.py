@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import subprocess
 import sys
@@ -43,7 +44,7 @@ def observer_up(
         urls = [f"http://127.0.0.1:{port}" for port in ports]
         try:
             try:
-                wait_until_answering(process, lambda urls=urls: all(_healthy(url) for url in urls), "observer up", 60)
+                wait_until_answering(process, functools.partial(_all_healthy, urls), "observer up", 60)
             except RuntimeError as exc:
                 said = output_path.read_bytes()
                 if _PORT_RACE in said and attempt < _ATTEMPTS:
@@ -88,6 +89,10 @@ def _stop(process: subprocess.Popen) -> None:
         process.wait(timeout=30)
     except subprocess.TimeoutExpired:
         process.kill()
+
+
+def _all_healthy(urls: list[str]) -> bool:
+    return all(_healthy(url) for url in urls)
 
 
 def _healthy(url: str) -> bool:
