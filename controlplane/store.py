@@ -1,0 +1,503 @@
+"""The control plane's resource store: every object of every kind, as the Kubernetes API server would keep them.
+
+One set of SQLAlchemy Core queries serves SQLite (WAL, the default) and PostgreSQL (by DSN), as the observer's
+alert store does. Each object is one row holding its whole document (JSON); the columns beside it are what
+lookups, ordering and concurrency need.
+
+Semantics are the API server's, so clients written against OpenChoreo behave the same here:
+- `metadata.uid` is a uuid4 given at create and never changed; `creationTimestamp` likewise.
+- `metadata.generation` starts at 1 and grows by one only when `spec` changes (labels or status do not).
+- `metadata.resourceVersion` is the store revision of the object's last write; a replace carrying a stale one is
+  a Conflict (optimistic concurrency), one carrying none is unconditional.
+- `apiVersion`, `kind` and `status` are read-only on create and replace: status is written by `put_status` only.
+- A namespaced object needs its Namespace; a Namespace holding objects cannot be deleted.
+- Every write bumps one revision counter and appends a `changes` row in the same transaction, so reconcilers
+  wake on `revision()` and read what changed from `changes_since`; any Authz* write also bumps
+  `authz_revision`, the stamp the policy cache checks.
+
+Every write transaction begins by bumping the revision row: that takes the database's write lock (SQLite) or the
+row lock (PostgreSQL) first, so the reads and checks that follow see the latest committed state and concurrent
+writers queue rather than interleave.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import builtins
+import copy
+import json
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Connection,
+    Engine,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    and_,
+    create_engine,
+    delete,
+    event,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.exc import IntegrityError
+
+from controlplane import kinds, schema, selectors
+from controlplane.errors import Conflict, Invalid, NotFound
+
+CHANGES_KEPT = 10_000  # revisions of history kept for changes_since; older rows are pruned
+MAX_LIST_LIMIT = 1000  # the store's own bound on a page (the REST API allows 1..100)
+_PRUNE_EVERY = 100  # prune the changes table on every Nth revision, not on every write
+
+metadata = MetaData()
+
+resources = Table(
+    "cp_resources",
+    metadata,
+    Column("kind", String(63), primary_key=True),
+    Column("namespace", String(63), primary_key=True),  # "" for cluster-scoped kinds
+    Column("name", String(253), primary_key=True),
+    Column("uid", String(36), nullable=False, unique=True),
+    Column("generation", BigInteger, nullable=False),
+    Column("resource_version", BigInteger, nullable=False),
+    Column("document", Text, nullable=False),  # the whole object as JSON, status included
+)
+
+revisions = Table(
+    "cp_revision",
+    metadata,
+    Column("id", Integer, primary_key=True),  # always 1
+    Column("revision", BigInteger, nullable=False),
+    Column("authz_revision", BigInteger, nullable=False),
+)
+
+changes = Table(
+    "cp_changes",
+    metadata,
+    Column("revision", BigInteger, primary_key=True, autoincrement=False),
+    Column("kind", String(63), nullable=False),
+    Column("namespace", String(63), nullable=False),
+    Column("name", String(253), nullable=False),
+    Column("op", String(16), nullable=False),  # created | replaced | status | deleted
+    Index("cp_changes_by_kind", "kind", "revision"),
+)
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of a list: the items, the cursor of the next page ("" on the last) and how many items follow."""
+
+    items: list[dict[str, Any]]
+    next_cursor: str
+    remaining: int
+
+
+@dataclass(frozen=True)
+class Change:
+    """One write: the revision it made, what it touched (namespace "" for cluster-scoped) and how."""
+
+    revision: int
+    kind: str
+    namespace: str
+    name: str
+    op: str
+
+
+def open_engine(url: str) -> Engine:
+    """An engine for `url` (`sqlite:///path`, `postgresql://...`, `postgres://...`, `postgresql+psycopg://...`)
+    with the schema created. SQLite gets WAL, full sync and a busy timeout, so readers never block the writer."""
+    if url.startswith(("postgres://", "postgresql://")):
+        url = "postgresql+psycopg://" + url.split("://", 1)[1]
+    if url.startswith("sqlite"):
+        path = url.split(":///", 1)[1] if ":///" in url else ""
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+
+        @event.listens_for(engine, "connect")
+        def _pragmas(conn: Any, _record: Any) -> None:
+            cursor = conn.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=FULL")
+            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.close()
+
+    else:
+        engine = create_engine(url, pool_pre_ping=True)
+    metadata.create_all(engine)
+    with engine.begin() as conn:
+        if conn.execute(select(revisions.c.id).where(revisions.c.id == 1)).first() is None:
+            try:
+                with conn.begin_nested():
+                    conn.execute(insert(revisions).values(id=1, revision=0, authz_revision=0))
+            except IntegrityError:  # another process made it first
+                pass
+    return engine
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _ns_key(row: kinds.Kind, namespace: str | None) -> str:
+    return (namespace or "") if row.namespaced else ""
+
+
+def _row_kind(kind: str) -> kinds.Kind:
+    try:
+        return kinds.get(kind)
+    except KeyError as exc:
+        raise Invalid([("kind", str(exc.args[0]))]) from None
+
+
+def _is_authz(kind: str) -> bool:
+    return kind.startswith(("Authz", "ClusterAuthz"))
+
+
+def _encode_cursor(namespace: str, name: str) -> str:
+    return base64.urlsafe_b64encode(json.dumps([namespace, name]).encode()).decode()
+
+
+def _decode_cursor(cursor: str) -> tuple[str, str]:
+    try:
+        value = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+    except (binascii.Error, ValueError, UnicodeError):
+        value = None
+    if not (isinstance(value, list) and len(value) == 2 and all(isinstance(part, str) for part in value)):
+        raise Invalid([("cursor", f"Invalid value: {cursor[:64]!r}: not a cursor this server gave out")])
+    return value[0], value[1]
+
+
+def _ordered(document: dict[str, Any]) -> dict[str, Any]:
+    """The object with its top-level keys in Kubernetes' order (apiVersion, kind, metadata, spec, status, rest)."""
+    first = ("apiVersion", "kind", "metadata", "spec", "status")
+    return {key: document[key] for key in (*first, *sorted(set(document) - set(first))) if key in document}
+
+
+def _dotted(document: Mapping[str, Any], path: str) -> Any:
+    node: Any = document
+    for part in path.split("."):
+        if not isinstance(node, Mapping):
+            return None
+        node = node.get(part)
+    return node
+
+
+class Store:
+    """The resource store (module docstring). Synchronous; async callers use `asyncio.to_thread`."""
+
+    def __init__(self, url: str) -> None:
+        self._engine = open_engine(url)
+
+    @property
+    def engine(self) -> Engine:
+        """The SQLAlchemy engine, for tables that live beside the resources (slices to come)."""
+        return self._engine
+
+    def close(self) -> None:
+        """Release the connection pool."""
+        self._engine.dispose()
+
+    # ----------------------------------------------------------------- reads
+
+    def get(self, kind: str, namespace: str | None, name: str) -> dict[str, Any] | None:
+        """The object, or None when it does not exist."""
+        row = _row_kind(kind)
+        with self._engine.connect() as conn:
+            found = self._select(conn, row.kind, _ns_key(row, namespace), name)
+        return None if found is None else json.loads(found)
+
+    def list(
+        self,
+        kind: str,
+        namespace: str | None = None,
+        *,
+        selector: str = "",
+        filters: Mapping[str, str] = {},  # noqa: B006 - read-only default, never mutated
+        limit: int = 100,
+        cursor: str = "",
+    ) -> Page:
+        """One page of `kind` (in `namespace`, or in all namespaces when None), ordered by (namespace, name).
+
+        `selector` is a label selector; `filters` maps a list filter of the kind (`project` for Components) to the
+        value its field must equal. Invalid names the bad `labelSelector`, filter, `limit` or `cursor`; a namespace
+        that does not exist is NotFound, as a GET of it would be."""
+        row = _row_kind(kind)
+        if not 1 <= limit <= MAX_LIST_LIMIT:
+            raise Invalid([("limit", f"Invalid value: {limit}: must be between 1 and {MAX_LIST_LIMIT}")])
+        unknown = [key for key in filters if key not in row.list_filters]
+        if unknown:
+            raise Invalid([(key, f"not a filter of {row.kind}") for key in unknown])
+        parsed = selectors.parse(selector)
+        fields = {row.list_filters[key]: value for key, value in filters.items()}
+        query = select(resources.c.namespace, resources.c.name, resources.c.document).where(
+            resources.c.kind == row.kind
+        )
+        if row.namespaced and namespace is not None:
+            query = query.where(resources.c.namespace == namespace)
+        if cursor:
+            after_ns, after_name = _decode_cursor(cursor)
+            query = query.where(
+                or_(
+                    resources.c.namespace > after_ns,
+                    and_(resources.c.namespace == after_ns, resources.c.name > after_name),
+                )
+            )
+        query = query.order_by(resources.c.namespace, resources.c.name)
+        with self._engine.connect() as conn:
+            if row.namespaced and namespace is not None:
+                self._require_namespace(conn, namespace)
+            if not parsed.requirements and not fields:
+                return self._page_plain(conn, query, limit)
+            return self._page_filtered(conn, query, limit, parsed, fields)
+
+    def _page_plain(self, conn: Connection, query: Any, limit: int) -> Page:
+        rows = conn.execute(query.limit(limit + 1)).all()
+        items = [json.loads(r.document) for r in rows[:limit]]
+        if len(rows) <= limit:
+            return Page(items, "", 0)
+        last = rows[limit - 1]
+        rest = select(func.count()).select_from(query.with_only_columns(resources.c.name).order_by(None).subquery())
+        total_after_first = int(conn.execute(rest).scalar_one())
+        return Page(items, _encode_cursor(last.namespace, last.name), total_after_first - limit)
+
+    def _page_filtered(
+        self, conn: Connection, query: Any, limit: int, parsed: selectors.Selector, fields: Mapping[str, str]
+    ) -> Page:
+        items: list[dict[str, Any]] = []
+        remaining = 0
+        last: tuple[str, str] = ("", "")
+        for r in conn.execution_options(yield_per=500).execute(query):
+            document = json.loads(r.document)
+            labels = (document.get("metadata") or {}).get("labels") or {}
+            if not parsed.matches(labels):
+                continue
+            if any(_dotted(document, path) != value for path, value in fields.items()):
+                continue
+            if len(items) < limit:
+                items.append(document)
+                last = (r.namespace, r.name)
+            else:
+                remaining += 1
+        return Page(items, _encode_cursor(*last) if remaining else "", remaining)
+
+    def revision(self) -> int:
+        """The store revision: it grows on every write, so a reconciler compares it to know whether to look."""
+        with self._engine.connect() as conn:
+            return int(conn.execute(select(revisions.c.revision).where(revisions.c.id == 1)).scalar_one())
+
+    def authz_revision(self) -> int:
+        """Grows on every write of an Authz* kind: the stamp a policy cache compares before reusing its rules."""
+        with self._engine.connect() as conn:
+            return int(conn.execute(select(revisions.c.authz_revision).where(revisions.c.id == 1)).scalar_one())
+
+    def changes_since(self, revision: int, limit: int = CHANGES_KEPT) -> builtins.list[Change]:
+        """The writes after `revision`, oldest first, at most `limit`. Only the last CHANGES_KEPT revisions are
+        kept: a caller further behind than that re-lists instead (it sees the first change returned is not
+        `revision + 1`)."""
+        query = select(changes).where(changes.c.revision > revision).order_by(changes.c.revision).limit(limit)
+        with self._engine.connect() as conn:
+            return [Change(int(r.revision), r.kind, r.namespace, r.name, r.op) for r in conn.execute(query)]
+
+    # ----------------------------------------------------------------- writes
+
+    def create(self, document: dict[str, Any]) -> dict[str, Any]:
+        """Store a new object; returns it as stored (uid, generation 1, resourceVersion, creationTimestamp set).
+        Invalid for a bad document, NotFound for a missing namespace, Conflict when the name is taken."""
+        row, doc = self._validated(document)
+        meta = doc["metadata"]
+        namespace, name = _ns_key(row, meta.get("namespace")), meta["name"]
+        with self._write() as (conn, revision):
+            if row.namespaced:
+                self._require_namespace(conn, namespace)
+            if self._select(conn, row.kind, namespace, name) is not None:
+                raise Conflict(f"{row.kind} '{name}' already exists")
+            meta["uid"] = str(uuid.uuid4())
+            meta["creationTimestamp"] = _now()
+            meta["generation"] = 1
+            meta["resourceVersion"] = str(revision)
+            if row.kind == "Namespace":
+                doc["status"] = {"phase": "Active"}
+            doc = _ordered(doc)
+            try:
+                with conn.begin_nested():
+                    conn.execute(
+                        insert(resources).values(
+                            kind=row.kind,
+                            namespace=namespace,
+                            name=name,
+                            uid=meta["uid"],
+                            generation=1,
+                            resource_version=revision,
+                            document=json.dumps(doc),
+                        )
+                    )
+            except IntegrityError:
+                raise Conflict(f"{row.kind} '{name}' already exists") from None
+            self._record(conn, revision, row.kind, namespace, name, "created")
+        return doc
+
+    def replace(self, document: dict[str, Any]) -> dict[str, Any]:
+        """Replace an object's labels, annotations and spec; status, uid and creationTimestamp are kept.
+        NotFound when it does not exist, Conflict when `metadata.resourceVersion` is given and stale."""
+        row, doc = self._validated(document)
+        meta = doc["metadata"]
+        namespace, name = _ns_key(row, meta.get("namespace")), meta["name"]
+        wanted = str(document.get("metadata", {}).get("resourceVersion") or "")
+
+        def change(old: dict[str, Any], revision: int) -> dict[str, Any]:
+            if wanted and wanted != str(old["metadata"]["resourceVersion"]):
+                raise Conflict(
+                    f"{row.kind} '{name}' was modified (resourceVersion {old['metadata']['resourceVersion']}"
+                    f", not {wanted}); read it again and retry"
+                )
+            old_meta = old["metadata"]
+            generation = int(old_meta["generation"]) + (0 if old.get("spec") == doc.get("spec") else 1)
+            for key in ("uid", "creationTimestamp"):
+                meta[key] = old_meta[key]
+            meta["generation"] = generation
+            meta["resourceVersion"] = str(revision)
+            if "status" in old:
+                doc["status"] = old["status"]
+            return doc
+
+        return self._update(row, namespace, name, "replaced", change)
+
+    def put_status(self, kind: str, namespace: str | None, name: str, status: dict[str, Any]) -> dict[str, Any]:
+        """Replace an object's status (the status subresource): generation unchanged, resourceVersion bumped.
+        Invalid when the status does not fit the kind's schema."""
+        row = _row_kind(kind)
+        ns = _ns_key(row, namespace)
+
+        def change(old: dict[str, Any], revision: int) -> dict[str, Any]:
+            doc = copy.deepcopy(old)
+            doc["status"] = copy.deepcopy(status)
+            problems = [p for p in schema.validate(row.kind, doc) if p[0].startswith("status")]
+            if problems:
+                raise Invalid(problems)
+            doc["metadata"]["resourceVersion"] = str(revision)
+            return doc
+
+        return self._update(row, ns, name, "status", change)
+
+    def delete(self, kind: str, namespace: str | None, name: str) -> dict[str, Any]:
+        """Remove an object; returns it. NotFound when absent; Conflict for a Namespace still holding objects."""
+        row = _row_kind(kind)
+        ns = _ns_key(row, namespace)
+        with self._write() as (conn, revision):
+            found = self._select(conn, row.kind, ns, name)
+            if found is None:
+                raise self._missing(conn, row, ns, name)
+            if row.kind == "Namespace":
+                held = conn.execute(
+                    select(resources.c.kind, resources.c.name).where(resources.c.namespace == name).limit(1)
+                ).first()
+                if held is not None:
+                    raise Conflict(
+                        f"Namespace '{name}' is not empty (it still holds {held.kind} '{held.name}'); "
+                        "delete what it holds first"
+                    )
+            conn.execute(
+                delete(resources).where(
+                    resources.c.kind == row.kind, resources.c.namespace == ns, resources.c.name == name
+                )
+            )
+            self._record(conn, revision, row.kind, ns, name, "deleted")
+        document: dict[str, Any] = json.loads(found)
+        return document
+
+    # ----------------------------------------------------------------- helpers
+
+    def _validated(self, document: dict[str, Any]) -> tuple[kinds.Kind, dict[str, Any]]:
+        """A validated, defaulted copy of `document` without the fields the server owns."""
+        if not isinstance(document, dict):
+            raise Invalid([("", "a manifest must be an object")])
+        row = _row_kind(str(document.get("kind") or ""))
+        doc = copy.deepcopy(document)
+        doc.pop("status", None)
+        meta = doc.get("metadata")
+        if isinstance(meta, dict):
+            for key in ("uid", "creationTimestamp", "generation", "resourceVersion"):
+                meta.pop(key, None)
+        problems = schema.validate(row.kind, doc)
+        if row.namespaced and isinstance(meta, dict) and not meta.get("namespace"):
+            problems.append(("metadata.namespace", "Required value"))
+        if problems:
+            raise Invalid(problems)
+        return row, doc
+
+    @contextmanager
+    def _write(self) -> Iterator[tuple[Connection, int]]:
+        """A write transaction that has taken the next revision (and with it the write lock) before anything."""
+        with self._engine.begin() as conn:
+            conn.execute(update(revisions).where(revisions.c.id == 1).values(revision=revisions.c.revision + 1))
+            revision = int(conn.execute(select(revisions.c.revision).where(revisions.c.id == 1)).scalar_one())
+            yield conn, revision
+
+    def _update(
+        self,
+        row: kinds.Kind,
+        namespace: str,
+        name: str,
+        op: str,
+        change: Callable[[dict[str, Any], int], dict[str, Any]],
+    ) -> dict[str, Any]:
+        with self._write() as (conn, revision):
+            found = self._select(conn, row.kind, namespace, name)
+            if found is None:
+                raise self._missing(conn, row, namespace, name)
+            doc = _ordered(change(json.loads(found), revision))
+            conn.execute(
+                update(resources)
+                .where(resources.c.kind == row.kind, resources.c.namespace == namespace, resources.c.name == name)
+                .values(
+                    generation=int(doc["metadata"]["generation"]),
+                    resource_version=revision,
+                    document=json.dumps(doc),
+                )
+            )
+            self._record(conn, revision, row.kind, namespace, name, op)
+        return doc
+
+    def _record(self, conn: Connection, revision: int, kind: str, namespace: str, name: str, op: str) -> None:
+        conn.execute(insert(changes).values(revision=revision, kind=kind, namespace=namespace, name=name, op=op))
+        if _is_authz(kind):
+            conn.execute(
+                update(revisions).where(revisions.c.id == 1).values(authz_revision=revisions.c.authz_revision + 1)
+            )
+        if revision % _PRUNE_EVERY == 0:
+            conn.execute(delete(changes).where(changes.c.revision <= revision - CHANGES_KEPT))
+
+    def _select(self, conn: Connection, kind: str, namespace: str, name: str) -> str | None:
+        found = conn.execute(
+            select(resources.c.document).where(
+                resources.c.kind == kind, resources.c.namespace == namespace, resources.c.name == name
+            )
+        ).first()
+        return None if found is None else str(found.document)
+
+    def _missing(self, conn: Connection, row: kinds.Kind, namespace: str, name: str) -> NotFound:
+        """NotFound for an absent object, blaming its namespace when that is what is missing."""
+        if row.namespaced and self._select(conn, "Namespace", "", namespace) is None:
+            return NotFound(f"Namespace '{namespace}' not found")
+        return NotFound(f"{row.kind} '{name}' not found")
+
+    def _require_namespace(self, conn: Connection, namespace: str) -> None:
+        if self._select(conn, "Namespace", "", namespace) is None:
+            raise NotFound(f"Namespace '{namespace}' not found")
