@@ -14,12 +14,12 @@ from pathlib import Path
 
 import casbin
 
+from access import model as authz
+from access.casbin_pdp import CasbinAuthorizer, entitlements_of, plain_enforcer
+from access.model import PermissionDenied, Resource, Subject
+from access.policy_sources import RACY_NS, FilePolicySource, SQLitePolicySource, StaticPolicySource
+from access.resources import resource_path, scope_path
 from bench.harness import percentile, report
-from observer.auth import model as authz
-from observer.auth.casbin_pdp import CasbinAuthorizer, entitlements_of, plain_enforcer
-from observer.auth.model import PermissionDenied, Resource, Subject
-from observer.auth.policy_sources import RACY_NS, FilePolicySource, SQLitePolicySource, StaticPolicySource
-from observer.auth.resources import resource_path, scope_path
 
 P_LINES = 10_000
 NAMESPACES = 400

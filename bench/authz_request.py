@@ -18,6 +18,12 @@ from pathlib import Path
 
 import httpx
 
+from access.authn import Authenticator
+from access.casbin_pdp import CasbinAuthorizer
+from access.model import AllowAll, Authorizer
+from access.policy_sources import StaticPolicySource
+from access.resources import scope_path
+from access.settings import AuthSettings
 from adapters.embedded.backend import EmbeddedBackend
 from bench import authz_pdp
 from bench.harness import percentile, report
@@ -26,12 +32,6 @@ from devservers.sample import BASE_NS, identity
 from domain.model import LogRecord
 from domain.timeutil import format_rfc3339
 from observer.app import create_public_app
-from observer.auth.authn import Authenticator
-from observer.auth.casbin_pdp import CasbinAuthorizer
-from observer.auth.model import AllowAll, Authorizer
-from observer.auth.policy_sources import StaticPolicySource
-from observer.auth.resources import scope_path
-from observer.auth.settings import AuthSettings
 from observer.service import QueryService
 
 GROUP = "bench-cart-team"

@@ -19,6 +19,8 @@ from typing import Any, Protocol
 from tunnel.frames import TunnelRequest, TunnelResponse
 
 TIMEOUT_S = 30.0  # upstream's per-request proxy timeout
+LIST_PAGE = 500
+MAX_LIST_PAGES = 40
 
 
 @dataclass(frozen=True)
@@ -102,15 +104,27 @@ class PlaneClient:
         return None if answer.status_code == 404 else self._json(answer)
 
     async def list(self, kind: str, label_selector: str, namespace: str = "") -> list[dict[str, Any]]:
-        """Every object of `kind` carrying the labels (in every namespace unless one is named)."""
-        query = urllib.parse.urlencode({"labelSelector": label_selector, "limit": "500"})
-        answer = await self._call("GET", RESOURCES[kind].path(namespace), query)
-        items: list[dict[str, Any]] = self._json(answer).get("items") or []
+        """Every object of `kind` carrying the labels (in every namespace unless one is named), read in pages of
+        LIST_PAGE following the API server's `continue` token, at most MAX_LIST_PAGES pages (PlaneRequestFailed
+        beyond: a list that large is not something a release or a sweep should act on half-read)."""
         resource = RESOURCES[kind]
-        for item in items:  # a list answer leaves these out of its items
-            item.setdefault("apiVersion", resource.api_version)
-            item.setdefault("kind", kind)
-        return items
+        items: list[dict[str, Any]] = []
+        token = ""
+        for _ in range(MAX_LIST_PAGES):
+            params = {"labelSelector": label_selector, "limit": str(LIST_PAGE)}
+            if token:
+                params["continue"] = token
+            page = self._json(await self._call("GET", resource.path(namespace), urllib.parse.urlencode(params)))
+            for item in page.get("items") or []:
+                item.setdefault("apiVersion", resource.api_version)  # a list answer leaves these out of its items
+                item.setdefault("kind", kind)
+                items.append(item)
+            token = str((page.get("metadata") or {}).get("continue") or "")
+            if not token:
+                return items
+        raise PlaneRequestFailed(
+            507, f"more than {LIST_PAGE * MAX_LIST_PAGES} {resource.plural} match {label_selector}"
+        )
 
     async def delete(self, kind: str, namespace: str, name: str) -> bool:
         """Deletes the object; False when it was already gone (a finished delete either way)."""
@@ -127,7 +141,13 @@ class PlaneClient:
         if content_type:
             headers["Content-Type"] = [content_type]
         request = TunnelRequest(
-            request_id=str(uuid.uuid4()), target="k8s", method=method, path=path, query=query, headers=headers, body=body
+            request_id=str(uuid.uuid4()),
+            target="k8s",
+            method=method,
+            path=path,
+            query=query,
+            headers=headers,
+            body=body,
         )
         plane = self.plane
         try:

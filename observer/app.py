@@ -8,10 +8,10 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from pydantic import SecretStr
 
-from observer.auth.authn import Authenticator
+from access.authn import Authenticator
+from access.middleware import AuthMiddleware
+from access.settings import AuthSettings
 from observer.auth.internal import InternalTokenMiddleware, check_token
-from observer.auth.middleware import AuthMiddleware
-from observer.auth.settings import AuthSettings
 from observer.body_limit import DEFAULT_MAX_BODY_BYTES, DEFAULT_WEBHOOK_MAX_BODY_BYTES, BodyLimitMiddleware
 from observer.docs import install_docs
 from observer.errors import install_error_handlers

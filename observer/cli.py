@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from observer.auth.settings import AuthSettings
+    from access.settings import AuthSettings
     from observer.config import Settings
 
 
@@ -146,9 +146,9 @@ def _up(args: argparse.Namespace) -> int:
     connections prints that it is up (and starts the demo traffic, which sends to our own OTLP port)."""
     import threading
 
+    from access.settings import AuthConfigError
     from observer import logs, runtime
     from observer.auth.authorizers import AuthzConfigError
-    from observer.auth.settings import AuthConfigError
     from serving import PortUnavailable, bind_all, run_loop
 
     settings = _settings(args)
@@ -449,11 +449,29 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     get = rules_commands.add_parser("get", help="print the stored alert rules with their status, as YAML")
     get.add_argument("--data-dir", type=Path, metavar="DIR", help=data_dir_help)
     get.set_defaults(run=_rules_list)
+
+    # The control plane and the plane agents are their own programs with their own flags (main() hands the rest
+    # of the command line to them); listed here so `observer --help` shows them.
+    commands.add_parser(
+        "controlplane", help="run the control plane (REST API, cluster gateway, reconcilers)", add_help=False
+    )
+    commands.add_parser("agent", help="run a plane agent (dials the control plane's cluster gateway)", add_help=False)
+    from controlplane.commands import add_commands
+
+    add_commands(commands)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["controlplane"]:
+        from controlplane.run import main as controlplane_main
+
+        return controlplane_main(argv[1:])
+    if argv[:1] == ["agent"]:
+        from agents.run import main as agent_main
+
+        return agent_main(argv[1:])
     args = build_parser(argv).parse_args(argv)
     return args.run(args)
 

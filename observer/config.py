@@ -12,8 +12,8 @@ from typing import Literal
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from access.settings import AuthSettings
 from observer.auth.internal import InternalSecurity, internal_security
-from observer.auth.settings import AuthSettings
 
 
 class Settings(BaseSettings):
@@ -91,6 +91,6 @@ class Settings(BaseSettings):
         )
 
     def auth(self) -> AuthSettings:
-        """Authentication, from OpenChoreo's JWT variables (observer/auth/settings.py): on unless
+        """Authentication, from OpenChoreo's JWT variables (access/settings.py): on unless
         JWT_DISABLED=true, and then JWKS_URL is required. Raises AuthConfigError with the fix."""
         return AuthSettings.from_env()

@@ -11,9 +11,9 @@ from __future__ import annotations
 import re
 from typing import NoReturn
 
+from access.model import FINOPS_VIEW, Authorizer, Subject
+from access.resources import component_resource
 from domain.echo import shown
-from observer.auth.model import FINOPS_VIEW, Authorizer, Subject
-from observer.auth.resources import component_resource
 from observer.errors import INVALID_REQUEST, ApiError
 from observer.guard import failures, query_endpoint
 from observer.validation import NamedScope, time_range

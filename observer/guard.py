@@ -41,6 +41,15 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from access.model import (
+    AllowAll,
+    AuthorizationUnavailable,
+    Authorizer,
+    NotAuthenticated,
+    PermissionDenied,
+    Subject,
+)
+from access.resources import resource_for
 from adapters.protocols import (
     BackendUnavailable,
     InvalidCursor,
@@ -52,15 +61,6 @@ from adapters.protocols import (
 )
 from domain.echo import shown
 from domain.model import ComponentScope, WorkflowScope
-from observer.auth.model import (
-    AllowAll,
-    AuthorizationUnavailable,
-    Authorizer,
-    NotAuthenticated,
-    PermissionDenied,
-    Subject,
-)
-from observer.auth.resources import resource_for
 from observer.errors import ApiError
 from observer.validation import NamedScope
 

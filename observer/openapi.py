@@ -23,7 +23,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from observer.auth.middleware import PUBLIC_PATHS
+from access.middleware import PUBLIC_PATHS
 
 ERROR_REF = {"$ref": "#/components/schemas/ErrorResponse"}
 EXTENSION = "x-observer-extension"

@@ -17,15 +17,15 @@ from dataclasses import dataclass
 
 import uvicorn
 
+from access.authn import Authenticator
+from access.model import AllowAll, Authorizer
+from access.settings import AuthSettings, log_auth_posture
 from adapters import registry
 from adapters.protocols import ScopeResolver, TelemetrySink
 from collectors.otlp.receiver import build_otlp_app
 from observer.alerting.plane import Alerting, build_alerting, rule_targets
 from observer.app import create_internal_app, create_public_app
-from observer.auth.authn import Authenticator
 from observer.auth.internal import InternalSecurity, log_internal_posture
-from observer.auth.model import AllowAll, Authorizer
-from observer.auth.settings import AuthSettings, log_auth_posture
 from observer.config import Settings
 from observer.mcp.server import build_mcp_app
 from observer.resolver_http import OpenChoreoResolver

@@ -8,6 +8,8 @@ completes it here, so no query ever carries names the backends would have to ign
 
 from __future__ import annotations
 
+from access import model as authz
+from access.model import Authorizer, Subject
 from adapters.protocols import EventsBackend, LogsBackend, MetricsBackend, ScopeResolver, TracesBackend
 from domain.model import (
     EventRecord,
@@ -19,8 +21,6 @@ from domain.model import (
     TraceSummary,
     WorkflowScope,
 )
-from observer.auth import model as authz
-from observer.auth.model import Authorizer, Subject
 from observer.errors import ApiError
 from observer.guard import Guard, failures, query_endpoint
 from observer.log_context import AnchorUnclear, LogContext, LogContextRequest, read_log_context

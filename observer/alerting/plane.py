@@ -19,6 +19,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
+from access.model import Authorizer
 from adapters.protocols import LogsBackend, MetricsBackend, ScopeResolver
 from adapters.registry import Plane as BackendPlane
 from adapters.registry import RuleTargetContext
@@ -33,7 +34,6 @@ from observer.alerting.intake import AlertIntake
 from observer.alerting.outbox import OutboxWorker
 from observer.alerting.resources import ResourceStore
 from observer.alerting.service import AlertService
-from observer.auth.model import Authorizer
 
 log = logging.getLogger(__name__)
 

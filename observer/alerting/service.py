@@ -19,11 +19,11 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from access import model as authz
+from access.model import Authorizer, Subject
 from adapters.protocols import ScopeResolver
 from domain.model import ComponentScope, SortOrder
 from observer.alerting.entries import STATUSES, EntriesQuery, EntryStore, IncidentNotFound, InvalidTransition
-from observer.auth import model as authz
-from observer.auth.model import Authorizer, Subject
 from observer.errors import ApiError
 from observer.guard import Guard, failures, store_endpoint
 from observer.validation import NamedScope

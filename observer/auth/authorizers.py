@@ -2,7 +2,7 @@
 
 | variable | meaning | default |
 |---|---|---|
-| `AUTHZ_MODE` | `casbin` (the embedded PDP, observer/auth/casbin_pdp.py) or `remote` (OpenChoreo's authz service) | `casbin` |
+| `AUTHZ_MODE` | `casbin` (the embedded PDP, access/casbin_pdp.py) or `remote` (OpenChoreo's authz service) | `casbin` |
 | `OBSERVER_AUTHZ_POLICY_FILE` | casbin: the policy file, YAML roles + bindings or Casbin CSV (docs/authz-policy.md) | |
 | `OBSERVER_AUTHZ_POLICY_DB` | casbin: a SQLite file whose `casbin_rule` table holds the policy (instead of a file) | |
 | `AUTHZ_SERVICE_URL` | remote: the authz service base URL | `http://localhost:8080` |
@@ -21,12 +21,12 @@ import os
 import sqlite3
 from collections.abc import Mapping
 
+from access.casbin_pdp import CasbinAuthorizer
+from access.model import Authorizer
+from access.policy_sources import FilePolicySource, PolicyError, SQLitePolicySource
+from access.settings import env_flag
 from domain.timeutil import parse_go_duration
-from observer.auth.casbin_pdp import CasbinAuthorizer
-from observer.auth.model import Authorizer
-from observer.auth.policy_sources import FilePolicySource, PolicyError, SQLitePolicySource
 from observer.auth.remote_pdp import DEFAULT_SERVICE_URL, DEFAULT_TIMEOUT_S, RemoteAuthorizer
-from observer.auth.settings import env_flag
 
 log = logging.getLogger(__name__)
 

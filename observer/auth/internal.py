@@ -38,8 +38,8 @@ import orjson
 from pydantic import SecretStr
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from observer.auth.middleware import READ_METHODS
-from observer.auth.settings import AuthConfigError
+from access.middleware import READ_METHODS
+from access.settings import AuthConfigError
 from observer.errors import error_body
 
 log = logging.getLogger(__name__)

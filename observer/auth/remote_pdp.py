@@ -1,6 +1,6 @@
 """OpenChoreo's decision point over HTTP: `POST {AUTHZ_SERVICE_URL}/api/v1/authz/evaluates` (contract §2.1).
 
-The body is a one-element JSON array of EvaluateRequest (observer/auth/resources.py builds it), sent with the
+The body is a one-element JSON array of EvaluateRequest (access/resources.py builds it), sent with the
 caller's own bearer token, since the authz service decides for the caller and may check the token itself. The
 answer is a JSON array of `{decision, context: {reason}}`.
 
@@ -17,8 +17,8 @@ import logging
 
 import orjson
 
-from observer.auth.model import AuthorizationUnavailable, NotAuthenticated, PermissionDenied, Resource, Subject
-from observer.auth.resources import context_for, evaluate_request
+from access.model import AuthorizationUnavailable, NotAuthenticated, PermissionDenied, Resource, Subject
+from access.resources import context_for, evaluate_request
 from observer.outbound import OutboundClient, OutboundFailed
 
 log = logging.getLogger(__name__)

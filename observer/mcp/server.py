@@ -32,7 +32,7 @@ from mcp.shared.exceptions import MCPError
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from observer.auth.model import Subject
+from access.model import Subject
 from observer.errors import ApiError
 from observer.mcp.arguments import ToolError, api_error_text, refuse_unknown
 from observer.mcp.fit import CLIENT_EVENT_LIMIT, RESULT_BUDGET, result_of, result_size, shorten

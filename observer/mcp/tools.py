@@ -21,9 +21,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from mcp import types
 
+from access.model import Subject
 from domain.model import Page, WorkflowScope
 from domain.timeutil import now_ns
-from observer.auth.model import Subject
 from observer.errors import ApiError
 from observer.finops import finops_scope, refuse_finops
 from observer.mcp import schemas

@@ -14,7 +14,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
-from observer.auth.settings import AuthSettings
+from access.settings import AuthSettings
 
 router = APIRouter(tags=["OAuth"])
 

@@ -10,10 +10,10 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Path, Request
 
+from access.model import Subject
 from domain.echo import shown
 from domain.model import WorkflowScope
 from domain.timeutil import now_ns
-from observer.auth.model import Subject
 from observer.errors import UNSUPPORTED_MEDIA_TYPE, bad_request
 from observer.responses import FastJSONResponse
 from observer.service import QueryService

@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from access.model import AllowAll
 from adapters.embedded.backend import EmbeddedBackend
 from devservers.receivers import WebhookReceiver
 from domain.model import Identity, LogRecord
@@ -18,7 +19,6 @@ from domain.timeutil import now_ns
 from observer.alerting.outbox import notification_status
 from observer.alerting.plane import build_alerting
 from observer.app import create_internal_app, create_public_app
-from observer.auth.model import AllowAll
 from observer.service import QueryService
 
 PROJECT, COMPONENT, ENV = str(uuid.uuid4()), str(uuid.uuid4()), str(uuid.uuid4())

@@ -1,7 +1,7 @@
 """Authentication end to end: real tokens, signed by keys of a real OIDC issuer process on loopback
 (devservers/oidc.py), verified by the public app's middleware, which fetches the issuer's JWKS over HTTP.
 
-Which body a failure gets (observer/auth/authn.py): a missing or non-Bearer credential is MISSING_TOKEN; a token
+Which body a failure gets (access/authn.py): a missing or non-Bearer credential is MISSING_TOKEN; a token
 that is malformed, badly signed, signed with a key or algorithm we do not accept, or outside its lifetime is
 INVALID_TOKEN; a genuine current token for another issuer or audience is INVALID_CLAIMS.
 """
@@ -22,13 +22,13 @@ import httpx
 import pytest
 from fastapi import FastAPI, Request
 
+from access.authn import Authenticator, JwksCache
+from access.middleware import AuthMiddleware
+from access.model import Subject
+from access.settings import AuthConfigError, AuthSettings
 from devservers.local import serving
 from devservers.oidc import OidcIssuer, SigningKey, b64url
 from observer.app import create_public_app
-from observer.auth.authn import Authenticator, JwksCache
-from observer.auth.middleware import AuthMiddleware
-from observer.auth.model import Subject
-from observer.auth.settings import AuthConfigError, AuthSettings
 from tests.conftest import service_over
 
 AUDIENCE = "observer-api"

@@ -24,6 +24,9 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from sqlalchemy import insert
 
+from access.casbin_pdp import CasbinAuthorizer
+from access.policy_sources import FilePolicySource
+from access.settings import AuthSettings
 from adapters.embedded.backend import EmbeddedBackend
 from devservers.local import serving
 from devservers.sample import BASE_NS, COMPONENTS, ENVIRONMENTS, PROJECT_UID, identity, platform_points
@@ -34,9 +37,6 @@ from observer.alerting.entries import EntryStore
 from observer.alerting.service import AlertService
 from observer.alerting.tables import alert_entries, incident_entries
 from observer.app import create_public_app
-from observer.auth.casbin_pdp import CasbinAuthorizer
-from observer.auth.policy_sources import FilePolicySource
-from observer.auth.settings import AuthSettings
 from observer.mcp import build_mcp_app
 from observer.service import QueryService
 from tests.contract.data import span as make_span

@@ -334,13 +334,13 @@ def rendered(template: str, monitor: dict[str, Any], transition: str, value: str
 async def test_a_datadog_webhook_for_a_monitor_reaches_an_alert_an_incident_and_a_notification(
     tmp_path: Path, target: DatadogMonitorTarget, api
 ) -> None:
+    from access.model import AllowAll
     from adapters.embedded.backend import EmbeddedBackend
     from devservers.receivers import WebhookReceiver
     from observer.alerting.entries import EntriesQuery, EntryStore
     from observer.alerting.outbox import notification_status
     from observer.alerting.plane import build_alerting
     from observer.app import create_internal_app
-    from observer.auth.model import AllowAll
 
     backend = EmbeddedBackend(tmp_path / "data")
     alerting = build_alerting(

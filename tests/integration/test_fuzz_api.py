@@ -36,12 +36,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from schemathesis import GenerationMode
 
+from access.model import AllowAll
 from adapters.embedded.backend import EmbeddedBackend
 from domain.model import EventRecord, Identity, LogRecord, SpanRecord
 from domain.timeutil import parse_rfc3339
 from observer.alerting.plane import build_alerting
 from observer.app import create_internal_app, create_public_app
-from observer.auth.model import AllowAll
 from observer.finops import FINOPS_NOT_CONFIGURED
 from tests.conftest import service_over
 

@@ -17,13 +17,13 @@ from typing import Any
 import httpx
 import pytest
 
+from access.model import Subject
 from adapters.embedded.backend import EmbeddedBackend
 from devservers.local import serving
 from devservers.sample import BASE_NS, NS, identity
 from domain.model import LogRecord
 from domain.timeutil import format_rfc3339
 from observer.app import create_public_app
-from observer.auth.model import Subject
 from observer.mcp.tools import ObserverTools
 from observer.service import QueryService
 

@@ -34,6 +34,8 @@ from mcp.types.version import MODERN_PROTOCOL_VERSIONS
 from sqlalchemy import insert
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from access.model import PermissionDenied, Resource, Subject
+from access.settings import AuthSettings
 from adapters.embedded.backend import EmbeddedBackend
 from devservers.local import serving
 from devservers.sample import BASE_NS, COMPONENTS, ENVIRONMENTS, NS, PROJECT_UID, identity, platform_points
@@ -44,8 +46,6 @@ from observer.alerting.entries import EntryStore
 from observer.alerting.service import AlertService
 from observer.alerting.tables import alert_entries, incident_entries
 from observer.app import create_public_app
-from observer.auth.model import PermissionDenied, Resource, Subject
-from observer.auth.settings import AuthSettings
 from observer.mcp import build_mcp_app
 from observer.mcp.server import CONTRACT_TOOLS, EXTENDED_TOOLS
 from observer.mcp.tools import ObserverTools

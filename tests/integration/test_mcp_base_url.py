@@ -11,10 +11,10 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from access.settings import AuthConfigError, AuthSettings
 from adapters.embedded.backend import EmbeddedBackend
 from devservers.local import serving
 from observer.app import create_public_app
-from observer.auth.settings import AuthConfigError, AuthSettings
 from tests.conftest import service_over
 
 METADATA = "/.well-known/oauth-protected-resource"

@@ -15,13 +15,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from access import model as authz
+from access.model import AuthorizationUnavailable, NotAuthenticated, PermissionDenied, Subject
+from access.resources import incident_update_resource, resource_for
 from devservers.local import free_port, serving
 from devservers.tls_proxy import self_signed_cert, serving_tls
 from domain.model import WorkflowScope
-from observer.auth import model as authz
-from observer.auth.model import AuthorizationUnavailable, NotAuthenticated, PermissionDenied, Subject
 from observer.auth.remote_pdp import RemoteAuthorizer
-from observer.auth.resources import incident_update_resource, resource_for
 from observer.validation import NamedScope
 
 TOKEN = "eyJhbGciOiJSUzI1NiJ9.c2VjcmV0LXBheWxvYWQ.s1gnature-THAT-MUST-NOT-LEAK"

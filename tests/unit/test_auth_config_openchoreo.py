@@ -22,8 +22,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from observer.auth.settings import AuthConfigError
-from observer.auth.subjects import SubjectResolver, SubjectType, parse_subject_types
+from access.settings import AuthConfigError
+from access.subjects import SubjectResolver, SubjectType, parse_subject_types
 
 RENDERED_CONFIGMAP = """\
 ---

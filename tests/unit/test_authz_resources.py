@@ -6,10 +6,9 @@ import json
 
 import pytest
 
-from domain.model import WorkflowScope
-from observer.auth import model as authz
-from observer.auth.model import Resource, Subject
-from observer.auth.resources import (
+from access import model as authz
+from access.model import Resource, Subject
+from access.resources import (
     context_for,
     evaluate_request,
     incident_update_resource,
@@ -17,6 +16,7 @@ from observer.auth.resources import (
     resource_path,
     scope_path,
 )
+from domain.model import WorkflowScope
 from observer.validation import NamedScope
 
 USER = Subject("user", "groups", ("devs", "oncall"), token="secret-token")

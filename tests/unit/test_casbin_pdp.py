@@ -12,12 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from domain.model import WorkflowScope
-from observer.auth import model as authz
-from observer.auth.authorizers import AuthzConfigError, authorizer_from_env
-from observer.auth.casbin_pdp import CasbinAuthorizer, PolicySnapshot, entitlements_of, plain_enforcer
-from observer.auth.model import NotAuthenticated, PermissionDenied, Resource, Subject
-from observer.auth.policy_sources import (
+from access import model as authz
+from access.casbin_pdp import CasbinAuthorizer, PolicySnapshot, entitlements_of, plain_enforcer
+from access.model import NotAuthenticated, PermissionDenied, Resource, Subject
+from access.policy_sources import (
     FilePolicySource,
     PolicyError,
     SQLitePolicySource,
@@ -25,8 +23,10 @@ from observer.auth.policy_sources import (
     compile_yaml,
     parse_csv,
 )
+from access.resources import incident_update_resource, resource_for, resource_path
+from domain.model import WorkflowScope
+from observer.auth.authorizers import AuthzConfigError, authorizer_from_env
 from observer.auth.remote_pdp import RemoteAuthorizer
-from observer.auth.resources import incident_update_resource, resource_for, resource_path
 from observer.validation import NamedScope
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
@@ -366,7 +366,7 @@ async def test_unchanged_file_is_not_reloaded(tmp_path):
 async def test_a_file_older_than_the_racy_window_is_compared_by_metadata(tmp_path, monkeypatch):
     """Past the racy window the stamp stops hashing content and still equals the loaded one (no reload); a later
     write changes ctime and is seen."""
-    from observer.auth import policy_sources
+    from access import policy_sources
 
     policy = tmp_path / "policy.csv"
     policy.write_text("p, groups:base, ns/acme, logs:view, *, allow\n")
@@ -388,7 +388,7 @@ async def test_malformed_file_keeps_the_last_good_policy_and_reports(tmp_path, c
     assert await allowed(authorizer, newbie, scope)
 
     policy.write_text(GRANT.replace("role: viewer, groups: [newbies]", "role: viewr, groups: [newbies]"))
-    with caplog.at_level(logging.ERROR, logger="observer.auth.casbin_pdp"):
+    with caplog.at_level(logging.ERROR, logger="access.casbin_pdp"):
         for _ in range(3):
             assert await allowed(authorizer, newbie, scope)
     assert authorizer.last_error and "viewr" in authorizer.last_error

@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
+from access.model import AuthorizationUnavailable, NotAuthenticated, PermissionDenied, Resource, Subject
 from adapters.embedded.backend import EmbeddedBackend
 from adapters.protocols import BackendUnavailable, ResolverAuthFailed, ResolverUnavailable, ScopeNotFound
 from domain.model import Identity, LogRecord
@@ -25,7 +26,6 @@ from observer.alerting.db import open_engine
 from observer.alerting.entries import EntryStore
 from observer.alerting.service import AlertService
 from observer.app import create_public_app
-from observer.auth.model import AuthorizationUnavailable, NotAuthenticated, PermissionDenied, Resource, Subject
 from observer.errors import ApiError
 from observer.guard import FAILURES, RETRY_AFTER_S
 from observer.mcp.arguments import api_error_text

@@ -13,10 +13,10 @@ import orjson
 import pytest
 from starlette.types import Receive, Scope, Send
 
+from access.model import AllowAll
 from adapters.embedded.backend import EmbeddedBackend
 from observer.alerting.plane import build_alerting
 from observer.app import WEBHOOK_PATH, create_internal_app, create_public_app
-from observer.auth.model import AllowAll
 from observer.body_limit import DEFAULT_MAX_BODY_BYTES, BodyLimitMiddleware
 from observer.errors import PAYLOAD_TOO_LARGE
 from tests.conftest import service_over

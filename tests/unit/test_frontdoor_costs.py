@@ -6,8 +6,8 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from access.model import PermissionDenied, Resource, Subject
 from observer.app import create_public_app
-from observer.auth.model import PermissionDenied, Resource, Subject
 from observer.errors import INVALID_REQUEST
 from observer.finops import FINOPS_NOT_CONFIGURED, FINOPS_NOT_CONFIGURED_MESSAGE
 from observer.service import QueryService

@@ -83,7 +83,10 @@ async def test_every_upstream_path_and_request_field_exists(client, upstream, pa
 #: Fields of ours that upstream does not have; each is marked `x-observer-extension` in the document.
 EXTENSIONS = {"cursor", "nextCursor"}
 #: Operations of ours that upstream does not have.
-EXTRA_OPERATIONS = {("/.well-known/oauth-protected-resource", "get"), ("/api/v1alpha1/logs/context", "post")}
+EXTRA_OPERATIONS = {
+    ("/.well-known/oauth-protected-resource", "get"),
+    ("/api/v1alpha1/logs/context", "post"),
+}
 #: Operations whose success answer is what the issue asked to describe, by the upstream schema it mirrors.
 SUCCESS_SCHEMAS = {
     ("/api/v1/logs/query", "post"): "LogsQueryResponse",
@@ -102,10 +105,10 @@ SUCCESS_SCHEMAS = {
 @pytest.fixture(scope="module")
 def ours(tmp_path_factory) -> Iterator[dict[tuple[str, str], tuple[dict[str, Any], dict[str, Any]]]]:
     """(path, method) -> (document, operation), over the public and the internal port's documents."""
+    from access.model import AllowAll
     from adapters.embedded.backend import EmbeddedBackend
     from observer.alerting.plane import build_alerting
     from observer.app import create_internal_app, create_public_app
-    from observer.auth.model import AllowAll
     from tests.conftest import service_over
 
     root = tmp_path_factory.mktemp("openapi")

@@ -8,7 +8,7 @@ What is checked, and which of the contract's 401 bodies a failure gets (contract
 | not a compact JWS, `alg` outside JWT_ALGORITHMS (so never `none` or HS*), a `crit` or `b64` header, a `typ` other than JWT / at+jwt, no key for the `kid`, a bad signature, a payload that is not a JSON object | INVALID_TOKEN |
 | `exp` missing or passed, `nbf` or `iat` in the future (each with JWT_LEEWAY_SECONDS of skew) | INVALID_TOKEN |
 | `iss` other than JWT_ISSUER, no `aud` among JWT_AUDIENCE, a registered claim of the wrong type | INVALID_CLAIMS |
-| a verified token that fits no subject type (observer/auth/subjects.py) | INVALID_CLAIMS, "Failed to resolve subject from token" |
+| a verified token that fits no subject type (access/subjects.py) | INVALID_CLAIMS, "Failed to resolve subject from token" |
 
 The line between the two codes follows the contract's texts: INVALID_TOKEN is "invalid or expired token", so
 it covers everything about the token as an artefact (its form, its signature, its lifetime), and
@@ -46,7 +46,7 @@ from joserfc.errors import ClaimError, JoseError
 from joserfc.jwk import ECKey, Key, OKPKey, RSAKey
 from joserfc.jwt import JWTClaimsRegistry
 
-from observer.auth.model import (
+from access.model import (
     INVALID_CLAIMS,
     INVALID_TOKEN,
     MISSING_TOKEN,
@@ -54,8 +54,8 @@ from observer.auth.model import (
     AuthenticationUnavailable,
     Subject,
 )
-from observer.auth.settings import AuthSettings
-from observer.auth.subjects import SubjectResolver
+from access.settings import AuthSettings
+from access.subjects import SubjectResolver
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """Who is asking and what they ask for: the vocabulary authentication and authorization share.
 
-Authentication (observer/auth/authn.py) turns a bearer token into a `Subject`; the query service turns a scope
-into a `Resource` (observer/auth/resources.py) and asks an `Authorizer` (observer/auth/casbin_pdp.py embedded,
+Authentication (access/authn.py) turns a bearer token into a `Subject`; the query service turns a scope
+into a `Resource` (access/resources.py) and asks an `Authorizer` (access/casbin_pdp.py embedded,
 observer/auth/remote_pdp.py for OpenChoreo's PDP) before any resolver or backend is touched. REST and MCP share
 all of it, so both ways in answer the same question the same way.
 """

@@ -14,7 +14,7 @@ of starting with no way to verify a token.
 | `AUTH_SERVER_BASE_URL` | the authorization server advertised in `/.well-known/oauth-protected-resource` | |
 | `MCP_OAUTH_SCOPES` | scopes advertised to MCP clients (space separated) | `openid profile email` |
 | `OBSERVER_BASE_URL` | this observer's public URL, for the metadata and `WWW-Authenticate` | the request's own base URL |
-| `OBSERVER_AUTH_CONFIG_PATH` | subject types (observer/auth/subjects.py); unset uses the built-in two | |
+| `OBSERVER_AUTH_CONFIG_PATH` | subject types (access/subjects.py); unset uses the built-in two | |
 | `JWT_ALGORITHMS` | accepted signature algorithms (comma list, asymmetric only) | RS, PS, ES 256/384/512 |
 | `JWT_LEEWAY_SECONDS` | clock skew allowed on `exp`, `nbf` and `iat` | `30` |
 | `JWKS_CACHE_TTL_SECONDS` | how long a JWKS is used when its response sets no `max-age` | `3600` |

@@ -64,8 +64,8 @@ from typing import Any
 
 import yaml
 
-from observer.auth.model import INVALID_CLAIMS, SUBJECT_UNRESOLVED_MESSAGE, AuthenticationFailed, Subject
-from observer.auth.settings import AuthConfigError
+from access.model import INVALID_CLAIMS, SUBJECT_UNRESOLVED_MESSAGE, AuthenticationFailed, Subject
+from access.settings import AuthConfigError
 
 
 @dataclass(frozen=True, slots=True)

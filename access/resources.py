@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol, cast
 
-from observer.auth.model import ALERTS_VIEW, INCIDENTS_UPDATE, INCIDENTS_VIEW, Resource, Subject
+from access.model import ALERTS_VIEW, INCIDENTS_UPDATE, INCIDENTS_VIEW, Resource, Subject
 
 NAMESPACE = "namespace"
 PROJECT = "project"

@@ -34,15 +34,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import Hashable, Iterable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from typing import Any, Protocol
 
 import casbin
 from casbin.effect import Effector, effect_to_bool
 
-from observer.auth.model import AuthorizationUnavailable, NotAuthenticated, PermissionDenied, Resource, Subject
-from observer.auth.policy_sources import PolicyError, Rule, add_rules, known_action
-from observer.auth.resources import resource_path
+from access.model import AuthorizationUnavailable, NotAuthenticated, PermissionDenied, Resource, Subject
+from access.policy_sources import PolicyError, Rule, add_rules, known_action
+from access.resources import resource_path
 
 log = logging.getLogger(__name__)
 
@@ -277,10 +277,22 @@ class PolicySource(Protocol):
 
 class CasbinAuthorizer:
     """The `Authorizer` of the embedded PDP. Construct with a source; the first load happens here, so a policy
-    that cannot load stops startup instead of denying every request later."""
+    that cannot load stops startup instead of denying every request later.
 
-    def __init__(self, source: PolicySource):
+    `known` tells which action patterns exist, for the warning about typos (the control plane adds its own
+    actions). `stamp_in_thread` asks the source for its stamp off the event loop: for a source whose stamp is a
+    database query (the control plane's store) rather than a stat."""
+
+    def __init__(
+        self,
+        source: PolicySource,
+        *,
+        known: Callable[[str], bool] = known_action,
+        stamp_in_thread: bool = False,
+    ):
         self.source = source
+        self._known = known
+        self._stamp_in_thread = stamp_in_thread
         self.last_error: str | None = None
         self.reloads = 0
         self._failed_stamp: Hashable = None
@@ -295,7 +307,7 @@ class CasbinAuthorizer:
     def _build(self, stamp: Hashable) -> PolicySnapshot:
         rules = self.source.rules()
         for rule in rules:
-            if rule[0] == "p" and not known_action(rule[3]):
+            if rule[0] == "p" and not self._known(rule[3]):
                 log.warning(
                     "authz policy %s: action %r matches none of OpenChoreo's actions", self.source.describe(), rule[3]
                 )
@@ -305,15 +317,20 @@ class CasbinAuthorizer:
             log.warning("authz policy %s grants nothing: every request will be denied", self.source.describe())
         return snapshot
 
+    async def _stamp(self) -> Hashable:
+        if self._stamp_in_thread:
+            return await asyncio.to_thread(self.source.stamp)
+        return self.source.stamp()
+
     async def current(self) -> PolicySnapshot:
         """The snapshot for the policy as it is now: reloaded first when the source's stamp moved (and the new
         state has not already failed to load)."""
-        stamp = self.source.stamp()
+        stamp = await self._stamp()
         snapshot = self._snapshot
         if stamp == snapshot.stamp or stamp == self._failed_stamp:
             return snapshot
         async with self._lock:
-            stamp = self.source.stamp()
+            stamp = await self._stamp()
             if stamp == self._snapshot.stamp or stamp == self._failed_stamp:
                 return self._snapshot
             try:

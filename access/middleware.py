@@ -9,7 +9,7 @@ credentials; the CORS middleware, outermost, answers them). The verified Subject
 mounted sub-app (they share the state dict).
 
 Failures are `{"error": CODE, "message": text}` with status 401 (contract notes §0), or 503 when the issuer
-cannot be asked (observer/auth/authn.py says why). On /mcp every 401 also carries
+cannot be asked (access/authn.py says why). On /mcp every 401 also carries
 `WWW-Authenticate: Bearer resource_metadata="...", scope="..."`, which is how an MCP client discovers the
 authorization server.
 
@@ -26,9 +26,9 @@ import orjson
 from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from observer.auth.authn import Authenticator
-from observer.auth.model import AuthenticationFailed, AuthenticationUnavailable
-from observer.auth.settings import AuthSettings
+from access.authn import Authenticator
+from access.model import AuthenticationFailed, AuthenticationUnavailable
+from access.settings import AuthSettings
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """Where the embedded decision point's policy comes from, and how a change is noticed on the very next call.
 
-A policy is a list of Casbin rules for the model in observer/auth/casbin_pdp.py:
+A policy is a list of Casbin rules for the model in access/casbin_pdp.py:
 
     p, <role or entitlement>, <scope path>, <action>, <environments>, <allow|deny>
     g, <entitlement or role>, <role>
@@ -37,8 +37,8 @@ from typing import Any
 import yaml
 from casbin.persist.adapter import Adapter
 
-from observer.auth.model import ACTIONS
-from observer.auth.resources import scope_path
+from access.model import ACTIONS
+from access.resources import scope_path
 
 Rule = tuple[str, ...]  # ("p", sub, obj, act, env, eft) or ("g", member, role)
 
@@ -216,7 +216,7 @@ def _compile_binding(binding: Any, number: int, actions: dict[str, list[str]]) -
     return rules, name
 
 
-def _strings(binding: dict, key: str, label: str) -> list[str]:
+def _strings(binding: dict[str, Any], key: str, label: str) -> list[str]:
     value = binding.get(key) or []
     if isinstance(value, str):
         value = [value]
@@ -225,7 +225,7 @@ def _strings(binding: dict, key: str, label: str) -> list[str]:
     return [str(v).strip() for v in value]
 
 
-def _string(binding: dict, key: str, label: str) -> str:
+def _string(binding: dict[str, Any], key: str, label: str) -> str:
     value = binding.get(key)
     if value is None:
         return ""
@@ -254,7 +254,7 @@ def add_rules(model: Any, rules: Iterable[Rule]) -> None:
         model.add_policies(ptype, ptype, [list(rule[1:]) for rule in rules if rule[0] == ptype])
 
 
-class _CasbinAdapter(Adapter):
+class _CasbinAdapter(Adapter):  # type: ignore[misc]  # casbin ships no types
     """Lets a plain `casbin.Enforcer(model, source)` read the same rules (the reference in tests and bench)."""
 
     def rules(self) -> list[Rule]:  # pragma: no cover - overridden
