@@ -11,6 +11,7 @@ from pydantic import SecretStr
 from access.authn import Authenticator
 from access.middleware import AuthMiddleware
 from access.settings import AuthSettings
+from observer.alerting import resource_api
 from observer.auth.internal import InternalTokenMiddleware, check_token
 from observer.body_limit import DEFAULT_MAX_BODY_BYTES, DEFAULT_WEBHOOK_MAX_BODY_BYTES, BodyLimitMiddleware
 from observer.docs import install_docs
@@ -128,6 +129,7 @@ def create_internal_app(
         app.state.alert_intake = alerting.intake
         app.state.rule_sync = alerting.rule_sync
         app.include_router(alert_rules.router)
+        app.include_router(resource_api.router)
     secret = token.get_secret_value() if isinstance(token, SecretStr) else token
     if secret:
         check_token(secret)  # here, because Starlette builds middleware lazily, on the first request

@@ -86,6 +86,10 @@ EXTENSIONS = {"cursor", "nextCursor"}
 EXTRA_OPERATIONS = {
     ("/.well-known/oauth-protected-resource", "get"),
     ("/api/v1alpha1/logs/context", "post"),
+    ("/api/v1alpha1/alerts/notification-channels/{namespace}/{name}", "put"),
+    ("/api/v1alpha1/alerts/notification-channels/{namespace}/{name}", "delete"),
+    ("/api/v1alpha1/alerts/rule-resources/{namespace}/{name}", "put"),
+    ("/api/v1alpha1/alerts/rule-resources/{namespace}/{name}", "delete"),
 }
 #: Operations whose success answer is what the issue asked to describe, by the upstream schema it mirrors.
 SUCCESS_SCHEMAS = {
