@@ -6,6 +6,10 @@ whole CRD-shaped documents (`apiVersion, kind, metadata, spec, status`); the sto
 the Kubernetes semantics. Anything the caller got wrong is a 4xx ErrorResponse naming the field: an unknown query
 parameter is refused rather than ignored, so a misspelt filter never returns everything.
 
+Secrets (core v1, stored so plane CRs and channels can point at them) are written through the API like any kind but
+never read back: every answer carries their `data` keys with empty values (Judgement: secret values never leave
+the control plane through the API; the reconcilers read them in-process with `Store.secret_value`).
+
 No authentication here: `create_app(store, middleware=[...])` takes the authn middleware slice 2 brings.
 """
 
@@ -153,6 +157,15 @@ def _fill(row: kinds.Kind, document: dict[str, Any], namespace: str | None, name
     return document
 
 
+def _shown(row: kinds.Kind, document: dict[str, Any]) -> dict[str, Any]:
+    """The object as the API may show it: a Secret's values blanked (its keys stay, so a client sees what is set)."""
+    if row.kind != "Secret":
+        return document
+    shown = {key: value for key, value in document.items() if key != "stringData"}
+    shown["data"] = {key: "" for key in document.get("data") or {}}
+    return shown
+
+
 def _routes(app: FastAPI, store: Store, row: kinds.Kind) -> None:
     """The five CRUD routes of one kind."""
     collection = (
@@ -181,12 +194,12 @@ def _routes(app: FastAPI, store: Store, row: kinds.Kind) -> None:
         pagination: dict[str, Any] = {"remainingCount": page.remaining}
         if page.next_cursor:
             pagination["nextCursor"] = page.next_cursor
-        return JSONResponse({"items": page.items, "pagination": pagination})
+        return JSONResponse({"items": [_shown(row, item) for item in page.items], "pagination": pagination})
 
     async def create_object(request: Request) -> Response:
         _only(request, ())
         document = _fill(row, await _body(request), where(request), None)
-        return JSONResponse(await run_in_threadpool(store.create, document), status_code=201)
+        return JSONResponse(_shown(row, await run_in_threadpool(store.create, document)), status_code=201)
 
     async def get_object(request: Request) -> Response:
         _only(request, ())
@@ -197,13 +210,13 @@ def _routes(app: FastAPI, store: Store, row: kinds.Kind) -> None:
             if namespace is not None and await run_in_threadpool(store.get, "Namespace", None, namespace) is None:
                 raise NotFound(f"Namespace '{namespace}' not found")
             raise NotFound(f"{row.kind} '{name}' not found")
-        return JSONResponse(found)
+        return JSONResponse(_shown(row, found))
 
     async def replace_object(request: Request) -> Response:
         _only(request, ())
         name = request.path_params[row.path_param]
         document = _fill(row, await _body(request), where(request), name)
-        return JSONResponse(await run_in_threadpool(store.replace, document))
+        return JSONResponse(_shown(row, await run_in_threadpool(store.replace, document)))
 
     async def delete_object(request: Request) -> Response:
         _only(request, ())

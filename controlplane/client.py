@@ -111,9 +111,23 @@ class ControlPlaneClient:
     def __exit__(self, *_exc: object) -> None:
         self.close()
 
+    def _call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """One request; a control plane that cannot be reached (or answers too slowly) is a ManifestError, so
+        each document reports it on its line instead of the command dying with a traceback."""
+        try:
+            return self._http.request(method, path, **kwargs)
+        except httpx.HTTPError as exc:
+            raise ManifestError(f"cannot reach the control plane at {self._http.base_url}: {exc}") from None
+
     def apply(self, documents: Iterable[Mapping[str, Any]], default_namespace: str) -> list[Outcome]:
-        """Creates what is missing and replaces what exists; unchanged when nothing the user wrote changed."""
-        return [self._apply_one(doc, default_namespace) for doc in _ordered(documents)]
+        """Creates what is missing and replaces what exists; unchanged when the control plane wrote nothing."""
+        outcomes = []
+        for document in _ordered(documents):
+            try:
+                outcomes.append(self._apply_one(document, default_namespace))
+            except ManifestError as exc:
+                outcomes.append(Outcome(f"error: {_what(document)}: {exc}", failed=True))
+        return outcomes
 
     def delete(self, documents: Iterable[Mapping[str, Any]], default_namespace: str) -> list[Outcome]:
         """Deletes each document's object (dependents first); a missing one is reported, not an error."""
@@ -124,12 +138,15 @@ class ControlPlaneClient:
             except ManifestError as exc:
                 outcomes.append(Outcome(f"error: {exc}", failed=True))
                 continue
-            outcomes.append(self.delete_named(row, name, namespace))
+            try:
+                outcomes.append(self.delete_named(row, name, namespace))
+            except ManifestError as exc:
+                outcomes.append(Outcome(f"error: {_what(document)}: {exc}", failed=True))
         return outcomes
 
     def delete_named(self, row: kinds.Kind, name: str, namespace: str) -> Outcome:
         """Delete one object by kind and name (`delete KIND NAME`); a missing one is reported, not an error."""
-        answer = self._http.delete(row.item_path(name, namespace if row.namespaced else None))
+        answer = self._call("DELETE", row.item_path(name, namespace if row.namespaced else None))
         if answer.status_code == 404:
             return Outcome(f'{_label(row)} "{name}" not found')
         if answer.status_code >= 400:
@@ -137,9 +154,9 @@ class ControlPlaneClient:
         return Outcome(f'{_label(row)} "{name}" deleted')
 
     def get(self, row: kinds.Kind, namespace: str, name: str = "") -> list[dict[str, Any]]:
-        """One object, or every object of the kind (every page of the list)."""
+        """One object, or every object of the kind (every page of the list); ManifestError says what failed."""
         if name:
-            answer = self._http.get(row.item_path(name, namespace if row.namespaced else None))
+            answer = self._call("GET", row.item_path(name, namespace if row.namespaced else None))
             if answer.status_code >= 400:
                 raise ManifestError(_error_line(row, name, answer))
             return [answer.json()]
@@ -147,7 +164,7 @@ class ControlPlaneClient:
         cursor = ""
         while True:
             params = {"limit": "100", **({"cursor": cursor} if cursor else {})}
-            answer = self._http.get(row.collection_path(namespace if row.namespaced else None), params=params)
+            answer = self._call("GET", row.collection_path(namespace if row.namespaced else None), params=params)
             if answer.status_code >= 400:
                 raise ManifestError(_error_line(row, "", answer))
             page = answer.json()
@@ -165,14 +182,14 @@ class ControlPlaneClient:
         if row.namespaced:
             body["metadata"] = {**document["metadata"], "namespace": namespace}
         scope = namespace if row.namespaced else None
-        live = self._http.get(row.item_path(name, scope))
+        live = self._call("GET", row.item_path(name, scope))
         if live.status_code == 404:
-            answer = self._http.post(row.collection_path(scope), json=body)
+            answer = self._call("POST", row.collection_path(scope), json=body)
             verb = "created"
         elif live.status_code >= 400:
             return Outcome(_error_line(row, name, live), failed=True)
         else:
-            answer = self._http.put(row.item_path(name, scope), json=body)
+            answer = self._call("PUT", row.item_path(name, scope), json=body)
             verb = "unchanged" if answer.status_code < 400 and _same(live.json(), answer.json()) else "configured"
         if answer.status_code >= 400:
             return Outcome(_error_line(row, name, answer), failed=True)
@@ -193,6 +210,13 @@ def _address(document: Mapping[str, Any], default_namespace: str) -> tuple[kinds
     if row is None:
         raise ManifestError(f"{kind} {metadata.get('name')}: the control plane does not serve kind {kind!r}")
     return row, str(metadata.get("namespace") or default_namespace), str(metadata["name"])
+
+
+def _what(document: Mapping[str, Any]) -> str:
+    """`Kind "name"` of a document, for an error line that is not about its content."""
+    metadata = document.get("metadata")
+    name = metadata.get("name") if isinstance(metadata, Mapping) else None
+    return f'{document.get("kind")} "{name}"'
 
 
 def _same(before: Mapping[str, Any], after: Mapping[str, Any]) -> bool:

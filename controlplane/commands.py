@@ -86,10 +86,12 @@ def _delete(args: argparse.Namespace) -> int:
 def _get(args: argparse.Namespace) -> int:
     def show(client: ControlPlaneClient) -> int:
         items = client.get(find_kind(args.kind), args.namespace, args.name)
+        # Several objects print as a `kind: List`, which `observer apply -f` reads back.
+        shown = items[0] if args.name else {"apiVersion": "v1", "kind": "List", "items": items}
         if args.output == "json":
-            print(json.dumps(items[0] if args.name else {"items": items}, indent=2))
+            print(json.dumps(shown, indent=2))
         elif args.output == "yaml":
-            print(yaml.safe_dump_all(items, sort_keys=False), end="")
+            print(yaml.safe_dump(shown, sort_keys=False), end="")
         else:
             print(_table(items))
         return 0

@@ -66,6 +66,9 @@ _N = "openchoreo.dev_"
 KINDS: tuple[Kind, ...] = (
     # Namespace is core v1 and Cluster-scoped; its collection is /api/v1/namespaces (openchoreo-api.yaml l.191).
     Kind("Namespace", "namespaces", False, "namespaces", "namespaceName", "namespaces.yaml", group="", version="v1"),
+    # Core v1 too, ours (not in openchoreo-api.yaml): the Secrets plane CRs and channels point at. The API never
+    # returns their values (controlplane/api.py); reconcilers read them with Store.secret_value.
+    Kind("Secret", "secrets", True, "secrets", "secretName", "secrets.yaml", group="", version="v1"),
     Kind("Project", "projects", True, "projects", "projectName", _N + "projects.yaml"),
     Kind(
         "Component",

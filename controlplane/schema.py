@@ -9,8 +9,9 @@ a typo in a manifest should be a 400 that names the field, not a setting that qu
 Every problem comes back as `(field path, message)`, the path in Kubernetes' spelling (`spec.containers[0].image`),
 so the REST API can answer with `details[].field`.
 
-Not yet here: CEL rules (`x-kubernetes-validations`), `format` checks, and key uniqueness of
-`x-kubernetes-list-type: map` lists.
+CEL rules (`x-kubernetes-validations`) are evaluated by controlplane/cel.py once the structural checks pass (a
+rule over a malformed document would only add noise); transition rules (`oldSelf`) need the stored object, `old`.
+Not yet here: `format` checks, and key uniqueness of `x-kubernetes-list-type: map` lists.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from typing import Any
 import jsonschema
 import yaml
 
-from controlplane import kinds
+from controlplane import cel, kinds
 
 FieldError = tuple[str, str]
 
@@ -301,12 +302,16 @@ def _check_metadata(row: kinds.Kind, document: dict[str, Any]) -> list[FieldErro
     return problems
 
 
-def validate(kind: str, document: Any) -> list[FieldError]:
+def validate(
+    kind: str, document: Any, old: Mapping[str, Any] | None = None, *, evaluate_rules: bool = True
+) -> list[FieldError]:
     """Check `document` as a `kind` manifest; return every problem as (field path, message), [] when valid.
 
     The document is normalised IN PLACE first, as the API server would before storing it: disallowed `null`s
     dropped, `default`s applied, a cluster-scoped object's `metadata.namespace` cleared. A caller that must
-    keep the original passes a copy. CEL rules (`x-kubernetes-validations`) are not evaluated yet.
+    keep the original passes a copy. `old` is the stored object on replace: with it the CEL transition rules
+    (immutability) run too; without it (a create) they are skipped, as Kubernetes does. `evaluate_rules=False`
+    leaves CEL out, for a status write (no rule of ours is on `status`, and CEL costs milliseconds a document).
     """
     row = kinds.BY_KIND.get(kind)
     if row is None:
@@ -329,11 +334,20 @@ def validate(kind: str, document: Any) -> list[FieldError]:
             if problem not in seen:
                 seen.add(problem)
                 problems.append(problem)
+    if not problems and evaluate_rules:
+        problems = cel.check(schema, document, old)
     return sorted(problems, key=lambda p: p[0])
 
 
+def transition_problems(kind: str, document: Mapping[str, Any], old: Mapping[str, Any]) -> list[FieldError]:
+    """The CEL transition rules (those reading `oldSelf`, i.e. immutability) that `document` breaks against the
+    stored `old`: what a replace checks inside its write transaction, after `validate(kind, document)` passed."""
+    schema, _ = _validator(kinds.get(kind).kind)
+    return sorted(cel.check(schema, document, old, transitions_only=True), key=lambda p: p[0])
+
+
 def cel_rules(kind: str) -> list[tuple[str, str]]:
-    """Every CEL rule in `kind`'s schema as (field path, rule): what `validate` does not evaluate yet."""
+    """Every CEL rule in `kind`'s schema as (field path, rule), `[*]` for list items and `.*` for map values."""
     found: list[tuple[str, str]] = []
 
     def walk(node: Mapping[str, Any], path: str) -> None:

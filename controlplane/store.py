@@ -6,11 +6,16 @@ lookups, ordering and concurrency need.
 
 Semantics are the API server's, so clients written against OpenChoreo behave the same here:
 - `metadata.uid` is a uuid4 given at create and never changed; `creationTimestamp` likewise.
-- `metadata.generation` starts at 1 and grows by one only when `spec` changes (labels or status do not).
+- `metadata.generation` starts at 1 and grows by one only when the content changes (`spec`; a Secret's `type` and
+  `data`), not labels or status. A replace that changes nothing writes nothing (no new resourceVersion).
 - `metadata.resourceVersion` is the store revision of the object's last write; a replace carrying a stale one is
   a Conflict (optimistic concurrency), one carrying none is unconditional.
 - `apiVersion`, `kind` and `status` are read-only on create and replace: status is written by `put_status` only.
 - A namespaced object needs its Namespace; a Namespace holding objects cannot be deleted.
+- CEL rules run on create and replace (controlplane/cel.py); transition rules (immutability) on replace only, against
+  the stored object, inside the write transaction.
+- A v1 Secret's `stringData` is merged into `data` (base64) on write and not kept, as Kubernetes does;
+  `secret_value` hands a decoded value to the reconcilers (the REST API never shows values).
 - Every write bumps one revision counter and appends a `changes` row in the same transaction, so reconcilers
   wake on `revision()` and read what changed from `changes_since`; any Authz* write also bumps
   `authz_revision`, the stamp the policy cache checks.
@@ -54,9 +59,11 @@ from sqlalchemy import (
     insert,
     or_,
     select,
+    text,
     update,
 )
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.types import TypeEngine
 
 from controlplane import kinds, schema, selectors
 from controlplane.errors import Conflict, Invalid, NotFound
@@ -67,12 +74,20 @@ _PRUNE_EVERY = 100  # prune the changes table on every Nth revision, not on ever
 
 metadata = MetaData()
 
+
+def _name_type(length: int) -> TypeEngine[str]:
+    """A name column that sorts by code point on both databases: SQLite compares bytes (BINARY) already, and
+    PostgreSQL gets collation "C" so its order (and so cursor paging) does not follow the server's locale, in
+    which `a-b`, `a.b` and `a1` sort differently."""
+    return String(length).with_variant(String(length, collation="C"), "postgresql")
+
+
 resources = Table(
     "cp_resources",
     metadata,
     Column("kind", String(63), primary_key=True),
-    Column("namespace", String(63), primary_key=True),  # "" for cluster-scoped kinds
-    Column("name", String(253), primary_key=True),
+    Column("namespace", _name_type(63), primary_key=True),  # "" for cluster-scoped kinds
+    Column("name", _name_type(253), primary_key=True),
     Column("uid", String(36), nullable=False, unique=True),
     Column("generation", BigInteger, nullable=False),
     Column("resource_version", BigInteger, nullable=False),
@@ -141,6 +156,8 @@ def open_engine(url: str) -> Engine:
     else:
         engine = create_engine(url, pool_pre_ping=True)
     metadata.create_all(engine)
+    if engine.dialect.name == "postgresql":
+        _collate_names(engine)
     with engine.begin() as conn:
         if conn.execute(select(revisions.c.id).where(revisions.c.id == 1)).first() is None:
             try:
@@ -149,6 +166,19 @@ def open_engine(url: str) -> Engine:
             except IntegrityError:  # another process made it first
                 pass
     return engine
+
+
+def _collate_names(engine: Engine) -> None:
+    """Give the name columns of a table made before they had collation "C" (slice 1) that collation, so paging
+    order is code-point order there too. A no-op once done."""
+    query = text(
+        "SELECT column_name FROM information_schema.columns WHERE table_name = 'cp_resources' "
+        "AND column_name IN ('namespace', 'name') AND coalesce(collation_name, '') <> 'C'"
+    )
+    with engine.begin() as conn:
+        for (column,) in conn.execute(query).all():
+            length = 63 if column == "namespace" else 253
+            conn.execute(text(f'ALTER TABLE cp_resources ALTER COLUMN {column} TYPE varchar({length}) COLLATE "C"'))
 
 
 def _now() -> str:
@@ -188,6 +218,30 @@ def _ordered(document: dict[str, Any]) -> dict[str, Any]:
     """The object with its top-level keys in Kubernetes' order (apiVersion, kind, metadata, spec, status, rest)."""
     first = ("apiVersion", "kind", "metadata", "spec", "status")
     return {key: document[key] for key in (*first, *sorted(set(document) - set(first))) if key in document}
+
+
+class _Unchanged(Exception):  # noqa: N818 - control flow, not an error
+    """Raised inside a write transaction to roll it back when a replace would change nothing."""
+
+    def __init__(self, document: dict[str, Any]) -> None:
+        super().__init__("unchanged")
+        self.document = document
+
+
+def _content(document: Mapping[str, Any]) -> dict[str, Any]:
+    """What `generation` tracks: everything but the envelope, metadata and status (a CRD's `spec`; a Secret's
+    `type` and `data`)."""
+    return {k: v for k, v in document.items() if k not in ("apiVersion", "kind", "metadata", "status")}
+
+
+def _merge_string_data(document: dict[str, Any]) -> None:
+    """A Secret's `stringData` written into `data` as base64 (it wins over a `data` key of the same name) and
+    dropped, as the API server does: only `data` is stored."""
+    plain = document.pop("stringData", None) or {}
+    if plain:
+        data = document.setdefault("data", {})
+        for key, value in plain.items():
+            data[key] = base64.b64encode(str(value).encode("utf-8")).decode("ascii")
 
 
 def _dotted(document: Mapping[str, Any], path: str) -> Any:
@@ -367,17 +421,33 @@ class Store:
                     f"{row.kind} '{name}' was modified (resourceVersion {old['metadata']['resourceVersion']}"
                     f", not {wanted}); read it again and retry"
                 )
+            problems = schema.transition_problems(row.kind, doc, old)
+            if problems:
+                raise Invalid(problems)
             old_meta = old["metadata"]
-            generation = int(old_meta["generation"]) + (0 if old.get("spec") == doc.get("spec") else 1)
-            for key in ("uid", "creationTimestamp"):
+            for key in ("uid", "creationTimestamp", "generation", "resourceVersion"):
                 meta[key] = old_meta[key]
-            meta["generation"] = generation
-            meta["resourceVersion"] = str(revision)
             if "status" in old:
                 doc["status"] = old["status"]
+            if _ordered(doc) == old:
+                raise _Unchanged(old)
+            meta["generation"] = int(old_meta["generation"]) + (0 if _content(old) == _content(doc) else 1)
+            meta["resourceVersion"] = str(revision)
             return doc
 
         return self._update(row, namespace, name, "replaced", change)
+
+    def secret_value(self, namespace: str, name: str, key: str) -> str | None:
+        """The decoded value of `key` in Secret `namespace/name`, None when the Secret or the key does not exist
+        (or the value is not UTF-8 text: what the reconcilers read from Secrets are tokens, passwords and PEM)."""
+        found = self.get("Secret", namespace, name)
+        encoded = ((found or {}).get("data") or {}).get(key)
+        if not isinstance(encoded, str):
+            return None
+        try:
+            return base64.b64decode(encoded, validate=True).decode("utf-8")
+        except (binascii.Error, ValueError):
+            return None
 
     def put_status(self, kind: str, namespace: str | None, name: str, status: dict[str, Any]) -> dict[str, Any]:
         """Replace an object's status (the status subresource): generation unchanged, resourceVersion bumped.
@@ -388,7 +458,7 @@ class Store:
         def change(old: dict[str, Any], revision: int) -> dict[str, Any]:
             doc = copy.deepcopy(old)
             doc["status"] = copy.deepcopy(status)
-            problems = [p for p in schema.validate(row.kind, doc) if p[0].startswith("status")]
+            problems = [p for p in schema.validate(row.kind, doc, evaluate_rules=False) if p[0].startswith("status")]
             if problems:
                 raise Invalid(problems)
             doc["metadata"]["resourceVersion"] = str(revision)
@@ -440,6 +510,8 @@ class Store:
             problems.append(("metadata.namespace", "Required value"))
         if problems:
             raise Invalid(problems)
+        if row.kind == "Secret":
+            _merge_string_data(doc)
         return row, doc
 
     @contextmanager
@@ -458,21 +530,24 @@ class Store:
         op: str,
         change: Callable[[dict[str, Any], int], dict[str, Any]],
     ) -> dict[str, Any]:
-        with self._write() as (conn, revision):
-            found = self._select(conn, row.kind, namespace, name)
-            if found is None:
-                raise self._missing(conn, row, namespace, name)
-            doc = _ordered(change(json.loads(found), revision))
-            conn.execute(
-                update(resources)
-                .where(resources.c.kind == row.kind, resources.c.namespace == namespace, resources.c.name == name)
-                .values(
-                    generation=int(doc["metadata"]["generation"]),
-                    resource_version=revision,
-                    document=json.dumps(doc),
+        try:
+            with self._write() as (conn, revision):
+                found = self._select(conn, row.kind, namespace, name)
+                if found is None:
+                    raise self._missing(conn, row, namespace, name)
+                doc = _ordered(change(json.loads(found), revision))
+                conn.execute(
+                    update(resources)
+                    .where(resources.c.kind == row.kind, resources.c.namespace == namespace, resources.c.name == name)
+                    .values(
+                        generation=int(doc["metadata"]["generation"]),
+                        resource_version=revision,
+                        document=json.dumps(doc),
+                    )
                 )
-            )
-            self._record(conn, revision, row.kind, namespace, name, op)
+                self._record(conn, revision, row.kind, namespace, name, op)
+        except _Unchanged as unchanged:  # the transaction (and its revision bump) rolled back: nothing was written
+            return unchanged.document
         return doc
 
     def _record(self, conn: Connection, revision: int, kind: str, namespace: str, name: str, op: str) -> None:

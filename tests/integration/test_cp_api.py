@@ -388,3 +388,141 @@ def test_framework_errors_render_as_error_responses() -> None:
         assert _fields(test_client.get("/typed")) == ["size"]
         failed = test_client.get("/broken")
         assert failed.status_code == 500 and failed.json() == {"error": "internal error", "code": "INTERNAL_ERROR"}
+
+
+def test_paging_orders_names_by_code_point_on_both_databases(client: TestClient) -> None:
+    """PostgreSQL's locale would sort `a-b`, `a.b`, `a1` and `ab` by letters first; the name columns use collation
+    "C", so both databases page in code-point order (what Python's `sorted` gives) and cursors agree."""
+    names = ["ab", "a-b", "a.b", "a1", "a-c", "a0b", "b", "a.a", "a--b", "a9", "a10", "aa"]
+    for name in names:
+        assert client.post(f"{NS}/projects", json=project(name)).status_code == 201
+    seen: list[str] = []
+    url = f"{NS}/projects?limit=3"
+    while True:
+        page = client.get(url).json()
+        seen += [i["metadata"]["name"] for i in page["items"]]
+        if "nextCursor" not in page["pagination"]:
+            break
+        url = f"{NS}/projects?limit=3&cursor={page['pagination']['nextCursor']}"
+    assert seen == sorted(names)
+
+
+def secret_body(name: str, **fields: Any) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name}, **fields}
+
+
+def test_secrets_are_written_but_their_values_never_read_back(client: TestClient) -> None:
+    created = client.post(f"{NS}/secrets", json=secret_body("smtp", stringData={"username": "ann", "password": "pw"}))
+    assert created.status_code == 201, created.text
+    assert created.json()["data"] == {"username": "", "password": ""} and "stringData" not in created.json()
+    assert created.json()["type"] == "Opaque"
+    got = client.get(f"{NS}/secrets/smtp")
+    assert got.json()["data"] == {"username": "", "password": ""}
+    listed = client.get(f"{NS}/secrets")
+    assert [item["data"] for item in listed.json()["items"]] == [{"username": "", "password": ""}]
+    replaced = client.put(f"{NS}/secrets/smtp", json=secret_body("smtp", stringData={"username": "bob"}))
+    assert replaced.status_code == 200 and replaced.json()["data"] == {"username": ""}
+    for answer in (created, got, listed, replaced):
+        assert "ann" not in answer.text and "bob" not in answer.text and "Ym9i" not in answer.text
+    store: Store = client.app.state.store  # type: ignore[attr-defined]
+    assert store.secret_value("acme", "smtp", "username") == "bob"
+    assert store.secret_value("acme", "smtp", "password") is None
+    assert client.delete(f"{NS}/secrets/smtp").status_code == 204
+
+
+def test_bad_secret_data_names_the_field(client: TestClient) -> None:
+    answer = client.post(f"{NS}/secrets", json=secret_body("s", data={"k": "%%%"}))
+    assert answer.status_code == 400
+    assert [d["field"] for d in answer.json()["details"]] == ["data.k"]
+
+
+def test_cel_rules_answer_400_naming_the_field(client: TestClient) -> None:
+    assert client.post(f"{NS}/projects", json=project("shop")).status_code == 201
+    changed = project("shop")
+    changed["spec"]["type"] = {"name": "other"}
+    answer = client.put(f"{NS}/projects/shop", json=changed)
+    assert answer.status_code == 400
+    assert answer.json()["code"] == "BAD_REQUEST"
+    assert answer.json()["details"] == [{"field": "spec.type", "message": "spec.type cannot be changed after creation"}]
+    binding = {
+        "metadata": {"name": "devs"},
+        "spec": {
+            "entitlement": {"claim": "groups", "value": "devs"},
+            "roleMappings": [{"roleRef": {"kind": "AuthzRole", "name": "r"}, "scope": {"component": "cart"}}],
+        },
+    }
+    answer = client.post(f"{NS}/authzrolebindings", json=binding)
+    assert answer.status_code == 400
+    assert {"field": "spec.roleMappings[0]", "message": "scope.component requires scope.project"} in answer.json()[
+        "details"
+    ]
+
+
+def _shifted_database(postgres_server: Any, suffix: str) -> str:
+    """A fresh database whose default collation ignores punctuation (ICU `en-US-u-ka-shifted`: it would put `a1`
+    before `a.a` before `aa` before `a-b`); its SQLAlchemy URL."""
+    import psycopg
+
+    name = f"shifted_{suffix}_{threading.get_ident()}"
+    with psycopg.connect(postgres_server.dsn, autocommit=True) as conn:
+        conn.execute(
+            f"CREATE DATABASE {name} TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE 'en-US-u-ka-shifted' "
+            "LOCALE 'C.UTF-8'"
+        )
+    base = postgres_server.dsn.rpartition("/")[0].split("://", 1)[1]
+    return f"postgresql+psycopg://{base}/{name}"
+
+
+PUNCTUATED = ["ab", "a-b", "a.b", "a1", "a-c", "a.a", "aa", "b", "a0b", "a--b"]
+
+
+def _paged_names(store: Store) -> list[str]:
+    seen: list[str] = []
+    cursor = ""
+    while True:
+        page = store.list("Project", "acme", limit=3, cursor=cursor)
+        seen += [item["metadata"]["name"] for item in page.items]
+        if not page.next_cursor:
+            return seen
+        cursor = page.next_cursor
+
+
+def _fill_projects(store: Store) -> None:
+    store.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "acme"}})
+    for each in PUNCTUATED:
+        spec = {"deploymentPipelineRef": {"name": "p"}, "type": {"name": "t"}}
+        store.create(
+            {"apiVersion": API, "kind": "Project", "metadata": {"name": each, "namespace": "acme"}, "spec": spec}
+        )
+
+
+def test_paging_order_does_not_follow_a_postgresql_locale(postgres_server: Any) -> None:
+    """On a database whose default collation ignores punctuation the store still pages in code-point order, as
+    SQLite does."""
+    store = Store(_shifted_database(postgres_server, "new"))
+    try:
+        _fill_projects(store)
+        assert _paged_names(store) == sorted(PUNCTUATED)
+    finally:
+        store.close()
+
+
+def test_a_table_without_the_collation_gets_it_when_opened(postgres_server: Any) -> None:
+    """A store made before the name columns had collation "C" is given it when opened, and pages in order."""
+    from sqlalchemy import text
+
+    url = _shifted_database(postgres_server, "old")
+    store = Store(url)
+    _fill_projects(store)
+    with store.engine.begin() as conn:
+        for column, length in (("namespace", 63), ("name", 253)):
+            conn.execute(
+                text(f'ALTER TABLE cp_resources ALTER COLUMN {column} TYPE varchar({length}) COLLATE "default"')
+            )
+    assert _paged_names(store) != sorted(PUNCTUATED)  # the locale's order: what the collation fixes
+    store.close()
+    reopened = Store(url)
+    try:
+        assert _paged_names(reopened) == sorted(PUNCTUATED)
+    finally:
+        reopened.close()

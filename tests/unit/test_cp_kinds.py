@@ -30,6 +30,8 @@ ISSUE_KINDS = {
     "ClusterAuthzRole",
     "ClusterAuthzRoleBinding",
 }
+# Beyond the issue's list: v1 Secret, which plane CRs and channels point at (`secretKeyRef`).
+SERVED_KINDS = ISSUE_KINDS | {"Secret"}
 
 # sha256 of the upstream CRDs as copied from ../shared/reference/openchoreo/ (crds/*.yaml and the channel CRD one
 # level up). A change to a copy is a deliberate act: refresh it from the reference and this table together.
@@ -52,11 +54,12 @@ UPSTREAM_CRDS = {
     "openchoreo.dev_workloads.yaml": "6ce29e1e32cf40b8eb9584c934e46633282e64ca569abbb06512360ac29bae26",
 }
 # Ours: the reference has no CRD for these two (see each file's header).
-OUR_CRDS = {"openchoreo.dev_clusterdataplanes.yaml", "namespaces.yaml"}
+OUR_CRDS = {"openchoreo.dev_clusterdataplanes.yaml", "namespaces.yaml", "secrets.yaml"}
 
 # (kind, collection path, item path) as openchoreo-api.yaml spells them, for a namespace "ns" and an object "x".
 API_PATHS = [
     ("Namespace", "/api/v1/namespaces", "/api/v1/namespaces/x"),
+    ("Secret", "/api/v1/namespaces/ns/secrets", "/api/v1/namespaces/ns/secrets/x"),
     ("Project", "/api/v1/namespaces/ns/projects", "/api/v1/namespaces/ns/projects/x"),
     ("ClusterDataPlane", "/api/v1/clusterdataplanes", "/api/v1/clusterdataplanes/x"),
     (
@@ -73,8 +76,8 @@ def _crd_dir() -> resources.abc.Traversable:
 
 
 def test_every_issue_kind_has_one_row() -> None:
-    assert {k.kind for k in kinds.KINDS} == ISSUE_KINDS
-    assert len(kinds.KINDS) == len(ISSUE_KINDS)
+    assert {k.kind for k in kinds.KINDS} == SERVED_KINDS
+    assert len(kinds.KINDS) == len(SERVED_KINDS)
     assert len({k.plural for k in kinds.KINDS}) == len(kinds.KINDS)
     assert len({k.crd_file for k in kinds.KINDS}) == len(kinds.KINDS)
 
@@ -93,8 +96,9 @@ def test_row_agrees_with_its_crd(row: kinds.Kind) -> None:
 
 def test_api_versions() -> None:
     assert kinds.get("Namespace").api_version == "v1"
+    assert kinds.get("Secret").api_version == "v1"
     for row in kinds.KINDS:
-        if row.kind != "Namespace":
+        if row.kind not in ("Namespace", "Secret"):
             assert row.api_version == "openchoreo.dev/v1alpha1"
 
 

@@ -17,7 +17,7 @@ from controlplane import kinds, schema
 from controlplane.schema import apply_defaults, cel_rules, field_path, to_json_schema, validate
 
 # Copies of ../shared/reference/openchoreo/samples/ (and the channel sample one level up): every document of a
-# kind we serve must validate. Documents of other kinds (Secret, ClusterTrait) are not ours to check.
+# kind we serve must validate (the Secrets among them too). Documents of other kinds (ClusterTrait) are not ours.
 SAMPLES = Path(__file__).resolve().parents[1] / "data" / "controlplane" / "samples"
 
 
@@ -57,8 +57,9 @@ def test_the_sample_walk_covers_the_kinds_with_samples() -> None:
         "ObservabilityPlane",
         "ClusterObservabilityPlane",
         "ObservabilityAlertsNotificationChannel",
+        "Secret",
     }
-    assert len(SAMPLE_DOCS) == 17
+    assert len(SAMPLE_DOCS) == 21  # 17 CRs and 4 Secrets
 
 
 @pytest.mark.parametrize(("file", "index", "doc"), SAMPLE_DOCS, ids=[f"{f}#{i}" for f, i, _ in SAMPLE_DOCS])
@@ -367,18 +368,21 @@ def test_apply_defaults_on_small_schema() -> None:
 # --- what is left for later ---------------------------------------------------------------------------------------
 
 
-def test_cel_rules_are_listed_not_evaluated() -> None:
-    """CEL (x-kubernetes-validations) is for a later slice; they are found, and `validate` ignores them."""
+def test_cel_rules_are_listed() -> None:
+    """Every x-kubernetes-validations rule is found, with its node's path; controlplane/cel.py evaluates them."""
     rules = cel_rules("ObservabilityAlertsNotificationChannel")
     assert ("spec", "self.type == 'email' ? has(self.emailConfig) : true") in rules
-    doc = _sample("ObservabilityAlertsNotificationChannel")
-    del doc["spec"]["emailConfig"]
-    assert validate("ObservabilityAlertsNotificationChannel", doc) == []
+    assert ("spec.webhookConfig.headers.*", "has(self.value) != has(self.valueFrom)") in rules
+    assert ("spec.roleMappings[*]", "!has(self.scope) || !has(self.scope.component) || has(self.scope.project)") in (
+        cel_rules("AuthzRoleBinding")
+    )
 
 
 @pytest.mark.parametrize("row", kinds.KINDS, ids=lambda r: r.kind)
 def test_every_kind_compiles_and_reports_only_missing_required_on_a_bare_manifest(row: kinds.Kind) -> None:
     """Each CRD translates to a schema jsonschema accepts; a bare manifest's only problems are its required fields."""
-    doc: dict[str, Any] = {"apiVersion": row.api_version, "kind": row.kind, "metadata": {"name": "x"}, "spec": {}}
+    doc: dict[str, Any] = {"apiVersion": row.api_version, "kind": row.kind, "metadata": {"name": "x"}}
+    if row.kind != "Secret":  # the one kind without a spec
+        doc["spec"] = {}
     problems = validate(row.kind, doc)
     assert all(message == "Required value" and path.startswith("spec.") for path, message in problems), problems

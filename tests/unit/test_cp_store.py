@@ -118,7 +118,7 @@ def test_invalid_document_names_the_field(store: Store) -> None:
 
 def test_unknown_kind_is_invalid(store: Store) -> None:
     with pytest.raises(Invalid) as caught:
-        store.create({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}})
+        store.create({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "s"}})
     assert caught.value.details[0][0] == "kind"
 
 
