@@ -11,11 +11,14 @@ import argparse
 import os
 import re
 import ssl
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+
+from agents.alert_rules import DEFAULT_OBSERVER_API, OBSERVER_APIS, ObserverApi
 
 PLANE_TYPES = ("dataplane", "observabilityplane", "workflowplane")
 DEFAULT_SERVER_URL = "wss://cluster-gateway:8443/ws"  # upstream's binary default (env SERVER_URL)
+DEFAULT_OBSERVER_URL = "http://observer-internal.openchoreo-observability-plane:8081"  # upstream's controller default
 MAX_CONCURRENT_REQUESTS = 64
 _PLANE_ID = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")  # the CRDs' spec.planeID pattern (CPN §5)
 
@@ -34,6 +37,10 @@ class AgentConfig:
     server_ca: Path
     kubeconfig: Path | None = None
     max_concurrent: int = MAX_CONCURRENT_REQUESTS
+    # On an observability plane: the observer whose internal port the alert-rule reconciler writes to.
+    observer_url: str = ""
+    observer_token: str = field(default="", repr=False)
+    observer_api: ObserverApi = DEFAULT_OBSERVER_API
 
     def gateway_tls(self) -> ssl.SSLContext:
         """Client-side TLS to the gateway: the server verified against --server-ca (hostname checked), our client
@@ -74,6 +81,19 @@ def parser() -> argparse.ArgumentParser:
         help="kubeconfig of the plane's API server (default: in-cluster ServiceAccount)",
     )
     p.add_argument("--max-concurrent", type=int, default=MAX_CONCURRENT_REQUESTS, help="requests in flight at once")
+    p.add_argument(
+        "--observer-url",
+        default=env("OBSERVER_INTERNAL_ENDPOINT", env("OBSERVER_ENDPOINT", DEFAULT_OBSERVER_URL)),
+        help="observability planes: the observer's internal port, where alert rules and channels are reconciled "
+        "(upstream's OBSERVER_INTERNAL_ENDPOINT; default %(default)s)",
+    )
+    p.add_argument(
+        "--observer-api",
+        choices=OBSERVER_APIS,
+        default=env("OBSERVER_API", DEFAULT_OBSERVER_API),
+        help="'resources' for this project's observer (whole rules with their channels), 'upstream' for "
+        "OpenChoreo's observer (its rule API only)",
+    )
     return p
 
 
@@ -92,6 +112,8 @@ def parse(argv: list[str]) -> AgentConfig:
             "--server-ca is required: the PEM CA that signed the gateway's certificate (the agent never connects "
             "unverified)"
         )
+    if ns.observer_api not in OBSERVER_APIS:
+        raise ConfigError(f"--observer-api must be one of {', '.join(OBSERVER_APIS)} (got {ns.observer_api!r})")
     if not 1 <= ns.max_concurrent <= 4096:
         raise ConfigError(f"--max-concurrent must be between 1 and 4096 (got {ns.max_concurrent})")
     files = {"--server-ca": ns.server_ca, "--client-cert": ns.client_cert, "--client-key": ns.client_key}
@@ -111,6 +133,9 @@ def parse(argv: list[str]) -> AgentConfig:
         server_ca=Path(ns.server_ca),
         kubeconfig=Path(ns.kubeconfig) if ns.kubeconfig else None,
         max_concurrent=ns.max_concurrent,
+        observer_url=ns.observer_url if ns.plane_type == "observabilityplane" else "",
+        observer_token=os.environ.get("OBSERVER_INTERNAL_TOKEN", ""),  # never a flag: it would show in `ps`
+        observer_api=ns.observer_api,
     )
 
 

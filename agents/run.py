@@ -47,8 +47,29 @@ async def _serve(config: AgentConfig, tls: ssl.SSLContext, target: KubeTarget) -
     url = dial_url(config)
     log.info("agent for %s/%s dialling %s", config.plane_type, config.plane_id, url)
     async with KubeReplayer(target, max_connections=config.max_concurrent) as replayer:
-        await run_tunnel(url, tls, replayer.handle, stop, max_concurrent=config.max_concurrent)
+        tunnel = run_tunnel(url, tls, replayer.handle, stop, max_concurrent=config.max_concurrent)
+        if config.observer_url:
+            await asyncio.gather(tunnel, _alert_rules(config, stop))
+        else:
+            await tunnel
     log.info("agent stopped")
+
+
+async def _alert_rules(config: AgentConfig, stop: asyncio.Event) -> None:
+    """An observability plane's own reconciler (upstream runs it as a separate controller): the plane's alert
+    rules and channels into its observer. It needs only this cluster and the observer, so it goes on while the
+    control plane is away."""
+    from agents.alert_rules import run_alert_rules
+    from agents.observer_client import ObserverClient
+    from collectors.kubernetes.watch import api_client
+
+    log.info("reconciling alert rules into %s (%s API)", config.observer_url, config.observer_api)
+    kube = api_client(config.kubeconfig)
+    try:
+        async with ObserverClient(config.observer_url, token=config.observer_token) as observer:
+            await run_alert_rules(kube, observer, stop, observer_api=config.observer_api)
+    finally:
+        kube.close()
 
 
 if __name__ == "__main__":

@@ -162,3 +162,26 @@ def test_in_cluster_uses_the_service_account_files(files: dict[str, Path], tmp_p
         in_cluster(directory, {})
     with pytest.raises(CredentialsError, match="token"):
         in_cluster(tmp_path, {"KUBERNETES_SERVICE_HOST": "10.0.0.1", "KUBERNETES_SERVICE_PORT": "443"})
+
+
+def test_an_observability_plane_agent_reconciles_into_its_observer(
+    files: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OBSERVER_INTERNAL_TOKEN", "s3cret")
+    monkeypatch.delenv("OBSERVER_INTERNAL_ENDPOINT", raising=False)
+    monkeypatch.delenv("OBSERVER_ENDPOINT", raising=False)
+    config = parse(flags(files))
+    # upstream's controller default, the token from the environment only (a flag would show in `ps`)
+    assert config.observer_url == "http://observer-internal.openchoreo-observability-plane:8081"
+    assert config.observer_token == "s3cret" and "s3cret" not in repr(config)
+    assert config.observer_api == "resources"
+    monkeypatch.setenv("OBSERVER_INTERNAL_ENDPOINT", "http://127.0.0.1:18081")
+    assert parse(flags(files, observer_api="upstream")).observer_url == "http://127.0.0.1:18081"
+    # a data plane has no alert rules to reconcile
+    assert parse(flags(files, plane_type="dataplane")).observer_url == ""
+
+
+def test_an_unknown_observer_api_is_refused(files: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OBSERVER_API", "grpc")
+    with pytest.raises(ConfigError, match="--observer-api must be one of resources, upstream"):
+        parse(flags(files))
