@@ -9,6 +9,7 @@ from bench import (
     logs_query,
     opensearch_ingest,
     prometheus_query,
+    tunnel,
 )
 
 if __name__ == "__main__":
@@ -20,3 +21,4 @@ if __name__ == "__main__":
     collector.run()
     authz_pdp.run()
     authz_request.run()
+    tunnel.run()
