@@ -3,14 +3,41 @@
 `CONTROLPLANE_DB` picks the store: a `sqlite:///path` or `postgresql://...` URL. Without it the store is SQLite in
 the observer's data directory (`OBSERVER_DATA_DIR`, default `./data`), so `observer up` and `observer controlplane`
 started from one directory keep their state side by side.
+
+The cluster gateway takes upstream's variable names (CPN §2): `AGENT_SERVER_PORT` (8443, agents' WebSockets),
+`AGENT_INTERNAL_PORT` (8444, the proxy and plane API), `SERVER_CERT_PATH` / `SERVER_KEY_PATH` (its certificate),
+`INTERNAL_MTLS_ENABLED` (default true) with `INTERNAL_CLIENT_CA_PATH`, `HEARTBEAT_INTERVAL` / `HEARTBEAT_TIMEOUT`
+(seconds, or Go durations such as `30s`, `1m30s`). Unlike upstream there is no default certificate path: without
+SERVER_CERT_PATH the gateway is off (the process serves only the API and says so), so a laptop needs no PKI.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+from typing import Any
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
+_UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def seconds(value: Any) -> Any:
+    """`30`, `30.5`, `"30"` or a Go duration (`"30s"`, `"1m30s"`, `"500ms"`) -> seconds; anything else is left
+    for pydantic to refuse with its own message."""
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    parts = _DURATION_PART.findall(text)
+    if not parts or "".join(number + unit for number, unit in parts) != text:
+        return value
+    return sum(float(number) * _UNIT_S[unit] for number, unit in parts)
 
 
 class ControlPlaneSettings(BaseSettings):
@@ -25,7 +52,55 @@ class ControlPlaneSettings(BaseSettings):
     log_level: str = Field("info", validation_alias="LOG_LEVEL")
     jwt_disabled: bool = Field(False, validation_alias="JWT_DISABLED")
 
+    agent_port: int = Field(8443, validation_alias="AGENT_SERVER_PORT", gt=0, lt=65536)
+    internal_port: int = Field(8444, validation_alias="AGENT_INTERNAL_PORT", gt=0, lt=65536)
+    server_cert_path: Path | None = Field(None, validation_alias="SERVER_CERT_PATH")
+    server_key_path: Path | None = Field(None, validation_alias="SERVER_KEY_PATH")
+    internal_mtls_enabled: bool = Field(True, validation_alias="INTERNAL_MTLS_ENABLED")
+    internal_client_ca_path: Path | None = Field(None, validation_alias="INTERNAL_CLIENT_CA_PATH")
+    heartbeat_interval: float = Field(30.0, validation_alias="HEARTBEAT_INTERVAL", gt=0, le=3600)
+    heartbeat_timeout: float = Field(90.0, validation_alias="HEARTBEAT_TIMEOUT", gt=0, le=3600)
+    status_interval: float = Field(60.0, validation_alias="STATUS_UPDATE_INTERVAL", gt=0, le=3600)
+    proxy_timeout: float = Field(30.0, validation_alias="PROXY_TIMEOUT", gt=0, le=600)
+
+    @field_validator("heartbeat_interval", "heartbeat_timeout", "status_interval", "proxy_timeout", mode="before")
+    @classmethod
+    def _durations(cls, value: Any) -> Any:
+        return seconds(value)
+
+    @field_validator("server_cert_path", "server_key_path", "internal_client_ca_path", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
     @property
     def db_url(self) -> str:
         """The store's URL: CONTROLPLANE_DB, else SQLite at `<data dir>/controlplane.db`."""
         return self.db or f"sqlite:///{self.data_dir / 'controlplane.db'}"
+
+    @property
+    def gateway_enabled(self) -> bool:
+        """The gateway runs when it has a certificate to serve with."""
+        return self.server_cert_path is not None
+
+    def gateway_problems(self) -> list[str]:
+        """Why the gateway cannot start as configured, one line each naming the variable (empty: it can, or it
+        is off). Files are checked for existence here; whether they load is the TLS layer's answer."""
+        if not self.gateway_enabled:
+            return []
+        problems: list[str] = []
+        files: list[tuple[str, Path | None]] = [
+            ("SERVER_CERT_PATH", self.server_cert_path),
+            ("SERVER_KEY_PATH", self.server_key_path),
+        ]
+        if self.internal_mtls_enabled:
+            files.append(("INTERNAL_CLIENT_CA_PATH", self.internal_client_ca_path))
+        for variable, path in files:
+            if path is None:
+                why = " (INTERNAL_MTLS_ENABLED is true)" if variable == "INTERNAL_CLIENT_CA_PATH" else ""
+                problems.append(f"{variable} is required to serve the cluster gateway{why}")
+            elif not path.is_file():
+                problems.append(f"{variable}: no such file {path}")
+        if self.heartbeat_timeout <= self.heartbeat_interval:
+            problems.append("HEARTBEAT_TIMEOUT must be longer than HEARTBEAT_INTERVAL")
+        return problems

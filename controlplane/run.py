@@ -1,20 +1,58 @@
-"""`observer controlplane` / `python -m controlplane.run`: serve the control plane's REST API.
+"""`observer controlplane` / `python -m controlplane.run`: the control plane's REST API and its cluster gateway.
 
-Slice 1 serves only the resource API (CONTROLPLANE_API_PORT, 8090). It has no authentication yet, so it refuses
-to start unless `JWT_DISABLED=true` says the operator knows that: an open API that can change every plane must
-never come up by accident. The port is bound before the store is opened, so a clash is reported in one line.
+One process serves the resource API (CONTROLPLANE_API_PORT, 8090) and, when it has a certificate
+(SERVER_CERT_PATH), the cluster gateway: agents' WebSockets on AGENT_SERVER_PORT (8443) and the internal proxy and
+plane API on AGENT_INTERNAL_PORT (8444, mutual TLS against INTERNAL_CLIENT_CA_PATH unless
+INTERNAL_MTLS_ENABLED=false). The gateway trusts what the plane CRs in the store say (controlplane/planes.py),
+and writes each plane CR's `status.agentConnection` back.
+
+The API has no authentication yet, so the process refuses to start unless `JWT_DISABLED=true` says the operator
+knows that. Every port is bound before the store is opened, so a clash is reported in one line and nothing was
+started for nothing.
+
+For the pieces that come next, and for `observer up --with-controlplane`:
+
+    control = ControlPlane.open(settings)            # the store, the gateway and its TLS contexts
+    control.middleware.append(Middleware(...))       # authentication (before `parts`)
+    control.tasks.append(lambda: reconciler.run(...))  # a coroutine factory, run beside the servers
+    parts = control.parts(sockets)                   # sockets = bind_all(listens(settings)), in that order
+    # parts.servers with parts.server_sockets go to serving.run_servers, parts.coroutines become its background
+    # tasks; await them after run_servers returns so the gateway says goodbye to its agents (see `serve`).
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
+import socket
+import ssl
 import sys
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 
 from controlplane.config import ControlPlaneSettings
+
+if TYPE_CHECKING:
+    import uvicorn
+    from starlette.middleware import Middleware
+
+    from controlplane.gateway.service import Gateway
+    from controlplane.planes import PlaneWatcher, StatusWriter
+    from controlplane.store import Store
+    from serving import Listen
+
+log = logging.getLogger(__name__)
+
+TaskFactory = Callable[[], Coroutine[Any, Any, None]]
+
+
+class Unstartable(Exception):
+    """The process cannot start as configured; the message is the one line to print."""
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -26,8 +64,181 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Serve until SIGINT/SIGTERM; 0 on a clean stop, 2 when it cannot start (the reason on stderr)."""
+def listens(settings: ControlPlaneSettings) -> list[Listen]:
+    """The ports to bind, in the order `ControlPlane.parts` takes their sockets: the API, then (gateway on) the
+    agent listener and the internal listener."""
+    from serving import Listen
+
+    out = [Listen(settings.host, settings.api_port, "control plane API", "--port or CONTROLPLANE_API_PORT")]
+    if settings.gateway_enabled:
+        out.append(Listen(settings.host, settings.agent_port, "cluster gateway, agents", "AGENT_SERVER_PORT"))
+        out.append(
+            Listen(settings.host, settings.internal_port, "cluster gateway, internal API", "AGENT_INTERNAL_PORT")
+        )
+    return out
+
+
+def startup_line(settings: ControlPlaneSettings) -> str:
+    """What the process says it serves (the gateway being off is said, not left to guess)."""
+    api = f"API on http://{settings.host}:{settings.api_port}"
+    if not settings.gateway_enabled:
+        return f"observer controlplane: {api}; cluster gateway off (SERVER_CERT_PATH is not set)"
+    internal = "mutual TLS" if settings.internal_mtls_enabled else "TLS, no client certificate"
+    return (
+        f"observer controlplane: {api}; cluster gateway: agents on {settings.host}:{settings.agent_port}, "
+        f"internal API on {settings.host}:{settings.internal_port} ({internal})"
+    )
+
+
+@dataclass
+class GatewayParts:
+    """The gateway and what runs it: its TLS contexts, the plane CR watcher and the status writer."""
+
+    gateway: Gateway
+    agent_ssl: ssl.SSLContext
+    internal_ssl: ssl.SSLContext
+    watcher: PlaneWatcher
+    status: StatusWriter
+
+
+@dataclass
+class Parts:
+    """What the event loop runs: uvicorn servers on their sockets, and coroutines beside them."""
+
+    servers: list[uvicorn.Server]
+    server_sockets: list[socket.socket]
+    coroutines: list[Coroutine[Any, Any, None]]
+
+
+@dataclass
+class ControlPlane:
+    """The control plane of one process: the store, the API's middleware, the gateway (None when off) and the
+    coroutines that run beside the servers. Built by `open`, served by `parts`/`serve`."""
+
+    settings: ControlPlaneSettings
+    store: Store
+    gateway_parts: GatewayParts | None = None
+    middleware: list[Middleware] = field(default_factory=list)
+    tasks: list[TaskFactory] = field(default_factory=list)
+
+    @property
+    def gateway(self) -> Gateway | None:
+        """The in-process gateway (the reconcilers' `Transport`), None when the gateway is off."""
+        return self.gateway_parts.gateway if self.gateway_parts is not None else None
+
+    @classmethod
+    def open(cls, settings: ControlPlaneSettings) -> ControlPlane:
+        """Open the store and, when configured, build the gateway over it. Unstartable names what is wrong."""
+        from controlplane.store import Store
+
+        try:
+            store = Store(settings.db_url)
+            store.revision()  # reach the database now, not at the first request
+        except (SQLAlchemyError, ValueError) as exc:  # a malformed URL, or a database we cannot reach
+            raise Unstartable(f"cannot open the store {settings.db_url!r}: {exc}") from exc
+        try:
+            parts = _gateway(settings, store) if settings.gateway_enabled else None
+        except BaseException:
+            store.close()
+            raise
+        return cls(settings, store, parts)
+
+    def parts(self, sockets: list[socket.socket]) -> Parts:
+        """The API server and the coroutines to run, on `sockets` bound from `listens(settings)` (same order).
+        The coroutines are created here and start only when the caller schedules them (in its event loop)."""
+        from controlplane.api import create_app
+        from serving import server
+
+        settings = self.settings
+        app = create_app(self.store, middleware=list(self.middleware))
+        api = server(app, settings.host, settings.api_port, settings.log_level)
+        coroutines: list[Coroutine[Any, Any, None]] = []
+        if self.gateway_parts is not None:
+            if len(sockets) != 3:
+                raise ValueError("the gateway needs the API, agent and internal sockets")
+            coroutines.append(_serve_gateway(self.gateway_parts, settings, sockets[1], sockets[2]))
+            coroutines.append(self.gateway_parts.watcher.run())
+            coroutines.append(self.gateway_parts.status.run())
+        coroutines += [factory() for factory in self.tasks]
+        return Parts([api], sockets[:1], coroutines)
+
+    async def serve(self, sockets: list[socket.socket]) -> None:
+        """Serve until SIGINT/SIGTERM (serving.run_servers), then let every coroutine finish its cleanup: the
+        gateway closes its agents' sockets and writes their plane CRs' status before the store closes."""
+        from serving import run_servers
+
+        parts = self.parts(sockets)
+        tasks = [asyncio.create_task(each) for each in parts.coroutines]
+        try:
+            await run_servers(parts.servers, *tasks, sockets=parts.server_sockets)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    def close(self) -> None:
+        """Release the store (after `serve` returned)."""
+        self.store.close()
+
+
+def _gateway(settings: ControlPlaneSettings, store: Store) -> GatewayParts:
+    """The gateway over the store's plane CRs, its TLS contexts loaded now so a bad file stops the start."""
+    from controlplane.gateway.server import plain_tls_context
+    from controlplane.gateway.service import Gateway
+    from controlplane.planes import PlaneWatcher, StatusWriter, StoreTrust
+    from tunnel.tls import gateway_server_context, internal_server_context
+
+    assert settings.server_cert_path is not None and settings.server_key_path is not None
+    cert, key = settings.server_cert_path, settings.server_key_path
+    trust = StoreTrust(store)
+    status = StatusWriter(store, interval=settings.status_interval)
+    gateway = Gateway(
+        trust,
+        ping_interval=settings.heartbeat_interval,
+        read_timeout=settings.heartbeat_timeout,
+        on_change=status.on_change,
+    )
+    status.gateway = gateway
+    watcher = PlaneWatcher(store, gateway, after_notify=status.refresh)
+    try:
+        watcher.start_now()  # the revision first, then the CAs: a CR written in between is replayed
+        agent_ssl = gateway_server_context(cert, key, trust.all_cas())
+    except (ssl.SSLError, OSError) as exc:
+        raise Unstartable(f"cannot load SERVER_CERT_PATH {cert} / SERVER_KEY_PATH {key}: {exc}") from exc
+    except SQLAlchemyError as exc:
+        raise Unstartable(f"cannot read the plane CRs from the store: {exc}") from exc
+    try:
+        if settings.internal_mtls_enabled:
+            assert settings.internal_client_ca_path is not None
+            internal_ssl = internal_server_context(cert, key, settings.internal_client_ca_path)
+        else:
+            internal_ssl = plain_tls_context(cert, key)
+    except (ssl.SSLError, OSError) as exc:
+        raise Unstartable(f"cannot load INTERNAL_CLIENT_CA_PATH {settings.internal_client_ca_path}: {exc}") from exc
+    return GatewayParts(gateway, agent_ssl, internal_ssl, watcher, status)
+
+
+async def _serve_gateway(
+    parts: GatewayParts, settings: ControlPlaneSettings, agent_sock: socket.socket, internal_sock: socket.socket
+) -> None:
+    """Both gateway listeners on their bound sockets until cancelled; then the agents are disconnected."""
+    from controlplane.gateway.server import start
+
+    listeners = await start(
+        parts.gateway,
+        agent_ssl=parts.agent_ssl,
+        internal_ssl=parts.internal_ssl,
+        proxy_timeout=settings.proxy_timeout,
+        agent_sock=agent_sock,
+        internal_sock=internal_sock,
+    )
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await listeners.close()
+
+
+def _settings(argv: list[str] | None) -> ControlPlaneSettings:
     args = _parser().parse_args(argv)
     overrides: dict[str, object] = {}
     if args.host:
@@ -39,50 +250,47 @@ def main(argv: list[str] | None = None) -> int:
     if args.data_dir:
         overrides["data_dir"] = args.data_dir
     try:
-        settings = ControlPlaneSettings(**overrides)  # type: ignore[arg-type]
+        return ControlPlaneSettings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
         wrong = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        print(f"observer controlplane: bad settings: {wrong}", file=sys.stderr)
-        return 2
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if not settings.jwt_disabled:
-        print(
-            "observer controlplane: authentication is not implemented yet; set JWT_DISABLED=true to serve the "
-            "API without it (only on a trusted network)",
-            file=sys.stderr,
-        )
-        return 2
+        raise Unstartable(f"bad settings: {wrong}") from exc
 
-    from controlplane.api import create_app
-    from controlplane.store import Store
-    from serving import Listen, PortUnavailable, bind_all, run_loop, server
+
+def main(argv: list[str] | None = None) -> int:
+    """Serve until SIGINT/SIGTERM; 0 on a clean stop, 2 when it cannot start (the reason on stderr, one line)."""
+    from serving import PortUnavailable, bind_all, run_loop
 
     try:
-        sockets = bind_all(
-            [Listen(settings.host, settings.api_port, "control plane API", "--port or CONTROLPLANE_API_PORT")]
-        )
+        settings = _settings(argv)
+        if not settings.jwt_disabled:
+            raise Unstartable(
+                "authentication is not implemented yet; set JWT_DISABLED=true to serve the API without it "
+                "(only on a trusted network)"
+            )
+        problems = settings.gateway_problems()
+        if problems:
+            raise Unstartable("; ".join(problems))
+    except Unstartable as exc:
+        print(f"observer controlplane: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        sockets = bind_all(listens(settings))
     except PortUnavailable as exc:
         print(f"observer controlplane: {exc}", file=sys.stderr)
         return 2
     try:
-        store = Store(settings.db_url)
-    except (SQLAlchemyError, ValueError) as exc:  # a malformed URL, or a database we cannot reach
+        control = ControlPlane.open(settings)
+    except Unstartable as exc:
         for sock in sockets:
             sock.close()
-        print(f"observer controlplane: cannot open the store {settings.db_url!r}: {exc}", file=sys.stderr)
+        print(f"observer controlplane: {exc}", file=sys.stderr)
         return 2
+    print(startup_line(settings), file=sys.stderr, flush=True)
     try:
-        app = create_app(store)
-        api = server(app, settings.host, settings.api_port, settings.log_level)
-
-        async def serve() -> None:
-            from serving import run_servers
-
-            await run_servers([api], sockets=sockets)
-
-        run_loop(serve())
+        run_loop(control.serve(sockets))
     finally:
-        store.close()
+        control.close()
     return 0
 
 

@@ -174,3 +174,16 @@ async def gateway_rig(
         yield GatewayRig(directory, pki, trust, gateway, listeners)
     finally:
         await listeners.close()
+
+
+def gateway_env(pki: GatewayPki, *, internal_mtls: bool = True) -> dict[str, str]:
+    """The environment that turns on `observer controlplane`'s gateway with these certificates (the ports are
+    the caller's: AGENT_SERVER_PORT, AGENT_INTERNAL_PORT)."""
+    env = {
+        "SERVER_CERT_PATH": str(pki.server.cert),
+        "SERVER_KEY_PATH": str(pki.server.key),
+        "INTERNAL_MTLS_ENABLED": "true" if internal_mtls else "false",
+    }
+    if internal_mtls:
+        env["INTERNAL_CLIENT_CA_PATH"] = str(pki.internal_ca.path)
+    return env

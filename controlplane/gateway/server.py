@@ -9,6 +9,7 @@ from __future__ import annotations
 import socket
 import ssl
 from dataclasses import dataclass
+from pathlib import Path
 
 from aiohttp import web
 
@@ -33,6 +34,15 @@ class Listeners:
         await self.gateway.close()
         for runner in self._runners:
             await runner.cleanup()
+
+
+def plain_tls_context(cert_file: str | Path, key_file: str | Path) -> ssl.SSLContext:
+    """The internal listener with INTERNAL_MTLS_ENABLED=false: TLS >= 1.2 and no client certificate (upstream's
+    switch for clusters where the network already restricts who reaches 8444)."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(str(cert_file), str(key_file))
+    return context
 
 
 def _port(runner: web.AppRunner) -> int:
