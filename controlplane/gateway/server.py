@@ -30,7 +30,11 @@ class Listeners:
     _runners: tuple[web.AppRunner, ...]
 
     async def close(self) -> None:
-        """Disconnect the agents first (their handlers would hold the shutdown), then stop both listeners."""
+        """Stop accepting first (an agent redialling at once must not land on a closing listener), then disconnect
+        the agents (their handlers would hold the shutdown), then finish both listeners."""
+        for runner in self._runners:
+            for site in list(runner.sites):
+                await site.stop()
         await self.gateway.close()
         for runner in self._runners:
             await runner.cleanup()
