@@ -10,11 +10,16 @@ Secrets (core v1, stored so plane CRs and channels can point at them) are writte
 never read back: every answer carries their `data` keys with empty values (Judgement: secret values never leave
 the control plane through the API; the reconcilers read them in-process with `Store.secret_value`).
 
-No authentication here: `create_app(store, middleware=[...])` takes the authn middleware slice 2 brings.
+Access (controlplane/auth.py): `create_app(store, middleware=access.middleware(), guard=access.guard)`. The
+middleware authenticates; the guard asks `<kind>:<verb>` on the object's scope before every CRUD call (the list's
+scope for a list) and is None when JWT_DISABLED=true. Authz* writes are also checked by controlplane/authz.py
+`check` (unknown actions, conditions the model cannot hold: 400 naming the field) whatever the guard. OpenChoreo's
+authz API (`/api/v1/authz/evaluates`, `/profile`, `/actions`) is served over the guard's authorizer.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import platform
@@ -29,7 +34,10 @@ from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from controlplane import errors, kinds
+from access.casbin_pdp import CasbinAuthorizer
+from access.model import Resource
+from controlplane import authz, errors, kinds, schema
+from controlplane.auth import Guard, action, list_resource, resource_for
 from controlplane.errors import Invalid, NotFound, TooLarge
 from controlplane.store import Store
 
@@ -166,8 +174,25 @@ def _shown(row: kinds.Kind, document: dict[str, Any]) -> dict[str, Any]:
     return shown
 
 
-def _routes(app: FastAPI, store: Store, row: kinds.Kind) -> None:
-    """The five CRUD routes of one kind."""
+def _checked(row: kinds.Kind, document: dict[str, Any]) -> dict[str, Any]:
+    """An Authz* document as the authorization engine can compile it, or Invalid naming the field. The CRD's own
+    rules come first (the store reports those, with their own field names); the engine's only past them."""
+    if row.kind in authz.AUTHZ_KINDS:
+        shape = copy.deepcopy(document)
+        shape.pop("status", None)
+        if isinstance(shape.get("metadata"), dict):
+            for key in ("uid", "creationTimestamp", "generation", "resourceVersion"):
+                shape["metadata"].pop(key, None)
+        if schema.validate(row.kind, shape):
+            return document
+        problems = authz.check(document)
+        if problems:
+            raise Invalid(problems)
+    return document
+
+
+def _routes(app: FastAPI, store: Store, row: kinds.Kind, guard: Guard | None) -> None:
+    """The five CRUD routes of one kind, each asking the guard (when there is one) before it touches the store."""
     collection = (
         f"{kinds.API_PREFIX}/namespaces/{{namespaceName}}/{row.path_segment}"
         if row.namespaced
@@ -179,9 +204,17 @@ def _routes(app: FastAPI, store: Store, row: kinds.Kind) -> None:
     def where(request: Request) -> str | None:
         return request.path_params["namespaceName"] if row.namespaced else None
 
+    async def require(request: Request, verb: str, resource: Resource) -> None:
+        if guard is not None:
+            await guard.require(request, action(row.kind, verb), resource)
+
+    async def stored(request: Request, name: str) -> dict[str, Any] | None:
+        return await run_in_threadpool(store.get, row.kind, where(request), name)
+
     async def list_objects(request: Request) -> Response:
         query = _only(request, list_params)
         filters = {key: query[key] for key in row.list_filters if query.get(key)}
+        await require(request, "view", list_resource(row, where(request), filters.get("project", "")))
         page = await run_in_threadpool(
             store.list,
             row.kind,
@@ -199,12 +232,16 @@ def _routes(app: FastAPI, store: Store, row: kinds.Kind) -> None:
     async def create_object(request: Request) -> Response:
         _only(request, ())
         document = _fill(row, await _body(request), where(request), None)
+        name = str((document.get("metadata") or {}).get("name") or "")
+        await require(request, "create", resource_for(row, where(request), name, document))
+        _checked(row, document)
         return JSONResponse(_shown(row, await run_in_threadpool(store.create, document)), status_code=201)
 
     async def get_object(request: Request) -> Response:
         _only(request, ())
         name = request.path_params[row.path_param]
-        found = await run_in_threadpool(store.get, row.kind, where(request), name)
+        found = await stored(request, name)
+        await require(request, "view", resource_for(row, where(request), name, found))
         if found is None:
             namespace = where(request)
             if namespace is not None and await run_in_threadpool(store.get, "Namespace", None, namespace) is None:
@@ -216,11 +253,21 @@ def _routes(app: FastAPI, store: Store, row: kinds.Kind) -> None:
         _only(request, ())
         name = request.path_params[row.path_param]
         document = _fill(row, await _body(request), where(request), name)
+        if guard is not None:
+            old = resource_for(row, where(request), name, await stored(request, name))
+            new = resource_for(row, where(request), name, document)
+            await require(request, "update", old)
+            if new != old:  # an object moved to another scope needs the right there too
+                await require(request, "update", new)
+        _checked(row, document)
         return JSONResponse(_shown(row, await run_in_threadpool(store.replace, document)))
 
     async def delete_object(request: Request) -> Response:
         _only(request, ())
-        await run_in_threadpool(store.delete, row.kind, where(request), request.path_params[row.path_param])
+        name = request.path_params[row.path_param]
+        if guard is not None:
+            await require(request, "delete", resource_for(row, where(request), name, await stored(request, name)))
+        await run_in_threadpool(store.delete, row.kind, where(request), name)
         return Response(status_code=204)
 
     tag: list[str | Enum] = [row.kind]
@@ -229,6 +276,21 @@ def _routes(app: FastAPI, store: Store, row: kinds.Kind) -> None:
     app.add_api_route(item, get_object, methods=["GET"], name=f"get {row.kind}", tags=tag)
     app.add_api_route(item, replace_object, methods=["PUT"], name=f"replace {row.kind}", tags=tag)
     app.add_api_route(item, delete_object, methods=["DELETE"], name=f"delete {row.kind}", tags=tag)
+
+
+def _authorizer_of(store: Store, guard: Guard | None) -> Callable[[], CasbinAuthorizer]:
+    """The authz API's authorizer: the guard's; without a guard (authentication off, so the authz API answers
+    401 before it asks) one over the store, built on first use."""
+    built: list[CasbinAuthorizer] = []
+
+    def factory() -> CasbinAuthorizer:
+        if guard is not None:
+            return guard.authorizer
+        if not built:
+            built.append(authz.store_authorizer(store))
+        return built[0]
+
+    return factory
 
 
 def version_info() -> dict[str, str]:
@@ -248,8 +310,9 @@ def version_info() -> dict[str, str]:
     }
 
 
-def create_app(store: Store, *, middleware: Sequence[Middleware] = ()) -> FastAPI:
-    """The REST API over `store`. `middleware` (authentication, in slice 2) runs inside the body-size limit."""
+def create_app(store: Store, *, middleware: Sequence[Middleware] = (), guard: Guard | None = None) -> FastAPI:
+    """The REST API over `store`. `middleware` (authentication) runs inside the body-size limit; `guard`
+    authorizes every CRUD call (None: no authorization, JWT_DISABLED=true)."""
     app = FastAPI(
         title="observer control plane",
         middleware=[Middleware(BodyLimit), *middleware],
@@ -275,6 +338,7 @@ def create_app(store: Store, *, middleware: Sequence[Middleware] = ()) -> FastAP
     app.add_api_route("/ready", ready, methods=["GET"], include_in_schema=False)
     app.add_api_route("/version", version, methods=["GET"], include_in_schema=False)
     for row in kinds.KINDS:
-        _routes(app, store, row)
+        _routes(app, store, row, guard)
+    app.include_router(authz.authz_router(_authorizer_of(store, guard)))
     app.state.store = store
     return app

@@ -348,8 +348,9 @@ class StorePolicySource:
     """A policy source (access.casbin_pdp.PolicySource) over the store: the stamp is the store's authz revision,
     bumped in the same transaction as any Authz* write, so a grant or revoke applies to the very next call."""
 
-    def __init__(self, store: AuthzStore) -> None:
+    def __init__(self, store: AuthzStore, admin_groups: Sequence[str] = ()) -> None:
         self.store = store
+        self.admin_groups = tuple(admin_groups)
 
     def describe(self) -> str:
         return "control plane Authz* resources"
@@ -376,13 +377,26 @@ class StorePolicySource:
                         break
         except SQLAlchemyError as exc:
             raise PolicyError(f"cannot read the store: {type(exc).__name__}") from None
-        return compile_documents(documents)
+        return admin_rules(self.admin_groups) + compile_documents(documents)
 
 
-def store_authorizer(store: AuthzStore) -> CasbinAuthorizer:
-    """The control plane's authorizer: the store's Authz* policy, its stamp read off the event loop, and the
-    catalogue's actions known (so CRUD actions raise no typo warnings)."""
-    return CasbinAuthorizer(StorePolicySource(store), known=known_action, stamp_in_thread=True)
+#: The role the bootstrap admin groups are linked to; no compiled binding role has this prefix.
+ADMIN_ROLE = "bootstrap:admin-groups"
+
+
+def admin_rules(groups: Sequence[str]) -> list[Rule]:
+    """Every action everywhere for these `groups` claim values (CONTROLPLANE_ADMIN_GROUPS, controlplane/auth.py),
+    so a fresh control plane has someone who can write the first binding, and the authz API says so too."""
+    if not groups:
+        return []
+    lines = [["p", ADMIN_ROLE, "*", "*", "*", "allow"], *(["g", f"groups:{group}", ADMIN_ROLE] for group in groups)]
+    return validate(lines, ["CONTROLPLANE_ADMIN_GROUPS"] * len(lines))
+
+
+def store_authorizer(store: AuthzStore, admin_groups: Sequence[str] = ()) -> CasbinAuthorizer:
+    """The control plane's authorizer: the store's Authz* policy (plus the bootstrap admin groups' grant), its
+    stamp read off the event loop, and the catalogue's actions known (so CRUD actions raise no typo warnings)."""
+    return CasbinAuthorizer(StorePolicySource(store, admin_groups), known=known_action, stamp_in_thread=True)
 
 
 # ------------------------------------------------------------------------------------------- the REST API

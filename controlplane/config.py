@@ -41,7 +41,8 @@ def seconds(value: Any) -> Any:
 
 
 class ControlPlaneSettings(BaseSettings):
-    """What `observer controlplane` (controlplane/run.py) reads from the environment; flags override it."""
+    """What `observer controlplane` (controlplane/run.py) reads from the environment; flags override it. The API's
+    authentication settings (JWT_DISABLED, JWKS_URL, ...) are access/settings.py's, read by controlplane/auth.py."""
 
     model_config = SettingsConfigDict(env_prefix="", extra="ignore", populate_by_name=True)
 
@@ -50,7 +51,6 @@ class ControlPlaneSettings(BaseSettings):
     db: str = Field("", validation_alias="CONTROLPLANE_DB")
     data_dir: Path = Field(Path("data"), validation_alias="OBSERVER_DATA_DIR")
     log_level: str = Field("info", validation_alias="LOG_LEVEL")
-    jwt_disabled: bool = Field(False, validation_alias="JWT_DISABLED")
 
     agent_port: int = Field(8443, validation_alias="AGENT_SERVER_PORT", gt=0, lt=65536)
     internal_port: int = Field(8444, validation_alias="AGENT_INTERNAL_PORT", gt=0, lt=65536)

@@ -6,14 +6,15 @@ plane API on AGENT_INTERNAL_PORT (8444, mutual TLS against INTERNAL_CLIENT_CA_PA
 INTERNAL_MTLS_ENABLED=false). The gateway trusts what the plane CRs in the store say (controlplane/planes.py),
 and writes each plane CR's `status.agentConnection` back.
 
-The API has no authentication yet, so the process refuses to start unless `JWT_DISABLED=true` says the operator
-knows that. Every port is bound before the store is opened, so a clash is reported in one line and nothing was
+The API authenticates bearer tokens and authorizes every call with the store's Authz* policy (controlplane/auth.py:
+JWKS_URL, JWT_ISSUER, JWT_AUDIENCE, CONTROLPLANE_ADMIN_GROUPS); `JWT_DISABLED=true` opens it, and the startup line
+says so. Every port is bound before the store is opened, so a clash is reported in one line and nothing was
 started for nothing.
 
 For the pieces that come next, and for `observer up --with-controlplane`:
 
     control = ControlPlane.open(settings)            # the store, the gateway and its TLS contexts
-    control.middleware.append(Middleware(...))       # authentication (before `parts`)
+    control.secure(AccessSettings.from_env())        # authentication and authorization (before `parts`)
     control.tasks.append(lambda: reconciler.run(...))  # a coroutine factory, run beside the servers
     parts = control.parts(sockets)                   # sockets = bind_all(listens(settings)), in that order
     # parts.servers with parts.server_sockets go to serving.run_servers, parts.coroutines become its background
@@ -41,6 +42,7 @@ if TYPE_CHECKING:
     import uvicorn
     from starlette.middleware import Middleware
 
+    from controlplane.auth import AccessSettings, ApiAccess, Guard
     from controlplane.gateway.service import Gateway
     from controlplane.planes import PlaneWatcher, StatusWriter
     from controlplane.store import Store
@@ -120,6 +122,7 @@ class ControlPlane:
     gateway_parts: GatewayParts | None = None
     middleware: list[Middleware] = field(default_factory=list)
     tasks: list[TaskFactory] = field(default_factory=list)
+    guard: Guard | None = None
 
     @property
     def gateway(self) -> Gateway | None:
@@ -143,6 +146,20 @@ class ControlPlane:
             raise
         return cls(settings, store, parts)
 
+    def secure(self, access_settings: AccessSettings) -> ApiAccess:
+        """Put the API behind authentication and the store's Authz* policy (none with JWT_DISABLED=true); the
+        policy is loaded now, so one that cannot load stops the start (Unstartable)."""
+        from access.policy_sources import PolicyError
+        from controlplane.auth import ApiAccess
+
+        try:
+            access = ApiAccess.open(access_settings, self.store)
+        except (PolicyError, SQLAlchemyError) as exc:
+            raise Unstartable(f"cannot load the authorization policy from the store: {exc}") from exc
+        self.middleware[:0] = access.middleware()
+        self.guard = access.guard
+        return access
+
     def parts(self, sockets: list[socket.socket]) -> Parts:
         """The API server and the coroutines to run, on `sockets` bound from `listens(settings)` (same order).
         The coroutines are created here and start only when the caller schedules them (in its event loop)."""
@@ -150,7 +167,7 @@ class ControlPlane:
         from serving import server
 
         settings = self.settings
-        app = create_app(self.store, middleware=list(self.middleware))
+        app = create_app(self.store, middleware=list(self.middleware), guard=self.guard)
         api = server(app, settings.host, settings.api_port, settings.log_level)
         coroutines: list[Coroutine[Any, Any, None]] = []
         if self.gateway_parts is not None:
@@ -258,19 +275,16 @@ def _settings(argv: list[str] | None) -> ControlPlaneSettings:
 
 def main(argv: list[str] | None = None) -> int:
     """Serve until SIGINT/SIGTERM; 0 on a clean stop, 2 when it cannot start (the reason on stderr, one line)."""
+    from controlplane.auth import AccessSettings
     from serving import PortUnavailable, bind_all, run_loop
 
     try:
         settings = _settings(argv)
-        if not settings.jwt_disabled:
-            raise Unstartable(
-                "authentication is not implemented yet; set JWT_DISABLED=true to serve the API without it "
-                "(only on a trusted network)"
-            )
+        access_settings = AccessSettings.from_env()  # AuthConfigError (a ValueError) names the variable
         problems = settings.gateway_problems()
         if problems:
             raise Unstartable("; ".join(problems))
-    except Unstartable as exc:
+    except (Unstartable, ValueError) as exc:
         print(f"observer controlplane: {exc}", file=sys.stderr)
         return 2
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -279,14 +293,18 @@ def main(argv: list[str] | None = None) -> int:
     except PortUnavailable as exc:
         print(f"observer controlplane: {exc}", file=sys.stderr)
         return 2
+    control: ControlPlane | None = None
     try:
         control = ControlPlane.open(settings)
+        access = control.secure(access_settings)
     except Unstartable as exc:
         for sock in sockets:
             sock.close()
+        if control is not None:
+            control.close()
         print(f"observer controlplane: {exc}", file=sys.stderr)
         return 2
-    print(startup_line(settings), file=sys.stderr, flush=True)
+    print(f"{startup_line(settings)}; API access: {access.describe()}", file=sys.stderr, flush=True)
     try:
         run_loop(control.serve(sockets))
     finally:

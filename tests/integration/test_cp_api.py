@@ -319,7 +319,7 @@ def test_request_body_is_bounded(client: TestClient) -> None:
     assert client.get(f"{NS}/projects/cart").status_code == 404
 
 
-def test_run_refuses_to_serve_without_authentication_unless_told(
+def test_run_refuses_to_start_with_authentication_on_and_no_jwks_url(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     monkeypatch.delenv("JWT_DISABLED", raising=False)
