@@ -58,10 +58,11 @@ class Outcome:
 
 
 def load_documents(paths: Sequence[str], stdin: TextIO = sys.stdin) -> list[dict[str, Any]]:
-    """Every non-empty YAML document of the files (`-` reads standard input), in file order; a `kind: List`
-    (what `get -o yaml` of several objects gives) stands for its items."""
+    """Every non-empty YAML document of the files (`-` reads standard input; a directory, its `.yaml`, `.yml` and
+    `.json` files by name, as kubectl reads one), in file order; a `kind: List` (what `get -o yaml` of several
+    objects gives) stands for its items."""
     documents: list[dict[str, Any]] = []
-    for path in paths:
+    for path in _files(paths):
         try:
             text = stdin.read() if path == "-" else Path(path).read_text()
             loaded = list(yaml.safe_load_all(text))
@@ -80,6 +81,16 @@ def load_documents(paths: Sequence[str], stdin: TextIO = sys.stdin) -> list[dict
             else:
                 documents.append(document)
     return documents
+
+
+def _files(paths: Sequence[str]) -> list[str]:
+    files: list[str] = []
+    for path in paths:
+        if path != "-" and Path(path).is_dir():
+            files += sorted(str(each) for each in Path(path).iterdir() if each.suffix in (".yaml", ".yml", ".json"))
+        else:
+            files.append(path)
+    return files
 
 
 def find_kind(name: str) -> kinds.Kind:

@@ -17,8 +17,8 @@ For the pieces that come next, and for `observer up --with-controlplane`:
     control.secure(AccessSettings.from_env())        # authentication and authorization (before `parts`)
     control.tasks.append(lambda: reconciler.run(...))  # a coroutine factory, run beside the servers
     parts = control.parts(sockets)                   # sockets = bind_all(listens(settings)), in that order
-    # parts.servers with parts.server_sockets go to serving.run_servers, parts.coroutines become its background
-    # tasks; await them after run_servers returns so the gateway says goodbye to its agents (see `serve`).
+    # parts is a serving.Beside: its servers with its sockets go to serving.run_servers, its coroutines become
+    # background tasks, awaited after run_servers returns so the gateway says goodbye to its agents (`serve`).
 """
 
 from __future__ import annotations
@@ -39,14 +39,13 @@ from sqlalchemy.exc import SQLAlchemyError
 from controlplane.config import ControlPlaneSettings
 
 if TYPE_CHECKING:
-    import uvicorn
     from starlette.middleware import Middleware
 
     from controlplane.auth import AccessSettings, ApiAccess, Guard
     from controlplane.gateway.service import Gateway
     from controlplane.planes import PlaneWatcher, StatusWriter
     from controlplane.store import Store
-    from serving import Listen
+    from serving import Beside, Listen
 
 log = logging.getLogger(__name__)
 
@@ -104,15 +103,6 @@ class GatewayParts:
 
 
 @dataclass
-class Parts:
-    """What the event loop runs: uvicorn servers on their sockets, and coroutines beside them."""
-
-    servers: list[uvicorn.Server]
-    server_sockets: list[socket.socket]
-    coroutines: list[Coroutine[Any, Any, None]]
-
-
-@dataclass
 class ControlPlane:
     """The control plane of one process: the store, the API's middleware, the gateway (None when off) and the
     coroutines that run beside the servers. Built by `open`, served by `parts`/`serve`."""
@@ -160,11 +150,11 @@ class ControlPlane:
         self.guard = access.guard
         return access
 
-    def parts(self, sockets: list[socket.socket]) -> Parts:
+    def parts(self, sockets: list[socket.socket]) -> Beside:
         """The API server and the coroutines to run, on `sockets` bound from `listens(settings)` (same order).
         The coroutines are created here and start only when the caller schedules them (in its event loop)."""
         from controlplane.api import create_app
-        from serving import server
+        from serving import Beside, server
 
         settings = self.settings
         app = create_app(self.store, middleware=list(self.middleware), guard=self.guard)
@@ -177,7 +167,7 @@ class ControlPlane:
             coroutines.append(self.gateway_parts.watcher.run())
             coroutines.append(self.gateway_parts.status.run())
         coroutines += [factory() for factory in self.tasks]
-        return Parts([api], sockets[:1], coroutines)
+        return Beside([api], sockets[:1], coroutines)
 
     async def serve(self, sockets: list[socket.socket]) -> None:
         """Serve until SIGINT/SIGTERM (serving.run_servers), then let every coroutine finish its cleanup: the
@@ -187,7 +177,7 @@ class ControlPlane:
         parts = self.parts(sockets)
         tasks = [asyncio.create_task(each) for each in parts.coroutines]
         try:
-            await run_servers(parts.servers, *tasks, sockets=parts.server_sockets)
+            await run_servers(parts.servers, *tasks, sockets=parts.sockets)
         finally:
             for task in tasks:
                 task.cancel()
@@ -273,38 +263,49 @@ def _settings(argv: list[str] | None) -> ControlPlaneSettings:
         raise Unstartable(f"bad settings: {wrong}") from exc
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Serve until SIGINT/SIGTERM; 0 on a clean stop, 2 when it cannot start (the reason on stderr, one line)."""
+def prepare(settings: ControlPlaneSettings) -> tuple[ControlPlane, list[socket.socket], str]:
+    """Everything that can stop a start, in order: the access and gateway settings, the ports (bound), the store,
+    the authorization policy. Returns the control plane, its bound sockets (`listens` order) and how the API is
+    protected (for the startup line). Unstartable (one line) on any failure, with nothing left open."""
     from controlplane.auth import AccessSettings
-    from serving import PortUnavailable, bind_all, run_loop
+    from serving import PortUnavailable, bind_all
 
     try:
-        settings = _settings(argv)
         access_settings = AccessSettings.from_env()  # AuthConfigError (a ValueError) names the variable
-        problems = settings.gateway_problems()
-        if problems:
-            raise Unstartable("; ".join(problems))
-    except (Unstartable, ValueError) as exc:
-        print(f"observer controlplane: {exc}", file=sys.stderr)
-        return 2
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    except ValueError as exc:
+        raise Unstartable(str(exc)) from exc
+    problems = settings.gateway_problems()
+    if problems:
+        raise Unstartable("; ".join(problems))
     try:
         sockets = bind_all(listens(settings))
     except PortUnavailable as exc:
-        print(f"observer controlplane: {exc}", file=sys.stderr)
-        return 2
+        raise Unstartable(str(exc)) from exc
     control: ControlPlane | None = None
     try:
         control = ControlPlane.open(settings)
         access = control.secure(access_settings)
-    except Unstartable as exc:
+    except BaseException:
         for sock in sockets:
             sock.close()
         if control is not None:
             control.close()
+        raise
+    return control, sockets, access.describe()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Serve until SIGINT/SIGTERM; 0 on a clean stop, 2 when it cannot start (the reason on stderr, one line)."""
+    from serving import run_loop
+
+    try:
+        settings = _settings(argv)
+        logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        control, sockets, protection = prepare(settings)
+    except Unstartable as exc:
         print(f"observer controlplane: {exc}", file=sys.stderr)
         return 2
-    print(f"{startup_line(settings)}; API access: {access.describe()}", file=sys.stderr, flush=True)
+    print(f"{startup_line(settings)}; API access: {protection}", file=sys.stderr, flush=True)
     try:
         run_loop(control.serve(sockets))
     finally:

@@ -169,6 +169,15 @@ def _up(args: argparse.Namespace) -> int:
     except PortUnavailable as exc:
         print(f"observer up: {exc}", file=sys.stderr)
         return 1
+    control = None
+    if args.with_controlplane:
+        try:
+            control, settings = _controlplane_beside(settings)
+        except ValueError as exc:  # controlplane.run.Unstartable: one line naming what to fix
+            for sock in sockets:
+                sock.close()
+            print(f"observer up: control plane: {exc}", file=sys.stderr)
+            return 2
     demo = None
     if args.demo:
         from observer.demo import DemoTraffic
@@ -177,15 +186,46 @@ def _up(args: argparse.Namespace) -> int:
 
     def ready() -> None:
         print(_banner(settings, bool(demo), auth), file=sys.stderr, flush=True)
+        if control is not None:
+            print(f"  control plane  {control.line}", file=sys.stderr, flush=True)
         if demo is not None:  # on a thread of its own: the history takes a while, and a signal must not wait for it
             threading.Thread(target=_demo_traffic, args=(demo,), name="observer-demo-backfill", daemon=True).start()
 
+    beside = control.plane.parts(control.sockets) if control is not None else None
     try:
-        run_loop(runtime.up(settings, auth, authenticator, authorizer, sockets=sockets, on_ready=ready))
+        run_loop(runtime.up(settings, auth, authenticator, authorizer, sockets=sockets, on_ready=ready, beside=beside))
     finally:
         if demo is not None:
             demo.stop()
+        if control is not None:
+            control.plane.close()
     return 0
+
+
+@dataclass
+class _Beside:
+    plane: Any  # controlplane.run.ControlPlane
+    sockets: list[Any]
+    line: str
+
+
+def _controlplane_beside(settings: Settings) -> tuple[_Beside, Settings]:
+    """The control plane in this process (`--with-controlplane`): its settings from the environment, in the
+    observer's data directory; the observer's names and UIDs then come from it (the OpenChoreo resolver on
+    loopback) instead of the embedded registry. ValueError names what stops it."""
+    from pydantic import ValidationError
+
+    from controlplane.config import ControlPlaneSettings
+    from controlplane.run import Unstartable, prepare, startup_line
+
+    try:
+        cp_settings = ControlPlaneSettings(data_dir=settings.data_dir, host=settings.host)  # type: ignore[call-arg]
+        plane, sockets, protection = prepare(cp_settings)
+    except (Unstartable, ValidationError) as exc:
+        raise ValueError(str(exc)) from exc
+    resolver = f"http://127.0.0.1:{cp_settings.api_port}"
+    line = f"{startup_line(cp_settings)}; API access: {protection}; the observer resolves names through it"
+    return _Beside(plane, sockets, line), settings.model_copy(update={"resolver_api_url": resolver})
 
 
 def _demo_traffic(demo: Any) -> None:
@@ -382,6 +422,12 @@ def _add_up(commands: argparse._SubParsersAction) -> None:
         action="store_true",
         help="also generate demo telemetry for a sample platform "
         "(turns authentication off unless JWKS_URL or JWT_DISABLED is set)",
+    )
+    up.add_argument(
+        "--with-controlplane",
+        action="store_true",
+        help="also run the control plane (its REST API on CONTROLPLANE_API_PORT, 8090; the cluster gateway when "
+        "SERVER_CERT_PATH is set) and resolve names and UIDs through it instead of the embedded registry",
     )
     up.add_argument(
         "--demo-rate", type=float, default=5.0, metavar="RPS", help="demo requests per second (default: %(default)s)"

@@ -30,7 +30,7 @@ from observer.config import Settings
 from observer.mcp.server import build_mcp_app
 from observer.resolver_http import OpenChoreoResolver
 from observer.service import QueryService
-from serving import Listen, bind_all, run_servers, server
+from serving import Beside, Listen, bind_all, run_servers, server
 
 log = logging.getLogger(__name__)
 
@@ -182,11 +182,13 @@ async def up(
     *,
     sockets: Sequence[socket.socket] | None = None,
     on_ready: Callable[[], object] | None = None,
+    beside: Beside | None = None,
 ) -> None:
     """Runs the all-in-one until a signal. `auth` defaults to the environment (on unless JWT_DISABLED=true).
     The internal port's settings are checked first (InternalPortConfigError), then the ports are bound
     (PortUnavailable) unless `sockets` (from `bind_all(all_in_one_listens(settings))`) already are, all before
-    any store opens. `on_ready` runs once every port accepts connections."""
+    any store opens. `on_ready` runs once every port accepts connections. `beside` is another component served in
+    the same loop (`observer up --with-controlplane`); its coroutines finish after the servers stop."""
     internal = settings.internal_security()
     auth = auth if auth is not None else settings.auth()
     log_auth_posture(auth)
@@ -202,12 +204,22 @@ async def up(
         background = [*alerting.tasks(), *plane.backends.tasks()]
         if authenticator is not None:
             background.append(asyncio.create_task(authenticator.jwks.prefetch()))
-        await run_servers(
-            all_in_one_servers(plane, auth, authenticator, alerting, internal=internal),
-            *background,
-            sockets=sockets,
-            on_ready=on_ready,
-        )
+        companions = [asyncio.create_task(each) for each in (beside.coroutines if beside else [])]
+        try:
+            await run_servers(
+                [
+                    *all_in_one_servers(plane, auth, authenticator, alerting, internal=internal),
+                    *(beside.servers if beside else []),
+                ],
+                *background,
+                *companions,
+                sockets=[*sockets, *(beside.sockets if beside else [])],
+                on_ready=on_ready,
+            )
+        finally:
+            for task in companions:
+                task.cancel()
+            await asyncio.gather(*companions, return_exceptions=True)
     finally:
         if alerting is not None:
             await alerting.close()

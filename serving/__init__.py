@@ -71,6 +71,17 @@ class PortUnavailable(OSError):
     names the port and the setting that chooses it, for the command line to print as it is."""
 
 
+@dataclass
+class Beside:
+    """What one more component runs in a process's event loop: uvicorn servers on their bound sockets, and
+    coroutines next to them (the control plane inside `observer up`). The coroutines are awaited after the
+    servers stop, so they can say goodbye (close their connections, write a last status)."""
+
+    servers: list[uvicorn.Server]
+    sockets: list[socket.socket]
+    coroutines: list[Coroutine[Any, Any, None]]
+
+
 @dataclass(frozen=True, slots=True)
 class Listen:
     """A port to open: what it serves, and which flag or variables choose it (for the message on a clash)."""

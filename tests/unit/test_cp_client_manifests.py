@@ -51,3 +51,13 @@ def test_an_unreachable_control_plane_is_an_error_line_per_document() -> None:
         assert all(o.failed for o in client.delete([NAMESPACE], "default"))
         with pytest.raises(ManifestError, match="cannot reach"):
             client.get(find_kind("namespaces"), "")
+
+
+def test_a_directory_is_read_file_by_file_in_name_order(tmp_path: Path) -> None:
+    (tmp_path / "b.yaml").write_text("kind: Project\nmetadata: {name: second}\n")
+    (tmp_path / "a.yml").write_text(
+        "kind: Project\nmetadata: {name: first}\n---\nkind: Project\nmetadata: {name: also}\n"
+    )
+    (tmp_path / "notes.txt").write_text("not a manifest")
+    names = [doc["metadata"]["name"] for doc in load_documents([str(tmp_path)])]
+    assert names == ["first", "also", "second"]
