@@ -62,8 +62,20 @@ class ControlPlaneSettings(BaseSettings):
     heartbeat_timeout: float = Field(90.0, validation_alias="HEARTBEAT_TIMEOUT", gt=0, le=3600)
     status_interval: float = Field(60.0, validation_alias="STATUS_UPDATE_INTERVAL", gt=0, le=3600)
     proxy_timeout: float = Field(30.0, validation_alias="PROXY_TIMEOUT", gt=0, le=600)
+    # The reconcilers (upstream's RenderedRelease `Interval` and `ProgressingInterval`): a full pass that restores
+    # drift, and the requeue of a binding whose objects are still becoming ready.
+    reconcile_interval: float = Field(300.0, validation_alias="RECONCILE_INTERVAL", gt=0, le=86400)
+    progressing_interval: float = Field(10.0, validation_alias="RECONCILE_PROGRESSING_INTERVAL", gt=0, le=3600)
 
-    @field_validator("heartbeat_interval", "heartbeat_timeout", "status_interval", "proxy_timeout", mode="before")
+    @field_validator(
+        "heartbeat_interval",
+        "heartbeat_timeout",
+        "status_interval",
+        "proxy_timeout",
+        "reconcile_interval",
+        "progressing_interval",
+        mode="before",
+    )
     @classmethod
     def _durations(cls, value: Any) -> Any:
         return seconds(value)

@@ -4,7 +4,8 @@ One process serves the resource API (CONTROLPLANE_API_PORT, 8090) and, when it h
 (SERVER_CERT_PATH), the cluster gateway: agents' WebSockets on AGENT_SERVER_PORT (8443) and the internal proxy and
 plane API on AGENT_INTERNAL_PORT (8444, mutual TLS against INTERNAL_CLIENT_CA_PATH unless
 INTERNAL_MTLS_ENABLED=false). The gateway trusts what the plane CRs in the store say (controlplane/planes.py),
-and writes each plane CR's `status.agentConnection` back.
+and writes each plane CR's `status.agentConnection` back. The reconcilers (controlplane/reconcile/) run with the
+gateway, since every plane they write to is reached through it (RECONCILE_INTERVAL, RECONCILE_PROGRESSING_INTERVAL).
 
 The API authenticates bearer tokens and authorizes every call with the store's Authz* policy (controlplane/auth.py:
 JWKS_URL, JWT_ISSUER, JWT_AUDIENCE, CONTROLPLANE_ADMIN_GROUPS); `JWT_DISABLED=true` opens it, and the startup line
@@ -44,6 +45,7 @@ if TYPE_CHECKING:
     from controlplane.auth import AccessSettings, ApiAccess, Guard
     from controlplane.gateway.service import Gateway
     from controlplane.planes import PlaneWatcher, StatusWriter
+    from controlplane.reconcile.loop import Reconciler
     from controlplane.store import Store
     from serving import Beside, Listen
 
@@ -100,6 +102,7 @@ class GatewayParts:
     internal_ssl: ssl.SSLContext
     watcher: PlaneWatcher
     status: StatusWriter
+    reconciler: Reconciler
 
 
 @dataclass
@@ -166,6 +169,7 @@ class ControlPlane:
             coroutines.append(_serve_gateway(self.gateway_parts, settings, sockets[1], sockets[2]))
             coroutines.append(self.gateway_parts.watcher.run())
             coroutines.append(self.gateway_parts.status.run())
+            coroutines.append(self.gateway_parts.reconciler.run(asyncio.Event()))  # stops when cancelled
         coroutines += [factory() for factory in self.tasks]
         return Beside([api], sockets[:1], coroutines)
 
@@ -193,19 +197,31 @@ def _gateway(settings: ControlPlaneSettings, store: Store) -> GatewayParts:
     from controlplane.gateway.server import plain_tls_context
     from controlplane.gateway.service import Gateway
     from controlplane.planes import PlaneWatcher, StatusWriter, StoreTrust
+    from controlplane.reconcile.loop import Reconciler
     from tunnel.tls import gateway_server_context, internal_server_context
 
     assert settings.server_cert_path is not None and settings.server_key_path is not None
     cert, key = settings.server_cert_path, settings.server_key_path
     trust = StoreTrust(store)
     status = StatusWriter(store, interval=settings.status_interval)
+    reconciler: Reconciler | None = None
+
+    async def connection_changed(plane_type: str, plane_id: str) -> None:
+        """An agent came or went: its plane CRs' status, and the reconcilers retry what waited for it."""
+        await status.on_change(plane_type, plane_id)
+        if reconciler is not None:
+            await reconciler.plane_changed(plane_type, plane_id)
+
     gateway = Gateway(
         trust,
         ping_interval=settings.heartbeat_interval,
         read_timeout=settings.heartbeat_timeout,
-        on_change=status.on_change,
+        on_change=connection_changed,
     )
     status.gateway = gateway
+    reconciler = Reconciler(
+        store, gateway, resync_s=settings.reconcile_interval, progressing_s=settings.progressing_interval
+    )
     watcher = PlaneWatcher(store, gateway, after_notify=status.refresh)
     try:
         watcher.start_now()  # the revision first, then the CAs: a CR written in between is replayed
@@ -222,7 +238,7 @@ def _gateway(settings: ControlPlaneSettings, store: Store) -> GatewayParts:
             internal_ssl = plain_tls_context(cert, key)
     except (ssl.SSLError, OSError) as exc:
         raise Unstartable(f"cannot load INTERNAL_CLIENT_CA_PATH {settings.internal_client_ca_path}: {exc}") from exc
-    return GatewayParts(gateway, agent_ssl, internal_ssl, watcher, status)
+    return GatewayParts(gateway, agent_ssl, internal_ssl, watcher, status, reconciler)
 
 
 async def _serve_gateway(
