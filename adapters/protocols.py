@@ -37,6 +37,15 @@ class SpanNotFound(Exception):
     """No span with that trace and span id exists."""
 
 
+class NotSupportedByBackend(NotImplementedError):
+    """The backend cannot serve this question (an OpenChoreo adapter answering 501): the caller gets a 501 with
+    the backend's own `code` (e.g. `OBS-V1-L-GCP-501`) and `message`, not a 500."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code, self.message = code, message
+
+
 class InvalidCursor(ValueError):
     """A pagination cursor that this backend did not issue, or issued for another query."""
 

@@ -48,6 +48,7 @@ BUILTIN: dict[str, str] = {
     "opensearch": "adapters.opensearch.plugin",
     "prometheus": "adapters.prometheus.plugin",
     "datadog": "adapters.datadog.plugin",
+    "http": "adapters.http.plugin",
 }
 #: Extra entries, `module:attr[,module:attr...]`, each attr a BackendEntry.
 EXTRA_BACKENDS_ENV = "OBSERVER_BACKENDS"

@@ -496,6 +496,20 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     get.add_argument("--data-dir", type=Path, metavar="DIR", help=data_dir_help)
     get.set_defaults(run=_rules_list)
 
+    adapter = commands.add_parser("adapter", help="OpenChoreo's HTTP adapter contracts")
+    adapter_commands = adapter.add_subparsers(dest="adapter_command", required=True, metavar="COMMAND")
+    adapter_serve_cmd = adapter_commands.add_parser(
+        "serve",
+        help="serve our backends through OpenChoreo's logs, tracing or metrics adapter contract",
+        description="Serves the configured backends (the environment of `observer up`) through one of OpenChoreo's "
+        "adapter contracts, on OpenChoreo's port for it (logs 9098, tracing 9100, metrics 9099).",
+    )
+    if argv[:2] == ["adapter", "serve"]:
+        from observer import adapter_serve
+
+        adapter_serve.add_arguments(adapter_serve_cmd)
+        adapter_serve_cmd.set_defaults(run=adapter_serve.run)
+
     # The control plane and the plane agents are their own programs with their own flags (main() hands the rest
     # of the command line to them); listed here so `observer --help` shows them.
     commands.add_parser(

@@ -53,6 +53,7 @@ from access.resources import resource_for
 from adapters.protocols import (
     BackendUnavailable,
     InvalidCursor,
+    NotSupportedByBackend,
     ResolverAuthFailed,
     ResolverUnavailable,
     ScopeNotFound,
@@ -139,6 +140,7 @@ class Outcome:
     message: Callable[[Any, Endpoint], str]
     retry: bool = False
     code: str = ""
+    code_of_exception: bool = False  # the failure carries its own code (a backend's 501)
 
 
 def _outage(what: str) -> Callable[[Any, Endpoint], str]:
@@ -160,6 +162,7 @@ FAILURES: tuple[tuple[type[Exception], Outcome], ...] = (
     (InvalidCursor, Outcome(400, "", lambda exc, _: str(exc))),
     (SpanNotFound, Outcome(404, "", lambda _, __: "Span not found", code=SPAN_NOT_FOUND)),
     (BackendUnavailable, Outcome(503, "backend_unavailable", _outage("the backend is"), True)),
+    (NotSupportedByBackend, Outcome(501, "", lambda exc, _: exc.message, code_of_exception=True)),
     (Exception, Outcome(500, "internal", lambda _, endpoint: endpoint.failure)),
 )
 
@@ -172,6 +175,8 @@ def error_for(exc: Exception, endpoint: Endpoint) -> ApiError:
     """The ApiError the table gives `exc` on `endpoint`; outages and bugs are logged here, once."""
     outcome = outcome_of(exc)
     code = getattr(endpoint, outcome.slot) if outcome.slot else outcome.code
+    if outcome.code_of_exception:
+        code = str(getattr(exc, "code", "") or code)
     headers = {"Retry-After": str(retry_after_s(exc))} if outcome.retry else None
     if outcome.slot == "internal":
         log.error("%s", endpoint.failure, exc_info=exc)

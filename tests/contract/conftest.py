@@ -3,7 +3,9 @@
 The embedded backend is fresh per test. OpenSearch is one real server per session (`opensearch_url`), with
 indices under a prefix of this session's own; Datadog is the local Datadog (`datadog_server`, devservers/datadog),
 one per session too, emptied before each test, written through the backend's own intake and read through its
-query APIs. Tests stay apart by writing into a namespace of their own.
+query APIs. Tests stay apart by writing into a namespace of their own. `http` is adapters/http speaking
+OpenChoreo's adapter contracts over real HTTP to `observer adapter serve`'s logs and tracing apps (one of each
+per session), which answer from each test's own fresh embedded store, loaded directly.
 
 Where a backend's documented semantics differ from the contract's (Datadog: millisecond times, case-insensitive
 word search, rollup buckets and grid, topology), the test names it in a `DIFFERS` mapping (backend -> reason) and
@@ -89,7 +91,49 @@ async def datadog_backend(datadog_server: Any) -> AsyncIterator[registry.Backend
     await backend.close()
 
 
-@pytest.fixture(params=["embedded", "opensearch", "datadog"])
+class _Current:
+    """What the adapter server answers from: each test's own fresh embedded store (set by `subject`)."""
+
+    target: Any = None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.target, name)
+
+
+class _Combined:
+    """The suite's logs, events and traces calls on one object, from a backend whose roles are separate objects
+    (adapters/http: a logs adapter and a tracing adapter)."""
+
+    def __init__(self, roles: registry.Roles) -> None:
+        self.roles = roles
+
+    def __getattr__(self, name: str) -> Any:
+        for role in (self.roles.logs, self.roles.traces):
+            if hasattr(role, name):
+                return getattr(role, name)
+        raise AttributeError(name)
+
+
+@pytest.fixture(scope="session")
+def adapter_server() -> Iterator[tuple[_Current, str, str]]:
+    """`observer adapter serve`'s logs and tracing apps over real HTTP on loopback (the embedded store behind)."""
+    from devservers.local import serving
+    from observer.adapter_serve import logs_app, tracing_app
+
+    current = _Current()
+    with serving(logs_app(current, current)) as logs_url, serving(tracing_app(current)) as tracing_url:
+        yield current, logs_url, tracing_url
+
+
+@pytest.fixture(scope="session")
+async def http_backend(adapter_server: tuple[_Current, str, str]) -> AsyncIterator[registry.Backend]:
+    _, logs_url, tracing_url = adapter_server
+    backend = await built("http", logs_url=logs_url, tracing_url=tracing_url)
+    yield backend
+    await backend.close()
+
+
+@pytest.fixture(params=["embedded", "opensearch", "datadog", "http"])
 def subject(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Subject]:
     # A plain fixture: it picks the async session fixture by name, which an async fixture could not. The
     # embedded backend needs no start, and closes without the event loop (asyncio.run: a loop of its own).
@@ -99,6 +143,16 @@ def subject(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Subject]
         backend = entry.create(entry.settings(data_dir=tmp_path / "data"), CONTEXT)
         yield Subject("embedded", backend.roles.logs, namespace, backend.roles.sink)
         asyncio.run(backend.close())
+    elif request.param == "http":
+        # adapters/http -> observer adapter serve (real HTTP) -> a fresh embedded store, loaded directly.
+        current, _, _ = request.getfixturevalue("adapter_server")
+        entry = registry.entries()["embedded"]
+        store = entry.create(entry.settings(data_dir=tmp_path / "data"), CONTEXT)
+        current.target = store.roles.logs
+        http = request.getfixturevalue("http_backend")
+        yield Subject("http", _Combined(http.roles), namespace, store.roles.sink)
+        current.target = None
+        asyncio.run(store.close())
     else:
         if request.param == "datadog":
             # Emptied per test, like a fresh embedded store: Datadog keeps every copy of a span id that several

@@ -146,3 +146,26 @@ async def test_datadog_answers_on_its_own_grid(datadog_backend):
         assert stamps and all(ts % step == 0 for ts in stamps), key
         assert all(b - a == step for a, b in itertools.pairwise(stamps)), key
         assert window.start_ns - step <= stamps[0] and stamps[-1] <= window.end_ns + step, key
+
+
+@pytest.mark.parametrize("family", ["resource", "http"])
+@pytest.mark.parametrize("step_minutes", [1, 2])
+async def test_the_metrics_adapter_contract_gives_the_embedded_series(embedded, family, step_minutes):
+    """adapters/http -> `observer adapter serve`'s metrics app (real HTTP on loopback) -> the same embedded store:
+    the very series, every scope, exactly (floats and nanosecond timestamps survive the JSON)."""
+    from devservers.local import serving
+    from observer.adapter_serve import metrics_app
+    from tests.contract.conftest import built
+
+    namespace = f"metrics{next(_namespaces)}-{uuid.uuid4().hex[:6]}"
+    start = _start()
+    await load(embedded, platform_points(namespace, start))
+    window = TimeRange(start + 10 * MINUTE, start + 30 * MINUTE)
+    want = await answers(embedded, namespace, family, window, step_minutes * MINUTE)
+    with serving(metrics_app(embedded)) as url:
+        http = await built("http", metrics_url=url)
+        try:
+            got = await answers(http.roles.metrics, namespace, family, window, step_minutes * MINUTE)
+        finally:
+            await http.close()
+    assert got == want

@@ -306,3 +306,27 @@ async def test_with_datadog_the_plane_derives_topology_from_the_spans_it_ships(
         assert traces.items, "the spans reached Datadog too"
     finally:
         await embedded_backend.close()
+
+
+@pytest.mark.parametrize("gateways", [False, True])
+async def test_the_metrics_adapter_contract_gives_the_embedded_topology(
+    embedded: EmbeddedBackend, gateways: bool
+) -> None:
+    """adapters/http -> `observer adapter serve`'s metrics app (real HTTP on loopback) -> the same embedded store:
+    every query's topology, gateway edges included, exactly (and the expected one)."""
+    from dataclasses import replace
+
+    from devservers.local import serving
+    from observer.adapter_serve import metrics_app
+    from tests.contract.conftest import built
+
+    with serving(metrics_app(embedded, embedded)) as url:
+        http = await built("http", metrics_url=url)
+        try:
+            for name, q in QUERIES.items():
+                q = replace(q, include_gateways=gateways)
+                direct = await embedded.query_topology(q)
+                assert_same_topology(await http.roles.topology.query_topology(q), direct, f"http ({name})")  # type: ignore[union-attr]
+                assert normalized(await http.roles.topology.query_topology(q)) == normalized(direct), name  # type: ignore[union-attr]
+        finally:
+            await http.close()

@@ -19,7 +19,13 @@ import pytest
 
 from access.model import AuthorizationUnavailable, NotAuthenticated, PermissionDenied, Resource, Subject
 from adapters.embedded.backend import EmbeddedBackend
-from adapters.protocols import BackendUnavailable, ResolverAuthFailed, ResolverUnavailable, ScopeNotFound
+from adapters.protocols import (
+    BackendUnavailable,
+    NotSupportedByBackend,
+    ResolverAuthFailed,
+    ResolverUnavailable,
+    ScopeNotFound,
+)
 from domain.model import Identity, LogRecord
 from domain.timeutil import now_ns
 from observer.alerting.db import open_engine
@@ -34,6 +40,8 @@ from observer.service import QueryService
 
 SCOPE = {"namespace": "acme", "project": "shop", "component": "cart", "environment": "prod"}
 WINDOW = {"startTime": "2026-01-01T00:00:00Z", "endTime": "2026-01-02T00:00:00Z"}
+#: A backend that cannot serve a question says so with its own code (an OpenChoreo adapter's 501), kept as it is.
+OWN_CODE = "OBS-V1-L-GCP-501"
 MCP_WINDOW = {"start_time": WINDOW["startTime"], "end_time": WINDOW["endTime"]}
 
 
@@ -56,6 +64,7 @@ def _query_codes(letter: str) -> dict[str, str]:
         "resolver_auth": "OBS-V1-SCOPE-AUTH-FAILED",
         "backend": f"{prefix}-05",
         "bug": f"{prefix}-01",
+        "own": OWN_CODE,
     }
 
 
@@ -73,6 +82,7 @@ ROUTES = (
             "resolver_auth": "RESOLVE_SCOPE_FAILED",
             "backend": "QUERY_ALERTS_FAILED",
             "bug": "QUERY_ALERTS_FAILED",
+            "own": OWN_CODE,
         },
     ),
     Route(
@@ -86,6 +96,7 @@ ROUTES = (
             "resolver_auth": "QUERY_INCIDENTS_FAILED",
             "backend": "QUERY_INCIDENTS_FAILED",
             "bug": "QUERY_INCIDENTS_FAILED",
+            "own": OWN_CODE,
         },
     ),
 )
@@ -112,6 +123,7 @@ CASES = (
     Case("resolver refuses our credentials", "resolver", ResolverAuthFailed("401"), 500, "resolver_auth"),
     Case("backend unavailable", "store", BackendUnavailable("connection refused"), 503, "backend", retry=True),
     Case("a bug below the API", "store", RuntimeError("boom"), 500, "bug"),
+    Case("the backend cannot serve it", "store", NotSupportedByBackend(OWN_CODE, "not on GCP"), 501, "own"),
 )
 
 

@@ -1,0 +1,1 @@
+"""OpenChoreo's HTTP adapter contracts themselves (the three specs, compiled once, and their JSON both ways): shared by the client backend (adapters/http) and the server (observer/adapter_serve.py), so neither names the other."""
