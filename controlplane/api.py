@@ -39,6 +39,8 @@ from access.model import Resource
 from controlplane import authz, errors, kinds, schema
 from controlplane.auth import Guard, action, list_resource, resource_for
 from controlplane.errors import Invalid, NotFound, TooLarge
+from controlplane.proxy_client import Transport
+from controlplane.reconcile.tree import release_tree
 from controlplane.store import Store
 
 MAX_BODY_BYTES = 1024 * 1024
@@ -278,6 +280,24 @@ def _routes(app: FastAPI, store: Store, row: kinds.Kind, guard: Guard | None) ->
     app.add_api_route(item, delete_object, methods=["DELETE"], name=f"delete {row.kind}", tags=tag)
 
 
+def _tree_route(app: FastAPI, store: Store, transport: Transport | None, guard: Guard | None) -> None:
+    """`GET .../releasebindings/{name}/k8sresources/tree`: the binding's rendered objects as its planes hold them
+    (controlplane/reconcile/tree.py), asked as `releasebinding:view` on the binding's scope, like its get."""
+    row = kinds.get("ReleaseBinding")
+    path = f"{kinds.API_PREFIX}/namespaces/{{namespaceName}}/{row.path_segment}/{{{row.path_param}}}/k8sresources/tree"
+
+    async def tree(request: Request) -> Response:
+        _only(request, ())
+        namespace, name = request.path_params["namespaceName"], request.path_params[row.path_param]
+        if guard is not None:
+            found = await run_in_threadpool(store.get, row.kind, namespace, name)
+            await guard.require(request, action(row.kind, "view"), resource_for(row, namespace, name, found))
+        return JSONResponse(await release_tree(store, transport, namespace, name))
+
+    tag: list[str | Enum] = [row.kind]
+    app.add_api_route(path, tree, methods=["GET"], name="get ReleaseBinding k8s resource tree", tags=tag)
+
+
 def _authorizer_of(store: Store, guard: Guard | None) -> Callable[[], CasbinAuthorizer]:
     """The authz API's authorizer: the guard's; without a guard (authentication off, so the authz API answers
     401 before it asks) one over the store, built on first use."""
@@ -310,9 +330,16 @@ def version_info() -> dict[str, str]:
     }
 
 
-def create_app(store: Store, *, middleware: Sequence[Middleware] = (), guard: Guard | None = None) -> FastAPI:
+def create_app(
+    store: Store,
+    *,
+    middleware: Sequence[Middleware] = (),
+    guard: Guard | None = None,
+    transport: Transport | None = None,
+) -> FastAPI:
     """The REST API over `store`. `middleware` (authentication) runs inside the body-size limit; `guard`
-    authorizes every CRUD call (None: no authorization, JWT_DISABLED=true)."""
+    authorizes every CRUD call (None: no authorization, JWT_DISABLED=true); `transport` (the in-process gateway)
+    reads the planes for a binding's resource tree (None: the gateway is off, the tree answers 503)."""
     app = FastAPI(
         title="observer control plane",
         middleware=[Middleware(BodyLimit), *middleware],
@@ -339,6 +366,7 @@ def create_app(store: Store, *, middleware: Sequence[Middleware] = (), guard: Gu
     app.add_api_route("/version", version, methods=["GET"], include_in_schema=False)
     for row in kinds.KINDS:
         _routes(app, store, row, guard)
+    _tree_route(app, store, transport, guard)
     app.include_router(authz.authz_router(_authorizer_of(store, guard)))
     app.state.store = store
     return app

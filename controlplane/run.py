@@ -160,7 +160,7 @@ class ControlPlane:
         from serving import Beside, server
 
         settings = self.settings
-        app = create_app(self.store, middleware=list(self.middleware), guard=self.guard)
+        app = create_app(self.store, middleware=list(self.middleware), guard=self.guard, transport=self.gateway)
         api = server(app, settings.host, settings.api_port, settings.log_level)
         coroutines: list[Coroutine[Any, Any, None]] = []
         if self.gateway_parts is not None:

@@ -12,6 +12,8 @@ Semantics are the API server's, so clients written against OpenChoreo behave the
   a Conflict (optimistic concurrency), one carrying none is unconditional.
 - `apiVersion`, `kind` and `status` are read-only on create and replace: status is written by `put_status` only.
 - A namespaced object needs its Namespace; a Namespace holding objects cannot be deleted.
+- Delete cascades along owner references (`OWNED`: a Project's Components, a Component's Workloads and
+  ReleaseBindings), without finalizers: one transaction, one `deleted` change per object removed.
 - CEL rules run on create and replace (controlplane/cel.py); transition rules (immutability) on replace only, against
   the stored object, inside the write transaction.
 - A v1 Secret's `stringData` is merged into `data` (base64) on write and not kept, as Kubernetes does;
@@ -71,6 +73,13 @@ from controlplane.errors import Conflict, Invalid, NotFound
 CHANGES_KEPT = 10_000  # revisions of history kept for changes_since; older rows are pruned
 MAX_LIST_LIMIT = 1000  # the store's own bound on a page (the REST API allows 1..100)
 _PRUNE_EVERY = 100  # prune the changes table on every Nth revision, not on every write
+
+#: Owner references, as the store follows them on delete: owner kind -> (owned kind, the owned object's field
+#: naming the owner), both in the owner's namespace. The fields are the kinds' list filters (controlplane/kinds.py).
+OWNED: Mapping[str, tuple[tuple[str, str], ...]] = {
+    "Project": (("Component", "spec.owner.projectName"),),
+    "Component": (("Workload", "spec.owner.componentName"), ("ReleaseBinding", "spec.owner.componentName")),
+}
 
 metadata = MetaData()
 
@@ -467,7 +476,13 @@ class Store:
         return self._update(row, ns, name, "status", change)
 
     def delete(self, kind: str, namespace: str | None, name: str) -> dict[str, Any]:
-        """Remove an object; returns it. NotFound when absent; Conflict for a Namespace still holding objects."""
+        """Remove an object and what it owns; returns the object. NotFound when absent; Conflict for a Namespace
+        still holding objects.
+
+        Finalizer-free cascade, as Kubernetes' garbage collector follows owner references: a Component takes its
+        Workloads and ReleaseBindings (`spec.owner.componentName`, same namespace) with it, a Project its
+        Components (`spec.owner.projectName`) and theirs. All in this one transaction, each removal a `deleted`
+        change of its own revision, so the reconcilers see every owner leave and sweep what they rendered."""
         row = _row_kind(kind)
         ns = _ns_key(row, namespace)
         with self._write() as (conn, revision):
@@ -483,14 +498,41 @@ class Store:
                         f"Namespace '{name}' is not empty (it still holds {held.kind} '{held.name}'); "
                         "delete what it holds first"
                     )
-            conn.execute(
-                delete(resources).where(
-                    resources.c.kind == row.kind, resources.c.namespace == ns, resources.c.name == name
-                )
-            )
-            self._record(conn, revision, row.kind, ns, name, "deleted")
+            self._remove(conn, revision, row.kind, ns, name)
+            for dependent_kind, dependent_name in self._dependents(conn, row.kind, ns, name):
+                self._remove(conn, self._next_revision(conn), dependent_kind, ns, dependent_name)
         document: dict[str, Any] = json.loads(found)
         return document
+
+    def _remove(self, conn: Connection, revision: int, kind: str, namespace: str, name: str) -> None:
+        conn.execute(
+            delete(resources).where(
+                resources.c.kind == kind, resources.c.namespace == namespace, resources.c.name == name
+            )
+        )
+        self._record(conn, revision, kind, namespace, name, "deleted")
+
+    def _dependents(self, conn: Connection, kind: str, namespace: str, name: str) -> builtins.list[tuple[str, str]]:
+        """(kind, name) of everything `kind/name` owns in `namespace`, transitively, owners before what they own
+        (module-level OWNED); bounded by the namespace's size, since each object is visited once."""
+        out: builtins.list[tuple[str, str]] = []
+        pending = [(kind, name)]
+        while pending:
+            owner_kind, owner_name = pending.pop(0)
+            for owned_kind, path in OWNED.get(owner_kind, ()):
+                query = select(resources.c.name, resources.c.document).where(
+                    resources.c.kind == owned_kind, resources.c.namespace == namespace
+                )
+                for r in conn.execute(query.order_by(resources.c.name)):
+                    if _dotted(json.loads(r.document), path) == owner_name:
+                        out.append((owned_kind, str(r.name)))
+                        pending.append((owned_kind, str(r.name)))
+        return out
+
+    def _next_revision(self, conn: Connection) -> int:
+        """One more revision inside the current write transaction (one per change row of a cascade)."""
+        conn.execute(update(revisions).where(revisions.c.id == 1).values(revision=revisions.c.revision + 1))
+        return int(conn.execute(select(revisions.c.revision).where(revisions.c.id == 1)).scalar_one())
 
     # ----------------------------------------------------------------- helpers
 
@@ -518,9 +560,7 @@ class Store:
     def _write(self) -> Iterator[tuple[Connection, int]]:
         """A write transaction that has taken the next revision (and with it the write lock) before anything."""
         with self._engine.begin() as conn:
-            conn.execute(update(revisions).where(revisions.c.id == 1).values(revision=revisions.c.revision + 1))
-            revision = int(conn.execute(select(revisions.c.revision).where(revisions.c.id == 1)).scalar_one())
-            yield conn, revision
+            yield conn, self._next_revision(conn)
 
     def _update(
         self,

@@ -113,6 +113,42 @@ def test_project_crud(client: TestClient) -> None:
     assert client.get(f"{NS}/projects/cart").status_code == 404
 
 
+def owned(name: str, component_name: str, project_name: str, kind: str) -> dict[str, Any]:
+    """A Workload or ReleaseBinding of `component_name`, as a client posts it."""
+    spec: dict[str, Any] = {"owner": {"projectName": project_name, "componentName": component_name}}
+    spec.update({"container": {"image": "nginx"}} if kind == "Workload" else {"environment": "dev"})
+    return {"metadata": {"name": name}, "spec": spec}
+
+
+def test_delete_cascades_along_owners_and_answers_204(client: TestClient) -> None:
+    for proj, comps in (("cart", ("api", "web")), ("shop", ("till",))):
+        assert client.post(f"{NS}/projects", json=project(proj)).status_code == 201
+        for comp in comps:
+            assert client.post(f"{NS}/components", json=component(comp, proj)).status_code == 201
+            assert client.post(f"{NS}/workloads", json=owned(f"{comp}-w", comp, proj, "Workload")).status_code == 201
+            binding = owned(f"{comp}-dev", comp, proj, "ReleaseBinding")
+            assert client.post(f"{NS}/releasebindings", json=binding).status_code == 201
+
+    def names(plural: str) -> list[str]:
+        return [item["metadata"]["name"] for item in client.get(f"{NS}/{plural}").json()["items"]]
+
+    deleted = client.delete(f"{NS}/components/api")
+    assert deleted.status_code == 204 and deleted.content == b""
+    assert (names("components"), names("workloads"), names("releasebindings")) == (
+        ["till", "web"],
+        ["till-w", "web-w"],
+        ["till-dev", "web-dev"],
+    )
+    assert client.delete(f"{NS}/projects/cart").status_code == 204
+    assert (names("projects"), names("components"), names("workloads"), names("releasebindings")) == (
+        ["shop"],
+        ["till"],
+        ["till-w"],
+        ["till-dev"],
+    )
+    assert client.get(f"{NS}/releasebindings/web-dev").status_code == 404
+
+
 def test_component_and_environment_bodies(client: TestClient) -> None:
     client.post(f"{NS}/projects", json=project("cart"))
     comp = client.post(f"{NS}/components", json=component("api", "cart"))

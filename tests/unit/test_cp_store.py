@@ -172,6 +172,97 @@ def test_delete_returns_the_object_and_then_it_is_gone(store: Store) -> None:
         store.delete("Project", "acme", "cart")
 
 
+def owned(kind: str, name: str, component_name: str, project_name: str = "cart", ns: str = "acme") -> dict:
+    """A Workload or ReleaseBinding owned by `component_name` (the fields the cascade follows)."""
+    spec: dict[str, Any] = {"owner": {"projectName": project_name, "componentName": component_name}}
+    if kind == "Workload":
+        spec["container"] = {"image": "nginx"}
+    else:
+        spec["environment"] = "dev"
+    return {"apiVersion": API, "kind": kind, "metadata": {"name": name, "namespace": ns}, "spec": spec}
+
+
+def _present(store: Store) -> set[tuple[str, str, str]]:
+    found = set()
+    for kind in ("Project", "Component", "Workload", "ReleaseBinding"):
+        found |= {(kind, o["metadata"]["namespace"], o["metadata"]["name"]) for o in store.list(kind, None).items}
+    return found
+
+
+def cascade_world(store: Store) -> None:
+    """Project cart (Components api, web) and Project shop (Component api-shop) in acme; a Project cart with a
+    Component api in namespace other; each Component with one Workload and one ReleaseBinding."""
+    store.create(namespace("other"))
+    for ns, proj, comp in (
+        ("acme", "cart", "api"),
+        ("acme", "cart", "web"),
+        ("acme", "shop", "api-shop"),
+        ("other", "cart", "api"),
+    ):
+        if store.get("Project", ns, proj) is None:
+            store.create(project(proj, ns))
+        store.create(component(comp, proj, ns))
+        store.create(owned("Workload", f"{comp}-workload", comp, proj, ns))
+        store.create(owned("ReleaseBinding", f"{comp}-dev", comp, proj, ns))
+
+
+def test_deleting_a_component_deletes_its_workloads_and_bindings_in_one_step(store: Store) -> None:
+    cascade_world(store)
+    before = _present(store)
+    start = store.revision()
+    deleted = store.delete("Component", "acme", "api")
+    assert deleted["metadata"]["name"] == "api"
+    gone = {("Component", "acme", "api"), ("Workload", "acme", "api-workload"), ("ReleaseBinding", "acme", "api-dev")}
+    assert _present(store) == before - gone  # the same names elsewhere (web, namespace other) stay
+    changes = store.changes_since(start)
+    assert {(c.kind, c.namespace, c.name) for c in changes} == gone
+    assert {c.op for c in changes} == {"deleted"}
+    assert [c.revision for c in changes] == list(range(start + 1, start + 4)) and store.revision() == start + 3
+    assert changes[0].kind == "Component"  # the owner first, then what it owned
+
+
+def test_deleting_a_project_deletes_its_components_and_theirs(store: Store) -> None:
+    cascade_world(store)
+    before = _present(store)
+    start = store.revision()
+    store.delete("Project", "acme", "cart")
+    gone = {("Project", "acme", "cart")} | {
+        (kind, "acme", name)
+        for comp in ("api", "web")
+        for kind, name in (("Component", comp), ("Workload", f"{comp}-workload"), ("ReleaseBinding", f"{comp}-dev"))
+    }
+    assert _present(store) == before - gone
+    assert {(c.kind, c.namespace, c.name, c.op) for c in store.changes_since(start)} == {
+        (*key, "deleted") for key in gone
+    }
+
+
+def test_deleting_a_binding_or_workload_touches_nothing_else(store: Store) -> None:
+    cascade_world(store)
+    before = _present(store)
+    store.delete("ReleaseBinding", "acme", "api-dev")
+    store.delete("Workload", "acme", "api-workload")
+    assert _present(store) == before - {("ReleaseBinding", "acme", "api-dev"), ("Workload", "acme", "api-workload")}
+
+
+def test_a_failed_cascade_leaves_everything(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    cascade_world(store)
+    before, start = _present(store), store.revision()
+    original = Store._record
+    calls = []
+
+    def failing(self: Store, *args: Any) -> None:
+        calls.append(args)
+        if len(calls) == 3:
+            raise RuntimeError("disk full")
+        original(self, *args)
+
+    monkeypatch.setattr(Store, "_record", failing)
+    with pytest.raises(RuntimeError):
+        store.delete("Component", "acme", "api")
+    assert _present(store) == before and store.revision() == start and store.changes_since(start) == []
+
+
 def test_namespace_holding_objects_cannot_be_deleted(store: Store) -> None:
     store.create(project("cart"))
     with pytest.raises(Conflict, match="Namespace 'acme' is not empty"):
