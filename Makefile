@@ -52,13 +52,15 @@ bench: $(STAMP)
 	$(BIN)/pip install --quiet prometheus-api-client
 	$(BIN)/python -m bench
 
-# The real servers the tests start (OpenSearch, Prometheus, Alertmanager, PostgreSQL, kube-apiserver + etcd), fetched
+# The real servers the tests start (OpenSearch, Prometheus, Alertmanager, PostgreSQL, kube-apiserver + etcd) and
+# helm (the chart tests), fetched
 # and installed once; the session fixtures in tests/ start and stop them. OPENSEARCH_URL skips the download;
 # KUBECONFIG_TEST skips building kube-apiserver and etcd from the Go module proxy (minutes on a cold machine,
 # so it runs in the background while the tests before the Kubernetes ones run; their fixture waits for it).
 servers:
 	@if [ -z "$$OPENSEARCH_URL" ]; then bash scripts/opensearch.sh fetch >/dev/null; fi
 	@if [ -z "$$KUBECONFIG_TEST" ]; then bash scripts/kube.sh fetch --background; fi
+	@if [ -z "$$HELM_BIN" ]; then bash scripts/helm.sh fetch --background; fi
 	@if [ -z "$$POSTGRES_DSN" ] && ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1; then \
 	  apt-get install -y -q postgresql >/dev/null || sudo apt-get install -y -q postgresql >/dev/null; fi
 

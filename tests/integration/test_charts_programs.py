@@ -1,0 +1,190 @@
+"""The programs accept what the charts hand them: the observer's environment (observer-config, plus what the
+chart's Secret would add) through its own settings, authentication and backend registry; the auth ConfigMap
+through the subject-type parser; the collector's rendered YAML through `observer collect`'s loader; the agent's
+arguments through its flag parser; the control plane's environment through its settings. A chart that renders a
+variable name or a config key the program does not read fails here, not in a cluster."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+
+from access.settings import AuthSettings
+from access.subjects import parse_subject_types
+from adapters import registry
+from agents.config import parse as parse_agent_flags
+from collectors.config import load as load_collector_config
+from controlplane.auth import AccessSettings
+from controlplane.config import ControlPlaneSettings
+from devservers.helm import template
+from observer.config import Settings
+from tests.integration.test_charts_render import CASES, container, find, helm_bin  # noqa: F401  (session fixture)
+
+
+def observer_environment(
+    objects: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch, secret: dict[str, str]
+) -> None:
+    """The observer container's environment as the kubelet would build it: envFrom ConfigMap, the Secret, env."""
+    c = container(objects, "Deployment", "observer")
+    variables = dict(find(objects, "ConfigMap", "observer-config")["data"])
+    variables.update(secret)
+    variables.update({item["name"]: item["value"] for item in c.get("env", []) if "value" in item})
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value)
+
+
+@pytest.mark.parametrize(
+    ("case", "secret", "backends"),
+    [
+        ("op-embedded", {}, ["embedded"]),
+        (
+            "op-opensearch-prometheus",
+            {"OPENSEARCH_PASSWORD": "p", "UID_RESOLVER_OAUTH_CLIENT_SECRET": "s"},
+            ["embedded", "http", "opensearch", "prometheus"],
+        ),  # http: the logs and metrics adapters
+        ("op-datadog", {"DD_API_KEY": "k", "DD_APP_KEY": "a"}, ["embedded", "datadog"]),
+        ("op-auth-off", {}, ["embedded"]),
+    ],
+)
+def test_the_observer_reads_its_rendered_environment(
+    helm_bin: Path,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+    case: str,
+    secret: dict[str, str],
+    backends: list[str],
+) -> None:
+    objects = template(*CASES[case])
+    observer_environment(objects, monkeypatch, secret)
+    settings = Settings()
+    assert (settings.host, settings.port, settings.internal_port, settings.otlp_port) == ("0.0.0.0", 8080, 8081, 4318)
+    assert str(settings.data_dir) == "/data" and settings.alert_store_backend == "sqlite"
+    auth = AuthSettings.from_env()
+    assert auth.enabled is (case != "op-auth-off")
+    chosen = sorted(entry.name for entry, _ in registry.enabled())
+    assert chosen == sorted(backends)
+
+
+def test_the_observer_reads_its_rendered_subject_types(helm_bin: Path) -> None:  # noqa: F811
+    objects = template(*CASES["op-embedded"])
+    document = yaml.safe_load(find(objects, "ConfigMap", "observer-auth-config")["data"]["auth-config.yaml"])
+    types = parse_subject_types(document)
+    assert [(t.type, t.entitlement_claim) for t in types] == [("user", "groups"), ("service_account", "sub")]
+
+
+@pytest.mark.parametrize("case", ["op-embedded", "dp-default", "dp-own-certs"])
+def test_the_collector_loads_its_rendered_config(helm_bin: Path, tmp_path: Path, case: str) -> None:  # noqa: F811
+    objects = template(*CASES[case], namespace="plane")
+    path = tmp_path / "collector.yaml"
+    path.write_text(find(objects, "ConfigMap", "collector-config")["data"]["collector.yaml"])
+    c = container(objects, "DaemonSet", "collector")
+    environ = {item["name"]: item["value"] for item in c["env"] if "value" in item} | {"NODE_NAME": "node-1"}
+    loaded = load_collector_config(path, environ)
+    assert loaded.metadata.kubernetes is not None and loaded.metadata.kubernetes.node_name == "node-1"
+    assert loaded.metadata.kubernetes.kubeconfig is None, "in-cluster: the pod's ServiceAccount"
+    assert loaded.receivers.tail is not None and str(loaded.receivers.tail.checkpoint).startswith("/var/lib/observer/")
+    assert str(loaded.buffer.directory) == "/var/lib/observer/buffer"
+    assert loaded.exporter.otlp is not None and loaded.exporter.otlp.endpoint.startswith("http")
+    assert (loaded.telemetry.host, loaded.telemetry.port) == ("0.0.0.0", 2020)
+    assert (loaded.receivers.otlp is not None) is (case == "dp-default")
+
+
+@pytest.mark.parametrize(
+    ("case", "name"), [("op-embedded", "cluster-agent-observabilityplane"), ("dp-default", "cluster-agent-dataplane")]
+)
+def test_the_agent_accepts_its_rendered_flags(helm_bin: Path, tmp_path: Path, case: str, name: str) -> None:  # noqa: F811
+    objects = template(*CASES[case], namespace="plane")
+    args = container(objects, "Deployment", name)["args"]
+    assert args[0] == "agent"
+    for directory in ("certs", "ca-certs"):
+        (tmp_path / directory).mkdir()
+        for file in ("tls.crt", "tls.key", "ca.crt"):
+            (tmp_path / directory / file).write_text("x")
+    flags = [
+        arg.replace("=/certs/", f"={tmp_path}/certs/").replace("=/ca-certs/", f"={tmp_path}/ca-certs/")
+        for arg in args[1:]
+    ]
+    config = parse_agent_flags(flags)
+    assert config.server_url == "wss://cluster-gateway.openchoreo-control-plane.svc.cluster.local:8443/ws"
+    assert config.plane_id == "default"
+    if case == "op-embedded":
+        assert config.plane_type == "observabilityplane"
+        assert config.observer_url == "http://observer-internal.plane.svc.cluster.local:8081"
+    else:
+        assert config.plane_type == "dataplane" and config.observer_url == ""
+
+
+@pytest.mark.parametrize("case", ["cp-sqlite", "cp-postgres", "cp-auth-off-external"])
+def test_the_control_plane_reads_its_rendered_environment(
+    helm_bin: Path,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+    case: str,
+) -> None:
+    objects = template(*CASES[case])
+    for item in container(objects, "Deployment", "controlplane")["env"]:
+        value = item.get("value")
+        if value is None:  # the DSN, from the Secret
+            value = "postgresql://cp:secret@postgres:5432/cp"
+        monkeypatch.setenv(item["name"], value)
+    settings = ControlPlaneSettings()
+    assert (settings.host, settings.api_port, settings.agent_port, settings.internal_port) == (
+        "0.0.0.0",
+        8090,
+        8443,
+        8444,
+    )
+    assert settings.gateway_enabled and settings.internal_mtls_enabled
+    assert (
+        str(settings.server_cert_path) == "/certs/tls.crt"
+        and str(settings.internal_client_ca_path) == "/internal-ca/ca.crt"
+    )
+    assert (settings.heartbeat_interval, settings.heartbeat_timeout) == (30.0, 90.0)
+    if case == "cp-postgres":
+        assert settings.db_url.startswith("postgresql://")
+    else:
+        assert settings.db_url == "sqlite:////data/controlplane.db"
+    access = AccessSettings.from_env()
+    assert access.enabled is (case != "cp-auth-off-external")
+
+
+@pytest.mark.parametrize("case", ["op-embedded", "op-auth-off"])
+def test_the_observer_starts_with_its_rendered_configuration(helm_bin: Path, tmp_path: Path, case: str) -> None:  # noqa: F811
+    """`observer up` with the rendered environment, subject types and authorization policy (only the listen
+    address, the ports, the data directory and the mounted files' paths moved to loopback and a temporary
+    directory): it starts, and authentication is on or off as the values say."""
+    from devservers.observer import observer_up
+
+    objects = template(*CASES[case])
+    environment = dict(find(objects, "ConfigMap", "observer-config")["data"])
+    auth_config = tmp_path / "auth-config.yaml"
+    auth_config.write_text(find(objects, "ConfigMap", "observer-auth-config")["data"]["auth-config.yaml"])
+    environment |= {"OBSERVER_HOST": "127.0.0.1", "OBSERVER_AUTH_CONFIG_PATH": str(auth_config)}
+    if "OBSERVER_AUTHZ_POLICY_FILE" in environment:
+        policy = tmp_path / "policy.yaml"
+        policy.write_text(find(objects, "ConfigMap", "observer-authz-policy")["data"]["policy.yaml"])
+        environment["OBSERVER_AUTHZ_POLICY_FILE"] = str(policy)
+    with observer_up(tmp_path / "data", env=environment) as observer:
+        response = httpx.post(f"{observer.api}/api/v1/logs/query", json={}, timeout=10)
+    assert (response.status_code == 401) is (case == "op-embedded"), response.text
+
+
+@pytest.mark.parametrize("case", ["cp-sqlite", "cp-auth-off-external"])
+def test_the_control_plane_starts_with_its_rendered_environment(helm_bin: Path, tmp_path: Path, case: str) -> None:  # noqa: F811
+    """`observer controlplane` with the rendered environment (the ports, the data directory and the certificate
+    files moved to loopback and a temporary directory): the API and the gateway start, and the API asks for a
+    token or not as the values say."""
+    from devservers.controlplane import controlplane_process
+    from devservers.gateway_certs import gateway_env, gateway_pki
+
+    objects = template(*CASES[case])
+    environment = {item["name"]: item["value"] for item in container(objects, "Deployment", "controlplane")["env"]}
+    (tmp_path / "pki").mkdir()
+    pki = gateway_pki(tmp_path / "pki")
+    with controlplane_process(tmp_path / "data", env=environment, gateway=gateway_env(pki)) as running:
+        assert running.agent_port and running.internal_port
+        response = httpx.get(f"{running.url}/api/v1/namespaces", timeout=10)
+    assert (response.status_code == 401) is (case == "cp-sqlite"), response.text
+    assert (tmp_path / "data" / "controlplane.db").is_file(), "SQLite in the data directory, as on the PVC"
