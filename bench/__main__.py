@@ -9,6 +9,7 @@ from bench import (
     logs_query,
     opensearch_ingest,
     prometheus_query,
+    reconcile,
     tunnel,
 )
 
@@ -22,3 +23,4 @@ if __name__ == "__main__":
     authz_pdp.run()
     authz_request.run()
     tunnel.run()
+    reconcile.run()
