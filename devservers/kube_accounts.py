@@ -3,7 +3,8 @@
 What a plane's Helm chart does for its cluster-agent, done by the tests: a ServiceAccount bound to upstream's agent
 ClusterRole (CPN §1: deployments get/list/patch + deployments/scale; secrets, configmaps, namespaces *; pods,
 events get/list; openchoreo.dev observabilityalertrules *), plus, for a data plane, services and deployment
-create/delete (ours: the Service rendering and pruning). The token is minted with a TokenRequest (as the kubelet
+create/delete (ours: the Service rendering and pruning), and for an observability plane the rules' status
+subresource (ours: the agent's alert-rule reconciler reports there). The token is minted with a TokenRequest (as the kubelet
 projects one) and written to a file that the kubeconfig names as `tokenFile`, so a test can rotate it.
 
     account = agent_account(kube_api, tmp_path, "observabilityplane")
@@ -29,6 +30,15 @@ _OBSERVABILITY_RULES: list[dict[str, Any]] = [
     {"apiGroups": [""], "resources": ["pods", "events"], "verbs": ["get", "list"]},
     {"apiGroups": ["openchoreo.dev"], "resources": ["observabilityalertrules"], "verbs": ["*"]},
 ]
+# Ours: the observability-plane agent's alert-rule reconciler writes each rule's status subresource (upstream's
+# separate controller did it with its own account). The observability-plane chart grants the same.
+_OBSERVABILITY_EXTRA: list[dict[str, Any]] = [
+    {
+        "apiGroups": ["openchoreo.dev"],
+        "resources": ["observabilityalertrules/status"],
+        "verbs": ["get", "patch", "update"],
+    },
+]
 _DATA_PLANE_EXTRA: list[dict[str, Any]] = [
     {"apiGroups": [""], "resources": ["services"], "verbs": ["get", "list", "patch", "create", "delete"]},
     {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["create", "delete"]},
@@ -37,7 +47,7 @@ _DATA_PLANE_EXTRA: list[dict[str, Any]] = [
 
 def agent_rules(plane_type: str) -> list[dict[str, Any]]:
     """The ClusterRole rules of a plane's agent."""
-    return _OBSERVABILITY_RULES + (_DATA_PLANE_EXTRA if plane_type == "dataplane" else [])
+    return _OBSERVABILITY_RULES + (_DATA_PLANE_EXTRA if plane_type == "dataplane" else _OBSERVABILITY_EXTRA)
 
 
 @dataclass(frozen=True)
