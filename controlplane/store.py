@@ -14,6 +14,9 @@ Semantics are the API server's, so clients written against OpenChoreo behave the
 - A namespaced object needs its Namespace; a Namespace holding objects cannot be deleted.
 - Delete cascades along owner references (`OWNED`: a Project's Components, a Component's Workloads and
   ReleaseBindings), without finalizers: one transaction, one `deleted` change per object removed.
+- A kind's one list filter (controlplane/kinds.py `list_filters`: the owning Project or Component's name) is kept
+  in the indexed `owner` column beside the document, so filtered lists and the delete cascade are index lookups
+  rather than a parse of every object of the kind (which made a reconcile pass quadratic in the bindings).
 - CEL rules run on create and replace (controlplane/cel.py); transition rules (immutability) on replace only, against
   the stored object, inside the write transaction.
 - A v1 Secret's `stringData` is merged into `data` (base64) on write and not kept, as Kubernetes does;
@@ -54,11 +57,13 @@ from sqlalchemy import (
     Table,
     Text,
     and_,
+    bindparam,
     create_engine,
     delete,
     event,
     func,
     insert,
+    inspect,
     or_,
     select,
     text,
@@ -74,12 +79,32 @@ CHANGES_KEPT = 10_000  # revisions of history kept for changes_since; older rows
 MAX_LIST_LIMIT = 1000  # the store's own bound on a page (the REST API allows 1..100)
 _PRUNE_EVERY = 100  # prune the changes table on every Nth revision, not on every write
 
-#: Owner references, as the store follows them on delete: owner kind -> (owned kind, the owned object's field
-#: naming the owner), both in the owner's namespace. The fields are the kinds' list filters (controlplane/kinds.py).
-OWNED: Mapping[str, tuple[tuple[str, str], ...]] = {
-    "Project": (("Component", "spec.owner.projectName"),),
-    "Component": (("Workload", "spec.owner.componentName"), ("ReleaseBinding", "spec.owner.componentName")),
+#: Owner references, as the store follows them on delete: owner kind -> the kinds it owns, in its namespace. An
+#: owned object names its owner in its list filter field (controlplane/kinds.py), kept in the `owner` column.
+OWNED: Mapping[str, tuple[str, ...]] = {
+    "Project": ("Component",),
+    "Component": ("Workload", "ReleaseBinding"),
 }
+
+
+def _owner_paths() -> Mapping[str, str]:
+    """Kind -> the document field its `owner` column holds: its one list filter. One column holds one field, so
+    a kind with two filters (or an OWNED kind without one) is a programming error caught at import."""
+    paths: dict[str, str] = {}
+    for row in kinds.KINDS:
+        if len(row.list_filters) > 1:
+            raise RuntimeError(f"{row.kind} has {len(row.list_filters)} list filters; the owner column holds one")
+        for path in row.list_filters.values():
+            paths[row.kind] = path
+    for owner, owned in OWNED.items():
+        missing = [kind for kind in owned if kind not in paths]
+        if missing:
+            raise RuntimeError(f"{owner} owns {missing}, which have no list filter naming their owner")
+    return paths
+
+
+OWNER_PATHS: Mapping[str, str] = _owner_paths()
+OWNER_LENGTH = 253  # an owner is an object name
 
 metadata = MetaData()
 
@@ -101,6 +126,9 @@ resources = Table(
     Column("generation", BigInteger, nullable=False),
     Column("resource_version", BigInteger, nullable=False),
     Column("document", Text, nullable=False),  # the whole object as JSON, status included
+    # The value of the kind's list filter field (OWNER_PATHS), "" when the kind has none or the field is absent.
+    Column("owner", String(OWNER_LENGTH), nullable=False, server_default=""),
+    Index("cp_resources_by_owner", "kind", "namespace", "owner", "name"),
 )
 
 revisions = Table(
@@ -167,6 +195,7 @@ def open_engine(url: str) -> Engine:
     metadata.create_all(engine)
     if engine.dialect.name == "postgresql":
         _collate_names(engine)
+    _add_owner_column(engine)
     with engine.begin() as conn:
         if conn.execute(select(revisions.c.id).where(revisions.c.id == 1)).first() is None:
             try:
@@ -188,6 +217,72 @@ def _collate_names(engine: Engine) -> None:
         for (column,) in conn.execute(query).all():
             length = 63 if column == "namespace" else 253
             conn.execute(text(f'ALTER TABLE cp_resources ALTER COLUMN {column} TYPE varchar({length}) COLLATE "C"'))
+
+
+def _has_owner_column(conn: Connection) -> bool:
+    return any(column["name"] == "owner" for column in inspect(conn).get_columns("cp_resources"))
+
+
+def _add_owner_column(engine: Engine) -> None:
+    """Give a table made before the `owner` column (issue 16) the column, its index and every row's value, once.
+
+    The check is cheap and lock-free; only when the column is missing is the table locked (SQLite's write lock,
+    PostgreSQL's exclusive table lock) and checked again, so two processes opening one old database migrate it
+    once, and a crash midway leaves the old table (one transaction: DDL is transactional on both)."""
+    with engine.connect() as conn:
+        if _has_owner_column(conn):
+            return
+    with engine.connect() as conn:
+        if conn.dialect.name == "sqlite":
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        else:
+            conn.exec_driver_sql("LOCK TABLE cp_resources IN ACCESS EXCLUSIVE MODE")
+        if not _has_owner_column(conn):
+            conn.exec_driver_sql(
+                f"ALTER TABLE cp_resources ADD COLUMN owner VARCHAR({OWNER_LENGTH}) NOT NULL DEFAULT ''"
+            )
+            for index in resources.indexes:
+                index.create(conn, checkfirst=True)
+            for kind in OWNER_PATHS:
+                _backfill_owner(conn, kind)
+        conn.commit()
+
+
+_BACKFILL_BATCH = 500
+
+
+def _backfill_owner(conn: Connection, kind: str) -> None:
+    """Fill the `owner` column of every `kind` row from its document, a bounded batch at a time (keyset paging)."""
+    key = (resources.c.namespace, resources.c.name)
+    after: tuple[str, str] | None = None
+    while True:
+        query = select(resources.c.namespace, resources.c.name, resources.c.document).where(resources.c.kind == kind)
+        if after is not None:
+            query = query.where(or_(key[0] > after[0], and_(key[0] == after[0], key[1] > after[1])))
+        rows = conn.execute(query.order_by(*key).limit(_BACKFILL_BATCH)).all()
+        if not rows:
+            return
+        conn.execute(
+            update(resources)
+            .where(
+                resources.c.kind == kind,
+                resources.c.namespace == bindparam("b_namespace"),
+                resources.c.name == bindparam("b_name"),
+            )
+            .values(owner=bindparam("b_owner")),
+            [
+                {"b_namespace": r.namespace, "b_name": r.name, "b_owner": _owner(kind, json.loads(r.document))}
+                for r in rows
+            ],
+        )
+        after = (rows[-1].namespace, rows[-1].name)
+
+
+def _owner(kind: str, document: Mapping[str, Any]) -> str:
+    """What the `owner` column holds for `document` of `kind`: its list filter field's value, else ""."""
+    path = OWNER_PATHS.get(kind)
+    value = _dotted(document, path) if path else None
+    return value if isinstance(value, str) else ""
 
 
 def _now() -> str:
@@ -299,8 +394,10 @@ class Store:
         """One page of `kind` (in `namespace`, or in all namespaces when None), ordered by (namespace, name).
 
         `selector` is a label selector; `filters` maps a list filter of the kind (`project` for Components) to the
-        value its field must equal. Invalid names the bad `labelSelector`, filter, `limit` or `cursor`; a namespace
-        that does not exist is NotFound, as a GET of it would be."""
+        value its field must equal. The filter is a condition on the indexed `owner` column, so it costs the
+        matching rows only; a selector is matched in Python on what the SQL leaves. Invalid names the bad
+        `labelSelector`, filter, `limit` or `cursor`; a namespace that does not exist is NotFound, as a GET of it
+        would be."""
         row = _row_kind(kind)
         if not 1 <= limit <= MAX_LIST_LIMIT:
             raise Invalid([("limit", f"Invalid value: {limit}: must be between 1 and {MAX_LIST_LIMIT}")])
@@ -308,10 +405,11 @@ class Store:
         if unknown:
             raise Invalid([(key, f"not a filter of {row.kind}") for key in unknown])
         parsed = selectors.parse(selector)
-        fields = {row.list_filters[key]: value for key, value in filters.items()}
         query = select(resources.c.namespace, resources.c.name, resources.c.document).where(
             resources.c.kind == row.kind
         )
+        for value in filters.values():  # at most one: the kind's one filter, held in the owner column
+            query = query.where(resources.c.owner == value)
         if row.namespaced and namespace is not None:
             query = query.where(resources.c.namespace == namespace)
         if cursor:
@@ -326,9 +424,9 @@ class Store:
         with self._engine.connect() as conn:
             if row.namespaced and namespace is not None:
                 self._require_namespace(conn, namespace)
-            if not parsed.requirements and not fields:
+            if not parsed.requirements:
                 return self._page_plain(conn, query, limit)
-            return self._page_filtered(conn, query, limit, parsed, fields)
+            return self._page_selected(conn, query, limit, parsed)
 
     def _page_plain(self, conn: Connection, query: Any, limit: int) -> Page:
         rows = conn.execute(query.limit(limit + 1)).all()
@@ -340,9 +438,9 @@ class Store:
         total_after_first = int(conn.execute(rest).scalar_one())
         return Page(items, _encode_cursor(last.namespace, last.name), total_after_first - limit)
 
-    def _page_filtered(
-        self, conn: Connection, query: Any, limit: int, parsed: selectors.Selector, fields: Mapping[str, str]
-    ) -> Page:
+    def _page_selected(self, conn: Connection, query: Any, limit: int, parsed: selectors.Selector) -> Page:
+        """A page under a label selector: labels live in the document, so the rows the SQL conditions leave
+        (kind, namespace, owner, cursor) are parsed and matched here, all of them, so `remaining` is exact."""
         items: list[dict[str, Any]] = []
         remaining = 0
         last: tuple[str, str] = ("", "")
@@ -350,8 +448,6 @@ class Store:
             document = json.loads(r.document)
             labels = (document.get("metadata") or {}).get("labels") or {}
             if not parsed.matches(labels):
-                continue
-            if any(_dotted(document, path) != value for path, value in fields.items()):
                 continue
             if len(items) < limit:
                 items.append(document)
@@ -409,6 +505,7 @@ class Store:
                             generation=1,
                             resource_version=revision,
                             document=json.dumps(doc),
+                            owner=_owner(row.kind, doc),
                         )
                     )
             except IntegrityError:
@@ -519,14 +616,13 @@ class Store:
         pending = [(kind, name)]
         while pending:
             owner_kind, owner_name = pending.pop(0)
-            for owned_kind, path in OWNED.get(owner_kind, ()):
-                query = select(resources.c.name, resources.c.document).where(
-                    resources.c.kind == owned_kind, resources.c.namespace == namespace
+            for owned_kind in OWNED.get(owner_kind, ()):
+                query = select(resources.c.name).where(
+                    resources.c.kind == owned_kind, resources.c.namespace == namespace, resources.c.owner == owner_name
                 )
                 for r in conn.execute(query.order_by(resources.c.name)):
-                    if _dotted(json.loads(r.document), path) == owner_name:
-                        out.append((owned_kind, str(r.name)))
-                        pending.append((owned_kind, str(r.name)))
+                    out.append((owned_kind, str(r.name)))
+                    pending.append((owned_kind, str(r.name)))
         return out
 
     def _next_revision(self, conn: Connection) -> int:
@@ -583,6 +679,7 @@ class Store:
                         generation=int(doc["metadata"]["generation"]),
                         resource_version=revision,
                         document=json.dumps(doc),
+                        owner=_owner(row.kind, doc),
                     )
                 )
                 self._record(conn, revision, row.kind, namespace, name, op)

@@ -562,3 +562,121 @@ def test_a_table_without_the_collation_gets_it_when_opened(postgres_server: Any)
         assert _paged_names(reopened) == sorted(PUNCTUATED)
     finally:
         reopened.close()
+
+
+# ------------------------------------------------------------ the owner column on both databases (issue 16)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh database of each kind the store speaks."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'cp.db'}"
+    return str(request.getfixturevalue("postgres_server").fresh_database())
+
+
+def _stored(kind: str, body: dict[str, Any]) -> dict[str, Any]:
+    """A body as the API helpers above build it (the URL names kind and namespace), as the store takes it."""
+    return {"apiVersion": API, "kind": kind, **body, "metadata": {**body["metadata"], "namespace": "acme"}}
+
+
+def _owned_world(store: Store) -> None:
+    """Projects cart and shop in acme; Components c00..c09 (even ones in cart, odd ones in shop, every third one
+    labelled tier=web), each with a Workload and a ReleaseBinding."""
+    store.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "acme"}})
+    for name in ("cart", "shop"):
+        store.create(_stored("Project", project(name)))
+    for i in range(10):
+        name, parent = f"c{i:02d}", ("cart" if i % 2 == 0 else "shop")
+        doc = _stored("Component", component(name, parent))
+        doc["metadata"]["labels"] = {"tier": "web" if i % 3 == 0 else "db"}
+        store.create(doc)
+        for kind in ("Workload", "ReleaseBinding"):
+            store.create(_stored(kind, owned(f"{name}-{kind.lower()}", name, parent, kind)))
+
+
+def _pages(store: Store, kind: str, limit: int, **kwargs: Any) -> list[tuple[list[str], int]]:
+    out: list[tuple[list[str], int]] = []
+    cursor = ""
+    while True:
+        page = store.list(kind, "acme", limit=limit, cursor=cursor, **kwargs)
+        out.append(([i["metadata"]["name"] for i in page.items], page.remaining))
+        if not page.next_cursor:
+            return out
+        cursor = page.next_cursor
+
+
+def _drop_owner_column(store: Store) -> None:
+    """Make the table as it was before the owner column."""
+    from sqlalchemy import text
+
+    with store.engine.begin() as conn:
+        conn.execute(text("DROP INDEX cp_resources_by_owner"))
+        conn.execute(text("ALTER TABLE cp_resources DROP COLUMN owner"))
+
+
+def _owners(store: Store) -> dict[tuple[str, str], str]:
+    from sqlalchemy import select
+
+    from controlplane.store import resources
+
+    with store.engine.connect() as conn:
+        rows = conn.execute(select(resources.c.kind, resources.c.name, resources.c.owner)).all()
+    return {(r.kind, r.name): r.owner for r in rows}
+
+
+def test_filtered_paging_is_exact_on_both_databases(store_url: str) -> None:
+    store = Store(store_url)
+    try:
+        _owned_world(store)
+        assert _pages(store, "Component", 2, filters={"project": "cart"}) == [
+            (["c00", "c02"], 3),
+            (["c04", "c06"], 1),
+            (["c08"], 0),
+        ]
+        assert _pages(store, "Component", 1, filters={"project": "cart"}, selector="tier=web") == [
+            (["c00"], 1),
+            (["c06"], 0),
+        ]
+        assert _pages(store, "ReleaseBinding", 5, filters={"component": "c03"}) == [(["c03-releasebinding"], 0)]
+    finally:
+        store.close()
+
+
+def test_an_old_table_gets_the_owner_column_filled_when_opened(store_url: str) -> None:
+    """A table made before the owner column: opened (by two stores at once), it gets the column, filled from the
+    documents, and filters and the cascade work on it."""
+    old = Store(store_url)
+    _owned_world(old)
+    expected = _owners(old)
+    assert expected[("Component", "c03")] == "shop" and expected[("Workload", "c03-workload")] == "c03"
+    _drop_owner_column(old)
+    old.close()
+    opened: list[Store] = []
+    failures: list[BaseException] = []
+
+    def open_one() -> None:
+        try:
+            opened.append(Store(store_url))
+        except BaseException as exc:  # reported below
+            failures.append(exc)
+
+    threads = [threading.Thread(target=open_one) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert failures == [] and len(opened) == 2
+    store = opened[0]
+    try:
+        assert _owners(store) == expected
+        assert _pages(store, "Component", 3, filters={"project": "shop"}) == [
+            (["c01", "c03", "c05"], 2),
+            (["c07", "c09"], 0),
+        ]
+        store.delete("Project", "acme", "shop")
+        left = {name for (kind, name) in _owners(store) if kind in ("Component", "Workload", "ReleaseBinding")}
+        assert left == {f"c{i:02d}{suffix}" for i in range(0, 10, 2) for suffix in ("", "-workload", "-releasebinding")}
+    finally:
+        for each in opened:
+            each.close()

@@ -427,3 +427,136 @@ def test_concurrent_writers_get_distinct_revisions(store: Store) -> None:
     assert [c.revision for c in changes] == list(range(start + 1, start + 33))
     resource_versions = {int(i["metadata"]["resourceVersion"]) for i in store.list("Project", "acme").items}
     assert resource_versions == {c.revision for c in changes}
+
+
+# ------------------------------------------------------------ the owner column (issue 16)
+
+
+def _owner_column(store: Store, kind: str, name: str, ns: str = "acme") -> str:
+    from sqlalchemy import select
+
+    table = store_module.resources
+    with store.engine.connect() as conn:
+        found = conn.execute(
+            select(table.c.owner).where(table.c.kind == kind, table.c.namespace == ns, table.c.name == name)
+        ).scalar_one()
+    return str(found)
+
+
+def _set_owner_column(store: Store, kind: str, name: str, owner: str, ns: str = "acme") -> None:
+    """Write the column alone, so the document and the column disagree: what the store then does shows which of
+    the two it reads."""
+    from sqlalchemy import update
+
+    table = store_module.resources
+    with store.engine.begin() as conn:
+        conn.execute(
+            update(table).where(table.c.kind == kind, table.c.namespace == ns, table.c.name == name).values(owner=owner)
+        )
+
+
+def test_the_owner_column_holds_the_list_filter_field_and_every_write_sets_it(store: Store) -> None:
+    cascade_world(store)
+    assert _owner_column(store, "Component", "api") == "cart"
+    assert _owner_column(store, "Workload", "api-workload") == "api"
+    assert _owner_column(store, "ReleaseBinding", "api-dev") == "api"
+    assert _owner_column(store, "Project", "cart") == ""  # a kind without a list filter
+    _set_owner_column(store, "Component", "api", "stale")
+    relabelled = store.get("Component", "acme", "api")
+    assert relabelled is not None
+    relabelled["metadata"]["labels"] = {"tier": "web"}  # spec.owner is immutable: a replace rewrites it as is
+    store.replace(relabelled)
+    assert _owner_column(store, "Component", "api") == "cart"
+    _set_owner_column(store, "Component", "api", "stale")
+    store.put_status("Component", "acme", "api", {"conditions": []})
+    assert _owner_column(store, "Component", "api") == "cart"
+
+
+def test_list_filters_and_the_cascade_read_the_owner_column(store: Store) -> None:
+    cascade_world(store)
+    _set_owner_column(store, "ReleaseBinding", "api-dev", "web")
+    by_web = store.list("ReleaseBinding", "acme", filters={"component": "web"})
+    assert [i["metadata"]["name"] for i in by_web.items] == ["api-dev", "web-dev"]
+    assert store.list("ReleaseBinding", "acme", filters={"component": "api"}).items == []
+    store.delete("Component", "acme", "web")
+    assert store.get("ReleaseBinding", "acme", "api-dev") is None  # went with web, whose column it held
+    assert store.get("Workload", "acme", "api-workload") is not None
+
+
+def _component_pages(store: Store, limit: int, **kwargs: Any) -> list[tuple[list[str], int]]:
+    """Every page of Components in acme as (names, remaining)."""
+    pages: list[tuple[list[str], int]] = []
+    cursor = ""
+    while True:
+        page = store.list("Component", "acme", limit=limit, cursor=cursor, **kwargs)
+        pages.append(([i["metadata"]["name"] for i in page.items], page.remaining))
+        if not page.next_cursor:
+            return pages
+        cursor = page.next_cursor
+
+
+def test_filtered_paging_is_exact_across_pages_with_and_without_a_selector(store: Store) -> None:
+    for proj in ("cart", "pay"):
+        store.create(project(proj))
+    for i in range(12):
+        doc = component(f"c{i:02d}", "cart" if i % 3 else "pay")
+        doc["metadata"]["labels"] = {"tier": "web" if i % 2 else "db"}
+        store.create(doc)
+    cart = [f"c{i:02d}" for i in range(12) if i % 3]  # 8: c01 c02 c04 c05 c07 c08 c10 c11
+    assert _component_pages(store, 3, filters={"project": "cart"}) == [
+        (cart[0:3], 5),
+        (cart[3:6], 2),
+        (cart[6:8], 0),
+    ]
+    cart_web = [name for name in cart if int(name[1:]) % 2]  # c01 c05 c07 c11
+    assert _component_pages(store, 3, filters={"project": "cart"}, selector="tier=web") == [
+        (cart_web[0:3], 1),
+        (cart_web[3:4], 0),
+    ]
+    assert _component_pages(store, 8, filters={"project": "cart"}) == [(cart, 0)]
+    assert _component_pages(store, 5, filters={"project": "nobody"}) == [([], 0)]
+
+
+def _drop_owner_column(store: Store) -> None:
+    """Make the table as it was before the owner column (issue 16)."""
+    from sqlalchemy import text
+
+    with store.engine.begin() as conn:
+        conn.execute(text("DROP INDEX cp_resources_by_owner"))
+        conn.execute(text("ALTER TABLE cp_resources DROP COLUMN owner"))
+
+
+def test_a_table_without_the_owner_column_gets_it_filled_when_opened(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sqlalchemy import inspect
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    old = Store(url)
+    old.create(namespace("acme"))
+    cascade_world(old)
+    _drop_owner_column(old)
+    old.close()
+    monkeypatch.setattr(store_module, "_BACKFILL_BATCH", 2)  # several batches, across both namespaces
+    reopened = Store(url)
+    assert _owner_column(reopened, "Component", "api") == "cart"
+    assert _owner_column(reopened, "Component", "api", ns="other") == "cart"
+    assert _owner_column(reopened, "Component", "api-shop") == "shop"
+    assert _owner_column(reopened, "ReleaseBinding", "web-dev") == "web"
+    assert _owner_column(reopened, "Workload", "api-workload", ns="other") == "api"
+    indexes = {index["name"]: index["column_names"] for index in inspect(reopened.engine).get_indexes("cp_resources")}
+    assert indexes["cp_resources_by_owner"] == ["kind", "namespace", "owner", "name"]
+    assert [i["metadata"]["name"] for i in reopened.list("Workload", "acme", filters={"component": "web"}).items] == [
+        "web-workload"
+    ]
+    reopened.delete("Project", "acme", "cart")
+    assert {(kind, name) for kind, ns, name in _present(reopened) if ns == "acme"} == {
+        ("Project", "shop"),
+        ("Component", "api-shop"),
+        ("Workload", "api-shop-workload"),
+        ("ReleaseBinding", "api-shop-dev"),
+    }
+    reopened.close()
+    again = Store(url)  # opening a migrated table changes nothing
+    assert _owner_column(again, "Component", "api-shop") == "shop"
+    again.close()
