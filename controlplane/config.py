@@ -9,6 +9,12 @@ The cluster gateway takes upstream's variable names (CPN §2): `AGENT_SERVER_POR
 `INTERNAL_MTLS_ENABLED` (default true) with `INTERNAL_CLIENT_CA_PATH`, `HEARTBEAT_INTERVAL` / `HEARTBEAT_TIMEOUT`
 (seconds, or Go durations such as `30s`, `1m30s`). Unlike upstream there is no default certificate path: without
 SERVER_CERT_PATH the gateway is off (the process serves only the API and says so), so a laptop needs no PKI.
+
+Replicas (controlplane/replicas.py): on a PostgreSQL store with the gateway on, each replica needs
+`CONTROLPLANE_PEER_URL` (its own 8444 as the others reach it, `https://host:8444`) and `CLUSTER_GATEWAY_CA_CERT`
+(the CA of the peers' SERVER_CERT_PATH), plus `CLUSTER_GATEWAY_CLIENT_CERT` / `CLUSTER_GATEWAY_CLIENT_KEY` (a
+certificate of INTERNAL_CLIENT_CA_PATH's CA) when INTERNAL_MTLS_ENABLED: upstream's controller-manager names for
+its gateway client. `REPLICA_HEARTBEAT_INTERVAL` (5s) paces the leader-lock retry and the agent directory.
 """
 
 from __future__ import annotations
@@ -62,6 +68,11 @@ class ControlPlaneSettings(BaseSettings):
     heartbeat_timeout: float = Field(90.0, validation_alias="HEARTBEAT_TIMEOUT", gt=0, le=3600)
     status_interval: float = Field(60.0, validation_alias="STATUS_UPDATE_INTERVAL", gt=0, le=3600)
     proxy_timeout: float = Field(30.0, validation_alias="PROXY_TIMEOUT", gt=0, le=600)
+    peer_url: str = Field("", validation_alias="CONTROLPLANE_PEER_URL")
+    gateway_ca_cert: Path | None = Field(None, validation_alias="CLUSTER_GATEWAY_CA_CERT")
+    gateway_client_cert: Path | None = Field(None, validation_alias="CLUSTER_GATEWAY_CLIENT_CERT")
+    gateway_client_key: Path | None = Field(None, validation_alias="CLUSTER_GATEWAY_CLIENT_KEY")
+    replica_interval: float = Field(5.0, validation_alias="REPLICA_HEARTBEAT_INTERVAL", gt=0, le=600)
     # The reconcilers (upstream's RenderedRelease `Interval` and `ProgressingInterval`): a full pass that restores
     # drift, and the requeue of a binding whose objects are still becoming ready.
     reconcile_interval: float = Field(300.0, validation_alias="RECONCILE_INTERVAL", gt=0, le=86400)
@@ -74,13 +85,22 @@ class ControlPlaneSettings(BaseSettings):
         "proxy_timeout",
         "reconcile_interval",
         "progressing_interval",
+        "replica_interval",
         mode="before",
     )
     @classmethod
     def _durations(cls, value: Any) -> Any:
         return seconds(value)
 
-    @field_validator("server_cert_path", "server_key_path", "internal_client_ca_path", mode="before")
+    @field_validator(
+        "server_cert_path",
+        "server_key_path",
+        "internal_client_ca_path",
+        "gateway_ca_cert",
+        "gateway_client_cert",
+        "gateway_client_key",
+        mode="before",
+    )
     @classmethod
     def _empty_is_unset(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value
@@ -89,6 +109,11 @@ class ControlPlaneSettings(BaseSettings):
     def db_url(self) -> str:
         """The store's URL: CONTROLPLANE_DB, else SQLite at `<data dir>/controlplane.db`."""
         return self.db or f"sqlite:///{self.data_dir / 'controlplane.db'}"
+
+    @property
+    def shared_store(self) -> bool:
+        """Whether replicas may share the store (PostgreSQL), so they route agent calls to each other."""
+        return self.db_url.startswith(("postgresql", "postgres:"))
 
     @property
     def gateway_enabled(self) -> bool:
@@ -115,4 +140,25 @@ class ControlPlaneSettings(BaseSettings):
                 problems.append(f"{variable}: no such file {path}")
         if self.heartbeat_timeout <= self.heartbeat_interval:
             problems.append("HEARTBEAT_TIMEOUT must be longer than HEARTBEAT_INTERVAL")
+        return problems + self.replica_problems()
+
+    def replica_problems(self) -> list[str]:
+        """On a shared (PostgreSQL) store the replicas call each other's 8444: what that needs is set."""
+        if not self.gateway_enabled or not self.shared_store:
+            return []
+        why = " (CONTROLPLANE_DB is PostgreSQL: replicas forward agent calls to each other)"
+        problems: list[str] = []
+        if not self.peer_url.startswith("https://"):
+            problems.append(f"CONTROLPLANE_PEER_URL (this replica's https://host:8444) is required{why}")
+        files: list[tuple[str, Path | None]] = [("CLUSTER_GATEWAY_CA_CERT", self.gateway_ca_cert)]
+        if self.internal_mtls_enabled:
+            files += [
+                ("CLUSTER_GATEWAY_CLIENT_CERT", self.gateway_client_cert),
+                ("CLUSTER_GATEWAY_CLIENT_KEY", self.gateway_client_key),
+            ]
+        for variable, path in files:
+            if path is None:
+                problems.append(f"{variable} is required{why}")
+            elif not path.is_file():
+                problems.append(f"{variable}: no such file {path}")
         return problems

@@ -6,6 +6,9 @@ plane API on AGENT_INTERNAL_PORT (8444, mutual TLS against INTERNAL_CLIENT_CA_PA
 INTERNAL_MTLS_ENABLED=false). The gateway trusts what the plane CRs in the store say (controlplane/planes.py),
 and writes each plane CR's `status.agentConnection` back. The reconcilers (controlplane/reconcile/) run with the
 gateway, since every plane they write to is reached through it (RECONCILE_INTERVAL, RECONCILE_PROGRESSING_INTERVAL).
+Several processes may share one PostgreSQL store (controlplane/replicas.py): the reconcilers and the periodic plane
+status writer run on the one holding the leader lock, and a call for an agent held by another replica is forwarded
+to that replica's 8444 (CONTROLPLANE_PEER_URL, CLUSTER_GATEWAY_CA_CERT / _CLIENT_CERT / _CLIENT_KEY).
 
 The API authenticates bearer tokens and authorizes every call with the store's Authz* policy (controlplane/auth.py:
 JWKS_URL, JWT_ISSUER, JWT_AUDIENCE, CONTROLPLANE_ADMIN_GROUPS); `JWT_DISABLED=true` opens it, and the startup line
@@ -46,6 +49,7 @@ if TYPE_CHECKING:
     from controlplane.gateway.service import Gateway
     from controlplane.planes import PlaneWatcher, StatusWriter
     from controlplane.reconcile.loop import Reconciler
+    from controlplane.replicas import Replicas
     from controlplane.store import Store
     from serving import Beside, Listen
 
@@ -87,9 +91,10 @@ def startup_line(settings: ControlPlaneSettings) -> str:
     if not settings.gateway_enabled:
         return f"observer controlplane: {api}; cluster gateway off (SERVER_CERT_PATH is not set)"
     internal = "mutual TLS" if settings.internal_mtls_enabled else "TLS, no client certificate"
+    shared = f"; a replica on a shared store, peers reach it at {settings.peer_url}" if settings.shared_store else ""
     return (
         f"observer controlplane: {api}; cluster gateway: agents on {settings.host}:{settings.agent_port}, "
-        f"internal API on {settings.host}:{settings.internal_port} ({internal})"
+        f"internal API on {settings.host}:{settings.internal_port} ({internal}){shared}"
     )
 
 
@@ -103,6 +108,7 @@ class GatewayParts:
     watcher: PlaneWatcher
     status: StatusWriter
     reconciler: Reconciler
+    replicas: Replicas
 
 
 @dataclass
@@ -168,8 +174,9 @@ class ControlPlane:
                 raise ValueError("the gateway needs the API, agent and internal sockets")
             coroutines.append(_serve_gateway(self.gateway_parts, settings, sockets[1], sockets[2]))
             coroutines.append(self.gateway_parts.watcher.run())
-            coroutines.append(self.gateway_parts.status.run())
-            coroutines.append(self.gateway_parts.reconciler.run(asyncio.Event()))  # stops when cancelled
+            reconciler = self.gateway_parts.reconciler  # stops when cancelled; both run on the leader only
+            singletons = [self.gateway_parts.status.run, lambda: reconciler.run(asyncio.Event())]
+            coroutines.append(self.gateway_parts.replicas.run(singletons))
         coroutines += [factory() for factory in self.tasks]
         return Beside([api], sockets[:1], coroutines)
 
@@ -198,6 +205,7 @@ def _gateway(settings: ControlPlaneSettings, store: Store) -> GatewayParts:
     from controlplane.gateway.service import Gateway
     from controlplane.planes import PlaneWatcher, StatusWriter, StoreTrust
     from controlplane.reconcile.loop import Reconciler
+    from controlplane.replicas import Replicas
     from tunnel.tls import gateway_server_context, internal_server_context
 
     assert settings.server_cert_path is not None and settings.server_key_path is not None
@@ -205,9 +213,12 @@ def _gateway(settings: ControlPlaneSettings, store: Store) -> GatewayParts:
     trust = StoreTrust(store)
     status = StatusWriter(store, interval=settings.status_interval)
     reconciler: Reconciler | None = None
+    replicas: Replicas | None = None
 
     async def connection_changed(plane_type: str, plane_id: str) -> None:
         """An agent came or went: its plane CRs' status, and the reconcilers retry what waited for it."""
+        if replicas is not None:
+            replicas.changed()
         await status.on_change(plane_type, plane_id)
         if reconciler is not None:
             await reconciler.plane_changed(plane_type, plane_id)
@@ -218,7 +229,13 @@ def _gateway(settings: ControlPlaneSettings, store: Store) -> GatewayParts:
         read_timeout=settings.heartbeat_timeout,
         on_change=connection_changed,
     )
-    status.gateway = gateway
+    try:
+        replicas = Replicas.open(settings, store.engine, gateway, connection_changed)
+    except (ssl.SSLError, OSError) as exc:
+        raise Unstartable(f"cannot load CLUSTER_GATEWAY_CA_CERT / CLUSTER_GATEWAY_CLIENT_CERT / _KEY: {exc}") from exc
+    except SQLAlchemyError as exc:
+        raise Unstartable(f"cannot create the replicas' gateway_agents table: {exc}") from exc
+    status.gateway = replicas.directory or gateway  # with replicas, the agents of every replica count
     reconciler = Reconciler(
         store, gateway, resync_s=settings.reconcile_interval, progressing_s=settings.progressing_interval
     )
@@ -238,7 +255,7 @@ def _gateway(settings: ControlPlaneSettings, store: Store) -> GatewayParts:
             internal_ssl = plain_tls_context(cert, key)
     except (ssl.SSLError, OSError) as exc:
         raise Unstartable(f"cannot load INTERNAL_CLIENT_CA_PATH {settings.internal_client_ca_path}: {exc}") from exc
-    return GatewayParts(gateway, agent_ssl, internal_ssl, watcher, status, reconciler)
+    return GatewayParts(gateway, agent_ssl, internal_ssl, watcher, status, reconciler, replicas)
 
 
 async def _serve_gateway(

@@ -72,9 +72,10 @@ def controlplane_process(
     gateway: Mapping[str, str] | None = None,
 ) -> Iterator[RunningControlPlane]:
     """The control plane on free ports; with `gateway` (SERVER_CERT_PATH etc., see
-    devservers.gateway_certs.gateway_env) its gateway too, on two more free ports. When a port was taken between
-    the probe and the bind it is started again on fresh ports; any other failure to start raises with the end of
-    the process's output."""
+    devservers.gateway_certs.gateway_env) its gateway too, on two more free ports (on a PostgreSQL `db`, a replica:
+    CONTROLPLANE_PEER_URL defaults to its own internal port; the CLUSTER_GATEWAY_* client settings come from the
+    caller's `env`). When a port was taken between the probe and the bind it is started again on fresh ports; any
+    other failure to start raises with the end of the process's output."""
     data_dir.mkdir(parents=True, exist_ok=True)
     output_path = log_file or data_dir.parent / f"{data_dir.name}-controlplane.log"
     for attempt in range(1, _ATTEMPTS + 1):
@@ -84,6 +85,8 @@ def controlplane_process(
         if gateway is not None:
             agent_port, internal_port = free_port(), free_port()
             variables |= {**gateway, "AGENT_SERVER_PORT": str(agent_port), "AGENT_INTERNAL_PORT": str(internal_port)}
+            if db.startswith("postgres") and "CONTROLPLANE_PEER_URL" not in variables:
+                variables["CONTROLPLANE_PEER_URL"] = f"https://127.0.0.1:{internal_port}"  # a replica (replicas.py)
         url = f"http://127.0.0.1:{port}"
         output = open(output_path, "wb")  # closed in `finally`
         process = _start(data_dir, port, db, extra_args, output, variables)

@@ -13,7 +13,7 @@ import ssl
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Protocol
 
 from aiohttp import WSCloseCode
 
@@ -21,6 +21,8 @@ from controlplane.gateway.connections import (
     DEFAULT_MAX_PENDING,
     AgentConnection,
     ConnectionManager,
+    NoAgents,
+    NotAuthorized,
     ProxyFailed,
 )
 from controlplane.gateway.trust import PlaneTrust
@@ -32,6 +34,20 @@ log = logging.getLogger(__name__)
 
 OnChange = Callable[[str, str], Awaitable[None]]
 """Called with (planeType, planeID) after an agent of that plane connected or went away."""
+
+FORWARDED_HEADER = "X-Observer-Forwarded"
+"""Marks a request one replica forwarded to another (controlplane/replicas.py): it is never forwarded again."""
+
+
+class PeerRoute(Protocol):
+    """Another replica's agents (controlplane/replicas.py PeerForwarder), tried when no local agent fits."""
+
+    async def send(
+        self, plane_type: str, plane_id: str, cr_key: str, request: TunnelRequest, timeout: float
+    ) -> TunnelResponse | None:
+        """A peer's answer, or None when no other replica holds an agent for the CR."""
+        ...
+
 
 PROXY_TIMEOUT_S = 30.0
 HEARTBEAT_INTERVAL_S = 30.0
@@ -116,6 +132,7 @@ class Gateway:
         self.max_frame_bytes = min(max_frame_bytes, MAX_FRAME_BYTES)
         self.on_change = on_change
         self.connections = ConnectionManager()
+        self.peers: PeerRoute | None = None  # set when replicas share the store
         self._tls: list[ssl.SSLContext] = []
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -207,8 +224,10 @@ class Gateway:
 
         A request the tunnel refuses (tunnel.paths) comes back as a response with that status and an error, as
         the agent would answer it. Raises NoAgents (502), NotAuthorized (403) or ProxyFailed (502: timeout, send
-        failure, connection lost, too many pending) - all ConnectionErrors. The reply carries the caller's
-        request_id; on the wire the gateway uses a fresh UUID per send.
+        failure, connection lost, too many pending) - all ConnectionErrors. With `peers` set (replicas on one
+        store) a CR no local agent serves goes to a replica whose agent does, unless the request was forwarded
+        already (FORWARDED_HEADER). The reply carries the caller's request_id; on the wire the gateway uses a
+        fresh UUID per send.
         """
         refused = refusal(
             request.target, request.method, request.path, request.query, request.headers, len(request.body)
@@ -219,7 +238,18 @@ class Gateway:
                 status_code=refused.status,
                 error=TunnelError(message=refused.message, code=refused.status),
             )
-        connection = self.connections.pick(plane_type, plane_id, cr_key)
+        forwarded = FORWARDED_HEADER in request.headers
+        try:
+            connection = self.connections.pick(plane_type, plane_id, cr_key)
+        except (NoAgents, NotAuthorized):
+            if self.peers is None or forwarded:
+                raise
+            answer = await self.peers.send(plane_type, plane_id, cr_key, request, timeout)
+            if answer is None:
+                raise
+            return answer
+        if forwarded:
+            request = replace(request, headers={k: v for k, v in request.headers.items() if k != FORWARDED_HEADER})
         wire_id = str(uuid.uuid4())
         try:
             text = encode(replace(request, request_id=wire_id))
