@@ -61,6 +61,7 @@ servers:
 	@if [ -z "$$OPENSEARCH_URL" ]; then bash scripts/opensearch.sh fetch >/dev/null; fi
 	@if [ -z "$$KUBECONFIG_TEST" ]; then bash scripts/kube.sh fetch --background; fi
 	@if [ -z "$$HELM_BIN" ]; then bash scripts/helm.sh fetch --background; fi
+	@bash scripts/chromium.sh install
 	@if [ -z "$$POSTGRES_DSN" ] && ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1; then \
 	  apt-get install -y -q postgresql >/dev/null || sudo apt-get install -y -q postgresql >/dev/null; fi
 

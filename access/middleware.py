@@ -33,11 +33,20 @@ from access.settings import AuthSettings
 log = logging.getLogger(__name__)
 
 #: Paths served without a token, and only for reading: health, the RFC 9728 metadata an MCP client needs before it
-#: has a token, and the API's own description (it holds no data, and a browser opening /docs sends no token).
+#: has a token, the API's own description, and the web console's page and files (none of them holds data, and a
+#: browser opening them has no token yet: the console signs in, then calls the API with its token).
 PUBLIC_PATHS = frozenset(
-    {"/health", "/.well-known/oauth-protected-resource", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
+    {
+        "/health",
+        "/.well-known/oauth-protected-resource",
+        "/openapi.json",
+        "/docs",
+        "/docs/oauth2-redirect",
+        "/redoc",
+        "/",
+    }
 )
-PUBLIC_PREFIXES = ("/docs/assets/",)
+PUBLIC_PREFIXES = ("/docs/assets/", "/console/")
 READ_METHODS = frozenset({"GET", "HEAD"})
 UNAVAILABLE_CODE = "AUTHENTICATION_UNAVAILABLE"
 UNAVAILABLE_MESSAGE = "authentication is temporarily unavailable"

@@ -10,11 +10,13 @@ from bench import (
     opensearch_ingest,
     prometheus_query,
     reconcile,
+    tail,
     tunnel,
 )
 
 if __name__ == "__main__":
     ingest.run()
+    tail.run()
     logs_query.run()
     opensearch_ingest.run()
     prometheus_query.run()

@@ -44,6 +44,8 @@ class OtlpConfig(_Strict):
     host: str = "127.0.0.1"
     port: int = 4318
     max_body_bytes: int = Field(8 * 1024 * 1024, gt=0)  # per export, as sent and once inflated (413 above)
+    # where a plain OpenTelemetry app without `service.namespace` lands: the same setting as `observer up`'s
+    default_namespace: str = Field("default", min_length=1, max_length=253)
 
 
 class KubernetesEventsConfig(_Strict):
@@ -209,6 +211,7 @@ ENV_OVERRIDES: dict[str, tuple[str, ...]] = {
     "NODE_NAME": ("metadata", "kubernetes", "node_name"),
     "KUBECONFIG": ("metadata", "kubernetes", "kubeconfig"),
     "COLLECTOR_OTLP_MAX_BODY_BYTES": ("receivers", "otlp", "max_body_bytes"),
+    "OBSERVER_DEFAULT_NAMESPACE": ("receivers", "otlp", "default_namespace"),
     "COLLECTOR_EXPORTER_OTLP_ENDPOINT": ("exporter", "otlp", "endpoint"),
     "COLLECTOR_EXPORTER_OTLP_HEADERS": ("exporter", "otlp", "headers"),
     "COLLECTOR_EXPORTER_OTLP_BEARER_TOKEN": ("exporter", "otlp", "bearer_token"),

@@ -92,6 +92,7 @@ async def collect(config: CollectorConfig) -> None:
                 max_body_bytes=receivers.otlp.max_body_bytes,
                 on_refused=telemetry.count_otlp_refused,
                 on_rejected=telemetry.count_otlp_rejected,
+                default_namespace=receivers.otlp.default_namespace,
             )
             servers.append(server(otlp, receivers.otlp.host, receivers.otlp.port))
         if receivers.kubernetes_events is not None:

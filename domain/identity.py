@@ -10,8 +10,14 @@ Precedence, most specific first:
 - OpenChoreo pod labels (`openchoreo.dev/*`) always win: they carry the UIDs queries filter on.
 - OpenTelemetry semantic conventions fill in names the labels did not give: `service.name` -> component,
   `service.namespace` -> project, `deployment.environment.name` (or the older `deployment.environment`) ->
-  environment. They never give UIDs, so such records are reachable by namespace only until a label supplies one.
+  environment. Next to some OpenChoreo labels they never give UIDs (the labels' UIDs are the truth there).
   The SDK's placeholder `unknown_service[:<process>]` is not a component name and is ignored.
+- A plain OpenTelemetry application (a `service.name`, no `openchoreo.dev/*` attribute at all, not a workflow
+  pod) gets a whole scope from those conventions, so it is queryable by name like any component (see
+  `plain_otel_identity`): namespace and project `service.namespace` (else the configured default namespace and
+  the project `default`), component `service.name`, environment `deployment.environment.name` /
+  `deployment.environment` (else `default`), with UIDs derived from the names (`derived_uid`), so the same
+  service is the same component after every restart, in every process that maps it.
 - `k8s.namespace.name`, `k8s.pod.name` and `k8s.container.name` say where the record ran (pod_namespace, pod,
   container).
 
@@ -55,26 +61,43 @@ K8S_NAMESPACE = "k8s.namespace.name"
 K8S_POD = "k8s.pod.name"
 K8S_CONTAINER = "k8s.container.name"
 
+#: Where the scope of a plain OpenTelemetry application comes from when its resource does not say.
+DEFAULT_NAMESPACE = "default"
+DEFAULT_PROJECT = "default"
+DEFAULT_ENVIRONMENT = "default"
+#: The prefix every OpenChoreo label has: one of them present means the record is OpenChoreo's, not plain OTel.
+OPENCHOREO_PREFIX = "openchoreo.dev/"
+
 #: OpenChoreo runs the workflow pods of namespace `<ns>` in the Kubernetes namespace `workflows-<ns>`.
 WORKFLOWS_NAMESPACE_PREFIX = "workflows-"
 #: What OpenTelemetry SDKs put in `service.name` when the application did not set one.
 _UNKNOWN_SERVICE = "unknown_service"
 
 
-def identity_from_attributes(attrs: Mapping[str, Any]) -> Identity:
+def _first(attrs: Mapping[str, Any], *keys: str) -> str:
+    """The first of `keys` with a non-empty value, as text; "" when none has one."""
+    for key in keys:
+        value = attrs.get(key)
+        if value is not None and value != "":
+            return str(value)
+    return ""
+
+
+def identity_from_attributes(
+    attrs: Mapping[str, Any], *, default_namespace: str = DEFAULT_NAMESPACE, plain_otel: bool = True
+) -> Identity:
     """The identity that resource attributes or pod labels describe. Values that are not strings are turned
-    into strings; missing keys leave the field empty."""
+    into strings; missing keys leave the field empty. `default_namespace` is the namespace of a plain
+    OpenTelemetry application that does not name one (`OBSERVER_DEFAULT_NAMESPACE`); `plain_otel=False` where
+    `service.name` is not the record's subject (a Kubernetes event is about its object, not its emitter)."""
+    plain = plain_otel_identity(attrs, default_namespace=default_namespace) if plain_otel else None
+    if plain is not None:
+        return plain
 
     def first(*keys: str) -> str:
-        for key in keys:
-            value = attrs.get(key)
-            if value is not None and value != "":
-                return str(value)
-        return ""
+        return _first(attrs, *keys)
 
-    service = first(SERVICE_NAME)
-    if service.startswith(_UNKNOWN_SERVICE):
-        service = ""
+    service = _service_name(attrs)
     pod_namespace = first(K8S_NAMESPACE)
     namespace = first(LABEL_NAMESPACE)
     if not namespace and pod_namespace.startswith(WORKFLOWS_NAMESPACE_PREFIX):
@@ -92,6 +115,48 @@ def identity_from_attributes(attrs: Mapping[str, Any]) -> Identity:
         container=first(K8S_CONTAINER),
         workflow_run=first(LABEL_WORKFLOW_RUN, ARGO_WORKFLOW_LABEL),
         task=first(ARGO_NODE_NAME),
+    )
+
+
+def _service_name(attrs: Mapping[str, Any]) -> str:
+    """`service.name`, without the SDK's placeholder for "not set"."""
+    service = _first(attrs, SERVICE_NAME)
+    return "" if service.startswith(_UNKNOWN_SERVICE) else service
+
+
+def plain_otel_identity(attrs: Mapping[str, Any], *, default_namespace: str = DEFAULT_NAMESPACE) -> Identity | None:
+    """The scope of a plain OpenTelemetry application, or None when the attributes are not one's: no
+    `service.name` (or the SDK's placeholder), any `openchoreo.dev/*` key, or an Argo workflow pod.
+
+    namespace and project are `service.namespace` (the OpenTelemetry grouping of services; OpenChoreo's two
+    levels above a component have no separate counterpart), else `default_namespace` and `DEFAULT_PROJECT`;
+    environment is `deployment.environment.name`, else `deployment.environment`, else `DEFAULT_ENVIRONMENT`.
+    The UIDs are `derived_uid` of the names, the same the embedded registry derives for a declared entry
+    without one, so a restarted application, a second process mapping it, and a registry file naming it all
+    agree on which component it is."""
+    service = _service_name(attrs)
+    if (
+        not service
+        or _first(attrs, ARGO_WORKFLOW_LABEL)
+        or any(isinstance(key, str) and key.startswith(OPENCHOREO_PREFIX) for key in attrs)
+    ):
+        return None
+    group = _first(attrs, SERVICE_NAMESPACE)
+    namespace = group or default_namespace
+    project = group or DEFAULT_PROJECT
+    environment = _first(attrs, *DEPLOYMENT_ENVIRONMENT) or DEFAULT_ENVIRONMENT
+    return Identity(
+        namespace=namespace,
+        project=project,
+        project_uid=derived_uid("project", namespace, project),
+        component=service,
+        component_uid=derived_uid("component", namespace, service),
+        environment=environment,
+        environment_uid=derived_uid("environment", namespace, environment),
+        pod=_first(attrs, K8S_POD),
+        pod_namespace=_first(attrs, K8S_NAMESPACE),
+        container=_first(attrs, K8S_CONTAINER),
+        task=_first(attrs, ARGO_NODE_NAME),
     )
 
 

@@ -170,6 +170,7 @@ class LogsQuery:
     levels: tuple[str, ...] = ()
     phrase: str = ""
     cursor: str = ""
+    trace_id: str = ""  # extension: only lines of this trace (32 lowercase hex), "" for any
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,10 +184,27 @@ class EventsQuery:
 
 @dataclass(frozen=True, slots=True)
 class TracesQuery:
+    """The traces with a span in the scope wholly inside the range. The extensions `min_duration_ns` and
+    `errors_only` filter on the whole trace, as its TraceSummary reports it (end_ns - start_ns, has_errors), so
+    a filtered list never shows a trace that contradicts the filter."""
+
     scope: ComponentScope
     range: TimeRange
     limit: int = 100
     sort: SortOrder = "desc"
+    min_duration_ns: int = 0  # extension: only traces lasting at least this long (0: any)
+    errors_only: bool = False  # extension: only traces with an error span
+
+    @property
+    def filtered(self) -> bool:
+        """Whether a trace filter of the extensions is set."""
+        return self.min_duration_ns > 0 or self.errors_only
+
+    def keeps(self, summary: TraceSummary) -> bool:
+        """Whether a trace passes the filters: for backends that apply them to summaries after the fact."""
+        if self.errors_only and not summary.has_errors:
+            return False
+        return summary.end_ns - summary.start_ns >= self.min_duration_ns
 
 
 @dataclass(frozen=True, slots=True)

@@ -80,3 +80,22 @@ HTTP_SERIES = (
 def is_unsuccessful(status_code: int) -> bool:
     """4xx and 5xx count as unsuccessful, as OpenChoreo's Prometheus adapter counts them."""
     return status_code >= 400
+
+
+def family_keys(family: str) -> tuple[str, ...]:
+    """Every series key of a metric family, in the contract's order; () for a family that is not ours."""
+    if family == "http":
+        return HTTP_SERIES
+    if family == "resource":
+        return tuple(spec.key for spec in RESOURCE_SERIES)
+    return ()
+
+
+def with_every_key(family: str, series: dict[str, list[tuple[int, float]]]) -> dict[str, list[tuple[int, float]]]:
+    """The family's answer with every key present, an empty list where nothing was measured, so an empty answer
+    has the shape of a full one (a client reads `cpuUsage` without checking whether it is there). Keys of the
+    family come first, in order; any other key a backend answered is kept after them."""
+    keys = family_keys(family)
+    complete = {key: series.get(key, []) for key in keys}
+    complete.update((key, points) for key, points in series.items() if key not in complete)
+    return complete

@@ -14,16 +14,18 @@ from access.settings import AuthSettings
 from observer.alerting import resource_api
 from observer.auth.internal import InternalTokenMiddleware, check_token
 from observer.body_limit import DEFAULT_MAX_BODY_BYTES, DEFAULT_WEBHOOK_MAX_BODY_BYTES, BodyLimitMiddleware
+from observer.console.router import router as console_router
 from observer.docs import install_docs
 from observer.errors import install_error_handlers
 from observer.openapi import install_openapi
-from observer.routers import alert_rules, alerts, costs, health, oauth_metadata, queries
+from observer.routers import alert_rules, alerts, costs, health, oauth_metadata, queries, scopes, tail
 from observer.service import QueryService
 
 if TYPE_CHECKING:
     from observer.alerting.plane import Alerting
     from observer.alerting.service import AlertService
     from observer.mcp.server import McpApp
+    from observer.tail.hub import TailHub
 
 API_DESCRIPTION = (
     "The Observer API: logs, Kubernetes events, metrics and traces by platform scope (namespace, project, "
@@ -41,6 +43,7 @@ def create_public_app(
     mcp: McpApp | None = None,
     alert_service: AlertService | None = None,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    tail_hub: TailHub | None = None,
 ) -> FastAPI:
     """The public port: queries (and, later, MCP at /mcp), behind authentication.
 
@@ -56,6 +59,9 @@ def create_public_app(
     `lifespan="on"`).
 
     Request bodies over `max_body_bytes` are refused with 413 before anything reads them (observer/body_limit.py).
+
+    `tail_hub` (observer/tail/hub.py, fed by the OTLP receiver's sink) serves the live tail; without one the tail
+    route answers 501.
     """
     if authenticator is not None:
         auth = authenticator.settings
@@ -73,13 +79,17 @@ def create_public_app(
     app.state.query_service = service
     app.state.alert_service = alert_service  # alerts and incidents answer 500 SERVICE_NOT_READY without one
     app.state.auth_settings = auth
+    app.state.tail_hub = tail_hub
     app.state.authenticator = authenticator
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(oauth_metadata.router)
     app.include_router(queries.router)
+    app.include_router(tail.router)
+    app.include_router(scopes.router)
     app.include_router(alerts.router)
     app.include_router(costs.router)
+    app.include_router(console_router)  # the web console at / (observer/console)
     install_docs(app)
     install_openapi(app, bearer_auth=True)
     if mcp is not None:

@@ -32,6 +32,12 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(1024 * 1024, validation_alias="OBSERVER_MAX_BODY_BYTES", gt=0)
     webhook_max_body_bytes: int = Field(8 * 1024 * 1024, validation_alias="OBSERVER_WEBHOOK_MAX_BODY_BYTES", gt=0)
 
+    # The namespace a plain OpenTelemetry application (no openchoreo.dev/* attributes) lands in when its resource
+    # names no `service.namespace` (domain/identity.py plain_otel_identity).
+    default_namespace: str = Field(
+        "default", validation_alias="OBSERVER_DEFAULT_NAMESPACE", min_length=1, max_length=253
+    )
+
     # Names -> UIDs from an OpenChoreo-compatible API instead of the embedded registry (contract notes §6).
     resolver_api_url: str = Field("", validation_alias="UID_RESOLVER_OPENCHOREO_API_URL")
     resolver_token_url: str = Field("", validation_alias="UID_RESOLVER_OAUTH_TOKEN_URL")

@@ -42,7 +42,7 @@ from opentelemetry.metrics import CallbackOptions, Meter, Observation
 from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
 from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+from opentelemetry.sdk.metrics.export import MetricExportResult, MetricsData, PeriodicExportingMetricReader
 from opentelemetry.sdk.metrics.view import ExplicitBucketHistogramAggregation, View
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
@@ -61,6 +61,7 @@ from domain.model import (
     LABEL_PROJECT,
     LABEL_PROJECT_UID,
 )
+from observer.demo_history import PodHistory, PodShape, export_data
 
 try:  # older SDKs: Logger.emit wants the SDK's own record, which carries the resource
     from opentelemetry.sdk._logs import LogRecord as _LogRecordType  # type: ignore[attr-defined]
@@ -99,6 +100,20 @@ CPU_RANGE = (0.02, 0.6)
 #: Bucket bounds (seconds) of the OTel semantic conventions for `http.server.request.duration`; the SDK's
 #: default bounds are meant for milliseconds and would put every request into the first two buckets.
 LATENCY_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0)
+#: Each component's pods as the backfilled metric history sees them (the same values the live instruments use).
+_POD_SHAPES = {
+    component: PodShape(
+        cpu_request=CPU_REQUEST_CORES,
+        cpu_limit=CPU_LIMIT_CORES,
+        memory_request=MEMORY_REQUEST_BYTES,
+        memory_limit=MEMORY_LIMIT_BYTES,
+        memory_base=MEMORY_BASE[component],
+        memory_range=MEMORY_RANGE,
+        cpu_range=CPU_RANGE,
+        latency_bounds=LATENCY_BUCKETS_S,
+    )
+    for component in COMPONENTS
+}
 
 #: Mean seconds between the occasional Kubernetes warnings (failed probes, restart back-offs).
 EVENT_MEAN_INTERVAL_S = 30.0
@@ -106,6 +121,8 @@ EVENT_MEAN_INTERVAL_S = 30.0
 ENDPOINT_WAIT_S = 60.0
 #: Backfilled requests between flushes, so the batch processors' queues never overflow and drop data.
 BACKFILL_FLUSH_EVERY = 200
+#: Seconds between the backfilled metric collections (the history's resolution: a point per series each).
+HISTORY_INTERVAL_S = 15
 
 _SEVERITY = {
     "DEBUG": SeverityNumber.DEBUG,
@@ -470,9 +487,24 @@ class Pipeline:
                 schedule_delay_millis=1000,
             )
         )
+        self.metrics_endpoint = f"{base}/v1/metrics"
+        self.timeout_s = timeout_s
+        self.export_interval_s = export_interval_s
+        self.tracer = self.tracer_provider.get_tracer(SCOPE_NAME)
+        self.logger = self.logger_provider.get_logger(SCOPE_NAME)
+        self.event_logger = self.logger_provider.get_logger(EVENTS_SCOPE_NAME)
+        # The live instruments start with the live traffic (`start_metrics`): a reader collecting during the
+        # backfill would send "now" points ahead of the history, whose running totals would then arrive late.
+        self.meter_provider: MeterProvider | None = None
+        self.latency: Any = None
+
+    def start_metrics(self) -> None:
+        """The meter provider and its instruments, collected every export interval from now on. Idempotent."""
+        if self.meter_provider is not None:
+            return
         reader = PeriodicExportingMetricReader(
-            OTLPMetricExporter(endpoint=f"{base}/v1/metrics", timeout=timeout_s),
-            export_interval_millis=export_interval_s * 1000,
+            OTLPMetricExporter(endpoint=self.metrics_endpoint, timeout=self.timeout_s),
+            export_interval_millis=self.export_interval_s * 1000,
         )
         latency_view = View(
             instrument_name=semconv.HTTP_SERVER_DURATION,
@@ -481,12 +513,18 @@ class Pipeline:
         self.meter_provider = MeterProvider(
             metric_readers=[reader], resource=self.resource, shutdown_on_exit=False, views=[latency_view]
         )
-        self.tracer = self.tracer_provider.get_tracer(SCOPE_NAME)
-        self.logger = self.logger_provider.get_logger(SCOPE_NAME)
-        self.event_logger = self.logger_provider.get_logger(EVENTS_SCOPE_NAME)
         meter = self.meter_provider.get_meter(SCOPE_NAME)
         self.latency = meter.create_histogram(semconv.HTTP_SERVER_DURATION, unit="s", description="HTTP server latency")
         register_resource_instruments(meter, self.usage)
+
+    def export_history(self, data: MetricsData) -> None:
+        """Backfilled metric points (observer/demo_history.py), through the SDK's own OTLP/HTTP exporter."""
+        exporter = OTLPMetricExporter(endpoint=self.metrics_endpoint, timeout=self.timeout_s)
+        try:
+            if exporter.export(data) is not MetricExportResult.SUCCESS:
+                log.warning("demo: %s refused backfilled metrics of %s", self.metrics_endpoint, self.workload.pod)
+        finally:
+            exporter.shutdown()
 
     def log(self, level: str, body: str, ts_ns: int, context: Context | None = None) -> int:
         """Emits one log record, correlated with the span current in `context`; returns its size in bytes (what
@@ -530,8 +568,15 @@ class Pipeline:
         self.logger_provider.force_flush()
 
     @property
-    def providers(self) -> tuple[TracerProvider, LoggerProvider, MeterProvider]:
+    def providers(self) -> tuple[TracerProvider | LoggerProvider | MeterProvider, ...]:
+        if self.meter_provider is None:
+            return self.tracer_provider, self.logger_provider
         return self.tracer_provider, self.logger_provider, self.meter_provider
+
+
+def _export_history(pipeline: Pipeline, collections: list[list[Any]]) -> None:
+    """A pod's backfilled collections, oldest first, as one export of one resource entry per collection."""
+    pipeline.export_history(export_data(pipeline.resource, SCOPE_NAME, collections))
 
 
 def _shut_down(provider: TracerProvider | LoggerProvider | MeterProvider) -> None:
@@ -596,10 +641,12 @@ class Emitter:
 
     def __init__(self, pipelines: dict[tuple[str, str], Pipeline]):
         self.pipelines = pipelines
+        #: While a backfill runs, each pod's metric history, which its requests feed instead of the instruments.
+        self.history: dict[tuple[str, str], PodHistory] | None = None
 
     def request(self, root: Call, environment: str, end_ns: int, live: bool) -> None:
-        """Emits a whole request ending at `end_ns`. Only `live` requests feed metrics: the SDK stamps metric
-        points at collection time, so history cannot be recorded through it."""
+        """Emits a whole request ending at `end_ns`. `live` requests feed the SDK's metric instruments; the SDK
+        stamps points at collection time, so backfilled ones feed the pods' `history` instead."""
         self._serve(root, environment, end_ns - root.duration_ns, None, live)
 
     def _serve(self, call: Call, environment: str, start_ns: int, parent: Context | None, live: bool) -> None:
@@ -620,6 +667,8 @@ class Emitter:
         span.end(end_time=end_ns)
         if live:
             self._account(pipeline, call, written)
+        elif self.history is not None:
+            self._remember(self.history[(call.component, environment)], call, written)
 
     def _call(
         self, pipeline: Pipeline, caller: Call, environment: str, start_ns: int, parent: Context, live: bool
@@ -647,6 +696,24 @@ class Emitter:
             received += call.downstream.response_bytes
             transmitted += call.downstream.request_bytes
         pipeline.usage.served(received, transmitted, call.disk_read_bytes, log_bytes)
+
+    @staticmethod
+    def _remember(history: PodHistory, call: Call, log_bytes: int) -> None:
+        """What `_account` records, into a backfilled pod's history."""
+        received, transmitted = call.request_bytes, call.response_bytes
+        if call.downstream:
+            received += call.downstream.response_bytes
+            transmitted += call.downstream.request_bytes
+        history.served(
+            call.status,
+            call.route,
+            call.method,
+            call.duration_ns / 1e9,
+            received,
+            transmitted,
+            call.disk_read_bytes,
+            log_bytes,
+        )
 
     # ------------------------------------------------------------------------------------ pod lifecycle
 
@@ -794,32 +861,62 @@ class DemoTraffic:
     # ------------------------------------------------------------------------------------ internals
 
     def _backfill(self, minutes: int, rate: float) -> int:
+        """Spans, logs, events and metrics over the past `minutes`. The metrics are collected from each pod's
+        history every HISTORY_INTERVAL_S of the past and exported with the rest at each flush, oldest first,
+        before the live instruments exist (`start_metrics`), so every running total arrives in time order."""
         end_ns = time.time_ns()
         at_ns = end_ns - minutes * 60 * 1_000_000_000
         self._start_up(at_ns)
+        histories = {key: PodHistory(_POD_SHAPES[key[0]], at_ns, self._rng.getrandbits(32)) for key in self.pipelines}
+        collected: dict[tuple[str, str], list[Any]] = {key: [] for key in self.pipelines}
+        self._emitter.history = histories
+        tick_ns = HISTORY_INTERVAL_S * 1_000_000_000
+        next_tick = at_ns + tick_ns
         sent = 0
         next_incident = at_ns + self._interval_ns(1 / EVENT_MEAN_INTERVAL_S)
         at_ns += 10_000_000_000  # the pods answer once all have started
-        while at_ns < end_ns and not self._stop.is_set():
-            if at_ns >= next_incident:
-                self._incident(next_incident)
-                next_incident += self._interval_ns(1 / EVENT_MEAN_INTERVAL_S)
-            self._request(at_ns, live=False)
-            sent += 1
-            if sent % BACKFILL_FLUSH_EVERY == 0:
-                self._flush()
-            at_ns += self._interval_ns(rate)
-        self._flush()
+        try:
+            while at_ns < end_ns and not self._stop.is_set():
+                while next_tick <= at_ns:
+                    self._collect(histories, collected, next_tick)
+                    next_tick += tick_ns
+                if at_ns >= next_incident:
+                    self._incident(next_incident)
+                    next_incident += self._interval_ns(1 / EVENT_MEAN_INTERVAL_S)
+                self._request(at_ns, live=False)
+                sent += 1
+                if sent % BACKFILL_FLUSH_EVERY == 0:
+                    self._flush(collected)
+                at_ns += self._interval_ns(rate)
+            if not self._stop.is_set():
+                self._collect(histories, collected, end_ns)
+            self._flush(collected)
+        finally:
+            self._emitter.history = None
         log.info("demo: backfilled %d requests over the past %d min", sent, minutes)
         return sent
+
+    def _collect(
+        self, histories: dict[tuple[str, str], PodHistory], collected: dict[tuple[str, str], list[Any]], at_ns: int
+    ) -> None:
+        """One collection of every pod's history at `at_ns`, kept for the next flush."""
+        for key, history in histories.items():
+            collected[key].append(history.metrics(at_ns))
 
     def _interval_ns(self, rate: float) -> int:
         """Time to the next arrival of a Poisson process with `rate` arrivals per second."""
         return int(self._rng.expovariate(rate) * 1e9)
 
-    def _flush(self) -> None:
+    def _flush(self, collected: dict[tuple[str, str], list[Any]] | None = None) -> None:
+        """Spans and logs queued so far, then the metric collections `collected` holds (emptied), one export
+        per pod holding each collection in time order."""
         with ThreadPoolExecutor(max_workers=len(self.pipelines), thread_name_prefix="observer-demo-flush") as pool:
             list(pool.map(Pipeline.flush, self.pipelines.values()))
+            if collected:
+                exports = [(self.pipelines[key], collections) for key, collections in collected.items() if collections]
+                list(pool.map(lambda item: _export_history(*item), exports))
+                for collections in collected.values():
+                    collections.clear()
 
     def _start_up(self, at_ns: int) -> None:
         """The start-up events and logs of every pod, once per run, staggered as a rollout would be."""
@@ -855,6 +952,8 @@ class DemoTraffic:
                 return
             if self._pending_backfill:
                 self._backfill(*self._pending_backfill)
+            for pipeline in self.pipelines.values():
+                pipeline.start_metrics()
             self._start_up(time.time_ns())
             self._live()
         except Exception:  # a daemon thread dies silently otherwise

@@ -33,9 +33,10 @@ class LogsRequest:
     levels: tuple[str, ...] = ()
     phrase: str = ""
     cursor: str = ""
+    trace_id: str = ""
 
     def scoped(self, scope: Scope) -> LogsQuery:
-        return LogsQuery(scope, self.range, self.limit, self.sort, self.levels, self.phrase, self.cursor)
+        return LogsQuery(scope, self.range, self.limit, self.sort, self.levels, self.phrase, self.cursor, self.trace_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,9 +55,11 @@ class TracesRequest:
     range: TimeRange
     limit: int = 100
     sort: SortOrder = "desc"
+    min_duration_ns: int = 0
+    errors_only: bool = False
 
     def scoped(self, scope: ComponentScope) -> TracesQuery:
-        return TracesQuery(scope, self.range, self.limit, self.sort)
+        return TracesQuery(scope, self.range, self.limit, self.sort, self.min_duration_ns, self.errors_only)
 
 
 @dataclass(frozen=True, slots=True)

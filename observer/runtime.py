@@ -30,6 +30,7 @@ from observer.config import Settings
 from observer.mcp.server import build_mcp_app
 from observer.resolver_http import OpenChoreoResolver
 from observer.service import QueryService
+from observer.tail import TailHub, TailingSink, TailSettings
 from serving import Beside, Listen, bind_all, run_servers, server
 
 log = logging.getLogger(__name__)
@@ -38,13 +39,15 @@ log = logging.getLogger(__name__)
 @dataclass
 class Plane:
     """Everything one observer process serves from: the settings, the backends (adapters/registry.py), the
-    resolver and the query service over them, and the sink the OTLP receiver delivers to."""
+    resolver and the query service over them, and the sink the OTLP receiver delivers to (which also feeds the
+    live tails, `tails`)."""
 
     settings: Settings
     backends: registry.Plane
     resolver: ScopeResolver
     service: QueryService
     sink: TelemetrySink
+    tails: TailHub
 
 
 async def build_plane(settings: Settings, authorizer: Authorizer | None = None) -> Plane:
@@ -71,7 +74,8 @@ async def build_plane(settings: Settings, authorizer: Authorizer | None = None) 
         topology=backends.served("topology"),
         authorizer=authorizer,
     )
-    return Plane(settings, backends, resolver, service, sink=backends.sink())
+    tails = TailHub(TailSettings())
+    return Plane(settings, backends, resolver, service, sink=TailingSink(backends.sink(), tails), tails=tails)
 
 
 def authenticator_for(auth: AuthSettings) -> Authenticator | None:
@@ -133,6 +137,7 @@ def all_in_one_servers(
         mcp=mcp,
         alert_service=alerting.service if alerting else None,
         max_body_bytes=settings.max_body_bytes,
+        tail_hub=plane.tails,
     )
     return [
         server(public, settings.host, settings.port, settings.log_level),
@@ -152,7 +157,11 @@ def all_in_one_servers(
             ssl_cert_reqs=tls.cert_reqs if tls else ssl.CERT_NONE,
         ),
         server(
-            build_otlp_app(plane.sink, max_body_bytes=settings.otlp_max_body_bytes),
+            build_otlp_app(
+                plane.sink,
+                max_body_bytes=settings.otlp_max_body_bytes,
+                default_namespace=settings.default_namespace,
+            ),
             settings.host,
             settings.otlp_port,
             settings.log_level,
@@ -205,12 +214,15 @@ async def up(
         if authenticator is not None:
             background.append(asyncio.create_task(authenticator.jwks.prefetch()))
         companions = [asyncio.create_task(each) for each in (beside.coroutines if beside else [])]
+        servers = [
+            *all_in_one_servers(plane, auth, authenticator, alerting, internal=internal),
+            *(beside.servers if beside else []),
+        ]
+        # Open tails end (with their `end` event) as soon as shutdown begins, instead of holding it up.
+        background.append(asyncio.create_task(plane.tails.close_when(lambda: any(s.should_exit for s in servers))))
         try:
             await run_servers(
-                [
-                    *all_in_one_servers(plane, auth, authenticator, alerting, internal=internal),
-                    *(beside.servers if beside else []),
-                ],
+                servers,
                 *background,
                 *companions,
                 sockets=[*sockets, *(beside.sockets if beside else [])],

@@ -22,7 +22,7 @@ from domain.model import SortOrder, TimeRange, WorkflowScope
 from domain.timeutil import parse_go_duration, parse_rfc3339
 from observer.errors import ApiError, bad_request
 from observer.log_context import LogContextRequest as CheckedLogContext
-from observer.request_form import check_body, check_text
+from observer.request_form import BIND_PREFIX, check_body, check_text
 from observer.requests import (
     EventsRequest,
     LogsRequest,
@@ -34,6 +34,7 @@ from observer.requests import (
 from observer.wire import (
     CONTEXT_DEFAULT_LINES,
     CONTEXT_MAX_LINES,
+    MAX_MIN_DURATION_MS,
     MAX_PHRASE_CHARS,
     ComponentSearchScope,
     EventsQueryRequest,
@@ -178,9 +179,10 @@ def step_ns(step: str | None, window: TimeRange) -> int:
             raise bad_request(f"step must be a valid duration (e.g. 1m, 5m, 15m, 30m, 1h): {exc}") from None
         if chosen <= 0:
             raise bad_request("step must be greater than 0")
-    points = (window.end_ns - window.start_ns) // chosen + 1
+    span = window.end_ns - window.start_ns
+    points = span // chosen + 1 + (1 if span % chosen else 0)  # a partial last step is one more point
     if points > MAX_POINTS:
-        smallest = -(-(window.end_ns - window.start_ns) // (MAX_POINTS - 1))
+        smallest = -(-span // (MAX_POINTS - 2))  # leaves room for a partial last step's point
         raise bad_request(
             f"step {shown(step)} gives {points} points per series over this range; at most {MAX_POINTS} are allowed,"
             f" so use a step of at least {max(1, -(-smallest // 10**9))}s"
@@ -193,6 +195,27 @@ def search_phrase(phrase: str | None) -> str:
     if len(phrase) > MAX_PHRASE_CHARS:
         raise bad_request(f"searchPhrase is {len(phrase)} characters long; at most {MAX_PHRASE_CHARS} are allowed")
     return phrase
+
+
+def log_trace_id(value: str | None) -> str:
+    """The logs query's `traceId` filter (an extension): absent or "" for any trace, else a trace id in
+    OpenTelemetry's form, lower-cased as every backend stores it."""
+    if value is None or value == "":
+        return ""
+    if not _TRACE_ID.fullmatch(value) or not value.strip("0"):
+        raise bad_request(
+            f"traceId must be 32 hexadecimal digits, not all zero (OpenTelemetry's form); got '{shown(value)}'"
+        )
+    return value.lower()
+
+
+def min_duration_ns(value: int | None) -> int:
+    """The trace list's `minDurationMs` filter (an extension), in nanoseconds; absent means any duration."""
+    if value is None:
+        return 0
+    if not 0 <= value <= MAX_MIN_DURATION_MS:
+        raise bad_request(f"minDurationMs must be a whole number of milliseconds from 0 to {MAX_MIN_DURATION_MS}")
+    return value * 1_000_000
 
 
 def _traces_code(error: ApiError) -> ApiError:
@@ -240,6 +263,7 @@ def validate_logs(body: LogsQueryRequest) -> tuple[NamedScope | WorkflowScope, L
     order = sort_order(body.sortOrder)
     levels = log_levels(body.logLevels)
     phrase = search_phrase(body.searchPhrase)
+    trace = log_trace_id(body.traceId)
     return scope, LogsRequest(
         range=window,
         limit=limit,
@@ -247,6 +271,7 @@ def validate_logs(body: LogsQueryRequest) -> tuple[NamedScope | WorkflowScope, L
         levels=levels,
         phrase=phrase,
         cursor=body.cursor or "",
+        trace_id=trace,
     )
 
 
@@ -293,14 +318,24 @@ def validate_traces(body: TracesQueryRequest, endpoint: str = "traces") -> tuple
         window = time_range(body.startTime, body.endTime)
         limit = strict_limit(body.limit)
         order = sort_order(body.sortOrder)
+        min_duration = min_duration_ns(body.minDurationMs)
     except ApiError as error:
         raise _traces_code(error) from None
-    return scope, TracesRequest(range=window, limit=limit, sort=order)
+    errors_only = bool(body.errorsOnly)
+    return scope, TracesRequest(
+        range=window, limit=limit, sort=order, min_duration_ns=min_duration, errors_only=errors_only
+    )
 
 
 def validate_spans(trace: str, body: TracesQueryRequest) -> tuple[NamedScope, SpansRequest]:
-    """The path's trace id first (as upstream checks it before the body), then the body as for traces."""
+    """The path's trace id first (as upstream checks it before the body), then the body as for traces. The trace
+    list's filters say nothing about the spans of one trace: sent here they are refused, not ignored."""
     checked = trace_id(trace)
+    for field in ("minDurationMs", "errorsOnly"):
+        if getattr(body, field) is not None:
+            raise _traces_code(
+                bad_request(f"{BIND_PREFIX}: {field} is not supported by spans queries (it filters the trace list)")
+            )
     scope, traces = validate_traces(body, "spans")
     return scope, SpansRequest(trace_id=checked, range=traces.range, limit=traces.limit, sort=traces.sort)
 

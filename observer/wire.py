@@ -46,6 +46,8 @@ from observer.log_context import LogContext
 #: The longest searchPhrase accepted: a literal substring this long is already very selective, and a longer
 #: one only makes every candidate line slower to test.
 MAX_PHRASE_CHARS = 1024
+#: The largest `minDurationMs`: the longest time range a query may have (30 days), in milliseconds.
+MAX_MIN_DURATION_MS = 30 * 24 * 3600 * 1000
 
 
 def _contract_schema(schema: dict[str, Any], model: type[BaseModel]) -> None:
@@ -199,6 +201,12 @@ class LogsQueryRequest(_ScopedQuery):
         json_schema_extra={"maxLength": MAX_PHRASE_CHARS},
     )
     cursor: StrictStr | None = _cursor()
+    traceId: StrictStr | None = Field(
+        None,
+        description="Extension: only lines of this trace (its trace id, 32 hexadecimal digits, not all zero):"
+        " the logs of a trace.",
+        json_schema_extra={"pattern": "^[0-9a-fA-F]{32}$"},
+    )
 
 
 class EventsQueryRequest(_ScopedQuery):
@@ -262,6 +270,18 @@ class TracesQueryRequest(_Bind):
     includeAttributes: StrictBool | None = Field(
         None,
         description="Whether spans carry their attributes and resource attributes.",
+        json_schema_extra={"default": False},
+    )
+    minDurationMs: StrictInt | None = Field(
+        None,
+        description="Extension (trace list only): only traces lasting at least this many milliseconds, from their"
+        " first span's start to their last span's end (the summary's startTime to endTime); 0 means any.",
+        json_schema_extra={"minimum": 0, "maximum": MAX_MIN_DURATION_MS, "default": 0},
+    )
+    errorsOnly: StrictBool | None = Field(
+        None,
+        description="Extension (trace list only): only traces with at least one span whose status is error"
+        " (hasErrors).",
         json_schema_extra={"default": False},
     )
 

@@ -59,6 +59,7 @@ SERVER_MODULES = (
     "devservers.datadog",
     "devservers.observer",
     "devservers.collector",
+    "devservers.browser",
 )
 
 

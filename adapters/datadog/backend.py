@@ -64,6 +64,8 @@ PAGE_MAX = 1000
 #: default; retention filters can keep them longer, and a wider range costs a search nothing).
 TRACE_MARGIN_NS = 3600 * 10**9
 SPAN_LOOKBACK_NS = 90 * 86400 * 10**9
+#: With a trace filter, how many traces are summarised to find the page: their ids make one query string.
+FILTERED_CANDIDATES = 200
 
 
 class PartialResults(BackendUnavailable):
@@ -81,15 +83,16 @@ class DatadogBackend:
     # ------------------------------------------------------------------------------------------- logs, events
 
     async def query_logs(self, query: LogsQuery) -> Page[LogRecord]:
-        key = fingerprint("datadog-logs", query.scope, query.range, query.sort, query.levels, query.phrase)
-        search = dq.logs_query(query.scope, query.levels, query.phrase)
+        trace = (query.trace_id,) if query.trace_id else ()  # no part without it: earlier cursors stay valid
+        key = fingerprint("datadog-logs", query.scope, query.range, query.sort, query.levels, query.phrase, *trace)
+        search = dq.logs_query(query.scope, query.levels, query.phrase, query.trace_id)
         return await self._logs_page(
             search, query.range, query.sort, query.limit, query.cursor, key, records.log_from_event
         )
 
     async def count_logs(self, query: LogsQuery) -> int:
         """Exact, from Logs Aggregate (a count computed by Datadog, not by fetching the logs)."""
-        return await self._count(dq.logs_query(query.scope, query.levels, query.phrase), query.range)
+        return await self._count(dq.logs_query(query.scope, query.levels, query.phrase, query.trace_id), query.range)
 
     async def query_events(self, query: EventsQuery) -> Page[EventRecord]:
         key = fingerprint("datadog-events", query.scope, query.range, query.sort)
@@ -156,7 +159,11 @@ class DatadogBackend:
         The contract matches a trace by spans wholly inside the window; Spans search can only bound a span's
         start (its timestamp, in whole milliseconds), and a span's end is start + duration, two fields no query
         compares. So the page the search returns is narrowed here to the spans that start and end inside the
-        window, which only drops spans at its edges: the traces are ranked from this page in Python anyway."""
+        window, which only drops spans at its edges: the traces are ranked from this page in Python anyway.
+
+        The extensions' filters (duration, errors) are on whole traces: with one, up to FILTERED_CANDIDATES
+        traces are summarised and the first `limit` that pass are the page, `total` counting those that passed
+        (from this one page of spans, as the unfiltered total is)."""
         started = time.monotonic()
         found = await self._spans(dq.spans_scope_query(query.scope), query.range, query.sort, PAGE_MAX)
         window = query.range
@@ -166,7 +173,7 @@ class DatadogBackend:
             first_seen[span.trace_id] = min(span.start_ns, first_seen.get(span.trace_id, span.start_ns))
         newest_first = query.sort == "desc"
         ordered = sorted(first_seen, key=lambda trace: (first_seen[trace], trace), reverse=newest_first)
-        chosen = ordered[: query.limit]
+        chosen = ordered[: FILTERED_CANDIDATES if query.filtered else query.limit]
         if not chosen:
             return Page([], 0, _ms_since(started))
         wide = TimeRange(query.range.start_ns - TRACE_MARGIN_NS, query.range.end_ns + TRACE_MARGIN_NS)
@@ -175,6 +182,9 @@ class DatadogBackend:
         for span in members:
             by_trace.setdefault(span.trace_id, []).append(span)
         items = [spans.summarise(trace, by_trace[trace]) for trace in chosen if trace in by_trace]
+        if query.filtered:
+            passing = [summary for summary in items if query.keeps(summary)]
+            return Page(passing[: query.limit], len(passing), _ms_since(started))
         return Page(items, min(len(first_seen), TOTAL_CAP), _ms_since(started))
 
     async def query_spans(self, query: SpansQuery) -> Page[SpanRecord]:

@@ -162,8 +162,8 @@ def plan(query: MetricsQuery) -> Plan:
 
 
 def shape(query: MetricsQuery, built: Plan, response: Mapping[str, Any]) -> MetricSeries:
-    """The response's columnar series as our series: the family's keys, points at the end of each bucket
-    within the range, series without data left out."""
+    """The response's columnar series as our series: every key of the family (an empty list where there is no
+    data), points at the end of each bucket within the range, and of the bucket holding a partial last step."""
     attributes = (response.get("data") or {}).get("attributes") or {}
     times = [int(t) for t in attributes.get("times") or []]
     columns = attributes.get("values") or []
@@ -174,7 +174,9 @@ def shape(query: MetricsQuery, built: Plan, response: Mapping[str, Any]) -> Metr
 
     start, end = query.range.start_ns, query.range.end_ns
     stamps = [(t + built.step_ms) * _NS_PER_MS for t in times]
-    keep = [i for i, ts in enumerate(stamps) if start <= ts <= end]
+    # A bucket that starts before the range's end and ends after it holds the partial last step (the request
+    # stops at `end`): it is kept, at its own end on Datadog's grid, as every bucket is (tests/contract DIFFERS).
+    keep = [i for i, ts in enumerate(stamps) if start <= ts and times[i] * _NS_PER_MS < end]
 
     out: MetricSeries = {}
 
@@ -203,7 +205,7 @@ def shape(query: MetricsQuery, built: Plan, response: Mapping[str, Any]) -> Metr
         counts, sums = raw.get(_COUNT, []), raw.get(_SUM, [])
         put("requestCount", _per_second(counts, step_s))
         put("meanLatency", [_ratio(t, c) for t, c in zip(sums, counts)])
-    return {key: out[key] for key in _order(query) if key in out}
+    return semconv.with_every_key(query.family, {key: out.get(key, []) for key in _order(query)})
 
 
 def _order(query: MetricsQuery) -> list[str]:

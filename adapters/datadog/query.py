@@ -82,14 +82,17 @@ def level_statuses(levels: tuple[str, ...]) -> list[str]:
     return sorted(status for status, level in fields.STATUS_LEVEL.items() if level in wanted)
 
 
-def logs_query(scope: Scope, levels: tuple[str, ...] = (), phrase: str = "") -> str:
-    """The search query of logs in a scope with the given levels and phrase (shared with log monitors)."""
+def logs_query(scope: Scope, levels: tuple[str, ...] = (), phrase: str = "", trace_id: str = "") -> str:
+    """The search query of logs in a scope with the given levels, phrase and trace (shared with log monitors).
+    The trace is the `trace_id` attribute our intake writes (32 hex, as OpenTelemetry has it)."""
     clauses = scope_clauses(scope)
     clauses.append("-" + term(fields.SOURCE_KEY, fields.EVENTS_SOURCE))
     if isinstance(scope, WorkflowScope):
         clauses += ["-" + term(fields.CONTAINER_NAME, name) for name in WORKFLOW_SIDECARS]
     if levels:
         clauses.append(any_value(fields.STATUS, level_statuses(levels)))
+    if trace_id:
+        clauses.append(term(attribute(fields.TRACE_ID), trace_id))
     if phrase:
         clauses.append(quoted(phrase))
     return conjunction(clauses)

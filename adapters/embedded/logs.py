@@ -57,6 +57,9 @@ def _logs_select(conn: sqlite3.Connection, query: LogsQuery) -> PagedSelect:
         levels = stored_levels(query.levels)
         where.append(f"r.level IN ({','.join('?' * len(levels))})")
         params += levels
+    if query.trace_id:
+        where.append("r.trace_id = ?")
+        params.append(query.trace_id)
     if query.phrase:
         candidates = _rare_phrase_candidates(conn, query.phrase)
         where.append("instr(r.body, ?) > 0")  # exact, case-sensitive substring semantics in every plan
@@ -69,7 +72,9 @@ def _logs_select(conn: sqlite3.Connection, query: LogsQuery) -> PagedSelect:
         sort=query.sort,
         limit=query.limit,
         cursor=query.cursor,
-        fingerprint=fingerprint("logs", query.scope, query.range, query.sort, query.levels, query.phrase),
+        fingerprint=fingerprint(
+            "logs", query.scope, query.range, query.sort, query.levels, query.phrase, *_trace(query)
+        ),
         where=tuple(where),
         params=tuple(params),
         candidates=candidates[0] if candidates else "",
@@ -77,8 +82,14 @@ def _logs_select(conn: sqlite3.Connection, query: LogsQuery) -> PagedSelect:
     )
 
 
+def _trace(query: LogsQuery) -> tuple[str, ...]:
+    """The trace filter's part of a cursor's fingerprint: nothing without one, so cursors issued before the
+    filter existed stay valid."""
+    return (query.trace_id,) if query.trace_id else ()
+
+
 def count_logs(conn: sqlite3.Connection, query: LogsQuery) -> int:
-    """How many log lines match (scope, range, levels, phrase), exactly: limit and cursor are ignored."""
+    """How many log lines match (scope, range, levels, phrase, trace), exactly: limit and cursor are ignored."""
     return count_all(conn, _logs_select(conn, query))
 
 

@@ -264,15 +264,29 @@ class _Samples:
 
 
 def query_metrics(conn: sqlite3.Connection, query: MetricsQuery) -> MetricSeries:
-    """The series of one family for a scope. Keys without samples in the range are left out."""
+    """The series of one family for a scope: every key of the family, an empty list where nothing was measured.
+
+    A range that is not a whole number of steps ends with a partial step after the last aligned point: it gets
+    one more point, at the range's end, which like every point covers the step before it (end - step, end], so
+    the newest samples of a "last 15 minutes" query are never left out (Prometheus evaluates the same point)."""
+    if query.family not in ("resource", "http"):
+        raise ValueError(f"unknown metric family {query.family!r}")
     window = _Window.of(query)
     if window.empty:
-        return {}
+        return semconv.with_every_key(query.family, {})
+    series = _family(conn, query, window)
+    if window.until_ns < query.range.end_ns:
+        last = _Window(query.range.end_ns, query.step_ns, query.range.end_ns)
+        for key, points in _family(conn, query, last).items():
+            series.setdefault(key, []).extend(points)
+    return semconv.with_every_key(query.family, series)
+
+
+def _family(conn: sqlite3.Connection, query: MetricsQuery, window: _Window) -> MetricSeries:
+    """The family's series over the window's aligned steps; keys without samples are left out."""
     if query.family == "resource":
         return _resource(conn, query, window)
-    if query.family == "http":
-        return _http(conn, query, window)
-    raise ValueError(f"unknown metric family {query.family!r}")
+    return _http(conn, query, window)
 
 
 def _collect(window: _Window, rows: Iterable[tuple[str, int, float | None]]) -> MetricSeries:

@@ -1,7 +1,7 @@
 """Traces and spans in the embedded backend.
 
 A trace matches a scope when at least one of its spans belongs to the scope and lies wholly inside the time
-range. Its summary (root span, span count, start, end, errors) is computed over the whole trace, because a
+range (and, with the extensions' filters, when the whole trace lasts long enough or holds an error). Its summary (root span, span count, start, end, errors) is computed over the whole trace, because a
 user asking for the traces of `cart` wants to see the request that passed through `cart`, from its root.
 """
 
@@ -33,7 +33,9 @@ def query_traces(conn: sqlite3.Connection, query: TracesQuery) -> Page[TraceSumm
     matched = (
         f"SELECT trace_id, start_ns FROM spans WHERE stream_id IN ({streams_sql}) AND start_ns >= ? AND end_ns <= ?"
     )
-    params = [*stream_params, query.range.start_ns, query.range.end_ns]
+    params: list[object] = [*stream_params, query.range.start_ns, query.range.end_ns]
+    if query.filtered:
+        matched, params = _passing(matched, params, query)
     (total,) = conn.execute(
         f"SELECT count(*) FROM (SELECT DISTINCT trace_id FROM ({matched}) LIMIT {TOTAL_CAP})", params
     ).fetchone()
@@ -74,6 +76,20 @@ def query_traces(conn: sqlite3.Connection, query: TracesQuery) -> Page[TraceSumm
             )
         )
     return Page(traces, total, elapsed_ms(started))
+
+
+def _passing(matched: str, params: list[object], query: TracesQuery) -> tuple[str, list[object]]:
+    """`matched` narrowed to the traces whose whole extent (every span, wherever it lies) passes the filters:
+    the summary's duration and error flag, computed in the same SELECT the summaries use."""
+    having = ["max(end_ns) - min(start_ns) >= ?"]
+    if query.errors_only:
+        having.append("max(status_code = 'error') = 1")
+    passing = (
+        f"SELECT trace_id FROM spans WHERE trace_id IN (SELECT trace_id FROM ({matched}))"
+        f" GROUP BY trace_id HAVING {' AND '.join(having)}"
+    )
+    narrowed = f"SELECT trace_id, start_ns FROM ({matched}) WHERE trace_id IN ({passing})"
+    return narrowed, [*params, *params, query.min_duration_ns]
 
 
 def _roots(conn: sqlite3.Connection, trace_ids: list[str]) -> dict[str, tuple[str, str, str]]:

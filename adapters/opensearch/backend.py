@@ -41,6 +41,8 @@ log = logging.getLogger(__name__)
 #: Drop reasons in write results (the `reason` label of the collector's dropped-records counter).
 DROPPED_INVALID = "destination_invalid"  # the whole bulk request refused with 400
 DROPPED_ITEMS = "destination_item_refused"  # single documents refused for good (mapping conflicts, ...)
+#: With a trace filter (duration, errors), how many traces of the scope are summarised to find the page.
+FILTERED_CANDIDATES = 1000
 
 T = TypeVar("T")
 
@@ -86,7 +88,7 @@ class OpenSearchBackend:
     # ------------------------------------------------------------------------------------------- logs, events
 
     async def query_logs(self, query: LogsQuery) -> Page[LogRecord]:
-        key = fingerprint("logs", query.scope, query.range, query.sort, query.levels, query.phrase)
+        key = fingerprint("logs", query.scope, query.range, query.sort, query.levels, query.phrase, *_trace(query))
         index = self.layout.covering(self.layout.logs, query.range.start_ns, query.range.end_ns)
         logs = log_timeline(query, _after(query.cursor, key))
         page = await timeline.read_page(self._searcher("searching logs", index), logs)
@@ -94,7 +96,7 @@ class OpenSearchBackend:
 
     async def count_logs(self, query: LogsQuery) -> int:
         """Exact (the `_count` API counts every match, unlike a search's capped total), over the same clauses."""
-        body = queries.logs_count_body(query.scope, query.range, query.levels, query.phrase)
+        body = queries.logs_count_body(query.scope, query.range, query.levels, query.phrase, query.trace_id)
         index = self.layout.covering(self.layout.logs, query.range.start_ns, query.range.end_ns)
         with unavailable_on_failure("counting logs"):
             response = await self.client.count(index=index, body=body, params=_INDICES)
@@ -129,22 +131,33 @@ class OpenSearchBackend:
     # ------------------------------------------------------------------------------------------- traces
 
     async def query_traces(self, query: TracesQuery) -> Page[TraceSummary]:
+        """The traces of the scope (phase one, an aggregation over the matching spans), each summarised over all
+        its spans (phase two). The extensions' filters are on whole traces, which no aggregation over the
+        matching spans can see: with a filter, phase one takes up to FILTERED_CANDIDATES traces in order, all
+        are summarised, and the first `limit` that pass are the page; `total` counts those that passed, exact
+        while the scope has at most FILTERED_CANDIDATES traces in the window, a lower bound beyond."""
         index = self.layout.covering(self.layout.traces, query.range.start_ns, query.range.end_ns)
+        size = FILTERED_CANDIDATES if query.filtered else query.limit
         matched = await self._search(
-            "searching traces", index, queries.matched_traces_body(query.scope, query.range, query.sort, query.limit)
+            "searching traces", index, queries.matched_traces_body(query.scope, query.range, query.sort, size)
         )
         aggs = matched["aggregations"]
         trace_ids = [bucket["key"] for bucket in aggs["traces"]["buckets"]]
         total = min(int(aggs["total"]["value"]), TOTAL_CAP)
         took = matched["took"]
         if not trace_ids:
-            return Page([], total, took)
+            return Page([], 0 if query.filtered else total, took)
         # The whole of each trace, wherever its spans are: a trace may cross midnight or the window's edges.
         summaries = await self._search(
             "summarising traces", self.layout.pattern(self.layout.traces), queries.trace_summaries_body(trace_ids)
         )
         by_id = {bucket["key"]: _summary(bucket) for bucket in summaries["aggregations"]["traces"]["buckets"]}
-        return Page([by_id[trace_id] for trace_id in trace_ids if trace_id in by_id], total, took + summaries["took"])
+        found = [by_id[trace_id] for trace_id in trace_ids if trace_id in by_id]
+        took += summaries["took"]
+        if query.filtered:
+            passing = [summary for summary in found if query.keeps(summary)]
+            return Page(passing[: query.limit], len(passing), took)
+        return Page(found, total, took)
 
     async def query_spans(self, query: SpansQuery) -> Page[SpanRecord]:
         index = self.layout.covering(self.layout.traces, query.range.start_ns, query.range.end_ns)
@@ -218,9 +231,14 @@ class OpenSearchBackend:
 def log_timeline(query: LogsQuery, after: tuple[int, str] | None = None) -> timeline.Timeline:
     """A logs query's clauses, order and page size: what the log search sends (the bench sends it directly)."""
     filters, must_not = queries.log_filters(
-        query.scope, queries.time_range(fields.TIMESTAMP, query.range), query.levels, query.phrase
+        query.scope, queries.time_range(fields.TIMESTAMP, query.range), query.levels, query.phrase, query.trace_id
     )
     return timeline.Timeline(filters, must_not, query.sort, query.limit, after=after)
+
+
+def _trace(query: LogsQuery) -> tuple[str, ...]:
+    """The trace filter's part of a cursor's fingerprint: nothing without one, so earlier cursors stay valid."""
+    return (query.trace_id,) if query.trace_id else ()
 
 
 def _after(cursor: str, key: str) -> tuple[int, str] | None:

@@ -119,16 +119,18 @@ def _scope_clauses(
 
 
 def log_filters(
-    scope: Scope, time_clause: Clause, levels: tuple[str, ...] = (), phrase: str = ""
+    scope: Scope, time_clause: Clause, levels: tuple[str, ...] = (), phrase: str = "", trace_id: str = ""
 ) -> tuple[list[Clause], list[Clause]]:
-    """(filter, must_not) for logs of a scope in a time range with the given levels and phrase: shared by the
-    log search, the exact count and the alerting monitor (whose time range is a mustache expression)."""
+    """(filter, must_not) for logs of a scope in a time range with the given levels, phrase and trace: shared by
+    the log search, the exact count and the alerting monitor (whose time range is a mustache expression)."""
     filters, must_not = _scope_clauses(
         scope, fields.LOG_NAMESPACE, fields.LOG_UIDS, fields.LOG_WORKFLOW_RUN, fields.LOG_TASK, fields.LOG_POD_NAMESPACE
     )
     if isinstance(scope, WorkflowScope):
         must_not = [term(fields.LOG_CONTAINER, name) for name in WORKFLOW_SIDECARS]
     filters.append(time_clause)
+    if trace_id:
+        filters.append(term(fields.TRACE_ID, trace_id))
     if phrase:
         filters.append(contains(fields.LOG_BODY, phrase))
     if levels:
@@ -143,9 +145,11 @@ def log_filters(
     return filters, must_not
 
 
-def logs_count_body(scope: Scope, window: TimeRange, levels: tuple[str, ...] = (), phrase: str = "") -> dict[str, Any]:
+def logs_count_body(
+    scope: Scope, window: TimeRange, levels: tuple[str, ...] = (), phrase: str = "", trace_id: str = ""
+) -> dict[str, Any]:
     """A `_count` body: the same clauses as the log search, so the count is exactly what a search would match."""
-    filters, must_not = log_filters(scope, time_range(fields.TIMESTAMP, window), levels, phrase)
+    filters, must_not = log_filters(scope, time_range(fields.TIMESTAMP, window), levels, phrase, trace_id)
     query: dict[str, Any] = {"filter": filters}
     if must_not:
         query["must_not"] = must_not

@@ -37,7 +37,7 @@ from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord as OtlpLogRecord
 from opentelemetry.proto.metrics.v1.metrics_pb2 import AggregationTemporality, DataPointFlags
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
-from domain.identity import K8S_NAMESPACE, identity_from_attributes
+from domain.identity import DEFAULT_NAMESPACE, K8S_NAMESPACE, identity_from_attributes
 from domain.loglevel import detect_level, normalize_level, severity_number_level
 from domain.model import EventRecord, Identity, LogRecord, MetricKind, MetricPoint, SpanKind, SpanRecord
 from domain.timeutil import now_ns
@@ -138,12 +138,14 @@ def _hex_id(raw: bytes, size: int) -> str:
     return raw.hex()
 
 
-def _items(groups: Iterable[Any], scopes: str, items: str) -> Iterator[tuple[dict[str, Any], Identity, Any]]:
+def _items(
+    groups: Iterable[Any], scopes: str, items: str, default_namespace: str
+) -> Iterator[tuple[dict[str, Any], Identity, Any]]:
     """Each item of a resource -> scope -> items request, with its resource attributes and their identity, so
     the three signals walk their requests the same way."""
     for group in groups:
         resource = attributes(group.resource.attributes)
-        identity = identity_from_attributes(resource)
+        identity = identity_from_attributes(resource, default_namespace=default_namespace)
         for scope in getattr(group, scopes):
             for item in getattr(scope, items):
                 yield resource, identity, item
@@ -152,7 +154,7 @@ def _items(groups: Iterable[Any], scopes: str, items: str) -> Iterator[tuple[dic
 # ----------------------------------------------------------------------------------------------- logs
 
 
-def map_logs(request: ExportLogsServiceRequest) -> Mapped:
+def map_logs(request: ExportLogsServiceRequest, default_namespace: str = DEFAULT_NAMESPACE) -> Mapped:
     """Log records to logs, and those describing Kubernetes events to events.
 
     This loop runs once per record of every export, so it reads each protobuf field once, skips the work an
@@ -164,7 +166,7 @@ def map_logs(request: ExportLogsServiceRequest) -> Mapped:
     levels: dict[str, str] = {}  # severity_text -> level, for this request
     for group in request.resource_logs:
         resource = attributes(group.resource.attributes)
-        identity = identity_from_attributes(resource)
+        identity = identity_from_attributes(resource, default_namespace=default_namespace)
         for scope in group.scope_logs:
             for record in scope.log_records:
                 pairs = record.attributes
@@ -223,7 +225,8 @@ def _event(record: OtlpLogRecord, record_attributes: dict[str, Any], resource: d
     return EventRecord(
         ts_ns=_timestamp(record, now),
         message=_text(any_value(record.body)),
-        identity=identity_from_attributes({**merged, **object_labels}),
+        # An event is about its object: the emitter's `service.name` is no plain OpenTelemetry scope of it.
+        identity=identity_from_attributes({**merged, **object_labels}, plain_otel=False),
         type=_text(merged.get(EVENT_TYPE)) or record.severity_text,
         reason=_text(merged.get(EVENT_REASON)),
         object_kind=_text(merged.get(OBJECT_KIND)),
@@ -235,9 +238,9 @@ def _event(record: OtlpLogRecord, record_attributes: dict[str, Any], resource: d
 # ----------------------------------------------------------------------------------------------- traces
 
 
-def map_traces(request: ExportTraceServiceRequest) -> Mapped:
+def map_traces(request: ExportTraceServiceRequest, default_namespace: str = DEFAULT_NAMESPACE) -> Mapped:
     out = Mapped()
-    for resource, identity, span in _items(request.resource_spans, "scope_spans", "spans"):
+    for resource, identity, span in _items(request.resource_spans, "scope_spans", "spans", default_namespace):
         trace_id = _hex_id(span.trace_id, _TRACE_ID_BYTES)
         span_id = _hex_id(span.span_id, _SPAN_ID_BYTES)
         if not trace_id or not span_id:
@@ -265,12 +268,12 @@ def map_traces(request: ExportTraceServiceRequest) -> Mapped:
 # ----------------------------------------------------------------------------------------------- metrics
 
 
-def map_metrics(request: ExportMetricsServiceRequest) -> Mapped:
+def map_metrics(request: ExportMetricsServiceRequest, default_namespace: str = DEFAULT_NAMESPACE) -> Mapped:
     """Gauges and non-monotonic sums to gauges, monotonic sums to sums, explicit-bucket histograms to
     histograms; exponential histograms and summaries are rejected per data point."""
     out = Mapped()
     now = now_ns()
-    for _, identity, metric in _items(request.resource_metrics, "scope_metrics", "metrics"):
+    for _, identity, metric in _items(request.resource_metrics, "scope_metrics", "metrics", default_namespace):
         data = metric.WhichOneof("data")
         if data == "gauge":
             _numbers(out, metric, MetricKind.GAUGE, True, metric.gauge.data_points, identity, now)

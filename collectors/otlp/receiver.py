@@ -70,6 +70,7 @@ from collectors.otlp.decode import (
     media_type,
 )
 from collectors.otlp.mapping import Mapped, map_logs, map_metrics, map_traces
+from domain.identity import DEFAULT_NAMESPACE
 from domain.timeutil import format_rfc3339, now_ns
 
 DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024
@@ -98,14 +99,15 @@ _Response = ExportLogsServiceResponse | ExportTraceServiceResponse | ExportMetri
 class _SignalSpec(Generic[_Request]):
     """What differs between the three endpoints."""
 
-    mapper: Callable[[_Request], Mapped]
+    mapper: Callable[[_Request, str], Mapped]
     response: type[_Response]
     rejected_field: str  # the count field of the response's partial_success
 
-    def map(self, request: Message) -> Mapped:
+    def map(self, request: Message, default_namespace: str) -> Mapped:
         """Maps a request `decode_request` parsed for this spec's signal. It returns a plain `Message`, but
-        `decode.REQUEST_TYPES` makes it the signal's own request type, which is what `mapper` takes."""
-        return self.mapper(cast(_Request, request))
+        `decode.REQUEST_TYPES` makes it the signal's own request type, which is what `mapper` takes.
+        `default_namespace` is the namespace of plain OpenTelemetry applications (domain/identity.py)."""
+        return self.mapper(cast(_Request, request), default_namespace)
 
 
 #: Specs of different request types, hence `Any`; `_SignalSpec.map` takes any decoded request.
@@ -160,9 +162,11 @@ def build_otlp_app(
     retry_after_s: int = DEFAULT_RETRY_AFTER_S,
     on_refused: OnRefused | None = None,
     on_rejected: OnRejected | None = None,
+    default_namespace: str = DEFAULT_NAMESPACE,
 ) -> Starlette:
     """The receiver as an ASGI app; `app.state.stats` holds its `ReceiverStats`. `on_refused` and `on_rejected`
-    let a process count refusals and partial-success rejections on its own metrics (the collector's /metrics)."""
+    let a process count refusals and partial-success rejections on its own metrics (the collector's /metrics).
+    `default_namespace`: where a plain OpenTelemetry application that names no `service.namespace` lands."""
     stats = ReceiverStats()
     in_flight = 0
 
@@ -208,7 +212,7 @@ def build_otlp_app(
 
         def decode() -> tuple[bytes, Mapped]:
             body = decompress(wire, encoding, max_body_bytes)
-            return body, _SIGNALS[signal].map(decode_request(signal, body, media))
+            return body, _SIGNALS[signal].map(decode_request(signal, body, media), default_namespace)
 
         # Inflating, parsing and mapping megabytes is CPU work; off the event loop it cannot stall other requests.
         body, mapped = decode() if len(wire) <= _INLINE_DECODE_BYTES else await asyncio.to_thread(decode)

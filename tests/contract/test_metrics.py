@@ -68,6 +68,8 @@ async def answers(backend: Any, namespace: str, family: str, window: TimeRange, 
     out = {}
     wanted = semconv.HTTP_SERIES if family == "http" else [spec.key for spec in semconv.RESOURCE_SERIES]
     steps = list(range(window.start_ns, window.end_ns + 1, step_ns))
+    if steps[-1] != window.end_ns:
+        steps.append(window.end_ns)  # the partial last step: a point at the range's end
     for name, scope in scopes(namespace).items():
         series = await backend.query_metrics(MetricsQuery(family, scope, window, step_ns))
         assert set(series) == set(wanted), (name, sorted(series))
@@ -169,3 +171,64 @@ async def test_the_metrics_adapter_contract_gives_the_embedded_series(embedded, 
         finally:
             await http.close()
     assert got == want
+
+
+# ----------------------------------------------------------------------------------------------- partial steps, empty
+
+
+@pytest.mark.parametrize("family", ["resource", "http"])
+async def test_a_partial_last_step_is_answered_alike(embedded, prometheus_metrics, family):
+    """20 minutes and 30 seconds at a 2-minute step: ten whole steps, then a point at the end, covering the step
+    before it like every point; Prometheus evaluates it there too."""
+    namespace = f"metrics{next(_namespaces)}-{uuid.uuid4().hex[:6]}"
+    start = _start()
+    points = platform_points(namespace, start)
+    await load(embedded, points)
+    await load(prometheus_metrics, points)
+    window = TimeRange(start + 10 * MINUTE, start + 30 * MINUTE + 30 * SECOND)
+    want = await answers(embedded, namespace, family, window, 2 * MINUTE)
+    got = await answers(prometheus_metrics, namespace, family, window, 2 * MINUTE)
+    for name, series in want.items():
+        for key, points_ in series.items():
+            assert points_[-1][0] == window.end_ns, (name, key)
+            values = [value for _, value in got[name][key]]
+            assert values == pytest.approx([value for _, value in points_], rel=1e-9, abs=1e-12), (name, key)
+
+
+async def test_datadog_keeps_the_bucket_of_a_partial_last_step(datadog_backend):
+    """DIFFERS: the partial step's bucket is kept at its own end, on Datadog's grid, after the range's end."""
+    step = 2 * MINUTE
+    namespace = f"metrics{next(_namespaces)}-{uuid.uuid4().hex[:6]}"
+    start = _start() // step * step
+    await load(datadog_backend.roles.sink, platform_points(namespace, start))
+    window = TimeRange(start + 10 * MINUTE, start + 29 * MINUTE)
+    series = await datadog_backend.roles.metrics.query_metrics(
+        MetricsQuery("resource", scopes(namespace)["component"], window, step)
+    )
+    assert [ts for ts, _ in series["cpuUsage"]][-1] == start + 30 * MINUTE
+
+
+@pytest.mark.parametrize("family", ["resource", "http"])
+@pytest.mark.parametrize("backend", ["embedded", "prometheus", "datadog", "http"])
+async def test_an_empty_answer_has_every_key(request, embedded, family, backend):
+    """Nothing in the scope: every key of the family, each an empty list, from every backend."""
+    from devservers.local import serving
+    from observer.adapter_serve import metrics_app
+    from tests.contract.conftest import built
+
+    window = TimeRange(_start(), _start() + 10 * MINUTE)
+    query = MetricsQuery(family, ComponentScope(f"empty{next(_namespaces)}"), window, MINUTE)
+    want = {key: [] for key in semconv.family_keys(family)}
+    if backend == "embedded":
+        assert await embedded.query_metrics(query) == want
+    elif backend == "prometheus":
+        assert await request.getfixturevalue("prometheus_metrics").query_metrics(query) == want
+    elif backend == "datadog":
+        assert await request.getfixturevalue("datadog_backend").roles.metrics.query_metrics(query) == want
+    else:
+        with serving(metrics_app(embedded)) as url:
+            http = await built("http", metrics_url=url)
+            try:
+                assert await http.roles.metrics.query_metrics(query) == want
+            finally:
+                await http.close()

@@ -98,7 +98,7 @@ async def test_resource_series_sum_pods_and_rate_counters(datadog_fake, client) 
     assert out["cpuUsage"] == [(START, 0.75), (START + MINUTE, 1.5), (START + 2 * MINUTE, 2.5)]
     assert out["cpuLimits"] == [(START, 4.0), (START + MINUTE, 4.0), (START + 2 * MINUTE, 4.0)]
     assert out["networkReceiveBytes"] == [(START, 10.0), (START + MINUTE, 20.0), (START + 2 * MINUTE, 30.0)]
-    assert "memoryUsage" not in out
+    assert out["memoryUsage"] == []
     assert datadog_fake.stats()["requests"].get("/api/v2/query/timeseries") == 1
 
 

@@ -132,6 +132,8 @@ async def eventually(check: Callable[[], object], within_s: float, what: str) ->
 
 
 async def log_count(client: AsyncOpenSearch, layout: IndexLayout) -> int:
+    # A daily index the sink has just created may still be allocating its shard: a count then is a 503, not 0.
+    await client.cluster.health(index=layout.pattern(layout.logs), wait_for_status="yellow")  # 30 s at most
     await client.indices.refresh(index=layout.pattern(layout.logs), params={"ignore_unavailable": "true"})
     response = await client.count(index=layout.pattern(layout.logs), params={"ignore_unavailable": "true"})
     return int(response["count"])

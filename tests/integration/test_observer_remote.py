@@ -1,13 +1,11 @@
 """The observer deciding with the control plane, both real processes: `observer up` with AUTHZ_MODE=remote asks the
 control plane's `/api/v1/authz/evaluates` (forwarding the caller's token) and resolves names through its API with a
-client-credentials token; both processes verify tokens of the same OIDC issuer (devservers/oidc.py).
+client-credentials token from that issuer's token endpoint; both processes verify tokens of the same OIDC issuer
+(devservers/oidc.py).
 
 The control plane holds OpenChoreo's samples, a binding that lets the observer's service account read names, and
 one that lets the group `devs` read logs in the project `default`. A `devs` logs query by names is answered; a
-stranger's is 403; deleting the binding through the control plane's API makes the very next query 403.
-
-The issuer process serves no token endpoint, so the test serves one (a driver minting with the issuer's published
-key, checking the client's secret): the OAuth2 client-credentials exchange the resolver does is what is tested."""
+stranger's is 403; deleting the binding through the control plane's API makes the very next query 403."""
 
 from __future__ import annotations
 
@@ -17,14 +15,11 @@ from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI, Form
-from fastapi.responses import JSONResponse
 
 from controlplane import kinds
 from devservers.controlplane import controlplane_up
-from devservers.local import serving
 from devservers.observer import AllInOne, observer_up
-from devservers.oidc import OidcIssuer, SigningKey
+from devservers.oidc import OidcIssuer
 from domain.model import (
     LABEL_COMPONENT,
     LABEL_COMPONENT_UID,
@@ -42,23 +37,6 @@ AUDIENCE = "observer-api"
 ADMINS = "cp-admins"
 CLIENT_ID, CLIENT_SECRET = "observer-resolver", "resolver-secret"
 SCOPE = {"namespace": "default", "project": "default", "component": "demo-app-http-service"}
-
-
-def token_endpoint(issuer: OidcIssuer, key: SigningKey) -> FastAPI:
-    """OAuth2 client credentials (RFC 6749 §4.4): a token whose `sub` is the client, for the client that knows its
-    secret."""
-    app = FastAPI()
-
-    @app.post("/token")
-    def token(grant_type: str = Form(...), client_id: str = Form(...), client_secret: str = Form("")) -> JSONResponse:
-        if grant_type != "client_credentials":
-            return JSONResponse({"error": "unsupported_grant_type"}, status_code=400)
-        if (client_id, client_secret) != (CLIENT_ID, CLIENT_SECRET):
-            return JSONResponse({"error": "invalid_client"}, status_code=401)
-        minted = issuer.mint(key, sub=client_id, client_id=client_id, aud=AUDIENCE)
-        return JSONResponse({"access_token": minted, "token_type": "Bearer", "expires_in": 300})
-
-    return app
 
 
 def apply(client: httpx.Client, document: dict[str, Any]) -> None:
@@ -97,9 +75,12 @@ def planes(oidc_issuer: OidcIssuer, tmp_path_factory: pytest.TempPathFactory) ->
     def mint(**claims: Any) -> str:
         return oidc_issuer.mint(key, aud=AUDIENCE, **claims)
 
+    # The resolver's service account: a confidential client of the issuer (client credentials, `sub` = its id).
+    oidc_issuer.register_client(CLIENT_ID, secret=CLIENT_SECRET)
+    oidc_issuer.sign_in_as(key, audience=AUDIENCE)
+
     cp_env = {**jwt, "CONTROLPLANE_ADMIN_GROUPS": ADMINS}
     with (
-        serving(token_endpoint(oidc_issuer, key)) as token_url,
         controlplane_up(root / "cp", env=cp_env) as cp,
         httpx.Client(base_url=cp, headers={"Authorization": f"Bearer {mint(groups=[ADMINS])}"}, timeout=10) as admin,
     ):
@@ -123,7 +104,7 @@ def planes(oidc_issuer: OidcIssuer, tmp_path_factory: pytest.TempPathFactory) ->
             "AUTHZ_MODE": "remote",
             "AUTHZ_SERVICE_URL": cp,
             "UID_RESOLVER_OPENCHOREO_API_URL": cp,
-            "UID_RESOLVER_OAUTH_TOKEN_URL": f"{token_url}/token",
+            "UID_RESOLVER_OAUTH_TOKEN_URL": f"{oidc_issuer.url}/token",
             "UID_RESOLVER_OAUTH_CLIENT_ID": CLIENT_ID,
             "UID_RESOLVER_OAUTH_CLIENT_SECRET": CLIENT_SECRET,
         }

@@ -86,7 +86,8 @@ def test_resource_answers_are_shaped_at_step_ends_and_rates_per_second() -> None
         ],
     )
     out = shape(q, built, response)
-    assert list(out) == ["cpuUsage", "networkReceiveBytes"]
+    assert [key for key, points in out.items() if points] == ["cpuUsage", "networkReceiveBytes"]
+    assert list(out) == [spec.key for spec in semconv.RESOURCE_SERIES]  # every key, empty where no data
     assert out["cpuUsage"] == [(START, 0.5), (START + 60 * S, 0.75), (START + 180 * S, 1.0)]
     assert out["networkReceiveBytes"] == [(START, 10.0), (START + 60 * S, 20.0), (START + 120 * S, 0.0)]
 
@@ -121,5 +122,7 @@ def test_http_answers_give_rates_status_split_mean_and_quantiles() -> None:
     assert out["latencyP99"] == [(START, 0.5)]  # in the +Inf bucket: its lower bound
 
 
-def test_an_answer_without_data_has_no_series() -> None:
-    assert shape(query("http"), plan(query("http")), {"data": {"attributes": {}}}) == {}
+def test_an_answer_without_data_has_every_key_empty() -> None:
+    assert shape(query("http"), plan(query("http")), {"data": {"attributes": {}}}) == dict.fromkeys(
+        semconv.HTTP_SERIES, []
+    )

@@ -299,9 +299,33 @@ def test_backfill_spreads_history_over_the_window(receiver: tuple[str, Received]
     spans = [span for resource, span in received.spans() if resource["k8s.pod.name"] in pods]
     starts = sorted(span.start_time_unix_nano for span in spans)
     assert starts[-1] - starts[0] > 8 * 60 * 10**9  # history, not a burst
-    latency = semconv.HTTP_SERVER_DURATION
-    metric_pods = {resource["k8s.pod.name"] for resource, metric in received.metrics() if metric.name == latency}
-    assert not pods & metric_pods  # backfilled requests do not feed metrics, which would be stamped "now"
+    # Backfilled requests feed each pod's metric history: points over the window, not stamped "now".
+    mine = [(resource, metric) for resource, metric in received.metrics() if resource["k8s.pod.name"] in pods]
+    names = {metric.name for _, metric in mine}
+    assert {semconv.HTTP_SERVER_DURATION, semconv.CPU_USAGE[0], semconv.NETWORK_IO[0]} <= names
+    stamps = sorted(
+        point.time_unix_nano
+        for _, metric in mine
+        if metric.name == semconv.CPU_USAGE[0]
+        for point in metric.gauge.data_points
+    )
+    assert stamps[-1] - stamps[0] > 8 * 60 * 10**9
+    counts = [
+        point.count
+        for _, metric in mine
+        if metric.name == semconv.HTTP_SERVER_DURATION
+        for point in metric.histogram.data_points
+    ]
+    assert max(counts) > 0
+    # The running totals of one series only ever grow (cumulative from the history's start, in time order).
+    network = [
+        (point.time_unix_nano, point.as_int)
+        for resource, metric in mine
+        if metric.name == semconv.NETWORK_IO[0] and resource["k8s.pod.name"] == next(iter(sorted(pods)))
+        for point in metric.sum.data_points
+        if point.attributes[0].value.string_value == "receive"
+    ]
+    assert [value for _, value in sorted(network)] == sorted(value for _, value in network)
 
 
 def test_backfill_waits_for_an_endpoint_that_is_not_up_yet():

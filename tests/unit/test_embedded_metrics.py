@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from adapters.embedded import metrics
 from adapters.embedded.backend import EmbeddedBackend
 from adapters.embedded.store import Store
+from domain import semconv
 from domain.model import ComponentScope, Identity, MetricKind, MetricPoint, MetricsQuery, TimeRange
 
 S = 1_000_000_000
@@ -92,6 +93,13 @@ async def write(backend: EmbeddedBackend, *points: MetricPoint) -> None:
 
 
 async def series(
+    backend: EmbeddedBackend, family: str, start: int, end: int, step: int, scope: ComponentScope = CART
+) -> dict[str, list[tuple[int, float]]]:
+    """The keys with points only (every answer has every key of its family: `test_every_key_is_answered`)."""
+    return {key: points for key, points in (await full(backend, family, start, end, step, scope)).items() if points}
+
+
+async def full(
     backend: EmbeddedBackend, family: str, start: int, end: int, step: int, scope: ComponentScope = CART
 ) -> dict[str, list[tuple[int, float]]]:
     return await backend.query_metrics(MetricsQuery(family, scope, TimeRange(start, end), step))
@@ -242,7 +250,8 @@ async def test_steps_follow_prometheus_range_alignment(backend):
 
     got = await series(backend, "resource", start, end, step)
 
-    assert got == {"cpuUsage": at((0, 2.0), (60, 15.0), (120, 7.0))}
+    # The partial step after t2 is one more point at the range's end, covering (end - step, end] like any other.
+    assert got == {"cpuUsage": at((0, 2.0), (60, 15.0), (120, 7.0), (150, (7.0 + 500.0 + 900.0) / 3))}
 
 
 async def test_steps_without_samples_are_left_out(backend):
@@ -395,13 +404,30 @@ def test_quantiles_agree_with_a_transcription_of_prometheus(shared_store, bounds
     for key, q in (("latencyP50", 0.5), ("latencyP90", 0.9), ("latencyP99", 0.99)):
         expected = prometheus_bucket_quantile(q, bounds, counts)
         if math.isnan(expected):
-            assert key not in got
+            assert got[key] == []
         else:
             assert got[key] == [(T0, pytest.approx(expected))]
 
 
-async def test_only_series_with_samples_are_keys(backend):
+async def test_every_key_is_answered(backend):
+    """An empty answer has the keys of a full one, with empty lists, and so has a partly empty one."""
     await write(backend, gauge("k8s.container.cpu.limit", T0 + 5 * S, 2.0))
 
-    assert await series(backend, "resource", T0, T0 + 10 * S, 10 * S) == {"cpuLimits": at((10, 2.0))}
-    assert await series(backend, "http", T0, T0 + 10 * S, 10 * S) == {}
+    resource = await full(backend, "resource", T0, T0 + 10 * S, 10 * S)
+    assert list(resource) == [spec.key for spec in semconv.RESOURCE_SERIES]
+    assert resource["cpuLimits"] == at((10, 2.0))
+    assert all(points == [] for key, points in resource.items() if key != "cpuLimits")
+    assert await full(backend, "http", T0, T0 + 10 * S, 10 * S) == {key: [] for key in semconv.HTTP_SERIES}
+    # A range shorter than nothing (end before start cannot pass validation, but the store answers it too).
+    assert await full(backend, "http", T0, T0 - 1, 10 * S) == {key: [] for key in semconv.HTTP_SERIES}
+
+
+async def test_a_partial_last_step_gets_a_point_at_the_end(backend):
+    """15 minutes at a 4-minute step: points at 0, 4, 8, 12 min and one at 15 min for the newest samples."""
+    await write(backend, gauge("k8s.pod.cpu.usage", T0 + 14 * 60 * S, 3.0))
+
+    got = await series(backend, "resource", T0, T0 + 15 * 60 * S, 4 * 60 * S)
+
+    assert got == {"cpuUsage": at((15 * 60, 3.0))}
+    whole = await series(backend, "resource", T0, T0 + 16 * 60 * S, 4 * 60 * S)
+    assert whole == {"cpuUsage": at((16 * 60, 3.0))}  # a whole number of steps: no extra point

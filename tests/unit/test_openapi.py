@@ -81,11 +81,13 @@ async def test_every_upstream_path_and_request_field_exists(client, upstream, pa
 # ------------------------------------------------------------------------------- the whole document, both ports
 
 #: Fields of ours that upstream does not have; each is marked `x-observer-extension` in the document.
-EXTENSIONS = {"cursor", "nextCursor"}
+EXTENSIONS = {"cursor", "nextCursor", "traceId", "minDurationMs", "errorsOnly"}
 #: Operations of ours that upstream does not have.
 EXTRA_OPERATIONS = {
     ("/.well-known/oauth-protected-resource", "get"),
     ("/api/v1alpha1/logs/context", "post"),
+    ("/api/v1alpha1/logs/tail", "post"),
+    ("/api/v1alpha1/scopes", "get"),
     ("/api/v1alpha1/alerts/notification-channels/{namespace}/{name}", "put"),
     ("/api/v1alpha1/alerts/notification-channels/{namespace}/{name}", "delete"),
     ("/api/v1alpha1/alerts/rule-resources/{namespace}/{name}", "put"),

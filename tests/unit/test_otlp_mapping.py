@@ -116,8 +116,14 @@ def test_identity_from_openchoreo_labels():
 
 
 def test_semantic_conventions_fill_in_names_the_labels_leave_out():
+    # Next to an OpenChoreo label the conventions give names only: UIDs come from the labels or not at all.
     identity = identity_from_attributes(
-        {"service.name": "cart", "service.namespace": "shop", "deployment.environment.name": "prod"}
+        {
+            "openchoreo.dev/namespace": "acme",
+            "service.name": "cart",
+            "service.namespace": "shop",
+            "deployment.environment.name": "prod",
+        }
     )
     assert (identity.component, identity.project, identity.environment) == ("cart", "shop", "prod")
     assert identity.component_uid == identity.project_uid == identity.environment_uid == ""

@@ -85,7 +85,7 @@ async def test_prometheus_takes_metrics_and_with_the_kubernetes_scheme_topology(
 
 def test_an_extra_backend_is_registered_by_the_environment_and_a_bad_one_is_named() -> None:
     known = registry.entries({"OBSERVER_BACKENDS": "tests.registry_example.plugin:ENTRY"})
-    assert set(known) == {"embedded", "opensearch", "prometheus", "datadog", "example"}
+    assert set(known) == {"embedded", "opensearch", "prometheus", "datadog", "http", "example"}
     with pytest.raises(ValueError, match="OBSERVER_BACKENDS: cannot load backend 'no.such:ENTRY'"):
         registry.entries({"OBSERVER_BACKENDS": "no.such:ENTRY"})
     with pytest.raises(ValueError, match="is not a BackendEntry"):
