@@ -21,6 +21,8 @@ from typing import Any
 import celpy
 from celpy import celtypes
 
+from domain.template_spans import NestedExpression, expression_spans
+
 MAX_TEMPLATE_NODES = 10_000  # a bound on the tree walk: a trait template is a handful of fields
 
 
@@ -83,33 +85,15 @@ def render_string(text: str, variables: Mapping[str, Any], path: str) -> Any:
 
 
 def find_expressions(text: str, path: str = "") -> list[tuple[int, int, str]]:
-    """(start, end, inner) of every `${...}`; braces are balanced outside CEL string literals, so
-    `${ {"a": 1}.a }` is one expression. An unclosed `${` is an error (a template typo, not literal text)."""
-    found: list[tuple[int, int, str]] = []
-    position = 0
-    while (start := text.find("${", position)) != -1:
-        depth, i, quote, escaped = 1, start + 2, "", False
-        while i < len(text) and depth:
-            char = text[i]
-            if quote:
-                if escaped:
-                    escaped = False
-                elif char == "\\":
-                    escaped = True
-                elif char == quote:
-                    quote = ""
-            elif char in "\"'":
-                quote = char
-            elif char == "{":
-                depth += 1
-            elif char == "}":
-                depth -= 1
-            i += 1
-        if depth:
-            raise ExpressionError(path, text[start:], "unclosed ${")
-        found.append((start, i, text[start + 2 : i - 1]))
-        position = i
-    return found
+    """(start, end, inner) of every `${...}` (domain/template_spans.py). An unclosed or nested `${` is an error
+    (a template typo, not literal text)."""
+    try:
+        spans = expression_spans(text)
+    except NestedExpression as exc:
+        raise ExpressionError(path, exc.snippet, "a ${ inside an expression") from None
+    if spans.unclosed_at >= 0:
+        raise ExpressionError(path, text[spans.unclosed_at :], "unclosed ${")
+    return spans.found
 
 
 def evaluate(expression: str, variables: Mapping[str, Any], path: str) -> Any:

@@ -46,6 +46,7 @@ from typing import Any
 import celpy
 from celpy import celtypes
 
+from domain.template_spans import NestedExpression, expression_spans
 from observer.alerting.details import AlertDetails
 
 
@@ -157,36 +158,12 @@ def _render_string(text: str, activation: dict[str, Any], problems: list[str]) -
 
 
 def find_expressions(text: str) -> list[tuple[int, int, str]]:
-    """(start, end, inner) of every `${...}`, braces balanced outside CEL string literals so `${ {"a": 1}.a }`
-    is one expression. An unclosed `${` ends the scan (the rest is literal text); a `${` inside an expression is
-    an error, as upstream."""
-    found: list[tuple[int, int, str]] = []
-    position = 0
-    while (start := text.find("${", position)) != -1:
-        depth, i, quote, escaped = 1, start + 2, "", False
-        while i < len(text) and depth:
-            char = text[i]
-            if quote:
-                if escaped:
-                    escaped = False
-                elif char == "\\":
-                    escaped = True
-                elif char == quote:
-                    quote = ""
-            elif char in "\"'":
-                quote = char
-            elif char == "{":
-                depth += 1
-            elif char == "}":
-                depth -= 1
-            elif char == "$" and text.startswith("${", i):
-                raise TemplateError(f"nested expression in {_clip(text[start : i + 2])!r}: quote the inner ${{")
-            i += 1
-        if depth:
-            break
-        found.append((start, i, text[start + 2 : i - 1]))
-        position = i
-    return found
+    """(start, end, inner) of every `${...}` (domain/template_spans.py). An unclosed `${` ends the scan (the rest
+    is literal text); a `${` inside an expression is an error, as upstream."""
+    try:
+        return expression_spans(text).found
+    except NestedExpression as exc:
+        raise TemplateError(f"nested expression in {_clip(exc.snippet)!r}: quote the inner ${{") from None
 
 
 def _evaluate(expression: str, activation: dict[str, Any], problems: list[str]) -> tuple[bool, Any]:
