@@ -4,6 +4,9 @@ Each view is opened by its URL, must show the demo's own data (component names, 
 frontend -> cart -> payments calls with their counts), and is photographed into docs/screenshots/. An incident
 acknowledged with the console's button must be acknowledged through the API too. axe-core (vendored in
 tests/data, never shipped with the console) runs in each page: no serious or critical violations.
+A line sent over OTLP while the page tails must appear over the live tail, and an application instrumented with
+the plain OpenTelemetry SDK (no OpenChoreo attribute) must be found by its component name (tests/e2e/console_rig.py
+sends both).
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import json
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -32,7 +36,8 @@ from selenium.webdriver.remote.webelement import WebElement
 from devservers.browser import chromium
 from devservers.observer import AllInOne, observer_up
 from devservers.receivers import SmtpServer
-from observer.demo import DEMO_PLATFORM
+from observer.demo import DEMO_PLATFORM, Workload
+from tests.e2e.console_rig import PlainApp, send_json_log
 
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = ROOT / "docs" / "screenshots"
@@ -41,6 +46,12 @@ WAIT_S = 90  # the demo's history is written while the observer already answers;
 RULE = "cart-payment-declines"
 SHOP = {"namespace": "demo", "project": "shop", "environment": "production"}
 CART = {**SHOP, "component": "cart"}
+#: A plain OpenTelemetry application (no OpenChoreo attribute), and the scope its semantic conventions give it.
+PLAIN_APP = {"service.name": "plain-shop-api", "service.namespace": "plain", "deployment.environment.name": "staging"}
+PLAIN = {"namespace": "plain", "project": "plain", "component": "plain-shop-api", "environment": "staging"}
+PLAIN_LINES = ("plain order 41 accepted", "plain order 42 accepted")
+PLAIN_ROUTE = "POST /plain-orders"
+SENT_WAIT_S = 10  # a line sent while the page is open reaches it in about a second; this bounds the wait
 
 
 @dataclass(frozen=True)
@@ -380,3 +391,88 @@ def test_no_serious_accessibility_violations(console: Console, view: str, params
     assert not violations, [
         (v["id"], v["help"], [node.get("target") for node in v.get("nodes", [])][:3]) for v in violations
     ]
+
+
+def _log_queries(driver: WebDriver) -> int:
+    """How many /api/v1/logs/query requests the page made since its resource timings were last cleared."""
+    return driver.execute_script(
+        "return performance.getEntriesByType('resource').filter((e) => e.name.endsWith('/api/v1/logs/query')).length"
+    )
+
+
+def test_live_tail_shows_a_line_sent_over_otlp_after_the_page_opened(console: Console) -> None:
+    driver = console.driver
+    _open(console, "logs", **CART, sort="desc")
+    driver.refresh()  # a fresh document: no tail left running by an earlier test
+    _wait_text(driver, "table.logs tbody", "cart")
+    newest = _attr(driver.find_element(By.CSS_SELECTOR, "table.logs tbody tr time"), "datetime")
+    driver.execute_script("performance.setResourceTimingBufferSize(1000); performance.clearResourceTimings();")
+    button = driver.find_element(By.XPATH, "//button[normalize-space()='Live tail']")
+    button.click()
+    _until("live=1 in the URL", lambda: "live=1" in driver.current_url)
+    # The tail sees what is ingested after it subscribed: a demo line arriving over it says the stream is open.
+    _until(
+        "the tail streaming (a demo line newer than the newest at the start)",
+        lambda: _attr(driver.find_element(By.CSS_SELECTOR, "table.logs tbody tr time"), "datetime") > newest,
+    )
+    text = f"live tail probe {uuid.uuid4().hex}"
+    pod = Workload(component="cart", environment="production", pod="cart-live-probe-x2k4q", node="demo-worker-1")
+    send_json_log(console.plane.otlp, pod.resource_attributes(), text)
+    _until(
+        f"{text!r} in the table",
+        lambda: text in _text_of(driver, "table.logs tbody"),
+        timeout_s=SENT_WAIT_S,
+    )
+    assert _log_queries(driver) == 0  # it came over the server-sent events, not by asking again
+    button.click()
+    assert _attr(button, "aria-pressed") == "false"
+
+
+def _plain_app_known(api: str) -> bool:
+    """The plain app's lines answer a logs query, and /scopes lists its component (the console reads both)."""
+    body = {**_window(), "searchScope": PLAIN}
+    logs = httpx.post(f"{api}/api/v1/logs/query", json=body, timeout=30)
+    assert logs.status_code == 200, logs.text
+    scopes = httpx.get(f"{api}/api/v1alpha1/scopes", timeout=30)
+    assert scopes.status_code == 200, scopes.text
+    listed = {
+        component["name"]
+        for namespace in scopes.json()["namespaces"]
+        if namespace["name"] == PLAIN["namespace"]
+        for project in namespace.get("projects", [])
+        for component in project.get("components", [])
+    }
+    return len(logs.json()["logs"]) >= len(PLAIN_LINES) and PLAIN["component"] in listed
+
+
+@pytest.fixture(scope="module")
+def plain_app(console: Console) -> str:
+    """Sends the plain app's requests (a span with a log line each) to the console's observer once it is up;
+    returns when the observer answers for them, so a page opened afterwards has them to show."""
+    app = PlainApp(console.plane.otlp, PLAIN_APP)
+    try:
+        for line in PLAIN_LINES:
+            app.request(PLAIN_ROUTE, line)
+    finally:
+        app.close()
+    _until("the plain app's lines and name at the observer", lambda: _plain_app_known(console.plane.api))
+    return PLAIN["component"]
+
+
+def test_a_plain_opentelemetry_app_is_found_by_component_name(console: Console, plain_app: str) -> None:
+    driver = console.driver
+    _open(console, "logs", **PLAIN)
+    driver.refresh()  # a fresh document: the scopes are read once per page load, now with the plain app in them
+    _wait_text(driver, "table.logs tbody", *PLAIN_LINES)
+    picked = {key: _attr(driver.find_element(By.NAME, key), "value") for key in PLAIN}
+    assert picked == PLAIN
+    _until(
+        "the component picker offering the plain app",
+        lambda: (
+            plain_app in {_attr(option, "value") for option in driver.find_elements(By.CSS_SELECTOR, "datalist option")}
+        ),
+    )
+    _no_console_errors(driver)
+
+    _open(console, "traces", **{key: PLAIN[key] for key in ("namespace", "project", "environment")})
+    _wait_text(driver, "table.traces tbody", PLAIN_ROUTE)
