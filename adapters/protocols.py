@@ -6,7 +6,9 @@ embedded store holds everything. Queries push filters, ordering, limits and aggr
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Literal, Protocol, runtime_checkable
 
@@ -27,6 +29,33 @@ from domain.model import (
     TracesQuery,
     TraceSummary,
 )
+
+#: At most this many warnings are kept per request, each at most WARNING_CHARS long (a backend's warning may
+#: quote what a remote server sent, which is input).
+MAX_WARNINGS, WARNING_CHARS = 8, 200
+_warnings: ContextVar[list[str] | None] = ContextVar("backend_warnings", default=None)
+
+
+@contextlib.contextmanager
+def collecting_warnings() -> Iterator[list[str]]:
+    """The warnings any backend hands up while the block runs (the request being served): a list filled in
+    place, which the REST routes and MCP tools pass on. Backend-neutral, so the observer never names a backend;
+    tasks and threads started inside the block share the list (a context copy keeps the same list object)."""
+    found: list[str] = []
+    token = _warnings.set(found)
+    try:
+        yield found
+    finally:
+        _warnings.reset(token)
+
+
+def pass_on_warning(text: str) -> None:
+    """A backend's warning for the caller of the current request (an adapter's soft "not implemented", a scan
+    stopped early): kept when someone is collecting, bounded in count and length, duplicates once."""
+    found = _warnings.get()
+    text = text[:WARNING_CHARS]
+    if found is not None and len(found) < MAX_WARNINGS and text not in found:
+        found.append(text)
 
 
 class BackendUnavailable(Exception):

@@ -1,6 +1,7 @@
 """`make bench`: every benchmark, each against a baseline measured in the same run."""
 
 from bench import (
+    adapter_hop,
     authz_pdp,
     authz_request,
     collector,
@@ -18,6 +19,7 @@ if __name__ == "__main__":
     ingest.run()
     tail.run()
     logs_query.run()
+    adapter_hop.run()
     opensearch_ingest.run()
     prometheus_query.run()
     datadog.run()

@@ -19,7 +19,7 @@ from collections.abc import Iterator, Mapping
 from contextvars import ContextVar
 from typing import Any
 
-from adapters.protocols import NotSupportedByBackend
+from adapters.protocols import NotSupportedByBackend, pass_on_warning
 
 log = logging.getLogger(__name__)
 
@@ -87,3 +87,4 @@ def notice(url: str, value: str) -> None:
     found = _notices.get()
     if found is not None and len(found) < MAX_NOTICES and text not in found:
         found.append(text)
+    pass_on_warning(text)  # the backend-neutral channel the API and MCP read (adapters/protocols.py)

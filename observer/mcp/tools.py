@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from mcp import types
 
 from access.model import Subject
+from adapters.protocols import collecting_warnings
 from domain.model import Page, WorkflowScope
 from domain.timeutil import now_ns
 from observer.errors import ApiError
@@ -146,6 +147,31 @@ class ToolSpec:
 
     def call(self, arguments: Arguments) -> Call:
         return Call(arguments, rest_body(self.arguments, arguments, self.fixed))
+
+
+def with_note(output: Schema) -> Schema:
+    """An output schema that also allows the `note` passing_warnings may add (every answer can carry one; the
+    page schemas already do)."""
+    properties = output.get("properties", {})
+    if output.get("type") != "object" or "note" in properties:
+        return output
+    return {**output, "properties": {**properties, "note": schemas.NOTE}}
+
+
+def passing_warnings(handler: Handler) -> Handler:
+    """The handler, saying in the result's `note` what the backends warned of while it ran (an OpenChoreo
+    adapter's "not implemented" notice, for one): the REST route's X-Observer-Warning header, as text a model
+    reads."""
+
+    async def answered(caller: Subject | None, call: Call) -> Body:
+        with collecting_warnings() as warnings:
+            body = await handler(caller, call)
+        if not warnings:
+            return body
+        said = "The backend warned: " + "; ".join(warnings) + "."
+        return {**body, "note": f"{body['note']} {said}" if body.get("note") else said}
+
+    return answered
 
 
 def _cut_note(kept: int, offered: int, key: str, how_to_continue: str) -> str:
@@ -439,7 +465,9 @@ class ObserverTools:
                     component,
                 ),
             ]
-        return tuple(specs)
+        return tuple(
+            replace(spec, handler=passing_warnings(spec.handler), output=with_note(spec.output)) for spec in specs
+        )
 
     # ------------------------------------------------------------------------------------ paging
 

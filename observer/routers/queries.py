@@ -11,6 +11,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Path, Request
 
 from access.model import Subject
+from adapters.protocols import collecting_warnings
 from domain.echo import shown
 from domain.model import WorkflowScope
 from domain.timeutil import now_ns
@@ -90,10 +91,11 @@ async def query_logs(
     request: Request, body: LogsQueryRequest, service: QueryService = Depends(query_service)
 ) -> FastJSONResponse:
     scope, query = validate_logs(body)
-    page = await service.logs(caller(request), scope, query)
+    with collecting_warnings() as warnings:
+        page = await service.logs(caller(request), scope, query)
     if isinstance(scope, WorkflowScope):
-        return _paged("logs", [workflow_log_entry(record) for record in page.items], page)
-    return _paged("logs", component_log_entries(page.items), page)
+        return warned(_paged("logs", [workflow_log_entry(record) for record in page.items], page), warnings)
+    return warned(_paged("logs", component_log_entries(page.items), page), warnings)
 
 
 #: The log-context answer, for /openapi.json: the container, its lines before, at and after the anchor, and the
@@ -140,8 +142,9 @@ async def get_log_context(
     request: Request, body: LogContextRequest, service: QueryService = Depends(query_service)
 ) -> FastJSONResponse:
     scope, checked = validate_log_context(body)
-    context = await service.log_context(caller(request), scope, checked)
-    return FastJSONResponse(log_context_body(context))
+    with collecting_warnings() as warnings:
+        context = await service.log_context(caller(request), scope, checked)
+    return warned(FastJSONResponse(log_context_body(context)), warnings)
 
 
 @router.post("/api/v1/events/query", tags=["Events"], operation_id="queryEvents")
@@ -149,9 +152,10 @@ async def query_events(
     request: Request, body: EventsQueryRequest, service: QueryService = Depends(query_service)
 ) -> FastJSONResponse:
     scope, query = validate_events(body)
-    page = await service.events(caller(request), scope, query)
+    with collecting_warnings() as warnings:
+        page = await service.events(caller(request), scope, query)
     with_metadata = not isinstance(scope, WorkflowScope)
-    return _paged("events", [event_entry(record, with_metadata) for record in page.items], page)
+    return warned(_paged("events", [event_entry(record, with_metadata) for record in page.items], page), warnings)
 
 
 @router.post("/api/v1/metrics/query", tags=["Metrics"], operation_id="queryMetrics")
@@ -159,7 +163,9 @@ async def query_metrics(
     request: Request, body: MetricsQueryRequest, service: QueryService = Depends(query_service)
 ) -> FastJSONResponse:
     scope, query = validate_metrics(body)
-    return FastJSONResponse(metric_series_body(await service.metrics(caller(request), scope, query)))
+    with collecting_warnings() as warnings:
+        series = await service.metrics(caller(request), scope, query)
+    return warned(FastJSONResponse(metric_series_body(series)), warnings)
 
 
 @router.post("/api/v1alpha1/metrics/runtime-topology", tags=["Metrics"], operation_id="queryRuntimeTopology")
@@ -167,8 +173,10 @@ async def query_runtime_topology(
     request: Request, body: RuntimeTopologyRequest, service: QueryService = Depends(query_service)
 ) -> FastJSONResponse:
     scope, query = validate_topology(body)
-    topology = await service.topology(caller(request), scope, query)
-    return FastJSONResponse(topology_body(topology, query.range.start_ns, query.range.end_ns, now_ns()))
+    with collecting_warnings() as warnings:
+        topology = await service.topology(caller(request), scope, query)
+    answer = topology_body(topology, query.range.start_ns, query.range.end_ns, now_ns())
+    return warned(FastJSONResponse(answer), warnings)
 
 
 @router.post("/api/v1alpha1/traces/query", tags=["Traces"], operation_id="queryTraces")
@@ -176,8 +184,9 @@ async def query_traces(
     request: Request, body: TracesQueryRequest, service: QueryService = Depends(query_service)
 ) -> FastJSONResponse:
     scope, query = validate_traces(body)
-    page = await service.traces(caller(request), scope, query)
-    return _paged("traces", [trace_entry(trace) for trace in page.items], page)
+    with collecting_warnings() as warnings:
+        page = await service.traces(caller(request), scope, query)
+    return warned(_paged("traces", [trace_entry(trace) for trace in page.items], page), warnings)
 
 
 @router.post("/api/v1alpha1/traces/{traceId}/spans/query", tags=["Traces"], operation_id="querySpansForTrace")
@@ -185,9 +194,10 @@ async def query_spans(
     request: Request, body: TracesQueryRequest, traceId: str = TRACE_ID, service: QueryService = Depends(query_service)
 ) -> FastJSONResponse:
     scope, query = validate_spans(traceId, body)
-    page = await service.spans(caller(request), scope, query)
+    with collecting_warnings() as warnings:
+        page = await service.spans(caller(request), scope, query)
     include = bool(body.includeAttributes)
-    return _paged("spans", [span_entry(span, include) for span in page.items], page)
+    return warned(_paged("spans", [span_entry(span, include) for span in page.items], page), warnings)
 
 
 @router.get("/api/v1alpha1/traces/{traceId}/spans/{spanId}", tags=["Traces"], operation_id="getSpanDetailsForTrace")
@@ -195,7 +205,28 @@ async def get_span_details(
     request: Request, traceId: str = TRACE_ID, spanId: str = SPAN_ID, service: QueryService = Depends(query_service)
 ) -> FastJSONResponse:
     trace_id, span_id = validate_span_ids(traceId, spanId)
-    return FastJSONResponse(span_entry(await service.span(caller(request), trace_id, span_id), include_attributes=True))
+    with collecting_warnings() as warnings:
+        span = await service.span(caller(request), trace_id, span_id)
+    return warned(FastJSONResponse(span_entry(span, include_attributes=True)), warnings)
+
+
+#: The response header carrying a backend's warning (an OpenChoreo adapter's `X-OpenChoreo-Adapter-Notice`, a
+#: scan an adapter backend stopped early), one header line per warning. A header rather than a body field: the
+#: JSON answer stays exactly upstream's schema, and a client that knows nothing of it loses nothing.
+WARNING_HEADER = "X-Observer-Warning"
+
+
+def header_text(text: str) -> str:
+    """A warning as a header value: printable ASCII only (anything else becomes `?`), so that no backend's text
+    can break or split the header."""
+    return "".join(char if " " <= char <= "~" else "?" for char in text)
+
+
+def warned(response: FastJSONResponse, warnings: list[str]) -> FastJSONResponse:
+    """The response, with one X-Observer-Warning line per warning the backends handed up while it was built."""
+    for text in warnings:
+        response.headers.append(WARNING_HEADER, header_text(text))
+    return response
 
 
 def _paged(key: str, items: list[dict[str, Any]], page: Any) -> FastJSONResponse:
