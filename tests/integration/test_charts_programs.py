@@ -6,12 +6,21 @@ variable name or a config key the program does not read fails here, not in a clu
 
 from __future__ import annotations
 
+import datetime
+import re
+import socket
+import ssl
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 import yaml
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from access.settings import AuthSettings
 from access.subjects import parse_subject_types
@@ -20,9 +29,31 @@ from agents.config import parse as parse_agent_flags
 from collectors.config import load as load_collector_config
 from controlplane.auth import AccessSettings
 from controlplane.config import ControlPlaneSettings
+from devservers.gateway_certs import GatewayPki
 from devservers.helm import template
+from devservers.tls_proxy import write_pem
 from observer.config import Settings
 from tests.integration.test_charts_render import CASES, container, find, helm_bin  # noqa: F401  (session fixture)
+from tunnel.tls import client_context
+
+_REFERENCE = re.compile(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)")
+
+
+def kubelet_env(c: dict[str, Any], *, pod_name: str, secrets: Mapping[tuple[str, str], str] = {}) -> dict[str, str]:
+    """A container's environment as the kubelet builds it: `value`, `fieldRef: metadata.name` (the pod's name),
+    `secretKeyRef` from `secrets` ((Secret, key) -> value), and `$(NAME)` expanded from the variables defined
+    before it (a reference to a later or unknown one stays as written, as in Kubernetes)."""
+    out: dict[str, str] = {}
+    for item in c.get("env", []):
+        if "value" in item:
+            value = _REFERENCE.sub(lambda m: out.get(m.group(1), m.group(0)), item["value"])
+        elif item["valueFrom"].get("fieldRef", {}).get("fieldPath") == "metadata.name":
+            value = pod_name
+        else:
+            ref = item["valueFrom"]["secretKeyRef"]
+            value = secrets[(ref["name"], ref["key"])]
+        out[item["name"]] = value
+    return out
 
 
 def observer_environment(
@@ -124,11 +155,10 @@ def test_the_control_plane_reads_its_rendered_environment(
     case: str,
 ) -> None:
     objects = template(*CASES[case])
-    for item in container(objects, "Deployment", "controlplane")["env"]:
-        value = item.get("value")
-        if value is None:  # the DSN, from the Secret
-            value = "postgresql://cp:secret@postgres:5432/cp"
-        monkeypatch.setenv(item["name"], value)
+    c = container(objects, "StatefulSet", "controlplane")
+    secrets = {("cp-db", "dsn"): "postgresql://cp:secret@postgres:5432/cp"}
+    for name, value in kubelet_env(c, pod_name="controlplane-1", secrets=secrets).items():
+        monkeypatch.setenv(name, value)
     settings = ControlPlaneSettings()
     assert (settings.host, settings.api_port, settings.agent_port, settings.internal_port) == (
         "0.0.0.0",
@@ -143,9 +173,16 @@ def test_the_control_plane_reads_its_rendered_environment(
     )
     assert (settings.heartbeat_interval, settings.heartbeat_timeout) == (30.0, 90.0)
     if case == "cp-postgres":
-        assert settings.db_url.startswith("postgresql://")
+        assert settings.db_url.startswith("postgresql://") and settings.shared_store
+        assert settings.peer_url == "https://controlplane-1.controlplane-peers.default.svc.cluster.local:8444"
+        assert (str(settings.gateway_ca_cert), str(settings.gateway_client_cert), str(settings.gateway_client_key)) == (
+            "/certs/ca.crt",
+            "/peer-client/tls.crt",
+            "/peer-client/tls.key",
+        )
     else:
         assert settings.db_url == "sqlite:////data/controlplane.db"
+        assert settings.peer_url == "" and settings.gateway_ca_cert is None
     access = AccessSettings.from_env()
     assert access.enabled is (case != "cp-auth-off-external")
 
@@ -180,7 +217,7 @@ def test_the_control_plane_starts_with_its_rendered_environment(helm_bin: Path, 
     from devservers.gateway_certs import gateway_env, gateway_pki
 
     objects = template(*CASES[case])
-    environment = {item["name"]: item["value"] for item in container(objects, "Deployment", "controlplane")["env"]}
+    environment = kubelet_env(container(objects, "StatefulSet", "controlplane"), pod_name="controlplane-0")
     (tmp_path / "pki").mkdir()
     pki = gateway_pki(tmp_path / "pki")
     with controlplane_process(tmp_path / "data", env=environment, gateway=gateway_env(pki)) as running:
@@ -188,3 +225,103 @@ def test_the_control_plane_starts_with_its_rendered_environment(helm_bin: Path, 
         response = httpx.get(f"{running.url}/api/v1/namespaces", timeout=10)
     assert (response.status_code == 401) is (case == "cp-sqlite"), response.text
     assert (tmp_path / "data" / "controlplane.db").is_file(), "SQLite in the data directory, as on the PVC"
+
+
+def serving_certificate(pki: GatewayPki, directory: Path, dns_names: list[str]) -> tuple[Path, Path]:
+    """What cert-manager makes of the rendered Certificate cluster-gateway-tls: a serverAuth leaf of the gateway's
+    CA for exactly its dnsNames (wildcards included)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "cluster-gateway")]))
+        .issuer_name(pki.server_ca.cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name) for name in dns_names]), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(pki.server_ca.key.public_key()), critical=False
+        )
+        .sign(pki.server_ca.key, hashes.SHA256())
+    )
+    return write_pem(directory, "cluster-gateway-tls", cert, key)
+
+
+def mounted_secrets(objects: list[dict[str, Any]], root: Path, pki: GatewayPki) -> dict[str, Path]:
+    """The pod's Secret volumes laid out under `root` as the kubelet mounts them (mount path -> directory), with
+    what cert-manager would have put in each Secret: the serving certificate with the gateway's CA as `ca.crt`, the
+    internal CA, and the replicas' client certificate of that internal CA."""
+    serving = find(objects, "Certificate", "cluster-gateway-tls")["spec"]["dnsNames"]
+    cert, key = serving_certificate(pki, root, serving)
+    contents = {
+        "gateway-tls": {"tls.crt": cert, "tls.key": key, "ca.crt": pki.server_ca.path},
+        "internal-ca": {"ca.crt": pki.internal_ca.path},
+        "peer-client": {"tls.crt": pki.internal_client.cert, "tls.key": pki.internal_client.key},
+    }
+    mounts: dict[str, Path] = {}
+    for mount in container(objects, "StatefulSet", "controlplane")["volumeMounts"]:
+        if mount["name"] not in contents:
+            continue
+        directory = root / mount["name"]
+        directory.mkdir()
+        for file, source in contents[mount["name"]].items():
+            (directory / file).write_bytes(source.read_bytes())
+        mounts[mount["mountPath"]] = directory
+    return mounts
+
+
+def test_a_replica_on_postgresql_starts_with_its_rendered_environment_and_peers_can_verify_it(
+    helm_bin: Path,  # noqa: F811
+    postgres_server: Any,
+    tmp_path: Path,
+) -> None:
+    """`observer controlplane` as pod controlplane-1 of a PostgreSQL install with replicas: the rendered
+    environment (CONTROLPLANE_PEER_URL from the pod's name, the peers' CA and client certificate) passes the
+    start-up checks that refuse a replica missing them, and a peer holding the rendered client certificate and
+    CA reaches its internal API under the rendered peer host name (the serving certificate made from the rendered
+    Certificate's SANs). Only the ports, the data directory and the mounted files' directory are moved."""
+    from devservers.controlplane import controlplane_process
+    from devservers.gateway_certs import gateway_pki
+
+    objects = template(*CASES["cp-postgres"], namespace="cp")
+    dsn = postgres_server.fresh_database()
+    environment = kubelet_env(
+        container(objects, "StatefulSet", "controlplane"), pod_name="controlplane-1", secrets={("cp-db", "dsn"): dsn}
+    )
+    peer_url = environment["CONTROLPLANE_PEER_URL"]
+    assert peer_url == "https://controlplane-1.controlplane-peers.cp.svc.cluster.local:8444"
+    (tmp_path / "pki").mkdir()
+    pki = gateway_pki(tmp_path / "pki")
+    (tmp_path / "mounts").mkdir()
+    mounts = mounted_secrets(objects, tmp_path / "mounts", pki)
+    assert set(mounts) == {"/certs", "/internal-ca", "/peer-client"}
+    for name, value in environment.items():
+        for mount_path, directory in mounts.items():
+            if value.startswith(mount_path + "/"):
+                environment[name] = str(directory / value.removeprefix(mount_path + "/"))
+    gateway = {name: environment.pop(name) for name in list(environment) if name.startswith(("SERVER_", "INTERNAL_"))}
+    with controlplane_process(tmp_path / "data", db=dsn, env=environment, gateway=gateway) as running:
+        context = client_context(
+            environment["CLUSTER_GATEWAY_CA_CERT"],
+            environment["CLUSTER_GATEWAY_CLIENT_CERT"],
+            environment["CLUSTER_GATEWAY_CLIENT_KEY"],
+        )
+        host = peer_url.removeprefix("https://").rpartition(":")[0]
+        status = _status_line(context, running.internal_port, host)
+        wrong_name = ssl.SSLCertVerificationError
+        with pytest.raises(wrong_name, match="match|mismatch"):
+            _status_line(context, running.internal_port, "controlplane-1.elsewhere.cp.svc.cluster.local")
+    assert status.startswith(b"HTTP/1.1 "), status
+
+
+def _status_line(context: ssl.SSLContext, port: int, server_hostname: str) -> bytes:
+    """The first line of a GET / on 127.0.0.1:`port` over TLS, the certificate checked for `server_hostname`
+    (what a peer dialing that name checks; the name itself resolves only in the cluster)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+        with context.wrap_socket(raw, server_hostname=server_hostname) as tls:
+            tls.sendall(f"GET / HTTP/1.1\r\nHost: {server_hostname}\r\nConnection: close\r\n\r\n".encode())
+            return tls.recv(4096).split(b"\r\n", 1)[0]

@@ -127,6 +127,23 @@ CASES: dict[str, tuple[Path, dict[str, Any]]] = {
             },
         ),
     ),
+    "cp-postgres-own-certs": (
+        CONTROL,
+        merged(
+            AUTH,
+            {
+                "controlPlane": {"replicas": 2, "database": {"secretName": "cp-db"}},
+                "certManager": {"enabled": False},
+                "clusterGateway": {
+                    "tls": {
+                        "secretName": "gw-tls",
+                        "internalClientCASecretName": "gw-internal-ca",
+                        "peerClientSecretName": "gw-peer-client",
+                    }
+                },
+            },
+        ),
+    ),
     "cp-auth-off-external": (
         CONTROL,
         {
@@ -232,7 +249,7 @@ def kinds(objects: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
 
 def pod_specs(objects: list[dict[str, Any]]) -> Iterator[tuple[str, dict[str, Any]]]:
     for o in objects:
-        if o["kind"] in ("Deployment", "DaemonSet"):
+        if o["kind"] in ("Deployment", "DaemonSet", "StatefulSet"):
             yield o["metadata"]["name"], o["spec"]["template"]["spec"]
 
 
@@ -372,6 +389,18 @@ def test_defaults_need_only_the_identity_provider_or_an_explicit_auth_off(helm_b
             CONTROL,
             merged(AUTH, {"certManager": {"enabled": False}, "clusterGateway": {"tls": {"secretName": "gw"}}}),
             r"clusterGateway\.tls\.internalClientCASecretName is required",
+        ),
+        (
+            CONTROL,
+            merged(
+                AUTH,
+                {
+                    "controlPlane": {"replicas": 2, "database": {"secretName": "cp-db"}},
+                    "certManager": {"enabled": False},
+                    "clusterGateway": {"tls": {"secretName": "gw", "internalClientCASecretName": "ca"}},
+                },
+            ),
+            r"clusterGateway\.tls\.peerClientSecretName is required",
         ),
         (CONTROL, {"security": {"enabled": False}}, r"also set security\.allowUnauthenticated=true"),
     ],
@@ -727,12 +756,14 @@ def test_data_plane_variants(helm_bin: Path) -> None:
 
 def test_control_plane_on_sqlite_with_cert_manager(helm_bin: Path) -> None:
     objects = render("cp-sqlite", namespace="openchoreo-control-plane")
-    deployment = find(objects, "Deployment", "controlplane")
-    assert deployment["spec"]["replicas"] == 1 and deployment["spec"]["strategy"]["type"] == "Recreate"
-    c = container(objects, "Deployment", "controlplane")
+    workload = find(objects, "StatefulSet", "controlplane")
+    assert workload["spec"]["replicas"] == 1 and workload["spec"]["updateStrategy"]["type"] == "RollingUpdate"
+    assert workload["spec"]["serviceName"] == "controlplane-peers"
+    c = container(objects, "StatefulSet", "controlplane")
     assert c["args"] == ["controlplane"]
     variables = env(c)
     assert "CONTROLPLANE_DB" not in variables and variables["OBSERVER_DATA_DIR"] == "/data"
+    assert not {"CONTROLPLANE_PEER_URL", "CLUSTER_GATEWAY_CA_CERT", "CLUSTER_GATEWAY_CLIENT_CERT"} & set(variables)
     assert (
         variables["SERVER_CERT_PATH"] == "/certs/tls.crt"
         and variables["INTERNAL_CLIENT_CA_PATH"] == "/internal-ca/ca.crt"
@@ -740,41 +771,105 @@ def test_control_plane_on_sqlite_with_cert_manager(helm_bin: Path) -> None:
     assert variables["JWT_DISABLED"] == "false" and variables["JWKS_URL"] == JWKS
     assert c["livenessProbe"]["httpGet"] == {"path": "/health", "port": "http"}
     assert c["readinessProbe"]["httpGet"] == {"path": "/ready", "port": "http"}
-    volumes = {v["name"]: v for v in deployment["spec"]["template"]["spec"]["volumes"]}
+    volumes = {v["name"]: v for v in workload["spec"]["template"]["spec"]["volumes"]}
     assert volumes["data"]["persistentVolumeClaim"] == {"claimName": "controlplane-data"}
     assert volumes["gateway-tls"]["secret"] == {"secretName": "cluster-gateway-tls"}
     assert volumes["internal-ca"]["secret"]["secretName"] == "cluster-gateway-internal-ca"
+    assert "peer-client" not in volumes
     gateway = find(objects, "Service", "cluster-gateway")
     assert {p["name"]: p["port"] for p in gateway["spec"]["ports"]} == {"websocket": 8443, "internal-api": 8444}
     assert {p["name"]: p["port"] for p in find(objects, "Service", "openchoreo-api")["spec"]["ports"]} == {"http": 8080}
     serving = find(objects, "Certificate", "cluster-gateway-tls")["spec"]
     assert "cluster-gateway.openchoreo-control-plane.svc.cluster.local" in serving["dnsNames"]
+    assert not [name for name in serving["dnsNames"] if name.startswith("*.")], "one replica: no peer names"
     assert serving["issuerRef"]["name"] == "cluster-gateway-ca-issuer"
     assert find(objects, "Certificate", "openchoreo-cluster-gateway-ca")["spec"]["secretName"] == "cluster-gateway-ca"
+    assert [o["metadata"]["name"] for o in kinds(objects, "Certificate")] == [
+        "openchoreo-cluster-gateway-ca",
+        "cluster-gateway-tls",
+        "openchoreo-cluster-gateway-internal-ca",
+    ]
     assert kinds(objects, "ClusterRole") == [] and kinds(objects, "Role") == []
 
 
 def test_control_plane_replicas_take_the_dsn_from_a_secret(helm_bin: Path) -> None:
     objects = render("cp-postgres")
-    deployment = find(objects, "Deployment", "controlplane")
-    assert deployment["spec"]["replicas"] == 3 and deployment["spec"]["strategy"]["type"] == "RollingUpdate"
-    assert env(container(objects, "Deployment", "controlplane"))["CONTROLPLANE_DB"] == {
+    workload = find(objects, "StatefulSet", "controlplane")
+    assert workload["spec"]["replicas"] == 3 and workload["spec"]["podManagementPolicy"] == "Parallel"
+    assert env(container(objects, "StatefulSet", "controlplane"))["CONTROLPLANE_DB"] == {
         "secretKeyRef": {"name": "cp-db", "key": "dsn"}
     }
     assert kinds(objects, "PersistentVolumeClaim") == []
 
 
+def test_control_plane_replicas_reach_each_other_by_pod_name(helm_bin: Path) -> None:
+    """On PostgreSQL each replica forwards agent calls to the one holding the agent (controlplane/replicas.py):
+    its peer URL is its pod's name under the headless Service, which the serving certificate covers by wildcard;
+    it calls with a client certificate of the internal CA and verifies with the gateway's CA."""
+    objects = render("cp-postgres", namespace="cp")
+    workload = find(objects, "StatefulSet", "controlplane")
+    headless = find(objects, "Service", "controlplane-peers")["spec"]
+    assert headless["clusterIP"] == "None" and headless["publishNotReadyAddresses"] is True
+    assert headless["selector"] == workload["spec"]["selector"]["matchLabels"]
+    assert workload["spec"]["serviceName"] == "controlplane-peers"
+    c = container(objects, "StatefulSet", "controlplane")
+    names = [item["name"] for item in c["env"]]
+    assert names.index("POD_NAME") < names.index("CONTROLPLANE_PEER_URL"), "$(POD_NAME) expands only if earlier"
+    variables = env(c)
+    assert variables["POD_NAME"] == {"fieldRef": {"fieldPath": "metadata.name"}}
+    assert variables["CONTROLPLANE_PEER_URL"] == "https://$(POD_NAME).controlplane-peers.cp.svc.cluster.local:8444"
+    assert variables["CLUSTER_GATEWAY_CA_CERT"] == "/certs/ca.crt"
+    assert (variables["CLUSTER_GATEWAY_CLIENT_CERT"], variables["CLUSTER_GATEWAY_CLIENT_KEY"]) == (
+        "/peer-client/tls.crt",
+        "/peer-client/tls.key",
+    )
+    mounts = {m["name"]: m["mountPath"] for m in c["volumeMounts"]}
+    assert (mounts["gateway-tls"], mounts["peer-client"]) == ("/certs", "/peer-client")
+    volumes = {v["name"]: v for v in workload["spec"]["template"]["spec"]["volumes"]}
+    assert volumes["peer-client"]["secret"]["secretName"] == "controlplane-peer-client"
+    serving = find(objects, "Certificate", "cluster-gateway-tls")["spec"]
+    assert {"*.controlplane-peers.cp.svc", "*.controlplane-peers.cp.svc.cluster.local"} <= set(serving["dnsNames"])
+    client = find(objects, "Certificate", "controlplane-peer-client")["spec"]
+    assert client["secretName"] == "controlplane-peer-client" and client["usages"][0] == "client auth"
+    issuer = find(objects, "Issuer", client["issuerRef"]["name"])["spec"]
+    assert issuer == {"ca": {"secretName": "cluster-gateway-internal-ca"}}, "signed by the CA 8444 trusts"
+
+
+def test_control_plane_replicas_with_certificates_from_secrets(helm_bin: Path) -> None:
+    objects = render("cp-postgres-own-certs")
+    assert kinds(objects, "Certificate") == [] and kinds(objects, "Issuer") == []
+    workload = find(objects, "StatefulSet", "controlplane")
+    volumes = {v["name"]: v for v in workload["spec"]["template"]["spec"]["volumes"]}
+    assert volumes["peer-client"]["secret"]["secretName"] == "gw-peer-client"
+    assert volumes["gateway-tls"]["secret"] == {"secretName": "gw-tls"}, "ca.crt of the serving Secret verifies peers"
+    assert env(container(objects, "StatefulSet", "controlplane"))["CLUSTER_GATEWAY_CA_CERT"] == "/certs/ca.crt"
+
+
+def test_control_plane_replicas_without_internal_mtls_carry_no_client_certificate(helm_bin: Path) -> None:
+    values = merged(CASES["cp-postgres"][1], {"clusterGateway": {"internalMtls": False}})
+    objects = template(CONTROL, values, namespace="cp")
+    variables = env(container(objects, "StatefulSet", "controlplane"))
+    assert variables["CLUSTER_GATEWAY_CA_CERT"] == "/certs/ca.crt" and "CONTROLPLANE_PEER_URL" in variables
+    assert "CLUSTER_GATEWAY_CLIENT_CERT" not in variables
+    assert [o["metadata"]["name"] for o in kinds(objects, "Certificate")] == [
+        "openchoreo-cluster-gateway-ca",
+        "cluster-gateway-tls",
+    ]
+
+
 def test_control_plane_certificates_from_existing_secrets(helm_bin: Path) -> None:
     objects = render("cp-own-certs")
     assert kinds(objects, "Certificate") == [] and kinds(objects, "Issuer") == []
-    volumes = {v["name"]: v for v in find(objects, "Deployment", "controlplane")["spec"]["template"]["spec"]["volumes"]}
+    volumes = {
+        v["name"]: v for v in find(objects, "StatefulSet", "controlplane")["spec"]["template"]["spec"]["volumes"]
+    }
     assert volumes["gateway-tls"]["secret"] == {"secretName": "gw-tls"}
     assert volumes["internal-ca"]["secret"]["secretName"] == "gw-internal-ca"
 
 
 def test_control_plane_auth_off_and_external_gateway(helm_bin: Path) -> None:
     objects = render("cp-auth-off-external")
-    assert env(container(objects, "Deployment", "controlplane"))["JWT_DISABLED"] == "true"
+    assert env(container(objects, "StatefulSet", "controlplane"))["JWT_DISABLED"] == "true"
     external = find(objects, "Service", "cluster-gateway-external")
     assert external["spec"]["type"] == "NodePort"
     assert external["spec"]["ports"] == [
