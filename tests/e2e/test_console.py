@@ -314,10 +314,10 @@ def test_traces_view_lists_and_shows_a_waterfall(console: Console) -> None:
 def test_metrics_view_draws_resource_and_http_charts(console: Console) -> None:
     driver = console.driver
     _open(console, "metrics", **CART, step="1m")
-    text = _wait_text(driver, ".charts", "CPU usage", "Memory usage", "Request rate", "Latency")
+    text = _wait_text(driver, ".charts", "CPU usage", "Memory usage", "Network", "Disk", "Request rate", "Latency")
     assert "No data" not in text
     lines = driver.find_elements(By.CSS_SELECTOR, ".charts polyline")
-    assert len(lines) >= 10 and all(_attr(line, "points") for line in lines)
+    assert len(lines) >= 14 and all(_attr(line, "points") for line in lines)
     _shoot(driver, "metrics")
 
 

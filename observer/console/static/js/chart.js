@@ -61,5 +61,6 @@ export const formats = {
     return `${value.toFixed(value >= 10 || unit === 0 ? 0 : 1)} ${units[unit]}`;
   },
   rate: (v) => `${v.toFixed(v >= 10 ? 0 : 2)}/s`,
+  bytesPerSecond: (v) => `${formats.bytes(v)}/s`,
   seconds: (v) => (v >= 1 ? `${v.toFixed(2)} s` : `${(v * 1000).toFixed(0)} ms`),
 };

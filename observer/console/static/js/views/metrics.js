@@ -1,4 +1,4 @@
-// Metrics: one component's CPU and memory (the `resource` family) and its request rate, errors and latency
+// Metrics: one component's CPU, memory, network and disk (the `resource` family) and its request rate, errors and latency
 // (the `http` family), as line charts.
 import { post } from "../api.js";
 import { errorBox, field, h, section } from "../dom.js";
@@ -52,6 +52,10 @@ export function render(main, params) {
           ["cpuLimits", "limits"]]), formats.cores),
         lineChart("Memory usage", series(resource, [["memoryUsage", "usage"], ["memoryRequests", "requests"],
           ["memoryLimits", "limits"]]), formats.bytes),
+        lineChart("Network", series(resource, [["networkReceiveBytes", "receive"],
+          ["networkTransmitBytes", "transmit"]]), formats.bytesPerSecond),
+        lineChart("Disk", series(resource, [["diskReadBytes", "read"], ["diskWriteBytes", "write"]]),
+          formats.bytesPerSecond),
         lineChart("Request rate", series(http, [["requestCount", "requests"], ["successfulRequestCount",
           "successful"], ["unsuccessfulRequestCount", "errors"]]), formats.rate),
         lineChart("Latency", series(http, [["meanLatency", "mean"], ["latencyP50", "p50"], ["latencyP90", "p90"],
