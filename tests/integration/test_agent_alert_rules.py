@@ -26,9 +26,10 @@ from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 from sqlalchemy import select
 
-from agents.alert_rules import FINALIZER, GROUP, PLURAL, VERSION, ObserverApi, run_alert_rules
+from agents.alert_rules import FINALIZER, ObserverApi, run_alert_rules
 from agents.channels import CHANNEL_LABEL
 from agents.observer_client import ObserverClient
+from agents.rules import GROUP, PLURAL, VERSION
 from collectors.kubernetes.watch import api_client
 from devservers.kube import KubeServer, TcpRelay
 from devservers.kube_accounts import mint_token, write_kubeconfig

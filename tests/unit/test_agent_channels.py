@@ -10,7 +10,6 @@ from typing import Any
 import pytest
 import yaml
 
-from agents.alert_rules import rule_payload, rule_status
 from agents.channels import (
     CHANNEL_LABEL,
     ChannelDataError,
@@ -18,6 +17,7 @@ from agents.channels import (
     recipients,
     secret_values,
 )
+from agents.rules import rule_payload, rule_status
 from domain.alerting import channel_from_resource
 
 
@@ -202,7 +202,7 @@ def test_a_rule_cr_becomes_the_controllers_payload() -> None:
 
 
 def test_a_rule_without_its_uid_labels_is_refused() -> None:
-    from agents.alert_rules import RuleSpecError
+    from agents.rules import RuleSpecError
 
     broken = {**RULE, "metadata": {**RULE["metadata"], "labels": {}}}
     with pytest.raises(RuleSpecError, match="component-uid"):

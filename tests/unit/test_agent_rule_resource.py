@@ -1,4 +1,4 @@
-"""The CR the agent sends to the observer's rule-resources endpoint (agents/alert_rules.py `rule_resource`): the
+"""The CR the agent sends to the observer's rule-resources endpoint (agents/rules.py `rule_resource`): the
 rule as the control plane renders it, without the API server's bookkeeping, and one the observer's endpoint
 (observer/alerting/resource_api.py) takes with its channels, severity and description intact."""
 
@@ -12,8 +12,9 @@ import pytest
 import yaml
 from kubernetes import client as k8s
 
-from agents.alert_rules import OBSERVER_APIS, AlertRuleAgent, rule_resource
+from agents.alert_rules import OBSERVER_APIS, AlertRuleAgent
 from agents.observer_client import ObserverClient
+from agents.rules import rule_resource
 from observer.alerting.resource_api import rule_resource as accepted_rule
 from observer.errors import ApiError
 
