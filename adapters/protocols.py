@@ -12,6 +12,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Literal, Protocol, runtime_checkable
 
+from domain.audit import AuditPage, AuditQuery, AuditRecord
 from domain.model import (
     EventRecord,
     EventsQuery,
@@ -29,6 +30,8 @@ from domain.model import (
     TracesQuery,
     TraceSummary,
 )
+from domain.patterns import PatternsQuery, PatternsResult
+from domain.platform import FilterValues, FilterValuesQuery, PlatformLogsQuery
 
 #: At most this many warnings are kept per request, each at most WARNING_CHARS long (a backend's warning may
 #: quote what a remote server sent, which is input).
@@ -87,6 +90,37 @@ class LogsBackend(Protocol):
         """The exact number of log lines matching the query's scope, range, levels and phrase (limit, sort and
         cursor are ignored; no TOTAL_CAP): what a log alert rule compares with its threshold."""
         ...
+
+
+@runtime_checkable
+class PlatformLogsBackend(Protocol):
+    """Every line a backend holds, found by Kubernetes placement (domain/platform.py). Whoever serves logs
+    serves this too: it is the same store read by other keys."""
+
+    async def query_platform_logs(self, query: PlatformLogsQuery) -> Page[LogRecord]: ...
+
+    async def platform_filter_values(self, query: FilterValuesQuery[PlatformLogsQuery]) -> FilterValues:
+        """`query.query` arrives with the filter's own selection already cleared (without_own_selection)."""
+        ...
+
+
+@runtime_checkable
+class AuditBackend(Protocol):
+    """The audit trail, kept apart from application logs (domain/audit.py)."""
+
+    async def query_audit(self, query: AuditQuery) -> AuditPage: ...
+
+    async def audit_filter_values(self, query: FilterValuesQuery[AuditQuery]) -> FilterValues:
+        """`query.query` arrives with the filter's own selection already cleared."""
+        ...
+
+
+@runtime_checkable
+class PatternsBackend(Protocol):
+    """Log patterns computed where the lines live; a logs backend without it gets patterns from a bounded
+    sample of its lines, computed by the observer."""
+
+    async def query_patterns(self, query: PatternsQuery) -> PatternsResult: ...
 
 
 @runtime_checkable
@@ -167,6 +201,7 @@ class TelemetrySink(Protocol):
         events: Sequence[EventRecord] = (),
         spans: Sequence[SpanRecord] = (),
         metrics: Sequence[MetricPoint] = (),
+        audit: Sequence[AuditRecord] = (),
     ) -> WriteResult: ...
 
 

@@ -28,15 +28,19 @@ from pydantic import AliasChoices
 from pydantic_settings import BaseSettings
 
 from adapters.protocols import (
+    AuditBackend,
     EventsBackend,
     LogsBackend,
     MetricsBackend,
+    PatternsBackend,
+    PlatformLogsBackend,
     ScopeResolver,
     TelemetrySink,
     TracesBackend,
     WriteResult,
 )
 from domain.alerting import AlertFiring
+from domain.audit import AuditRecord
 from domain.model import EventRecord, Identity, LogRecord, MetricPoint, SpanRecord
 from domain.timeutil import now_ns
 
@@ -54,9 +58,11 @@ BUILTIN: dict[str, str] = {
 EXTRA_BACKENDS_ENV = "OBSERVER_BACKENDS"
 
 Signal = Literal["logs", "events", "spans", "metrics"]
-SIGNALS: frozenset[str] = frozenset({"logs", "events", "spans", "metrics"})
+SIGNALS: frozenset[str] = frozenset({"logs", "events", "spans", "metrics", "audit"})
+#: The signals whose records carry an Identity (an audit record names its actor and resource instead).
+IDENTIFIED: frozenset[str] = SIGNALS - {"audit"}
 #: Which signal a query role reads: a sink gets the signals of the roles its backend was chosen for.
-_ROLE_SIGNAL = {"logs": "logs", "events": "events", "traces": "spans", "metrics": "metrics"}
+_ROLE_SIGNAL = {"logs": "logs", "events": "events", "traces": "spans", "metrics": "metrics", "audit": "audit"}
 ROLES = ("logs", "events", "traces", "metrics", "topology", "names")
 
 Purpose = Literal["serve", "write", "admin"]
@@ -98,6 +104,9 @@ class Roles:
     so its sink must get them even when another backend keeps the traces."""
 
     logs: LogsBackend | None = None
+    platform_logs: PlatformLogsBackend | None = None  # every line by Kubernetes placement
+    audit: AuditBackend | None = None  # the audit trail (its sink takes the `audit` part of a batch)
+    patterns: PatternsBackend | None = None  # log patterns where the lines live (else sampled by the observer)
     events: EventsBackend | None = None
     traces: TracesBackend | None = None
     metrics: MetricsBackend | None = None
@@ -260,7 +269,7 @@ class Plane:
         )
         if len(destinations) == 1 and own == SIGNALS:
             return destinations[0].sink  # one backend keeps everything: no fan-out
-        return FanOutSink(destinations, owner.roles.learns if owner is not None else None, SIGNALS - own)
+        return FanOutSink(destinations, owner.roles.learns if owner is not None else None, IDENTIFIED - own)
 
     async def start(self) -> None:
         for backend in self.backends:
@@ -350,7 +359,7 @@ class FanOutSink:
     which every destination makes a no-op where it already stored it)."""
 
     def __init__(
-        self, destinations: Sequence[Destination], names: Learner | None = None, learn: frozenset[str] = SIGNALS
+        self, destinations: Sequence[Destination], names: Learner | None = None, learn: frozenset[str] = IDENTIFIED
     ):
         self.destinations = list(destinations)
         self.names = names
@@ -364,8 +373,15 @@ class FanOutSink:
         events: Sequence[EventRecord] = (),
         spans: Sequence[SpanRecord] = (),
         metrics: Sequence[MetricPoint] = (),
+        audit: Sequence[AuditRecord] = (),
     ) -> WriteResult:
-        batch: dict[str, Sequence[Any]] = {"logs": logs, "events": events, "spans": spans, "metrics": metrics}
+        batch: dict[str, Sequence[Any]] = {
+            "logs": logs,
+            "events": events,
+            "spans": spans,
+            "metrics": metrics,
+            "audit": audit,
+        }
         work: list[Awaitable[Any]] = []
         for destination in self.destinations:
             part = {signal: batch[signal] for signal in destination.signals if batch[signal]}

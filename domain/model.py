@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
+from collections.abc import Mapping
 from typing import Any, Generic, Literal, TypeVar
 
 T = TypeVar("T")
@@ -48,6 +49,18 @@ class Identity:
     container: str = ""
     workflow_run: str = ""
     task: str = ""
+    # Where it ran, in Kubernetes terms: what platform logs are found by (domain/platform.py). `labels` are the
+    # pod's own labels, sorted by key, so two identities of one pod compare equal.
+    cluster: str = ""
+    node: str = ""
+    pod_ip: str = ""
+    image: str = ""
+    labels: tuple[tuple[str, str], ...] = ()
+
+
+def sorted_labels(labels: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
+    """A pod's labels as `Identity.labels` holds them."""
+    return tuple(sorted(labels.items()))
 
 
 @dataclass(frozen=True, slots=True)

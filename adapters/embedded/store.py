@@ -98,7 +98,7 @@ class Store:
         cached = self._stream_ids.get(identity)
         if cached is not None:
             return cached
-        values = astuple(identity)
+        values = astuple(identity)[:12]  # placement columns: issue 20, embedded slice
         conn.execute(
             "INSERT OR IGNORE INTO streams (namespace, project, project_uid, component, component_uid, environment,"
             " environment_uid, pod, pod_namespace, container, workflow_run, task)"
