@@ -8,9 +8,9 @@ Scopes below the wire carry UIDs; names travel beside them only so results can b
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
-from collections.abc import Mapping
 from typing import Any, Generic, Literal, TypeVar
 
 T = TypeVar("T")

@@ -82,13 +82,16 @@ def platform_filter_value(identity: Identity, level: str, filter_name: str) -> s
     key = label_filter_key(filter_name)
     if key:
         return dict(identity.labels).get(key, "")
-    return {
+    values = {
         "clusterInstance": identity.cluster,
         "namespace": identity.pod_namespace,
         "podName": identity.pod,
         "containerName": identity.container,
         "level": level,
-    }[filter_name]
+    }
+    if filter_name not in values:
+        raise ValueError(f"unknown platform filter {filter_name!r}")
+    return values[filter_name]
 
 
 def without_own_selection(query: PlatformLogsQuery, filter_name: str) -> PlatformLogsQuery:
@@ -96,14 +99,17 @@ def without_own_selection(query: PlatformLogsQuery, filter_name: str) -> Platfor
     key = label_filter_key(filter_name)
     if key:
         return replace(query, labels=tuple(pair for pair in query.labels if pair[0] != key), cursor="")
-    cleared = {
-        "clusterInstance": "clusters",
-        "namespace": "namespaces",
-        "podName": "pods",
-        "containerName": "containers",
-        "level": "levels",
-    }[filter_name]
-    return replace(query, cursor="", **{cleared: ()})
+    if filter_name == "clusterInstance":
+        return replace(query, clusters=(), cursor="")
+    if filter_name == "namespace":
+        return replace(query, namespaces=(), cursor="")
+    if filter_name == "podName":
+        return replace(query, pods=(), cursor="")
+    if filter_name == "containerName":
+        return replace(query, containers=(), cursor="")
+    if filter_name == "level":
+        return replace(query, levels=(), cursor="")
+    raise ValueError(f"unknown platform filter {filter_name!r}")
 
 
 def matches_platform(query: PlatformLogsQuery, identity: Identity) -> bool:
