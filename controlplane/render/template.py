@@ -12,15 +12,14 @@ name the trait and field. CEL has no loops or I/O: evaluating an operator-writte
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
 
 import celpy
-from celpy import celtypes
 
+from domain.cel_values import as_text, native
 from domain.template_spans import NestedExpression, expression_spans
 
 MAX_TEMPLATE_NODES = 10_000  # a bound on the tree walk: a trait template is a handful of fields
@@ -78,7 +77,7 @@ def render_string(text: str, variables: Mapping[str, Any], path: str) -> Any:
     cursor = 0
     for start, end, expression in spans:
         parts.append(text[cursor:start])
-        parts.append(_as_text(evaluate(expression, variables, path)))
+        parts.append(as_text(evaluate(expression, variables, path)))
         cursor = end
     parts.append(text[cursor:])
     return "".join(parts)
@@ -111,7 +110,7 @@ def evaluate(expression: str, variables: Mapping[str, Any], path: str) -> Any:
         raise ExpressionError(path, expression, f"evaluation failed: {type(exc).__name__}") from None
     if isinstance(result, celpy.CELEvalError):
         raise ExpressionError(path, expression, _reason(result))
-    return _native(result)
+    return native(result)
 
 
 def _reason(exc: celpy.CELEvalError) -> str:
@@ -143,37 +142,6 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_jsonable(v) for v in value]
     return value
-
-
-def _native(value: Any) -> Any:
-    """CEL values as plain Python (bool first: CEL's BoolType is an int)."""
-    if value is None:
-        return None
-    if isinstance(value, bool | celtypes.BoolType):
-        return bool(value)
-    if isinstance(value, int):
-        return int(value)
-    if isinstance(value, float):
-        return float(value)
-    if isinstance(value, str):
-        return str(value)
-    if isinstance(value, Mapping):
-        return {str(_native(k)): _native(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_native(item) for item in value]
-    return str(value)
-
-
-def _as_text(value: Any) -> str:
-    if isinstance(value, str):
-        return value
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if value is None:
-        return "null"
-    if isinstance(value, int | float):
-        return str(value)
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
 def _clip(text: str, limit: int = 120) -> str:

@@ -33,19 +33,17 @@ evaluates Python: CEL has no loops or I/O, and the expressions come from the cha
 
 from __future__ import annotations
 
-import base64
-import datetime
 import json
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
-from decimal import Decimal
 from functools import lru_cache
 from typing import Any
 
 import celpy
 from celpy import celtypes
 
+from domain.cel_values import as_text, native
 from domain.template_spans import NestedExpression, expression_spans
 from observer.alerting.details import AlertDetails
 
@@ -100,7 +98,7 @@ def render_text(template: str, details: AlertDetails) -> Rendered:
     """A subject or body: every `${...}` replaced by its value as text."""
     problems: list[str] = []
     value = _render_string(template, _activation(details), problems)
-    return Rendered(value if isinstance(value, str) else _as_text(value), tuple(problems))
+    return Rendered(value if isinstance(value, str) else as_text(value), tuple(problems))
 
 
 def render_json(template: str, details: AlertDetails) -> Rendered:
@@ -151,7 +149,7 @@ def _render_string(text: str, activation: dict[str, Any], problems: list[str]) -
     for start, end, expression in spans:
         parts.append(text[cursor:start])
         ok, value = _evaluate(expression, activation, problems)
-        parts.append(_as_text(value) if ok else text[start:end])
+        parts.append(as_text(value) if ok else text[start:end])
         cursor = end
     parts.append(text[cursor:])
     return "".join(parts)
@@ -168,7 +166,7 @@ def find_expressions(text: str) -> list[tuple[int, int, str]]:
 
 def _evaluate(expression: str, activation: dict[str, Any], problems: list[str]) -> tuple[bool, Any]:
     try:
-        return True, _native(_program(expression.strip()).evaluate(activation))
+        return True, native(_program(expression.strip()).evaluate(activation))
     except celpy.CELParseError as exc:
         problems.append(f"expression {_clip(expression)!r} does not parse: {' '.join(str(exc.args[0]).split())}")
     except celpy.CELEvalError as exc:
@@ -250,65 +248,6 @@ _FUNCTIONS: dict[str, Callable[..., Any]] = {
     "substring": _substring,
     "indexOf": _index_of,
 }
-
-
-# ----------------------------------------------------------------------------------------------- values
-
-
-def _native(value: Any) -> Any:
-    """CEL values as plain Python (bool before int: CEL's BoolType is an int)."""
-    if value is None or isinstance(value, bool | celtypes.BoolType):
-        return None if value is None else bool(value)
-    if isinstance(value, int):
-        return int(value)
-    if isinstance(value, float):
-        return float(value)
-    if isinstance(value, str):
-        return str(value)
-    if isinstance(value, bytes):
-        return base64.b64encode(value).decode()  # Go's json.Marshal of []byte
-    if isinstance(value, datetime.datetime):
-        return value.astimezone(datetime.UTC).isoformat().replace("+00:00", "Z")
-    if isinstance(value, datetime.timedelta):
-        return f"{value.total_seconds():g}s"
-    if isinstance(value, Mapping):
-        return {str(_native(k)): _native(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_native(item) for item in value]
-    return str(value)
-
-
-def _as_text(value: Any) -> str:
-    if isinstance(value, str):
-        return value
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        return go_g(value)
-    if value is None:
-        return "null"
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-
-
-def go_g(value: float) -> str:
-    """Go's `%g` for a float64 (what upstream's engine interpolates): the shortest digits that read back, in
-    exponent form when the decimal exponent is < -4 or >= 6 (so 123456 but 1.234567e+06, 1e-05)."""
-    if value != value:
-        return "NaN"
-    if value in (float("inf"), float("-inf")):
-        return "+Inf" if value > 0 else "-Inf"
-    if value == 0:
-        return "-0" if str(value).startswith("-") else "0"
-    sign, digits, exponent = Decimal(repr(value)).normalize().as_tuple()
-    text = "".join(map(str, digits))
-    decimal_exponent = len(text) + int(exponent) - 1
-    prefix = "-" if sign else ""
-    if decimal_exponent < -4 or decimal_exponent >= 6:
-        mantissa = text[0] + ("." + text[1:] if len(text) > 1 else "")
-        return f"{prefix}{mantissa}e{'-' if decimal_exponent < 0 else '+'}{abs(decimal_exponent):02d}"
-    return prefix + format(Decimal(repr(abs(value))).normalize(), "f")
 
 
 def _clip(text: str, limit: int = 80) -> str:
