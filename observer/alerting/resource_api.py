@@ -84,21 +84,42 @@ def _checked_name(value: str, what: str) -> str:
     return value
 
 
+def _checked_path(namespace: str, name: str) -> None:
+    _checked_path(namespace, name)
+
+
+async def _body(request: Request) -> Any:
+    """The request's JSON body, or 400 INVALID_REQUEST_BODY."""
+    try:
+        return bodies.decode(await request.body())
+    except bodies.BodyError as exc:
+        raise ApiError(400, f"invalid request body: {exc}", "INVALID_REQUEST_BODY") from None
+
+
+def _checked_header(
+    doc: dict[str, Any], kind: str, namespace: str, name: str, *, prefix: str = "", optional: bool = False
+) -> dict[str, Any]:
+    """The document's metadata, once its kind and apiVersion are the resource's and its metadata names the object
+    of the path (400 VALIDATION_ERROR otherwise). `optional`: a field left out stands for the expected value."""
+    for field, expected in (("kind", kind), ("apiVersion", API_VERSION)):
+        if doc.get(field, expected if optional else "") != expected:
+            raise _invalid(f'{prefix}{field} must be {expected}, not "{shown(str(doc.get(field, "")))}"')
+    metadata = doc.get("metadata", {} if optional else None)
+    if not isinstance(metadata, dict):
+        raise _invalid(f"{prefix}metadata must be an object")
+    for field, expected in (("name", name), ("namespace", namespace)):
+        if metadata.get(field, expected if optional else "") != expected:
+            raise _invalid(
+                f'{prefix}metadata.{field} "{shown(str(metadata.get(field, "")))}" does not match "{shown(expected)}"'
+                " in the path"
+            )
+    return metadata
+
+
 def channel_document(namespace: str, name: str, doc: dict[str, Any]) -> dict[str, Any]:
     """The document as stored: kind and apiVersion, when given, must be the channel's, and metadata must name the
     channel of the path (filled in when absent); the spec must be a valid channel (400 VALIDATION_ERROR)."""
-    for field, expected in (("kind", CHANNEL_KIND), ("apiVersion", API_VERSION)):
-        if doc.get(field, expected) != expected:
-            raise _invalid(f"channel.{field} must be {expected}, not {shown(str(doc.get(field)))}")
-    metadata = doc.get("metadata", {})
-    if not isinstance(metadata, dict):
-        raise _invalid("channel.metadata must be an object")
-    for field, expected in (("name", name), ("namespace", namespace)):
-        if metadata.get(field, expected) != expected:
-            raise _invalid(
-                f'channel.metadata.{field} "{shown(str(metadata.get(field)))}" does not match "{shown(expected)}" '
-                "in the path"
-            )
+    metadata = _checked_header(doc, CHANNEL_KIND, namespace, name, prefix="channel.", optional=True)
     document = {**doc, "apiVersion": API_VERSION, "kind": CHANNEL_KIND}
     document["metadata"] = {**metadata, "name": name, "namespace": namespace}
     try:
@@ -116,10 +137,10 @@ def channel_document(namespace: str, name: str, doc: dict[str, Any]) -> dict[str
 )
 async def put_channel(namespace: str, name: str, request: Request) -> FastJSONResponse:
     """Stores the channel and its Secret, the Secret first, so a stored channel never names values not there."""
-    _checked_name(namespace, "namespace")
-    _checked_name(name, "name")
+    _checked_path(namespace, name)
+    raw = await _body(request)
     try:
-        body: ChannelPut = bodies.bind(bodies.decode(await request.body()), ChannelPut)
+        body: ChannelPut = bodies.bind(raw, ChannelPut)
     except bodies.BodyError as exc:
         raise ApiError(400, f"invalid request body: {exc}", "INVALID_REQUEST_BODY") from None
     document = channel_document(namespace, name, body.channel)
@@ -137,8 +158,7 @@ async def put_channel(namespace: str, name: str, request: Request) -> FastJSONRe
 )
 async def delete_channel(namespace: str, name: str, request: Request) -> FastJSONResponse:
     """Removes the channel and empties its Secret; a channel not there is already gone (`unchanged`)."""
-    _checked_name(namespace, "namespace")
-    _checked_name(name, "name")
+    _checked_path(namespace, name)
     store = _store(request)
     existing = await store.channel(namespace, name)
     if existing is None or existing.namespace != namespace:
@@ -164,18 +184,7 @@ def rule_resource(namespace: str, name: str, doc: Any) -> AlertRule:
             f'invalid request body: unknown field "{shown(unknown[0])}" (allowed: {", ".join(sorted(_CR_FIELDS))})',
             "INVALID_REQUEST_BODY",
         )
-    for field, expected in (("kind", RULE_KIND), ("apiVersion", API_VERSION)):
-        if doc.get(field) != expected:
-            raise _invalid(f'{field} must be {expected}, not "{shown(str(doc.get(field, "")))}"')
-    metadata = doc.get("metadata")
-    if not isinstance(metadata, dict):
-        raise _invalid("metadata must be an object")
-    for field, expected in (("name", name), ("namespace", namespace)):
-        if metadata.get(field) != expected:
-            raise _invalid(
-                f'metadata.{field} "{shown(str(metadata.get(field, "")))}" does not match "{shown(expected)}" in the '
-                "path"
-            )
+    _checked_header(doc, RULE_KIND, namespace, name)
     try:
         return rule_from_resource(doc, namespace)
     except InvalidResource as exc:
@@ -191,13 +200,8 @@ def rule_resource(namespace: str, name: str, doc: Any) -> AlertRule:
 async def put_rule_resource(namespace: str, name: str, request: Request) -> FastJSONResponse:
     """Stores the CR (its status kept as the observer has it) and reconciles it now; the answer is the rule API's
     AlertingRuleSyncResponse, `action` created (201), updated or unchanged (200)."""
-    _checked_name(namespace, "namespace")
-    _checked_name(name, "name")
-    try:
-        doc = bodies.decode(await request.body())
-    except bodies.BodyError as exc:
-        raise ApiError(400, f"invalid request body: {exc}", "INVALID_REQUEST_BODY") from None
-    rule = rule_resource(namespace, name, doc)
+    _checked_path(namespace, name)
+    rule = rule_resource(namespace, name, await _body(request))
     store = _store(request)
     before = await store.get_rule(namespace, name)
     stored = await store.put_rule(rule)
@@ -218,8 +222,7 @@ async def put_rule_resource(namespace: str, name: str, request: Request) -> Fast
 async def delete_rule_resource(namespace: str, name: str, request: Request) -> FastJSONResponse:
     """Removes the rule from the store and its backend now (AlertingRuleSyncResponse, action deleted); a rule not
     there is a 404 NOT_FOUND, which the agent takes as done."""
-    _checked_name(namespace, "namespace")
-    _checked_name(name, "name")
+    _checked_path(namespace, name)
     store = _store(request)
     if not await store.delete_rule(namespace, name):
         raise ApiError(404, f"alert rule {shown(namespace)}/{shown(name)} not found", "NOT_FOUND")
