@@ -46,16 +46,14 @@ import aiohttp
 
 from agents.kube import KubeTarget, from_kubeconfig
 from bench.harness import process_cpu_s, report
+from bench.plane_rig import connected_plane
 from controlplane.proxy_client import PlaneClient, PlaneRef, Transport
 from controlplane.reconcile.loop import Reconciler
 from controlplane.reconcile.releases import RELEASE_KINDS, Target, plan_release, sync_target
 from controlplane.render.labels import LABEL_MANAGED_BY, RELEASE_CONTROLLER, TARGET_DATAPLANE
 from controlplane.store import Store
-from devservers.agent import agent_up
-from devservers.gateway_certs import DictTrust, ca_pem, gateway_rig, issue
-from devservers.kube import KubeServer, start_kube
-from devservers.kube_accounts import agent_account
-from devservers.tls_proxy import make_ca
+from devservers.gateway_certs import ca_pem
+from devservers.kube import KubeServer
 from tunnel.frames import TunnelRequest, TunnelResponse
 
 API = "openchoreo.dev/v1alpha1"
@@ -321,58 +319,31 @@ async def _reconcile_pass(
 
 
 async def _measure(workdir: Path, components: int) -> dict[str, Any]:
-    kube = start_kube(workdir / "kube")
-    try:
-        account = agent_account(kube, workdir / "account", PLANE[0])
-        widen_services(kube)
-        plane_ca = make_ca(workdir, "bench-plane-ca")
-        agent_cert = issue(plane_ca, workdir, "bench-agent", client=True)
-        trust = DictTrust()
-        trust.set(*PLANE, CR_KEY, plane_ca)
+    async with connected_plane(workdir, PLANE, CR_KEY, wait_s=WAIT_S, prepare=widen_services) as plane:
         store = Store(f"sqlite:///{workdir / 'cp.db'}")
         started = time.perf_counter()
-        await asyncio.to_thread(build_world, store, components, ca_pem(plane_ca))
+        await asyncio.to_thread(build_world, store, components, ca_pem(plane.plane_ca))
         figures: dict[str, Any] = {"bindings": components, "world_build_s": round(time.perf_counter() - started, 1)}
         targets = await asyncio.to_thread(render, store)
-        (workdir / "gateway").mkdir()
-        target = from_kubeconfig(account.kubeconfig)
-        async with (
-            gateway_rig(workdir / "gateway", trust, proxy_timeout=WAIT_S) as rig,
-            aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=CONCURRENCY * 2, ssl=target.tls)) as session,
-        ):
-            with agent_up(
-                workdir / "agent",
-                plane_type=PLANE[0],
-                plane_id=PLANE[1],
-                server_url=f"wss://127.0.0.1:{rig.listeners.agent_port}/ws",
-                client_cert=agent_cert.cert,
-                client_key=agent_cert.key,
-                server_ca=rig.pki.server_ca.path,
-                kubeconfig=account.kubeconfig,
-            ) as agent:
-                async with asyncio.timeout(WAIT_S):
-                    while not rig.gateway.status(*PLANE).connected:
-                        await asyncio.sleep(0.05)
-                tunnel = Counted(rig.gateway)
-                reconciler = Reconciler(store, tunnel, concurrency=CONCURRENCY, timeout_s=WAIT_S)
-                direct = DirectTransport(target, session)
-                pid = agent.process.pid
-                await warm_up(direct)
-                await warm_up(tunnel)
-                with _timed(figures, "direct_first", lambda: direct.calls):
-                    await direct_pass(direct, targets)
-                figures["cleanup_deleted"] = await cleanup(direct)
-                await _reconcile_pass(figures, "reconcile_first", reconciler, tunnel, pid)
-                with _timed(figures, "direct_settled", lambda: direct.calls):
-                    await direct_pass(direct, targets)
-                untunnelled = Reconciler(store, direct, concurrency=CONCURRENCY, timeout_s=WAIT_S)
-                await _reconcile_pass(figures, "untunnelled_settled", untunnelled, direct, None)
-                await _reconcile_pass(figures, "reconcile_settled", reconciler, tunnel, pid)
-                await asyncio.to_thread(agent.stop)  # off the loop, so the gateway answers the agent's close
+        target = from_kubeconfig(plane.kubeconfig)
+        connector = aiohttp.TCPConnector(limit=CONCURRENCY * 2, ssl=target.tls)
+        async with aiohttp.ClientSession(connector=connector) as session:
+            tunnel = Counted(plane.gateway.gateway)
+            reconciler = Reconciler(store, tunnel, concurrency=CONCURRENCY, timeout_s=WAIT_S)
+            direct = DirectTransport(target, session)
+            await warm_up(direct)
+            await warm_up(tunnel)
+            with _timed(figures, "direct_first", lambda: direct.calls):
+                await direct_pass(direct, targets)
+            figures["cleanup_deleted"] = await cleanup(direct)
+            await _reconcile_pass(figures, "reconcile_first", reconciler, tunnel, plane.agent_pid)
+            with _timed(figures, "direct_settled", lambda: direct.calls):
+                await direct_pass(direct, targets)
+            untunnelled = Reconciler(store, direct, concurrency=CONCURRENCY, timeout_s=WAIT_S)
+            await _reconcile_pass(figures, "untunnelled_settled", untunnelled, direct, None)
+            await _reconcile_pass(figures, "reconcile_settled", reconciler, tunnel, plane.agent_pid)
         store.close()
         return figures
-    finally:
-        kube.stop()
 
 
 def _side_rows(label: str, side: dict[str, Any], base: dict[str, Any], n: int) -> list[tuple[str, str, str]]:

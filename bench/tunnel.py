@@ -35,12 +35,9 @@ import aiohttp
 
 from agents.kube import from_kubeconfig
 from bench.harness import latencies, percentile, process_cpu_s, report
+from bench.plane_rig import connected_plane
 from controlplane.gateway.service import Gateway
-from devservers.agent import agent_up
-from devservers.gateway_certs import DictTrust, GatewayRig, gateway_rig, issue
-from devservers.kube import start_kube
-from devservers.kube_accounts import agent_account
-from devservers.tls_proxy import make_ca
+from devservers.gateway_certs import GatewayRig
 from tunnel.frames import TunnelRequest
 from tunnel.tls import client_context
 
@@ -220,48 +217,24 @@ class Meter:
 
 
 async def _measure(workdir: Path, repeat: int) -> dict[str, Any]:
-    kube = start_kube(workdir / "kube")
-    try:
-        account = agent_account(kube, workdir / "account", PLANE[0])
-        plane_ca = make_ca(workdir, "bench-plane-ca")
-        agent_cert = issue(plane_ca, workdir, "bench-agent", client=True)
-        trust = DictTrust()
-        trust.set(*PLANE, CR_KEY, plane_ca)
-        (workdir / "gateway").mkdir()
-        async with gateway_rig(workdir / "gateway", trust, proxy_timeout=WAIT_S) as rig:
-            with agent_up(
-                workdir / "agent",
-                plane_type=PLANE[0],
-                plane_id=PLANE[1],
-                server_url=f"wss://127.0.0.1:{rig.listeners.agent_port}/ws",
-                client_cert=agent_cert.cert,
-                client_key=agent_cert.key,
-                server_ca=rig.pki.server_ca.path,
-                kubeconfig=account.kubeconfig,
-            ) as agent:
-                async with asyncio.timeout(WAIT_S):
-                    while not rig.gateway.status(*PLANE).connected:
-                        await asyncio.sleep(0.05)
-                caller = await Caller.start(account.kubeconfig, rig)
-                try:
-                    meter = Meter(
-                        {"direct": caller.side("direct"), "proxy": caller.side("proxy"), "send": _send(rig.gateway)}
-                    )
-                    agent_cpu = process_cpu_s(agent.process.pid)
-                    figures: dict[str, Any] = {
-                        "requests_per_side": repeat,
-                        "serial": await meter.serial(repeat),
-                        "concurrent": await meter.concurrent(repeat * 4),
-                    }
-                    agent_cpu = process_cpu_s(agent.process.pid) - agent_cpu
-                finally:
-                    await caller.close()
-                figures["agent_cpu_ms_per_tunnelled_request"] = round(agent_cpu * 1000 / meter.tunnelled, 3)
-                figures["gateway_cpu_ms_per_proxied_request"] = round(meter.gateway_cpu_s * 1000 / meter.proxied, 3)
-                await asyncio.to_thread(agent.stop)  # off the loop, so the gateway answers the agent's close
-                return figures
-    finally:
-        kube.stop()
+    async with connected_plane(workdir, PLANE, CR_KEY, wait_s=WAIT_S) as plane:
+        caller = await Caller.start(plane.kubeconfig, plane.gateway)
+        try:
+            meter = Meter(
+                {"direct": caller.side("direct"), "proxy": caller.side("proxy"), "send": _send(plane.gateway.gateway)}
+            )
+            agent_cpu = process_cpu_s(plane.agent_pid)
+            figures: dict[str, Any] = {
+                "requests_per_side": repeat,
+                "serial": await meter.serial(repeat),
+                "concurrent": await meter.concurrent(repeat * 4),
+            }
+            agent_cpu = process_cpu_s(plane.agent_pid) - agent_cpu
+        finally:
+            await caller.close()
+        figures["agent_cpu_ms_per_tunnelled_request"] = round(agent_cpu * 1000 / meter.tunnelled, 3)
+        figures["gateway_cpu_ms_per_proxied_request"] = round(meter.gateway_cpu_s * 1000 / meter.proxied, 3)
+        return figures
 
 
 def _send(gateway: Gateway) -> Batch:
