@@ -9,7 +9,7 @@ the binding removes what it put there (finalizer-free), and the shared Namespace
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator
 from contextlib import AbstractContextManager, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,16 +19,17 @@ import pytest
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
-from controlplane.discovery import plane_for
 from controlplane.gateway.server import Listeners, start
 from controlplane.gateway.service import Gateway
+from controlplane.planes import StoreTrust
 from controlplane.reconcile.loop import Reconciler
-from controlplane.reconcile.planes import Backoff, plane_ref
+from controlplane.reconcile.planes import Backoff
 from controlplane.render.labels import LABEL_MANAGED_BY, LABEL_RELEASE_UID, RELEASE_CONTROLLER, RenderedRelease
 from controlplane.store import Store
 from devservers.agent import Agent, agent_up
 from devservers.kube import KubeServer
 from devservers.kube_accounts import AgentAccount, agent_account
+from devservers.planes import until
 from devservers.tls_proxy import make_ca
 from domain.model import LABEL_COMPONENT, LABEL_COMPONENT_UID, LABEL_ENVIRONMENT, LABEL_PROJECT
 from tests.unit.test_cp_reconcile_fixtures import BINDING, DP_NAMESPACE, conditions, world
@@ -38,39 +39,9 @@ WAIT_S = 60.0
 COMPONENT = "demo-app-http-service"
 
 
-class StoreTrust:
-    """The gateway's trust seam read from the store: each plane CR's inline client CA."""
-
-    def __init__(self, store: Store) -> None:
-        self.store = store
-
-    async def client_cas(self, plane_type: str, plane_id: str) -> Mapping[str, list[str]]:
-        documents = await asyncio.to_thread(plane_for, self.store, plane_type, plane_id)
-        out: dict[str, list[str]] = {}
-        for document in documents:
-            value = (((document.get("spec") or {}).get("clusterAgent") or {}).get("clientCA") or {}).get("value")
-            if value:
-                out[plane_ref(document).cr_key] = [str(value)]
-        return out
-
-
 @pytest.fixture(scope="module")
 def account(kube_api: KubeServer, tmp_path_factory: pytest.TempPathFactory) -> AgentAccount:
     return agent_account(kube_api, tmp_path_factory.mktemp("reconcile-dp"), "dataplane")
-
-
-async def eventually(check: Callable[[], Any], what: str | Callable[[], str]) -> Any:
-    """Poll `check` (in a thread: it may block on the kube client) until it returns something truthy; on timeout
-    fail with `what` (a callable is asked then, so the message can show the state at that moment)."""
-    try:
-        async with asyncio.timeout(WAIT_S):
-            while True:
-                found = await asyncio.to_thread(check)
-                if found:
-                    return found
-                await asyncio.sleep(0.1)
-    except TimeoutError:
-        raise AssertionError(what() if callable(what) else what) from None
 
 
 @dataclass
@@ -161,7 +132,7 @@ async def test_the_sample_reaches_the_data_plane_and_its_status_comes_back(chain
 
 
 async def _walk_through(store: Store, apps: k8s.AppsV1Api, core: k8s.CoreV1Api) -> None:
-    deployment = await eventually(lambda: _deployment(apps), "the Deployment never appeared")
+    deployment = await until(lambda: _deployment(apps), "the Deployment never appeared")
     binding = store.get("ReleaseBinding", *BINDING)
     component = store.get("Component", "default", COMPONENT)
     assert binding is not None and component is not None
@@ -172,11 +143,11 @@ async def _walk_through(store: Store, apps: k8s.AppsV1Api, core: k8s.CoreV1Api) 
     assert labels[LABEL_MANAGED_BY] == RELEASE_CONTROLLER
     assert labels[LABEL_RELEASE_UID] == RenderedRelease.of(binding, "dataplane").uid
     assert deployment.spec.replicas == 2
-    service = await eventually(lambda: _service(core), "the Service never appeared")
+    service = await until(lambda: _service(core), "the Service never appeared")
     assert service.metadata.labels[LABEL_COMPONENT_UID] == component["metadata"]["uid"]
     assert [port.port for port in service.spec.ports] == [9090]
 
-    await eventually(
+    await until(
         lambda: conditions(store).get("ResourcesApplied", {}).get("reason") == "Applied",
         "ResourcesApplied never became True",
     )
@@ -197,21 +168,19 @@ async def _walk_through(store: Store, apps: k8s.AppsV1Api, core: k8s.CoreV1Api) 
             }
         },
     )
-    await eventually(
-        lambda: conditions(store).get("Ready", {}).get("status") == "True", "the binding never became Ready"
-    )
+    await until(lambda: conditions(store).get("Ready", {}).get("status") == "True", "the binding never became Ready")
     assert conditions(store)["Available"]["message"] == "2/2 replicas available"
 
     uid = current.metadata.uid
     apps.delete_namespaced_deployment(COMPONENT, DP_NAMESPACE)
-    restored = await eventually(
+    restored = await until(
         lambda: (d := _deployment(apps)) is not None and d.metadata.uid != uid and d,
         "the hand-deleted Deployment was not restored",
     )
     assert restored.metadata.labels[LABEL_MANAGED_BY] == RELEASE_CONTROLLER
 
     store.delete("ReleaseBinding", *BINDING)
-    await eventually(
+    await until(
         lambda: _deployment(apps) is None and _service(core) is None,
         "deleting the binding did not remove its Deployment and Service",
     )
@@ -229,19 +198,19 @@ async def test_a_plane_without_its_agent_is_disconnected_until_the_agent_dials_i
     )
     chain.listeners.gateway.on_change = reconciler.plane_changed
     async with running(reconciler):
-        await eventually(
+        await until(
             lambda: conditions(chain.store).get("ResourcesApplied", {}).get("reason") == "PlaneDisconnected",
             "the binding never reported PlaneDisconnected",
         )
         message = conditions(chain.store)["ResourcesApplied"]["message"]
         assert message == "dataplane/default (CR /default) is not connected; retrying"
         with chain.agent():
-            await eventually(
+            await until(
                 lambda: conditions(chain.store).get("ResourcesApplied", {}).get("reason") == "Applied",
                 "the binding did not recover when the agent connected",
             )
             assert _deployment(apps) is not None
-        await eventually(  # the agent stopped: the gateway's hook makes the next pass see the plane gone
+        await until(  # the agent stopped: the gateway's hook makes the next pass see the plane gone
             lambda: conditions(chain.store).get("ResourcesApplied", {}).get("reason") == "PlaneDisconnected",
             "the binding did not notice the agent leaving",
         )
@@ -250,4 +219,4 @@ async def test_a_plane_without_its_agent_is_disconnected_until_the_agent_dials_i
         reconciler = Reconciler(chain.store, chain.listeners.gateway, resync_s=3600, poll_s=0.05)
         chain.listeners.gateway.on_change = reconciler.plane_changed
         async with running(reconciler):
-            await eventually(lambda: _deployment(apps) is None, "the binding's Deployment was not swept")
+            await until(lambda: _deployment(apps) is None, "the binding's Deployment was not swept")

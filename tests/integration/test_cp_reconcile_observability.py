@@ -11,7 +11,7 @@ import asyncio
 import base64
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ from kubernetes.client.exceptions import ApiException
 
 from controlplane.gateway.server import start
 from controlplane.gateway.service import Gateway
+from controlplane.planes import StoreTrust
 from controlplane.reconcile.loop import Reconciler
 from controlplane.render.labels import (
     CHANNEL_CONTROLLER,
@@ -34,9 +35,9 @@ from controlplane.store import Store
 from devservers.agent import agent_up
 from devservers.kube import KubeServer
 from devservers.kube_accounts import AgentAccount, agent_account
+from devservers.planes import read_or_none, until
 from devservers.tls_proxy import make_ca
 from domain.model import LABEL_COMPONENT
-from tests.integration.test_cp_reconcile_dataplane import StoreTrust
 from tests.unit.test_cp_reconcile_fixtures import conditions, world
 from tests.unit.test_cp_reconcile_planes import TOKEN_REF, alert_trait, channel, secret
 from tunnel.tls import gateway_server_context, internal_server_context
@@ -71,32 +72,9 @@ def account(kube_api: KubeServer, tmp_path_factory: pytest.TempPathFactory) -> A
     return agent_account(kube_api, tmp_path_factory.mktemp("reconcile-obs"), "observabilityplane")
 
 
-async def eventually(check: Callable[[], Any], what: str | Callable[[], str]) -> Any:
-    """Poll `check` (in a thread: it may block on the kube client) until it returns something truthy; on timeout
-    fail with `what` (a callable is asked then, so the message can show the state at that moment)."""
-    try:
-        async with asyncio.timeout(WAIT_S):
-            while True:
-                found = await asyncio.to_thread(check)
-                if found:
-                    return found
-                await asyncio.sleep(0.1)
-    except TimeoutError:
-        raise AssertionError(what() if callable(what) else what) from None
-
-
 def _rules(api: k8s.ApiClient, namespace: str) -> list[dict[str, Any]]:
     found: Any = k8s.CustomObjectsApi(api).list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL)
     return list(found["items"])
-
-
-def _read(call: Callable[..., Any], *args: Any) -> Any:
-    try:
-        return call(*args)
-    except ApiException as exc:
-        if exc.status == 404:
-            return None
-        raise
 
 
 @pytest.fixture
@@ -153,25 +131,25 @@ async def test_rules_and_channels_reach_the_observability_plane_and_leave_it(
             kubeconfig=account.kubeconfig,
             extra_args=("--observer-url", ""),  # no alert-rule controller (and no finalizers): only the tunnel
         ):
-            (rule,) = await eventually(lambda: _rules(api, namespace), "no ObservabilityAlertRule appeared")
+            (rule,) = await until(lambda: _rules(api, namespace), "no ObservabilityAlertRule appeared")
             assert rule["metadata"]["labels"][LABEL_MANAGED_BY] == RELEASE_CONTROLLER
             assert rule["metadata"]["labels"][LABEL_COMPONENT] == COMPONENT
             assert rule["spec"]["name"] == alert_trait()["instanceName"]
 
-            configmap = await eventually(
-                lambda: _read(core.read_namespaced_config_map, "hooks-dev", namespace),
+            configmap = await until(
+                lambda: read_or_none(core.read_namespaced_config_map, "hooks-dev", namespace),
                 lambda: f"no channel ConfigMap: {reconciler.channel_results}",
             )
             assert configmap.data["webhook.url"] == "http://receiver:9000/hook"
             assert configmap.metadata.labels[LABEL_APP_MANAGED_BY] == CHANNEL_CONTROLLER
             assert configmap.metadata.labels[LABEL_NOTIFICATION_CHANNEL] == "hooks-dev"
-            stored: Any = await eventually(
-                lambda: _read(core.read_namespaced_secret, "hooks-dev", namespace), "no channel Secret"
+            stored: Any = await until(
+                lambda: read_or_none(core.read_namespaced_secret, "hooks-dev", namespace), "no channel Secret"
             )
             assert base64.b64decode(stored.data["webhook.header.Authorization"]) == b"t0k3n"
 
             # the data plane has no agent here: the binding says which plane is missing
-            applied = await eventually(
+            applied = await until(
                 lambda: conditions(store, namespace, BINDING_NAME).get("ResourcesApplied"), "no status"
             )
             assert applied["reason"] == "PlaneDisconnected" and "dataplane/default" in applied["message"]
@@ -180,16 +158,16 @@ async def test_rules_and_channels_reach_the_observability_plane_and_leave_it(
             assert current is not None
             current["spec"]["traits"] = []
             store.replace(current)
-            await eventually(
+            await until(
                 lambda: not _rules(api, namespace),
                 lambda: f"the rule of the removed trait was not pruned: {_rules(api, namespace)}",
             )
 
             store.delete("ObservabilityAlertsNotificationChannel", namespace, "hooks-dev")
-            await eventually(
+            await until(
                 lambda: (
-                    _read(core.read_namespaced_config_map, "hooks-dev", namespace) is None
-                    and _read(core.read_namespaced_secret, "hooks-dev", namespace) is None
+                    read_or_none(core.read_namespaced_config_map, "hooks-dev", namespace) is None
+                    and read_or_none(core.read_namespaced_secret, "hooks-dev", namespace) is None
                 ),
                 "the deleted channel's ConfigMap and Secret were not swept",
             )
