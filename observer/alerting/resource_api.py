@@ -85,7 +85,8 @@ def _checked_name(value: str, what: str) -> str:
 
 
 def _checked_path(namespace: str, name: str) -> None:
-    _checked_path(namespace, name)
+    _checked_name(namespace, "namespace")
+    _checked_name(name, "name")
 
 
 async def _body(request: Request) -> Any:
