@@ -7,10 +7,12 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from adapters.embedded import logs, metrics, topology, traces
+from adapters.embedded import audit as audit_log
+from adapters.embedded import logs, metrics, platform, topology, traces
 from adapters.embedded.registry import EmbeddedRegistry
 from adapters.embedded.store import Store
 from adapters.protocols import WriteResult
+from domain.audit import AuditPage, AuditQuery, AuditRecord
 from domain.model import (
     EventRecord,
     EventsQuery,
@@ -28,6 +30,7 @@ from domain.model import (
     TracesQuery,
     TraceSummary,
 )
+from domain.platform import FilterValues, FilterValuesQuery, PlatformLogsQuery
 from domain.timeutil import now_ns
 
 #: Rows deleted per transaction by retention, so ingest and queries are never blocked for long.
@@ -47,6 +50,18 @@ class EmbeddedBackend:
 
     async def count_logs(self, query: LogsQuery) -> int:
         return await self.store.read(lambda conn: logs.count_logs(conn, query))
+
+    async def query_platform_logs(self, query: PlatformLogsQuery) -> Page[LogRecord]:
+        return await self.store.read(lambda conn: platform.query_platform_logs(conn, query))
+
+    async def platform_filter_values(self, query: FilterValuesQuery[PlatformLogsQuery]) -> FilterValues:
+        return await self.store.read(lambda conn: platform.platform_filter_values(conn, query))
+
+    async def query_audit(self, query: AuditQuery) -> AuditPage:
+        return await self.store.read(lambda conn: audit_log.query_audit(conn, query))
+
+    async def audit_filter_values(self, query: FilterValuesQuery[AuditQuery]) -> FilterValues:
+        return await self.store.read(lambda conn: audit_log.audit_filter_values(conn, query))
 
     async def query_events(self, query: EventsQuery) -> Page[EventRecord]:
         return await self.store.read(lambda conn: logs.query_events(conn, query))
@@ -76,11 +91,12 @@ class EmbeddedBackend:
         events: Sequence[EventRecord] = (),
         spans: Sequence[SpanRecord] = (),
         metrics: Sequence[MetricPoint] = (),
+        audit: Sequence[AuditRecord] = (),
     ) -> WriteResult:
-        """One transaction per batch; a batch id seen before is a no-op. A local database either takes the batch
-        or fails with an exception (disk full, a bug), which callers retry like any other."""
+        """One transaction per batch (audit records included); a batch id seen before is a no-op. A local database
+        either takes the batch or fails with an exception (disk full, a bug), which callers retry like any other."""
         self.last_write = time.monotonic()
-        await self.store.write(lambda conn: self.apply(conn, batch_id, logs, events, spans, metrics))
+        await self.store.write(lambda conn: self.apply(conn, batch_id, logs, events, spans, metrics, audit))
         return WriteResult.delivered()
 
     def apply(
@@ -91,6 +107,7 @@ class EmbeddedBackend:
         event_records: Sequence[EventRecord],
         span_records: Sequence[SpanRecord],
         metric_points: Sequence[MetricPoint],
+        audit_records: Sequence[AuditRecord] = (),
     ) -> bool:
         """Applies one batch inside the caller's transaction; False when the batch was applied before."""
         if batch_id:
@@ -102,6 +119,7 @@ class EmbeddedBackend:
         logs.insert_events(self.store, conn, event_records)
         traces.insert_spans(self.store, conn, span_records)
         metrics.insert_metric_points(self.store, conn, metric_points)
+        audit_log.insert_audit(conn, audit_records)
         identities = [r.identity for group in (log_records, event_records, span_records, metric_points) for r in group]
         self.registry.learn(conn, identities, now_ns())
         return True
@@ -141,6 +159,7 @@ class EmbeddedBackend:
             " WHERE series_id IN (SELECT id FROM metric_series) AND ts_ns < ? LIMIT ?)",
             "DELETE FROM metric_buckets WHERE (series_id, ts_ns, le) IN (SELECT series_id, ts_ns, le FROM"
             " metric_buckets WHERE series_id IN (SELECT id FROM metric_series) AND ts_ns < ? LIMIT ?)",
+            "DELETE FROM audit_records WHERE id IN (SELECT id FROM audit_records WHERE time_ns < ? LIMIT ?)",
             "DELETE FROM applied_batches WHERE batch_id IN"
             " (SELECT batch_id FROM applied_batches WHERE applied_ns < ? LIMIT ?)",
         )

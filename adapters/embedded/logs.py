@@ -5,10 +5,11 @@ from __future__ import annotations
 import sqlite3
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from adapters.cursor import fingerprint
-from adapters.embedded.paging import PagedSelect, count_all, run_paged
-from adapters.embedded.scope import IDENTITY_COLUMNS, IDENTITY_WIDTH
+from adapters.embedded.paging import PagedRows, PagedSelect, count_all, run_paged
+from adapters.embedded.scope import IDENTITY_COLUMNS, IDENTITY_WIDTH, identity_from_row
 from adapters.embedded.store import Store
 from domain.loglevel import stored_levels
 from domain.model import EventRecord, EventsQuery, Identity, LogRecord, LogsQuery, Page
@@ -48,25 +49,47 @@ def _rare_phrase_candidates(conn: sqlite3.Connection, phrase: str) -> tuple[str,
     )
 
 
-def _logs_select(conn: sqlite3.Connection, query: LogsQuery) -> PagedSelect:
-    """The scoped, filtered SELECT behind both a page of logs and their exact count."""
+#: The columns of a log line: `log_page` reads rows in this order.
+LOG_COLUMNS = f"r.body, r.level, r.trace_id, r.span_id, {IDENTITY_COLUMNS}"
+
+
+@dataclass(frozen=True, slots=True)
+class LineFilters:
+    """The level and phrase filters of a logs or platform-logs query in SQL (over `logs r`), and the candidate
+    ids of a rare phrase (see `_rare_phrase_candidates`)."""
+
+    where: tuple[str, ...]
+    params: tuple[object, ...]
+    candidates: str = ""
+    candidate_params: tuple[object, ...] = ()
+
+
+def line_filters(conn: sqlite3.Connection, levels: Sequence[str], phrase: str, trace_id: str = "") -> LineFilters:
     where: list[str] = []
     params: list[object] = []
     candidates = None
-    if query.levels:
-        levels = stored_levels(query.levels)
-        where.append(f"r.level IN ({','.join('?' * len(levels))})")
-        params += levels
-    if query.trace_id:
+    if levels:
+        stored = stored_levels(tuple(levels))
+        where.append(f"r.level IN ({','.join('?' * len(stored))})")
+        params += stored
+    if trace_id:
         where.append("r.trace_id = ?")
-        params.append(query.trace_id)
-    if query.phrase:
-        candidates = _rare_phrase_candidates(conn, query.phrase)
+        params.append(trace_id)
+    if phrase:
+        candidates = _rare_phrase_candidates(conn, phrase)
         where.append("instr(r.body, ?) > 0")  # exact, case-sensitive substring semantics in every plan
-        params.append(query.phrase)
+        params.append(phrase)
+    return LineFilters(
+        tuple(where), tuple(params), candidates[0] if candidates else "", candidates[1] if candidates else ()
+    )
+
+
+def _logs_select(conn: sqlite3.Connection, query: LogsQuery) -> PagedSelect:
+    """The scoped, filtered SELECT behind both a page of logs and their exact count."""
+    filters = line_filters(conn, query.levels, query.phrase, query.trace_id)
     return PagedSelect(
         table="logs",
-        columns=f"r.body, r.level, r.trace_id, r.span_id, {IDENTITY_COLUMNS}",
+        columns=LOG_COLUMNS,
         scope=query.scope,
         range=query.range,
         sort=query.sort,
@@ -75,10 +98,10 @@ def _logs_select(conn: sqlite3.Connection, query: LogsQuery) -> PagedSelect:
         fingerprint=fingerprint(
             "logs", query.scope, query.range, query.sort, query.levels, query.phrase, *_trace(query)
         ),
-        where=tuple(where),
-        params=tuple(params),
-        candidates=candidates[0] if candidates else "",
-        candidate_params=candidates[1] if candidates else (),
+        where=filters.where,
+        params=filters.params,
+        candidates=filters.candidates,
+        candidate_params=filters.candidate_params,
     )
 
 
@@ -95,7 +118,11 @@ def count_logs(conn: sqlite3.Connection, query: LogsQuery) -> int:
 
 def query_logs(conn: sqlite3.Connection, query: LogsQuery) -> Page[LogRecord]:
     started = time.perf_counter()
-    page = run_paged(conn, _logs_select(conn, query))
+    return log_page(run_paged(conn, _logs_select(conn, query)), started)
+
+
+def log_page(page: PagedRows, started: float) -> Page[LogRecord]:
+    """A page of log lines from rows of LOG_COLUMNS (then ts_ns and id), timed from `started`."""
     # A page holds a few streams: one Identity per stream, shared by its lines (it is immutable), rather than
     # one per line; the API then builds each stream's metadata once (observer/wire.py component_log_entries).
     identities: dict[tuple[str, ...], Identity] = {}
@@ -104,7 +131,7 @@ def query_logs(conn: sqlite3.Connection, query: LogsQuery) -> Page[LogRecord]:
         names = row[4 : 4 + IDENTITY_WIDTH]
         identity = identities.get(names)
         if identity is None:
-            identity = identities[names] = Identity(*names)
+            identity = identities[names] = identity_from_row(names)
         logs.append(
             LogRecord(ts_ns=row[-2], body=row[0], level=row[1], trace_id=row[2], span_id=row[3], identity=identity)
         )
@@ -152,7 +179,7 @@ def query_events(conn: sqlite3.Connection, query: EventsQuery) -> Page[EventReco
             object_kind=row[3],
             object_name=row[4],
             object_namespace=row[5],
-            identity=Identity(*row[6 : 6 + IDENTITY_WIDTH]),
+            identity=identity_from_row(row[6 : 6 + IDENTITY_WIDTH]),
         )
         for row in page.rows
     ]

@@ -1,7 +1,7 @@
-"""One paged, scoped, time-ordered SELECT, shared by logs and events.
+"""One paged, scoped, time-ordered SELECT, shared by logs, platform logs and events.
 
-Everything is pushed into SQL: the scope (as a stream-id subquery), the inclusive time range, the extra
-filters, the order (time, then id as the tiebreaker), the limit and the capped count.
+Everything is pushed into SQL: the scope or the platform placement (as a stream-id subquery), the inclusive time
+range, the extra filters, the order (time, then id as the tiebreaker), the limit and the capped count.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from domain.model import TOTAL_CAP, Scope, SortOrder, TimeRange
 class PagedSelect:
     table: str  # alias `r`; joined with streams as `s`
     columns: str  # select list over r.* and s.*
-    scope: Scope
+    scope: Scope | None  # None: `streams` names the streams to read
     range: TimeRange
     sort: SortOrder
     limit: int
@@ -31,6 +31,10 @@ class PagedSelect:
     #: loops over these ids instead of over the scope's time index.
     candidates: str = ""
     candidate_params: tuple[object, ...] = ()
+    #: Without a scope, the `SELECT id FROM streams ...` of the streams to read and its parameters (a platform
+    #: placement filter: scope.streams_in_placement).
+    streams: str = ""
+    stream_params: tuple[object, ...] = ()
 
 
 @dataclass(slots=True)
@@ -40,9 +44,12 @@ class PagedRows:
     next_cursor: str
 
 
-def _filtered(select: PagedSelect) -> tuple[str, list[object], list[str], list[object]]:
+def filtered(select: PagedSelect) -> tuple[str, list[object], list[str], list[object]]:
     """(FROM source, its parameters, WHERE clauses, their parameters) for the scope, range and filters."""
-    streams_sql, stream_params = streams_in_scope(select.scope)
+    if select.scope is not None:
+        streams_sql, stream_params = streams_in_scope(select.scope)
+    else:
+        streams_sql, stream_params = select.streams, list(select.stream_params)
     where = [f"r.stream_id IN ({streams_sql})", "r.ts_ns >= ?", "r.ts_ns <= ?", *select.where]
     params: list[object] = [*stream_params, select.range.start_ns, select.range.end_ns, *select.params]
 
@@ -56,7 +63,7 @@ def _filtered(select: PagedSelect) -> tuple[str, list[object], list[str], list[o
 
 def count_all(conn: sqlite3.Connection, select: PagedSelect) -> int:
     """The exact number of rows `run_paged` would page through (no cap): what an alert rule compares."""
-    source, source_params, where, params = _filtered(select)
+    source, source_params, where, params = filtered(select)
     (total,) = conn.execute(
         f"SELECT count(*) FROM {source} WHERE {' AND '.join(where)}", [*source_params, *params]
     ).fetchone()
@@ -66,7 +73,7 @@ def count_all(conn: sqlite3.Connection, select: PagedSelect) -> int:
 def run_paged(conn: sqlite3.Connection, select: PagedSelect) -> PagedRows:
     """Rows of one page (the last two columns of each row are ts_ns and id), the capped total and the cursor
     for the next page ("" when this page is the last)."""
-    source, source_params, where, params = _filtered(select)
+    source, source_params, where, params = filtered(select)
     (total,) = conn.execute(
         f"SELECT count(*) FROM (SELECT 1 FROM {source} WHERE {' AND '.join(where)} LIMIT {TOTAL_CAP})",
         [*source_params, *params],

@@ -51,8 +51,14 @@ class Embedded:
             count = self.backend.registry.declare_file(settings.registry_file)
             log.info("declared %d registry entries from %s", count, settings.registry_file)
         backend = self.backend
+        from adapters.embedded.patterns import EmbeddedPatterns
+
+        self.patterns = EmbeddedPatterns(backend.store)  # templates behind ingest (issue 20, patterns)
         self.roles = Roles(
             logs=backend,
+            patterns=self.patterns,
+            platform_logs=backend,
+            audit=backend,
             events=backend,
             traces=backend,
             metrics=backend,
@@ -69,7 +75,13 @@ class Embedded:
     def tasks(self) -> list[Coroutine[Any, Any, None]]:
         if self.context.purpose != "serve":
             return []  # upkeep belongs to the process that serves the store
-        return [retention_loop(self.backend, self.settings.retention_hours), indexing_loop(self.backend)]
+        from adapters.embedded.patterns import assigning_loop
+
+        return [
+            retention_loop(self.backend, self.settings.retention_hours),
+            indexing_loop(self.backend),
+            assigning_loop(self.patterns, lambda: self.backend.last_write),
+        ]
 
     def health(self) -> str:
         return f"data in {self.settings.data_dir}"

@@ -1,6 +1,8 @@
 -- The embedded backend: one SQLite file in WAL mode holds every kind of telemetry.
--- Records point at a `streams` row (who produced them: scope names and UIDs, pod, container, workflow run), so
--- a scope filter is a small lookup in `streams` followed by index range scans on (stream_id, time).
+-- Records point at a `streams` row (who produced them: scope names and UIDs, pod, container, workflow run, and
+-- where it ran in Kubernetes), so a scope or placement filter is a small lookup in `streams` followed by index
+-- range scans on (stream_id, time).
+-- PRAGMA user_version is the layout's version (migrations.py brings an older file up to it on open).
 
 CREATE TABLE IF NOT EXISTS streams (
   id              INTEGER PRIMARY KEY,
@@ -16,10 +18,16 @@ CREATE TABLE IF NOT EXISTS streams (
   container       TEXT NOT NULL,
   workflow_run    TEXT NOT NULL,
   task            TEXT NOT NULL,
+  cluster         TEXT NOT NULL DEFAULT '',
+  node            TEXT NOT NULL DEFAULT '',
+  pod_ip          TEXT NOT NULL DEFAULT '',
+  image           TEXT NOT NULL DEFAULT '',
+  labels          TEXT NOT NULL DEFAULT '{}',  -- the pod's labels, canonical JSON (sorted keys)
   UNIQUE (namespace, project, project_uid, component, component_uid, environment, environment_uid,
-          pod, pod_namespace, container, workflow_run, task)
+          pod, pod_namespace, container, workflow_run, task, cluster, node, pod_ip, image, labels)
 );
 CREATE INDEX IF NOT EXISTS streams_by_scope ON streams (namespace, project_uid, component_uid, environment_uid);
+CREATE INDEX IF NOT EXISTS streams_by_placement ON streams (cluster, pod_namespace, pod, container);
 
 CREATE TABLE IF NOT EXISTS logs (
   id        INTEGER PRIMARY KEY,
@@ -124,6 +132,40 @@ CREATE TABLE IF NOT EXISTS registry (
   seen_ns   INTEGER NOT NULL DEFAULT 0,
   PRIMARY KEY (kind, namespace, name)
 ) WITHOUT ROWID;
+
+-- The audit trail (domain/audit.py), apart from application logs: one row per record, `event_id` unique so a
+-- redelivered record is stored once. The filter columns are the record's own; `document` is the whole record
+-- (audit_document), `search_text` its values one per line (what a phrase is found in, never a JSON key).
+CREATE TABLE IF NOT EXISTS audit_records (
+  id                   INTEGER PRIMARY KEY,
+  event_id             TEXT NOT NULL UNIQUE,
+  time_ns              INTEGER NOT NULL,
+  actor_id             TEXT NOT NULL,
+  actor_type           TEXT NOT NULL,
+  actor_issuer         TEXT NOT NULL,
+  actor_session_id     TEXT NOT NULL,
+  actor_entitlements   TEXT NOT NULL,  -- JSON array of strings
+  resource_type        TEXT NOT NULL,
+  resource_namespace   TEXT NOT NULL,
+  resource_environment TEXT NOT NULL,
+  resource_project     TEXT NOT NULL,
+  resource_component   TEXT NOT NULL,
+  resource_resource    TEXT NOT NULL,
+  resource_name        TEXT NOT NULL,
+  action               TEXT NOT NULL,
+  category             TEXT NOT NULL,
+  result               TEXT NOT NULL,
+  producer             TEXT NOT NULL,
+  surface              TEXT NOT NULL,
+  operation_id         TEXT NOT NULL,
+  source_ip            TEXT NOT NULL,
+  user_agent           TEXT NOT NULL,
+  request_id           TEXT NOT NULL,
+  document             TEXT NOT NULL,  -- JSON object
+  search_text          TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS audit_by_time ON audit_records (time_ns, event_id);
+CREATE INDEX IF NOT EXISTS audit_by_actor ON audit_records (actor_id, time_ns);
 
 -- Batches already applied, so a retried delivery is a no-op (at-least-once delivery, exactly-once storage).
 CREATE TABLE IF NOT EXISTS applied_batches (

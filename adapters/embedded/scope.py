@@ -1,8 +1,14 @@
-"""Scope filters in SQL, shared by every record table of the embedded backend."""
+"""Scope and placement filters in SQL, and the `streams` columns an Identity is stored in and read back from,
+shared by every record table of the embedded backend."""
 
 from __future__ import annotations
 
-from domain.model import ComponentScope, Scope, WorkflowScope
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from domain.model import ComponentScope, Identity, Scope, WorkflowScope
+from domain.platform import PlatformLogsQuery
 
 
 def streams_in_scope(scope: Scope) -> tuple[str, list[object]]:
@@ -36,9 +42,82 @@ def streams_in_scope(scope: Scope) -> tuple[str, list[object]]:
     return "SELECT id FROM streams WHERE " + " AND ".join(clauses), params
 
 
-#: The streams columns that make an Identity, in the Identity field order.
-IDENTITY_COLUMNS = (
-    "s.namespace, s.project, s.project_uid, s.component, s.component_uid, s.environment, s.environment_uid,"
-    " s.pod, s.pod_namespace, s.container, s.workflow_run, s.task"
+def streams_in_placement(query: PlatformLogsQuery) -> tuple[str, list[object]]:
+    """A `SELECT id FROM streams ...` subquery for the streams whose Kubernetes placement passes every non-empty
+    coordinate filter of a platform-logs query (domain.platform.matches_platform in SQL), and its parameters.
+    Labels match pair by pair through json_each, so a key or value is only ever a bound parameter."""
+    clauses: list[str] = []
+    params: list[object] = []
+    for column, wanted in (
+        ("cluster", query.clusters),
+        ("pod_namespace", query.namespaces),
+        ("pod", query.pods),
+        ("container", query.containers),
+    ):
+        if wanted:
+            clauses.append(f"{column} IN ({','.join('?' * len(wanted))})")
+            params += wanted
+    for key, value in query.labels:
+        clauses.append("EXISTS (SELECT 1 FROM json_each(streams.labels) j WHERE j.key = ? AND j.value = ?)")
+        params += [key, value]
+    return "SELECT id FROM streams" + (" WHERE " + " AND ".join(clauses) if clauses else ""), params
+
+
+#: The streams columns that make an Identity, in the Identity field order (`labels` last, as canonical JSON).
+STREAM_COLUMNS = (
+    "namespace",
+    "project",
+    "project_uid",
+    "component",
+    "component_uid",
+    "environment",
+    "environment_uid",
+    "pod",
+    "pod_namespace",
+    "container",
+    "workflow_run",
+    "task",
+    "cluster",
+    "node",
+    "pod_ip",
+    "image",
+    "labels",
 )
-IDENTITY_WIDTH = 12
+IDENTITY_COLUMNS = ", ".join(f"s.{column}" for column in STREAM_COLUMNS)
+IDENTITY_WIDTH = len(STREAM_COLUMNS)
+
+
+def labels_json(labels: Sequence[tuple[str, str]]) -> str:
+    """Pod labels as the `streams.labels` column holds them: one canonical JSON object (sorted keys, no spaces),
+    so two identities of one pod find the same stream row."""
+    return json.dumps(dict(labels), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def stream_values(identity: Identity) -> tuple[str, ...]:
+    """An identity as the values of STREAM_COLUMNS."""
+    return (
+        identity.namespace,
+        identity.project,
+        identity.project_uid,
+        identity.component,
+        identity.component_uid,
+        identity.environment,
+        identity.environment_uid,
+        identity.pod,
+        identity.pod_namespace,
+        identity.container,
+        identity.workflow_run,
+        identity.task,
+        identity.cluster,
+        identity.node,
+        identity.pod_ip,
+        identity.image,
+        labels_json(identity.labels),
+    )
+
+
+def identity_from_row(values: Sequence[Any]) -> Identity:
+    """The Identity of IDENTITY_WIDTH values read through IDENTITY_COLUMNS (labels back to sorted pairs)."""
+    labels = json.loads(values[IDENTITY_WIDTH - 1]) if values[IDENTITY_WIDTH - 1] else {}
+    named = dict(zip(STREAM_COLUMNS[:-1], values, strict=False))
+    return Identity(**named, labels=tuple(sorted(labels.items())))

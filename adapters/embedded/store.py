@@ -14,11 +14,12 @@ import sqlite3
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import astuple
 from importlib.resources import files
 from pathlib import Path
 from typing import TypeVar
 
+from adapters.embedded.migrations import migrate
+from adapters.embedded.scope import STREAM_COLUMNS, stream_values
 from domain.model import Identity
 
 T = TypeVar("T")
@@ -34,6 +35,16 @@ _PRAGMAS = (
 )
 
 
+_INSERT_STREAM = (
+    f"INSERT OR IGNORE INTO streams ({', '.join(STREAM_COLUMNS)}) VALUES ({','.join('?' * len(STREAM_COLUMNS))})"
+)
+_FIND_STREAM = "SELECT id FROM streams WHERE " + " AND ".join(f"{column} = ?" for column in STREAM_COLUMNS)
+
+
+def _casefold(value: str | bytes | int | float | None) -> str | bytes | int | float | None:
+    return value.casefold() if isinstance(value, str) else value
+
+
 class Store:
     """One data directory, one database file (`telemetry.db`)."""
 
@@ -43,13 +54,15 @@ class Store:
         self._local = threading.local()
         self._write_lock = threading.Lock()
         self._writer = self._connect()
-        self._writer.executescript(_SCHEMA)
+        migrate(self._writer, _SCHEMA)
         self._stream_ids: dict[Identity, int] = {}
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         for pragma in _PRAGMAS:
             conn.execute(pragma)
+        # Case-insensitive matching of any script (SQLite's lower() folds ASCII only): filter values' valueSearch.
+        conn.create_function("casefold", 1, _casefold, deterministic=True)
         return conn
 
     # ------------------------------------------------------------------------------------------- reading
@@ -98,20 +111,10 @@ class Store:
         cached = self._stream_ids.get(identity)
         if cached is not None:
             return cached
-        values = astuple(identity)[:12]  # placement columns: issue 20, embedded slice
-        conn.execute(
-            "INSERT OR IGNORE INTO streams (namespace, project, project_uid, component, component_uid, environment,"
-            " environment_uid, pod, pod_namespace, container, workflow_run, task)"
-            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-            values,
-        )
+        values = stream_values(identity)
+        conn.execute(_INSERT_STREAM, values)
         stream_id: int
-        (stream_id,) = conn.execute(
-            "SELECT id FROM streams WHERE namespace=? AND project=? AND project_uid=? AND component=?"
-            " AND component_uid=? AND environment=? AND environment_uid=? AND pod=? AND pod_namespace=?"
-            " AND container=? AND workflow_run=? AND task=?",
-            values,
-        ).fetchone()
+        (stream_id,) = conn.execute(_FIND_STREAM, values).fetchone()
         self._stream_ids[identity] = stream_id
         return stream_id
 

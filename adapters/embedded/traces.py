@@ -13,10 +13,10 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from adapters.embedded.scope import IDENTITY_COLUMNS, IDENTITY_WIDTH, streams_in_scope
+from adapters.embedded.scope import IDENTITY_COLUMNS, IDENTITY_WIDTH, identity_from_row, streams_in_scope
 from adapters.embedded.store import Store
 from adapters.protocols import SpanNotFound
-from domain.model import TOTAL_CAP, Identity, Page, SpanRecord, SpansQuery, TracesQuery, TraceSummary
+from domain.model import TOTAL_CAP, Page, SpanRecord, SpansQuery, TracesQuery, TraceSummary
 from domain.timeutil import elapsed_ms
 
 _SPAN_COLUMNS = (
@@ -148,7 +148,7 @@ def _span(row: tuple[Any, ...]) -> SpanRecord:
         status_message=row[8],
         attributes=json.loads(row[9]),
         resource=json.loads(row[10]),
-        identity=Identity(*row[11 : 11 + IDENTITY_WIDTH]),
+        identity=identity_from_row(row[11 : 11 + IDENTITY_WIDTH]),
     )
 
 

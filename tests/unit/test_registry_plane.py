@@ -38,7 +38,7 @@ async def test_embedded_alone_serves_everything_and_takes_every_signal(tmp_path:
     plane = await plane_for(tmp_path)
     try:
         assert [backend.name for backend in plane.backends] == ["embedded"]
-        assert signals(plane) == {"embedded": {"logs", "events", "spans", "metrics"}}
+        assert signals(plane) == {"embedded": {"logs", "events", "spans", "metrics", "audit"}}
         assert plane.sink() is plane.backends[0].roles.sink  # no fan-out in front of a single store
     finally:
         await plane.close()
@@ -60,7 +60,10 @@ async def test_opensearch_takes_records_and_the_embedded_store_keeps_metrics_and
             "topology": "embedded",
             "names": "embedded",
         }
-        assert signals(plane) == {"opensearch": {"logs", "events", "spans"}, "embedded": {"metrics", "spans"}}
+        assert signals(plane) == {
+            "opensearch": {"logs", "events", "spans", "audit"},
+            "embedded": {"metrics", "spans"},
+        }
     finally:
         await plane.close()
 
@@ -75,7 +78,7 @@ async def test_prometheus_takes_metrics_and_with_the_kubernetes_scheme_topology(
         assert getattr(plane.chosen("topology"), "name", None) == (
             "prometheus" if scheme == "kubernetes" else "embedded"
         )
-        expected = {"opensearch": {"logs", "events", "spans"}, "prometheus": {"metrics"}}
+        expected = {"opensearch": {"logs", "events", "spans", "audit"}, "prometheus": {"metrics"}}
         if embedded:
             expected["embedded"] = embedded
         assert signals(plane) == expected
@@ -103,7 +106,7 @@ async def test_an_extra_logs_backend_takes_only_the_logs_and_the_name_registry_l
         context, [(embedded, embedded.settings(data_dir=tmp_path / "data")), (ENTRY, ENTRY.settings(enabled=True))]
     )
     try:
-        assert signals(plane) == {"example": {"logs"}, "embedded": {"events", "spans", "metrics"}}
+        assert signals(plane) == {"example": {"logs"}, "embedded": {"events", "spans", "metrics", "audit"}}
         record = LogRecord(1, "hello", identity("cart"))
         assert (await plane.sink().write(batch_id="b1", logs=[record])).outcome == "delivered"
         assert plane.backends[1].roles.logs.lines[0][2] is record  # type: ignore[union-attr]
@@ -132,7 +135,7 @@ async def test_the_collector_gets_one_destination_per_backend_or_says_what_is_mi
     async with AsyncExitStack() as stack:
         only = await build_destinations(ExporterConfig.model_validate({"data_dir": tmp_path / "a"}), stack)
         assert [(each.name, set(each.signals)) for each in only] == [
-            ("embedded", {"logs", "events", "spans", "metrics"})
+            ("embedded", {"logs", "events", "spans", "metrics", "audit"})
         ]
         with pytest.raises(ConfigError, match="for metrics"):
             await build_destinations(ExporterConfig(backends={"example": {"enabled": True}}), stack)
