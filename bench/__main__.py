@@ -9,6 +9,7 @@ from bench import (
     ingest,
     logs_query,
     opensearch_ingest,
+    patterns,
     prometheus_query,
     reconcile,
     tail,
@@ -19,6 +20,7 @@ if __name__ == "__main__":
     ingest.run()
     tail.run()
     logs_query.run()
+    patterns.run()
     adapter_hop.run()
     opensearch_ingest.run()
     prometheus_query.run()
