@@ -179,6 +179,7 @@ def run(url: str, layout: IndexLayout, records: int, window: TimeRange, workdir:
                 "OPENSEARCH_INDEX_PREFIX": layout.logs,
                 "OPENSEARCH_EVENTS_INDEX_PREFIX": layout.events,
                 "OPENSEARCH_TRACES_INDEX_PREFIX": layout.traces,
+                "OPENSEARCH_AUDIT_PREFIX": layout.audit,
                 "OBSERVER_RETENTION_HOURS": str(24 * 365 * 10),  # the bench data is dated; retention must leave it
                 "JWKS_URL": issuer.jwks_url,
                 "JWT_ISSUER": issuer.url,

@@ -1,6 +1,6 @@
-"""The OpenSearch backend: logs, Kubernetes events and traces (LogsBackend, EventsBackend, TracesBackend) and
-the sink collectors deliver those signals to (TelemetrySink, metrics excepted: they belong to a metrics
-backend).
+"""The OpenSearch backend: logs, by component and by Kubernetes placement, Kubernetes events, traces and the audit
+trail (LogsBackend, PlatformLogsBackend, EventsBackend, TracesBackend, AuditBackend) and the sink collectors deliver
+those signals to (TelemetrySink, metrics excepted: they belong to a metrics backend).
 
 Queries search only the daily indices the time range touches, with `ignore_unavailable`, so a day without
 data costs nothing. Logs and events come in (timestamp, `_id`) order, paged exactly by `timeline.py`; the
@@ -16,11 +16,13 @@ from typing import Any, TypeVar
 from opensearchpy import AsyncOpenSearch, TransportError
 
 from adapters.cursor import decode_cursor, encode_cursor, fingerprint
-from adapters.opensearch import documents, fields, queries, timeline
+from adapters.opensearch import audit as audit_dsl
+from adapters.opensearch import documents, facets, fields, platform, queries, timeline
 from adapters.opensearch.bulk import BulkWriter, encode_action
 from adapters.opensearch.client import OpenSearchConfig, connect, unavailable_on_failure
 from adapters.opensearch.layout import IndexLayout, delete_expired, install
 from adapters.protocols import BackendUnavailable, SpanNotFound, WriteResult
+from domain.audit import AuditPage, AuditQuery, AuditRecord, audit_document
 from domain.model import (
     TOTAL_CAP,
     EventRecord,
@@ -34,6 +36,7 @@ from domain.model import (
     TracesQuery,
     TraceSummary,
 )
+from domain.platform import FilterValues, FilterValuesQuery, PlatformLogsQuery
 from domain.timeutil import parse_rfc3339
 
 log = logging.getLogger(__name__)
@@ -109,6 +112,47 @@ class OpenSearchBackend:
         index = self.layout.covering(self.layout.events, query.range.start_ns, query.range.end_ns)
         page = await timeline.read_page(self._searcher("searching events", index), events)
         return _page(page, key, documents.event_from_document)
+
+    # ------------------------------------------------------------------------------------------- platform logs
+
+    async def query_platform_logs(self, query: PlatformLogsQuery) -> Page[LogRecord]:
+        """Every line in the logs indices by placement, paged as component logs are (timeline.py)."""
+        key = _platform_key(query)
+        index = self.layout.covering(self.layout.logs, query.range.start_ns, query.range.end_ns)
+        lines = platform.platform_timeline(query, _after(query.cursor, key))
+        page = await timeline.read_page(self._searcher("searching platform logs", index), lines)
+        return _page(page, key, documents.log_from_document)
+
+    async def platform_filter_values(self, query: FilterValuesQuery[PlatformLogsQuery]) -> FilterValues:
+        window = query.query.range
+        index = self.layout.covering(self.layout.logs, window.start_ns, window.end_ns)
+        response = await self._search("counting platform log values", index, platform.filter_values_body(query))
+        values, total = facets.read_values(response.get("aggregations"), query.max_values)
+        return FilterValues(query.filter, values, total, int(response.get("took", 0)))
+
+    # ------------------------------------------------------------------------------------------- audit trail
+
+    async def query_audit(self, query: AuditQuery) -> AuditPage:
+        """One page in (eventTime, eventId) order, `search_after` the pair; the timeline in the same search."""
+        key = fingerprint("audit", query.range, query.filters, query.phrase, query.sort)
+        index = self.layout.covering(self.layout.audit, query.range.start_ns, query.range.end_ns)
+        body = audit_dsl.search_body(query, _after(query.cursor, key))
+        response = await self._search("searching the audit trail", index, body)
+        records, total, last = audit_dsl.read_records(response, query.limit)
+        return AuditPage(
+            records=records,
+            total=total,
+            took_ms=int(response.get("took", 0)),
+            next_cursor=encode_cursor(key, list(last)) if last else "",
+            timeline=audit_dsl.read_timeline(response) if query.timeline_interval_ns > 0 else None,
+        )
+
+    async def audit_filter_values(self, query: FilterValuesQuery[AuditQuery]) -> FilterValues:
+        window = query.query.range
+        index = self.layout.covering(self.layout.audit, window.start_ns, window.end_ns)
+        response = await self._search("counting audit values", index, audit_dsl.filter_values_body(query))
+        values, total = facets.read_values(response.get("aggregations"), query.max_values)
+        return FilterValues(query.filter, values, total, int(response.get("took", 0)))
 
     def _searcher(self, what: str, index: str) -> timeline.Search:
         """Runs a timeline's searches on `index`: one `_search`, or an `_msearch` when there are several."""
@@ -186,10 +230,11 @@ class OpenSearchBackend:
         events: Sequence[EventRecord] = (),
         spans: Sequence[SpanRecord] = (),
         metrics: Sequence[MetricPoint] = (),
+        audit: Sequence[AuditRecord] = (),
     ) -> WriteResult:
         """Delivered once every document is acknowledged or refused one by one (those are counted in the result,
-        never retried). Ids are derived from the records, so a redelivered batch overwrites itself: `batch_id` is
-        not needed for idempotence here. Metrics are not kept in OpenSearch; route them to a metrics backend.
+        never retried). Ids are derived from the records (an audit record's is its event id), so a redelivered
+        batch overwrites itself: `batch_id` is not needed for idempotence here. Metrics are not kept in OpenSearch; route them to a metrics backend.
 
         Retry when OpenSearch stayed unreachable or busy past the writer's deadline, or refused our credentials
         (401/403: an operator can fix that, and the data must wait for it). Dropped when it refused the whole
@@ -203,6 +248,10 @@ class OpenSearchBackend:
         encoded += [
             encode_action(layout.daily(layout.traces, r.start_ns), documents.span_id(r), documents.span_document(r))
             for r in spans
+        ]
+        encoded += [
+            encode_action(layout.daily(layout.audit, r.time_ns), documents.audit_id(r), audit_document(r))
+            for r in audit
         ]
         if not encoded:
             return WriteResult.delivered()
@@ -234,6 +283,22 @@ def log_timeline(query: LogsQuery, after: tuple[int, str] | None = None) -> time
         query.scope, queries.time_range(fields.TIMESTAMP, query.range), query.levels, query.phrase, query.trace_id
     )
     return timeline.Timeline(filters, must_not, query.sort, query.limit, after=after)
+
+
+def _platform_key(query: PlatformLogsQuery) -> str:
+    """What a platform-logs cursor is bound to: everything that selects or orders the lines."""
+    return fingerprint(
+        "platform-logs",
+        query.range,
+        query.clusters,
+        query.namespaces,
+        query.pods,
+        query.containers,
+        query.labels,
+        query.phrase,
+        query.levels,
+        query.sort,
+    )
 
 
 def _trace(query: LogsQuery) -> tuple[str, ...]:

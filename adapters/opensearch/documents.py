@@ -1,7 +1,12 @@
 """Records to OpenSearch documents and back, in the shapes OpenChoreo's own collectors write.
 
-- Logs are Fluent Bit records (`kubernetes.*` with dedotted label keys, `log` the raw line) plus three fields of
-  ours: a parsed `level` and `traceId`/`spanId` for trace-to-log correlation.
+- Logs are Fluent Bit records (`kubernetes.*` with dedotted label keys and the pod's placement: `host`, `pod_ip`,
+  `container_image`; `log` the raw line), the cluster as a top-level `cluster_name` (what a `record_modifier`
+  adds), plus fields of ours: the record's `level`, `traceId`/`spanId` for trace-to-log correlation, and
+  `labelKeys` where `kubernetes.labels` alone cannot say which labels were the pod's own (fields.LOG_LABEL_KEYS).
+  Read back, a record's pod labels are `labelKeys`' where present, else every stored label with its DNS prefix
+  redotted (exact: a prefix has no `_`) and its name kept as stored.
+- Audit records are domain.audit.audit_document's JSON as it is, `_id` the event id.
 - Kubernetes events and spans are what the OpenTelemetry Collector's OpenSearch exporter writes in its default
   ss4o mode (flat dotted keys inside `attributes` and `resource`).
 
@@ -17,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +30,7 @@ import orjson
 
 from adapters.opensearch import fields
 from adapters.opensearch.fields import dedot
+from domain.audit import AuditRecord
 from domain.loglevel import detect_level
 from domain.model import (
     LABEL_COMPONENT,
@@ -37,6 +44,7 @@ from domain.model import (
     Identity,
     LogRecord,
     SpanRecord,
+    sorted_labels,
 )
 from domain.timeutil import format_rfc3339, parse_rfc3339
 
@@ -85,9 +93,15 @@ def identity_labels(identity: Identity) -> dict[str, str]:
 # ----------------------------------------------------------------------------------------------- logs
 
 
+def _id_parts(who: Identity) -> tuple[str, ...]:
+    """The identity's part of a log line's `_id`. The cluster joins only when known, so a line without one keeps
+    the id it had before clusters were recorded (a batch buffered across an upgrade still overwrites itself)."""
+    parts = (who.namespace, who.pod_namespace, who.pod, who.container, who.workflow_run)
+    return (*parts, who.cluster) if who.cluster else parts
+
+
 def log_id(log: LogRecord) -> str:
-    who = log.identity
-    return doc_id(log.ts_ns, who.namespace, who.pod_namespace, who.pod, who.container, who.workflow_run, log.body)
+    return doc_id(log.ts_ns, *_id_parts(log.identity), log.body)
 
 
 def log_document(log: LogRecord) -> dict[str, Any]:
@@ -97,8 +111,9 @@ def log_document(log: LogRecord) -> dict[str, Any]:
         fields.LOG_TIME: timestamp,
         fields.LOG_STREAM: log.stream or "stdout",
         fields.LOG_BODY: log.body,
-        fields.LOG_LEVEL: log.level or detect_level(log.body),
+        fields.LOG_LEVEL: log.level,  # as the record says: "" (no level) stays "", as every backend keeps it
         fields.KUBERNETES: _kubernetes(log.identity),
+        **_placement(log.identity),
     }
     if log.trace_id:
         document[fields.TRACE_ID] = log.trace_id
@@ -108,20 +123,43 @@ def log_document(log: LogRecord) -> dict[str, Any]:
 
 
 def _kubernetes(who: Identity) -> dict[str, Any]:
-    """A log document's `kubernetes` object: what Fluent Bit's kubernetes filter adds, for this identity."""
-    kubernetes: dict[str, Any] = {
-        fields.K8S_LABELS: {dedot(key): value for key, value in identity_labels(who).items()},
-    }
+    """A log document's `kubernetes` object: what Fluent Bit's kubernetes filter adds, for this identity: the
+    pod's own labels with the identity's OpenChoreo labels merged in (queries filter on those)."""
+    labels = {dedot(key): value for key, value in who.labels}
+    labels.update((dedot(key), value) for key, value in identity_labels(who).items())
+    kubernetes: dict[str, Any] = {fields.K8S_LABELS: labels}
     for field, value in (
         (fields.K8S_NAMESPACE_NAME, who.pod_namespace),
         (fields.K8S_POD_NAME, who.pod),
         (fields.K8S_CONTAINER_NAME, who.container),
+        (fields.K8S_HOST, who.node),
+        (fields.K8S_POD_IP, who.pod_ip),
+        (fields.K8S_CONTAINER_IMAGE, who.image),
     ):
         if value:
             kubernetes[field] = value
     if who.task:
         kubernetes[fields.K8S_ANNOTATIONS] = {dedot(ARGO_NODE_NAME): who.task}
     return kubernetes
+
+
+def _placement(who: Identity) -> dict[str, Any]:
+    """The top-level fields of ours that follow `kubernetes`: the cluster, and the pod's own label keys when
+    `kubernetes.labels` cannot say them (fields.LOG_LABEL_KEYS)."""
+    placement: dict[str, Any] = {}
+    if who.cluster:
+        placement[fields.CLUSTER_NAME] = who.cluster
+    own = [key for key, _ in who.labels]
+    merged = {dedot(key) for key in own} | {dedot(key) for key in identity_labels(who)}
+    if sorted(own) != sorted(redot(key) for key in merged):
+        placement[fields.LOG_LABEL_KEYS] = own
+    return placement
+
+
+def _pod_bytes(who: Identity) -> bytes:
+    """The `kubernetes` object and the placement fields after it, serialised (the fast path's per-pod part)."""
+    document = {fields.KUBERNETES: _kubernetes(who), **_placement(who)}
+    return orjson.dumps(document)[len(orjson.dumps(fields.KUBERNETES)) + 2 : -1]
 
 
 _NS = 1_000_000_000
@@ -184,13 +222,12 @@ def log_actions(layout: IndexLayout, logs: Sequence[LogRecord]) -> list[bytes]:
             last_who = who
             pod = pods.get(who)
             if pod is None:
-                parts = (who.namespace, who.pod_namespace, who.pod, who.container, who.workflow_run)
-                pod = pods[who] = ("".join(map(str, parts)) + "", dumps(_kubernetes(who)))
+                pod = pods[who] = ("".join(map(str, _id_parts(who))) + "", _pod_bytes(who))
             id_head, kubernetes = pod
         body = log.body
         stamp = (f"{base}.{nanos:09d}".rstrip("0") + "Z" if nanos else base + "Z").encode()
         stream = log.stream or "stdout"
-        level = log.level or detect_level(body)
+        level = log.level
         stream_json = values.get(stream) or values.setdefault(stream, dumps(stream))
         level_json = values.get(level) or values.setdefault(level, dumps(level))
         correlation = b""
@@ -223,21 +260,29 @@ def log_from_document(source: Mapping[str, Any], ts_ns: int) -> LogRecord:
     return LogRecord(
         ts_ns=ts_ns,
         body=body,
-        identity=_log_identity(kubernetes),
-        level=source.get(fields.LOG_LEVEL) or detect_level(body),  # Fluent Bit records carry no level: derive it
+        identity=_log_identity(kubernetes, source.get(fields.CLUSTER_NAME) or "", source.get(fields.LOG_LABEL_KEYS)),
+        # Fluent Bit records carry no level: derive it; ours say it, "" included.
+        level=str(source[fields.LOG_LEVEL]) if fields.LOG_LEVEL in source else detect_level(body),
         trace_id=source.get(fields.TRACE_ID) or "",
         span_id=source.get(fields.SPAN_ID) or "",
         stream=source.get(fields.LOG_STREAM) or "",
     )
 
 
-def _log_identity(kubernetes: Mapping[str, Any]) -> Identity:
+def _log_identity(kubernetes: Mapping[str, Any], cluster: str, label_keys: Any) -> Identity:
     pod = (
         tuple((kubernetes.get(fields.K8S_LABELS) or {}).items()),
         tuple((kubernetes.get(fields.K8S_ANNOTATIONS) or {}).items()),
         kubernetes.get(fields.K8S_NAMESPACE_NAME, ""),
         kubernetes.get(fields.K8S_POD_NAME, ""),
         kubernetes.get(fields.K8S_CONTAINER_NAME, ""),
+        (
+            str(cluster),
+            str(kubernetes.get(fields.K8S_HOST) or ""),
+            str(kubernetes.get(fields.K8S_POD_IP) or ""),
+            str(kubernetes.get(fields.K8S_CONTAINER_IMAGE) or ""),
+        ),
+        tuple(map(str, label_keys)) if isinstance(label_keys, list) else None,
     )
     try:
         return _pod_identity(*pod)
@@ -252,12 +297,44 @@ def _pod_identity(
     namespace: str,
     pod: str,
     container: str,
+    placement: tuple[str, str, str, str],
+    label_keys: tuple[str, ...] | None,
 ) -> Identity:
     """The identity of a Fluent Bit record's pod. Cached: the lines of a page come from a handful of pods."""
     attributes: dict[str, Any] = {redot(key): value for key, value in labels}
     attributes.update((redot(key), value) for key, value in annotations)
     attributes[K8S_NAMESPACE], attributes[K8S_POD], attributes[K8S_CONTAINER] = namespace, pod, container
-    return identity_from_attributes(attributes)
+    cluster, node, pod_ip, image = placement
+    return replace(
+        identity_from_attributes(attributes),
+        cluster=cluster,
+        node=node,
+        pod_ip=pod_ip,
+        image=image,
+        labels=_own_labels(dict(labels), label_keys),
+    )
+
+
+def _own_labels(stored: dict[str, Any], label_keys: tuple[str, ...] | None) -> tuple[tuple[str, str], ...]:
+    """The pod's own labels: those `labelKeys` names where we wrote it, else every stored label, its key's DNS
+    prefix given its dots back (`redot`: exact, a prefix has no `_`) and the name after `/` kept as stored."""
+    if label_keys is None:
+        return sorted_labels({redot(key): str(value) for key, value in stored.items() if value is not None})
+    return sorted_labels({key: str(stored[dedot(key)]) for key in label_keys if stored.get(dedot(key)) is not None})
+
+
+# ----------------------------------------------------------------------------------------------- audit records
+
+#: OpenSearch refuses an `_id` longer than this many bytes.
+_MAX_ID_BYTES = 512
+
+
+def audit_id(record: AuditRecord) -> str:
+    """The event id itself (a redelivered record overwrites itself; a producer's retry is the same record), or
+    its digest when it is too long to be an `_id`."""
+    if len(record.event_id.encode()) <= _MAX_ID_BYTES:
+        return record.event_id
+    return doc_id("audit", record.event_id)
 
 
 # ----------------------------------------------------------------------------------------------- events

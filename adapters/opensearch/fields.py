@@ -76,11 +76,26 @@ K8S_ANNOTATIONS = "annotations"
 K8S_NAMESPACE_NAME = "namespace_name"
 K8S_POD_NAME = "pod_name"
 K8S_CONTAINER_NAME = "container_name"
+#: Placement: the node (`host`), the pod's IP and the container's image, as the kubernetes filter names them.
+K8S_HOST = "host"
+K8S_POD_IP = "pod_ip"
+K8S_CONTAINER_IMAGE = "container_image"
+#: The cluster a line ran in: top level, what a Fluent Bit `record_modifier` (`Record cluster_name ...`) adds;
+#: the kubernetes filter itself does not know the cluster's name.
+CLUSTER_NAME = "cluster_name"
+#: Ours: the pod's own label keys, exactly, when `kubernetes.labels` alone cannot say them (the identity's
+#: OpenChoreo labels merged in that the pod did not carry, or a key whose dots do not survive `dedot`/`redot`).
+#: Absent from Fluent Bit's records, whose `kubernetes.labels` are the pod's labels; unmapped (`_source` only).
+LOG_LABEL_KEYS = "labelKeys"
 
 LOG_LABELS = path(KUBERNETES, K8S_LABELS)
 LOG_POD_NAMESPACE = path(KUBERNETES, K8S_NAMESPACE_NAME)
 LOG_POD = path(KUBERNETES, K8S_POD_NAME)
 LOG_CONTAINER = path(KUBERNETES, K8S_CONTAINER_NAME)
+LOG_NODE = path(KUBERNETES, K8S_HOST)
+LOG_POD_IP = path(KUBERNETES, K8S_POD_IP)
+LOG_IMAGE = path(KUBERNETES, K8S_CONTAINER_IMAGE)
+LOG_CLUSTER = CLUSTER_NAME
 
 
 def log_label(label: str) -> str:
@@ -192,4 +207,55 @@ SPAN_KEYWORD_RESOURCE = tuple(
         LABEL_PROJECT_UID,
         SERVICE_NAME,
     )
+)
+
+# ----------------------------------------------------------------------------------------------- audit records
+
+#: Audit documents are domain.audit.audit_document's JSON as it is: these are its paths.
+AUDIT_TIME = "eventTime"
+AUDIT_EVENT_ID = "eventId"
+AUDIT_RESULT = "result"
+AUDIT_HTTP_METHOD = path("http", "method")
+AUDIT_HTTP_PATH = path("http", "path")
+#: Each filter an AuditQuery takes (domain.audit.AUDIT_FILTERS and the exact-only ones) -> its document path.
+AUDIT_FILTER_PATHS = {
+    "actor.id": "actor.id",
+    "actor.type": "actor.type",
+    "actor.issuer": "actor.issuer",
+    "actor.session_id": "actor.sessionId",
+    "actor.entitlements": "actor.entitlements",
+    "resource.type": "resource.type",
+    "resource.namespace": "resource.namespace",
+    "resource.environment": "resource.environment",
+    "resource.project": "resource.project",
+    "resource.component": "resource.component",
+    "resource.resource": "resource.resource",
+    "resource.name": "resource.name",
+    "action": "action",
+    "category": "category",
+    AUDIT_RESULT: AUDIT_RESULT,
+    "producer": "producer",
+    "surface": "surface",
+    "operation_id": "operationId",
+    "source_ip": "sourceIp",
+    "user_agent": "userAgent",
+    "request_id": "requestId",
+    "event_id": AUDIT_EVENT_ID,
+}
+#: Where a phrase is searched (a case-sensitive substring of any of them): what a person types to find a record.
+AUDIT_PHRASE_PATHS = (
+    "action",
+    "actor.id",
+    "resource.type",
+    "resource.namespace",
+    "resource.environment",
+    "resource.project",
+    "resource.component",
+    "resource.resource",
+    "resource.name",
+    AUDIT_HTTP_PATH,
+    "userAgent",
+    "sourceIp",
+    "requestId",
+    "operationId",
 )

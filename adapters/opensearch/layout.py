@@ -27,6 +27,7 @@ from typing import Any
 from opensearchpy import AsyncOpenSearch, NotFoundError, TransportError
 
 from adapters.opensearch import fields
+from domain.audit import AUDIT_SOURCE
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,13 @@ class IndexLayout:
     logs: str = "container-logs-"
     events: str = "k8s-events-"
     traces: str = "otel-traces-"
+    #: The audit trail, apart from application logs: its own indices, template and retention.
+    audit: str = AUDIT_SOURCE + "-"
+
+    @property
+    def prefixes(self) -> tuple[str, ...]:
+        """Every prefix, each with its own template and retention policy."""
+        return (self.logs, self.events, self.traces, self.audit)
 
     def daily(self, prefix: str, ts_ns: int) -> str:
         return prefix + time.strftime("%Y-%m-%d", time.gmtime(ts_ns // 10**9))
@@ -82,9 +90,22 @@ LOG_FIELDS: dict[str, Any] = {
     fields.TRACE_ID: {"type": "keyword"},
     fields.SPAN_ID: {"type": "keyword"},
     **_keywords(
-        fields.LOG_CONTAINER, fields.LOG_POD_NAMESPACE, fields.LOG_POD, fields.LOG_TASK, *fields.LOG_KEYWORD_LABELS
+        fields.LOG_CONTAINER,
+        fields.LOG_POD_NAMESPACE,
+        fields.LOG_POD,
+        fields.LOG_TASK,
+        fields.LOG_NODE,
+        fields.LOG_POD_IP,
+        fields.LOG_IMAGE,
+        fields.LOG_CLUSTER,
+        *fields.LOG_KEYWORD_LABELS,
     ),
 }
+
+#: Objects whose every key is a keyword as it arrives, whatever its name: the pod labels (platform logs filter
+#: and count on any label). The root stays `dynamic: false`; these objects are dynamic, with a template mapping
+#: each new key as a keyword.
+LOG_DYNAMIC_KEYWORDS = (fields.LOG_LABELS,)
 
 EVENT_FIELDS: dict[str, Any] = {
     fields.TIMESTAMP: {"type": "date_nanos"},
@@ -108,6 +129,14 @@ SPAN_FIELDS: dict[str, Any] = {
     ),
 }
 
+AUDIT_FIELDS: dict[str, Any] = {
+    fields.AUDIT_TIME: {"type": "date_nanos"},
+    **_keywords(*fields.AUDIT_FILTER_PATHS.values(), fields.AUDIT_HTTP_METHOD, fields.AUDIT_HTTP_PATH),
+}
+
+
+#: How many fields a logs index may map (OpenSearch's default is 1,000): every distinct pod label key is one.
+MAX_MAPPED_FIELDS = 10_000
 
 #: Above OpenChoreo's templates (which set no priority, so 0): new indices take our mappings.
 TEMPLATE_PRIORITY = 200
@@ -117,15 +146,31 @@ ISM_PRIORITY = 50
 OWNER = "openchoreo-observer"
 
 
-def template(pattern: str, fields: dict[str, Any]) -> dict[str, Any]:
+def template(pattern: str, fields: dict[str, Any], dynamic_keywords: tuple[str, ...] = ()) -> dict[str, Any]:
     """A composable index template. Replicas follow the cluster default, so one node stays green. Written as
-    OpenSearch returns it (settings as strings), so an unchanged template compares equal and is not put again."""
+    OpenSearch returns it (settings as strings), so an unchanged template compares equal and is not put again.
+    `dynamic_keywords`: objects whose keys, whatever they are, are mapped as keywords when they first arrive."""
+    properties = _nest(fields)
+    mappings: dict[str, Any] = {"dynamic": "false", "properties": properties}
+    settings: dict[str, Any] = {"number_of_shards": "1"}
+    if dynamic_keywords:
+        # Room for many label keys: past the limit OpenSearch refuses the whole document, and the line is lost.
+        settings["mapping"] = {"total_fields": {"limit": str(MAX_MAPPED_FIELDS)}}
+        mappings["dynamic_templates"] = [
+            {f"keywords_{index}": {"path_match": f"{path}.*", "mapping": {"type": "keyword"}}}
+            for index, path in enumerate(dynamic_keywords)
+        ]
+        for path in dynamic_keywords:
+            node: dict[str, Any] = {"properties": properties}
+            for part in path.split("."):
+                node = node["properties"].setdefault(part, {"properties": {}})
+            node["dynamic"] = "true"
     return {
         "index_patterns": [pattern],
         "priority": TEMPLATE_PRIORITY,
         "template": {
-            "settings": {"index": {"number_of_shards": "1"}},
-            "mappings": {"dynamic": "false", "properties": _nest(fields)},
+            "settings": {"index": settings},
+            "mappings": mappings,
         },
         "composed_of": [],
         "_meta": {"managed_by": OWNER},
@@ -162,13 +207,23 @@ def template_name(prefix: str) -> str:
     return f"observer-{upstream_name(prefix)}"
 
 
+def templates(layout: IndexLayout) -> dict[str, dict[str, Any]]:
+    """Our index template of each prefix."""
+    return {
+        layout.logs: template(layout.pattern(layout.logs), LOG_FIELDS, LOG_DYNAMIC_KEYWORDS),
+        layout.events: template(layout.pattern(layout.events), EVENT_FIELDS),
+        layout.traces: template(layout.pattern(layout.traces), SPAN_FIELDS),
+        layout.audit: template(layout.pattern(layout.audit), AUDIT_FIELDS),
+    }
+
+
 async def install(client: AsyncOpenSearch, layout: IndexLayout, retention_days: float) -> bool:
-    """Installs our three index templates, and our ISM retention policies when the cluster has ISM, under our
-    own names (`template_name`): OpenChoreo's, named after the prefixes, are left exactly as they are.
+    """Installs our index templates (logs, events, traces, audit), and our ISM retention policies when the
+    cluster has ISM, under our own names (`template_name`): OpenChoreo's, named after the prefixes, are left exactly as they are.
     Idempotent: a template or policy is put again only when it differs. Returns whether ISM manages retention (else the caller
     deletes old daily indices itself, see `delete_expired`)."""
-    for prefix, mapped in ((layout.logs, LOG_FIELDS), (layout.events, EVENT_FIELDS), (layout.traces, SPAN_FIELDS)):
-        name, wanted = template_name(prefix), template(layout.pattern(prefix), mapped)
+    for prefix, wanted in templates(layout).items():
+        name = template_name(prefix)
         try:
             current = await client.indices.get_index_template(name=name)
             if current["index_templates"][0]["index_template"] == wanted:
@@ -202,7 +257,7 @@ async def _foreign_policy(client: AsyncOpenSearch, prefix: str) -> bool:
 
 
 async def _install_ism(client: AsyncOpenSearch, layout: IndexLayout, min_index_age: str) -> bool:
-    for prefix in (layout.logs, layout.events, layout.traces):
+    for prefix in layout.prefixes:
         policy_id, wanted = template_name(prefix), ism_policy(layout.pattern(prefix), min_index_age)
         path = f"/_plugins/_ism/policies/{policy_id}"
         try:
@@ -221,7 +276,7 @@ async def _install_ism(client: AsyncOpenSearch, layout: IndexLayout, min_index_a
         else:
             await client.transport.perform_request("PUT", path, body=wanted)
         log.info("installed ISM policy %s (delete after %s)", policy_id, min_index_age)
-    for prefix in (layout.logs, layout.events, layout.traces):
+    for prefix in layout.prefixes:
         if await _foreign_policy(client, prefix):
             log.warning(
                 "ISM policy %s (OpenChoreo's) has priority over ours (%s): new %s indices are deleted by its "
@@ -238,7 +293,7 @@ async def delete_expired(client: AsyncOpenSearch, layout: IndexLayout, older_tha
     names deleted."""
     keep_from = layout.daily("", older_than_ns)  # the cut-off's own day is kept
     doomed = []
-    for prefix in (layout.logs, layout.events, layout.traces):
+    for prefix in layout.prefixes:
         names = await client.indices.get(
             index=layout.pattern(prefix), params={"ignore_unavailable": "true", "allow_no_indices": "true"}
         )

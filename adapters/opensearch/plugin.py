@@ -1,5 +1,5 @@
-"""OpenSearch as a registry entry: logs, Kubernetes events and traces (OpenChoreo's variable names), their
-sink, and log rules as Alerting-plugin monitors where the cluster has the plugin.
+"""OpenSearch as a registry entry: logs (by component and by Kubernetes placement), Kubernetes events, traces
+and the audit trail (OpenChoreo's variable names; `OPENSEARCH_AUDIT_PREFIX` ours), their sink, and log rules as Alerting-plugin monitors where the cluster has the plugin.
 
 Start installs the index templates (and ISM retention); when OpenSearch is not there yet, serving goes on
 (queries answer 503) and a background task retries every INSTALL_RETRY_S, then keeps retention where the
@@ -35,6 +35,7 @@ class Settings(BaseSettings):
     logs_prefix: str = Field("container-logs-", validation_alias="OPENSEARCH_INDEX_PREFIX")
     events_prefix: str = Field("k8s-events-", validation_alias="OPENSEARCH_EVENTS_INDEX_PREFIX")
     traces_prefix: str = Field("otel-traces-", validation_alias="OPENSEARCH_TRACES_INDEX_PREFIX")
+    audit_prefix: str = Field("openchoreo-audit-logs-", validation_alias="OPENSEARCH_AUDIT_PREFIX")
     retention_hours: float = Field(168.0, validation_alias="OBSERVER_RETENTION_HOURS")
 
 
@@ -55,12 +56,22 @@ class OpenSearch:
             tls_skip_verify=settings.tls_skip_verify,
             ca_file=settings.ca_file,
             timeout_s=settings.timeout_s,
-            layout=IndexLayout(settings.logs_prefix, settings.events_prefix, settings.traces_prefix),
+            layout=IndexLayout(
+                settings.logs_prefix, settings.events_prefix, settings.traces_prefix, settings.audit_prefix
+            ),
         )
         self.backend = OpenSearchBackend(self.config, {"refresh": True} if context.searchable_writes else None)
         self.installed = False
         backend = self.backend
-        self.roles = Roles(logs=backend, events=backend, traces=backend, sink=backend, rule_target=self._rule_target)
+        self.roles = Roles(
+            logs=backend,
+            events=backend,
+            traces=backend,
+            sink=backend,
+            rule_target=self._rule_target,
+            platform_logs=backend,
+            audit=backend,
+        )
 
     async def start(self) -> None:
         from adapters.protocols import BackendUnavailable
@@ -99,9 +110,7 @@ class OpenSearch:
         from adapters.opensearch.layout import template_name
 
         layout = self.config.layout
-        names = ", ".join(
-            f"{template_name(prefix)} ({prefix}*)" for prefix in (layout.logs, layout.events, layout.traces)
-        )
+        names = ", ".join(f"{template_name(prefix)} ({prefix}*)" for prefix in layout.prefixes)
         retention = (
             "ISM policies installed"
             if self.backend.ism
@@ -134,5 +143,5 @@ ENTRY = BackendEntry(
     create=OpenSearch,
     enabled=lambda settings, context: bool(settings.address),
     priority=10,
-    describe=lambda settings: f"logs, events and traces in OpenSearch at {settings.address}",
+    describe=lambda settings: f"logs, events, traces and the audit trail in OpenSearch at {settings.address}",
 )

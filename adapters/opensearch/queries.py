@@ -134,15 +134,21 @@ def log_filters(
     if phrase:
         filters.append(contains(fields.LOG_BODY, phrase))
     if levels:
-        stored = list(stored_levels(levels))
-        unparsed = {
-            "bool": {
-                "must_not": [{"exists": {"field": fields.LOG_LEVEL}}],
-                "filter": [any_of(*(contains(fields.LOG_BODY, level, True) for level in stored))],
-            }
-        }
-        filters.append(any_of({"terms": {fields.LOG_LEVEL: stored}}, unparsed))
+        filters.append(level_clause(levels))
     return filters, must_not
+
+
+def level_clause(levels: tuple[str, ...]) -> Clause:
+    """Lines at one of `levels`: the parsed `level`, or on documents without one (Fluent Bit's) a level word in
+    the raw line, case-insensitively."""
+    stored = list(stored_levels(levels))
+    unparsed = {
+        "bool": {
+            "must_not": [{"exists": {"field": fields.LOG_LEVEL}}],
+            "filter": [any_of(*(contains(fields.LOG_BODY, level, True) for level in stored))],
+        }
+    }
+    return any_of({"terms": {fields.LOG_LEVEL: stored}}, unparsed)
 
 
 def logs_count_body(

@@ -222,6 +222,7 @@ async def test_log_rule_evaluated_by_the_observer(tmp_path, backend, request):
             "OPENSEARCH_INDEX_PREFIX": layout.logs,
             "OPENSEARCH_EVENTS_INDEX_PREFIX": layout.events,
             "OPENSEARCH_TRACES_INDEX_PREFIX": layout.traces,
+            "OPENSEARCH_AUDIT_PREFIX": layout.audit,
         }
     try:
         await _log_rule_flow(tmp_path, data, rule, env)

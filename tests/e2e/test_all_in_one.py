@@ -29,6 +29,7 @@ def plane(request, tmp_path_factory):
             "OPENSEARCH_INDEX_PREFIX": layout.logs,
             "OPENSEARCH_EVENTS_INDEX_PREFIX": layout.events,
             "OPENSEARCH_TRACES_INDEX_PREFIX": layout.traces,
+            "OPENSEARCH_AUDIT_PREFIX": layout.audit,
         }
     if "prometheus" in request.param:
         env["PROMETHEUS_ADDRESS"] = request.getfixturevalue("prometheus_server").url

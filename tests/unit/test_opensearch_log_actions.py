@@ -59,6 +59,46 @@ records = st.builds(
 )
 
 
+labels = st.dictionaries(
+    st.sampled_from(["app", "a.b", "app.kubernetes.io/name", "openchoreo.dev/namespace", "x_y"]), texts
+)
+placed = st.builds(
+    Identity,
+    namespace=st.sampled_from(["", "acme"]),
+    component_uid=st.sampled_from(["", "c-uid"]),
+    pod=texts,
+    pod_namespace=texts,
+    container=texts,
+    cluster=st.sampled_from(["", "east", 'we"st']),
+    node=texts,
+    pod_ip=st.sampled_from(["", "10.0.0.1"]),
+    image=texts,
+    labels=labels.map(lambda pairs: tuple(sorted(pairs.items()))),
+)
+placed_records = st.builds(LogRecord, st.integers(0, 2**62), texts, placed, st.sampled_from(["", "INFO"]))
+
+
+def test_placed_lines_match_the_reference() -> None:
+    where = Identity(
+        pod="coredns-0",
+        pod_namespace="kube-system",
+        container="coredns",
+        cluster="east",
+        node="node-1",
+        pod_ip="10.1.2.3",
+        image="registry.example/coredns:1.0",
+        labels=(("app.kubernetes.io/name", "dns"), ("k8s-app", "kube-dns")),
+    )
+    logs = [LogRecord(BASE_NS, "placed", where, "INFO"), LogRecord(BASE_NS + 1, "component", CART, "WARN")]
+    assert documents.log_actions(LAYOUT, logs) == reference(logs)
+
+
+@settings(max_examples=200)
+@given(st.lists(placed_records, max_size=10))
+def test_any_placed_records_match_the_reference(logs: list[LogRecord]) -> None:
+    assert documents.log_actions(LAYOUT, logs) == reference(logs)
+
+
 @settings(max_examples=300)
 @given(st.lists(records, max_size=20))
 def test_any_records_match_the_reference(logs: list[LogRecord]) -> None:
@@ -101,13 +141,14 @@ def _string_literals(module: object) -> set[str]:
 
 
 def test_no_field_path_is_spelled_outside_the_fields_module():
-    """queries.py, documents.py, layout.py and monitors.py name the documents' fields only through fields.py."""
-    from adapters.opensearch import layout, monitors, queries
+    """The modules that build documents, mappings and queries name the documents' fields only through fields.py."""
+    from adapters.opensearch import audit, facets, layout, monitors, platform, queries
 
     names = _field_names()
     #: Words that are also keys of other JSON than documents: an ISM policy state's `name`; a monitor's `name`,
     #: its trigger's `severity`, the `_id` OpenSearch answers a create with, and the rule source type `log`.
-    not_fields = {layout: {"name"}, monitors: {"name", "severity", "_id", "log"}}
-    for module in (queries, documents, layout, monitors):
+    #: And the platform-logs filter `level`, the contract's name of a filter (the field is fields.LOG_LEVEL).
+    not_fields = {layout: {"name"}, monitors: {"name", "severity", "_id", "log"}, platform: {"level"}}
+    for module in (queries, documents, layout, monitors, platform, audit, facets):
         spelled = _string_literals(module) & names - not_fields.get(module, set())
         assert not spelled, (module.__name__, sorted(spelled))
