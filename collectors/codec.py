@@ -12,6 +12,11 @@ Why MessagePack and why columns:
 - Each section names its fields, so a buffer written by an older version of the model still decodes after an
   upgrade that adds (with a default), drops or reorders fields; when the names match the current model, decoding
   takes the positional fast path.
+- Audit records (from trusted producers only: collectors/audit.py) travel as a fifth section, a list of their
+  JSON documents (`domain.audit.audit_document`, their one shape), present only when the batch has any, so
+  frames written before audit records existed decode unchanged.
+- An identity's `labels` (a tuple of pairs) is stored as a list of pairs and made a tuple of tuples again on
+  decode, so a decoded identity equals (and hashes as) the one encoded.
 - A producer's *mark* may travel with the batch, as an optional last element of the envelope:
   `[FORMAT, batch_id, identities, sections, [producer, mark bytes]]`. The tail stores its checkpoint there, so
   the checkpoint is durable exactly when the lines it covers are (collectors/pipeline.py says why). Batches
@@ -28,6 +33,7 @@ from typing import Any
 
 import msgpack
 
+from domain.audit import AuditRecord, audit_document, audit_from_document
 from domain.model import EventRecord, Identity, LogRecord, MetricKind, MetricPoint, SpanRecord
 
 #: Bumped only for a change that field names cannot describe (the layout of the envelope itself).
@@ -48,9 +54,10 @@ class Batch:
     events: list[EventRecord] = field(default_factory=list)
     spans: list[SpanRecord] = field(default_factory=list)
     metrics: list[MetricPoint] = field(default_factory=list)
+    audit: list[AuditRecord] = field(default_factory=list)
 
     def __len__(self) -> int:
-        return len(self.logs) + len(self.events) + len(self.spans) + len(self.metrics)
+        return len(self.logs) + len(self.events) + len(self.spans) + len(self.metrics) + len(self.audit)
 
 
 Column = list[Any]
@@ -115,6 +122,8 @@ def encode(batch: Batch, mark: Mark | None = None) -> bytes:
             for field_name, getter in zip(schema.names, schema.getters)
         ]
         sections.append([schema.names, columns])
+    if batch.audit:
+        sections.append([audit_document(record) for record in batch.audit])
     table = [_identity_row(identity) for identity in identities]
     envelope = [FORMAT, batch.batch_id, [_IDENTITY_FIELDS, table], sections]
     if mark is not None:
@@ -137,8 +146,14 @@ def decode(payload: bytes | memoryview) -> Batch:
         version, batch_id, (identity_names, table), sections = envelope
         if version != FORMAT:
             raise CodecError(f"batch format {version} is not {FORMAT}")
-        identities = _build(Identity, _IDENTITY_FIELDS, identity_names, [list(col) for col in zip(*table)])
+        identity_columns = [list(col) for col in zip(*table)]
+        if identity_columns and "labels" in identity_names:
+            at = list(identity_names).index("labels")
+            identity_columns[at] = [tuple(map(tuple, labels)) for labels in identity_columns[at]]
+        identities = _build(Identity, _IDENTITY_FIELDS, identity_names, identity_columns)
         batch = Batch(batch_id)
+        if len(sections) == len(_SECTIONS) + 1:  # the audit section
+            batch.audit = [audit_from_document(document) for document in sections.pop()]
         for (name, schema), section in zip(_SECTIONS, sections, strict=True):
             if section is not None:
                 setattr(batch, name, _decode_section(schema, section, identities))

@@ -15,6 +15,15 @@ node or per secret (the same names as `observer up` where they mean the same thi
     #   whose environment variables, the same as `observer up`'s, override them)
     # exporter: {otlp: {endpoint: https://observer.example:4318}}   # forward everything to another collector
     telemetry: {host: 0.0.0.0, port: 2020}
+    cluster: prod-eu-1          # (or CLUSTER_NAME) the cluster name every record this collector ships carries
+    audit:                      # whose JSON audit lines become audit records (collectors/audit.py); nobody's else
+      trusted_producers:
+        - {namespace: openchoreo-control-plane, container: controlplane}
+        - {namespace: openchoreo-observability-plane, container: observer, pod_prefix: observer-}
+
+Audit records forwarded over OTLP (`exporter.otlp`) travel on requests carrying the internal token
+(`exporter.otlp.audit_token`, or OBSERVER_INTERNAL_TOKEN as the agents use it); an OTLP receiver takes them as
+audit records only from requests carrying its `receivers.otlp.audit_token` (COLLECTOR_OTLP_AUDIT_TOKEN).
 """
 
 from __future__ import annotations
@@ -46,6 +55,9 @@ class OtlpConfig(_Strict):
     max_body_bytes: int = Field(8 * 1024 * 1024, gt=0)  # per export, as sent and once inflated (413 above)
     # where a plain OpenTelemetry app without `service.namespace` lands: the same setting as `observer up`'s
     default_namespace: str = Field("default", min_length=1, max_length=253)
+    # requests carrying `Authorization: Bearer <this>` may deliver audit records (collectors/otlp/receiver.py);
+    # empty: none may, and a marked record is an ordinary log line
+    audit_token: str = Field("", repr=False)
 
 
 class KubernetesEventsConfig(_Strict):
@@ -92,6 +104,10 @@ class OtlpExporterConfig(_Strict):
     headers: dict[str, str] = Field(default_factory=dict, repr=False)  # may hold credentials: never shown
     bearer_token: str = Field("", repr=False)  # sent as `Authorization: Bearer ...`
     bearer_token_file: Path | None = None  # or read from this file, again whenever it changes
+    # the internal token the requests carrying audit records are sent with (the receiver's audit_token; the
+    # observer's OBSERVER_INTERNAL_TOKEN); empty: the bearer token above
+    audit_token: str = Field("", repr=False)
+    audit_token_file: Path | None = None
     ca_file: Path | None = None
     tls_skip_verify: bool = False
     timeout_s: float = Field(10.0, gt=0)
@@ -189,6 +205,19 @@ class ExporterConfig(_Strict):
         }
 
 
+class TrustedProducerConfig(_Strict):
+    """A container whose JSON audit lines are audit records: exact namespace and container, optional pod
+    name prefix."""
+
+    namespace: str = Field(min_length=1, max_length=253)
+    container: str = Field(min_length=1, max_length=253)
+    pod_prefix: str = Field("", max_length=253)
+
+
+class AuditConfig(_Strict):
+    trusted_producers: list[TrustedProducerConfig] = Field(default_factory=list, max_length=100)
+
+
 class TelemetryConfig(_Strict):
     host: str = "127.0.0.1"
     port: int = 2020
@@ -200,6 +229,8 @@ class CollectorConfig(_Strict):
     buffer: BufferConfig = BufferConfig()
     exporter: ExporterConfig = ExporterConfig()
     telemetry: TelemetryConfig = TelemetryConfig()
+    cluster: str = Field("", max_length=253)  # the name of the cluster this collector runs in (CLUSTER_NAME)
+    audit: AuditConfig = AuditConfig()
 
 
 #: Environment variable -> the path of the key it overrides (section, [subsection,] key). The backends' own
@@ -219,6 +250,10 @@ ENV_OVERRIDES: dict[str, tuple[str, ...]] = {
     "COLLECTOR_EXPORTER_OTLP_CA_FILE": ("exporter", "otlp", "ca_file"),
     "COLLECTOR_EXPORTER_OTLP_TLS_SKIP_VERIFY": ("exporter", "otlp", "tls_skip_verify"),
     "COLLECTOR_EXPORTER_OTLP_TIMEOUT_SECONDS": ("exporter", "otlp", "timeout_s"),
+    "OBSERVER_INTERNAL_TOKEN": ("exporter", "otlp", "audit_token"),
+    "COLLECTOR_EXPORTER_OTLP_AUDIT_TOKEN_FILE": ("exporter", "otlp", "audit_token_file"),
+    "COLLECTOR_OTLP_AUDIT_TOKEN": ("receivers", "otlp", "audit_token"),
+    "CLUSTER_NAME": ("cluster",),
 }
 #: Of the variables that set a key in a subsection (`exporter.otlp.*`), those that turn the subsection on when
 #: the file leaves it out; the others only adjust a subsection that is on, so a token set for every node does

@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from adapters.protocols import TelemetrySink
 from collectors.codec import Batch
 
-#: The parts of a batch a destination may take.
-SIGNALS: frozenset[str] = frozenset({"logs", "events", "spans", "metrics"})
+#: The parts of a batch a destination may take (as adapters/registry.py SIGNALS: audit records are a part of
+#: their own, so they go to the backend serving the `audit` role).
+SIGNALS: frozenset[str] = frozenset({"logs", "events", "spans", "metrics", "audit"})
 
 
 @dataclass(frozen=True)
@@ -45,4 +46,5 @@ class Destination:
             events=batch.events if "events" in signals else [],
             spans=batch.spans if "spans" in signals else [],
             metrics=batch.metrics if "metrics" in signals else [],
+            audit=batch.audit if "audit" in signals else [],
         )

@@ -41,7 +41,9 @@ async def build_destinations(
     await plane.start()
     destinations = [Destination(each.name, each.sink, each.signals) for each in plane.destinations()]
     kept = frozenset().union(*(destination.signals for destination in destinations))
-    if kept != SIGNALS:
+    if "audit" not in kept:  # a backend without an audit store: the trail is not kept, which must not be silent
+        log.warning("exporter: no configured backend stores audit records; audit records are not kept")
+    if kept | {"audit"} != SIGNALS:
         raise ConfigError(
             "the exporter needs somewhere for logs, events and spans (exporter.opensearch or exporter.data_dir) and"
             " for metrics (exporter.prometheus or exporter.data_dir)"
@@ -67,6 +69,8 @@ def otlp_forwarder(config: ExporterConfig, stack: AsyncExitStack) -> OtlpExporte
         headers=otlp.headers,
         bearer_token=otlp.bearer_token,
         bearer_token_file=otlp.bearer_token_file,
+        audit_token=otlp.audit_token,
+        audit_token_file=otlp.audit_token_file,
         ca_file=otlp.ca_file,
         tls_skip_verify=otlp.tls_skip_verify,
         timeout_s=otlp.timeout_s,

@@ -4,8 +4,10 @@ The identity comes from the pod's labels and annotations (OpenChoreo's `openchor
 workflow label and node-name annotation), looked up by (Kubernetes namespace, pod name, pod UID) in a
 `PodMetadata` source (a YAML file here, or the Kubernetes API: collectors/kubernetes/pods.py), and mapped by
 `domain.identity` exactly as resource attributes are, so a line read from a file and a record received over
-OTLP get the same identity. A pod the source does not know still gets its Kubernetes namespace, pod and
-container, so nothing is dropped for lack of metadata.
+OTLP get the same identity. Every line also carries where it ran (`placed`): the collector's cluster name, and
+from the pod's metadata its node, IP, the container's image and all the pod's labels (bounded), which is what
+platform logs are found by. A pod the source does not know still gets its Kubernetes namespace, pod and
+container (and the cluster), so nothing is dropped for lack of metadata.
 
 Per batch, `Enricher.prepare` asks the source again about each container in the batch: that is how a label
 change reaches the lines after it (identities are cached per container in between), and how a source that can
@@ -15,6 +17,7 @@ wait (the API's pod cache, for a pod its watch has not delivered yet) gets a bou
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 import re
@@ -29,6 +32,7 @@ import yaml
 from collectors.tail.model import TailedLine
 from collectors.tail.paths import PodContainer
 from collectors.tail.records import identity_for
+from domain.identity import MAX_PLACEMENT_CHARS, bounded_labels
 from domain.loglevel import detect_level
 from domain.model import Identity, LogRecord
 
@@ -45,8 +49,14 @@ _JSON_SPAN_KEYS = ("span_id", "spanId", "spanid", "span.id", "logging.googleapis
 
 @dataclass(frozen=True, slots=True)
 class Pod:
+    """What the metadata source knows of a pod: labels and annotations (the scope), and where it runs: its node,
+    its IP and each container's image (by container name)."""
+
     labels: Mapping[str, str] = field(default_factory=dict)
     annotations: Mapping[str, str] = field(default_factory=dict)
+    node: str = ""
+    pod_ip: str = ""
+    images: Mapping[str, str] = field(default_factory=dict)
 
 
 class PodMetadata(Protocol):
@@ -63,13 +73,16 @@ class WaitingPodMetadata(PodMetadata, Protocol):
 
 class FileMetadata:
     """Pod labels and annotations from a YAML file, for nodes without a reachable Kubernetes API (and for
-    tests); re-read when the file changes.
+    tests); re-read when the file changes. `node`, `podIP` and `images` (container name -> image) are optional.
 
         pods:
           - namespace: dp-acme-prod
             name: cart-7d9f-abcde
             labels: {openchoreo.dev/component: cart, openchoreo.dev/component-uid: ...}
             annotations: {}
+            node: node-1
+            podIP: 10.244.1.17
+            images: {main: ghcr.io/acme/cart:1.4}
     """
 
     def __init__(self, path: Path | str):
@@ -96,6 +109,9 @@ class FileMetadata:
                 (str(item["namespace"]), str(item["name"])): Pod(
                     {str(k): str(v) for k, v in (item.get("labels") or {}).items()},
                     {str(k): str(v) for k, v in (item.get("annotations") or {}).items()},
+                    str(item.get("node") or ""),
+                    str(item.get("podIP") or ""),
+                    {str(k): str(v) for k, v in (item.get("images") or {}).items()},
                 )
                 for item in document.get("pods") or []
             }
@@ -108,8 +124,9 @@ class Enricher:
     """Tailed lines to LogRecords. Identities are cached per container once its pod is known (and refreshed
     by `prepare`); an unknown pod is asked again for each batch, since its metadata may arrive shortly."""
 
-    def __init__(self, metadata: PodMetadata | None = None):
+    def __init__(self, metadata: PodMetadata | None = None, cluster: str = ""):
         self.metadata = metadata
+        self.cluster = cluster  # the collector's `cluster` (CLUSTER_NAME): on every line, known pod or not
         self._identities: dict[PodContainer, Identity] = {}
         self._pods: dict[PodContainer, Pod] = {}  # what each cached identity was made from
 
@@ -119,7 +136,7 @@ class Enricher:
             return cached
         known = self.metadata.lookup(source.namespace, source.pod, source.pod_uid) if self.metadata else None
         if known is None:
-            return identity_for(source)
+            return placed(identity_for(source), self.cluster)
         return self._learn(source, known)
 
     async def prepare(self, lines: Sequence[TailedLine]) -> None:
@@ -152,7 +169,9 @@ class Enricher:
     def _learn(self, source: PodContainer, known: Pod) -> Identity:
         if self._pods.get(source) != known:  # first seen, or its labels or annotations changed
             self._pods[source] = known
-            self._identities[source] = identity_for(source, {**known.labels, **known.annotations})
+            self._identities[source] = placed(
+                identity_for(source, {**known.labels, **known.annotations}), self.cluster, known, source.container
+            )
         return self._identities[source]
 
     def record(self, line: TailedLine) -> LogRecord:
@@ -186,6 +205,22 @@ class Enricher:
                 trace_id = span_id = ""
             append(LogRecord(line.ts_ns, body, identity, detect_level(body), trace_id, span_id, line.stream))
         return out
+
+
+def placed(identity: Identity, cluster: str, pod: Pod | None = None, container: str = "") -> Identity:
+    """`identity` with where its lines ran: the cluster, and from the pod's metadata its node, IP, the
+    container's image and the pod's labels (all of them, bounded: domain.identity.bounded_labels). A pod the
+    source does not know gets the cluster alone."""
+    if pod is None:
+        return dataclasses.replace(identity, cluster=cluster[:MAX_PLACEMENT_CHARS]) if cluster else identity
+    return dataclasses.replace(
+        identity,
+        cluster=cluster[:MAX_PLACEMENT_CHARS],
+        node=pod.node[:MAX_PLACEMENT_CHARS],
+        pod_ip=pod.pod_ip[:MAX_PLACEMENT_CHARS],
+        image=pod.images.get(container, "")[:MAX_PLACEMENT_CHARS],
+        labels=bounded_labels(pod.labels),
+    )
 
 
 def trace_context(body: str) -> tuple[str, str]:

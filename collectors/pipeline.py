@@ -32,6 +32,11 @@ batch the buffer holds, and the buffer redelivers that batch, if it was not ackn
 The checkpoint file is still committed after each append; it serves the tail alone (releasing rotated files)
 and as the fallback when the buffer directory is new or lost.
 
+Audit records ride in the same batches (`Batch.audit`), a part of their own that only destinations serving the
+`audit` role take: the tail puts there the audit lines of configured trusted producers (collectors/audit.py),
+the OTLP receiver those of requests carrying the internal token; both are counted on
+`collector_audit_records_total{pipeline}`. Every record also carries the collector's cluster (`ClusterStamp`).
+
 Backpressure runs the other way: a full buffer makes the tail stop reading and the OTLP receiver answer 503
 with Retry-After; an unavailable backend makes its export loop retry the same batch with backoff (or after the
 wait the backend asked for), which fills the buffer, which pauses the producers. Nothing accepted is dropped
@@ -49,13 +54,16 @@ back, and the disk buffer absorbs the backlog up to `max_bytes`.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import random
 import time
 import uuid
 from collections.abc import Sequence
+from typing import Any
 
 from adapters.protocols import TelemetrySink, WriteResult
+from collectors.audit import AuditRouter
 from collectors.buffer import DEFAULT_CONSUMER, BufferFull, DiskBuffer
 from collectors.codec import Batch
 from collectors.destination import SIGNALS, Destination
@@ -63,7 +71,8 @@ from collectors.enrich import Enricher
 from collectors.tail.checkpoint import encode_checkpoint
 from collectors.tail.tailer import Tailer
 from collectors.telemetry import CollectorTelemetry
-from domain.model import EventRecord, LogRecord, MetricPoint, SpanRecord
+from domain.audit import AuditRecord
+from domain.model import EventRecord, Identity, LogRecord, MetricPoint, SpanRecord
 
 log = logging.getLogger(__name__)
 
@@ -82,10 +91,11 @@ class BufferSink:
     """The TelemetrySink receivers write to: the batch is durable in the buffer when `write` returns. A full
     buffer raises BufferFull, a BackendUnavailable, which the OTLP receiver answers with 503 and Retry-After."""
 
-    def __init__(self, buffer: DiskBuffer, telemetry: CollectorTelemetry, pipeline: str = "otlp"):
+    def __init__(self, buffer: DiskBuffer, telemetry: CollectorTelemetry, pipeline: str = "otlp", cluster: str = ""):
         self.buffer = buffer
         self.telemetry = telemetry
         self.pipeline = pipeline
+        self.cluster = cluster  # given to every record whose identity names no cluster (ClusterStamp)
 
     async def write(
         self,
@@ -95,12 +105,48 @@ class BufferSink:
         events: Sequence[EventRecord] = (),
         spans: Sequence[SpanRecord] = (),
         metrics: Sequence[MetricPoint] = (),
+        audit: Sequence[AuditRecord] = (),
     ) -> WriteResult:
-        batch = Batch(batch_id=batch_id, logs=list(logs), events=list(events), spans=list(spans), metrics=list(metrics))
+        batch = Batch(
+            batch_id=batch_id,
+            logs=list(logs),
+            events=list(events),
+            spans=list(spans),
+            metrics=list(metrics),
+            audit=list(audit),
+        )
+        if self.cluster:
+            ClusterStamp(self.cluster).batch(batch)
         await self.buffer.append_async(batch)
-        self.telemetry.records_in.labels(self.pipeline).inc(len(logs) + len(events) + len(spans) + len(metrics))
+        if audit:
+            self.telemetry.audit_records.labels(self.pipeline).inc(len(audit))
+        self.telemetry.records_in.labels(self.pipeline).inc(len(batch))
         self.telemetry.buffer_state(self.buffer.used_bytes, self.buffer.held_bytes)
         return WriteResult.delivered()
+
+
+class ClusterStamp:
+    """Gives records whose identity names no cluster the collector's own (`cluster`, CLUSTER_NAME): placement
+    on every record the collector ships, whichever receiver took it. Records from a collector of another
+    cluster, forwarded over OTLP, keep theirs. One replaced identity per distinct identity of a batch."""
+
+    def __init__(self, cluster: str) -> None:
+        self.cluster = cluster
+        self._stamped: dict[Identity, Identity] = {}
+
+    def identity(self, identity: Identity) -> Identity:
+        if identity.cluster:
+            return identity
+        found = self._stamped.get(identity)
+        if found is None:
+            found = self._stamped[identity] = dataclasses.replace(identity, cluster=self.cluster)
+        return found
+
+    def batch(self, batch: Batch) -> None:
+        for records in (batch.logs, batch.events, batch.spans, batch.metrics):
+            for record in records:
+                if not record.identity.cluster:
+                    record.identity = self.identity(record.identity)
 
 
 async def tail_pipeline(
@@ -110,11 +156,14 @@ async def tail_pipeline(
     telemetry: CollectorTelemetry,
     producer: str = TAIL_PRODUCER,
     memory_patience_s: float = TAIL_MEMORY_PATIENCE_S,
+    audit: AuditRouter | None = None,
 ) -> None:
     """Reads, enriches and buffers container logs, each batch with the checkpoint right after it; commits the
     tail's offsets once the buffer holds them. Resumes from the checkpoint of the last buffered batch when that
     is newer than the tail's own (see the module docstring). `producer` names the mark: one per tail. Waits for
-    room in the buffer's memory while the exporters are behind, up to `memory_patience_s` without progress."""
+    room in the buffer's memory while the exporters are behind, up to `memory_patience_s` without progress.
+    `audit` routes the audit lines of trusted producers into the batch's audit records (collectors/audit.py);
+    without it every line is a log line."""
     mark = buffer.mark(producer)
     if mark is not None:
         tailer.adopt(mark)
@@ -126,7 +175,10 @@ async def tail_pipeline(
         if tailed.records:
             await enricher.prepare(tailed.records)  # label changes; a brief wait for pods not known yet
             logs = enricher.records(tailed.records)
-            batch = Batch(batch_id=uuid.uuid4().hex, logs=logs, events=[], spans=[], metrics=[])
+            audited: list[AuditRecord] = []
+            if audit is not None:
+                logs, audited = audit.split(tailed.records, logs)
+            batch = Batch(batch_id=uuid.uuid4().hex, logs=logs, events=[], spans=[], metrics=[], audit=audited)
             checkpoint = (producer, encode_checkpoint(tailed.checkpoint))
             if await buffer.wait_for_memory(len(batch), memory_patience_s):
                 telemetry.backpressure_waits.labels("tail", "memory").inc()
@@ -137,7 +189,9 @@ async def tail_pipeline(
                 except BufferFull as full:  # stop reading until the exporters make room
                     telemetry.backpressure_waits.labels("tail", "full").inc()
                     await asyncio.sleep(full.retry_after_s)
-            telemetry.records_in.labels("tail").inc(len(logs))
+            telemetry.records_in.labels("tail").inc(len(batch))
+            if audited:
+                telemetry.audit_records.labels("tail").inc(len(audited))
             telemetry.buffer_state(buffer.used_bytes, buffer.held_bytes)
         await tailer.commit(tailed.checkpoint)
 
@@ -171,6 +225,21 @@ async def export_loop(buffer: DiskBuffer, destination: Destination, telemetry: C
         telemetry.buffer_state(buffer.used_bytes, buffer.held_bytes)
 
 
+def sink_arguments(batch: Batch) -> dict[str, Any]:
+    """`TelemetrySink.write`'s keyword arguments for a batch. `audit` only when the batch has audit records, so
+    a sink written before audit records existed still takes every other batch."""
+    arguments: dict[str, Any] = {
+        "batch_id": batch.batch_id,
+        "logs": batch.logs,
+        "events": batch.events,
+        "spans": batch.spans,
+        "metrics": batch.metrics,
+    }
+    if batch.audit:
+        arguments["audit"] = batch.audit
+    return arguments
+
+
 async def _deliver(destination: Destination, part: Batch, telemetry: CollectorTelemetry) -> None:
     """Writes until the result is final (delivered or dropped), counting what was refused for good. An exception
     (an outage a sink reports by raising, or a bug) is retried like `retry`: the batch stays until it gets
@@ -179,9 +248,7 @@ async def _deliver(destination: Destination, part: Batch, telemetry: CollectorTe
     attempt = 0
     while True:
         try:
-            result = await destination.sink.write(
-                batch_id=part.batch_id, logs=part.logs, events=part.events, spans=part.spans, metrics=part.metrics
-            )
+            result = await destination.sink.write(**sink_arguments(part))
         except Exception as exc:
             result = WriteResult.retry(reason=f"{type(exc).__name__}: {exc}")
         if result.outcome != "retry":

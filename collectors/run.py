@@ -13,6 +13,7 @@ import logging
 from contextlib import AsyncExitStack
 from typing import TYPE_CHECKING, Any
 
+from collectors.audit import AuditRouter, TrustedProducer
 from collectors.buffer import DiskBuffer
 from collectors.config import CollectorConfig
 from collectors.destinations import ConfigError, build_destinations
@@ -85,10 +86,16 @@ async def collect(config: CollectorConfig) -> None:
                     max_bytes=min(4 << 20, config.buffer.max_bytes // 4),
                 )
             )
-            tasks.append(asyncio.create_task(tail_pipeline(tailer, Enricher(metadata), buffer, telemetry)))
+            router = AuditRouter(
+                TrustedProducer(producer.namespace, producer.container, producer.pod_prefix)
+                for producer in config.audit.trusted_producers
+            )
+            enricher = Enricher(metadata, cluster=config.cluster)
+            tasks.append(asyncio.create_task(tail_pipeline(tailer, enricher, buffer, telemetry, audit=router)))
         if receivers.otlp is not None:
             otlp = build_otlp_app(
-                BufferSink(buffer, telemetry),
+                BufferSink(buffer, telemetry, cluster=config.cluster),
+                audit_token=receivers.otlp.audit_token,
                 max_body_bytes=receivers.otlp.max_body_bytes,
                 on_refused=telemetry.count_otlp_refused,
                 on_rejected=telemetry.count_otlp_rejected,
@@ -100,7 +107,7 @@ async def collect(config: CollectorConfig) -> None:
 
             events = EventsReceiver(
                 kube_api,
-                BufferSink(buffer, telemetry, "kubernetes_events"),
+                BufferSink(buffer, telemetry, "kubernetes_events", cluster=config.cluster),
                 receivers.kubernetes_events.checkpoint,
                 namespaces=receivers.kubernetes_events.namespaces,
                 pods=pods,

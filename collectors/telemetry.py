@@ -101,6 +101,12 @@ class CollectorTelemetry:
             [*labels, "reason"],
             registry=self.registry,
         )
+        self.audit_records = Counter(
+            "collector_audit_records",
+            "Audit records accepted from trusted producers (the tail) or from internal-token OTLP requests (otlp)",
+            labels,
+            registry=self.registry,
+        )
         self.export_seconds = Histogram(
             "collector_export_duration_seconds",
             "Time to deliver one batch, retries included",

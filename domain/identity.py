@@ -19,7 +19,9 @@ Precedence, most specific first:
   `deployment.environment` (else `default`), with UIDs derived from the names (`derived_uid`), so the same
   service is the same component after every restart, in every process that maps it.
 - `k8s.namespace.name`, `k8s.pod.name` and `k8s.container.name` say where the record ran (pod_namespace, pod,
-  container).
+  container), and so do `k8s.cluster.name`, `k8s.node.name`, `k8s.pod.ip`, `container.image.name` (+
+  `container.image.tag`) and `k8s.pod.label.<key>` (cluster, node, pod_ip, image, labels: what platform logs are
+  found by), bounded (`bounded_labels`, MAX_PLACEMENT_CHARS). `identity_attributes` writes all of them back.
 
 The namespace: `openchoreo.dev/namespace`, else, for a Kubernetes namespace named `workflows-<ns>` (where
 OpenChoreo runs the workflow pods of namespace `<ns>`), `<ns>`. A Kubernetes namespace is otherwise NOT an
@@ -35,6 +37,7 @@ task.
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import Mapping
 from typing import Any
@@ -60,6 +63,24 @@ DEPLOYMENT_ENVIRONMENT = ("deployment.environment.name", "deployment.environment
 K8S_NAMESPACE = "k8s.namespace.name"
 K8S_POD = "k8s.pod.name"
 K8S_CONTAINER = "k8s.container.name"
+# Where a record ran, in OpenTelemetry's semantic conventions (the `k8sattributes` processor's names).
+K8S_CLUSTER = "k8s.cluster.name"
+K8S_NODE = "k8s.node.name"
+K8S_POD_IP = "k8s.pod.ip"
+IMAGE_NAME = "container.image.name"
+IMAGE_TAG = "container.image.tag"
+#: A pod label `<key>` travels as the attribute `k8s.pod.label.<key>`.
+POD_LABEL_PREFIX = "k8s.pod.label."
+
+#: Bounds of the placement an identity carries, so a pod with a thousand labels or an attacker's OTLP resource
+#: cannot make every record it sends (and the per-batch identity tables) huge: at most MAX_LABELS labels (the
+#: first by key), a label dropped when its key or value is longer than Kubernetes allows (253 + 1 + 63 for a
+#: key, 63 for a value; MAX_LABEL_VALUE leaves room for OTLP resources that are not Kubernetes'), and the other
+#: placement fields cut to MAX_PLACEMENT_CHARS.
+MAX_LABELS = 64
+MAX_LABEL_KEY = 317
+MAX_LABEL_VALUE = 256
+MAX_PLACEMENT_CHARS = 512
 
 #: Where the scope of a plain OpenTelemetry application comes from when its resource does not say.
 DEFAULT_NAMESPACE = "default"
@@ -92,7 +113,7 @@ def identity_from_attributes(
     `service.name` is not the record's subject (a Kubernetes event is about its object, not its emitter)."""
     plain = plain_otel_identity(attrs, default_namespace=default_namespace) if plain_otel else None
     if plain is not None:
-        return plain
+        return with_placement(plain, attrs)
 
     def first(*keys: str) -> str:
         return _first(attrs, *keys)
@@ -102,7 +123,7 @@ def identity_from_attributes(
     namespace = first(LABEL_NAMESPACE)
     if not namespace and pod_namespace.startswith(WORKFLOWS_NAMESPACE_PREFIX):
         namespace = pod_namespace[len(WORKFLOWS_NAMESPACE_PREFIX) :]
-    return Identity(
+    identity = Identity(
         namespace=namespace,
         project=first(LABEL_PROJECT, SERVICE_NAMESPACE),
         project_uid=first(LABEL_PROJECT_UID),
@@ -116,6 +137,54 @@ def identity_from_attributes(
         workflow_run=first(LABEL_WORKFLOW_RUN, ARGO_WORKFLOW_LABEL),
         task=first(ARGO_NODE_NAME),
     )
+    return with_placement(identity, attrs)
+
+
+def with_placement(identity: Identity, attrs: Mapping[str, Any]) -> Identity:
+    """`identity` with where it ran as the attributes say (`k8s.cluster.name`, `k8s.node.name`, `k8s.pod.ip`,
+    `container.image.name` + `container.image.tag`, `k8s.pod.label.<key>`), bounded; unchanged (the same
+    object) when they say nothing, which is the common case of a plain OpenTelemetry application."""
+    labels = bounded_labels(
+        {key[len(POD_LABEL_PREFIX) :]: value for key, value in attrs.items() if key.startswith(POD_LABEL_PREFIX)}
+    )
+    name, tag = _first(attrs, IMAGE_NAME), _first(attrs, IMAGE_TAG)
+    placement = {
+        "cluster": _bounded(_first(attrs, K8S_CLUSTER)),
+        "node": _bounded(_first(attrs, K8S_NODE)),
+        "pod_ip": _bounded(_first(attrs, K8S_POD_IP)),
+        "image": _bounded(f"{name}:{tag}" if name and tag else name),
+    }
+    changes: dict[str, Any] = {key: value for key, value in placement.items() if value}
+    if labels:
+        changes["labels"] = labels
+    return dataclasses.replace(identity, **changes) if changes else identity
+
+
+def _bounded(value: str) -> str:
+    return value[:MAX_PLACEMENT_CHARS]
+
+
+def bounded_labels(labels: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
+    """A pod's labels as `Identity.labels` holds them (sorted by key), within the bounds above: labels whose key
+    or value is too long are left out, and of the rest only the first MAX_LABELS by key are kept."""
+    kept = sorted(
+        (str(key), str(value))
+        for key, value in labels.items()
+        if value is not None and 0 < len(str(key)) <= MAX_LABEL_KEY and len(str(value)) <= MAX_LABEL_VALUE
+    )
+    return tuple(kept[:MAX_LABELS])
+
+
+def split_image(image: str) -> tuple[str, str]:
+    """An image reference as (`container.image.name`, `container.image.tag`): `repo/app:1.2` -> (`repo/app`,
+    `1.2`); a reference by digest or without a tag is all name (a registry's `host:port` is not a tag)."""
+    if "@" in image:
+        return image, ""
+    slash = image.rfind("/")
+    colon = image.rfind(":")
+    if colon > slash:
+        return image[:colon], image[colon + 1 :]
+    return image, ""
 
 
 def _service_name(attrs: Mapping[str, Any]) -> str:
@@ -181,8 +250,14 @@ def identity_attributes(identity: Identity) -> dict[str, str]:
         (K8S_CONTAINER, identity.container),
         (LABEL_WORKFLOW_RUN, identity.workflow_run),
         (ARGO_NODE_NAME, identity.task),
+        (K8S_CLUSTER, identity.cluster),
+        (K8S_NODE, identity.node),
+        (K8S_POD_IP, identity.pod_ip),
+        *zip((IMAGE_NAME, IMAGE_TAG), split_image(identity.image)),
     )
-    return {key: value for key, value in pairs if value}
+    attributes = {key: value for key, value in pairs if value}
+    attributes.update((POD_LABEL_PREFIX + key, value) for key, value in identity.labels)  # "" is a label value too
+    return attributes
 
 
 _DERIVED = uuid.UUID("6b1f3c52-5d1e-4a53-9a0e-0c3f6f7d2a11")

@@ -30,6 +30,11 @@ add `.0`/`.1`), so a request retried after a timeout, or after a restart from th
 by a receiver of ours. Within one process, requests of a batch already delivered are not sent again when a
 later request of the same batch fails and the batch is retried.
 
+Audit records go in requests of their own (`OtlpRequest.audit`), sent with `Authorization: Bearer <audit token>`
+(the observer's internal token, OBSERVER_INTERNAL_TOKEN; without one, the bearer token): the receiver believes
+the records' audit marker only on requests carrying its internal token, so that no other OTLP client can write
+audit records (collectors/otlp/receiver.py).
+
 Secrets: configured headers and the bearer token are sent, never logged; error messages name the URL only.
 """
 
@@ -58,6 +63,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from adapters.protocols import BackendUnavailable, WriteResult
 from collectors.otlp.encode import DEFAULT_MAX_REQUEST_BYTES, OtlpRequest, encode_batch
 from collectors.otlp.receiver import BATCH_ID_HEADER
+from domain.audit import AuditRecord
 from domain.model import EventRecord, LogRecord, MetricPoint, SpanRecord
 
 log = logging.getLogger(__name__)
@@ -105,6 +111,8 @@ class OtlpExporter:
         headers: Mapping[str, str] | None = None,
         bearer_token: str = "",
         bearer_token_file: Path | None = None,
+        audit_token: str = "",
+        audit_token_file: Path | None = None,
         ca_file: Path | None = None,
         tls_skip_verify: bool = False,
         timeout_s: float = 10.0,
@@ -120,6 +128,7 @@ class OtlpExporter:
             **(headers or {}),
         }
         self._token = _Token(bearer_token, bearer_token_file)
+        self._audit_token = _Token(audit_token, audit_token_file)
         verify: ssl.SSLContext | bool = True
         if tls_skip_verify:
             verify = False
@@ -147,16 +156,22 @@ class OtlpExporter:
         events: Sequence[EventRecord] = (),
         spans: Sequence[SpanRecord] = (),
         metrics: Sequence[MetricPoint] = (),
+        audit: Sequence[AuditRecord] = (),
     ) -> WriteResult:
         """Delivers the batch, or answers `retry` with the batch to be retried whole (requests already accepted
         are not sent again by this process), or `dropped` when the destination refused all of it for good."""
         if batch_id != self._batch_id:  # drops of requests settled by an earlier attempt still count
             self._batch_id, self._delivered, self._drops = batch_id, set(), _Drops()
-        count = len(logs) + len(events) + len(spans) + len(metrics)
+        count = len(logs) + len(events) + len(spans) + len(metrics) + len(audit)
 
         def encode() -> list[OtlpRequest]:
             return encode_batch(
-                logs=logs, events=events, spans=spans, metrics=metrics, max_request_bytes=self.max_request_bytes
+                logs=logs,
+                events=events,
+                spans=spans,
+                metrics=metrics,
+                audit=audit,
+                max_request_bytes=self.max_request_bytes,
             )
 
         requests = await asyncio.to_thread(encode) if count > _INLINE_RECORDS else encode()
@@ -164,7 +179,8 @@ class OtlpExporter:
         drops = self._drops
         try:
             for index, request in enumerate(requests):
-                await self._deliver(f"{wire_id}/{request.signal}/{index}", request, drops)
+                kind = "audit" if request.audit else request.signal  # its own id: a receiver dedupes per id
+                await self._deliver(f"{wire_id}/{kind}/{index}", request, drops)
         except ExportThrottled as exc:
             return WriteResult.retry(exc.retry_after_s or 0.0, str(exc))
         except BackendUnavailable as exc:
@@ -181,7 +197,8 @@ class OtlpExporter:
         path = f"/v1/{request.signal}"
         url = self._shown + path
         headers = {**self._headers, BATCH_ID_HEADER: request_id}
-        if token := self._token.value():
+        token = (self._audit_token.value() or self._token.value()) if request.audit else self._token.value()
+        if token:
             headers["Authorization"] = f"Bearer {token}"
         try:
             response = await self._client.post(self.endpoint + path, content=body, headers=headers)

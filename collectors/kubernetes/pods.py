@@ -2,7 +2,7 @@
 
 A list+watch of `pods` with the field selector `spec.nodeName=<node>` (collectors/kubernetes/watch.py: resumes by
 resourceVersion, lists again on 410 Gone, reconnects with backoff) keeps a map from pod UID to the pod's labels
-and annotations, plus (namespace, name) -> UID for log paths that carry no UID (`/var/log/containers`).
+and annotations (and its node, IP and container images: `pod_of`), plus (namespace, name) -> UID for log paths that carry no UID (`/var/log/containers`).
 
 The cache is a drop-in `PodMetadata` for `collectors.enrich.Enricher` (`lookup(namespace, pod, uid)`), and
 also a `WaitingPodMetadata`: for a pod it does not know, the Enricher awaits `wait_for`, once per batch. A line
@@ -49,11 +49,23 @@ class _Entry:
 
 
 def pod_of(obj: dict[str, Any]) -> Pod:
-    """The labels and annotations of a pod object (a JSON dict as the API sends it)."""
+    """The labels and annotations of a pod object (a JSON dict as the API sends it), and where it runs:
+    `spec.nodeName`, `status.podIP` and each container's image (`spec.containers`, init and ephemeral
+    containers too: their lines are tailed as well)."""
     metadata = obj.get("metadata") or {}
+    spec = obj.get("spec") or {}
+    images = {
+        str(container.get("name") or ""): str(container.get("image") or "")
+        for key in ("initContainers", "containers", "ephemeralContainers")
+        for container in spec.get(key) or []
+        if isinstance(container, dict) and container.get("name")
+    }
     return Pod(
         {str(k): str(v) for k, v in (metadata.get("labels") or {}).items()},
         {str(k): str(v) for k, v in (metadata.get("annotations") or {}).items()},
+        str(spec.get("nodeName") or ""),
+        str((obj.get("status") or {}).get("podIP") or ""),
+        images,
     )
 
 

@@ -14,6 +14,9 @@ stored as if it had arrived there directly. How each field travels:
   it travels as `k8s.object.label.k8s.namespace.name`, which the receiver lets override;
 - spans: as they were received, their `resource` as the resource (with the identity's attributes over it when
   the resource alone would not give the same identity);
+- audit records: log records of their own requests (`OtlpRequest.audit`, which the exporter sends with the
+  internal token), the record's JSON document as the body, marked with `openchoreo.audit` (mapping.py
+  AUDIT_MARKER), under a resource saying where the collector read them;
 - metrics: gauges as gauges, sums as monotonic sums and histograms as explicit-bucket histograms, with their
   temporality (cumulative or delta), start time and attributes.
 
@@ -51,6 +54,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
 from collectors.otlp.decode import Signal
 from collectors.otlp.mapping import (
+    AUDIT_MARKER,
     EVENT_REASON,
     EVENT_TYPE,
     LOG_IOSTREAM,
@@ -58,7 +62,8 @@ from collectors.otlp.mapping import (
     OBJECT_LABEL_PREFIX,
     OBJECT_NAME,
 )
-from domain.identity import K8S_NAMESPACE, identity_attributes, identity_from_attributes
+from domain.audit import AuditRecord, Collected, audit_document
+from domain.identity import K8S_CONTAINER, K8S_NAMESPACE, K8S_POD, identity_attributes, identity_from_attributes
 from domain.model import EventRecord, Identity, LogRecord, MetricKind, MetricPoint, SpanKind, SpanRecord
 
 #: The instrumentation scope forwarded records are put under: who re-encoded them.
@@ -148,11 +153,13 @@ class _MetricKey:
 
 @dataclass(frozen=True, slots=True)
 class OtlpRequest:
-    """Records of one signal to be sent as one export request, built on demand (`message`)."""
+    """Records of one signal to be sent as one export request, built on demand (`message`). `audit`: a logs
+    request of audit records only, which must travel with the internal token."""
 
     signal: Signal
     items: tuple[_Item, ...]
     resources: Mapping[Hashable, Resource]
+    audit: bool = False
 
     @property
     def records(self) -> int:
@@ -162,8 +169,8 @@ class OtlpRequest:
         """The request as two, for a receiver that refused it as too large. Needs two records or more."""
         middle = len(self.items) // 2
         return (
-            OtlpRequest(self.signal, self.items[:middle], self.resources),
-            OtlpRequest(self.signal, self.items[middle:], self.resources),
+            OtlpRequest(self.signal, self.items[:middle], self.resources, self.audit),
+            OtlpRequest(self.signal, self.items[middle:], self.resources, self.audit),
         )
 
     def message(self) -> Message:
@@ -232,10 +239,12 @@ def encode_batch(
     events: Sequence[EventRecord] = (),
     spans: Sequence[SpanRecord] = (),
     metrics: Sequence[MetricPoint] = (),
+    audit: Sequence[AuditRecord] = (),
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
 ) -> list[OtlpRequest]:
     """A batch as export requests: logs and events to `logs` requests, spans to `traces`, metric points to
-    `metrics`, each cut to about `max_request_bytes`. Deterministic: the same records give the same requests."""
+    `metrics`, audit records to `logs` requests of their own (`OtlpRequest.audit`), each cut to about
+    `max_request_bytes`. Deterministic: the same records give the same requests."""
     resources: dict[Hashable, Resource] = {}
     requests: list[OtlpRequest] = []
     log_items = [*_log_items(logs, resources), *_event_items(events, resources)]
@@ -246,6 +255,8 @@ def encode_batch(
     ):
         for chunk in _chunks(items, resources, max_request_bytes):
             requests.append(OtlpRequest(signal, tuple(chunk), resources))  # type: ignore[arg-type]
+    for chunk in _chunks(list(_audit_items(audit, resources)), resources, max_request_bytes):
+        requests.append(OtlpRequest("logs", tuple(chunk), resources, audit=True))
     return requests
 
 
@@ -298,6 +309,19 @@ def _log_items(logs: Iterable[LogRecord], resources: dict[Hashable, Resource]) -
             record.attributes.append(KeyValue(key=LOG_IOSTREAM, value=AnyValue(string_value=log.stream)))
         resource = _identity_resource(resources, "log", log.identity)
         yield _Item(resource, None, record, record.ByteSize())
+
+
+def _audit_items(records: Iterable[AuditRecord], resources: dict[Hashable, Resource]) -> Iterator[_Item]:
+    for audit in records:
+        body = orjson.dumps(audit_document(audit)).decode()
+        record = OtlpLogRecord(time_unix_nano=audit.time_ns, body=AnyValue(string_value=body))
+        record.attributes.append(KeyValue(key=AUDIT_MARKER, value=AnyValue(bool_value=True)))
+        where = audit.collector or Collected()
+        key = ("audit", where)
+        if key not in resources:
+            pairs = ((K8S_NAMESPACE, where.namespace), (K8S_POD, where.pod), (K8S_CONTAINER, where.container))
+            resources[key] = Resource(attributes=key_values({k: v for k, v in pairs if v}))
+        yield _Item(key, None, record, record.ByteSize())
 
 
 def _event_items(events: Iterable[EventRecord], resources: dict[Hashable, Resource]) -> Iterator[_Item]:

@@ -18,6 +18,12 @@ Log records that carry `k8s.event.reason` are Kubernetes events (the OpenTelemet
 attribute (`stdout` or `stderr`, as the OpenTelemetry `filelog` receiver and our own forwarding exporter set it)
 is its stream; without it the stream is `otlp`.
 
+Audit records travel as log records marked with the attribute `openchoreo.audit` (AUDIT_MARKER), the record's
+JSON document (domain/audit.py `audit_document`) as the body. `map_logs(..., trust_audit=True)` (the receiver
+passes it only for requests carrying the internal token) turns a marked record whose body is an audit record into
+an `AuditRecord`; otherwise (no token, or a body that is not an audit record) the marker means nothing and the
+record is an ordinary log line like any other, so no OTLP client can forge the trail.
+
 `collectors/otlp/encode.py` is the inverse: what it encodes maps back here to equal records.
 """
 
@@ -29,6 +35,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
@@ -37,6 +44,7 @@ from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord as OtlpLogRecord
 from opentelemetry.proto.metrics.v1.metrics_pb2 import AggregationTemporality, DataPointFlags
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
+from domain.audit import AuditRecord, NotAnAuditRecord, audit_from_document
 from domain.identity import DEFAULT_NAMESPACE, K8S_NAMESPACE, identity_from_attributes
 from domain.loglevel import detect_level, normalize_level, severity_number_level
 from domain.model import EventRecord, Identity, LogRecord, MetricKind, MetricPoint, SpanKind, SpanRecord
@@ -53,6 +61,10 @@ OBJECT_LABEL_PREFIX = "k8s.object.label."
 OBJECT_ANNOTATION_PREFIX = "k8s.object.annotation."
 #: The semantic-conventions attribute for the stream a log line was written to.
 LOG_IOSTREAM = "log.iostream"
+#: Marks a log record whose body is an audit record's JSON document (believed only with the internal token).
+AUDIT_MARKER = "openchoreo.audit"
+#: A marked body longer than this is not read as an audit record (a record is a few hundred bytes).
+MAX_AUDIT_BODY_BYTES = 64 * 1024
 _IOSTREAMS = frozenset({"stdout", "stderr"})
 
 _TRACE_ID_BYTES = 16
@@ -77,6 +89,7 @@ class Mapped:
     events: list[EventRecord] = field(default_factory=list)
     spans: list[SpanRecord] = field(default_factory=list)
     metrics: list[MetricPoint] = field(default_factory=list)
+    audit: list[AuditRecord] = field(default_factory=list)
     rejected: int = 0
     reasons: dict[str, int] = field(default_factory=dict)  # reason -> how many items it rejected
     codes: dict[str, int] = field(default_factory=dict)  # the same counts by a short code, for metric labels
@@ -90,7 +103,7 @@ class Mapped:
 
     @property
     def accepted(self) -> int:
-        return len(self.logs) + len(self.events) + len(self.spans) + len(self.metrics)
+        return len(self.logs) + len(self.events) + len(self.spans) + len(self.metrics) + len(self.audit)
 
     @property
     def error_message(self) -> str:
@@ -154,8 +167,11 @@ def _items(
 # ----------------------------------------------------------------------------------------------- logs
 
 
-def map_logs(request: ExportLogsServiceRequest, default_namespace: str = DEFAULT_NAMESPACE) -> Mapped:
-    """Log records to logs, and those describing Kubernetes events to events.
+def map_logs(
+    request: ExportLogsServiceRequest, default_namespace: str = DEFAULT_NAMESPACE, *, trust_audit: bool = False
+) -> Mapped:
+    """Log records to logs, and those describing Kubernetes events to events; with `trust_audit` (a request
+    carrying the internal token), records marked AUDIT_MARKER whose body is an audit record to audit records.
 
     This loop runs once per record of every export, so it reads each protobuf field once, skips the work an
     absent field needs (most records carry no attributes and a plain string body), and normalizes each distinct
@@ -176,6 +192,11 @@ def map_logs(request: ExportLogsServiceRequest, default_namespace: str = DEFAULT
                     if EVENT_REASON in record_attributes:
                         out.events.append(_event(record, record_attributes, resource, now))
                         continue
+                    if trust_audit and AUDIT_MARKER in record_attributes:
+                        audit = _audit(record.body.string_value)
+                        if audit is not None:
+                            out.audit.append(audit)
+                            continue
                     declared = record_attributes.get(LOG_IOSTREAM)
                     if declared in _IOSTREAMS:
                         stream = declared
@@ -205,6 +226,16 @@ def map_logs(request: ExportLogsServiceRequest, default_namespace: str = DEFAULT
                     )
                 )
     return out
+
+
+def _audit(body: str) -> AuditRecord | None:
+    """The audit record a marked log record's body holds, or None (it then stays a log line)."""
+    if not body.startswith("{") or len(body) > MAX_AUDIT_BODY_BYTES:
+        return None
+    try:
+        return audit_from_document(orjson.loads(body))
+    except (orjson.JSONDecodeError, NotAnAuditRecord):
+        return None
 
 
 def _timestamp(record: OtlpLogRecord, now: int) -> int:

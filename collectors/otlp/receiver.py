@@ -17,6 +17,12 @@ the id of the buffered batch it is delivering, so a batch it retries (after a ti
 it may encode differently) is still stored once, and two different batches that happen to encode to the same
 bytes are both stored. Other clients leave it out and nothing changes for them. A malformed value is a 400.
 
+Audit records (our extension, collectors/otlp/mapping.py AUDIT_MARKER): with an `audit_token`, a logs export
+carrying `Authorization: Bearer <audit_token>` (the observer's internal token, which our forwarding exporter sends
+with audit records) may deliver audit records; they reach the sink as `audit=`. Any other request, and every
+request when no token is configured, has its marked records stored as ordinary log lines: the marker alone
+proves nothing. The token is compared by digest in constant time and never logged.
+
 Every refusal is counted (`ReceiverStats`, and `on_refused` with a short reason code for metrics), as is every
 item left out of a partial success (`on_rejected`, by mapping.py's reason codes).
 
@@ -29,6 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import hmac
 import math
 import re
 from collections.abc import Callable
@@ -103,10 +110,13 @@ class _SignalSpec(Generic[_Request]):
     response: type[_Response]
     rejected_field: str  # the count field of the response's partial_success
 
-    def map(self, request: Message, default_namespace: str) -> Mapped:
+    def map(self, request: Message, default_namespace: str, trust_audit: bool = False) -> Mapped:
         """Maps a request `decode_request` parsed for this spec's signal. It returns a plain `Message`, but
         `decode.REQUEST_TYPES` makes it the signal's own request type, which is what `mapper` takes.
-        `default_namespace` is the namespace of plain OpenTelemetry applications (domain/identity.py)."""
+        `default_namespace` is the namespace of plain OpenTelemetry applications (domain/identity.py);
+        `trust_audit` (logs only) lets marked records be audit records."""
+        if trust_audit and self.mapper is map_logs:
+            return map_logs(cast(ExportLogsServiceRequest, request), default_namespace, trust_audit=True)
         return self.mapper(cast(_Request, request), default_namespace)
 
 
@@ -163,12 +173,15 @@ def build_otlp_app(
     on_refused: OnRefused | None = None,
     on_rejected: OnRejected | None = None,
     default_namespace: str = DEFAULT_NAMESPACE,
+    audit_token: str = "",
 ) -> Starlette:
     """The receiver as an ASGI app; `app.state.stats` holds its `ReceiverStats`. `on_refused` and `on_rejected`
     let a process count refusals and partial-success rejections on its own metrics (the collector's /metrics).
-    `default_namespace`: where a plain OpenTelemetry application that names no `service.namespace` lands."""
+    `default_namespace`: where a plain OpenTelemetry application that names no `service.namespace` lands.
+    `audit_token`: the internal token whose requests may deliver audit records (module docstring); empty: none."""
     stats = ReceiverStats()
     in_flight = 0
+    audit_digest = _digest(audit_token) if audit_token else b""
 
     async def export(request: Request, signal: Signal) -> Response:
         nonlocal in_flight
@@ -209,21 +222,25 @@ def build_otlp_app(
         """Reads, inflates, decodes, maps and stores one export."""
         wire = await _read_body(request, max_body_bytes)
         encoding = request.headers.get("content-encoding")
+        trusted = signal == "logs" and _carries_token(request, audit_digest)
 
         def decode() -> tuple[bytes, Mapped]:
             body = decompress(wire, encoding, max_body_bytes)
-            return body, _SIGNALS[signal].map(decode_request(signal, body, media), default_namespace)
+            return body, _SIGNALS[signal].map(decode_request(signal, body, media), default_namespace, trusted)
 
         # Inflating, parsing and mapping megabytes is CPU work; off the event loop it cannot stall other requests.
         body, mapped = decode() if len(wire) <= _INLINE_DECODE_BYTES else await asyncio.to_thread(decode)
         if mapped.accepted:
             try:
+                # `audit` only when there is some: a sink from before audit records still takes everything else
+                extra = {"audit": mapped.audit} if mapped.audit else {}
                 result = await sink.write(
                     batch_id=batch_id(signal, body, declared),
                     logs=mapped.logs,
                     events=mapped.events,
                     spans=mapped.spans,
                     metrics=mapped.metrics,
+                    **extra,
                 )
             except BufferFull as exc:  # the collector's own buffer: it says how soon there will be room
                 wait = max(1, math.ceil(exc.retry_after_s))
@@ -262,6 +279,20 @@ def _count_refused_records(mapped: Mapped, result: WriteResult) -> None:
     if result.count:
         count = min(result.count, mapped.accepted)
         mapped.reject(count, f"refused by the backend ({result.reason or result.outcome})", result.reason or "backend")
+
+
+def _digest(token: str) -> bytes:
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).digest()
+
+
+def _carries_token(request: Request, digest: bytes) -> bool:
+    """Whether the request's `Authorization: Bearer` is the internal token (constant time; False without one)."""
+    if not digest:
+        return False
+    scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not credentials:
+        return False
+    return hmac.compare_digest(_digest(credentials.strip()), digest)
 
 
 def _declared_batch_id(request: Request) -> str | None:

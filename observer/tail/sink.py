@@ -13,6 +13,7 @@ from collections import OrderedDict
 from collections.abc import Sequence
 
 from adapters.protocols import TelemetrySink, WriteResult
+from domain.audit import AuditRecord
 from domain.model import EventRecord, LogRecord, MetricPoint, SpanRecord
 from observer.tail.hub import TailHub
 
@@ -37,8 +38,13 @@ class TailingSink:
         events: Sequence[EventRecord] = (),
         spans: Sequence[SpanRecord] = (),
         metrics: Sequence[MetricPoint] = (),
+        audit: Sequence[AuditRecord] = (),
     ) -> WriteResult:
-        result = await self.inner.write(batch_id=batch_id, logs=logs, events=events, spans=spans, metrics=metrics)
+        # `audit` passed on only when there is some, so an inner sink written before audit records still works
+        extra = {"audit": audit} if audit else {}
+        result = await self.inner.write(
+            batch_id=batch_id, logs=logs, events=events, spans=spans, metrics=metrics, **extra
+        )
         if logs and result.outcome == "delivered" and len(self.hub) and self._first_time(batch_id):
             try:
                 self.hub.publish(logs)

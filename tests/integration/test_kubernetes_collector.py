@@ -15,6 +15,7 @@ tests do not see each other's objects. Timeouts are guards against hanging only:
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
@@ -43,6 +44,7 @@ from domain.model import (
     MetricPoint,
     SpanRecord,
     TimeRange,
+    sorted_labels,
 )
 from domain.timeutil import parse_rfc3339
 
@@ -60,6 +62,17 @@ LABELS = {
     "openchoreo.dev/environment": "prod",
     "openchoreo.dev/environment-uid": ENVIRONMENTS["prod"],
 }
+
+
+IMAGE = "registry.invalid/app:1"
+
+
+def placed(identity: Identity, node: str, labels: dict[str, str] | None = None) -> Identity:
+    """A tailed line's identity also says where it ran: the pod's node, the container's image, its labels
+    (no pod IP: without a kubelet no pod here ever gets one)."""
+    return dataclasses.replace(
+        identity, node=node, image=IMAGE, labels=sorted_labels(LABELS if labels is None else labels)
+    )
 
 
 def expected(pod: str, pod_namespace: str, container: str = "", component: str = "cart") -> Identity:
@@ -229,8 +242,8 @@ async def test_the_pod_cache_gives_tailed_lines_their_pods_identity(api, core, n
         records = await enrich(enricher, [line(namespace, "cart-before", before), line(namespace, "cart-after", after)])
 
         assert [r.identity for r in records] == [
-            expected("cart-before", namespace, "main"),
-            expected("cart-after", namespace, "main"),
+            placed(expected("cart-before", namespace, "main"), node),
+            placed(expected("cart-after", namespace, "main"), node),
         ]
         assert cache.fetched == 0, "both came from the list and the watch, not from direct GETs"
         assert cache.lookup(namespace, "cart-elsewhere") is None, "only this node's pods are watched"
@@ -244,7 +257,7 @@ async def test_a_label_change_reaches_the_lines_after_it(api, core, namespace):
     async with PodCache(api, node, wait_s=GUARD) as cache:
         enricher = Enricher(cache)
         [first] = await enrich(enricher, [line(namespace, "cart-0", uid, "before")])
-        assert first.identity == expected("cart-0", namespace, "main")
+        assert first.identity == placed(expected("cart-0", namespace, "main"), node)
 
         relabelled = {**LABELS, LABEL_COMPONENT: "payments", LABEL_COMPONENT_UID: COMPONENTS["payments"]}
         core.patch_namespaced_pod("cart-0", namespace, {"metadata": {"labels": relabelled}})
@@ -254,14 +267,15 @@ async def test_a_label_change_reaches_the_lines_after_it(api, core, namespace):
         )
         [second] = await enrich(enricher, [line(namespace, "cart-0", uid, "after")])
 
-        assert second.identity == expected("cart-0", namespace, "main", component="payments")
+        assert second.identity == placed(expected("cart-0", namespace, "main", component="payments"), node, relabelled)
         assert first.identity.component == "cart", "records already made keep the identity they were made with"
 
 
 async def test_a_pod_the_watch_has_not_delivered_is_fetched_else_the_path_is_used(api, core, namespace):
     """The brief wait is for the watch; then a GET; then the line goes on with its path's identity."""
     node = unique("node")
-    elsewhere = make_pod(core, namespace, "cart-moved", unique("other-node"))  # never in this node's watch
+    elsewhere_node = unique("other-node")
+    elsewhere = make_pod(core, namespace, "cart-moved", elsewhere_node)  # never in this node's watch
     async with PodCache(api, node, wait_s=0.2, miss_ttl_s=GUARD) as cache:
         enricher = Enricher(cache)
         missing_uid = str(uuid.uuid4())
@@ -274,7 +288,7 @@ async def test_a_pod_the_watch_has_not_delivered_is_fetched_else_the_path_is_use
             ],
         )
         assert [r.identity for r in records] == [
-            expected("cart-moved", namespace, "main"),
+            placed(expected("cart-moved", namespace, "main"), elsewhere_node),
             Identity(pod="cart-gone", pod_namespace=namespace, container="main"),
             Identity(pod="cart-moved", pod_namespace=namespace, container="main"),
         ]
@@ -483,4 +497,4 @@ async def test_observer_collect_enriches_lines_and_stores_events_from_the_api(ku
     assert event.message == "started container main" and event.reason == "Started"
     assert event.identity == expected("cart-0", namespace)
     assert log_line.body == "level=info cart is up"
-    assert log_line.identity == expected("cart-0", namespace, "main")
+    assert log_line.identity == placed(expected("cart-0", namespace, "main"), node)

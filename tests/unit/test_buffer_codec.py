@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from collectors.codec import FORMAT, Batch, CodecError, decode, encode, read_mark
 from devservers.sample import BASE_NS, identity
+from domain.audit import Actor, AuditRecord, AuditResource, Collected
 from domain.model import EventRecord, Identity, LogRecord, MetricKind, MetricPoint, SpanRecord
 
 CART = identity("cart")
@@ -138,6 +139,59 @@ def test_a_producers_mark_travels_with_the_batch_and_stays_out_of_it() -> None:
         read_mark(b"garbage")
 
 
+AUDIT = AuditRecord(
+    event_id="e-1",
+    time_ns=BASE_NS + 123,
+    actor=Actor("user", "alice", "https://idp", "s-1", ("admin", "viewer")),
+    action="incident.update",
+    category="management",
+    result="denied",
+    surface="rest",
+    producer="observer",
+    request_id="r-1",
+    source_ip="10.0.0.9",
+    user_agent="curl/8",
+    http_method="PUT",
+    http_path="/api/v1alpha1/incidents/i-1",
+    resource=AuditResource(type="incident", namespace="acme", name="i-1"),
+    metadata={"reason": "nope"},
+    collector=Collected("openchoreo-control-plane", "observer-0", "observer"),
+)
+
+
+def test_identities_with_placement_and_labels_round_trip() -> None:
+    placed = Identity(
+        namespace="acme",
+        pod="cart-0",
+        cluster="prod-1",
+        node="node-a",
+        pod_ip="10.1.2.3",
+        image="ghcr.io/acme/cart:1.4",
+        labels=(("app", "cart"), ("tier", "")),
+    )
+    decoded = decode(encode(Batch("placed", logs=[LogRecord(BASE_NS, "x", placed)])))
+    assert decoded.logs[0].identity == placed
+    assert isinstance(decoded.logs[0].identity.labels[0], tuple)
+    hash(decoded.logs[0].identity)  # identities key the encoder's table: they must stay hashable
+
+
+def test_audit_records_travel_with_the_batch() -> None:
+    batch = Batch(
+        "audited",
+        logs=[LogRecord(BASE_NS, "x", CART)],
+        audit=[AUDIT, AuditRecord("e-2", BASE_NS, Actor("anonymous", ""), "a", "access", "success")],
+    )
+    decoded = decode(encode(batch))
+    assert decoded.audit == batch.audit
+    assert decoded.logs == batch.logs
+    assert len(decoded) == 3
+
+
+def test_a_batch_without_audit_keeps_the_four_section_layout() -> None:
+    """Frames written before audit records existed (and batches without any) have four sections."""
+    assert len(msgpack.unpackb(encode(Batch("plain", logs=[LogRecord(BASE_NS, "x", CART)])))[3]) == 4
+
+
 def test_a_batch_written_by_an_older_model_still_decodes() -> None:
     """A buffer outlives an upgrade: fields are matched by name, new ones take their defaults, gone ones are
     dropped."""
@@ -162,7 +216,19 @@ scalars = st.none() | st.booleans() | ints | floats | texts
 values = st.recursive(
     scalars, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(texts, inner, max_size=3), max_leaves=8
 )
-identities = st.builds(Identity, namespace=texts, project_uid=texts, pod=texts, container=texts)
+label_pairs = st.dictionaries(texts, texts, max_size=3).map(lambda labels: tuple(sorted(labels.items())))
+identities = st.builds(
+    Identity,
+    namespace=texts,
+    project_uid=texts,
+    pod=texts,
+    container=texts,
+    cluster=texts,
+    node=texts,
+    pod_ip=texts,
+    image=texts,
+    labels=label_pairs,
+)
 logs = st.builds(LogRecord, ts_ns=ints, body=texts, identity=identities, level=texts, stream=texts)
 events = st.builds(EventRecord, ts_ns=ints, message=texts, identity=identities, reason=texts)
 spans = st.builds(

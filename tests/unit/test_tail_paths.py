@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from collectors.tail.paths import (
     source_of,
 )
 from collectors.tail.records import identity_for
-from domain.model import Identity
+from domain.model import Identity, sorted_labels
 
 UID = "0b6c5e34-7d1e-4c1a-9a57-0f1a2b3c4d5e"
 CID = "3f" * 32
@@ -123,7 +124,7 @@ def test_identity_from_path_and_pod_labels() -> None:
         'level=error msg="boom"',
         "ERROR",
         "stderr",
-        identity,
+        dataclasses.replace(identity, labels=sorted_labels(labels)),  # the Enricher adds the pod's labels
     )
     assert (line.namespace, line.pod, line.pod_uid, line.container) == ("dp-acme-prod", "cart-1", UID, "main")
 
