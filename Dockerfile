@@ -18,6 +18,7 @@ RUN mkdir -p domain && touch domain/__init__.py \
 COPY domain ./domain
 COPY serving ./serving
 COPY access ./access
+COPY audit ./audit
 COPY tunnel ./tunnel
 COPY adapters ./adapters
 COPY collectors ./collectors

@@ -20,6 +20,10 @@ ALERTS_VIEW = "alerts:view"
 INCIDENTS_VIEW = "incidents:view"
 INCIDENTS_UPDATE = "incidents:update"
 FINOPS_VIEW = "finops:view"
+#: Cluster-scoped (asked on no namespace, access/resources.py cluster_resource): only a cluster-wide grant covers
+#: the platform's own logs and the audit trail.
+PLATFORMLOGS_VIEW = "platformlogs:view"
+AUDITLOGS_VIEW = "auditlogs:view"
 ACTIONS = (
     LOGS_VIEW,
     EVENTS_VIEW,
@@ -29,6 +33,8 @@ ACTIONS = (
     INCIDENTS_VIEW,
     INCIDENTS_UPDATE,
     FINOPS_VIEW,
+    PLATFORMLOGS_VIEW,
+    AUDITLOGS_VIEW,
 )
 
 

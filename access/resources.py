@@ -11,6 +11,7 @@ remote one are asked the same question:
 | workflow scope with a run name          | `workflowRun` | run name    | namespace                        |
 | workflow scope without a run name       | `namespace`   | namespace   | namespace                        |
 | incident update                         | `namespace`   | (none)      | (empty)                          |
+| platform logs, audit trail (cluster)    | `namespace`   | (none)      | (empty)                          |
 
 The environment is an attribute, not a level: a component scope carries it, a workflow scope never does.
 """
@@ -19,7 +20,15 @@ from __future__ import annotations
 
 from typing import Any, Protocol, cast
 
-from access.model import ALERTS_VIEW, INCIDENTS_UPDATE, INCIDENTS_VIEW, Resource, Subject
+from access.model import (
+    ALERTS_VIEW,
+    AUDITLOGS_VIEW,
+    INCIDENTS_UPDATE,
+    INCIDENTS_VIEW,
+    PLATFORMLOGS_VIEW,
+    Resource,
+    Subject,
+)
 
 NAMESPACE = "namespace"
 PROJECT = "project"
@@ -28,7 +37,7 @@ WORKFLOW_RUN = "workflowRun"
 
 #: Actions whose EvaluateRequest carries an empty context, whatever the scope names (contract §2.1: the alerts
 #: and incidents handlers never set the environment attribute).
-EMPTY_CONTEXT_ACTIONS = frozenset({ALERTS_VIEW, INCIDENTS_VIEW, INCIDENTS_UPDATE})
+EMPTY_CONTEXT_ACTIONS = frozenset({ALERTS_VIEW, INCIDENTS_VIEW, INCIDENTS_UPDATE, PLATFORMLOGS_VIEW, AUDITLOGS_VIEW})
 
 
 class ComponentScopeLike(Protocol):
@@ -86,6 +95,14 @@ def resource_for(scope: ComponentScopeLike | WorkflowScopeLike) -> Resource:
 def incident_update_resource() -> Resource:
     """`incidents:update` is asked on a `namespace` with no id and an empty hierarchy (contract §1.14): the
     incident's own scope is not consulted, so only a grant over every namespace covers it."""
+    return Resource(NAMESPACE, "", "")
+
+
+def cluster_resource() -> Resource:
+    """`platformlogs:view` and `auditlogs:view` are cluster-scoped: asked, as `incidents:update` is, on a
+    `namespace` with no id and an empty hierarchy, whatever coordinates or filters the query names (a namespace
+    in a platform-logs or audit query narrows the answer, it never grants access to it). So only a grant over
+    every namespace covers them, and a component- or namespace-scoped caller is refused."""
     return Resource(NAMESPACE, "", "")
 
 

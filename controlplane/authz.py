@@ -74,6 +74,8 @@ _OBSERVER_SCOPES = {
     "incidents:view": "component",
     "incidents:update": "namespace",
     "finops:view": "component",
+    "platformlogs:view": "cluster",
+    "auditlogs:view": "cluster",
 }
 #: Actions whose requests carry `context.resource.environment` (access/resources.py EMPTY_CONTEXT_ACTIONS).
 _OBSERVER_WITH_ENVIRONMENT = frozenset({"logs:view", "events:view", "metrics:view", "traces:view", "finops:view"})

@@ -13,7 +13,9 @@ to that replica's 8444 (CONTROLPLANE_PEER_URL, CLUSTER_GATEWAY_CA_CERT / _CLIENT
 The API authenticates bearer tokens and authorizes every call with the store's Authz* policy (controlplane/auth.py:
 JWKS_URL, JWT_ISSUER, JWT_AUDIENCE, CONTROLPLANE_ADMIN_GROUPS); `JWT_DISABLED=true` opens it, and the startup line
 says so. Every port is bound before the store is opened, so a clash is reported in one line and nothing was
-started for nothing.
+started for nothing. Every state-changing call and every 401/403 is an audit record (audit/, producer
+`openchoreo-api`): one JSON line on stdout for the collector to ship (AUDIT_LOG=stdout, the default, or off);
+inside `observer up --with-controlplane`, into the observer's sink with the observer's own records.
 
 For the pieces that come next, and for `observer up --with-controlplane`:
 
@@ -45,6 +47,7 @@ from controlplane.config import ControlPlaneSettings
 if TYPE_CHECKING:
     from starlette.middleware import Middleware
 
+    from audit.trail import AuditTrail
     from controlplane.auth import AccessSettings, ApiAccess, Guard
     from controlplane.gateway.service import Gateway
     from controlplane.planes import PlaneWatcher, StatusWriter
@@ -56,6 +59,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 TaskFactory = Callable[[], Coroutine[Any, Any, None]]
+#: The producer name of the control plane's audit records (OpenChoreo's API server's).
+AUDIT_PRODUCER = "openchoreo-api"
 
 
 class Unstartable(Exception):
@@ -122,6 +127,7 @@ class ControlPlane:
     middleware: list[Middleware] = field(default_factory=list)
     tasks: list[TaskFactory] = field(default_factory=list)
     guard: Guard | None = None
+    audit: AuditTrail | None = None  # records the API's state changes and denials (producer openchoreo-api)
 
     @property
     def gateway(self) -> Gateway | None:
@@ -166,7 +172,16 @@ class ControlPlane:
         from serving import Beside, server
 
         settings = self.settings
-        app = create_app(self.store, middleware=list(self.middleware), guard=self.guard, transport=self.gateway)
+        middleware = list(self.middleware)
+        if self.audit is not None:  # outside authentication, so its 401s are recorded too
+            from starlette.middleware import Middleware
+
+            from audit.actions import describe_controlplane
+            from audit.middleware import AuditMiddleware
+
+            audit = Middleware(AuditMiddleware, trail=self.audit, describe=describe_controlplane, names_from_body=True)
+            middleware.insert(0, audit)
+        app = create_app(self.store, middleware=middleware, guard=self.guard, transport=self.gateway)
         api = server(app, settings.host, settings.api_port, settings.log_level)
         coroutines: list[Coroutine[Any, Any, None]] = []
         if self.gateway_parts is not None:
@@ -300,11 +315,13 @@ def prepare(settings: ControlPlaneSettings) -> tuple[ControlPlane, list[socket.s
     """Everything that can stop a start, in order: the access and gateway settings, the ports (bound), the store,
     the authorization policy. Returns the control plane, its bound sockets (`listens` order) and how the API is
     protected (for the startup line). Unstartable (one line) on any failure, with nothing left open."""
+    from audit.settings import AuditSettings
     from controlplane.auth import AccessSettings
     from serving import PortUnavailable, bind_all
 
     try:
         access_settings = AccessSettings.from_env()  # AuthConfigError (a ValueError) names the variable
+        audit_settings = AuditSettings.from_env(default="stdout")  # standalone, stdout is the way out
     except ValueError as exc:
         raise Unstartable(str(exc)) from exc
     problems = settings.gateway_problems()
@@ -317,6 +334,7 @@ def prepare(settings: ControlPlaneSettings) -> tuple[ControlPlane, list[socket.s
     control: ControlPlane | None = None
     try:
         control = ControlPlane.open(settings)
+        control.audit = audit_settings.trail(AUDIT_PRODUCER, None)
         access = control.secure(access_settings)
     except BaseException:
         for sock in sockets:

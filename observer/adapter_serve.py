@@ -1,6 +1,7 @@
 """`observer adapter serve --signal {logs,tracing,metrics}`: our configured backends behind OpenChoreo's adapter
 contracts, so OpenChoreo's own observer (pointed here with LOGS_ADAPTER_URL, TRACING_ADAPTER_URL or
-METRICS_ADAPTER_URL) serves logs, traces and metrics from the embedded store, OpenSearch, Prometheus or Datadog.
+METRICS_ADAPTER_URL) serves logs (component, workflow and platform logs, and the audit trail), traces and metrics
+from the embedded store, OpenSearch, Prometheus or Datadog.
 
 One app per signal, on the port OpenChoreo's adapter Service uses (DEFAULT_PORTS). Each request is checked
 against the signal's spec (adapters/http_contract/specs.py) before anything reads it; answers are the contract's JSON
@@ -23,6 +24,7 @@ import json
 import logging
 import sys
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import replace
 from typing import Any
 
 from starlette.applications import Starlette
@@ -32,16 +34,19 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from adapters import registry
-from adapters.http_contract import specs, wire
+from adapters.http_contract import audit_wire, platform_wire, specs, wire
 from adapters.protocols import (
+    AuditBackend,
     BackendUnavailable,
     EventsBackend,
     InvalidCursor,
     LogsBackend,
     MetricsBackend,
+    PlatformLogsBackend,
     SpanNotFound,
     TracesBackend,
 )
+from domain.platform import without_own_selection
 from domain.timeutil import now_ns
 from observer.errors import INTERNAL_ERROR, INVALID_BODY, INVALID_REQUEST, METHOD_NOT_ALLOWED, ROUTE_NOT_FOUND
 
@@ -156,8 +161,66 @@ def _alert_routes(signal: specs.Signal) -> list[tuple[str, str, Handler]]:
     return [("POST", rules, refuse), ("GET", rule, refuse), ("PUT", rule, refuse), ("DELETE", rule, refuse)]
 
 
-def logs_app(logs: LogsBackend, events: EventsBackend | None) -> Starlette:
-    """The logs adapter contract (port 9098) over our logs and events backends."""
+async def _json_body(request: Request) -> Any:
+    """The request's JSON, unchecked (the newer operations have no schema in our spec copy: their readers in
+    adapters/http_contract check every field); Refused 400/413 when it is not JSON or too large."""
+    raw = bytearray()
+    async for chunk in request.stream():
+        raw += chunk
+        if len(raw) > MAX_BODY_BYTES:
+            raise Refused(413, INVALID_BODY, f"body larger than {MAX_BODY_BYTES} bytes")
+    try:
+        return json.loads(raw)
+    except (ValueError, RecursionError):
+        raise Refused(400, INVALID_BODY, "the body is not a JSON document") from None
+
+
+def platform_routes(platform: PlatformLogsBackend | None, audit: AuditBackend | None) -> list[tuple[str, str, Handler]]:
+    """The logs contract's newer operations: platform logs and the audit trail, each with filter values
+    (http-adapters-notes §3). The filter-values operations clear the listed filter's own selection first, as the
+    contract says the adapter does. Without the role in the plane, each answers 501."""
+
+    def serving(role: Any, what: str) -> Any:
+        if role is None:
+            raise NotImplementedError(f"{what} are not served by this adapter's backend")
+        return role
+
+    async def query_platform(request: Request) -> Any:
+        query = platform_wire.parse_platform_request(await _json_body(request))
+        return platform_wire.platform_response(await serving(platform, "platform logs").query_platform_logs(query))
+
+    async def platform_values(request: Request) -> Any:
+        asked = platform_wire.parse_platform_values_request(await _json_body(request))
+        cleared = replace(asked, query=without_own_selection(asked.query, asked.filter))
+        answer = await serving(platform, "platform logs").platform_filter_values(cleared)
+        return platform_wire.filter_values_response(answer)
+
+    async def query_audit(request: Request) -> Any:
+        query = audit_wire.parse_audit_request(await _json_body(request))
+        page = await serving(audit, "audit logs").query_audit(query)
+        return audit_wire.audit_response(page, query)
+
+    async def audit_values(request: Request) -> Any:
+        asked = audit_wire.parse_audit_values_request(await _json_body(request))
+        cleared = replace(asked, query=audit_wire.without_audit_selection(asked.query, asked.filter))
+        return platform_wire.filter_values_response(await serving(audit, "audit logs").audit_filter_values(cleared))
+
+    return [
+        ("POST", "/api/v1alpha1/platform-logs/query", query_platform),
+        ("POST", "/api/v1alpha1/platform-logs/filter-values", platform_values),
+        ("POST", "/api/v1alpha1/audit-logs/query", query_audit),
+        ("POST", "/api/v1alpha1/audit-logs/filter-values", audit_values),
+    ]
+
+
+def logs_app(
+    logs: LogsBackend,
+    events: EventsBackend | None,
+    platform: PlatformLogsBackend | None = None,
+    audit: AuditBackend | None = None,
+) -> Starlette:
+    """The logs adapter contract (port 9098) over our logs and events backends, and platform logs and the audit
+    trail where the plane serves them."""
 
     async def query_logs(request: Request) -> Any:
         body = await _body(request, "logs", "LogsQueryRequest")
@@ -170,7 +233,7 @@ def logs_app(logs: LogsBackend, events: EventsBackend | None) -> Starlette:
         return wire.events_response(await events.query_events(wire.parse_events_request(body)))
 
     routes = [("POST", "/api/v1/logs/query", query_logs), ("POST", "/api/v1/events/query", query_events)]
-    return _app("logs", routes + _alert_routes("logs"))
+    return _app("logs", routes + platform_routes(platform, audit) + _alert_routes("logs"))
 
 
 def tracing_app(traces: TracesBackend) -> Starlette:
@@ -227,7 +290,7 @@ def app_for(signal: specs.Signal, plane: registry.Plane) -> Starlette:
         logs = plane.served("logs")
         if logs is None:
             raise ValueError("no configured backend serves logs")
-        return logs_app(logs, plane.served("events"))
+        return logs_app(logs, plane.served("events"), plane.served("platform_logs"), plane.served("audit"))
     if signal == "tracing":
         traces = plane.served("traces")
         if traces is None:

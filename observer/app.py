@@ -11,6 +11,10 @@ from pydantic import SecretStr
 from access.authn import Authenticator
 from access.middleware import AuthMiddleware
 from access.settings import AuthSettings
+from audit.actions import describe_observer
+from audit.actors import ANONYMOUS, INTERNAL_TOKEN_HOLDER
+from audit.middleware import AuditMiddleware
+from audit.trail import AuditTrail
 from observer.alerting import resource_api
 from observer.auth.internal import InternalTokenMiddleware, check_token
 from observer.body_limit import DEFAULT_MAX_BODY_BYTES, DEFAULT_WEBHOOK_MAX_BODY_BYTES, BodyLimitMiddleware
@@ -18,7 +22,19 @@ from observer.console.router import router as console_router
 from observer.docs import install_docs
 from observer.errors import install_error_handlers
 from observer.openapi import install_openapi
-from observer.routers import alert_rules, alerts, costs, health, oauth_metadata, queries, scopes, tail
+from observer.routers import (
+    alert_rules,
+    alerts,
+    audit_logs,
+    costs,
+    health,
+    oauth_metadata,
+    patterns,
+    platform_logs,
+    queries,
+    scopes,
+    tail,
+)
 from observer.service import QueryService
 
 if TYPE_CHECKING:
@@ -44,6 +60,7 @@ def create_public_app(
     alert_service: AlertService | None = None,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     tail_hub: TailHub | None = None,
+    audit: AuditTrail | None = None,
 ) -> FastAPI:
     """The public port: queries (and, later, MCP at /mcp), behind authentication.
 
@@ -62,6 +79,9 @@ def create_public_app(
 
     `tail_hub` (observer/tail/hub.py, fed by the OTLP receiver's sink) serves the live tail; without one the tail
     route answers 501.
+
+    `audit` (audit/trail.py) records every state change, every 401/403 and every read of the audit trail
+    (audit/middleware.py, outside authentication); runtime.py hands the same trail to the MCP server.
     """
     if authenticator is not None:
         auth = authenticator.settings
@@ -85,6 +105,9 @@ def create_public_app(
     app.include_router(health.router)
     app.include_router(oauth_metadata.router)
     app.include_router(queries.router)
+    app.include_router(platform_logs.router)
+    app.include_router(audit_logs.router)
+    app.include_router(patterns.router)
     app.include_router(tail.router)
     app.include_router(scopes.router)
     app.include_router(alerts.router)
@@ -100,6 +123,8 @@ def create_public_app(
     # Added before CORS, so CORS wraps it: preflights are answered before authentication, and a 401 still
     # carries the CORS headers a browser needs to let the page read it.
     app.add_middleware(AuthMiddleware, authenticator=authenticator, settings=auth)
+    if audit is not None:  # outside authentication: its 401s are recorded, and the Subject it found named
+        app.add_middleware(AuditMiddleware, trail=audit, describe=describe_observer)
     app.add_middleware(BodyLimitMiddleware, max_bytes=max_body_bytes)  # inside CORS: a 413 carries its headers
     origins = [origin.strip() for origin in cors_allowed_origins.split(",") if origin.strip()]
     if origins:
@@ -120,6 +145,7 @@ def create_internal_app(
     token: SecretStr | str | None = None,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     webhook_max_body_bytes: int = DEFAULT_WEBHOOK_MAX_BODY_BYTES,
+    audit: AuditTrail | None = None,
 ) -> FastAPI:
     """The internal port: alert-rule CRUD and the alert webhook (cluster-internal, unauthenticated as upstream).
 
@@ -128,7 +154,10 @@ def create_internal_app(
     InternalPortConfigError). TLS and client certificates are the server's business (serving.server).
 
     Bodies are capped at `max_body_bytes`, except the alert webhook's at `webhook_max_body_bytes`: an
-    Alertmanager notification of a large group is far bigger than any rule, and refusing it loses alerts."""
+    Alertmanager notification of a large group is far bigger than any rule, and refusing it loses alerts.
+
+    `audit` records rule and channel changes, webhook calls and refused tokens; a caller that proved the
+    internal token is named as such (audit/actors.py INTERNAL_TOKEN_HOLDER)."""
     app = FastAPI(title="OpenChoreo Observer internal API", version="1.0.0", docs_url=None, redoc_url=None)
     install_error_handlers(app)
     install_docs(app)
@@ -144,5 +173,8 @@ def create_internal_app(
     if secret:
         check_token(secret)  # here, because Starlette builds middleware lazily, on the first request
         app.add_middleware(InternalTokenMiddleware, token=secret)
+    if audit is not None:  # rule and channel changes, the webhook, and refused tokens are recorded
+        caller = INTERNAL_TOKEN_HOLDER if secret else ANONYMOUS
+        app.add_middleware(AuditMiddleware, trail=audit, describe=describe_observer, default_actor=caller)
     app.add_middleware(BodyLimitMiddleware, max_bytes=max_body_bytes, per_path={WEBHOOK_PATH: webhook_max_body_bytes})
     return app

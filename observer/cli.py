@@ -147,6 +147,7 @@ def _up(args: argparse.Namespace) -> int:
     import threading
 
     from access.settings import AuthConfigError
+    from audit.settings import AuditSettings
     from observer import logs, runtime
     from observer.auth.authorizers import AuthzConfigError
     from serving import PortUnavailable, bind_all, run_loop
@@ -158,6 +159,7 @@ def _up(args: argparse.Namespace) -> int:
     try:
         settings.internal_security()
         settings.alert_store()
+        AuditSettings.from_env()  # a bad AUDIT_LOG is one line and exit 2, not a traceback
         auth = settings.auth()
         authenticator = runtime.authenticator_for(auth)
         authorizer = runtime.authorizer_for(auth)
@@ -193,7 +195,19 @@ def _up(args: argparse.Namespace) -> int:
 
     beside = control.plane.parts(control.sockets) if control is not None else None
     try:
-        run_loop(runtime.up(settings, auth, authenticator, authorizer, sockets=sockets, on_ready=ready, beside=beside))
+        companions = [control.plane.audit] if control is not None and control.plane.audit is not None else []
+        run_loop(
+            runtime.up(
+                settings,
+                auth,
+                authenticator,
+                authorizer,
+                sockets=sockets,
+                on_ready=ready,
+                beside=beside,
+                audit_companions=companions,
+            )
+        )
     finally:
         if demo is not None:
             demo.stop()

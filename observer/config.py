@@ -59,7 +59,7 @@ class Settings(BaseSettings):
     # How long a notification being sent is held by its sender; after a crash it is retried once this passes.
     notification_lease_s: float = Field(120.0, validation_alias="OBSERVER_NOTIFICATION_LEASE_SECONDS")
 
-    # MCP: `query_runtime_topology`, `get_log_context` and cursor paging beyond the 13 tools of the contract.
+    # MCP: `query_runtime_topology`, `get_log_context`, `query_log_patterns` and cursor paging beyond the 15 tools.
     mcp_extended_tools: bool = Field(False, validation_alias="OBSERVER_MCP_EXTENDED_TOOLS")
 
     # The internal port is unauthenticated by default, as upstream; these opt into a shared bearer token and/or

@@ -49,7 +49,7 @@ from access.model import (
     PermissionDenied,
     Subject,
 )
-from access.resources import resource_for
+from access.resources import cluster_resource, resource_for
 from adapters.protocols import (
     BackendUnavailable,
     InvalidCursor,
@@ -223,6 +223,11 @@ class Guard:
 
     async def authorize(self, caller: Subject | None, action: str, named: NamedScope | WorkflowScope) -> None:
         await self.authorizer.authorize(caller, action, resource_for(named))
+
+    async def authorize_cluster(self, caller: Subject | None, action: str) -> None:
+        """A cluster-scoped action (platform logs, the audit trail): asked on no namespace, so only a cluster-wide
+        grant covers it, whatever coordinates or filters the query names."""
+        await self.authorizer.authorize(caller, action, cluster_resource())
 
     def require_caller(self, caller: Subject | None) -> None:
         """For lookups by id, which read before they can authorize: no subject at all is refused first."""

@@ -22,6 +22,8 @@ from access.model import AllowAll, Authorizer
 from access.settings import AuthSettings, log_auth_posture
 from adapters import registry
 from adapters.protocols import ScopeResolver, TelemetrySink
+from audit.settings import AuditSettings
+from audit.trail import AuditTrail
 from collectors.otlp.receiver import build_otlp_app
 from observer.alerting.plane import Alerting, build_alerting, rule_targets
 from observer.app import create_internal_app, create_public_app
@@ -73,6 +75,9 @@ async def build_plane(settings: Settings, authorizer: Authorizer | None = None) 
         metrics=backends.served("metrics"),
         topology=backends.served("topology"),
         authorizer=authorizer,
+        platform_logs=backends.served("platform_logs"),
+        audit=backends.served("audit"),
+        patterns=backends.served("patterns"),
     )
     tails = TailHub(TailSettings())
     return Plane(settings, backends, resolver, service, sink=TailingSink(backends.sink(), tails), tails=tails)
@@ -122,13 +127,17 @@ def all_in_one_servers(
     alerting: Alerting | None = None,
     *,
     internal: InternalSecurity | None = None,
+    audit: AuditTrail | None = None,
 ) -> list[uvicorn.Server]:
     """`internal` defaults to the settings' (Settings.internal_security), so no caller can drop a configured
-    token or TLS by forgetting to pass it."""
+    token or TLS by forgetting to pass it. `audit` records the public and internal ports' state changes,
+    denials and trail reads, and every MCP tool call (audit_trail_for)."""
     settings = plane.settings
     internal = internal if internal is not None else settings.internal_security()
     tls = internal.tls
-    mcp = build_mcp_app(plane.service, alerting.service if alerting else None, extended=settings.mcp_extended_tools)
+    mcp = build_mcp_app(
+        plane.service, alerting.service if alerting else None, extended=settings.mcp_extended_tools, audit=audit
+    )
     public = create_public_app(
         plane.service,
         settings.cors_allowed_origins,
@@ -138,6 +147,7 @@ def all_in_one_servers(
         alert_service=alerting.service if alerting else None,
         max_body_bytes=settings.max_body_bytes,
         tail_hub=plane.tails,
+        audit=audit,
     )
     return [
         server(public, settings.host, settings.port, settings.log_level),
@@ -147,6 +157,7 @@ def all_in_one_servers(
                 token=internal.token,
                 max_body_bytes=settings.max_body_bytes,
                 webhook_max_body_bytes=settings.webhook_max_body_bytes,
+                audit=audit,
             ),
             settings.host,
             settings.internal_port,
@@ -161,12 +172,26 @@ def all_in_one_servers(
                 plane.sink,
                 max_body_bytes=settings.otlp_max_body_bytes,
                 default_namespace=settings.default_namespace,
+                audit_token=settings.internal_token.get_secret_value(),  # audit over OTLP only from collectors
             ),
             settings.host,
             settings.otlp_port,
             settings.log_level,
         ),
     ]
+
+
+def audit_trail_for(plane: Plane, settings: AuditSettings, companions: Sequence[AuditTrail] = ()) -> AuditTrail:
+    """The observer's trail (producer `observer`), writing where AUDIT_LOG says: `sink` is the plane's own sink,
+    so records land in the backend serving the `audit` role, as their own source. `companions` (the trail of a
+    control plane served in this process) write there too. Without a backend for audit records, `sink` writes
+    nothing and the startup log says so."""
+    sink = plane.backends.sink() if plane.backends.served("audit") is not None else None
+    if sink is None and "sink" in settings.destinations:
+        log.warning("AUDIT_LOG=sink, but no backend here stores audit records: they go only to stdout, if chosen")
+    for companion in companions:
+        companion.redirect(settings.writers(sink))
+    return settings.trail("observer", sink)
 
 
 def all_in_one_listens(settings: Settings) -> list[Listen]:
@@ -192,12 +217,16 @@ async def up(
     sockets: Sequence[socket.socket] | None = None,
     on_ready: Callable[[], object] | None = None,
     beside: Beside | None = None,
+    audit_companions: Sequence[AuditTrail] = (),
 ) -> None:
     """Runs the all-in-one until a signal. `auth` defaults to the environment (on unless JWT_DISABLED=true).
     The internal port's settings are checked first (InternalPortConfigError), then the ports are bound
     (PortUnavailable) unless `sockets` (from `bind_all(all_in_one_listens(settings))`) already are, all before
     any store opens. `on_ready` runs once every port accepts connections. `beside` is another component served in
-    the same loop (`observer up --with-controlplane`); its coroutines finish after the servers stop."""
+    the same loop (`observer up --with-controlplane`); its coroutines finish after the servers stop.
+    `audit_companions` are the trails of what runs beside (the control plane's): they write into this plane's
+    sink, as the observer's own trail does (AUDIT_LOG, audit/settings.py; a bad value raises ValueError first)."""
+    audit_settings = AuditSettings.from_env()
     internal = settings.internal_security()
     auth = auth if auth is not None else settings.auth()
     log_auth_posture(auth)
@@ -215,7 +244,14 @@ async def up(
             background.append(asyncio.create_task(authenticator.jwks.prefetch()))
         companions = [asyncio.create_task(each) for each in (beside.coroutines if beside else [])]
         servers = [
-            *all_in_one_servers(plane, auth, authenticator, alerting, internal=internal),
+            *all_in_one_servers(
+                plane,
+                auth,
+                authenticator,
+                alerting,
+                internal=internal,
+                audit=audit_trail_for(plane, audit_settings, audit_companions),
+            ),
             *(beside.servers if beside else []),
         ]
         # Open tails end (with their `end` event) as soon as shutdown begins, instead of holding it up.

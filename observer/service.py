@@ -8,9 +8,22 @@ completes it here, so no query ever carries names the backends would have to ign
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from access import model as authz
 from access.model import Authorizer, Subject
-from adapters.protocols import EventsBackend, LogsBackend, MetricsBackend, ScopeResolver, TracesBackend
+from adapters.protocols import (
+    AuditBackend,
+    EventsBackend,
+    LogsBackend,
+    MetricsBackend,
+    NotSupportedByBackend,
+    PatternsBackend,
+    PlatformLogsBackend,
+    ScopeResolver,
+    TracesBackend,
+)
+from domain.audit import AuditPage, AuditQuery
 from domain.model import (
     EventRecord,
     LogRecord,
@@ -21,6 +34,8 @@ from domain.model import (
     TraceSummary,
     WorkflowScope,
 )
+from domain.patterns import PatternsResult
+from domain.platform import FilterValues, FilterValuesQuery, PlatformLogsQuery, without_own_selection
 from observer.errors import ApiError
 from observer.guard import Guard, failures, query_endpoint
 from observer.log_context import AnchorUnclear, LogContext, LogContextRequest, read_log_context
@@ -32,6 +47,7 @@ from observer.requests import (
     TopologyRequest,
     TracesRequest,
 )
+from observer.validate_patterns import PatternsRequest
 from observer.validation import NamedScope
 
 LOGS = query_endpoint("L", "Failed to retrieve logs")
@@ -42,6 +58,14 @@ TOPOLOGY = query_endpoint("RG", "Failed to retrieve runtime topology")
 TRACES = query_endpoint("T", "Failed to retrieve traces")
 SPANS = query_endpoint("T", "Failed to retrieve spans")
 SPAN = query_endpoint("T", "Failed to retrieve span details")
+PLATFORM_LOGS = query_endpoint("PL", "Failed to retrieve platform logs")
+PLATFORM_VALUES = query_endpoint("PL", "Failed to retrieve platform log filter values")
+AUDIT_LOGS = query_endpoint("AL", "Failed to retrieve audit logs")
+AUDIT_VALUES = query_endpoint("AL", "Failed to retrieve audit log filter values")
+PATTERNS = query_endpoint("L", "Failed to retrieve log patterns")
+#: The 501 codes of a family no configured backend serves (as events' OBS-V1-E-06).
+PLATFORM_NOT_SERVED = "OBS-V1-PL-06"
+AUDIT_NOT_SERVED = "OBS-V1-AL-06"
 
 
 class QueryService:
@@ -57,8 +81,17 @@ class QueryService:
         metrics: MetricsBackend,
         topology: MetricsBackend | None = None,
         authorizer: Authorizer | None = None,
+        *,
+        platform_logs: PlatformLogsBackend | None = None,
+        audit: AuditBackend | None = None,
+        patterns: PatternsBackend | None = None,
     ):
+        """`platform_logs` and `audit` are the plane's roles of those names (None: their routes answer 501);
+        without a `patterns` role, patterns are computed here from a bounded sample of `logs`."""
         self.guard = Guard(resolver, authorizer)
+        self._platform_logs = platform_logs
+        self._audit = audit
+        self._patterns = patterns
         self._logs = logs
         self._events = events
         self._traces = traces
@@ -138,3 +171,63 @@ class QueryService:
                 caller, authz.TRACES_VIEW, NamedScope(who.namespace, who.project, who.component, who.environment)
             )
             return span
+
+    # ------------------------------------------------------------------------------------ platform logs, audit
+
+    def _platform(self) -> PlatformLogsBackend:
+        if self._platform_logs is None:
+            raise NotSupportedByBackend(
+                PLATFORM_NOT_SERVED, "Platform logs are not served by the configured logs backend"
+            )
+        return self._platform_logs
+
+    def _audit_trail(self) -> AuditBackend:
+        if self._audit is None:
+            raise NotSupportedByBackend(AUDIT_NOT_SERVED, "Audit logs are not kept by the configured backends")
+        return self._audit
+
+    async def platform_logs(self, caller: Subject | None, query: PlatformLogsQuery) -> Page[LogRecord]:
+        """Cluster-scoped: `platformlogs:view` is asked on no namespace before the backend is chosen, so a denied
+        caller learns nothing, not even whether platform logs are kept."""
+        with failures(PLATFORM_LOGS):
+            await self.guard.authorize_cluster(caller, authz.PLATFORMLOGS_VIEW)
+            return await self._platform().query_platform_logs(query)
+
+    async def platform_filter_values(
+        self, caller: Subject | None, question: FilterValuesQuery[PlatformLogsQuery]
+    ) -> FilterValues:
+        """The filter's own selection is cleared here, once for every way in (REST, MCP), before any backend."""
+        with failures(PLATFORM_VALUES):
+            await self.guard.authorize_cluster(caller, authz.PLATFORMLOGS_VIEW)
+            cleared = replace(question, query=without_own_selection(question.query, question.filter))
+            return await self._platform().platform_filter_values(cleared)
+
+    async def audit_logs(self, caller: Subject | None, query: AuditQuery) -> AuditPage:
+        with failures(AUDIT_LOGS):
+            await self.guard.authorize_cluster(caller, authz.AUDITLOGS_VIEW)
+            return await self._audit_trail().query_audit(query)
+
+    async def audit_filter_values(
+        self, caller: Subject | None, question: FilterValuesQuery[AuditQuery]
+    ) -> FilterValues:
+        """As platform_filter_values: the filter's own alternatives cleared, no cursor, no timeline."""
+        with failures(AUDIT_VALUES):
+            await self.guard.authorize_cluster(caller, authz.AUDITLOGS_VIEW)
+            query = question.query
+            filters = tuple((name, values) for name, values in query.filters if name != question.filter)
+            cleared = replace(query, filters=filters, cursor="", timeline_interval_ns=0)
+            return await self._audit_trail().audit_filter_values(replace(question, query=cleared))
+
+    # ------------------------------------------------------------------------------------ patterns
+
+    async def patterns(self, caller: Subject | None, named: NamedScope, request: PatternsRequest) -> PatternsResult:
+        """Authorized and resolved as a logs query of the same scope (`logs:view`); computed by the backend where
+        the lines live when it serves patterns, else from a bounded sample read through the logs role."""
+        with failures(PATTERNS):
+            scope = await self.guard.admit(caller, authz.LOGS_VIEW, named)
+            query = request.scoped(scope)
+            if self._patterns is not None:
+                return await self._patterns.query_patterns(query)
+            from observer.patterns import sampled_patterns  # the fallback, imported only when it is needed
+
+            return await sampled_patterns(self._logs, query)

@@ -1,6 +1,6 @@
-"""The MCP server: OpenChoreo's 13 observer tools over streamable HTTP, on top of the same services as REST.
+"""The MCP server: OpenChoreo's 15 observer tools over streamable HTTP, on top of the same services as REST.
 
-Wire contract (observer-contract-notes §3): server `openchoreo-observer` 1.0.0, tools only, exactly the 13 tool
+Wire contract (observer-contract-notes §3): server `openchoreo-observer` 1.0.0, tools only, exactly the 15 tool
 names with snake_case arguments, and every result the same JSON object the matching REST endpoint answers, as
 text content and as structuredContent (which each tool's outputSchema describes).
 
@@ -33,6 +33,8 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from access.model import Subject
+from audit.mcp import tool_call_record
+from audit.trail import AuditTrail
 from observer.errors import ApiError
 from observer.mcp.arguments import ToolError, api_error_text, refuse_unknown
 from observer.mcp.fit import CLIENT_EVENT_LIMIT, RESULT_BUDGET, result_of, result_size, shorten
@@ -64,6 +66,8 @@ did a request go", alerts and incidents for "what fired".
 
 Scope: every query names a namespace; narrow it with project, environment and component (a component needs
 its project). Names are OpenChoreo's names, not Kubernetes ones. Workflow tools take a workflow_run_name instead.
+query_platform_logs and query_audit_logs are cluster-wide: they take Kubernetes coordinates or audit filters
+instead of a namespace, and need the cluster-scoped platformlogs:view / auditlogs:view permissions.
 You may be allowed some scopes and not others: "insufficient permissions to perform this action" means ask
 for a narrower scope you are allowed to read, not retry.
 
@@ -97,16 +101,31 @@ def caller_of(ctx: ServerRequestContext[Any, Any]) -> Subject | None:
 async def answer(spec: ToolSpec, caller: Subject | None, arguments: Mapping[str, Any]) -> types.CallToolResult:
     """One tools/call of `spec`: a result that fits one message, or a tool error saying what to fix. Nothing
     the caller sends makes it raise; a bug is logged and answered as an internal error without details."""
+    return (await answer_with_outcome(spec, caller, arguments))[0]
+
+
+async def answer_with_outcome(
+    spec: ToolSpec, caller: Subject | None, arguments: Mapping[str, Any]
+) -> tuple[types.CallToolResult, str]:
+    """`answer`, and what became of the call as the audit trail says it: success, failure, or denied (the
+    caller was refused: 401 or 403 in REST's terms)."""
     try:
         refuse_unknown(spec.name, spec.arguments, arguments)
         body = await spec.handler(caller, spec.call(arguments))
     except ToolError as error:
-        return _failure(error.message)
+        return _failure(error.message), "failure"
     except ApiError as error:
-        return _failure(api_error_text(error, spec.vocabulary))
+        outcome = "denied" if error.status in (401, 403) else "failure"
+        return _failure(api_error_text(error, spec.vocabulary)), outcome
     except Exception:
         log.exception("MCP tool %s failed", spec.name)
-        return _failure(f"{spec.name} failed due to an internal error")
+        return _failure(f"{spec.name} failed due to an internal error"), "failure"
+    result = _fitted(body)
+    return result, "failure" if result.is_error else "success"
+
+
+def _fitted(body: Any) -> types.CallToolResult:
+    """The answer to a call that succeeded, shortened to fit one MCP message (or a tool error saying it cannot)."""
     result = result_of(body)
     if result_size(result) <= RESULT_BUDGET:
         return result
@@ -146,10 +165,28 @@ class McpApp:
         await self.session_manager.handle_request(scope, receive, send)
 
 
-def build_mcp_app(query: QueryService, alerts: AlertQueries | None = None, *, extended: bool = False) -> McpApp:
+def build_mcp_app(
+    query: QueryService,
+    alerts: AlertQueries | None = None,
+    *,
+    extended: bool = False,
+    audit: AuditTrail | None = None,
+) -> McpApp:
     """The MCP server over `query` (and `alerts`, for query_alerts and query_incidents), serving streamable
-    HTTP with stateful sessions (`Mcp-Session-Id`). `extended` adds the tools beyond upstream's 13."""
+    HTTP with stateful sessions (`Mcp-Session-Id`). `extended` adds the tools beyond upstream's 15. With `audit`,
+    every tool call is recorded (audit/mcp.py) before its result is sent."""
     tools = ObserverTools(query, alerts, extended=extended)
+
+    async def recorded(
+        ctx: ServerRequestContext[Any, Any], tool: str, arguments: Mapping[str, Any], result: str
+    ) -> None:
+        if audit is not None and audit.enabled:
+            scope = getattr(ctx.request, "scope", None) if ctx.request is not None else None
+            record = tool_call_record(
+                tool, arguments, caller_of(ctx), scope, result, trust_forwarded_for=audit.trust_forwarded_for
+            )
+            await audit.record(record)
+
     listing = types.ListToolsResult(tools=[spec.tool() for spec in tools.specs])
 
     async def list_tools(
@@ -163,8 +200,11 @@ def build_mcp_app(query: QueryService, alerts: AlertQueries | None = None, *, ex
     ) -> types.CallToolResult:
         spec = tools.by_name.get(params.name)
         if spec is None:
+            await recorded(ctx, params.name, params.arguments or {}, "failure")
             raise MCPError(types.INVALID_PARAMS, f"unknown tool: {params.name[:64]}")
-        return await answer(spec, caller_of(ctx), params.arguments or {})
+        result, outcome = await answer_with_outcome(spec, caller_of(ctx), params.arguments or {})
+        await recorded(ctx, spec.name, params.arguments or {}, outcome)
+        return result
 
     def input_schema(name: str) -> Mapping[str, Any] | None:
         spec = tools.by_name.get(name)

@@ -5,7 +5,9 @@ Every handler follows the REST route it mirrors: the arguments become the route'
 QueryService (or AlertService) answers; the body is the one REST answers, cut to fit one MCP message when it
 would not (observer/mcp/fit.py). Nothing here re-checks what validation.py checks.
 
-The contract's 13 tools keep their names and argument names (contract notes §3). Beyond it: `cursor` on the
+The contract's 13 tools keep their names and argument names (contract notes §3); OpenChoreo's newer two,
+`query_platform_logs` and `query_audit_logs`, follow them in the default list (observer/mcp/family_tools.py
+declares and answers them, and `query_log_patterns`). Beyond it: `cursor` on the
 logs and events tools (the answer's `nextCursor`, REST's paging extension, is needed to continue a page cut
 to fit), and with `extended=True` (OBSERVER_MCP_EXTENDED_TOOLS) `query_runtime_topology` and `get_log_context`
 (REST's `POST /api/v1alpha1/logs/context`: the same validation and QueryService.log_context).
@@ -27,7 +29,7 @@ from domain.model import Page, WorkflowScope
 from domain.timeutil import now_ns
 from observer.errors import ApiError
 from observer.finops import finops_scope, refuse_finops
-from observer.mcp import schemas
+from observer.mcp import family_tools, schemas
 from observer.mcp.arguments import (
     ToolError,
     Vocabulary,
@@ -88,8 +90,10 @@ CONTRACT_TOOLS = (
     "query_incidents",
     "query_costs",
     "query_recommendations",
+    "query_platform_logs",
+    "query_audit_logs",
 )
-EXTENDED_TOOLS = ("query_runtime_topology", "get_log_context")
+EXTENDED_TOOLS = ("query_runtime_topology", "get_log_context", "query_log_patterns")
 
 Body = dict[str, Any]
 Arguments = Mapping[str, Any]
@@ -392,6 +396,22 @@ class ObserverTools:
                 schemas.RECOMMENDATIONS,
                 self.recommendations,
             ),
+            ToolSpec(
+                "query_platform_logs",
+                family_tools.PLATFORM_LOGS_DESCRIPTION,
+                family_tools.PLATFORM_LOGS_ARGUMENTS,
+                ("start_time", "end_time"),
+                family_tools.PLATFORM_LOGS_OUTPUT,
+                self.platform_logs,
+            ),
+            ToolSpec(
+                "query_audit_logs",
+                family_tools.AUDIT_LOGS_DESCRIPTION,
+                family_tools.AUDIT_LOGS_ARGUMENTS,
+                ("start_time", "end_time"),
+                family_tools.AUDIT_LOGS_OUTPUT,
+                self.audit_logs,
+            ),
         ]
         if self._extended:
             specs += [
@@ -463,6 +483,14 @@ class ObserverTools:
                     schemas.LOG_CONTEXT,
                     self.log_context,
                     component,
+                ),
+                ToolSpec(
+                    "query_log_patterns",
+                    family_tools.PATTERNS_DESCRIPTION,
+                    family_tools.PATTERNS_ARGUMENTS,
+                    required,
+                    family_tools.PATTERNS_OUTPUT,
+                    self.log_patterns,
                 ),
             ]
         return tuple(
@@ -627,6 +655,17 @@ class ObserverTools:
         }
         scope, request = validate_log_context(bind(LogContextRequest, body))
         return log_context_body(await self._query.log_context(caller, scope, request))
+
+    # ------------------------------------------------------------------------------------ platform, audit, patterns
+
+    async def platform_logs(self, caller: Subject | None, call: Call) -> Body:
+        return await family_tools.platform_logs(self._query, caller, call.body)
+
+    async def audit_logs(self, caller: Subject | None, call: Call) -> Body:
+        return await family_tools.audit_logs(self._query, caller, call.body)
+
+    async def log_patterns(self, caller: Subject | None, call: Call) -> Body:
+        return cut_to_fit(await family_tools.log_patterns(self._query, caller, call.body), "patterns")
 
 
 def _whole(value: Any) -> Any:

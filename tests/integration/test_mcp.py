@@ -1,7 +1,7 @@
 """MCP at /mcp over real HTTP: the official `mcp` client against the public app served by uvicorn on loopback,
 over a real embedded backend.
 
-What is held here: tools/list is exactly upstream's 13 tools with their required arguments and pinned
+What is held here: tools/list is exactly upstream's 15 tools with their required arguments and pinned
 descriptions, server instructions and an output schema per tool; every tool answers the same JSON as its REST
 endpoint on the same server; the same bad input gets REST's message as a tool error (in the tool's argument
 names), an unknown argument is refused by name, and only an unknown tool is a protocol error; no answer
@@ -39,6 +39,7 @@ from access.settings import AuthSettings
 from adapters.embedded.backend import EmbeddedBackend
 from devservers.local import serving
 from devservers.sample import BASE_NS, COMPONENTS, ENVIRONMENTS, NS, PROJECT_UID, identity, platform_points
+from domain.audit import Actor, AuditRecord
 from domain.model import EventRecord, Identity, LogRecord
 from domain.timeutil import format_rfc3339
 from observer.alerting.db import open_engine
@@ -112,6 +113,8 @@ REQUIRED = {
     "query_incidents": {"namespace", "start_time", "end_time"},
     "query_costs": {"namespace", "environment", "start_time", "end_time"},
     "query_recommendations": {"namespace", "environment", "start_time", "end_time"},
+    "query_platform_logs": {"start_time", "end_time"},
+    "query_audit_logs": {"start_time", "end_time"},
 }
 ALL_ARGUMENTS = {
     "query_component_logs": {
@@ -205,7 +208,48 @@ ALL_ARGUMENTS = {
     },
     "query_costs": {"namespace", "environment", "project", "component", "start_time", "end_time", "granularity"},
     "query_recommendations": {"namespace", "environment", "project", "component", "start_time", "end_time"},
+    "query_platform_logs": {
+        "start_time",
+        "end_time",
+        "cluster_instance",
+        "namespace",
+        "pod_name",
+        "container_name",
+        "labels",
+        "search_phrase",
+        "log_levels",
+        "limit",
+        "sort_order",
+        "cursor",
+    },
+    "query_audit_logs": {
+        "start_time",
+        "end_time",
+        *(f"actor_{name}" for name in ("id", "type", "issuer", "session_id", "entitlements")),
+        *(
+            f"resource_{name}"
+            for name in ("type", "namespace", "environment", "project", "component", "resource", "name")
+        ),
+        "action",
+        "category",
+        "result",
+        "surface",
+        "producer",
+        "operation_id",
+        "request_id",
+        "event_id",
+        "source_ip",
+        "user_agent",
+        "search_phrase",
+        "limit",
+        "sort_order",
+        "include_timeline",
+        "timeline_interval",
+        "cursor",
+    },
 }
+#: Arguments of the newer tools that are not strings: lists of alternatives, a label map, a switch.
+NOT_STRINGS = {"labels": "object", "include_timeline": "boolean"}
 
 
 # ----------------------------------------------------------------------------------------------- the plane
@@ -333,7 +377,24 @@ def seed_records() -> dict[str, Any]:
         make_span(NS, 0xABC, 2, 1, 10, 80, component="cart", status="error", kind="Client"),
         make_span(NS, 0xABC, 3, 2, 20, 40, component="cart"),
     ]
-    return {"logs": logs, "events": events, "spans": spans, "metrics": platform_points(NS, BASE_NS - 20 * MINUTE)}
+    audit = [
+        AuditRecord(
+            event_id="evt-seed-1",
+            time_ns=BASE_NS,
+            actor=Actor("user", "alice"),
+            action="incident.update",
+            category="management",
+            result="success",
+            surface="rest",
+        )
+    ]
+    return {
+        "logs": logs,
+        "events": events,
+        "spans": spans,
+        "metrics": platform_points(NS, BASE_NS - 20 * MINUTE),
+        "audit": audit,
+    }
 
 
 def seed_alerts(entries: EntryStore) -> None:
@@ -401,7 +462,14 @@ def plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Plane]:
     counting, resolver = Counting(backend, calls), Counting(backend.registry, calls)
     authorizer = SwitchableAuthorizer()
     service = QueryService(
-        resolver, logs=counting, events=counting, traces=counting, metrics=counting, authorizer=authorizer
+        resolver,
+        logs=counting,
+        events=counting,
+        traces=counting,
+        metrics=counting,
+        authorizer=authorizer,
+        platform_logs=counting,
+        audit=counting,
     )
     alert_service = AlertService(entries, resolver, authorizer)
     app = create_public_app(service, mcp=build_mcp_app(service, alert_service))
@@ -468,7 +536,7 @@ def without(body: dict[str, Any], *keys: str) -> dict[str, Any]:
 # ----------------------------------------------------------------------------------------------- tools/list
 
 
-async def test_tools_list_is_exactly_the_contracts_13(plane: Plane) -> None:
+async def test_tools_list_is_exactly_the_contracts_15(plane: Plane) -> None:
     async with mcp_client(plane.url) as (client, _):
         assert client.server_info is not None
         assert (client.server_info.name, client.server_info.version) == ("openchoreo-observer", "1.0.0")
@@ -495,6 +563,8 @@ async def test_tools_list_is_exactly_the_contracts_13(plane: Plane) -> None:
                     if tool.name.endswith("_logs")
                     else "Maximum number of entries to return. Default: 100"
                 )
+                if tool.name == "query_audit_logs":
+                    expected = "Maximum number of records to return. Default: 100, at most 1000"
                 assert prop["description"] == expected
             elif name == "sort_order":
                 assert prop == {
@@ -508,6 +578,8 @@ async def test_tools_list_is_exactly_the_contracts_13(plane: Plane) -> None:
                     "type": "string",
                     "enum": ["DEBUG", "INFO", "WARN", "ERROR"],
                 }
+            elif tool.name in ("query_platform_logs", "query_audit_logs") and prop["type"] != "string":
+                assert prop["type"] == NOT_STRINGS.get(name, "array"), (tool.name, name)
             else:
                 assert prop["type"] == "string", (tool.name, name)
     assert len(descriptions) == len(tools)
@@ -540,6 +612,8 @@ VALID_CALLS = [
     ("get_span_details", {"trace_id": TRACE, "span_id": f"{2:016x}"}),
     ("query_alerts", {**CART, **_window()}),
     ("query_incidents", {**CART, **_window()}),
+    ("query_platform_logs", {"pod_name": ["cart-prod-0"], **_window(limit=3)}),
+    ("query_audit_logs", _window()),
 ]
 EXTENDED_CALLS = [
     ("query_runtime_topology", {"namespace": NS, "project": "shop", "environment": "prod", **_window()}),
@@ -552,6 +626,7 @@ EXTENDED_CALLS = [
             "pod_name": "cart-prod-0",
         },
     ),
+    ("query_log_patterns", {**CART, **_window()}),
 ]
 
 
@@ -570,7 +645,7 @@ async def test_every_answer_validates_against_its_tools_output_schema(plane: Pla
 
 
 async def test_the_same_list_for_every_subject_and_on_the_modern_protocol(plane: Plane) -> None:
-    """No visibility filter (O3: an unbound subject sees all 13), and the 2026 per-request protocol, which the
+    """No visibility filter (O3: an unbound subject sees all 15), and the 2026 per-request protocol, which the
     SDK client negotiates by default, serves the same tools."""
     plane.authorizer.allowed = {"nobody"}
     async with mcp_client(plane.url, subject="unbound", mode="auto") as (client, _):
@@ -1267,7 +1342,7 @@ async def test_a_changed_decision_applies_to_the_next_call_on_the_same_session(p
         assert error_text(await client.call_tool("query_component_logs", arguments)) == FORBIDDEN
         plane.authorizer.allowed = {"alice"}
         assert ok(await client.call_tool("query_component_logs", arguments))["logs"]
-        assert len((await client.list_tools()).tools) == 13
+        assert len((await client.list_tools()).tools) == 15
 
 
 async def test_the_caller_is_the_subject_of_the_current_http_request(plane: Plane) -> None:

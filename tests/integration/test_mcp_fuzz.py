@@ -50,7 +50,15 @@ def call_tool(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Call, 
     asyncio.run(backend.write(batch_id="seed", **seed_records()))
     entries = EntryStore(open_engine(str(data / "alerts.db")))
     seed_alerts(entries)
-    service = QueryService(backend.registry, logs=backend, events=backend, traces=backend, metrics=backend)
+    service = QueryService(
+        backend.registry,
+        logs=backend,
+        events=backend,
+        traces=backend,
+        metrics=backend,
+        platform_logs=backend,
+        audit=backend,
+    )
     alerts = AlertService(entries, backend.registry, service.authorizer)
     app = create_public_app(service, mcp=build_mcp_app(service, alerts, extended=True))
     with serving(app, lifespan="on") as url, start_blocking_portal() as portal:

@@ -576,7 +576,8 @@ PATHS = [
     "ns/x/workflowrun/r",
     "ns/y/workflowrun/r",
 ]
-ACTIONS = ["*", "logs:*", "logs:view", "events:view", "incidents:*", "incidents:update", "a:b:*"]
+# "platformlogs:*" keeps the share of allowed requests up now the catalogue has the cluster-scoped actions.
+ACTIONS = ["*", "logs:*", "logs:view", "events:view", "incidents:*", "incidents:update", "a:b:*", "platformlogs:*"]
 REQUEST_ACTIONS = [*authz.ACTIONS, "a:b:c", "a:b", "logs", "logs:", "logsx:view"]
 ENVS = ["*", "*", "dev", "prod", "dev|prod", "staging|prod"]
 

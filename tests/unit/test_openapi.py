@@ -92,6 +92,14 @@ EXTRA_OPERATIONS = {
     ("/api/v1alpha1/alerts/notification-channels/{namespace}/{name}", "delete"),
     ("/api/v1alpha1/alerts/rule-resources/{namespace}/{name}", "put"),
     ("/api/v1alpha1/alerts/rule-resources/{namespace}/{name}", "delete"),
+    # issue 20: OpenChoreo's newer platform-logs and audit-logs families (not in our upstream copy) and patterns
+    ("/api/v1alpha1/platform-logs", "get"),
+    ("/api/v1alpha1/platform-logs/query", "post"),
+    ("/api/v1alpha1/platform-logs/filter-values", "post"),
+    ("/api/v1alpha1/platform-logs/filter-values", "get"),
+    ("/api/v1alpha1/audit-logs/query", "post"),
+    ("/api/v1alpha1/audit-logs/filter-values", "post"),
+    ("/api/v1alpha1/logs/patterns", "post"),
 }
 #: Operations whose success answer is what the issue asked to describe, by the upstream schema it mirrors.
 SUCCESS_SCHEMAS = {
