@@ -1,6 +1,7 @@
 """The Datadog backend's queries: logs and workflow logs (Logs Search v2), Kubernetes events (logs with
-`source:kubernetes`, see fields.EVENTS_SOURCE for why not the Events API), traces and spans (Spans search),
-and the `resource` and `http` metric families (v2 timeseries, metrics.py).
+`source:kubernetes`, see fields.EVENTS_SOURCE for why not the Events API), platform logs and the audit trail
+(platform.py, trail.py: Logs Search and Logs Aggregate too), traces and spans (Spans search), and the
+`resource` and `http` metric families (v2 timeseries, metrics.py).
 
 Everything is pushed down: the query string, the time range, the order, the page size and the cursor travel in
 the request, one request per page. Our cursor wraps Datadog's `meta.page.after` with a fingerprint of the
@@ -26,10 +27,11 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from adapters.cursor import decode_cursor, encode_cursor, fingerprint
-from adapters.datadog import fields, metrics, records, spans
+from adapters.datadog import fields, metrics, platform, records, spans, trail
 from adapters.datadog import query as dq
 from adapters.datadog.client import DatadogClient
 from adapters.protocols import BackendUnavailable, SpanNotFound
+from domain.audit import AuditPage, AuditQuery
 from domain.model import (
     TOTAL_CAP,
     EventRecord,
@@ -47,6 +49,7 @@ from domain.model import (
     TracesQuery,
     TraceSummary,
 )
+from domain.platform import FilterValues, FilterValuesQuery, PlatformLogsQuery
 from domain.timeutil import now_ns
 
 log = logging.getLogger(__name__)
@@ -86,7 +89,7 @@ class DatadogBackend:
         trace = (query.trace_id,) if query.trace_id else ()  # no part without it: earlier cursors stay valid
         key = fingerprint("datadog-logs", query.scope, query.range, query.sort, query.levels, query.phrase, *trace)
         search = dq.logs_query(query.scope, query.levels, query.phrase, query.trace_id)
-        return await self._logs_page(
+        return await self.logs_page(
             search, query.range, query.sort, query.limit, query.cursor, key, records.log_from_event
         )
 
@@ -97,11 +100,11 @@ class DatadogBackend:
     async def query_events(self, query: EventsQuery) -> Page[EventRecord]:
         key = fingerprint("datadog-events", query.scope, query.range, query.sort)
         search = dq.events_query(query.scope)
-        return await self._logs_page(
+        return await self.logs_page(
             search, query.range, query.sort, query.limit, query.cursor, key, records.k8s_event_from_event
         )
 
-    async def _logs_page(
+    async def logs_page(
         self,
         search: str,
         window: TimeRange,
@@ -124,6 +127,13 @@ class DatadogBackend:
         next_cursor = encode_cursor(key, [following]) if following and len(items) >= limit else ""
         return Page(items, min(total, TOTAL_CAP), took, next_cursor)
 
+    async def aggregate_buckets(self, body: dict[str, Any], what: str) -> list[dict[str, Any]]:
+        """The buckets of one Logs Aggregate request (`data.buckets`), after the partial-results check."""
+        response = await self.client.post(LOGS_AGGREGATE, body, what)
+        _check_complete(response, what)
+        buckets = (response.get("data") or {}).get("buckets") or []
+        return [bucket for bucket in buckets if isinstance(bucket, dict)]
+
     async def _count(self, search: str, window: TimeRange) -> int:
         response = await self.client.post(
             LOGS_AGGREGATE, dq.logs_count_body(search, window, self.indexes), "counting logs"
@@ -138,6 +148,20 @@ class DatadogBackend:
         _check_complete(response, "counting spans")
         buckets = response.get("data") or []
         return _count_of((buckets[0].get("attributes") or {}).get("compute") if buckets else None)
+
+    # ------------------------------------------------------------------------------------------- platform, audit
+
+    async def query_platform_logs(self, query: PlatformLogsQuery) -> Page[LogRecord]:
+        return await platform.query_platform_logs(self, query)
+
+    async def platform_filter_values(self, query: FilterValuesQuery[PlatformLogsQuery]) -> FilterValues:
+        return await platform.platform_filter_values(self, query)
+
+    async def query_audit(self, query: AuditQuery) -> AuditPage:
+        return await trail.query_audit(self, query)
+
+    async def audit_filter_values(self, query: FilterValuesQuery[AuditQuery]) -> FilterValues:
+        return await trail.audit_filter_values(self, query)
 
     # ------------------------------------------------------------------------------------------- metrics
 

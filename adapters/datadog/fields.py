@@ -26,10 +26,15 @@ WORKFLOW_RUN = "openchoreo.workflow_run"
 WORKLOAD = "openchoreo.workload"
 WORKLOAD_COMPONENT = "component"
 WORKLOAD_WORKFLOW = "workflow"
-#: Datadog's Kubernetes integration tags (where the record ran).
+#: Datadog's Kubernetes integration tags (where the record ran: the Agent's out-of-the-box tags,
+#: https://docs.datadoghq.com/containers/kubernetes/tag/; `kube_node` as the Agent tags a pod's node).
 KUBE_NAMESPACE = "kube_namespace"
 POD_NAME = "pod_name"
 CONTAINER_NAME = "kube_container_name"
+CLUSTER_NAME = "kube_cluster_name"
+NODE = "kube_node"
+IMAGE_NAME = "image_name"  # the image without its tag, as the Agent tags it (written for Datadog's UI)
+IMAGE_TAG = "image_tag"
 #: Datadog's unified service tags, filled from the component and the environment.
 SERVICE = "service"
 ENV = "env"
@@ -53,6 +58,8 @@ IDENTITY_TAGS = {
     "pod_namespace": KUBE_NAMESPACE,
     "pod": POD_NAME,
     "container": CONTAINER_NAME,
+    "cluster": CLUSTER_NAME,
+    "node": NODE,
 }
 
 # ----------------------------------------------------------------------------------------------- logs
@@ -66,6 +73,13 @@ DD_TRACE_ID = "dd.trace_id"  # Datadog's correlation key: the low 64 bits, in de
 DD_SPAN_ID = "dd.span_id"
 STREAM = "logger.stream"  # stdout | stderr | otlp
 TIME_NS = "openchoreo.time_ns"  # the exact time in nanoseconds, as a string (Datadog keeps milliseconds)
+#: Where a line ran, beyond the tags: attributes keep case and every character, which a pod label's value and
+#: an image reference need (tags are lowercased). Labels are one array attribute of `key=value` strings, so a
+#: label key's dots and slashes never read as an attribute path, `@kube_pod_labels:"k=v"` matches one pair
+#: exactly, and a group-by on it counts every pair.
+POD_IP = "kube_pod_ip"
+IMAGE = "kube_container_image"  # the whole image reference, exactly
+POD_LABELS = "kube_pod_labels"
 #: Reserved attributes of a log entry.
 MESSAGE = "message"
 STATUS = "status"
@@ -101,6 +115,68 @@ STATUS_LEVEL = {
     "ok": "INFO",
     "debug": "DEBUG",
 }
+
+# ----------------------------------------------------------------------------------------------- platform logs
+
+#: Platform filter (domain.platform.PLATFORM_FILTERS) -> the facet a Logs Aggregate group-by counts it on; a
+#: `labels.<key>` filter counts POD_LABELS pairs of that key, and `level` counts Datadog's `status`.
+PLATFORM_FACETS = {
+    "clusterInstance": CLUSTER_NAME,
+    "namespace": KUBE_NAMESPACE,
+    "podName": POD_NAME,
+    "containerName": CONTAINER_NAME,
+    "level": STATUS,
+}
+
+# ----------------------------------------------------------------------------------------------- audit
+
+#: Audit records are logs with this source (domain.audit.AUDIT_SOURCE), their document's own keys as top-level
+#: attributes (what Datadog's JSON parsing makes of the line a producer prints) and the document as the message.
+#: Filter name (domain.audit.AUDIT_FILTERS, plus the exact-only ids) -> the attribute it matches.
+AUDIT_ATTRIBUTES = {
+    "actor.id": "actor.id",
+    "actor.type": "actor.type",
+    "actor.issuer": "actor.issuer",
+    "actor.session_id": "actor.sessionId",
+    "actor.entitlements": "actor.entitlements",
+    "resource.type": "resource.type",
+    "resource.namespace": "resource.namespace",
+    "resource.environment": "resource.environment",
+    "resource.project": "resource.project",
+    "resource.component": "resource.component",
+    "resource.resource": "resource.resource",
+    "resource.name": "resource.name",
+    "action": "action",
+    "category": "category",
+    "result": "result",
+    "producer": "producer",
+    "surface": "surface",
+    "operation_id": "operationId",
+    "source_ip": "sourceIp",
+    "user_agent": "userAgent",
+    "request_id": "requestId",
+    "event_id": "eventId",
+}
+#: The document's top-level keys (domain.audit.audit_document), read back from a result's attributes.
+AUDIT_DOCUMENT_KEYS = (
+    "schemaVersion",
+    "eventId",
+    "eventTime",
+    "actor",
+    "action",
+    "category",
+    "result",
+    "requestId",
+    "sourceIp",
+    "userAgent",
+    "producer",
+    "surface",
+    "operationId",
+    "metadata",
+    "http",
+    "resource",
+    "collector",
+)
 
 # ----------------------------------------------------------------------------------------------- events
 

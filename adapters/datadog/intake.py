@@ -1,6 +1,6 @@
 """The sink: our collector's records delivered to Datadog's intakes (a TelemetrySink).
 
-- logs and Kubernetes events -> the logs intake (`POST {logs}/api/v2/logs`), gzip, cut at Datadog's limits:
+- logs, Kubernetes events and audit records -> the logs intake (`POST {logs}/api/v2/logs`), gzip, cut at Datadog's limits:
   1,000 entries and 5 MB (uncompressed) per request, 1 MB per entry (a longer message is cut, as Datadog would
   cut it, so one line never makes a request fail);
 - metrics -> `POST {api}/api/v2/series` (fields.py: the same scope tags as logs);
@@ -40,6 +40,7 @@ from adapters.datadog.deltas import DeltaConverter
 from adapters.datadog.spans import scope_attributes
 from adapters.protocols import WriteResult
 from adapters.registry import combine
+from domain.audit import AuditRecord
 from domain.identity import identity_attributes
 from domain.model import EventRecord, LogRecord, MetricKind, MetricPoint, SpanKind, SpanRecord
 
@@ -93,9 +94,11 @@ class DatadogSink:
         events: Sequence[EventRecord] = (),
         spans: Sequence[SpanRecord] = (),
         metrics: Sequence[MetricPoint] = (),
+        audit: Sequence[AuditRecord] = (),
     ) -> WriteResult:
         results = []
         entries = [records.log_entry(r) for r in logs] + [records.event_entry(r) for r in events]
+        entries += [records.audit_entry(r) for r in audit]
         if entries:
             results.append(await self._send_logs(entries))
         if metrics:

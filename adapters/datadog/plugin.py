@@ -1,5 +1,5 @@
-"""Datadog as a registry entry: logs, Kubernetes events, traces and metrics answered from a Datadog
-organisation, alert rules kept as Datadog monitors, and the sink that ships our collector's records to it.
+"""Datadog as a registry entry: logs (by component and by Kubernetes placement), the audit trail,
+Kubernetes events, traces and metrics answered from a Datadog organisation, alert rules kept as Datadog monitors, and the sink that ships our collector's records to it.
 Runtime topology is not served (metrics.TOPOLOGY_UNSUPPORTED): another backend derives it from spans.
 
 Enabled by `DD_API_KEY` (the names Datadog's own client reads: `DD_API_KEY`, `DD_APP_KEY`, and `DATADOG_SITE`
@@ -73,6 +73,8 @@ class Datadog:
         backend = self.backend
         self.roles = Roles(
             logs=backend,
+            platform_logs=backend,
+            audit=backend,
             events=backend,
             traces=backend,
             metrics=backend,
@@ -112,7 +114,7 @@ class Datadog:
 
 
 def _describe(settings: Settings) -> str:
-    return f"logs, events, traces and metrics in Datadog ({settings.api_url or settings.site})"
+    return f"logs, platform logs, the audit trail, events, traces and metrics in Datadog ({settings.api_url or settings.site})"
 
 
 ENTRY = BackendEntry(

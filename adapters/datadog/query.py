@@ -20,8 +20,10 @@ from __future__ import annotations
 from typing import Any
 
 from adapters.datadog import fields
+from domain.audit import AUDIT_SOURCE, AuditQuery
 from domain.loglevel import stored_levels
 from domain.model import ComponentScope, Scope, SortOrder, TimeRange, WorkflowScope
+from domain.platform import PlatformLogsQuery
 
 WORKFLOW_SIDECARS = ("init", "wait")
 
@@ -104,8 +106,9 @@ def events_query(scope: Scope) -> str:
 
 
 def millis(window: TimeRange) -> tuple[str, str]:
-    """`from` and `to` as epoch milliseconds, widened to whole milliseconds so the range stays inclusive."""
-    return str(window.start_ns // 1_000_000), str(-(-window.end_ns // 1_000_000))
+    """`from` and `to` as epoch milliseconds, widened to whole milliseconds so the range stays inclusive: `to`
+    is exclusive in Datadog, so it is the millisecond after the one the end falls in."""
+    return str(window.start_ns // 1_000_000), str(window.end_ns // 1_000_000 + 1)
 
 
 def logs_search_body(
@@ -171,4 +174,107 @@ def spans_search_body(query: str, window: TimeRange, sort: SortOrder, limit: int
                 "page": page,
             },
         }
+    }
+
+
+# ----------------------------------------------------------------------------------------------- platform logs
+
+#: Datadog's largest group-by (`limit`): a facet's values beyond it are not listed (the answer says so).
+FACET_LIMIT = 10_000
+
+
+def tag_literal(value: str) -> str:
+    """A user's value compared with a tag: as Datadog stores tags (lowercased, commas replaced)."""
+    return value.replace(",", "_").lower()
+
+
+def platform_query(query: PlatformLogsQuery) -> str:
+    """Every line (ours and other shippers') but Kubernetes events and audit records, by placement: each
+    coordinate a tag clause of alternatives, each label pair an exact element of the labels attribute."""
+    clauses = ["-" + term(fields.SOURCE_KEY, fields.EVENTS_SOURCE), "-" + term(fields.SOURCE_KEY, AUDIT_SOURCE)]
+    for tag, values in (
+        (fields.CLUSTER_NAME, query.clusters),
+        (fields.KUBE_NAMESPACE, query.namespaces),
+        (fields.POD_NAME, query.pods),
+        (fields.CONTAINER_NAME, query.containers),
+    ):
+        if values:
+            clauses.append(any_value(tag, [tag_literal(value) for value in values]))
+    clauses += [term(attribute(fields.POD_LABELS), f"{key}={value}") for key, value in query.labels]
+    if query.levels:
+        clauses.append(any_value(fields.STATUS, level_statuses(query.levels)))
+    if query.phrase:
+        clauses.append(quoted(query.phrase))
+    return conjunction(clauses)
+
+
+def label_key_clause(key: str) -> str:
+    """Lines carrying some value of pod label `key` (a wildcard on the labels attribute, the key escaped)."""
+    return f"{attribute(fields.POD_LABELS)}:{wildcard_literal(key + '=')}*"
+
+
+def facet_body(
+    query: str, window: TimeRange, indexes: tuple[str, ...], facet: str, distinct: str = ""
+) -> dict[str, Any]:
+    """A Logs Aggregate body: lines (or, with `distinct`, distinct values of that facet) per value of `facet`,
+    the most first, up to FACET_LIMIT values."""
+    start, end = millis(window)
+    compute: dict[str, Any] = {"aggregation": "count", "type": "total"}
+    if distinct:
+        compute = {"aggregation": "cardinality", "metric": distinct, "type": "total"}
+    sort: dict[str, Any] = {"type": "measure", "order": "desc"}
+    sort.update({key: compute[key] for key in ("aggregation", "metric") if key in compute})
+    return {
+        "compute": [compute],
+        "filter": {"query": query, "from": start, "to": end, "indexes": list(indexes)},
+        "group_by": [{"facet": facet, "limit": FACET_LIMIT, "sort": sort}],
+    }
+
+
+# ----------------------------------------------------------------------------------------------- audit
+
+
+def audit_query(query: AuditQuery) -> str:
+    """Audit records (their own source) matching every filter (alternatives within one) and the phrase."""
+    clauses = [term(fields.SOURCE_KEY, AUDIT_SOURCE)]
+    clauses += [any_value(attribute(fields.AUDIT_ATTRIBUTES[name]), list(values)) for name, values in query.filters]
+    if query.phrase:
+        clauses.append(quoted(query.phrase))
+    return conjunction(clauses)
+
+
+def datadog_interval(interval_ns: int) -> str:
+    """A bucket width as Datadog's `interval` (`1h`, `90s`; milliseconds when not whole seconds)."""
+    millis_ = max(1, interval_ns // 1_000_000)
+    for unit, size in (("w", 604_800_000), ("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1000)):
+        if millis_ % size == 0:
+            return f"{millis_ // size}{unit}"
+    return str(millis_)
+
+
+def distinct_body(query: str, window: TimeRange, indexes: tuple[str, ...], distinct: str) -> dict[str, Any]:
+    """A Logs Aggregate body: the number of distinct values of `distinct` among the matches."""
+    start, end = millis(window)
+    return {
+        "compute": [{"aggregation": "cardinality", "metric": distinct, "type": "total"}],
+        "filter": {"query": query, "from": start, "to": end, "indexes": list(indexes)},
+    }
+
+
+def timeline_body(
+    query: str, window: TimeRange, indexes: tuple[str, ...], interval_ns: int, facet: str, distinct: str
+) -> dict[str, Any]:
+    """A Logs Aggregate body: distinct `distinct` values per time bucket of `interval_ns`, per value of `facet`."""
+    start, end = millis(window)
+    return {
+        "compute": [
+            {
+                "aggregation": "cardinality",
+                "metric": distinct,
+                "type": "timeseries",
+                "interval": datadog_interval(interval_ns),
+            }
+        ],
+        "filter": {"query": query, "from": start, "to": end, "indexes": list(indexes)},
+        "group_by": [{"facet": facet, "limit": 100}],
     }

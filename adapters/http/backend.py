@@ -58,7 +58,7 @@ _TRACE_CURSOR = "t."
 TRACE_SCAN_PAGES = 10
 
 
-def _parsed(what: str, parse: Callable[[Mapping[str, Any]], T], answer: Any) -> T:
+def parsed_answer(what: str, parse: Callable[[Mapping[str, Any]], T], answer: Any) -> T:
     """An adapter answer the spec accepted but the codec cannot read (a time that is not RFC3339): a broken
     contract, reported as the adapter's."""
     try:
@@ -87,7 +87,7 @@ class HttpLogs:
                 request_schema="LogsQueryRequest",
                 response_schema="LogsQueryResponse",
             )
-            return _parsed("logs query", wire.parse_logs_response, answer)
+            return parsed_answer("logs query", wire.parse_logs_response, answer)
 
         return await page_through(key, query.range, query.sort, query.limit, query.cursor, fetch, _log_time)
 
@@ -150,7 +150,7 @@ class HttpLogs:
                 request_schema="EventsQueryRequest",
                 response_schema="EventsQueryResponse",
             )
-            return _parsed("events query", wire.parse_events_response, answer)
+            return parsed_answer("events query", wire.parse_events_response, answer)
 
         return await page_through(key, query.range, query.sort, query.limit, query.cursor, fetch, _event_time)
 
@@ -172,7 +172,7 @@ class HttpTraces:
             request_schema="TracesQueryRequest",
             response_schema="TracesListResponse",
         )
-        page = _parsed("traces query", wire.parse_traces_response, answer)
+        page = parsed_answer("traces query", wire.parse_traces_response, answer)
         if not query.filtered:
             return page
         if page.total > len(page.items):
@@ -192,7 +192,7 @@ class HttpTraces:
             request_schema="TracesQueryRequest",
             response_schema="TraceSpansListResponse",
         )
-        return _parsed("spans query", lambda body: wire.parse_spans_response(query.trace_id, body), answer)
+        return parsed_answer("spans query", lambda body: wire.parse_spans_response(query.trace_id, body), answer)
 
     async def get_span(self, trace_id: str, span_id: str) -> SpanRecord:
         try:
@@ -203,7 +203,7 @@ class HttpTraces:
             )
         except AdapterNotFound:
             raise SpanNotFound(f"span {span_id} of trace {trace_id}") from None
-        return _parsed("span details", lambda body: wire.parse_span_entry(trace_id, body), answer)
+        return parsed_answer("span details", lambda body: wire.parse_span_entry(trace_id, body), answer)
 
 
 class HttpMetrics:
@@ -221,7 +221,7 @@ class HttpMetrics:
             response_schema="MetricsQueryResponse",
         )
         # Every key of the family, an empty list where the adapter had nothing (or left the key out).
-        return semconv.with_every_key(query.family, _parsed("metrics query", wire.parse_metrics_response, answer))
+        return semconv.with_every_key(query.family, parsed_answer("metrics query", wire.parse_metrics_response, answer))
 
     async def query_topology(self, query: TopologyQuery) -> Topology:
         """`/api/v1alpha1/metrics/runtime-topology`; an adapter that has none answers 501 (Azure Monitor's
@@ -233,7 +233,7 @@ class HttpMetrics:
             request_schema="RuntimeTopologyRequest",
             response_schema="RuntimeTopologyResponse",
         )
-        return _parsed("runtime topology", wire.parse_topology_response, answer)
+        return parsed_answer("runtime topology", wire.parse_topology_response, answer)
 
 
 def _log_time(record: LogRecord) -> int:

@@ -67,13 +67,17 @@ class HttpAdapters:
     def __init__(self, settings: Settings, context: Context) -> None:
         from adapters.http.backend import HttpLogs, HttpMetrics, HttpTraces
         from adapters.http.client import AdapterClient
+        from adapters.http.platform import HttpAudit, HttpPlatformLogs
 
         self.settings = settings
         self.clients: list[AdapterClient] = []
         logs = traces = metrics = None
+        platform: HttpPlatformLogs | None = None
+        audit: HttpAudit | None = None
         if settings.logs_url:
             self.clients.append(AdapterClient("logs", settings.logs_url, settings.logs_timeout_s))
             logs = HttpLogs(self.clients[-1])
+            platform, audit = HttpPlatformLogs(self.clients[-1]), HttpAudit(self.clients[-1])
         if settings.tracing_url:
             self.clients.append(AdapterClient("tracing", settings.tracing_url, settings.tracing_timeout_s))
             traces = HttpTraces(self.clients[-1])
@@ -82,8 +86,12 @@ class HttpAdapters:
             metrics = HttpMetrics(self.clients[-1])
         self.logs, self.traces, self.metrics = logs, traces, metrics
         # Topology comes from the metrics adapter, as in OpenChoreo; one that has none answers 501 (passed on).
+        # Platform logs and the audit trail come from the logs adapter too (a 501 where it lacks them); the
+        # audit role only reads: with no sink here, audit records are written by a backend that has one.
         self.roles = Roles(
             logs=logs,
+            platform_logs=platform,
+            audit=audit,
             events=logs,
             traces=traces,
             metrics=metrics,
@@ -123,7 +131,7 @@ def _describe(settings: Settings) -> str:
     parts = [
         f"{what} from the adapter at {url}"
         for what, url in (
-            ("logs and events", settings.logs_url),
+            ("logs, events, platform logs and the audit trail (read only)", settings.logs_url),
             ("traces", settings.tracing_url),
             ("metrics and runtime topology", settings.metrics_url),
         )

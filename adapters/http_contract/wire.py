@@ -99,7 +99,8 @@ def identity_of(metadata: Any) -> Identity:
     if not isinstance(metadata, Mapping):
         return Identity()
     values = {field: metadata.get(key) for key, field in _RECORD_METADATA}
-    return Identity(**{field: value for field, value in values.items() if isinstance(value, str)})
+    found: dict[str, Any] = {field: value for field, value in values.items() if isinstance(value, str)}
+    return Identity(**found)
 
 
 def component_scope(scope: ComponentScope) -> dict[str, str]:

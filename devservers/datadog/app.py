@@ -185,8 +185,7 @@ def build_app(fake: Fake) -> Starlette:
         began = time.monotonic()
         raw = await request.body()
         parse(raw or b"{}", LogsAggregateRequest)
-        total = aggregate.count(store.logs, json.loads(raw or b"{}"), store.lock)
-        return JSONResponse(aggregate.logs_answer(total, began))
+        return JSONResponse(aggregate.logs_aggregate(store.logs, json.loads(raw or b"{}"), store.lock, began))
 
     @endpoint(fake, app_key=True, limit="spans_query")
     async def spans_aggregate(request: Request) -> Response:

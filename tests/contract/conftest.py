@@ -7,6 +7,10 @@ query APIs. Tests stay apart by writing into a namespace of their own. `http` is
 OpenChoreo's adapter contracts over real HTTP to `observer adapter serve`'s logs and tracing apps (one of each
 per session), which answer from each test's own fresh embedded store, loaded directly.
 
+Platform logs and the audit trail are asked of the backend's own roles for them (`Subject.platform_logs`,
+`Subject.audit_log`; audit records are loaded with `load(audit=...)`); those tests keep apart by a time slot of
+their own as well (tests/contract/data.py), since a query without coordinate filters selects every stored line.
+
 Where a backend's documented semantics differ from the contract's (Datadog: millisecond times, case-insensitive
 word search, rollup buckets and grid, topology), the test names it in a `DIFFERS` mapping (backend -> reason) and
 asserts what that backend does instead: the suite documents the difference, it does not skip the case.
@@ -26,6 +30,7 @@ import pytest
 
 from adapters import registry
 from devservers.opensearch_layout import drop_layout, unique_layout
+from domain.audit import AuditRecord
 from domain.model import EventRecord, LogRecord, SpanRecord
 
 _namespaces = itertools.count()
@@ -39,12 +44,22 @@ class Subject:
     backend: Any  # LogsBackend + EventsBackend + TracesBackend (the backend's logs, events and traces roles)
     namespace: str  # this test's own namespace
     sink: Any = None  # its TelemetrySink; the backend itself when None
+    platform_logs: Any = None  # its PlatformLogsBackend role (roles.platform_logs)
+    audit_log: Any = None  # its AuditBackend role (roles.audit)
 
     async def load(
-        self, logs: Sequence[LogRecord] = (), events: Sequence[EventRecord] = (), spans: Sequence[SpanRecord] = ()
+        self,
+        logs: Sequence[LogRecord] = (),
+        events: Sequence[EventRecord] = (),
+        spans: Sequence[SpanRecord] = (),
+        audit: Sequence[AuditRecord] = (),
+        batch_id: str = "",
     ) -> None:
+        """One batch (a fresh batch id unless given); `audit` only when there is some, so a sink that keeps no
+        audit trail is asked for nothing new."""
         sink = self.sink if self.sink is not None else self.backend
-        await sink.write(batch_id=uuid.uuid4().hex, logs=logs, events=events, spans=spans)
+        extra = {"audit": audit} if audit else {}
+        await sink.write(batch_id=batch_id or uuid.uuid4().hex, logs=logs, events=events, spans=spans, **extra)
 
 
 #: Writes visible to the next query at once; a backend's upkeep is the serving process's, not the suite's.
@@ -68,6 +83,7 @@ async def opensearch_backend(opensearch_url: str) -> AsyncIterator[registry.Back
         logs_prefix=layout.logs,
         events_prefix=layout.events,
         traces_prefix=layout.traces,
+        audit_prefix=layout.audit,
         retention_hours=30 * 24,
     )
     yield backend
@@ -121,7 +137,8 @@ def adapter_server() -> Iterator[tuple[_Current, str, str]]:
     from observer.adapter_serve import logs_app, tracing_app
 
     current = _Current()
-    with serving(logs_app(current, current)) as logs_url, serving(tracing_app(current)) as tracing_url:
+    logs = logs_app(current, current, platform=current, audit=current)
+    with serving(logs) as logs_url, serving(tracing_app(current)) as tracing_url:
         yield current, logs_url, tracing_url
 
 
@@ -141,7 +158,7 @@ def subject(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Subject]
     if request.param == "embedded":
         entry = registry.entries()["embedded"]
         backend = entry.create(entry.settings(data_dir=tmp_path / "data"), CONTEXT)
-        yield Subject("embedded", backend.roles.logs, namespace, backend.roles.sink)
+        yield Subject("embedded", backend.roles.logs, namespace, *_trail(backend.roles))
         asyncio.run(backend.close())
     elif request.param == "http":
         # adapters/http -> observer adapter serve (real HTTP) -> a fresh embedded store, loaded directly.
@@ -150,7 +167,9 @@ def subject(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Subject]
         store = entry.create(entry.settings(data_dir=tmp_path / "data"), CONTEXT)
         current.target = store.roles.logs
         http = request.getfixturevalue("http_backend")
-        yield Subject("http", _Combined(http.roles), namespace, store.roles.sink)
+        yield Subject(
+            "http", _Combined(http.roles), namespace, store.roles.sink, http.roles.platform_logs, http.roles.audit
+        )
         current.target = None
         asyncio.run(store.close())
     else:
@@ -159,4 +178,9 @@ def subject(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Subject]
             # tests load (OpenSearch's deterministic ids keep one), and a lookup by id must not meet another's.
             request.getfixturevalue("datadog_fake")
         backend = request.getfixturevalue(f"{request.param}_backend")
-        yield Subject(request.param, backend.roles.logs, namespace, backend.roles.sink)
+        yield Subject(request.param, backend.roles.logs, namespace, *_trail(backend.roles))
+
+
+def _trail(roles: registry.Roles) -> tuple[Any, Any, Any]:
+    """A backend's sink, platform-logs and audit roles, in Subject's field order."""
+    return roles.sink, roles.platform_logs, roles.audit

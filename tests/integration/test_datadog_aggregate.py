@@ -1,6 +1,8 @@
 """The local Datadog's Logs Aggregate and Spans Aggregate, driven by the official `datadog-api-client`: the
 count of a filter is the number of records the search with the same filter finds, in the answer shapes the
-client's models decode; what the fake does not compute (groups) is a 400, never a wrong number."""
+client's models decode; groups by a tag, a reserved attribute or an array attribute, distinct counts and
+timeseries as Datadog documents them; what the fake does not compute (histograms) is a 400, never a wrong
+number."""
 
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ from datadog_api_client.v2.model.logs_aggregation_function import LogsAggregatio
 from datadog_api_client.v2.model.logs_compute import LogsCompute
 from datadog_api_client.v2.model.logs_compute_type import LogsComputeType
 from datadog_api_client.v2.model.logs_group_by import LogsGroupBy
+from datadog_api_client.v2.model.logs_group_by_histogram import LogsGroupByHistogram
 from datadog_api_client.v2.model.logs_query_filter import LogsQueryFilter
 from datadog_api_client.v2.model.spans_aggregate_data import SpansAggregateData
 from datadog_api_client.v2.model.spans_aggregate_request import SpansAggregateRequest
@@ -68,8 +71,34 @@ def test_logs_aggregate_counts_what_search_finds(api: ApiClient) -> None:
     assert _log_count(api, 'service:pay "payment 3"') == 1
     assert _log_count(api, "service:nobody") == 0
     with pytest.raises(ApiException) as refused:
-        _log_count(api, "service:pay", group_by=[LogsGroupBy(facet="status")])
+        _log_count(api, "service:pay", group_by=[LogsGroupBy(facet="@n", histogram=LogsGroupByHistogram(1, 10, 0))])
     assert refused.value.status == 400
+
+
+def _aggregate(api: ApiClient, query: str, **extra: object) -> list[object]:
+    request = LogsAggregateRequest(filter=LogsQueryFilter(query=query, _from="now-1h", to="now+1m"), **extra)
+    return list(LogsApi(api).aggregate_logs(body=request).data.buckets)
+
+
+def test_logs_aggregate_groups_distinct_counts_and_timeseries(api: ApiClient) -> None:
+    now_ms = time.time_ns() // 1_000_000
+    rows = [("error", ["a=1", "b=2"], "e1"), ("error", ["a=1"], "e1"), ("info", ["a=2"], "e2"), ("warn", [], "e3")]
+    entries = [
+        HTTPLogItem(message="m", service="grp", status=status, labels=labels, event=event, timestamp=now_ms - i)
+        for i, (status, labels, event) in enumerate(rows)
+    ]
+    LogsApi(api).submit_log(HTTPLog(entries))
+    count = LogsCompute(aggregation=LogsAggregationFunction.COUNT, type=LogsComputeType.TOTAL)
+    by_status = _aggregate(api, "service:grp", compute=[count], group_by=[LogsGroupBy(facet="status", limit=10)])
+    assert [(b.by["status"], b.computes["c0"]) for b in by_status] == [("error", 2), ("info", 1), ("warn", 1)]
+    by_label = _aggregate(api, "service:grp", compute=[count], group_by=[LogsGroupBy(facet="@labels")])
+    assert [(b.by["@labels"], b.computes["c0"]) for b in by_label] == [("a=1", 2), ("a=2", 1), ("b=2", 1)]
+    distinct = LogsCompute(aggregation=LogsAggregationFunction.CARDINALITY, metric="@event", type=LogsComputeType.TOTAL)
+    (total,) = _aggregate(api, "service:grp", compute=[distinct])
+    assert total.computes["c0"] == 3
+    series = LogsCompute(aggregation=LogsAggregationFunction.COUNT, type=LogsComputeType.TIMESERIES, interval="1h")
+    (bucket,) = _aggregate(api, "service:grp status:error", compute=[series])
+    assert sum(point.value for point in bucket.computes["c0"].value) == 2
 
 
 def _otlp(count: int, base_ns: int) -> bytes:

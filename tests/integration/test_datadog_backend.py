@@ -136,8 +136,9 @@ async def test_registry_enables_datadog_with_the_api_key(datadog_fake: DatadogFa
 
 
 async def test_plane_routes_every_signal_but_topology_to_datadog(datadog_fake: DatadogFake, tmp_path: Path) -> None:  # noqa: F811
-    """Next to the embedded store: Datadog serves logs, events, traces and metrics and takes those signals; the
-    embedded store keeps topology, from the spans it is sent too; the rule target opens against Datadog."""
+    """Next to the embedded store: Datadog serves logs (platform logs too), the audit trail, events, traces and
+    metrics and takes those signals; the embedded store keeps topology, from the spans it is sent too; the rule
+    target opens against Datadog."""
     known = entries({})
     chosen = [
         (known["embedded"], known["embedded"].settings(data_dir=tmp_path / "data")),
@@ -147,9 +148,11 @@ async def test_plane_routes_every_signal_but_topology_to_datadog(datadog_fake: D
     try:
         assert {
             role: getattr(plane.chosen(role), "name", None)
-            for role in ("logs", "events", "traces", "metrics", "topology")
+            for role in ("logs", "platform_logs", "audit", "events", "traces", "metrics", "topology")
         } == {
             "logs": "datadog",
+            "platform_logs": "datadog",
+            "audit": "datadog",
             "events": "datadog",
             "traces": "datadog",
             "metrics": "datadog",
@@ -157,7 +160,7 @@ async def test_plane_routes_every_signal_but_topology_to_datadog(datadog_fake: D
         }
         assert {d.name: d.signals for d in plane.destinations()} == {
             "embedded": frozenset({"spans"}),
-            "datadog": frozenset({"logs", "events", "spans", "metrics"}),
+            "datadog": frozenset({"logs", "events", "spans", "metrics", "audit"}),
         }
         datadog = plane.chosen("logs")
         assert datadog is not None and datadog.roles.rule_target is not None
