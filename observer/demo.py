@@ -26,6 +26,7 @@ import socket
 import sys
 import threading
 import time
+import zlib
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -84,6 +85,7 @@ ENVIRONMENTS = ("development", "production")
 ENVIRONMENT_WEIGHTS = {"development": 1, "production": 3}
 
 CONTAINER = "main"
+DEMO_CLUSTER = "demo-cluster"  # the cluster every demo record says it ran in (platform logs)
 HTTP_PORT = 8080
 SCOPE_NAME = "observer.demo"
 EVENTS_SCOPE_NAME = "observer.demo.k8s-events"
@@ -200,7 +202,21 @@ class Workload:
             "k8s.container.name": CONTAINER,
             "k8s.deployment.name": self.component,
             "k8s.node.name": self.node,
+            # where it ran, as platform logs find it (k8sattributes' names)
+            "k8s.cluster.name": DEMO_CLUSTER,
+            "k8s.pod.ip": self.pod_ip,
+            "container.image.name": self.image.rsplit(":", 1)[0],
+            "container.image.tag": _IMAGE_VERSION[self.component],
+            "k8s.pod.label.app.kubernetes.io/name": self.component,
+            "k8s.pod.label.app.kubernetes.io/part-of": PROJECT,
+            f"k8s.pod.label.{LABEL_ENVIRONMENT}": self.environment,
         }
+
+    @property
+    def pod_ip(self) -> str:
+        """A stable address per pod name, in the demo cluster's pod range."""
+        digest = zlib.crc32(self.pod.encode())
+        return f"10.244.{digest % 8}.{2 + digest // 8 % 250}"
 
 
 def _generated_suffix(rng: random.Random, length: int) -> str:
