@@ -106,3 +106,26 @@ def test_names_resolve_through_the_control_plane(plane: tuple[AllInOne, str], tm
     # The embedded registry is not consulted: its sample names are unknown to the control plane.
     unknown = query(server, {"namespace": "demo", "project": "shop", "component": "cart"})
     assert unknown.status_code == 400 and "namespace 'demo' not found" in unknown.json()["message"], unknown.text
+
+
+def test_the_control_planes_audit_records_land_beside_the_observers(
+    plane: tuple[AllInOne, str], tmp_path: Path
+) -> None:
+    """With the control plane in the same process its audit trail (producer `openchoreo-api`) is written into the
+    observer's store, not only printed: an apply is found by the audit query."""
+    server, control_plane = plane
+    audited = PROJECT.replace(
+        "metadata: {name: default, namespace: default}", "metadata: {name: audited, namespace: default}"
+    )
+    (tmp_path / "project.yaml").write_text(audited)
+    applied = observer_apply(control_plane, tmp_path / "project.yaml")
+    assert applied.returncode == 0, applied.stderr
+    window = {"startTime": format_rfc3339(now_ns() - 600 * 10**9), "endTime": format_rfc3339(now_ns() + 10**9)}
+    answer = httpx.post(
+        server.api + "/api/v1alpha1/audit-logs/query",
+        json={**window, "producer": ["openchoreo-api"], "resource": {"name": ["audited"]}},
+        timeout=30,
+    )
+    assert answer.status_code == 200, answer.text
+    records = answer.json()["records"]
+    assert [(record["action"], record["result"]) for record in records] == [("project.create", "success")]
