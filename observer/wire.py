@@ -38,7 +38,6 @@ from domain.model import (
     NodeRef,
     SpanRecord,
     Topology,
-    TraceSummary,
 )
 from domain.timeutil import format_rfc3339
 from observer.log_context import LogContext
@@ -452,21 +451,6 @@ def event_entry(record: EventRecord, with_metadata: bool) -> dict[str, Any]:
             ),
         }
     return entry
-
-
-def trace_entry(trace: TraceSummary) -> dict[str, Any]:
-    return {
-        "traceId": trace.trace_id,
-        "traceName": trace.name,
-        "spanCount": trace.span_count,
-        "rootSpanId": trace.root_span_id,
-        "rootSpanName": trace.root_span_name,
-        "rootSpanKind": trace.root_span_kind,
-        "startTime": format_rfc3339(trace.start_ns),
-        "endTime": format_rfc3339(trace.end_ns),
-        "durationNs": trace.end_ns - trace.start_ns,
-        "hasErrors": trace.has_errors,
-    }
 
 
 def span_entry(span: SpanRecord, include_attributes: bool) -> dict[str, Any]:

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from mcp import types
 
 from access.model import Subject
+from adapters.http_contract.wire import trace_entry
 from adapters.protocols import collecting_warnings
 from domain.model import Page, WorkflowScope
 from domain.timeutil import now_ns
@@ -66,7 +67,6 @@ from observer.wire import (
     metric_series_body,
     span_entry,
     topology_body,
-    trace_entry,
     workflow_log_entry,
 )
 

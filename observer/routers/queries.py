@@ -11,6 +11,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Path, Request
 
 from access.model import Subject
+from adapters.http_contract.wire import trace_entry
 from adapters.protocols import collecting_warnings
 from domain.echo import shown
 from domain.model import WorkflowScope
@@ -42,7 +43,6 @@ from observer.wire import (
     metric_series_body,
     span_entry,
     topology_body,
-    trace_entry,
     workflow_log_entry,
 )
 
