@@ -25,7 +25,9 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from access.settings import AuthSettings
 from access.subjects import parse_subject_types
 from adapters import registry
+from adapters.opensearch.plugin import Settings as OpenSearchSettings
 from agents.config import parse as parse_agent_flags
+from audit.settings import AuditSettings
 from collectors.config import load as load_collector_config
 from controlplane.auth import AccessSettings
 from controlplane.config import ControlPlaneSettings
@@ -39,18 +41,29 @@ from tunnel.tls import client_context
 _REFERENCE = re.compile(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)")
 
 
-def kubelet_env(c: dict[str, Any], *, pod_name: str, secrets: Mapping[tuple[str, str], str] = {}) -> dict[str, str]:
-    """A container's environment as the kubelet builds it: `value`, `fieldRef: metadata.name` (the pod's name),
-    `secretKeyRef` from `secrets` ((Secret, key) -> value), and `$(NAME)` expanded from the variables defined
-    before it (a reference to a later or unknown one stays as written, as in Kubernetes)."""
+def kubelet_env(
+    c: dict[str, Any],
+    *,
+    pod_name: str,
+    secrets: Mapping[tuple[str, str], str] = {},
+    namespace: str = "plane",
+    node_name: str = "node-1",
+) -> dict[str, str]:
+    """A container's environment as the kubelet builds it: `value`, `fieldRef` (the pod's `metadata.name`,
+    `metadata.namespace` and `spec.nodeName`), `secretKeyRef` from `secrets` ((Secret, key) -> value; an
+    `optional` one missing there is left unset), and `$(NAME)` expanded from the variables defined before it (a
+    reference to a later or unknown one stays as written, as in Kubernetes)."""
+    fields = {"metadata.name": pod_name, "metadata.namespace": namespace, "spec.nodeName": node_name}
     out: dict[str, str] = {}
     for item in c.get("env", []):
         if "value" in item:
             value = _REFERENCE.sub(lambda m: out.get(m.group(1), m.group(0)), item["value"])
-        elif item["valueFrom"].get("fieldRef", {}).get("fieldPath") == "metadata.name":
-            value = pod_name
+        elif "fieldRef" in item["valueFrom"]:
+            value = fields[item["valueFrom"]["fieldRef"]["fieldPath"]]
         else:
             ref = item["valueFrom"]["secretKeyRef"]
+            if (ref["name"], ref["key"]) not in secrets and ref.get("optional"):
+                continue
             value = secrets[(ref["name"], ref["key"])]
         out[item["name"]] = value
     return out
@@ -97,6 +110,12 @@ def test_the_observer_reads_its_rendered_environment(
     assert auth.enabled is (case != "op-auth-off")
     chosen = sorted(entry.name for entry, _ in registry.enabled())
     assert chosen == sorted(backends)
+    audit = AuditSettings.from_env()
+    if case == "op-opensearch-prometheus":
+        assert audit == AuditSettings(("sink", "stdout"), trust_forwarded_for=True)
+        assert OpenSearchSettings().audit_prefix == "acme-audit-"
+    else:
+        assert audit == AuditSettings(("sink",), trust_forwarded_for=False)
 
 
 def test_the_observer_reads_its_rendered_subject_types(helm_bin: Path) -> None:  # noqa: F811
@@ -106,14 +125,18 @@ def test_the_observer_reads_its_rendered_subject_types(helm_bin: Path) -> None: 
     assert [(t.type, t.entitlement_claim) for t in types] == [("user", "groups"), ("service_account", "sub")]
 
 
-@pytest.mark.parametrize("case", ["op-embedded", "dp-default", "dp-own-certs"])
+#: What the Secrets the chart cases name hold: the observer's internal token, under the keys the cases give.
+TOKEN = "internal-token-0123456789"
+SECRETS = {("observer-secrets", "OBSERVER_INTERNAL_TOKEN"): TOKEN, ("observer-internal-token", "token"): TOKEN}
+
+
+@pytest.mark.parametrize("case", ["op-embedded", "op-opensearch-prometheus", "dp-default", "dp-own-certs"])
 def test_the_collector_loads_its_rendered_config(helm_bin: Path, tmp_path: Path, case: str) -> None:  # noqa: F811
     objects = template(*CASES[case], namespace="plane")
     path = tmp_path / "collector.yaml"
     path.write_text(find(objects, "ConfigMap", "collector-config")["data"]["collector.yaml"])
     c = container(objects, "DaemonSet", "collector")
-    environ = {item["name"]: item["value"] for item in c["env"] if "value" in item} | {"NODE_NAME": "node-1"}
-    loaded = load_collector_config(path, environ)
+    loaded = load_collector_config(path, kubelet_env(c, pod_name="collector-x1", secrets=SECRETS))
     assert loaded.metadata.kubernetes is not None and loaded.metadata.kubernetes.node_name == "node-1"
     assert loaded.metadata.kubernetes.kubeconfig is None, "in-cluster: the pod's ServiceAccount"
     assert loaded.receivers.tail is not None and str(loaded.receivers.tail.checkpoint).startswith("/var/lib/observer/")
@@ -121,13 +144,39 @@ def test_the_collector_loads_its_rendered_config(helm_bin: Path, tmp_path: Path,
     assert loaded.exporter.otlp is not None and loaded.exporter.otlp.endpoint.startswith("http")
     assert (loaded.telemetry.host, loaded.telemetry.port) == ("0.0.0.0", 2020)
     assert (loaded.receivers.otlp is not None) is (case == "dp-default")
+    assert loaded.receivers.otlp is None or loaded.receivers.otlp.audit_token == "", "workloads never send audit"
+    assert loaded.cluster == {"op-opensearch-prometheus": "prod-eu-1", "dp-own-certs": "dp-eu-1"}.get(case, "default")
+    producers = [(p.namespace, p.container, p.pod_prefix) for p in loaded.audit.trusted_producers]
+    if case == "op-opensearch-prometheus":
+        assert producers == [("cp", "controlplane", "controlplane-"), ("plane", "observer", "")]
+    else:
+        assert producers[0] == ("openchoreo-control-plane", "controlplane", "controlplane-")
+        assert producers[1:] == ([("plane", "observer", "observer-")] if case == "op-embedded" else [])
+    with_token = case in ("op-opensearch-prometheus", "dp-own-certs")
+    assert loaded.exporter.otlp.audit_token == (TOKEN if with_token else "")
 
 
 @pytest.mark.parametrize(
-    ("case", "name"), [("op-embedded", "cluster-agent-observabilityplane"), ("dp-default", "cluster-agent-dataplane")]
+    ("case", "name"),
+    [
+        ("op-embedded", "cluster-agent-observabilityplane"),
+        ("op-opensearch-prometheus", "cluster-agent-observabilityplane"),
+        ("dp-default", "cluster-agent-dataplane"),
+    ],
 )
-def test_the_agent_accepts_its_rendered_flags(helm_bin: Path, tmp_path: Path, case: str, name: str) -> None:  # noqa: F811
+def test_the_agent_accepts_its_rendered_flags(
+    helm_bin: Path,  # noqa: F811
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    case: str,
+    name: str,
+) -> None:
+    """...and its environment: on an observability plane whose observer Secret holds OBSERVER_INTERNAL_TOKEN, the
+    agent calls the observer's internal port with it."""
     objects = template(*CASES[case], namespace="plane")
+    monkeypatch.delenv("OBSERVER_INTERNAL_TOKEN", raising=False)
+    for variable, value in kubelet_env(container(objects, "Deployment", name), pod_name="a", secrets=SECRETS).items():
+        monkeypatch.setenv(variable, value)
     args = container(objects, "Deployment", name)["args"]
     assert args[0] == "agent"
     for directory in ("certs", "ca-certs"):
@@ -141,7 +190,8 @@ def test_the_agent_accepts_its_rendered_flags(helm_bin: Path, tmp_path: Path, ca
     config = parse_agent_flags(flags)
     assert config.server_url == "wss://cluster-gateway.openchoreo-control-plane.svc.cluster.local:8443/ws"
     assert config.plane_id == "default"
-    if case == "op-embedded":
+    assert config.observer_token == (TOKEN if case == "op-opensearch-prometheus" else "")
+    if case.startswith("op-"):
         assert config.plane_type == "observabilityplane"
         assert config.observer_url == "http://observer-internal.plane.svc.cluster.local:8081"
     else:
@@ -185,6 +235,11 @@ def test_the_control_plane_reads_its_rendered_environment(
         assert settings.peer_url == "" and settings.gateway_ca_cert is None
     access = AccessSettings.from_env()
     assert access.enabled is (case != "cp-auth-off-external")
+    audit = AuditSettings.from_env(default="stdout")
+    if case == "cp-auth-off-external":
+        assert audit == AuditSettings((), trust_forwarded_for=True)
+    else:
+        assert audit == AuditSettings(("stdout",), trust_forwarded_for=False)
 
 
 @pytest.mark.parametrize("case", ["op-embedded", "op-auth-off"])

@@ -30,6 +30,11 @@ POLICY = {
     "bindings": [{"name": "all", "role": "viewer", "groups": ["devs"]}],
 }
 OBS_AUTH = {**AUTH, "observer": {"authz": {"policy": POLICY}}}
+#: Trusted audit producers as a values file gives them: "" is the release's namespace, podPrefix optional.
+PRODUCERS = [
+    {"namespace": "cp", "container": "controlplane", "podPrefix": "controlplane-"},
+    {"namespace": "", "container": "observer"},
+]
 CA_PEM = "-----BEGIN CERTIFICATE-----\nMIIBdzCCAR2gAwIBAgIUTest\n-----END CERTIFICATE-----\n"
 
 
@@ -56,11 +61,17 @@ CASES: dict[str, tuple[Path, dict[str, Any]]] = {
                 "observer": {
                     "secretName": "observer-secrets",
                     "controlPlaneApiUrl": "http://openchoreo-api.openchoreo-control-plane:8080",
-                    "opensearch": {"address": "https://opensearch.logging:9200", "username": "observer"},
+                    "opensearch": {
+                        "address": "https://opensearch.logging:9200",
+                        "username": "observer",
+                        "auditIndexPrefix": "acme-audit-",
+                    },
+                    "audit": {"log": "sink,stdout", "trustForwardedFor": True},
                     "prometheus": {"address": "http://prometheus.monitoring:9090", "metricsScheme": "kubernetes"},
                     "logsAdapter": {"url": "http://logs-adapter:9098"},
                     "metricsAdapter": {"url": "http://metrics-adapter:9099"},
-                }
+                },
+                "collector": {"cluster": "prod-eu-1", "audit": {"trustedProducers": PRODUCERS}},
             },
         ),
     ),
@@ -110,8 +121,12 @@ CASES: dict[str, tuple[Path, dict[str, Any]]] = {
         {
             "clusterAgent": {"tls": {"generateCerts": False, "serverCAValue": CA_PEM}},
             "collector": {
+                "cluster": "dp-eu-1",
                 "otlp": {"enabled": False},
-                "exporter": {"endpoint": "https://otlp.observability.example.com"},
+                "exporter": {
+                    "endpoint": "https://otlp.observability.example.com",
+                    "auditTokenSecret": {"name": "observer-internal-token", "key": "token"},
+                },
             },
         },
     ),
@@ -148,6 +163,7 @@ CASES: dict[str, tuple[Path, dict[str, Any]]] = {
         CONTROL,
         {
             "security": {"enabled": False, "allowUnauthenticated": True},
+            "audit": {"log": "off", "trustForwardedFor": True},
             "clusterGateway": {"service": {"external": {"enabled": True, "type": "NodePort", "nodePort": 30443}}},
         },
     ),
@@ -206,7 +222,13 @@ FULL: dict[Path, dict[str, Any]] = {
             "imagePullSecrets": [{"name": "pull"}],
         },
         "clusterAgent": {"planeID": "dp-1", "podDisruptionBudget": {"enabled": True}, "tls": {"serverCAValue": CA_PEM}},
-        "collector": {"bufferMaxBytes": 1073741824, "serviceMonitor": {"enabled": True, "interval": "15s"}},
+        "collector": {
+            "cluster": "dp-1",
+            "audit": {"trustedProducers": PRODUCERS},
+            "exporter": {"auditTokenSecret": {"name": "observer-internal-token", "key": "token"}},
+            "bufferMaxBytes": 1073741824,
+            "serviceMonitor": {"enabled": True, "interval": "15s"},
+        },
     },
     CONTROL: merged(
         CASES["cp-postgres"][1],
@@ -217,6 +239,7 @@ FULL: dict[Path, dict[str, Any]] = {
                 "jwt": {"audience": "api"},
                 "adminGroups": ["admins"],
             },
+            "audit": {"log": "stdout", "trustForwardedFor": True},
             "clusterGateway": {
                 "tls": {"dnsNames": ["gateway.example.com"]},
                 "service": {"external": {"enabled": True}},
@@ -433,12 +456,69 @@ def test_an_unknown_plane_type_fails_in_the_schema(helm_bin: Path) -> None:
         template(DATA, {"clusterAgent": {"planeType": "observabilityplane"}})
 
 
+@pytest.mark.parametrize(
+    ("chart", "values", "path"),
+    [
+        (OBS, merged(OBS_AUTH, {"observer": {"audit": {"log": "file"}}}), "/observer/audit/log"),
+        (
+            OBS,
+            merged(OBS_AUTH, {"observer": {"audit": {"trustForwardedFor": "yes"}}}),
+            "/observer/audit/trustForwardedFor",
+        ),
+        (DATA, {"collector": {"cluster": "prod eu"}}, "/collector/cluster"),
+        (
+            DATA,
+            {"collector": {"audit": {"trustedProducers": [{"namespace": "cp"}]}}},
+            "/collector/audit/trustedProducers/0",
+        ),
+        (
+            DATA,
+            {"collector": {"audit": {"trustedProducers": [{"namespace": "Control_Plane", "container": "cp"}]}}},
+            "/collector/audit/trustedProducers/0/namespace",
+        ),
+        (
+            OBS,
+            merged(
+                OBS_AUTH,
+                {"collector": {"audit": {"trustedProducers": [{"namespace": "cp", "container": "c", "pod": "x"}]}}},
+            ),
+            "/collector/audit/trustedProducers/0",
+        ),
+        (
+            DATA,
+            {"collector": {"exporter": {"auditTokenSecret": {"name": "Not A Name"}}}},
+            "/collector/exporter/auditTokenSecret/name",
+        ),
+        (CONTROL, merged(AUTH, {"audit": {"log": "sink"}}), "/audit/log"),  # standalone, it has no sink
+    ],
+)
+def test_the_schema_refuses_a_bad_audit_or_placement_value(
+    helm_bin: Path, chart: Path, values: dict[str, Any], path: str
+) -> None:
+    with pytest.raises(HelmError, match=re.escape(path)):
+        template(chart, values)
+
+
 def test_notes_warn_when_authentication_is_off(helm_bin: Path) -> None:
     assert "WARNING: authentication is OFF" in notes(*CASES["op-auth-off"])
     assert "WARNING" not in notes(*CASES["op-embedded"])
     assert "WARNING: authentication is OFF" in notes(*CASES["cp-auth-off-external"])
     assert "observer-internal (:8081) has no authentication" in notes(*CASES["op-embedded"])
     assert "has no authentication" not in notes(*CASES["op-netpol-servicemonitor"])
+
+
+def test_notes_say_where_audit_records_go_and_whom_the_collector_trusts(helm_bin: Path) -> None:
+    text = notes(*CASES["op-embedded"])
+    assert "the observer writes its records to sink" in text
+    assert 'cluster "default"' in text and "openchoreo-control-plane/controlplane, default/observer." in text
+    assert "without the observer's internal token" in text, "no Secret: forwarded audit records would be log lines"
+    text = notes(*CASES["op-opensearch-prometheus"])
+    assert 'cluster "prod-eu-1"' in text and "cp/controlplane, default/observer." in text
+    assert "internal token" not in text
+    assert "without collector.exporter.auditTokenSecret" in notes(*CASES["dp-default"])
+    assert "auditTokenSecret" not in notes(*CASES["dp-own-certs"])
+    assert "Audit records go to the container's stdout" in notes(*CASES["cp-sqlite"])
+    assert "Audit records are off" in notes(*CASES["cp-auth-off-external"])
 
 
 # ------------------------------------------------------------------------------------------------ every object
@@ -556,6 +636,17 @@ def test_observer_with_opensearch_prometheus_and_the_control_plane(helm_bin: Pat
     assert "TRACING_ADAPTER_URL" not in data
     c = container(objects, "Deployment", "observer")
     assert {"secretRef": {"name": "observer-secrets"}} in c["envFrom"]
+
+
+def test_observer_audit_settings_and_opensearch_audit_indices(helm_bin: Path) -> None:
+    data = config(render("op-embedded"))
+    assert (data["AUDIT_LOG"], data["AUDIT_TRUST_FORWARDED_FOR"]) == ("sink", "false")
+    assert "OPENSEARCH_AUDIT_PREFIX" not in data
+    data = config(render("op-opensearch-prometheus"))
+    assert (data["AUDIT_LOG"], data["AUDIT_TRUST_FORWARDED_FOR"]) == ("sink,stdout", "true")
+    assert data["OPENSEARCH_AUDIT_PREFIX"] == "acme-audit-"
+    data = config(template(OBS, merged(OBS_AUTH, {"observer": {"opensearch": {"address": "https://os:9200"}}})))
+    assert data["OPENSEARCH_AUDIT_PREFIX"] == "openchoreo-audit-logs-"
 
 
 def test_observer_with_datadog(helm_bin: Path) -> None:
@@ -700,6 +791,61 @@ def test_collector_daemonset_tails_pods_and_ships_to_the_observer(helm_bin: Path
     ]
 
 
+def collector_config(objects: list[dict[str, Any]]) -> dict[str, Any]:
+    document: dict[str, Any] = yaml.safe_load(find(objects, "ConfigMap", "collector-config")["data"]["collector.yaml"])
+    return document
+
+
+def test_collector_labels_records_with_the_cluster_and_trusts_the_control_plane_and_its_observer(
+    helm_bin: Path,
+) -> None:
+    """By default the cluster is the plane's ID, and the trusted producers are the control-plane chart's container
+    in its conventional namespace and this release's observer (namespace "" = the release's)."""
+    document = collector_config(render("op-embedded", namespace="obs"))
+    assert document["cluster"] == "default"
+    assert document["audit"] == {
+        "trusted_producers": [
+            {"namespace": "openchoreo-control-plane", "container": "controlplane", "pod_prefix": "controlplane-"},
+            {"namespace": "obs", "container": "observer", "pod_prefix": "observer-"},
+        ]
+    }
+    assert (
+        collector_config(template(OBS, merged(OBS_AUTH, {"clusterAgent": {"planeID": "obs-1"}})))["cluster"] == "obs-1"
+    )
+    document = collector_config(render("op-opensearch-prometheus", namespace="obs"))
+    assert document["cluster"] == "prod-eu-1"
+    assert document["audit"]["trusted_producers"] == [
+        {"namespace": "cp", "container": "controlplane", "pod_prefix": "controlplane-"},
+        {"namespace": "obs", "container": "observer", "pod_prefix": ""},
+    ]
+    nobody = template(OBS, merged(OBS_AUTH, {"collector": {"audit": {"trustedProducers": []}}}))
+    assert collector_config(nobody)["audit"] == {"trusted_producers": []}
+
+
+def test_collector_sends_the_observer_s_internal_token_only_to_its_own_observer(helm_bin: Path) -> None:
+    """The token comes from the Secret the observer reads it from (optional: a Secret without the key leaves the
+    internal port open and the collector without a token), and never goes to an endpoint set by hand."""
+    token = {"secretKeyRef": {"name": "observer-secrets", "key": "OBSERVER_INTERNAL_TOKEN", "optional": True}}
+    objects = render("op-opensearch-prometheus")
+    assert env(container(objects, "DaemonSet", "collector"))["OBSERVER_INTERNAL_TOKEN"] == token
+    assert env(container(objects, "Deployment", "cluster-agent-observabilityplane"))["OBSERVER_INTERNAL_TOKEN"] == token
+    assert "OBSERVER_INTERNAL_TOKEN" not in env(container(render("op-embedded"), "DaemonSet", "collector"))
+    elsewhere = template(
+        *CASES["op-opensearch-prometheus"][:1],
+        merged(CASES["op-opensearch-prometheus"][1], {"collector": {"exporter": {"endpoint": "https://other:4318"}}}),
+    )
+    assert "OBSERVER_INTERNAL_TOKEN" not in env(container(elsewhere, "DaemonSet", "collector"))
+    named = template(
+        OBS,
+        merged(
+            OBS_AUTH, {"collector": {"exporter": {"endpoint": "https://other:4318", "auditTokenSecret": {"name": "t"}}}}
+        ),
+    )
+    assert env(container(named, "DaemonSet", "collector"))["OBSERVER_INTERNAL_TOKEN"] == {
+        "secretKeyRef": {"name": "t", "key": "OBSERVER_INTERNAL_TOKEN"}
+    }
+
+
 def test_global_image_registry_is_swapped_as_upstream_does(helm_bin: Path) -> None:
     objects = template(
         OBS,
@@ -738,6 +884,21 @@ def test_data_plane_agent_and_collector_with_otlp_receiver(helm_bin: Path) -> No
     assert {p["name"]: p["port"] for p in service["spec"]["ports"]} == {"metrics": 2020, "otlp-http": 4318}
     assert {p["name"] for p in container(objects, "DaemonSet", "collector")["ports"]} == {"metrics", "otlp-http"}
     assert kinds(objects, "CustomResourceDefinition") == []
+
+
+def test_data_plane_collector_audit_token_and_cluster(helm_bin: Path) -> None:
+    default = render("dp-default", namespace="dp")
+    assert "OBSERVER_INTERNAL_TOKEN" not in env(container(default, "DaemonSet", "collector"))
+    assert "OBSERVER_INTERNAL_TOKEN" not in env(container(default, "Deployment", "cluster-agent-dataplane"))
+    assert collector_config(default)["cluster"] == "default"
+    assert collector_config(default)["audit"]["trusted_producers"] == [
+        {"namespace": "openchoreo-control-plane", "container": "controlplane", "pod_prefix": "controlplane-"}
+    ]
+    own = render("dp-own-certs")
+    assert collector_config(own)["cluster"] == "dp-eu-1"
+    assert env(container(own, "DaemonSet", "collector"))["OBSERVER_INTERNAL_TOKEN"] == {
+        "secretKeyRef": {"name": "observer-internal-token", "key": "token"}
+    }
 
 
 def test_data_plane_variants(helm_bin: Path) -> None:
@@ -875,3 +1036,10 @@ def test_control_plane_auth_off_and_external_gateway(helm_bin: Path) -> None:
     assert external["spec"]["ports"] == [
         {"name": "websocket", "port": 8443, "targetPort": "websocket", "protocol": "TCP", "nodePort": 30443}
     ]
+
+
+def test_control_plane_audit_goes_to_stdout_for_the_collector(helm_bin: Path) -> None:
+    variables = env(container(render("cp-sqlite"), "StatefulSet", "controlplane"))
+    assert (variables["AUDIT_LOG"], variables["AUDIT_TRUST_FORWARDED_FOR"]) == ("stdout", "false")
+    variables = env(container(render("cp-auth-off-external"), "StatefulSet", "controlplane"))
+    assert (variables["AUDIT_LOG"], variables["AUDIT_TRUST_FORWARDED_FOR"]) == ("off", "true")

@@ -77,6 +77,61 @@ def test_a_typo_is_refused_with_the_key_s_name(chart: str, path: tuple[str, ...]
     assert path[-1] in caught.value.message
 
 
+def with_value(chart: str, path: tuple[str, ...], value: Any) -> dict[str, Any]:
+    """The chart's default values with the key at `path` set to `value`."""
+    document = values(chart)
+    node = document
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = value
+    return document
+
+
+AUDIT_PRODUCER = {"namespace": "openchoreo-control-plane", "container": "controlplane"}
+
+
+@pytest.mark.parametrize(
+    ("chart", "path", "value"),
+    [
+        ("observability-plane", ("observer", "audit", "log"), "sink,stdout"),
+        ("observability-plane", ("observer", "audit", "log"), "off"),
+        ("observability-plane", ("observer", "opensearch", "auditIndexPrefix"), "acme-audit-"),
+        ("observability-plane", ("collector", "cluster"), "prod-eu-1"),
+        ("data-plane", ("collector", "cluster"), ""),
+        ("data-plane", ("collector", "audit", "trustedProducers"), []),
+        ("data-plane", ("collector", "audit", "trustedProducers"), [{**AUDIT_PRODUCER, "podPrefix": "controlplane-"}]),
+        ("data-plane", ("collector", "exporter", "auditTokenSecret"), {"name": "observer-internal-token", "key": "t"}),
+        ("control-plane", ("audit",), {"log": "off", "trustForwardedFor": True}),
+    ],
+)
+def test_the_audit_and_placement_values_accept_what_they_document(
+    chart: str, path: tuple[str, ...], value: Any
+) -> None:
+    jsonschema.validate(with_value(chart, path, value), schema(chart))
+
+
+@pytest.mark.parametrize(
+    ("chart", "path", "value"),
+    [
+        ("observability-plane", ("observer", "audit", "log"), "file"),
+        ("observability-plane", ("observer", "audit", "trustForwardedFor"), "true"),
+        ("observability-plane", ("observer", "opensearch", "auditIndexPrefix"), "Audit/*"),
+        ("observability-plane", ("collector", "cluster"), "prod eu"),
+        ("data-plane", ("collector", "cluster"), "x" * 254),
+        ("data-plane", ("collector", "audit", "trustedProducers"), [{"namespace": "cp"}]),  # no container
+        ("data-plane", ("collector", "audit", "trustedProducers"), [{**AUDIT_PRODUCER, "pod_prefix": "cp-"}]),
+        ("data-plane", ("collector", "audit", "trustedProducers"), [{**AUDIT_PRODUCER, "container": "Control Plane"}]),
+        ("data-plane", ("collector", "audit", "trustedProducers"), [AUDIT_PRODUCER] * 101),
+        ("data-plane", ("collector", "exporter", "auditTokenSecret"), {"name": "t", "secretKey": "t"}),
+        ("control-plane", ("audit", "log"), "sink"),  # standalone, it has no sink: records would vanish
+        ("control-plane", ("audit", "trustForwardedFor"), "yes"),
+    ],
+)
+def test_the_schema_refuses_a_bad_audit_or_placement_value(chart: str, path: tuple[str, ...], value: Any) -> None:
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(with_value(chart, path, value), schema(chart))
+
+
 @pytest.mark.parametrize("chart", CHART_NAMES)
 def test_chart_app_version_is_the_package_version(chart: str) -> None:
     """The charts default every image tag to appVersion: it must be the version the image is built from."""

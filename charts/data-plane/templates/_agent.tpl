@@ -188,6 +188,12 @@ spec:
               valueFrom: {fieldRef: {fieldPath: metadata.namespace}}
             - name: LOG_LEVEL
               value: {{ $a.logLevel | quote }}
+            {{- if and (eq $a.planeType "observabilityplane") (hasKey .Values "observer") .Values.observer.secretName }}
+            # the observer's internal token, if its Secret has one: the internal port then requires it
+            - name: OBSERVER_INTERNAL_TOKEN
+              valueFrom:
+                secretKeyRef: {name: {{ .Values.observer.secretName | quote }}, key: OBSERVER_INTERNAL_TOKEN, optional: true}
+            {{- end }}
           resources:
             {{- toYaml $a.resources | nindent 12 }}
           securityContext:

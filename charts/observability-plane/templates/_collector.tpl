@@ -5,6 +5,12 @@ observability plane to its own observer's internal OTLP port, on a data plane to
 With `collector.otlp.enabled` it also receives OTLP from the node's workloads (Service `collector`, node-local).
 Shared by the observability-plane and data-plane charts (identical copies; tests/unit/test_charts_files.py).
 
+Every record carries `collector.cluster` (empty: `clusterAgent.planeID`, the chart's name for this cluster's plane).
+JSON audit lines become audit records only from `collector.audit.trustedProducers` (namespace "" = this release's);
+forwarded, they travel with OBSERVER_INTERNAL_TOKEN (`collector.exporter.auditTokenSecret`, or on an observability
+plane sending to its own observer the key of that name in `observer.secretName`, if present), without which the
+observer stores them as ordinary log lines.
+
 It runs as root (uid 0) because the kubelet writes pod logs 0640 root:root; everything else is taken away:
 no capabilities, no privilege escalation, a read-only root filesystem, the logs mounted read-only.
 */}}
@@ -19,6 +25,36 @@ no capabilities, no privilege escalation, a read-only root filesystem, the logs 
 {{- end -}}
 {{- include "plane.noPlaceholder" (list "collector.exporter.endpoint" $endpoint) -}}
 {{- $endpoint -}}
+{{- end -}}
+
+{{/* The cluster name the records carry: collector.cluster, else the plane's ID. */}}
+{{- define "plane.collectorCluster" -}}
+{{- .Values.collector.cluster | default .Values.clusterAgent.planeID -}}
+{{- end -}}
+
+{{/* `audit.trusted_producers` as collectors/config.py reads it: snake_case, namespace "" = this release's. */}}
+{{- define "plane.collectorTrustedProducers" -}}
+{{- $producers := list -}}
+{{- range .Values.collector.audit.trustedProducers -}}
+{{- $producers = append $producers (dict "namespace" (.namespace | default $.Release.Namespace) "container" .container "pod_prefix" (.podPrefix | default "")) -}}
+{{- end -}}
+{{- toJson $producers -}}
+{{- end -}}
+
+{{/* The collector's OBSERVER_INTERNAL_TOKEN (exporter.otlp.audit_token): an env entry, or nothing. */}}
+{{- define "plane.collectorAuditTokenEnv" -}}
+{{- $c := .Values.collector -}}
+{{- $secret := $c.exporter.auditTokenSecret | default dict -}}
+{{- if $secret.name -}}
+- name: OBSERVER_INTERNAL_TOKEN
+  valueFrom:
+    secretKeyRef: {name: {{ $secret.name | quote }}, key: {{ $secret.key | default "OBSERVER_INTERNAL_TOKEN" | quote }}}
+{{- else if and (not $c.exporter.endpoint) (hasKey .Values "observer") .Values.observer.secretName -}}
+# this release's observer reads its internal token from the same key, if the Secret has one
+- name: OBSERVER_INTERNAL_TOKEN
+  valueFrom:
+    secretKeyRef: {name: {{ .Values.observer.secretName | quote }}, key: OBSERVER_INTERNAL_TOKEN, optional: true}
+{{- end -}}
 {{- end -}}
 
 {{- define "plane.collectorConfig" -}}
@@ -43,6 +79,9 @@ exporter:
 telemetry:
   host: 0.0.0.0
   port: 2020
+cluster: {{ include "plane.collectorCluster" . | quote }}
+audit:
+  trusted_producers: {{ include "plane.collectorTrustedProducers" . }}
 {{- end -}}
 
 {{- define "plane.collector" -}}
@@ -175,6 +214,9 @@ spec:
               valueFrom: {fieldRef: {fieldPath: spec.nodeName}}
             - name: COLLECTOR_BUFFER_MAX_BYTES
               value: {{ int64 $c.bufferMaxBytes | quote }}
+            {{- with include "plane.collectorAuditTokenEnv" . }}
+            {{- . | nindent 12 }}
+            {{- end }}
           ports:
             - {name: metrics, containerPort: 2020, protocol: TCP}
             {{- if $c.otlp.enabled }}
