@@ -1,6 +1,7 @@
 """Who did it: the authenticated Subject (access/subjects.py) as the record's Actor.
 
-The Subject carries its type and entitlements (a user's groups, a service account's `sub`) and the token it was
+The Subject carries its type and entitlements (a user's groups, a service account's `sub`: the record keeps them
+under the claim the Subject names, as upstream's `actor.entitlements` map does) and the token it was
 verified from, but not the token's `sub` and `iss`. Authentication has already verified that token in this same
 request, so its claims are read back here (never verified again, never stored: the token itself goes nowhere).
 A request without a Subject (authentication off, or refused) is the `anonymous` actor.
@@ -47,14 +48,17 @@ def _text(claims: dict[str, Any], name: str) -> str:
 
 def actor_of(subject: Subject | None) -> Actor:
     """The actor a record names: id = the token's `sub` (a service account's entitlement when the token cannot
-    be read), issuer = `iss`, session = `sid`, entitlements = the subject's (a user's groups)."""
+    be read), issuer = `iss`, session = `sid`, entitlements = the subject's values under its entitlement claim
+    (`groups` for a user, `sub` for a service account, or whatever claim the subject types configure)."""
     if subject is None:
         return ANONYMOUS
     claims = _claims(subject.token) if subject.token else {}
     sub = _text(claims, "sub")
     if not sub and subject.entitlement_claim == "sub" and subject.entitlement_values:
         sub = subject.entitlement_values[0][:MAX_CLAIM_CHARS]
-    entitlements = tuple(value[:MAX_CLAIM_CHARS] for value in subject.entitlement_values[:MAX_ENTITLEMENTS])
+    values = tuple(dict.fromkeys(value[:MAX_CLAIM_CHARS] for value in subject.entitlement_values[:MAX_ENTITLEMENTS]))
+    claim = subject.entitlement_claim[:MAX_CLAIM_CHARS]
+    entitlements = ((claim, values),) if claim and values else ()
     return Actor(
         type=subject.type,
         id=sub or "unknown",

@@ -42,8 +42,15 @@ def tool_resource(tool: str, arguments: Mapping[str, Any]) -> AuditResource | No
         return AuditResource(type=tool.removeprefix("query_").replace("_", ""))
     else:
         return None
+    # Upstream records an environment dual-scoped, `{namespace}/{name}`, as authorization evaluated it.
+    scoped_environment = f"{namespace}/{environment}" if namespace and environment else environment
     return AuditResource(
-        type=kind, namespace=namespace, project=project, component=component, environment=environment, name=name
+        type=kind,
+        namespace=namespace,
+        project=project,
+        component=component,
+        environment=scoped_environment,
+        name=name,
     )
 
 

@@ -1,28 +1,29 @@
 """Checking an audit-trail request (and its filter-values companion) into the domain query, or a 400 naming the
-field to fix: the form, the range (end after start, at most 30 days), enum values (category, result, surface:
+field to fix: the form (unknown fields refused by their full path, upstream's old camelCase spellings pointed at
+their snake_case names), the range (end after start, at most 30 days), enum values (category, result, surface:
 an unknown one is refused, never matched against nothing), bounds on every list and on `limit`, and the
-timeline's interval (a Go duration giving at most domain.audit.MAX_TIMELINE_BUCKETS buckets)."""
+timeline's interval: `<count><unit>` as upstream writes it; one giving more than
+domain.audit.MAX_TIMELINE_BUCKETS buckets is coarsened, not refused (upstream's rule), and the query carries the
+width used so the answer can report it."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 from domain.audit import (
     AUDIT_FILTERS,
     CATEGORIES,
     DEFAULT_AUDIT_LIMIT,
     MAX_AUDIT_LIMIT,
-    MAX_TIMELINE_BUCKETS,
     RESULTS,
     SURFACES,
     AuditQuery,
-    timeline_start,
+    coarsened_interval,
+    parse_interval,
 )
 from domain.echo import shown
 from domain.model import TimeRange
 from domain.platform import FilterValuesQuery
-from domain.timeutil import parse_go_duration
-from observer.durations import go_duration, nice_step
 from observer.errors import bad_request
 from observer.strict_form import check_form
 from observer.validate_platform import max_values, value_search
@@ -31,42 +32,25 @@ from observer.wire_audit import AuditFilterValuesRequest, AuditLogsQueryRequest
 from observer.wire_platform import MAX_FILTER_ITEMS
 
 ENDPOINT = "audit logs"
-#: A default timeline has at most this many buckets.
-DEFAULT_TIMELINE_BUCKETS = 100
 #: The longest single filter value (an id, a user agent, an action).
 MAX_VALUE_CHARS = 1024
 
-#: The request's list fields -> the AuditQuery filter name each fills, and the enum it must keep to.
-_TOP: tuple[tuple[str, str, tuple[str, ...]], ...] = (
-    ("action", "action", ()),
-    ("category", "category", CATEGORIES),
-    ("result", "result", RESULTS),
-    ("surface", "surface", SURFACES),
-    ("producer", "producer", ()),
-    ("operationId", "operation_id", ()),
-    ("requestId", "request_id", ()),
-    ("eventId", "event_id", ()),
-    ("sourceIp", "source_ip", ()),
-    ("userAgent", "user_agent", ()),
+#: The request's top-level list fields, each named as the AuditQuery filter it fills (the record's own spelling),
+#: with the enum it must keep to.
+_TOP: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("action", ()),
+    ("category", CATEGORIES),
+    ("result", RESULTS),
+    ("surface", SURFACES),
+    ("producer", ()),
+    ("operation_id", ()),
+    ("request_id", ()),
+    ("event_id", ()),
+    ("source_ip", ()),
+    ("user_agent", ()),
 )
-_ACTOR = (
-    ("id", "id"),
-    ("type", "type"),
-    ("issuer", "issuer"),
-    ("sessionId", "session_id"),
-    ("entitlements", "entitlements"),
-)
-_RESOURCE = tuple(
-    (name, name) for name in ("type", "namespace", "environment", "project", "component", "resource", "name")
-)
-
-
-@dataclass(frozen=True, slots=True)
-class CheckedAudit:
-    """The domain query, and the timeline interval as the answer writes it ("" without a timeline)."""
-
-    query: AuditQuery
-    interval: str = ""
+_ACTOR = ("id", "type", "issuer", "session_id", "entitlements")
+_RESOURCE = ("type", "namespace", "environment", "project", "component", "resource", "name")
 
 
 def _values(field: str, values: list[str] | None, enum: tuple[str, ...] = ()) -> tuple[str, ...]:
@@ -85,13 +69,13 @@ def _values(field: str, values: list[str] | None, enum: tuple[str, ...] = ()) ->
 
 def _filters(body: AuditLogsQueryRequest) -> tuple[tuple[str, tuple[str, ...]], ...]:
     chosen: dict[str, tuple[str, ...]] = {}
-    for field, name, enum in _TOP:
-        chosen[name] = _values(field, getattr(body, field), enum)
+    for name, enum in _TOP:
+        chosen[name] = _values(name, getattr(body, name), enum)
     for prefix, part, fields in (("actor", body.actor, _ACTOR), ("resource", body.resource, _RESOURCE)):
         if part is None:
             continue
-        for field, attribute in fields:
-            chosen[f"{prefix}.{attribute}"] = _values(f"{prefix}.{field}", getattr(part, field))
+        for field in fields:
+            chosen[f"{prefix}.{field}"] = _values(f"{prefix}.{field}", getattr(part, field))
     return tuple(sorted((name, values) for name, values in chosen.items() if values))
 
 
@@ -103,57 +87,38 @@ def audit_limit(limit: int | None) -> int:
     return limit
 
 
-def buckets(window: TimeRange, interval_ns: int) -> int:
-    """How many epoch-aligned buckets of `interval_ns` the range touches (domain.audit.timeline_start)."""
-    first = timeline_start(window.start_ns, interval_ns)
-    last = timeline_start(window.end_ns, interval_ns)
-    return (last - first) // interval_ns + 1
-
-
-def timeline_interval(include: bool | None, text: str | None, window: TimeRange) -> tuple[int, str]:
-    """(nanoseconds, as written) of the timeline's bucket; (0, "") when no timeline is asked for."""
+def timeline_interval(include: bool | None, text: str | None, window: TimeRange) -> int:
+    """The width of the timeline's buckets in nanoseconds, 0 when no timeline is asked for. An interval in another
+    notation is refused even without a timeline (it is a mistake either way); one too fine for the window is
+    coarsened to at most MAX_TIMELINE_BUCKETS buckets; none gets a width chosen from the window."""
+    requested = 0
+    if text:
+        try:
+            requested = parse_interval(text)
+        except ValueError as exc:
+            raise bad_request(f"timelineInterval '{shown(text)}' is not in the accepted notation: {exc}") from None
     if not include:
-        if text:
-            raise bad_request("timelineInterval needs includeTimeline: true")
-        return 0, ""
-    if not text:
-        chosen = nice_step(window.end_ns - window.start_ns, DEFAULT_TIMELINE_BUCKETS - 1)
-        return chosen, go_duration(chosen)
-    try:
-        interval = parse_go_duration(text)
-    except ValueError as exc:
-        raise bad_request(f"timelineInterval must be a Go duration (e.g. 1m, 15m, 1h): {exc}") from None
-    if interval <= 0:
-        raise bad_request("timelineInterval must be greater than 0")
-    count = buckets(window, interval)
-    if count > MAX_TIMELINE_BUCKETS:
-        span = window.end_ns - window.start_ns
-        smallest = max(1, -(-span // (MAX_TIMELINE_BUCKETS - 1) // 10**9))
-        raise bad_request(
-            f"timelineInterval {shown(text)} gives {count} buckets over this range; at most {MAX_TIMELINE_BUCKETS}"
-            f" are allowed, so use an interval of at least {smallest}s"
-        )
-    return interval, text
+        return 0  # upstream: ignored unless includeTimeline is true
+    return coarsened_interval(window, requested)
 
 
-def audit_query(body: AuditLogsQueryRequest, *, paged: bool = True) -> CheckedAudit:
-    """With `paged` False (filter values), limit, sortOrder, cursor and the timeline are ignored, not checked."""
+def audit_query(body: AuditLogsQueryRequest, *, paged: bool = True) -> AuditQuery:
+    """With `paged` False (filter values), limit, sortOrder, cursor and the timeline are ignored, not checked
+    (upstream: accepted and ignored there)."""
     window = time_range(body.startTime, body.endTime)
     query = AuditQuery(range=window, filters=_filters(body), phrase=search_phrase(body.searchPhrase))
     if not paged:
-        return CheckedAudit(query)
-    interval_ns, interval = timeline_interval(body.includeTimeline, body.timelineInterval, window)
-    query = replace(
+        return query
+    return replace(
         query,
         limit=audit_limit(body.limit),
         sort=sort_order(body.sortOrder),
         cursor=body.cursor or "",
-        timeline_interval_ns=interval_ns,
+        timeline_interval_ns=timeline_interval(body.includeTimeline, body.timelineInterval, window),
     )
-    return CheckedAudit(query, interval)
 
 
-def validate_audit_logs(body: AuditLogsQueryRequest) -> CheckedAudit:
+def validate_audit_logs(body: AuditLogsQueryRequest) -> AuditQuery:
     check_form(body, ENDPOINT)
     return audit_query(body)
 
@@ -172,7 +137,7 @@ def validate_audit_filter_values(body: AuditFilterValuesRequest) -> FilterValues
     if body.query is None:
         raise bad_request("query is required: the audit query whose values to list")
     return FilterValuesQuery(
-        query=audit_query(body.query, paged=False).query,
+        query=audit_query(body.query, paged=False),
         filter=audit_filter(body.filter),
         value_search=value_search(body.valueSearch),
         max_values=max_values(body.maxValues),

@@ -1,8 +1,11 @@
 """Wire shapes of the audit trail's query API: `POST /api/v1alpha1/audit-logs/query`, its filter values, and the
-answers, with the field names of OpenChoreo's logs adapters (http-adapters-notes §3).
+answers, in the shapes of OpenChoreo's generated adapter models (`AuditLogsQueryRequest`, `AuditLogsResponse`).
 
-Requests only bind (observer/validate_audit.py checks them); a record is answered as `domain.audit.audit_document`
-has it, the one JSON shape of a record everywhere.
+Upstream's casing carries meaning, so it is kept exactly: a filter derived from the record is spelt as the record
+spells the field it matches (`operation_id`, `source_ip`, `actor.session_id`: snake_case, nested as the record
+nests it), while the query's own controls stay camelCase (`startTime`, `limit`, `includeTimeline`). Requests only
+bind (observer/validate_audit.py checks them); a record is answered as `domain.audit.audit_document` has it, the
+one JSON shape of a record everywhere.
 """
 
 from __future__ import annotations
@@ -20,7 +23,9 @@ from domain.audit import (
     RESULTS,
     SURFACES,
     AuditPage,
+    TimelineBucket,
     audit_document,
+    format_interval,
 )
 from domain.platform import DEFAULT_FILTER_VALUES, MAX_FILTER_VALUES
 from domain.timeutil import format_rfc3339
@@ -45,8 +50,8 @@ class AuditActorFilter(_Bind):
     id: list[StrictStr] | None = _values("actor id (a user's subject, a service account)")
     type: list[StrictStr] | None = _values("actor type (user, service_account, anonymous)")
     issuer: list[StrictStr] | None = _values("token issuer")
-    sessionId: list[StrictStr] | None = _values("session id")
-    entitlements: list[StrictStr] | None = _values("entitlements (any one of the actor's)")
+    session_id: list[StrictStr] | None = _values("identity-provider session id (the token's `sid`)")
+    entitlements: list[StrictStr] | None = _values("entitlement values (matched against every claim's values)")
 
 
 class AuditResourceFilter(_Bind):
@@ -54,7 +59,7 @@ class AuditResourceFilter(_Bind):
 
     type: list[StrictStr] | None = _values("resource type")
     namespace: list[StrictStr] | None = _values("namespace")
-    environment: list[StrictStr] | None = _values("environment")
+    environment: list[StrictStr] | None = _values("environment, as `{namespace}/{name}`")
     project: list[StrictStr] | None = _values("project")
     component: list[StrictStr] | None = _values("component")
     resource: list[StrictStr] | None = _values("resource")
@@ -74,11 +79,11 @@ class AuditLogsQueryRequest(_Bind):
     result: list[StrictStr] | None = _values("result", RESULTS)
     surface: list[StrictStr] | None = _values("surface", SURFACES)
     producer: list[StrictStr] | None = _values("producer (observer, openchoreo-api)")
-    operationId: list[StrictStr] | None = _values("operation id")
-    requestId: list[StrictStr] | None = _values("request id")
-    eventId: list[StrictStr] | None = _values("event id")
-    sourceIp: list[StrictStr] | None = _values("source address")
-    userAgent: list[StrictStr] | None = _values("user agent")
+    operation_id: list[StrictStr] | None = _values("operation id (e.g. UpdateIncident)")
+    request_id: list[StrictStr] | None = _values("request id (matched exactly)")
+    event_id: list[StrictStr] | None = _values("event id (matched exactly)")
+    source_ip: list[StrictStr] | None = _values("source address (matched exactly)")
+    user_agent: list[StrictStr] | None = _values("user agent (matched exactly)")
     searchPhrase: StrictStr | None = Field(
         None,
         description=f"Only records containing this text (case-sensitive) in their action, actor, resource, path or"
@@ -99,8 +104,10 @@ class AuditLogsQueryRequest(_Bind):
     )
     timelineInterval: StrictStr | None = Field(
         None,
-        description=f"The histogram's bucket size, a Go duration (e.g. 1m, 1h); default: one giving at most 100"
-        f" buckets; at most {MAX_TIMELINE_BUCKETS} buckets. Needs includeTimeline.",
+        description=f"The histogram's bucket width as `<count><unit>`, the unit one of m, h, d, w (e.g. 5m, 1h, 1d);"
+        f" default: chosen from the range (at most 100 buckets). A width giving more than {MAX_TIMELINE_BUCKETS}"
+        " buckets is coarsened, not refused: `timeline.interval` reports the width used. Needs includeTimeline.",
+        json_schema_extra={"pattern": "^[1-9][0-9]*[mhdw]$"},
     )
     cursor: StrictStr | None = _cursor()
 
@@ -133,21 +140,28 @@ class AuditFilterValuesRequest(_Bind):
 # ----------------------------------------------------------------------------------------------- answers
 
 
-def audit_page_body(page: AuditPage, interval: str = "") -> dict[str, Any]:
-    """`{records, total, tookMs, timeline?, nextCursor?}`; `interval` is the timeline's bucket size as a Go
-    duration, when a timeline was asked for."""
+def _bucket(bucket: TimelineBucket) -> dict[str, Any]:
+    """`counts` keeps only results with records (upstream: an absent key means zero), and is left out when
+    none has any."""
+    counts = {result: count for result, count in bucket.counts.items() if count}
+    body: dict[str, Any] = {"startTime": format_rfc3339(bucket.start_ns), "total": bucket.total}
+    if counts:
+        body["counts"] = counts
+    return body
+
+
+def audit_page_body(page: AuditPage, interval_ns: int = 0) -> dict[str, Any]:
+    """`{records, total, tookMs, timeline?, nextCursor?}`; `interval_ns` is the width of the timeline's buckets
+    (written `<count><unit>`), when a timeline was asked for."""
     body: dict[str, Any] = {
         "records": [audit_document(record) for record in page.records],
         "total": page.total,
         "tookMs": page.took_ms,
     }
-    if page.timeline is not None:
+    if page.timeline is not None and interval_ns > 0:
         body["timeline"] = {
-            "interval": interval,
-            "buckets": [
-                {"startTime": format_rfc3339(bucket.start_ns), "total": bucket.total, "counts": dict(bucket.counts)}
-                for bucket in page.timeline
-            ],
+            "interval": format_interval(interval_ns),
+            "buckets": [_bucket(bucket) for bucket in page.timeline],
         }
     if page.next_cursor:
         body["nextCursor"] = page.next_cursor
@@ -155,26 +169,32 @@ def audit_page_body(page: AuditPage, interval: str = "") -> dict[str, Any]:
 
 
 _STRING: dict[str, Any] = {"type": "string"}
+#: upstream's `AuditLogRecord`: snake_case keys (the frozen line a SIEM consumes), camelCase only in `collector`.
+#: `category` and `result` are open strings in a record (a newer schema may add values), closed in a filter.
 AUDIT_RECORD_SCHEMA: dict[str, Any] = {
     "type": "object",
-    "required": ["schemaVersion", "eventId", "eventTime", "actor", "action", "category", "result"],
+    "required": ["schema_version", "event_id", "event_time", "actor", "action", "category", "result"],
     "properties": {
-        "schemaVersion": _STRING,
-        "eventId": _STRING,
-        "eventTime": {"type": "string", "format": "date-time"},
+        "schema_version": _STRING,
+        "event_id": _STRING,
+        "event_time": {"type": "string", "format": "date-time"},
         "actor": {
             "type": "object",
-            "required": ["type"],
+            "required": ["type", "id"],
             "properties": {
-                **{name: _STRING for name in ("type", "id", "issuer", "sessionId")},
-                "entitlements": {"type": "array", "items": _STRING},
+                **{name: _STRING for name in ("type", "id", "issuer", "session_id")},
+                "entitlements": {
+                    "type": "object",
+                    "description": "Each claim (e.g. groups, sub) with its values.",
+                    "additionalProperties": {"type": "array", "items": _STRING},
+                },
             },
         },
         "action": _STRING,
-        "category": {"type": "string", "enum": list(CATEGORIES)},
-        "result": {"type": "string", "enum": list(RESULTS)},
-        "surface": {"type": "string", "enum": list(SURFACES)},
-        **{name: _STRING for name in ("requestId", "sourceIp", "userAgent", "producer", "operationId")},
+        "category": {"type": "string", "description": f"At schema 1.0 one of {', '.join(CATEGORIES)}."},
+        "result": {"type": "string", "description": f"At schema 1.0 one of {', '.join(RESULTS)}."},
+        "surface": {"type": "string", "description": f"At schema 1.0 one of {', '.join(SURFACES)}."},
+        **{name: _STRING for name in ("request_id", "source_ip", "user_agent", "producer", "operation_id")},
         "metadata": {"type": "object", "additionalProperties": _STRING},
         "http": {"type": "object", "properties": {"method": _STRING, "path": _STRING}},
         "resource": {
@@ -193,6 +213,8 @@ AUDIT_RECORD_SCHEMA: dict[str, Any] = {
 AUDIT_LOGS_RESPONSE: dict[str, Any] = {
     "type": "object",
     "required": ["records", "total", "tookMs"],
+    "description": "`total` is exact (never capped); `timeline.buckets` cover the window from startTime"
+    " contiguously, the empty ones with total 0.",
     "properties": {
         "records": {"type": "array", "items": AUDIT_RECORD_SCHEMA},
         "total": {"type": "integer", "minimum": 0},
@@ -201,7 +223,7 @@ AUDIT_LOGS_RESPONSE: dict[str, Any] = {
             "type": "object",
             "required": ["interval", "buckets"],
             "properties": {
-                "interval": _STRING,
+                "interval": {"type": "string", "description": "The bucket width used, as <count><unit>."},
                 "buckets": {
                     "type": "array",
                     "items": {

@@ -130,15 +130,22 @@ PLATFORM_FACETS = {
 
 # ----------------------------------------------------------------------------------------------- audit
 
-#: Audit records are logs with this source (domain.audit.AUDIT_SOURCE), their document's own keys as top-level
-#: attributes (what Datadog's JSON parsing makes of the line a producer prints) and the document as the message.
+#: Audit records are logs with this source (domain.audit.AUDIT_SOURCE), their document's own keys (upstream's
+#: snake_case) as top-level attributes (what Datadog's JSON parsing makes of the line a producer prints) and the
+#: document as the message. Facets an operator adds for the Log Explorer: @action, @category, @result, @producer,
+#: @surface, @operation_id, @source_ip, @user_agent, @request_id, @event_id, @actor.id, @actor.type,
+#: @actor.issuer, @actor.session_id, @entitlementValues, @resource.* (the queries need none: they use attributes).
+#: Ours, beside the document: every claim's values of `actor.entitlements` (a claim -> values object) in one
+#: array, what the entitlements filter and its values use (upstream matches the values of every claim, and a
+#: Datadog query cannot name "any key under an object"); audit_from_event ignores it.
+AUDIT_ENTITLEMENT_VALUES = "entitlementValues"
 #: Filter name (domain.audit.AUDIT_FILTERS, plus the exact-only ids) -> the attribute it matches.
 AUDIT_ATTRIBUTES = {
     "actor.id": "actor.id",
     "actor.type": "actor.type",
     "actor.issuer": "actor.issuer",
-    "actor.session_id": "actor.sessionId",
-    "actor.entitlements": "actor.entitlements",
+    "actor.session_id": "actor.session_id",
+    "actor.entitlements": AUDIT_ENTITLEMENT_VALUES,
     "resource.type": "resource.type",
     "resource.namespace": "resource.namespace",
     "resource.environment": "resource.environment",
@@ -151,27 +158,27 @@ AUDIT_ATTRIBUTES = {
     "result": "result",
     "producer": "producer",
     "surface": "surface",
-    "operation_id": "operationId",
-    "source_ip": "sourceIp",
-    "user_agent": "userAgent",
-    "request_id": "requestId",
-    "event_id": "eventId",
+    "operation_id": "operation_id",
+    "source_ip": "source_ip",
+    "user_agent": "user_agent",
+    "request_id": "request_id",
+    "event_id": "event_id",
 }
 #: The document's top-level keys (domain.audit.audit_document), read back from a result's attributes.
 AUDIT_DOCUMENT_KEYS = (
-    "schemaVersion",
-    "eventId",
-    "eventTime",
+    "schema_version",
+    "event_id",
+    "event_time",
     "actor",
     "action",
     "category",
     "result",
-    "requestId",
-    "sourceIp",
-    "userAgent",
+    "request_id",
+    "source_ip",
+    "user_agent",
     "producer",
     "surface",
-    "operationId",
+    "operation_id",
     "metadata",
     "http",
     "resource",

@@ -218,7 +218,8 @@ def k8s_event_from_event(event: Mapping[str, Any]) -> EventRecord:
 
 def audit_entry(record: AuditRecord) -> dict[str, Any]:
     """An audit record as a log intake entry with `ddsource:openchoreo-audit-logs`: the document's keys as
-    attributes (fields.AUDIT_ATTRIBUTES filters them), the document as the message (what full-text search and
+    attributes (fields.AUDIT_ATTRIBUTES filters them) and the entitlements' values flattened beside them
+    (fields.AUDIT_ENTITLEMENT_VALUES), the document as the message (what full-text search and
     Datadog's Log Explorer show), the event time as the log's time, to the millisecond, and exactly in the
     document."""
     document = audit_document(record)
@@ -229,6 +230,8 @@ def audit_entry(record: AuditRecord) -> dict[str, Any]:
         fields.TIMESTAMP: record.time_ns // _NS_PER_MS,
         fields.TIME_NS: str(record.time_ns),
     }
+    if record.actor.entitlements:
+        entry[fields.AUDIT_ENTITLEMENT_VALUES] = list(record.actor.entitlement_values)
     if record.producer:
         entry[fields.SERVICE] = record.producer
     return entry

@@ -2,24 +2,30 @@
 the sink (records.audit_entry), read back through Logs Search and counted through Logs Aggregate.
 
 Datadog's intake has no idempotency key, so a record delivered twice (a retried batch) is kept twice. The trail
-still shows it once: every count is a `cardinality` of the record's `eventId` (the total, each filter value,
+still shows it once: every count is a `cardinality` of the record's `event_id` (the total, each filter value,
 each timeline bucket), and a page drops a repeated event id. Datadog documents cardinality as approximate on
-large sets (HyperLogLog); on an audit trail's volumes per filter it is exact in practice, and `total` is capped
-at TOTAL_CAP anyway. A duplicate that falls on both sides of a page boundary can still show on both pages.
+large sets (HyperLogLog); on an audit trail's volumes per filter it is exact in practice, and `total` is not
+capped (upstream wants it exact). A duplicate that falls on both sides of a page boundary can still show on both
+pages.
 
 Order: Logs Search sorts by Datadog's millisecond timestamp; within a page the records are put in the
 contract's order (time in nanoseconds, then event id), which only differs across a page boundary for records
 within one millisecond.
 
-The timeline (when asked for) is one more aggregate in the same round trip: distinct event ids per bucket
-(Datadog's `timeseries` compute, epoch-aligned buckets, as domain.audit.timeline_start aligns them) per
-`result`; empty buckets are left out.
+The timeline (when asked for) is one more aggregate in the same round trip: distinct event ids per point of
+Datadog's `timeseries` compute per `result`, summed into buckets from the window's start
+(domain.audit.timeline_start). Datadog's points start at multiples of their interval (from the epoch), so the
+points are asked at the largest width dividing both the interval and the window start's distance from such a
+multiple (`grid_ms`): every point then lies inside one bucket. A window starting at an odd millisecond would
+need more points than TIMELINE_MAX_POINTS: its timeline is left out (upstream lets an adapter omit one it cannot
+compute), with a warning; empty buckets are left out.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections import Counter
 from typing import TYPE_CHECKING, Any
@@ -38,7 +44,6 @@ from domain.audit import (
     TimelineBucket,
     timeline_start,
 )
-from domain.model import TOTAL_CAP
 from domain.platform import FilterValues, FilterValuesQuery
 from domain.timeutil import parse_rfc3339
 
@@ -50,6 +55,16 @@ log = logging.getLogger(__name__)
 #: What makes two stored copies one record.
 EVENT_ID = dq.attribute(fields.AUDIT_ATTRIBUTES["event_id"])
 RESULT = dq.attribute(fields.AUDIT_ATTRIBUTES["result"])
+#: The most points a timeline asks of Datadog per result (well inside what one aggregate answers).
+TIMELINE_MAX_POINTS = 5_000
+_MS = 1_000_000
+
+
+def grid_ms(origin_ns: int, interval_ns: int) -> int:
+    """The point width (ms) whose epoch-aligned points each fall inside one bucket of `interval_ns` from
+    `origin_ns`: it divides the interval and the origin's offset from the interval's epoch multiples."""
+    interval_ms = max(1, interval_ns // _MS)
+    return math.gcd(interval_ms, origin_ns // _MS % interval_ms) or interval_ms
 
 
 async def query_audit(backend: DatadogBackend, query: AuditQuery) -> AuditPage:
@@ -65,8 +80,13 @@ async def query_audit(backend: DatadogBackend, query: AuditQuery) -> AuditPage:
         backend.client.post(LOGS_SEARCH, body, "searching audit records"),
         backend.aggregate_buckets(dq.distinct_body(search, query.range, indexes, EVENT_ID), "counting audit records"),
     ]
-    if query.timeline_interval_ns > 0:
-        timeline = dq.timeline_body(search, query.range, indexes, query.timeline_interval_ns, RESULT, EVENT_ID)
+    grid = grid_ms(query.range.start_ns, query.timeline_interval_ns) if query.timeline_interval_ns > 0 else 0
+    span_ms = (query.range.end_ns - query.range.start_ns) // _MS + 1
+    if grid and span_ms // grid > TIMELINE_MAX_POINTS:
+        pass_on_warning("the audit timeline is left out: start the window on a whole second to have one")
+        grid = 0
+    if grid:
+        timeline = dq.timeline_body(search, query.range, indexes, grid * _MS, RESULT, EVENT_ID)
         work.append(backend.aggregate_buckets(timeline, "counting the audit timeline"))
     answers = await asyncio.gather(*work)
     response, counted = answers[0], answers[1]
@@ -77,9 +97,9 @@ async def query_audit(backend: DatadogBackend, query: AuditQuery) -> AuditPage:
     following = ((response.get("meta") or {}).get("page") or {}).get("after") or ""
     next_cursor = encode_cursor(key, [following]) if following and len(found) >= query.limit else ""
     total = _count(counted[0]) if counted else 0
-    buckets = _timeline(answers[2], query.timeline_interval_ns) if len(answers) > 2 else None
+    buckets = _timeline(answers[2], query) if len(answers) > 2 else None
     took = round((time.monotonic() - started) * 1000)
-    return AuditPage(page, min(total, TOTAL_CAP), took, next_cursor, buckets)
+    return AuditPage(page, total, took, next_cursor, buckets)
 
 
 async def audit_filter_values(backend: DatadogBackend, query: FilterValuesQuery[AuditQuery]) -> FilterValues:
@@ -122,8 +142,9 @@ def _count(bucket: dict[str, Any]) -> int:
     return int(value) if isinstance(value, int | float) else 0
 
 
-def _timeline(buckets: list[dict[str, Any]], interval_ns: int) -> list[TimelineBucket]:
-    """Datadog's points per result, as non-empty buckets in ascending order."""
+def _timeline(buckets: list[dict[str, Any]], query: AuditQuery) -> list[TimelineBucket]:
+    """Datadog's points per result, summed into the query's buckets (from the window's start), the non-empty
+    ones in ascending order."""
     by_start: dict[int, TimelineBucket] = {}
     for bucket in buckets:
         result = str((bucket.get("by") or {}).get(RESULT) or "")
@@ -132,7 +153,8 @@ def _timeline(buckets: list[dict[str, Any]], interval_ns: int) -> list[TimelineB
             value = point.get("value") if isinstance(point, dict) else None
             if not isinstance(value, int | float) or value <= 0 or not isinstance(point.get("time"), str):
                 continue
-            start = timeline_start(_point_time(point["time"]), interval_ns)
+            at = max(_point_time(point["time"]), query.range.start_ns)  # a first point from the start's millisecond
+            start = timeline_start(at, query.timeline_interval_ns, query.range.start_ns)
             entry = by_start.setdefault(start, TimelineBucket(start, 0))
             entry.total += int(value)
             if result:

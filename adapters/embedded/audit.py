@@ -1,8 +1,9 @@
 """The audit trail in the embedded backend: its own table (`audit_records`), written with the batch it came in,
 queried with every filter, phrase, order, page, total and timeline in SQL.
 
-Each filter of domain.audit is a column of its own (entitlements a JSON array, matched through json_each); the
-record comes back from its stored document (audit_document), so what is read is exactly what was written. A page
+Each filter of domain.audit is a column of its own (entitlements the JSON array of every claim's values,
+Actor.entitlement_values, matched through json_each); the record comes back from its stored document
+(audit_document), so what is read is exactly what was written. The total is exact, never capped. A page
 is ordered by (time, event id) as on every backend; its cursor holds the last record's time and row id, and the
 row's event id is looked up again to continue, so any event id pages, however long or odd.
 """
@@ -28,7 +29,6 @@ from domain.audit import (
     audit_document,
     audit_from_document,
 )
-from domain.model import TOTAL_CAP
 from domain.platform import FilterValue, FilterValues, FilterValuesQuery
 from domain.timeutil import elapsed_ms
 
@@ -57,8 +57,8 @@ COLUMNS: dict[str, str] = {
     "event_id": "event_id",
 }
 ENTITLEMENTS = "actor.entitlements"
-#: A timeline answer holds at most this many (bucket, result) rows: the domain refuses intervals giving more
-#: than MAX_TIMELINE_BUCKETS buckets, and a record's result is one of a few.
+#: A timeline answer holds at most this many (bucket, result) rows: the service coarsens an interval giving more
+#: than MAX_TIMELINE_BUCKETS buckets (domain.audit.coarsened_interval), and a record's result is one of a few.
 _TIMELINE_ROWS = MAX_TIMELINE_BUCKETS * 8
 
 _INSERT = (
@@ -96,7 +96,7 @@ def _row(record: AuditRecord) -> tuple[object, ...]:
         actor.type,
         actor.issuer,
         actor.session_id,
-        json.dumps(list(actor.entitlements), ensure_ascii=False),
+        json.dumps(list(actor.entitlement_values), ensure_ascii=False),
         *(
             (
                 resource.type,
@@ -166,9 +166,8 @@ def query_audit(conn: sqlite3.Connection, query: AuditQuery) -> AuditPage:
     started = time.perf_counter()
     where, params = _where(query)
     matching = " AND ".join(where)
-    (total,) = conn.execute(
-        f"SELECT count(*) FROM (SELECT 1 FROM audit_records a WHERE {matching} LIMIT {TOTAL_CAP})", params
-    ).fetchone()
+    # Exact, never capped: an audit reader told an understated total misjudges how much happened.
+    (total,) = conn.execute(f"SELECT count(*) FROM audit_records a WHERE {matching}", params).fetchone()
 
     page_where, page_params = list(where), list(params)
     if query.cursor:
@@ -189,7 +188,11 @@ def query_audit(conn: sqlite3.Connection, query: AuditQuery) -> AuditPage:
     if len(rows) > query.limit:
         rows = rows[: query.limit]
         next_cursor = encode_cursor(_fingerprint(query), [rows[-1][1], rows[-1][2]])
-    timeline = _timeline(conn, matching, params, query.timeline_interval_ns) if query.timeline_interval_ns > 0 else None
+    timeline = (
+        _timeline(conn, matching, params, query.range.start_ns, query.timeline_interval_ns)
+        if query.timeline_interval_ns > 0
+        else None
+    )
     return AuditPage(
         records=[_record(document, time_ns) for document, time_ns, _ in rows],
         total=int(total),
@@ -199,13 +202,16 @@ def query_audit(conn: sqlite3.Connection, query: AuditQuery) -> AuditPage:
     )
 
 
-def _timeline(conn: sqlite3.Connection, matching: str, params: list[object], interval: int) -> list[TimelineBucket]:
-    """Non-empty buckets of `interval` aligned to the epoch (domain.audit.timeline_start: a floor, for negative
-    times too), ascending, with the count per result."""
+def _timeline(
+    conn: sqlite3.Connection, matching: str, params: list[object], origin: int, interval: int
+) -> list[TimelineBucket]:
+    """Non-empty buckets of `interval` from the window's start `origin` on (domain.audit.timeline_start; every
+    matching time is at or after it, so SQLite's truncating division is the floor), ascending, with the count per
+    result."""
     rows = conn.execute(
-        f"SELECT a.time_ns - ((a.time_ns % ?) + ?) % ? AS b, a.result, count(*) FROM audit_records a"
+        f"SELECT ? + (a.time_ns - ?) / ? * ? AS b, a.result, count(*) FROM audit_records a"
         f" WHERE {matching} GROUP BY b, a.result ORDER BY b LIMIT {_TIMELINE_ROWS}",
-        [interval, interval, interval, *params],
+        [origin, origin, interval, interval, *params],
     ).fetchall()
     if len(rows) == _TIMELINE_ROWS:
         pass_on_warning(f"the timeline stops after {_TIMELINE_ROWS} bucket counts; ask for a larger interval")

@@ -2,20 +2,19 @@
 `/api/v1alpha1/audit-logs/filter-values` (OpenChoreo's `AuditLogsQueryRequest`, `AuditLogsResponse`,
 `AuditLogFilterValuesRequest`; names as OpenChoreo's generated adapter code has them).
 
-The contract's record (`AuditLogRecord`) is the published, frozen line a SIEM consumes: its keys are
-snake_case (`event_id`, `event_time`, `actor.session_id`, `operation_id` ...) while the envelope is camelCase,
-and a query names each filter exactly as the record nests it (`actor.id` under `actor`, `operation_id` at the
-top). So a filter's domain name (domain.audit.AUDIT_FILTERS, `request_id`, `event_id`) is its path in the
-request. `actor.entitlements` is a map of claim -> values in the record; ours is one list, sent under the
-claim a subject of its type draws them from (`groups` for a user, `sub` for a service account) and read back
-as every claim's values.
+The contract's record (`AuditLogRecord`) is the published, frozen line a SIEM consumes, and it is our record's
+own JSON (domain.audit.audit_document: snake_case keys while the envelope is camelCase, `actor.entitlements` a
+claim -> values map). A query names each filter exactly as the record nests it (`actor.id` under `actor`,
+`operation_id` at the top), so a filter's domain name (domain.audit.AUDIT_FILTERS, `request_id`, `event_id`)
+is its path in the request. A record is read leniently (parse_record): `category` and `result` are open strings
+in a record (a newer schema's values must not break an older reader), unlike a request's closed filters.
 
-The timeline: the contract's buckets cover the window contiguously (empty ones with zero counts), at most
-MAX_BUCKETS of them (a finer interval is coarsened, not refused, and the width used is reported), widths in
-`<count><unit>` with m, h, d or w. Our backends count non-empty buckets aligned to the epoch
-(domain.audit.timeline_start); the server fills the gaps from the bucket holding `startTime` on, and the client
-drops the empty ones again. A width that is not whole minutes is sent in seconds (`30s`, an extension a foreign
-adapter refuses).
+The timeline: the contract's buckets cover the window contiguously from `startTime` (empty ones with zero
+counts), at most domain.audit.MAX_TIMELINE_BUCKETS of them (a finer interval is coarsened, not refused, and the
+width used is reported: domain.audit.coarsened_interval), widths in `<count><unit>` with m, h, d or w. Our
+backends count non-empty buckets from the window's start (domain.audit.timeline_start); the server fills the
+gaps (domain.audit.contiguous_timeline), the client drops the empty ones again. A width that is not whole
+minutes is sent in seconds (`30s`, an extension a foreign adapter refuses).
 """
 
 from __future__ import annotations
@@ -40,15 +39,17 @@ from domain.audit import (
     AuditResource,
     Collected,
     TimelineBucket,
-    timeline_start,
+    audit_document,
+    coarsened_interval,
+    contiguous_timeline,
 )
+from domain.audit import format_interval as format_minutes
+from domain.audit import parse_interval as parse_minutes
 from domain.model import TimeRange
 from domain.platform import MAX_FILTER_VALUES, FilterValuesQuery
 from domain.timeutil import format_rfc3339, parse_rfc3339
 
-#: The most buckets a timeline answer holds (the contract's 500: a finer interval is coarsened).
-MAX_BUCKETS = 500
-_UNITS_NS = (("w", 604_800 * 10**9), ("d", 86_400 * 10**9), ("h", 3600 * 10**9), ("m", 60 * 10**9), ("s", 10**9))
+_SECOND = 10**9
 #: The closed sets a request is checked against (an unknown value is a 400, not a filter matching nothing).
 ENUMS: dict[str, tuple[str, ...]] = {"category": CATEGORIES, "result": RESULTS, "surface": SURFACES}
 _ACTOR_FILTERS = ("id", "type", "issuer", "session_id", "entitlements")
@@ -72,34 +73,25 @@ FILTER_NAMES = frozenset(AUDIT_FILTERS) | frozenset(EXACT_ONLY_FILTERS)
 
 
 def format_interval(interval_ns: int) -> str:
-    """A bucket width in the contract's `<count><unit>` (the largest whole unit; seconds as our extension)."""
-    for unit, size in _UNITS_NS:
-        if interval_ns % size == 0:
-            return f"{interval_ns // size}{unit}"
-    return f"{max(1, interval_ns // 10**9)}s"
+    """A bucket width in the contract's `<count><unit>` (domain.audit.format_interval), in seconds (our
+    extension) when it is not whole minutes."""
+    try:
+        return format_minutes(interval_ns)
+    except ValueError:
+        return f"{max(1, interval_ns // _SECOND)}s"
 
 
 def parse_interval(text: str) -> int:
     """`<count><unit>` (m, h, d, w; and s, our extension) as nanoseconds; RequestInvalid otherwise."""
-    sizes = dict(_UNITS_NS)
-    count, unit = text[:-1], text[-1:]
-    if unit not in sizes or not count.isdigit() or not 0 < int(count) <= 10_000:
+    count = text[:-1]
+    if text.endswith("s") and count.isdigit() and 0 < int(count) <= 100_000:
+        return int(count) * _SECOND
+    try:
+        return parse_minutes(text)
+    except ValueError:
         raise RequestInvalid(
             f"timelineInterval: {text[:40]!r} is not a count and a unit (m, h, d or w), such as 5m or 1h"
-        )
-    return int(count) * sizes[unit]
-
-
-def resolve_interval(requested_ns: int, window: TimeRange) -> int:
-    """The width to use: the requested one, or range / 60 in whole minutes (at least a minute) when none was,
-    coarsened until the window holds at most MAX_BUCKETS buckets."""
-    span = window.end_ns - window.start_ns
-    width = requested_ns or max(60 * 10**9, span // 60 // (60 * 10**9) * 60 * 10**9)
-    ladder = [size for _, size in reversed(_UNITS_NS)]
-    while -(-span // width) > MAX_BUCKETS:
-        coarser = [size for size in ladder if size > width]
-        width = coarser[0] if coarser and -(-span // coarser[0]) <= MAX_BUCKETS else width * 2
-    return width
+        ) from None
 
 
 # ----------------------------------------------------------------------------------------------- the query
@@ -134,7 +126,7 @@ def audit_request(query: AuditQuery) -> dict[str, Any]:
 
 def read_audit_query(reader: Reader) -> tuple[AuditQuery, bool]:
     """An AuditLogsQueryRequest, strictly, and whether a timeline was asked for (its width resolved into the
-    query: requested, or chosen from the window, then coarsened to MAX_BUCKETS)."""
+    query: requested, or chosen from the window, coarsened to at most MAX_TIMELINE_BUCKETS buckets)."""
     start, end = reader.window()
     filters: dict[str, tuple[str, ...]] = {}
     for group, leaves in (("actor", _ACTOR_FILTERS), ("resource", _RESOURCE_FILTERS)):
@@ -148,7 +140,7 @@ def read_audit_query(reader: Reader) -> tuple[AuditQuery, bool]:
     window = TimeRange(start, end)
     wants_timeline = reader.flag("includeTimeline")
     requested = reader.text("timelineInterval")
-    interval = resolve_interval(parse_interval(requested) if requested else 0, window) if wants_timeline else 0
+    interval = coarsened_interval(window, parse_interval(requested) if requested else 0) if wants_timeline else 0
     query = AuditQuery(
         range=window,
         filters=tuple(sorted((name, values) for name, values in filters.items() if values)),
@@ -169,55 +161,6 @@ def parse_audit_request(body: Any) -> AuditQuery:
 # ----------------------------------------------------------------------------------------------- records
 
 
-def _present(values: Mapping[str, Any]) -> dict[str, Any]:
-    return {key: value for key, value in values.items() if value not in ("", None, (), [], {})}
-
-
-def record_json(record: AuditRecord) -> dict[str, Any]:
-    """The contract's AuditLogRecord (snake_case keys, empty optional fields left out)."""
-    actor = record.actor
-    claim = "sub" if actor.type == "service_account" else "groups"
-    body: dict[str, Any] = {
-        "schema_version": record.schema_version,
-        "event_id": record.event_id,
-        "event_time": format_rfc3339(record.time_ns),
-        "actor": {
-            "type": actor.type,
-            "id": actor.id,
-            **_present({"issuer": actor.issuer, "session_id": actor.session_id}),
-            **({"entitlements": {claim: list(actor.entitlements)}} if actor.entitlements else {}),
-        },
-        "action": record.action,
-        "category": record.category,
-        "result": record.result,
-    }
-    body.update(
-        _present(
-            {
-                "request_id": record.request_id,
-                "source_ip": record.source_ip,
-                "user_agent": record.user_agent,
-                "producer": record.producer,
-                "surface": record.surface,
-                "operation_id": record.operation_id,
-                "metadata": dict(record.metadata),
-            }
-        )
-    )
-    if record.http_method or record.http_path:
-        body["http"] = _present({"method": record.http_method, "path": record.http_path})
-    if record.resource is not None:
-        body["resource"] = _present(
-            {name: getattr(record.resource, name) for name in AuditResource.__dataclass_fields__}
-        )
-    if record.collector is not None:
-        collected = record.collector
-        body["collector"] = _present(
-            {"namespaceName": collected.namespace, "podName": collected.pod, "containerName": collected.container}
-        )
-    return body
-
-
 def _text(source: Mapping[str, Any], key: str) -> str:
     value = source.get(key)
     return value if isinstance(value, str) else ""
@@ -229,10 +172,17 @@ def _mapping(source: Mapping[str, Any], key: str) -> Mapping[str, Any] | None:
 
 
 def parse_record(body: Mapping[str, Any]) -> AuditRecord:
-    """An AuditLogRecord; ValueError (or KeyError) when a required field is missing."""
+    """An AuditLogRecord, leniently (unknown categories and results kept, unknown keys ignored); ValueError (or
+    KeyError) when a required field is missing."""
     actor = _mapping(body, "actor") or {}
     claims = _mapping(actor, "entitlements") or {}
-    entitlements = [str(item) for values in claims.values() if isinstance(values, list) for item in values]
+    entitlements = tuple(
+        sorted(
+            (str(claim), tuple(str(item) for item in values))
+            for claim, values in claims.items()
+            if isinstance(values, list)
+        )
+    )
     resource = _mapping(body, "resource")
     collector = _mapping(body, "collector")
     http = _mapping(body, "http") or {}
@@ -248,7 +198,7 @@ def parse_record(body: Mapping[str, Any]) -> AuditRecord:
             id=_text(actor, "id"),
             issuer=_text(actor, "issuer"),
             session_id=_text(actor, "session_id"),
-            entitlements=tuple(dict.fromkeys(entitlements)),
+            entitlements=entitlements,
         ),
         action=_text(body, "action"),
         category=_text(body, "category"),
@@ -277,24 +227,24 @@ def parse_record(body: Mapping[str, Any]) -> AuditRecord:
 
 
 def timeline_json(buckets: list[TimelineBucket], query: AuditQuery) -> dict[str, Any]:
-    """Contiguous buckets from the one holding the window's start up to its end (exclusive, as the contract's
-    `endTime` is; a bucket starting at the end itself is sent only when records fall on the end, our ranges being
-    inclusive), the empty ones zero."""
+    """Every bucket of the window from its start (domain.audit.contiguous_timeline), the empty ones zero; a
+    bucket starting at the window's end itself is sent too when records fall on the end (our ranges include
+    it, the contract's `endTime` does not)."""
     interval = query.timeline_interval_ns
-    found = {bucket.start_ns: bucket for bucket in buckets}
-    starts = sorted({*range(timeline_start(query.range.start_ns, interval), query.range.end_ns, interval), *found})
+    every = contiguous_timeline(query.range, interval, buckets)
+    every += [bucket for bucket in buckets if bucket.start_ns >= query.range.end_ns and bucket.total]
     out = []
-    for start in starts:
-        bucket = found.get(start)
-        entry: dict[str, Any] = {"startTime": format_rfc3339(start), "total": bucket.total if bucket else 0}
-        if bucket is not None and bucket.counts:
+    for bucket in every:
+        entry: dict[str, Any] = {"startTime": format_rfc3339(bucket.start_ns), "total": bucket.total}
+        if bucket.counts:
             entry["counts"] = dict(bucket.counts)
         out.append(entry)
     return {"interval": format_interval(interval), "buckets": out}
 
 
 def audit_response(page: AuditPage, query: AuditQuery) -> dict[str, Any]:
-    body: dict[str, Any] = {"records": [record_json(record) for record in page.records], "total": page.total}
+    # the contract's AuditLogRecord is the record's own document
+    body: dict[str, Any] = {"records": [audit_document(record) for record in page.records], "total": page.total}
     body["tookMs"] = page.took_ms
     if page.timeline is not None and query.timeline_interval_ns > 0:
         body["timeline"] = timeline_json(page.timeline, query)

@@ -22,7 +22,7 @@ from adapters.opensearch.bulk import BulkWriter, encode_action
 from adapters.opensearch.client import OpenSearchConfig, connect, unavailable_on_failure
 from adapters.opensearch.layout import IndexLayout, delete_expired, install
 from adapters.protocols import BackendUnavailable, SpanNotFound, WriteResult
-from domain.audit import AuditPage, AuditQuery, AuditRecord, audit_document
+from domain.audit import AuditPage, AuditQuery, AuditRecord
 from domain.model import (
     TOTAL_CAP,
     EventRecord,
@@ -133,7 +133,8 @@ class OpenSearchBackend:
     # ------------------------------------------------------------------------------------------- audit trail
 
     async def query_audit(self, query: AuditQuery) -> AuditPage:
-        """One page in (eventTime, eventId) order, `search_after` the pair; the timeline in the same search."""
+        """One page in (event_time, event_id) order, `search_after` the pair; the exact total and the timeline
+        (buckets from the window's start) in the same search."""
         key = fingerprint("audit", query.range, query.filters, query.phrase, query.sort)
         index = self.layout.covering(self.layout.audit, query.range.start_ns, query.range.end_ns)
         body = audit_dsl.search_body(query, _after(query.cursor, key))
@@ -144,7 +145,7 @@ class OpenSearchBackend:
             total=total,
             took_ms=int(response.get("took", 0)),
             next_cursor=encode_cursor(key, list(last)) if last else "",
-            timeline=audit_dsl.read_timeline(response) if query.timeline_interval_ns > 0 else None,
+            timeline=audit_dsl.read_timeline(response, query) if query.timeline_interval_ns > 0 else None,
         )
 
     async def audit_filter_values(self, query: FilterValuesQuery[AuditQuery]) -> FilterValues:
@@ -250,7 +251,7 @@ class OpenSearchBackend:
             for r in spans
         ]
         encoded += [
-            encode_action(layout.daily(layout.audit, r.time_ns), documents.audit_id(r), audit_document(r))
+            encode_action(layout.daily(layout.audit, r.time_ns), documents.audit_id(r), documents.audit_source(r))
             for r in audit
         ]
         if not encoded:

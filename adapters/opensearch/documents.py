@@ -6,7 +6,8 @@
   `labelKeys` where `kubernetes.labels` alone cannot say which labels were the pod's own (fields.LOG_LABEL_KEYS).
   Read back, a record's pod labels are `labelKeys`' where present, else every stored label with its DNS prefix
   redotted (exact: a prefix has no `_`) and its name kept as stored.
-- Audit records are domain.audit.audit_document's JSON as it is, `_id` the event id.
+- Audit records are domain.audit.audit_document's JSON as it is, `_id` the event id, plus one field of ours
+  (`entitlementValues`, every claim's values flattened, what the entitlements filter and facet use).
 - Kubernetes events and spans are what the OpenTelemetry Collector's OpenSearch exporter writes in its default
   ss4o mode (flat dotted keys inside `attributes` and `resource`).
 
@@ -30,7 +31,7 @@ import orjson
 
 from adapters.opensearch import fields
 from adapters.opensearch.fields import dedot
-from domain.audit import AuditRecord
+from domain.audit import AuditRecord, audit_document
 from domain.loglevel import detect_level
 from domain.model import (
     LABEL_COMPONENT,
@@ -335,6 +336,15 @@ def audit_id(record: AuditRecord) -> str:
     if len(record.event_id.encode()) <= _MAX_ID_BYTES:
         return record.event_id
     return doc_id("audit", record.event_id)
+
+
+def audit_source(record: AuditRecord) -> dict[str, Any]:
+    """The stored document: the record's own JSON and, when it has entitlements, their values in one keyword array
+    (fields.AUDIT_ENTITLEMENT_VALUES; a key audit_from_document ignores, so a read gives the record back)."""
+    document = audit_document(record)
+    if record.actor.entitlements:
+        document[fields.AUDIT_ENTITLEMENT_VALUES] = list(record.actor.entitlement_values)
+    return document
 
 
 # ----------------------------------------------------------------------------------------------- events

@@ -211,19 +211,25 @@ SPAN_KEYWORD_RESOURCE = tuple(
 
 # ----------------------------------------------------------------------------------------------- audit records
 
-#: Audit documents are domain.audit.audit_document's JSON as it is: these are its paths.
-AUDIT_TIME = "eventTime"
-AUDIT_EVENT_ID = "eventId"
+#: Audit documents are domain.audit.audit_document's JSON (upstream's snake_case keys): these are its paths.
+AUDIT_TIME = "event_time"
+AUDIT_EVENT_ID = "event_id"
 AUDIT_RESULT = "result"
 AUDIT_HTTP_METHOD = path("http", "method")
 AUDIT_HTTP_PATH = path("http", "path")
+#: The record's claim -> values object (`{"groups": [...]}`): every key under it is mapped as a keyword array.
+AUDIT_ENTITLEMENTS = path("actor", "entitlements")
+#: Ours, added to the stored document (audit_from_document ignores it on read): every claim's values in one
+#: keyword array (domain Actor.entitlement_values), what an `actor.entitlements` filter and facet work on, since
+#: upstream matches the values of every claim whatever the claim is called.
+AUDIT_ENTITLEMENT_VALUES = "entitlementValues"
 #: Each filter an AuditQuery takes (domain.audit.AUDIT_FILTERS and the exact-only ones) -> its document path.
 AUDIT_FILTER_PATHS = {
     "actor.id": "actor.id",
     "actor.type": "actor.type",
     "actor.issuer": "actor.issuer",
-    "actor.session_id": "actor.sessionId",
-    "actor.entitlements": "actor.entitlements",
+    "actor.session_id": "actor.session_id",
+    "actor.entitlements": AUDIT_ENTITLEMENT_VALUES,
     "resource.type": "resource.type",
     "resource.namespace": "resource.namespace",
     "resource.environment": "resource.environment",
@@ -236,10 +242,10 @@ AUDIT_FILTER_PATHS = {
     AUDIT_RESULT: AUDIT_RESULT,
     "producer": "producer",
     "surface": "surface",
-    "operation_id": "operationId",
-    "source_ip": "sourceIp",
-    "user_agent": "userAgent",
-    "request_id": "requestId",
+    "operation_id": "operation_id",
+    "source_ip": "source_ip",
+    "user_agent": "user_agent",
+    "request_id": "request_id",
     "event_id": AUDIT_EVENT_ID,
 }
 #: Where a phrase is searched (a case-sensitive substring of any of them): what a person types to find a record.
@@ -254,8 +260,8 @@ AUDIT_PHRASE_PATHS = (
     "resource.resource",
     "resource.name",
     AUDIT_HTTP_PATH,
-    "userAgent",
-    "sourceIp",
-    "requestId",
-    "operationId",
+    "user_agent",
+    "source_ip",
+    "request_id",
+    "operation_id",
 )

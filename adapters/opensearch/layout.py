@@ -133,6 +133,9 @@ AUDIT_FIELDS: dict[str, Any] = {
     fields.AUDIT_TIME: {"type": "date_nanos"},
     **_keywords(*fields.AUDIT_FILTER_PATHS.values(), fields.AUDIT_HTTP_METHOD, fields.AUDIT_HTTP_PATH),
 }
+#: The record's `actor.entitlements` object: its keys are claims (whatever a subject type is entitled by), each a
+#: keyword array as it arrives.
+AUDIT_DYNAMIC_KEYWORDS = (fields.AUDIT_ENTITLEMENTS,)
 
 
 #: How many fields a logs index may map (OpenSearch's default is 1,000): every distinct pod label key is one.
@@ -213,7 +216,7 @@ def templates(layout: IndexLayout) -> dict[str, dict[str, Any]]:
         layout.logs: template(layout.pattern(layout.logs), LOG_FIELDS, LOG_DYNAMIC_KEYWORDS),
         layout.events: template(layout.pattern(layout.events), EVENT_FIELDS),
         layout.traces: template(layout.pattern(layout.traces), SPAN_FIELDS),
-        layout.audit: template(layout.pattern(layout.audit), AUDIT_FIELDS),
+        layout.audit: template(layout.pattern(layout.audit), AUDIT_FIELDS, AUDIT_DYNAMIC_KEYWORDS),
     }
 
 

@@ -20,6 +20,7 @@ from adapters.prometheus.quantile import quantile_series
 from adapters.prometheus.schemes import EDGE_METRICS, SIDE_LABELS, FamilyQueries, HistogramQuantiles, Scheme
 from adapters.protocols import WriteResult
 from domain import semconv
+from domain.audit import AuditRecord
 from domain.model import (
     EdgeMetrics,
     EventRecord,
@@ -157,8 +158,9 @@ class PrometheusBackend:
         events: Sequence[EventRecord] = (),
         spans: Sequence[SpanRecord] = (),
         metrics: Sequence[MetricPoint] = (),
+        audit: Sequence[AuditRecord] = (),
     ) -> WriteResult:
-        """Metrics only, by remote write; other signals belong to other backends. A redelivered batch is
+        """Metrics only, by remote write; other signals (the audit trail too) belong to other backends. A redelivered batch is
         harmless: Prometheus ignores a sample it already has for the same series and timestamp."""
         if metrics and self.writer is not None:
             return await self.writer.write(metrics)

@@ -87,15 +87,18 @@ _ACTOR = {
     "actor_id": ("actor.id", "Actor ids (a user's subject, a service account's client id)"),
     "actor_type": ("actor.type", "Actor types: user, service_account or anonymous"),
     "actor_issuer": ("actor.issuer", "Token issuers"),
-    "actor_session_id": ("actor.sessionId", "Session ids (one login's actions)"),
-    "actor_entitlements": ("actor.entitlements", "Entitlements (groups) the actor held (any one of them)"),
+    "actor_session_id": ("actor.session_id", "Identity-provider session ids (one login's actions)"),
+    "actor_entitlements": (
+        "actor.entitlements",
+        "Entitlement values the actor held (any one of them, in any claim: a user's groups, a service account's sub)",
+    ),
 }
 _RESOURCE = {
     f"resource_{name}": (f"resource.{name}", f"Resource {label}")
     for name, label in (
         ("type", "types (e.g. incident, alertrule, component)"),
         ("namespace", "namespaces"),
-        ("environment", "environments"),
+        ("environment", "environments, as '{namespace}/{name}'"),
         ("project", "projects"),
         ("component", "components"),
         ("resource", "sub-resources"),
@@ -110,11 +113,11 @@ AUDIT_LOGS_ARGUMENTS: dict[str, Argument] = {
     "result": Argument(strings("Results", RESULTS), "result"),
     "surface": Argument(strings("Surfaces the call came through", SURFACES), "surface"),
     "producer": Argument(strings("Producers: observer or openchoreo-api"), "producer"),
-    "operation_id": Argument(strings("Operation ids (the API operation called)"), "operationId"),
-    "request_id": Argument(strings("Request ids"), "requestId"),
-    "event_id": Argument(strings("Event ids (one record each)"), "eventId"),
-    "source_ip": Argument(strings("Source addresses"), "sourceIp"),
-    "user_agent": Argument(strings("User agents"), "userAgent"),
+    "operation_id": Argument(strings("Operation ids (the API operation called)"), "operation_id"),
+    "request_id": Argument(strings("Request ids"), "request_id"),
+    "event_id": Argument(strings("Event ids (one record each)"), "event_id"),
+    "source_ip": Argument(strings("Source addresses"), "source_ip"),
+    "user_agent": Argument(strings("User agents"), "user_agent"),
     "search_phrase": Argument(
         string("Text the record must contain (case-sensitive), in its action, actor, resource, path or user agent"),
         "searchPhrase",
@@ -134,7 +137,9 @@ AUDIT_LOGS_ARGUMENTS: dict[str, Argument] = {
     ),
     "timeline_interval": Argument(
         string(
-            "Histogram bucket size as a duration (e.g. '1m', '1h'); needs include_timeline. Default: at most 100 buckets"
+            "Histogram bucket width as <count><unit>, the unit one of m, h, d, w (e.g. '5m', '1h', '1d'); used with"
+            " include_timeline. Default: chosen from the range; a width giving more than 500 buckets is coarsened"
+            " (timeline.interval says the width used)"
         ),
         "timelineInterval",
     ),
@@ -208,13 +213,13 @@ async def platform_logs(service: QueryService, caller: Subject | None, body: Bod
 
 
 async def audit_logs(service: QueryService, caller: Subject | None, body: Body) -> Body:
-    checked = validate_audit_logs(bind(AuditLogsQueryRequest, body))
+    query = validate_audit_logs(bind(AuditLogsQueryRequest, body))
 
     async def page(limit: int) -> Body:
-        answer = await service.audit_logs(caller, replace(checked.query, limit=limit))
-        return audit_page_body(answer, checked.interval)
+        answer = await service.audit_logs(caller, replace(query, limit=limit))
+        return audit_page_body(answer, query.timeline_interval_ns)
 
-    return await fitted("records", await page(checked.query.limit), page)
+    return await fitted("records", await page(query.limit), page)
 
 
 async def log_patterns(service: QueryService, caller: Subject | None, body: Body) -> Body:

@@ -38,16 +38,20 @@ def _ok(schema: dict[str, Any], description: str) -> dict[int | str, dict[str, A
     operation_id="queryAuditLogs",
     summary="The audit trail: who did what, to which resource, with what result",
     description="Audit records of the observer and the control plane in a time range, filtered by actor, resource,"
-    " action, category, result, surface and ids, with an optional histogram per result." + _AUTHZ,
+    " action, category, result, surface and ids, with an optional histogram per result. Filters taken from the"
+    " record keep the record's snake_case names (`operation_id`, `actor.session_id`); the query's own controls"
+    " are camelCase (`startTime`, `includeTimeline`). `total` is exact; the timeline covers the whole window,"
+    " empty buckets included, and a `timelineInterval` too fine for the window is coarsened (`timeline.interval`"
+    " says the width used)." + _AUTHZ,
     responses=_ok(AUDIT_LOGS_RESPONSE, "A page of audit records"),
 )
 async def query_audit_logs(
     request: Request, body: AuditLogsQueryRequest, service: QueryService = Depends(query_service)
 ) -> FastJSONResponse:
-    checked = validate_audit_logs(body)
+    query = validate_audit_logs(body)
     with collecting_warnings() as warnings:
-        page = await service.audit_logs(caller(request), checked.query)
-    return warned(FastJSONResponse(audit_page_body(page, checked.interval)), warnings)
+        page = await service.audit_logs(caller(request), query)
+    return warned(FastJSONResponse(audit_page_body(page, query.timeline_interval_ns)), warnings)
 
 
 @router.post(

@@ -147,6 +147,10 @@ def platform_log(namespace: str, offset_ns: int, body: str, who: Identity, level
     return LogRecord(ts_ns=slot_start(namespace) + offset_ns, body=body, level=level, identity=who)
 
 
+#: The claim a subject type's entitlements sit under in a record (access/subjects.py's defaults).
+ENTITLEMENT_CLAIMS = {"user": "groups", "service_account": "sub"}
+
+
 def audit(
     namespace: str,
     number: int,
@@ -163,7 +167,8 @@ def audit(
     **fields: Any,
 ) -> AuditRecord:
     """An audit record `offset_ns` into the test's slot, with an event id and actor of this test's own (`actor`
-    suffixed with the namespace)."""
+    suffixed with the namespace); `entitlements` are the values of the claim its type is entitled by (a user's
+    `groups`, a service account's `sub`), as audit/actors.py records them."""
     return AuditRecord(
         event_id=f"evt-{namespace}-{number:05d}",
         time_ns=slot_start(namespace) + offset_ns,
@@ -172,7 +177,7 @@ def audit(
             id=f"{actor}-{namespace}",
             issuer=issuer,
             session_id=f"sess-{actor}",
-            entitlements=entitlements,
+            entitlements=((ENTITLEMENT_CLAIMS.get(actor_type, "groups"), entitlements),) if entitlements else (),
         ),
         action=action,
         category=category,

@@ -227,11 +227,11 @@ async def test_the_time_range_is_inclusive(subject):
     assert ids(page) == [f"evt-{ns}-0000{n}" for n in (2, 3, 4)]
 
 
-async def test_total_is_capped(subject):
+async def test_total_is_exact_never_capped(subject):
     ns = subject.namespace
     await subject.load(audit=[audit(ns, n, n * MS) for n in range(TOTAL_CAP + 50)])
     page = await trail(subject, query(ns, limit=1))
-    assert page.total == TOTAL_CAP
+    assert page.total == TOTAL_CAP + 50  # an audit reader told an understated total misjudges what happened
 
 
 @pytest.mark.parametrize("sort", ["asc", "desc"])
@@ -308,6 +308,42 @@ async def test_timeline_buckets_count_per_result(subject):
         (10 * SECOND, 1, {"failure": 1}),
     ]
     assert (await trail(subject, query(ns))).timeline is None  # not asked for
+
+
+async def test_timeline_buckets_start_at_the_windows_start(subject):
+    ns = subject.namespace
+    await subject.load(
+        audit=[
+            audit(ns, 1, 2 * SECOND, result="success"),  # before the window
+            audit(ns, 2, 3 * SECOND, result="success"),  # its first nanosecond
+            audit(ns, 3, 7 * SECOND, result="denied"),
+            audit(ns, 4, 8 * SECOND, result="failure"),  # the second bucket's first nanosecond
+            audit(ns, 5, 19 * SECOND, result="success"),
+        ]
+    )
+    start = slot_start(ns) + 3 * SECOND  # no multiple of the interval from the epoch
+    window = TimeRange(start, slot_start(ns) + 19 * SECOND)
+    page = await trail(subject, query(ns, range=window, timeline_interval_ns=5 * SECOND))
+    assert page.total == 4
+    assert [(b.start_ns - start, b.total, b.counts) for b in page.timeline] == [
+        (0, 2, {"success": 1, "denied": 1}),
+        (5 * SECOND, 1, {"failure": 1}),
+        (15 * SECOND, 1, {"success": 1}),  # an empty bucket left out (the service fills it)
+    ]
+
+
+async def test_entitlements_of_every_claim_are_matched_and_counted(subject):
+    ns = subject.namespace
+    user = audit(ns, 1, 1 * SECOND, entitlements=("sre",))
+    robot = audit(ns, 2, 2 * SECOND, actor="ci", actor_type="service_account", entitlements=("sre", "ci-bot"))
+    await subject.load(audit=[user, robot])
+    assert user.actor.entitlements == (("groups", ("sre",)),) and robot.actor.entitlements[0][0] == "sub"
+    assert ids(await trail(subject, query(ns, {"actor.entitlements": ("sre",)}))) == [user.event_id, robot.event_id]
+    assert ids(await trail(subject, query(ns, {"actor.entitlements": ("ci-bot",)}))) == [robot.event_id]
+    assert ids(await trail(subject, query(ns, {"actor.entitlements": ("groups",)}))) == []  # a claim is no value
+    assert listed(await values(subject, query(ns), "actor.entitlements")) == [("sre", 2), ("ci-bot", 1)]
+    (read,) = (await trail(subject, query(ns, {"event_id": (robot.event_id,)}))).records
+    assert audit_document(read) == audit_document(robot)  # the claim map comes back whole
 
 
 # ------------------------------------------------------------------------------------------------ filter values

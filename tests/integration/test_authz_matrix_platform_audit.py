@@ -189,7 +189,7 @@ async def test_the_allowed_answers_hold_the_seeded_line_and_record(plane, oidc_i
         trail = (await http.post("/api/v1alpha1/audit-logs/query", json=WINDOW)).json()
     assert [entry["log"] for entry in logs["logs"]] == ["api ready"]
     assert logs["logs"][0]["namespaceName"] == "acme" and logs["logs"][0]["labels"] == {"app": "api"}
-    assert [each["eventId"] for each in trail["records"]] == ["evt-1"]
+    assert [each["event_id"] for each in trail["records"]] == ["evt-1"]
 
 
 # ----------------------------------------------------------------------------------------------- the trail
@@ -246,5 +246,5 @@ async def test_a_component_scoped_callers_denied_attempts_appear_in_the_trail(au
     records = answer.json()["records"]
     rest = [record for record in records if record.get("surface") == "rest"]
     assert {record["http"]["path"] for record in rest} == {REST[0][2], REST[3][2]}
-    assert all(record["actor"]["entitlements"] == ["cart-admins"] for record in records), records
+    assert all(record["actor"]["entitlements"] == {"groups": ["cart-admins"]} for record in records), records
     assert [record["action"] for record in records if record.get("surface") == "mcp"] == ["mcp.query_platform_logs"]

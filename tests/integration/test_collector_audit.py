@@ -130,7 +130,7 @@ def test_without_the_internal_token_the_receiver_takes_even_a_trusted_record_as_
     by_pod = {record.identity.pod: record for record in sink.logs if record.body != "GET /health 200"}
     assert by_pod["cart-0"].body == FORGED_LINE
     # the record as forwarded (with where it was read), stored as a log line of the pod that wrote it
-    assert orjson.loads(by_pod["observer-0"].body)["eventId"] == "evt-42"
+    assert orjson.loads(by_pod["observer-0"].body)["event_id"] == "evt-42"
     assert by_pod["observer-0"].identity.container == "observer"
 
 

@@ -93,7 +93,10 @@ async def test_a_coarsened_timeline_is_passed_on_with_a_warning(store: Any) -> N
                 page = await backend.roles.audit.query_audit(AuditQuery(range=day, timeline_interval_ns=60 * SECOND))
             assert [r.event_id for r in page.records] == [record.event_id]
             assert page.timeline is not None and [b.total for b in page.timeline] == [1]
-            assert page.timeline[0].start_ns % (3600 * SECOND) == 0
-            assert warnings == ["timelineInterval: the logs adapter counted buckets of 1h, not 1m"]
+            # 1,440 buckets of a minute: coarsened (not refused) to the ladder's first width giving at most 500,
+            # buckets from the window's start
+            assert (page.timeline[0].start_ns - day.start_ns) % (300 * SECOND) == 0
+            assert page.timeline[0].start_ns <= record.time_ns < page.timeline[0].start_ns + 300 * SECOND
+            assert warnings == ["timelineInterval: the logs adapter counted buckets of 5m, not 1m"]
         finally:
             await backend.close()

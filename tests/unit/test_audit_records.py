@@ -28,19 +28,28 @@ def test_a_user_is_its_sub_and_issuer_entitled_by_its_groups():
     subject = Subject("user", "groups", ("devs", "ops"), token=token(sub="alice", iss="https://idp", sid="s-1"))
     actor = actor_of(subject)
     assert (actor.type, actor.id, actor.issuer, actor.session_id) == ("user", "alice", "https://idp", "s-1")
-    assert actor.entitlements == ("devs", "ops")
+    assert actor.entitlements == (("groups", ("devs", "ops")),)
     assert "c2lnbmF0dXJl" not in repr(actor)  # the token goes nowhere
 
 
 def test_a_service_account_without_a_readable_token_is_its_sub_entitlement():
     actor = actor_of(Subject("service_account", "sub", ("ci-bot",), token="not-a-jwt"))
     assert (actor.type, actor.id, actor.issuer) == ("service_account", "ci-bot", "")
+    assert actor.entitlements == (("sub", ("ci-bot",)),)  # under the claim the subject type names
+
+
+def test_entitlements_sit_under_whatever_claim_the_subject_type_configures():
+    actor = actor_of(Subject("user", "realm_access.roles", ("admin",), token=token(sub="bob")))
+    assert actor.entitlements == (("realm_access.roles", ("admin",)),)
+    assert actor.entitlement_values == ("admin",)
 
 
 def test_no_subject_is_anonymous_and_claims_are_bounded():
     assert actor_of(None) == ANONYMOUS
-    long = actor_of(Subject("user", "groups", ("g" * 1000,) * 100, token=token(sub="x" * 1000)))
-    assert len(long.id) == 256 and len(long.entitlements) == 64 and len(long.entitlements[0]) == 256
+    groups = tuple(f"{index:03d}" + "g" * 1000 for index in range(100))
+    long = actor_of(Subject("user", "groups", groups, token=token(sub="x" * 1000)))
+    (claim, values), *_ = long.entitlements
+    assert len(long.id) == 256 and claim == "groups" and len(values) == 64 and len(values[0]) == 256
 
 
 def scope(headers: list[tuple[bytes, bytes]], client: tuple[str, int] | None = ("10.0.0.9", 5000)) -> dict:
@@ -81,7 +90,7 @@ def test_routes_no_table_names_are_named_by_their_path():
 def test_a_tool_call_names_the_scope_its_arguments_ask_about():
     arguments = {"namespace": "acme", "project": "shop", "component": "cart", "environment": "prod", "limit": 5}
     assert tool_resource("query_component_logs", arguments) == AuditResource(
-        type="component", namespace="acme", project="shop", component="cart", environment="prod", name="cart"
+        type="component", namespace="acme", project="shop", component="cart", environment="acme/prod", name="cart"
     )
     assert tool_resource("query_workflow_logs", {"namespace": "acme", "workflow_run_name": "b-1"}) == AuditResource(
         type="workflowrun", namespace="acme", name="b-1"
@@ -97,10 +106,15 @@ def test_a_tool_call_record():
         "query_component_logs", {"namespace": "acme"}, subject, http, "denied", producer="observer"
     )
     document = audit_document(record)
-    assert document["action"] == "mcp.query_component_logs" and document["operationId"] == "query_component_logs"
+    assert document["action"] == "mcp.query_component_logs" and document["operation_id"] == "query_component_logs"
     assert (document["surface"], document["result"], document["category"]) == ("mcp", "denied", "authorization")
-    assert document["actor"] == {"type": "user", "id": "alice", "issuer": "https://idp", "entitlements": ["devs"]}
-    assert (document["requestId"], document["userAgent"], document["sourceIp"]) == ("r-9", "agent/1", "10.0.0.9")
+    assert document["actor"] == {
+        "type": "user",
+        "id": "alice",
+        "issuer": "https://idp",
+        "entitlements": {"groups": ["devs"]},
+    }
+    assert (document["request_id"], document["user_agent"], document["source_ip"]) == ("r-9", "agent/1", "10.0.0.9")
     assert document["resource"] == {"type": "namespace", "namespace": "acme", "name": "acme"}
     allowed = tool_call_record("query_traces", {}, None, None, "success")
     assert (allowed.category, allowed.actor, allowed.resource) == ("access", ANONYMOUS, None)

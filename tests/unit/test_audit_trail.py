@@ -20,7 +20,7 @@ def record(**overrides: object) -> AuditRecord:
     fields: dict[str, object] = {
         "event_id": new_event_id(),
         "time_ns": 1_767_225_600_000_000_000,
-        "actor": Actor("user", "alice", "https://idp.example", entitlements=("devs",)),
+        "actor": Actor("user", "alice", "https://idp.example", entitlements=(("groups", ("devs",)),)),
         "action": "incident.update",
         "category": "management",
         "result": "success",
@@ -94,7 +94,7 @@ async def test_a_dropped_record_is_not_retried():
 async def test_the_trail_never_raises_counts_what_it_lost_and_logs_no_secret(caplog):
     sink = Sink(WriteResult.dropped("refused", 1))
     trail = AuditTrail("observer", [SinkWriter(sink, sleep=Sleeps())])
-    secret = record(actor=Actor("user", "alice", entitlements=("s3cr3t-group",)))
+    secret = record(actor=Actor("user", "alice", entitlements=(("groups", ("s3cr3t-group",)),)))
     await trail.record(secret)
     assert (trail.stored, trail.failed) == (0, 1)
     assert secret.event_id in caplog.text and "s3cr3t" not in caplog.text

@@ -142,7 +142,7 @@ def test_a_producers_mark_travels_with_the_batch_and_stays_out_of_it() -> None:
 AUDIT = AuditRecord(
     event_id="e-1",
     time_ns=BASE_NS + 123,
-    actor=Actor("user", "alice", "https://idp", "s-1", ("admin", "viewer")),
+    actor=Actor("user", "alice", "https://idp", "s-1", (("groups", ("admin", "viewer")),)),
     action="incident.update",
     category="management",
     result="denied",

@@ -34,7 +34,7 @@ PRODUCERS = (
 RECORD = AuditRecord(
     event_id="evt-1",
     time_ns=1_764_900_000_123_456_789,
-    actor=Actor("user", "alice@acme.dev", entitlements=("platform-admin",)),
+    actor=Actor("user", "alice@acme.dev", entitlements=(("groups", ("platform-admin",)),)),
     action="alertrule.apply",
     category="management",
     result="success",
@@ -96,9 +96,9 @@ def test_the_pod_prefix_admits_its_pods():
         '{"level":"info","msg":"reconciled"}',  # JSON, but not an audit record
         AUDIT_LINE[:-5],  # truncated JSON
         AUDIT_LINE.replace('"management"', '"made-up"'),  # an unknown category
-        AUDIT_LINE.replace('"eventId":"evt-1",', ""),  # no event id
+        AUDIT_LINE.replace('"event_id":"evt-1",', ""),  # no event id
         "[" * 5000 + "]" * 5000,  # deeply nested
-        '{"schemaVersion":"1.0","eventId":"x"' + " " * 70_000 + "}",  # larger than any audit record
+        '{"schema_version":"1.0","event_id":"x"' + " " * 70_000 + "}",  # larger than any audit record
     ],
 )
 def test_a_trusted_producers_line_that_is_not_an_audit_record_stays_a_log_line(body: str):

@@ -85,7 +85,7 @@ def audit_record() -> AuditRecord:
     return AuditRecord(
         event_id="evt-1",
         time_ns=1_700_000_000_123_456_789,
-        actor=Actor("user", "alice", "https://idp", "s-1", ("admins",)),
+        actor=Actor("user", "alice", "https://idp", "s-1", (("groups", ("admins", "sre")), ("roles", ("sre",)))),
         action="incident.update",
         category="management",
         result="success",
@@ -101,7 +101,9 @@ def audit_record() -> AuditRecord:
 def test_an_audit_record_is_a_log_of_its_own_source_and_reads_back_whole() -> None:
     entry = records.audit_entry(audit_record())
     assert entry[fields.SOURCE] == "openchoreo-audit-logs"
-    assert entry["actor"]["id"] == "alice" and entry["eventId"] == "evt-1"
+    assert entry["actor"]["id"] == "alice" and entry["event_id"] == "evt-1"
+    assert entry["actor"]["entitlements"] == {"groups": ["admins", "sre"], "roles": ["sre"]}
+    assert entry["entitlementValues"] == ["admins", "sre"]  # what the entitlements filter matches
     assert entry[fields.TIMESTAMP] == 1_700_000_000_123
     search = {"attributes": {"message": entry[fields.MESSAGE], "attributes": entry}}
     assert records.audit_from_event(search) == audit_record()
@@ -109,10 +111,14 @@ def test_an_audit_record_is_a_log_of_its_own_source_and_reads_back_whole() -> No
 
 def test_the_audit_query_quotes_every_value() -> None:
     query = AuditQuery(range=WINDOW, filters=(("actor.id", ('a"b',)), ("operation_id", ("x", "y"))), phrase="p")
-    assert dq.audit_query(query) == ('source:"openchoreo-audit-logs" @actor.id:("a\\"b") @operationId:("x" OR "y") "p"')
+    assert dq.audit_query(query) == (
+        'source:"openchoreo-audit-logs" @actor.id:("a\\"b") @operation_id:("x" OR "y") "p"'
+    )
+    entitled = AuditQuery(range=WINDOW, filters=(("actor.entitlements", ("sre",)),))
+    assert dq.audit_query(entitled) == 'source:"openchoreo-audit-logs" @entitlementValues:("sre")'
 
 
-def test_timeline_points_become_sparse_epoch_aligned_buckets() -> None:
+def test_timeline_points_become_sparse_buckets_from_the_windows_start() -> None:
     buckets = [
         {"by": {"@result": "success"}, "computes": {"c0": [
             {"time": "2023-11-14T22:13:00.000+00:00", "value": 2},
@@ -120,7 +126,15 @@ def test_timeline_points_become_sparse_epoch_aligned_buckets() -> None:
         ]}},
         {"by": {"@result": "denied"}, "computes": {"c0": [{"time": "2023-11-14T22:13:00.000Z", "value": 1}]}},
     ]  # fmt: skip
-    (only,) = trail._timeline(buckets, 60 * S)
-    assert (only.total, only.counts) == (3, {"success": 2, "denied": 1})
-    assert only.start_ns % (60 * S) == 0
+    start = 1_700_000_000 * S  # 22:13:20: points at whole minutes fall in buckets from 22:12:20 and 22:13:20
+    window = TimeRange(start - 60 * S, start + 600 * S)
+    (only,) = trail._timeline(buckets, AuditQuery(range=window, timeline_interval_ns=60 * S))
+    assert (only.total, only.counts, only.start_ns) == (3, {"success": 2, "denied": 1}, start - 60 * S)
     assert dq.datadog_interval(3600 * S) == "1h" and dq.datadog_interval(90 * S) == "90s"
+
+
+def test_timeline_points_are_asked_at_a_width_that_never_straddles_a_bucket() -> None:
+    minute = 60 * S
+    assert trail.grid_ms(1_700_000_040 * S, minute) == 60_000  # 22:14:00: on a multiple of the interval
+    assert trail.grid_ms(1_700_000_000 * S, minute) == 20_000  # 22:13:20: 20 s past one
+    assert trail.grid_ms(1_700_000_000 * S + 11 * 10**6, minute) == 1  # 20.011 s past one

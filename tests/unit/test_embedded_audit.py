@@ -1,5 +1,5 @@
 """The embedded backend's audit trail: stored with its batch, a phrase found in values only, any event id paged,
-timeline buckets aligned to the epoch, and kept as long as logs are."""
+timeline buckets from the window's start, an exact total, and kept as long as logs are."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 
 from adapters.embedded.backend import EmbeddedBackend
 from domain.audit import Actor, AuditQuery, AuditRecord, AuditResource, timeline_start
-from domain.model import LogRecord, TimeRange
+from domain.model import TOTAL_CAP, LogRecord, TimeRange
 from domain.platform import FilterValuesQuery
 
 S = 10**9
@@ -21,7 +21,7 @@ def record(number: int, offset_s: float = 0, **fields: object) -> AuditRecord:
     base = AuditRecord(
         event_id=f"e{number:04d}",
         time_ns=T0 + int(offset_s * S) + number,
-        actor=Actor(type="user", id="alice", entitlements=("sre",)),
+        actor=Actor(type="user", id="alice", entitlements=(("groups", ("sre",)),)),
         action="incident.update",
         category="management",
         result="success",
@@ -42,7 +42,7 @@ async def test_a_phrase_is_found_in_values_never_in_keys_nor_in_json_escaping(ba
     for phrase in ('say "hi"', "C:\\temp", "ünïcödé ✓"):
         page = await backend.query_audit(AuditQuery(range=RANGE, phrase=phrase))
         assert event_ids(page) == ["e0001"], phrase
-    for key in ("eventTime", "actor", "schemaVersion", '"action"'):
+    for key in ("event_time", "actor", "schema_version", "groups", '"action"'):
         assert event_ids(await backend.query_audit(AuditQuery(range=RANGE, phrase=key))) == [], key
 
 
@@ -76,16 +76,16 @@ async def test_retention_removes_old_audit_records(backend: EmbeddedBackend) -> 
     assert event_ids(await backend.query_audit(AuditQuery(range=RANGE))) == ["e0002"]
 
 
-async def test_timeline_buckets_align_to_the_epoch(backend: EmbeddedBackend) -> None:
-    interval = 7 * S  # T0 is no multiple of it: buckets start where timeline_start says, not at the range's start
+async def test_timeline_buckets_start_at_the_windows_start(backend: EmbeddedBackend) -> None:
+    interval = 7 * S  # T0 is no multiple of it: buckets start at the range's start, not at the epoch's multiples
     records = [record(n, offset_s=n * 3, result="denied" if n % 3 == 0 else "success") for n in range(1, 10)]
     await backend.write(batch_id="b", audit=records)
     page = await backend.query_audit(AuditQuery(range=RANGE, timeline_interval_ns=interval))
     expected: dict[int, dict[str, int]] = {}
     for each in records:
-        counts = expected.setdefault(timeline_start(each.time_ns, interval), {})
+        counts = expected.setdefault(timeline_start(each.time_ns, interval, RANGE.start_ns), {})
         counts[each.result] = counts.get(each.result, 0) + 1
-    assert page.timeline is not None
+    assert page.timeline is not None and page.timeline[0].start_ns == RANGE.start_ns
     assert [(b.start_ns, b.total, b.counts) for b in page.timeline] == [
         (start, sum(counts.values()), counts) for start, counts in sorted(expected.items())
     ]
@@ -95,8 +95,8 @@ async def test_entitlement_filter_values_count_each_entitlement(backend: Embedde
     await backend.write(
         batch_id="b",
         audit=[
-            record(1, actor=Actor(type="user", id="a", entitlements=("sre", "admins"))),
-            record(2, actor=Actor(type="user", id="b", entitlements=("sre",))),
+            record(1, actor=Actor(type="user", id="a", entitlements=(("groups", ("sre", "admins")),))),
+            record(2, actor=Actor(type="service_account", id="b", entitlements=(("sub", ("sre",)),))),
             record(3, actor=Actor(type="user", id="c")),
         ],
     )
@@ -105,6 +105,13 @@ async def test_entitlement_filter_values_count_each_entitlement(backend: Embedde
     assert found.total_values == 2
     narrowed = AuditQuery(range=RANGE, filters=(("actor.entitlements", ("admins",)),))
     assert (await backend.query_audit(narrowed)).total == 1
+
+
+async def test_the_total_is_exact_past_the_logs_cap(backend: EmbeddedBackend) -> None:
+    many = [record(n, offset_s=n % 3000) for n in range(TOTAL_CAP + 5)]
+    await backend.write(batch_id="b", audit=many)
+    page = await backend.query_audit(AuditQuery(range=RANGE, limit=1))
+    assert page.total == TOTAL_CAP + 5 and len(page.records) == 1
 
 
 async def test_unknown_filters_are_refused(backend: EmbeddedBackend) -> None:

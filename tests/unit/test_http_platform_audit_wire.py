@@ -8,10 +8,19 @@ import pytest
 
 from adapters.http_contract import audit_wire, platform_wire
 from adapters.http_contract.strict import RequestInvalid, valid_label_key
-from domain.audit import Actor, AuditPage, AuditQuery, AuditRecord, AuditResource, Collected, TimelineBucket
+from domain.audit import (
+    MAX_TIMELINE_BUCKETS,
+    Actor,
+    AuditPage,
+    AuditQuery,
+    AuditRecord,
+    AuditResource,
+    Collected,
+    TimelineBucket,
+)
 from domain.model import Identity, LogRecord, Page, TimeRange
 from domain.platform import FilterValue, FilterValues, FilterValuesQuery, PlatformLogsQuery
-from domain.timeutil import parse_rfc3339
+from domain.timeutil import format_rfc3339, parse_rfc3339
 
 S = 10**9
 T0 = parse_rfc3339("2026-03-01T10:00:00Z")
@@ -127,7 +136,7 @@ def record() -> AuditRecord:
     return AuditRecord(
         event_id="evt-1",
         time_ns=T0 + 5,
-        actor=Actor("user", "alice", "https://idp", "sess-1", ("admins", "sre")),
+        actor=Actor("user", "alice", "https://idp", "sess-1", (("groups", ("admins", "sre")),)),
         action="incident.update",
         category="management",
         result="success",
@@ -146,7 +155,7 @@ def record() -> AuditRecord:
 
 
 def test_an_audit_record_in_the_contracts_snake_case_round_trips() -> None:
-    json = audit_wire.record_json(record())
+    json = audit_wire.audit_response(AuditPage([record()], 1, 0), AuditQuery(range=WINDOW))["records"][0]
     assert (json["event_id"], json["schema_version"], json["operation_id"], json["source_ip"]) == (
         "evt-1",
         "1.0",
@@ -162,8 +171,11 @@ def test_an_audit_record_in_the_contracts_snake_case_round_trips() -> None:
     }
     assert json["collector"] == {"namespaceName": "openchoreo", "podName": "observer-0", "containerName": "observer"}
     assert audit_wire.parse_record(json) == record()
-    service = AuditRecord("e2", T0, Actor("service_account", "bot", entitlements=("bot",)), "a", "access", "denied")
-    assert audit_wire.record_json(service)["actor"]["entitlements"] == {"sub": ["bot"]}
+    # a newer schema's values are kept, not refused (a record's vocabulary grows); unknown keys are ignored
+    newer = {**json, "category": "export", "result": "partial", "extra": {"x": 1}}
+    assert (audit_wire.parse_record(newer).category, audit_wire.parse_record(newer).result) == ("export", "partial")
+    claims = {**json, "actor": {**json["actor"], "entitlements": {"sub": ["bot"], "groups": ["ci"]}}}
+    assert audit_wire.parse_record(claims).actor.entitlements == (("groups", ("ci",)), ("sub", ("bot",)))
 
 
 def test_an_audit_query_names_each_filter_as_the_record_nests_it() -> None:
@@ -210,30 +222,39 @@ def test_an_audit_request_the_contract_does_not_allow_is_refused(extra: dict, sa
         audit_wire.parse_audit_request(body)
 
 
+def _interval_of(window: TimeRange, requested: str = "") -> str:
+    body = {"startTime": format_rfc3339(window.start_ns), "endTime": format_rfc3339(window.end_ns)}
+    body |= {"includeTimeline": True} | ({"timelineInterval": requested} if requested else {})
+    query = audit_wire.parse_audit_request(body)
+    return audit_wire.audit_response(AuditPage([], 0, 0, "", []), query)["timeline"]["interval"]
+
+
 def test_timeline_widths_are_chosen_and_coarsened_as_the_contract_says() -> None:
     assert audit_wire.format_interval(3600 * S) == "1h" and audit_wire.format_interval(90 * S) == "90s"
-    assert audit_wire.parse_interval("15m") == 900 * S
-    assert audit_wire.resolve_interval(0, WINDOW) == 60 * S  # an hour / 60, whole minutes
+    assert audit_wire.format_interval(90 * 60 * S) == "90m"
+    assert audit_wire.parse_interval("15m") == 900 * S and audit_wire.parse_interval("30s") == 30 * S
+    assert _interval_of(WINDOW) == "1m"  # none asked: a readable chart of the window
+    assert _interval_of(WINDOW, "10m") == "10m"
     day = TimeRange(T0, T0 + 86_400 * S)
-    assert audit_wire.resolve_interval(0, day) == 24 * 60 * S
-    assert audit_wire.resolve_interval(60 * S, day) == 3600 * S  # 1,440 buckets of a minute: coarsened
+    assert _interval_of(day) == "15m"
+    assert _interval_of(day, "1m") == "5m"  # 1,440 buckets of a minute: coarsened, not refused
     month = TimeRange(T0, T0 + 30 * 86_400 * S)
-    width = audit_wire.resolve_interval(60 * S, month)
-    assert -(-(month.end_ns - month.start_ns) // width) <= audit_wire.MAX_BUCKETS
+    width = audit_wire.parse_interval(_interval_of(month, "1m"))
+    assert -(-(month.end_ns - month.start_ns) // width) <= MAX_TIMELINE_BUCKETS
 
 
-def test_the_timeline_is_contiguous_on_the_wire_and_sparse_again_when_read() -> None:
+def test_the_timeline_is_contiguous_from_the_windows_start_on_the_wire_and_sparse_again_when_read() -> None:
     query = AuditQuery(range=TimeRange(T0 + 30 * S, T0 + 200 * S), timeline_interval_ns=60 * S)
-    buckets = [TimelineBucket(T0 + 60 * S, 3, {"success": 2, "denied": 1})]
+    buckets = [TimelineBucket(T0 + 90 * S, 3, {"success": 2, "denied": 1})]
     page = AuditPage([record()], 1, 2, "", buckets)
     json = audit_wire.audit_response(page, query)
     assert json["timeline"]["interval"] == "1m"
     assert [(b["startTime"], b["total"]) for b in json["timeline"]["buckets"]] == [
-        ("2026-03-01T10:00:00Z", 0),
-        ("2026-03-01T10:01:00Z", 3),
-        ("2026-03-01T10:02:00Z", 0),
-        ("2026-03-01T10:03:00Z", 0),
+        ("2026-03-01T10:00:30Z", 0),
+        ("2026-03-01T10:01:30Z", 3),
+        ("2026-03-01T10:02:30Z", 0),
     ]
+    assert "counts" not in json["timeline"]["buckets"][0]  # an absent key means zero
     read, interval = audit_wire.parse_audit_response(json)
     assert (read.timeline, interval, read.records, read.total) == (buckets, "1m", [record()], 1)
     assert "timeline" not in audit_wire.audit_response(AuditPage([], 0, 0), query)

@@ -35,7 +35,11 @@ def audit_record(number: int, actor: str, result: str) -> AuditRecord:
     return AuditRecord(
         event_id=f"evt-{number}",
         time_ns=BASE_NS + number * SECOND,
-        actor=Actor("user", actor),
+        actor=Actor("user", actor, session_id=f"sid-{actor}"),
+        operation_id="UpdateIncident",
+        request_id=f"req-{number}",
+        source_ip=f"10.0.0.{number}",
+        user_agent="agent/1.0",
         action="incident.update",
         category="management",
         result=result,
@@ -96,7 +100,8 @@ def test_the_default_list_is_openchoreos_fifteen(service: QueryService) -> None:
         schema = spec.input_schema()
         assert schema["additionalProperties"] is False and {"start_time", "end_time"} <= set(schema["required"])
         assert all(prop.get("description") for prop in schema["properties"].values()), spec.name
-        assert spec.tool().output_schema["type"] == "object"
+        output = spec.tool().output_schema
+        assert output is not None and output["type"] == "object"
 
 
 async def test_platform_logs_answer_as_rest_does(service: QueryService, rest: httpx.AsyncClient) -> None:
@@ -128,11 +133,50 @@ async def test_audit_logs_answer_with_filters_and_timeline(service: QueryService
             {**WINDOW, "actor_id": ["bob"], "result": ["denied", "success"], "include_timeline": True},
         )
     )
-    assert [record["eventId"] for record in body["records"]] == ["evt-3", "evt-2"]
-    assert body["timeline"]["interval"] == "1m"
+    assert [record["event_id"] for record in body["records"]] == ["evt-3", "evt-2"]
+    assert body["timeline"]["interval"] == "1m" and len(body["timeline"]["buckets"]) == 60
     assert body["timeline"]["buckets"][0]["counts"] == {"denied": 1, "success": 1}
+    assert body["timeline"]["buckets"][1] == {"startTime": format_rfc3339(BASE_NS + 60 * SECOND), "total": 0}
     narrowed = ok(await call(service, "query_audit_logs", {**WINDOW, "resource_name": ["inc-1"]}))
     assert [record["actor"]["id"] for record in narrowed["records"]] == ["alice"]
+    coarse = ok(
+        await call(service, "query_audit_logs", {**WINDOW, "include_timeline": True, "timeline_interval": "1w"})
+    )
+    assert coarse["timeline"]["interval"] == "1w" and len(coarse["timeline"]["buckets"]) == 1
+
+
+async def test_audit_record_filters_reach_rest_under_the_records_names(
+    service: QueryService, rest: httpx.AsyncClient
+) -> None:
+    """Each snake_case argument fills the REST field of the same record-derived name (`operation_id` at the top,
+    `actor.session_id` under `actor`), so the tool and REST give the same records."""
+    arguments = {
+        **WINDOW,
+        "operation_id": ["UpdateIncident"],
+        "request_id": ["req-2", "req-3"],
+        "source_ip": ["10.0.0.3"],
+        "user_agent": ["agent/1.0"],
+        "actor_session_id": ["sid-bob"],
+        "sort_order": "asc",
+    }
+    body = ok(await call(service, "query_audit_logs", arguments))
+    posted = await rest.post(
+        "/api/v1alpha1/audit-logs/query",
+        json={
+            "startTime": START,
+            "endTime": END,
+            "operation_id": ["UpdateIncident"],
+            "request_id": ["req-2", "req-3"],
+            "source_ip": ["10.0.0.3"],
+            "user_agent": ["agent/1.0"],
+            "actor": {"session_id": ["sid-bob"]},
+            "sortOrder": "asc",
+        },
+    )
+    assert [record["event_id"] for record in body["records"]] == ["evt-3"]
+    assert body["records"] == posted.json()["records"]
+    one = ok(await call(service, "query_audit_logs", {**WINDOW, "event_id": ["evt-1"]}))
+    assert [record["actor"]["session_id"] for record in one["records"]] == ["sid-alice"]
 
 
 @pytest.mark.parametrize(
@@ -143,7 +187,12 @@ async def test_audit_logs_answer_with_filters_and_timeline(service: QueryService
         ("query_platform_logs", {"start_time": END, "end_time": START}, "end_time must be after start_time"),
         ("query_platform_logs", {**WINDOW, "namespace": "kube-system"}, "namespace: Input should be a valid list"),
         ("query_audit_logs", {**WINDOW, "result": ["nope"]}, "result[0]: 'nope' is not one of"),
-        ("query_audit_logs", {**WINDOW, "timeline_interval": "1h"}, "timeline_interval needs include_timeline"),
+        (
+            "query_audit_logs",
+            {**WINDOW, "include_timeline": True, "timeline_interval": "90s"},
+            "timeline_interval '90s' is not in the accepted notation",
+        ),
+        ("query_audit_logs", {**WINDOW, "operationId": ["x"]}, "(did you mean 'operation_id'?)"),
         ("query_audit_logs", {**WINDOW, "actor": ["bob"]}, "unknown argument 'actor' for query_audit_logs"),
         ("query_audit_logs", {**WINDOW, "limit": 5000}, "limit must be a whole number from 1 to 1000"),
     ],
