@@ -104,29 +104,30 @@ class AuditRecord:
     schema_version: str = SCHEMA_VERSION
 
 
-#: Filter names of audit filter values (the contract's), and the record attribute each reads.
-AUDIT_FILTERS: dict[str, str] = {
-    "actor.id": "actor.id",
-    "actor.type": "actor.type",
-    "actor.issuer": "actor.issuer",
-    "actor.session_id": "actor.session_id",
-    "actor.entitlements": "actor.entitlements",
-    "resource.type": "resource.type",
-    "resource.namespace": "resource.namespace",
-    "resource.environment": "resource.environment",
-    "resource.project": "resource.project",
-    "resource.component": "resource.component",
-    "resource.resource": "resource.resource",
-    "resource.name": "resource.name",
-    "action": "action",
-    "category": "category",
-    "result": "result",
-    "producer": "producer",
-    "surface": "surface",
-    "operation_id": "operation_id",
-    "source_ip": "source_ip",
-    "user_agent": "user_agent",
-}
+#: Filter names of audit filter values (the contract's). Each is also the record's document path (upstream names
+#: and nests a filter exactly as the field it matches), which backends that store the document filter on.
+AUDIT_FILTERS: tuple[str, ...] = (
+    "actor.id",
+    "actor.type",
+    "actor.issuer",
+    "actor.session_id",
+    "actor.entitlements",
+    "resource.type",
+    "resource.namespace",
+    "resource.environment",
+    "resource.project",
+    "resource.component",
+    "resource.resource",
+    "resource.name",
+    "action",
+    "category",
+    "result",
+    "producer",
+    "surface",
+    "operation_id",
+    "source_ip",
+    "user_agent",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +147,15 @@ class AuditQuery:
 
 #: Filters an AuditQuery accepts that are not facets (an id is not worth counting).
 EXACT_ONLY_FILTERS = ("request_id", "event_id")
+#: Every filter an AuditQuery takes.
+QUERY_FILTERS = AUDIT_FILTERS + EXACT_ONLY_FILTERS
+
+
+def document_paths(entitlement_values: str) -> dict[str, str]:
+    """Each filter's path in a stored audit document, for a backend that keeps `audit_document` as it is plus
+    `entitlement_values`, every claim's values in one array (a filter on `actor.entitlements` matches the
+    values of any claim, and a query language cannot name "any key under this object")."""
+    return {name: entitlement_values if name == "actor.entitlements" else name for name in QUERY_FILTERS}
 
 
 @dataclass(slots=True)

@@ -12,6 +12,8 @@ its users look for them.
 
 from __future__ import annotations
 
+from domain.audit import document_paths
+
 #: Tag keys of the scope (tag values are the Identity's fields of the same name).
 NAMESPACE = "openchoreo.namespace"
 PROJECT = "openchoreo.project"
@@ -140,30 +142,7 @@ PLATFORM_FACETS = {
 #: Datadog query cannot name "any key under an object"); audit_from_event ignores it.
 AUDIT_ENTITLEMENT_VALUES = "entitlementValues"
 #: Filter name (domain.audit.AUDIT_FILTERS, plus the exact-only ids) -> the attribute it matches.
-AUDIT_ATTRIBUTES = {
-    "actor.id": "actor.id",
-    "actor.type": "actor.type",
-    "actor.issuer": "actor.issuer",
-    "actor.session_id": "actor.session_id",
-    "actor.entitlements": AUDIT_ENTITLEMENT_VALUES,
-    "resource.type": "resource.type",
-    "resource.namespace": "resource.namespace",
-    "resource.environment": "resource.environment",
-    "resource.project": "resource.project",
-    "resource.component": "resource.component",
-    "resource.resource": "resource.resource",
-    "resource.name": "resource.name",
-    "action": "action",
-    "category": "category",
-    "result": "result",
-    "producer": "producer",
-    "surface": "surface",
-    "operation_id": "operation_id",
-    "source_ip": "source_ip",
-    "user_agent": "user_agent",
-    "request_id": "request_id",
-    "event_id": "event_id",
-}
+AUDIT_ATTRIBUTES = document_paths(AUDIT_ENTITLEMENT_VALUES)
 #: The document's top-level keys (domain.audit.audit_document), read back from a result's attributes.
 AUDIT_DOCUMENT_KEYS = (
     "schema_version",

@@ -22,6 +22,7 @@ from adapters.protocols import pass_on_warning
 from domain.audit import (
     AUDIT_FILTERS,
     MAX_TIMELINE_BUCKETS,
+    QUERY_FILTERS,
     AuditPage,
     AuditQuery,
     AuditRecord,
@@ -32,31 +33,10 @@ from domain.audit import (
 from domain.platform import FilterValue, FilterValues, FilterValuesQuery
 from domain.timeutil import elapsed_ms
 
-#: The column of each single-valued filter (AUDIT_FILTERS names, plus the exact-only ids).
-COLUMNS: dict[str, str] = {
-    "actor.id": "actor_id",
-    "actor.type": "actor_type",
-    "actor.issuer": "actor_issuer",
-    "actor.session_id": "actor_session_id",
-    "resource.type": "resource_type",
-    "resource.namespace": "resource_namespace",
-    "resource.environment": "resource_environment",
-    "resource.project": "resource_project",
-    "resource.component": "resource_component",
-    "resource.resource": "resource_resource",
-    "resource.name": "resource_name",
-    "action": "action",
-    "category": "category",
-    "result": "result",
-    "producer": "producer",
-    "surface": "surface",
-    "operation_id": "operation_id",
-    "source_ip": "source_ip",
-    "user_agent": "user_agent",
-    "request_id": "request_id",
-    "event_id": "event_id",
-}
 ENTITLEMENTS = "actor.entitlements"
+#: The column of each single-valued filter (its name with dots as underscores: `actor.session_id` ->
+#: actor_session_id); entitlements, several per record, have a JSON array column of their own.
+COLUMNS: dict[str, str] = {name: name.replace(".", "_") for name in QUERY_FILTERS if name != ENTITLEMENTS}
 #: A timeline answer holds at most this many (bucket, result) rows: the service coarsens an interval giving more
 #: than MAX_TIMELINE_BUCKETS buckets (domain.audit.coarsened_interval), and a record's result is one of a few.
 _TIMELINE_ROWS = MAX_TIMELINE_BUCKETS * 8

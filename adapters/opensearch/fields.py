@@ -16,6 +16,7 @@ Label and attribute names themselves (`openchoreo.dev/component-uid`, `k8s.names
 
 from __future__ import annotations
 
+from domain.audit import document_paths
 from domain.identity import (
     ARGO_NODE_NAME,
     ARGO_WORKFLOW_LABEL,
@@ -224,30 +225,7 @@ AUDIT_ENTITLEMENTS = path("actor", "entitlements")
 #: upstream matches the values of every claim whatever the claim is called.
 AUDIT_ENTITLEMENT_VALUES = "entitlementValues"
 #: Each filter an AuditQuery takes (domain.audit.AUDIT_FILTERS and the exact-only ones) -> its document path.
-AUDIT_FILTER_PATHS = {
-    "actor.id": "actor.id",
-    "actor.type": "actor.type",
-    "actor.issuer": "actor.issuer",
-    "actor.session_id": "actor.session_id",
-    "actor.entitlements": AUDIT_ENTITLEMENT_VALUES,
-    "resource.type": "resource.type",
-    "resource.namespace": "resource.namespace",
-    "resource.environment": "resource.environment",
-    "resource.project": "resource.project",
-    "resource.component": "resource.component",
-    "resource.resource": "resource.resource",
-    "resource.name": "resource.name",
-    "action": "action",
-    "category": "category",
-    AUDIT_RESULT: AUDIT_RESULT,
-    "producer": "producer",
-    "surface": "surface",
-    "operation_id": "operation_id",
-    "source_ip": "source_ip",
-    "user_agent": "user_agent",
-    "request_id": "request_id",
-    "event_id": AUDIT_EVENT_ID,
-}
+AUDIT_FILTER_PATHS = document_paths(AUDIT_ENTITLEMENT_VALUES)
 #: Where a phrase is searched (a case-sensitive substring of any of them): what a person types to find a record.
 AUDIT_PHRASE_PATHS = (
     "action",
