@@ -39,6 +39,7 @@ from domain.platform import FilterValues, FilterValuesQuery, PlatformLogsQuery, 
 from observer.errors import ApiError
 from observer.guard import Guard, failures, query_endpoint
 from observer.log_context import AnchorUnclear, LogContext, LogContextRequest, read_log_context
+from observer.patterns import sampled_patterns
 from observer.requests import (
     EventsRequest,
     LogsRequest,
@@ -238,6 +239,4 @@ class QueryService:
             query = request.scoped(scope)
             if self._patterns is not None:
                 return await self._patterns.query_patterns(query)
-            from observer.patterns import sampled_patterns  # the fallback, imported only when it is needed
-
             return await sampled_patterns(self._logs, query)
