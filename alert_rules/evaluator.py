@@ -33,6 +33,7 @@ from adapters.rule_targets import BackendRule, UnsupportedRule, content_hash, ru
 from domain.alerting import BUDGET_UNSUPPORTED, METRIC_SERIES, AlertFiring, AlertRule, rule_scope
 from domain.model import LogsQuery, MetricsQuery, TimeRange
 from domain.timeutil import now_ns
+from serving.waiting import wait_at_most
 
 log = logging.getLogger(__name__)
 
@@ -234,10 +235,7 @@ class RuleEvaluator:
             now = self.clock()
             due = self.next_due_ns(now)
             timeout = None if due is None else max(due - now, 0) / _NS
-            try:
-                await asyncio.wait_for(self._wake.wait(), timeout)
-            except TimeoutError:
-                pass
+            await wait_at_most(self._wake.wait(), timeout)
 
 
 def _value_at(points: list[tuple[int, float]], at_ns: int) -> float | None:

@@ -61,6 +61,7 @@ from domain.alerting import (
     scope_problem,
 )
 from domain.timeutil import format_rfc3339, now_ns
+from serving.waiting import wait_at_most
 
 log = logging.getLogger(__name__)
 
@@ -163,10 +164,7 @@ class Reconciler:
                 await self.reconcile()
             except Exception:  # a bug or the store being down must not end reconciling for good
                 log.exception("alert rule reconcile pass failed")
-            try:
-                await asyncio.wait_for(self.store.changed.wait(), self.interval_s)
-            except TimeoutError:
-                pass
+            await wait_at_most(self.store.changed.wait(), self.interval_s)
 
     # ------------------------------------------------------------------------------------------- a full pass
 

@@ -43,6 +43,7 @@ from yarl import URL
 from controlplane.gateway.connections import NotAuthorized, ProxyFailed
 from controlplane.gateway.service import FORWARDED_HEADER, NotifyResult, PlaneStatus
 from controlplane.gateway.trust import CLUSTER_NAMESPACE
+from serving.waiting import wait_at_most
 from tunnel.frames import MAX_FRAME_BYTES, TunnelRequest, TunnelResponse
 
 if TYPE_CHECKING:
@@ -128,10 +129,12 @@ class Leadership:
         try:
             while True:
                 await asyncio.sleep(self.interval)
+                alive = False
                 try:
-                    alive = await asyncio.wait_for(asyncio.to_thread(self._alive, connection), self.interval * 3)
+                    async with asyncio.timeout(self.interval * 3):  # not wait_for: serving/waiting.py says why
+                        alive = await asyncio.to_thread(self._alive, connection)
                 except TimeoutError:
-                    alive = False
+                    pass
                 if not alive:
                     log.warning("replica %s lost its database connection: no longer leads", self.replica_id)
                     return
@@ -313,8 +316,7 @@ class AgentDirectory:
                     await self.publish()
                 except Exception:  # the store is down: the rows expire, the next heartbeat writes them again
                     log.exception("publishing the agents of replica %s failed", self.replica_id)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self.interval)
+                await wait_at_most(self._wake.wait(), self.interval)
         finally:
             with contextlib.suppress(SQLAlchemyError):
                 self._withdraw()

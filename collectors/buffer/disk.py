@@ -31,6 +31,7 @@ from collectors.buffer.hold import Hold
 from collectors.buffer.marks import MARKS, MARKS_TMP, Marks, read_marks, write_marks
 from collectors.codec import Batch, CodecError, Mark, decode, encode, read_mark
 from collectors.durable import fdatasync, sync_directory
+from serving.waiting import wait_at_most
 
 log = logging.getLogger(__name__)
 
@@ -245,10 +246,8 @@ class DiskBuffer:
                 room = hold.waiter(loop)
                 room.clear()  # under the lock, before waiting: a release after this look still wakes us
                 hold.waiting += 1
-            try:
-                await asyncio.wait_for(room.wait(), remaining)
-            except TimeoutError:
-                pass  # looked at again: by now waiting has stopped being worth it
+            try:  # when the time runs out, looked at again: by now waiting has stopped being worth it
+                await wait_at_most(room.wait(), remaining)
             finally:
                 with self._lock:
                     hold.waiting -= 1

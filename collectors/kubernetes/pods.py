@@ -35,6 +35,7 @@ from kubernetes.client.exceptions import ApiException
 
 from collectors.enrich import Pod
 from collectors.kubernetes.watch import Reflector, read_json
+from serving.waiting import wait_at_most
 
 log = logging.getLogger(__name__)
 
@@ -271,8 +272,4 @@ class PodCache:
         remaining = deadline - time.monotonic()
         if remaining <= 0 or self._changed is None:
             return False
-        try:
-            await asyncio.wait_for(self._changed.wait(), remaining)
-            return True
-        except TimeoutError:
-            return False
+        return await wait_at_most(self._changed.wait(), remaining)

@@ -34,6 +34,7 @@ from controlplane.reconcile.planes import PLANE_KINDS, Backoff
 from controlplane.reconcile.releases import reconcile_release
 from controlplane.reconcile.sweep import sweep
 from controlplane.store import Change, Store
+from serving.waiting import wait_at_most
 from tunnel.frames import TunnelRequest, TunnelResponse
 
 log = logging.getLogger(__name__)
@@ -282,7 +283,4 @@ class Reconciler:
             next_due = min(self._due.values(), default=None)
             if next_due is not None:
                 wait = max(0.0, min(wait, next_due - self._clock()))
-            try:
-                await asyncio.wait_for(stop.wait(), timeout=wait)
-            except TimeoutError:
-                pass
+            await wait_at_most(stop.wait(), wait)

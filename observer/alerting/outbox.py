@@ -52,6 +52,7 @@ from domain.alerting import NotificationChannel
 from observer.alerting.channels import Delivery, Sender, SendError
 from observer.alerting.details import AlertDetails
 from observer.alerting.tables import notification_attempts, notifications
+from serving.waiting import wait_at_most
 
 log = logging.getLogger(__name__)
 
@@ -272,10 +273,7 @@ class OutboxWorker:
                 wait_s = 0.0 if claimed else await asyncio.to_thread(self._next_due_in_s)
             if self._stopping or claimed:
                 continue
-            try:
-                await asyncio.wait_for(self._wake.wait(), timeout=wait_s)
-            except TimeoutError:
-                pass
+            await wait_at_most(self._wake.wait(), wait_s)
 
     async def run_once(self) -> int:
         """One pass: claims what is due (at most `batch_size`), delivers it concurrently; returns how many."""

@@ -30,6 +30,7 @@ from domain.model import LogRecord
 from domain.timeutil import format_rfc3339, now_ns
 from observer.tail.hub import MAX_DURATION, SLOW_CONSUMER, Tail, TailHub
 from observer.tail.settings import TailSettings
+from serving.waiting import wait_at_most
 
 #: Lines written in one chunk at most (the rest follow in the next).
 CHUNK_LINES = 1000
@@ -112,8 +113,7 @@ class TailStream(Response):
                 beat = self.clock() + settings.heartbeat_seconds
                 continue
             tail.wake.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(tail.wake.wait(), min(deadline, beat) - now)
+            await wait_at_most(tail.wake.wait(), min(deadline, beat) - now)
 
     def _chunk(self) -> tuple[bytes, int]:
         """The waiting lines and then the dropped count (if any) as one chunk of events, and how many lines it
