@@ -237,7 +237,8 @@ async def test_an_mcp_tool_call_is_a_record_with_the_caller_and_the_scope(runnin
     [record] = audit_query(running, actor={"id": ["agent-bob"]}, surface=["mcp"])
     assert (record["action"], record["operation_id"]) == ("mcp.query_component_logs", "query_component_logs")
     assert (record["category"], record["result"], record["producer"]) == ("access", "success", "observer")
-    assert record["resource"] == {**{"type": "component", "name": "cart"}, **CART}
+    # the environment dual-scoped, as upstream records it
+    assert record["resource"] == {"type": "component", "name": "cart", **CART, "environment": "acme/prod"}
 
 
 async def test_a_tool_call_refused_by_authorization_is_a_denied_mcp_record(running: Running) -> None:
