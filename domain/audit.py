@@ -332,8 +332,12 @@ def _object(source: Mapping[str, Any], key: str) -> Mapping[str, Any] | None:
     return value
 
 
-def audit_from_document(document: Any) -> AuditRecord:
-    """The record a JSON document holds, or NotAnAuditRecord: required fields present and typed, enums known."""
+def audit_from_document(document: Any, *, closed_vocabulary: bool = True) -> AuditRecord:
+    """The record a JSON document holds, or NotAnAuditRecord: required fields present and typed, enums known.
+
+    `closed_vocabulary=False` reads a record another system published (the adapter contract's answer): a newer
+    schema's category, result or surface is kept rather than refused, as an older reader must not break on a
+    vocabulary that grew."""
     if not isinstance(document, Mapping) or "schema_version" not in document or "event_id" not in document:
         raise NotAnAuditRecord("not an audit record")
     actor = _object(document, "actor")
@@ -344,11 +348,11 @@ def audit_from_document(document: Any) -> AuditRecord:
         isinstance(values, list) and all(isinstance(item, str) for item in values) for values in entitlements.values()
     ):
         raise NotAnAuditRecord("actor.entitlements must map each claim to a list of strings")
-    category, result, surface = _text(document, "category", True), _text(document, "result", True), ""
-    if category not in CATEGORIES or result not in RESULTS:
-        raise NotAnAuditRecord("unknown category or result")
+    category, result = _text(document, "category", True), _text(document, "result", True)
     surface = _text(document, "surface")
-    if surface and surface not in SURFACES:
+    if closed_vocabulary and (category not in CATEGORIES or result not in RESULTS):
+        raise NotAnAuditRecord("unknown category or result")
+    if closed_vocabulary and surface and surface not in SURFACES:
         raise NotAnAuditRecord("unknown surface")
     try:
         time_ns = parse_rfc3339(_text(document, "event_time", True))

@@ -6,8 +6,8 @@ The contract's record (`AuditLogRecord`) is the published, frozen line a SIEM co
 own JSON (domain.audit.audit_document: snake_case keys while the envelope is camelCase, `actor.entitlements` a
 claim -> values map). A query names each filter exactly as the record nests it (`actor.id` under `actor`,
 `operation_id` at the top), so a filter's domain name (domain.audit.AUDIT_FILTERS, `request_id`, `event_id`)
-is its path in the request. A record is read leniently (parse_record): `category` and `result` are open strings
-in a record (a newer schema's values must not break an older reader), unlike a request's closed filters.
+is its path in the request. A record is read with an open vocabulary (parse_record): `category` and `result` are
+open strings in a record (a newer schema's values must not break an older reader), unlike a request's closed filters.
 
 The timeline: the contract's buckets cover the window contiguously from `startTime` (empty ones with zero
 counts), at most domain.audit.MAX_TIMELINE_BUCKETS of them (a finer interval is coarsened, not refused, and the
@@ -32,14 +32,12 @@ from domain.audit import (
     MAX_AUDIT_LIMIT,
     RESULTS,
     SURFACES,
-    Actor,
     AuditPage,
     AuditQuery,
     AuditRecord,
-    AuditResource,
-    Collected,
     TimelineBucket,
     audit_document,
+    audit_from_document,
     coarsened_interval,
     contiguous_timeline,
 )
@@ -161,66 +159,16 @@ def parse_audit_request(body: Any) -> AuditQuery:
 # ----------------------------------------------------------------------------------------------- records
 
 
-def _text(source: Mapping[str, Any], key: str) -> str:
-    value = source.get(key)
-    return value if isinstance(value, str) else ""
-
-
 def _mapping(source: Mapping[str, Any], key: str) -> Mapping[str, Any] | None:
     value = source.get(key)
     return value if isinstance(value, Mapping) else None
 
 
 def parse_record(body: Mapping[str, Any]) -> AuditRecord:
-    """An AuditLogRecord, leniently (unknown categories and results kept, unknown keys ignored); ValueError (or
-    KeyError) when a required field is missing."""
-    actor = _mapping(body, "actor") or {}
-    claims = _mapping(actor, "entitlements") or {}
-    entitlements = tuple(
-        sorted(
-            (str(claim), tuple(str(item) for item in values))
-            for claim, values in claims.items()
-            if isinstance(values, list)
-        )
-    )
-    resource = _mapping(body, "resource")
-    collector = _mapping(body, "collector")
-    http = _mapping(body, "http") or {}
-    metadata = _mapping(body, "metadata") or {}
-    if not _text(body, "event_id") or not _text(actor, "type"):
-        raise ValueError("an audit record has an event_id and an actor type")
-    return AuditRecord(
-        schema_version=_text(body, "schema_version"),
-        event_id=_text(body, "event_id"),
-        time_ns=parse_rfc3339(str(body["event_time"])),
-        actor=Actor(
-            type=_text(actor, "type"),
-            id=_text(actor, "id"),
-            issuer=_text(actor, "issuer"),
-            session_id=_text(actor, "session_id"),
-            entitlements=entitlements,
-        ),
-        action=_text(body, "action"),
-        category=_text(body, "category"),
-        result=_text(body, "result"),
-        surface=_text(body, "surface"),
-        producer=_text(body, "producer"),
-        operation_id=_text(body, "operation_id"),
-        request_id=_text(body, "request_id"),
-        source_ip=_text(body, "source_ip"),
-        user_agent=_text(body, "user_agent"),
-        http_method=_text(http, "method"),
-        http_path=_text(http, "path"),
-        metadata={str(key): str(value) for key, value in metadata.items()},
-        resource=None
-        if resource is None
-        else AuditResource(**{name: _text(resource, name) for name in AuditResource.__dataclass_fields__}),
-        collector=None
-        if collector is None
-        else Collected(
-            _text(collector, "namespaceName"), _text(collector, "podName"), _text(collector, "containerName")
-        ),
-    )
+    """An AuditLogRecord: our record's own document (domain.audit.audit_from_document), read with an open
+    vocabulary (a newer schema's categories and results are kept); NotAnAuditRecord (a ValueError) when a
+    required field is missing or mistyped."""
+    return audit_from_document(body, closed_vocabulary=False)
 
 
 # ----------------------------------------------------------------------------------------------- the answer
@@ -274,7 +222,8 @@ def parse_audit_response(body: Any) -> tuple[AuditPage, str]:
     page = AuditPage(
         records, int(body.get("total") or 0), int(body.get("tookMs") or 0), str(body.get("nextCursor") or ""), buckets
     )
-    return page, _text(timeline, "interval") if timeline is not None else ""
+    interval = timeline.get("interval") if timeline is not None else ""
+    return page, interval if isinstance(interval, str) else ""
 
 
 # ----------------------------------------------------------------------------------------------- filter values
