@@ -38,6 +38,7 @@ task.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import uuid
 from collections.abc import Mapping
 from typing import Any
@@ -263,7 +264,9 @@ def identity_attributes(identity: Identity) -> dict[str, str]:
 _DERIVED = uuid.UUID("6b1f3c52-5d1e-4a53-9a0e-0c3f6f7d2a11")
 
 
+@functools.lru_cache(maxsize=4096)
 def derived_uid(kind: str, namespace: str, name: str) -> str:
     """The UID a name gets where nothing declared one (the embedded registry, the demo): stable across processes
-    and restarts, so the same name always stores and finds its records under the same UID."""
+    and restarts, so the same name always stores and finds its records under the same UID. Cached: the embedded
+    store asks for a namespace's on every batch it learns names from, and a UUIDv5 is a SHA-1."""
     return str(uuid.uuid5(_DERIVED, f"{kind}/{namespace}/{name}"))

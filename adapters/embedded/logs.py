@@ -11,6 +11,7 @@ from adapters.cursor import fingerprint
 from adapters.embedded.paging import PagedRows, PagedSelect, count_all, run_paged
 from adapters.embedded.scope import IDENTITY_COLUMNS, IDENTITY_WIDTH, identity_from_row
 from adapters.embedded.store import Store
+from domain.log_batch import LogBatch
 from domain.loglevel import stored_levels
 from domain.model import EventRecord, EventsQuery, Identity, LogRecord, LogsQuery, Page
 from domain.timeutil import elapsed_ms
@@ -187,6 +188,16 @@ def query_events(conn: sqlite3.Connection, query: EventsQuery) -> Page[EventReco
 
 
 def insert_logs(store: Store, conn: sqlite3.Connection, logs: Sequence[LogRecord]) -> None:
+    if isinstance(logs, LogBatch):
+        # A group's rows are already the columns: one stream lookup per group, not one per line. The stream id
+        # is the store's own integer, so it is written into the statement rather than into every row.
+        for identity, _, rows in logs.groups():
+            stream_id = int(store.stream_id(conn, identity))
+            conn.executemany(
+                f"INSERT INTO logs (stream_id, ts_ns, level, body, trace_id, span_id) VALUES ({stream_id},?,?,?,?,?)",
+                rows,
+            )
+        return
     conn.executemany(
         "INSERT INTO logs (stream_id, ts_ns, level, body, trace_id, span_id) VALUES (?,?,?,?,?,?)",
         [

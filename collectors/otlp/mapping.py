@@ -46,8 +46,9 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
 from domain.audit import AuditRecord, NotAnAuditRecord, audit_from_document
 from domain.identity import DEFAULT_NAMESPACE, K8S_NAMESPACE, identity_from_attributes
+from domain.log_batch import LogBatch
 from domain.loglevel import detect_level, normalize_level, severity_number_level
-from domain.model import EventRecord, Identity, LogRecord, MetricKind, MetricPoint, SpanKind, SpanRecord
+from domain.model import EventRecord, Identity, MetricKind, MetricPoint, SpanKind, SpanRecord
 from domain.timeutil import now_ns
 
 EVENT_REASON = "k8s.event.reason"
@@ -85,7 +86,7 @@ _STATUS_CODES = {Status.STATUS_CODE_UNSET: "unset", Status.STATUS_CODE_OK: "ok",
 class Mapped:
     """The records of one export request, and what was left out and why."""
 
-    logs: list[LogRecord] = field(default_factory=list)
+    logs: LogBatch = field(default_factory=LogBatch)
     events: list[EventRecord] = field(default_factory=list)
     spans: list[SpanRecord] = field(default_factory=list)
     metrics: list[MetricPoint] = field(default_factory=list)
@@ -170,19 +171,23 @@ def _items(
 def map_logs(
     request: ExportLogsServiceRequest, default_namespace: str = DEFAULT_NAMESPACE, *, trust_audit: bool = False
 ) -> Mapped:
-    """Log records to logs, and those describing Kubernetes events to events; with `trust_audit` (a request
-    carrying the internal token), records marked AUDIT_MARKER whose body is an audit record to audit records.
+    """Log records to logs (a LogBatch: rows under their resource's identity, as the export groups them), and
+    those describing Kubernetes events to events; with `trust_audit` (a request carrying the internal token),
+    records marked AUDIT_MARKER whose body is an audit record to audit records.
 
     This loop runs once per record of every export, so it reads each protobuf field once, skips the work an
     absent field needs (most records carry no attributes and a plain string body), and normalizes each distinct
     severity text once per request: on the OTLP ingest path it costs about as much as storing the record."""
     out = Mapped()
     now = now_ns()
-    logs = out.logs
+    batch = out.logs
     levels: dict[str, str] = {}  # severity_text -> level, for this request
     for group in request.resource_logs:
         resource = attributes(group.resource.attributes)
         identity = identity_from_attributes(resource, default_namespace=default_namespace)
+        # Most records declare no stream: the run they go to is looked up again only when the stream changes.
+        run_stream = "otlp"
+        rows = batch.rows(identity, run_stream)
         for scope in group.scope_logs:
             for record in scope.log_records:
                 pairs = record.attributes
@@ -200,6 +205,9 @@ def map_logs(
                     declared = record_attributes.get(LOG_IOSTREAM)
                     if declared in _IOSTREAMS:
                         stream = declared
+                if stream != run_stream:
+                    run_stream = stream
+                    rows = batch.rows(identity, stream)
                 value = record.body
                 # A non-empty string_value is the oneof's one set field; anything else takes the general path.
                 body = value.string_value or _text(any_value(value))
@@ -214,15 +222,13 @@ def map_logs(
                     level = detect_level(body)
                 trace_id = record.trace_id
                 span_id = record.span_id
-                logs.append(
-                    LogRecord(
+                rows.append(
+                    (
                         record.time_unix_nano or record.observed_time_unix_nano or now,
-                        body,
-                        identity,
                         level,
+                        body,
                         _hex_id(trace_id, _TRACE_ID_BYTES) if trace_id else "",
                         _hex_id(span_id, _SPAN_ID_BYTES) if span_id else "",
-                        stream,
                     )
                 )
     return out

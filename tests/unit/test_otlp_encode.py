@@ -12,6 +12,7 @@ from collectors.otlp.decode import decode_request
 from collectors.otlp.encode import OtlpRequest, encode_batch
 from collectors.otlp.mapping import Mapped, map_logs, map_metrics, map_traces
 from domain.identity import identity_attributes, identity_from_attributes
+from domain.log_batch import LogBatch
 from domain.model import EventRecord, Identity, LogRecord, MetricKind, MetricPoint, SpanKind, SpanRecord
 
 MAPPERS = {"logs": map_logs, "traces": map_traces, "metrics": map_metrics}
@@ -138,7 +139,7 @@ def round_trip(requests: list[OtlpRequest]) -> Mapped:
     for request in requests:
         body = request.message().SerializeToString()
         mapped = MAPPERS[request.signal](decode_request(request.signal, body, "protobuf"))
-        out.logs += mapped.logs
+        out.logs = LogBatch.of([*out.logs, *mapped.logs])
         out.events += mapped.events
         out.spans += mapped.spans
         out.metrics += mapped.metrics
