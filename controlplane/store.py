@@ -42,7 +42,6 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
@@ -58,9 +57,7 @@ from sqlalchemy import (
     Text,
     and_,
     bindparam,
-    create_engine,
     delete,
-    event,
     func,
     insert,
     inspect,
@@ -74,6 +71,7 @@ from sqlalchemy.types import TypeEngine
 
 from controlplane import kinds, schema, selectors
 from controlplane.errors import Conflict, Invalid, NotFound
+from serving.sql import open_sql_engine
 
 CHANGES_KEPT = 10_000  # revisions of history kept for changes_since; older rows are pruned
 MAX_LIST_LIMIT = 1000  # the store's own bound on a page (the REST API allows 1..100)
@@ -174,24 +172,7 @@ class Change:
 def open_engine(url: str) -> Engine:
     """An engine for `url` (`sqlite:///path`, `postgresql://...`, `postgres://...`, `postgresql+psycopg://...`)
     with the schema created. SQLite gets WAL, full sync and a busy timeout, so readers never block the writer."""
-    if url.startswith(("postgres://", "postgresql://")):
-        url = "postgresql+psycopg://" + url.split("://", 1)[1]
-    if url.startswith("sqlite"):
-        path = url.split(":///", 1)[1] if ":///" in url else ""
-        if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
-
-        @event.listens_for(engine, "connect")
-        def _pragmas(conn: Any, _record: Any) -> None:
-            cursor = conn.cursor()
-            cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA synchronous=FULL")
-            cursor.execute("PRAGMA busy_timeout=30000")
-            cursor.close()
-
-    else:
-        engine = create_engine(url, pool_pre_ping=True)
+    engine = open_sql_engine(url)
     metadata.create_all(engine)
     if engine.dialect.name == "postgresql":
         _collate_names(engine)

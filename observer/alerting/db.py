@@ -8,32 +8,15 @@ together: that single commit is what makes "accepted" mean "will be notified exa
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine
 
 from observer.alerting.tables import metadata
+from serving.sql import open_sql_engine
 
 
 def open_engine(dsn: str) -> Engine:
     """`dsn` is a SQLAlchemy URL (`postgresql+psycopg://...`, `sqlite:///path`), a `postgres://` URL, or a plain
     file path (SQLite, WAL)."""
-    if dsn.startswith(("postgres://", "postgresql://")):
-        dsn = "postgresql+psycopg://" + dsn.split("://", 1)[1]
-    if "://" not in dsn:
-        Path(dsn).parent.mkdir(parents=True, exist_ok=True)
-        dsn = f"sqlite:///{dsn}"
-    if dsn.startswith("sqlite"):
-        engine = create_engine(dsn, connect_args={"timeout": 30, "check_same_thread": False})
-
-        @event.listens_for(engine, "connect")
-        def _pragmas(conn, _record) -> None:  # durable and concurrent enough for one writer
-            cursor = conn.cursor()
-            cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA synchronous=FULL")
-            cursor.execute("PRAGMA busy_timeout=30000")
-            cursor.close()
-    else:
-        engine = create_engine(dsn, pool_pre_ping=True)
+    engine = open_sql_engine(dsn)
     metadata.create_all(engine)
     return engine
