@@ -64,7 +64,8 @@ class Follower:
         self._carry = b""
         self._carry_offset = read_pos
         self._discard_start = -1  # >= 0 while skipping the rest of a cut line
-        #: Set by the tailer's scan when no globbed path leads to this file any more (rotated or deleted).
+        #: Set by the tailer's scan when no globbed path leads to this file any more and the runtime has let it
+        #: go (a newer file of its container is followed, or it is deleted); `rotate_wait` counts from here.
         self.detached_at: float | None = None
         #: The last pump reached the end of the file with nothing left to process.
         self.caught_up = False
@@ -142,6 +143,13 @@ class Follower:
     def unfinished(self) -> bool:
         """Ends in the middle of something: an incomplete line, a cut line, or an unfinished P sequence."""
         return bool(self._carry) or self._discard_start >= 0 or self.assembler.has_pending
+
+    def deleted(self) -> bool:
+        """No name leads to the file any more (its pod was removed): nothing will write to it again."""
+        try:
+            return os.fstat(self.fd).st_nlink == 0
+        except OSError:
+            return True
 
     def close(self) -> None:
         if self.fd >= 0:

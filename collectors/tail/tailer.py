@@ -10,15 +10,18 @@ What it does, and why that way:
   slow consumer slows the reading and nothing piles up in memory. The reading and parsing run in a worker
   thread, off the event loop.
 - **Rotation** (kubelet: `0.log` renamed to `0.log.<timestamp>`, a new `0.log` created; or `1.log` after a
-  restart): files are identified by (device, inode). A file no globbed path leads to any more is *detached*; its
-  open descriptor is read to the end, and only then the newer files of the same container (the same pod
-  directory and container), so messages of one container come out in order; if it ends unfinished (a P without
-  its F, a line without its newline), the newer files also wait for it to be flushed. A detached file is closed
-  `rotate_wait` seconds later (Fluent Bit's `Rotate_Wait`) once its last messages are committed. A file that
-  the tail was following when it stopped and that was rotated meanwhile is found again under `<path>.*`.
-  Limits of polling: a file created and rotated away between two scans is never seen (the kubelet checks log
-  sizes every 10 s by default, so a `refresh_interval` under that avoids it), nor is one rotated away while
-  the tail was down if no checkpoint knew it.
+  restart): files are identified by (device, inode). A file no globbed path leads to any more is still read
+  through its open descriptor. The runtime writes to a renamed file until it reopens (the kubelet renames,
+  then asks it to), so such a file is *detached* only once the runtime has let it go: a newer file of the same
+  container (the same pod directory and container) is followed, or the file is deleted. A detached file is read
+  to the end, and only then the newer files of its container, so messages of one container come out in order;
+  if it ends unfinished (a P without its F, a line without its newline), the newer files also wait for it to be
+  flushed. It is closed `rotate_wait` seconds (Fluent Bit's `Rotate_Wait`) after it was detached, once its last
+  messages are committed. A file that the tail was following when it stopped and that was rotated meanwhile is
+  found again under `<path>.*`, and so is one rotated between the scan that stat'ed it and its open. Limits of
+  polling: a file created and rotated away between two scans is never seen (the kubelet checks log sizes every
+  10 s by default, so a `refresh_interval` under that avoids it), nor is one rotated away while the tail was
+  down if no checkpoint knew it.
 - **Truncation** (copytruncate): a file shorter than what was read, or whose first bytes changed, is read again
   from 0 (follower.py).
 - **Checkpoints** (checkpoint.py): every batch carries the position of every followed file right after it;
@@ -256,8 +259,9 @@ class Tailer:
     # -- files -------------------------------------------------------------------------------------------
 
     def _scan(self, now: float) -> None:
-        """Expands the globs; detaches followed files no path leads to any more, re-attaches ones that came
-        back, and opens new ones (in natural order, so `0.log` before `1.log`)."""
+        """Expands the globs; re-attaches followed files that came back, opens new ones (in natural order, so
+        `0.log` before `1.log`), and detaches followed files no path leads to any more once the runtime is done
+        with them (`_detach`)."""
         found: dict[FileKey, str] = {}
         for pattern in self.config.globs:
             for path in sorted(glob.glob(pattern), key=natural_key):
@@ -273,34 +277,55 @@ class Tailer:
             if key in found:
                 follower.detached_at = None
                 follower.path = found[key]
-            elif follower.detached_at is None:
-                follower.detached_at = now
         first = self._last_scan is None
+        start_at_end = first and not self.config.read_from_head
         if first:
-            self._recover_rotated(found, now)
+            self._recover_rotated(found)
         for key, path in found.items():
             if key not in self._followers and (key, path) not in self._ignored:
-                self._open(path, key, start_at_end=first and not self.config.read_from_head)
+                self._open_found(path, key, start_at_end=start_at_end)
+        self._detach(found, now)
         # Saved positions serve the files found at start; a file appearing later is new, even if an inode
         # number it reuses was once checkpointed.
         self._saved = {}
 
-    def _recover_rotated(self, found: dict[FileKey, str], now: float) -> None:
+    def _recover_rotated(self, found: dict[FileKey, str]) -> None:
         """Files checkpointed under a path that now names another file were most likely rotated while the tail
         was down: the kubelet keeps the last one uncompressed as `<path>.<timestamp>`. Finish those first."""
         for position in sorted(self._saved.values(), key=lambda p: natural_key(p.path)):
-            if position.key in found:
+            if position.key not in found:
+                self._open_rotated(position.path, position.key, start_at_end=False)
+
+    def _open_found(self, path: str, key: FileKey, *, start_at_end: bool) -> None:
+        """Opens a file the scan stat'ed. The kubelet may have rotated it since (the path then names the next
+        file, or nothing yet): it is then looked for under `<path>.*` like a file rotated while the tail was
+        down. Without that its lines would be lost, and at the first scan its checkpoint with them."""
+        if self._open(path, key, start_at_end=start_at_end) is None and (key, path) not in self._ignored:
+            self._open_rotated(path, key, start_at_end=start_at_end)
+
+    def _open_rotated(self, path: str, key: FileKey, *, start_at_end: bool) -> Follower | None:
+        """Opens the file `key` where the kubelet renames `path` to, if it is there."""
+        for sibling in sorted(glob.glob(glob.escape(path) + ".*")):
+            try:
+                st = os.stat(sibling)
+            except OSError:
                 continue
-            for sibling in sorted(glob.glob(glob.escape(position.path) + ".*")):
-                try:
-                    st = os.stat(sibling)
-                except OSError:
+            if (st.st_dev, st.st_ino) == key:
+                return self._open(sibling, key, start_at_end=start_at_end, group_path=path)
+        return None
+
+    def _detach(self, found: dict[FileKey, str], now: float) -> None:
+        """Starts `rotate_wait` for a followed file no path leads to once the runtime has let it go: a newer
+        file of its container is followed (the runtime reopened) or it is deleted. Until then a renamed file is
+        still the runtime's: the kubelet renames, then asks the runtime to reopen (and renames back if that
+        fails), and lines written in between, however long it takes, belong to the renamed file."""
+        for group in self._groups.values():
+            newest = max(follower.seq for follower in group)
+            for follower in group:
+                if follower.key in found or follower.detached_at is not None:
                     continue
-                if (st.st_dev, st.st_ino) == position.key:
-                    follower = self._open(sibling, position.key, start_at_end=False, group_path=position.path)
-                    if follower is not None:
-                        follower.detached_at = now
-                    break
+                if follower.seq < newest or follower.deleted():
+                    follower.detached_at = now
 
     def _open(self, path: str, key: FileKey, *, start_at_end: bool, group_path: str = "") -> Follower | None:
         source = source_of(group_path or path)

@@ -6,7 +6,8 @@ and writes garbage, invalid UTF-8 and a line far over the length limit, all whil
 The writer runs a plan (a JSON list of operations) that the test generated together with the messages each
 container must yield, in order. Every test asserts that each message arrives exactly once, in order per
 container, reassembled, with the pod identity from its path; the restart test asserts that a new Tailer over the
-same checkpoint neither loses nor repeats committed messages. Timeouts are guards against hanging only.
+same checkpoint neither loses nor repeats committed messages. Timeouts are guards against hanging only; when
+one fires, the failure lists the missing messages and the file each was written to.
 """
 
 from __future__ import annotations
@@ -97,6 +98,11 @@ class Plan:
         self.repaired: Counter[str] = Counter()
         self._clock = T
         self._rotations = 0
+        #: Which file each message went to, for failure messages: the pod's n-th file, and whether the message
+        #: was a late write to it after its rename; `renamed` holds the name each rotation gave a file.
+        self.files: dict[tuple[str, str], tuple[int, bool]] = {}
+        self.renamed: dict[tuple[str, int], str] = {}
+        self._file: dict[str, tuple[int, bool]] = defaultdict(lambda: (0, False))
 
     def _ts(self) -> int:
         self._clock += self.rng.randint(1, 5_000_000)
@@ -130,16 +136,45 @@ class Plan:
                 err = f"{pod} e{i}-{k} warning"
                 self.raw(pod, cri_line(self._ts(), "stderr", err.encode()))
                 self.expected[pod].append(("stderr", err))
+                self.files[(pod, err)] = self._file[pod]
         self.expected[pod].append(("stdout", text))
+        self.files[(pod, text)] = self._file[pod]
 
     def rotate(self, pod: str, late: int) -> None:
         """Kubelet rotation between messages: rename, `late` messages still written to the renamed file, new
         file."""
         self._rotations += 1
-        self.ops.append(["rename", rel_path(pod), f".2026010{self._rotations % 10}-1000{self._rotations:02d}"])
+        suffix = f".2026010{self._rotations % 10}-1000{self._rotations:02d}"
+        self.ops.append(["rename", rel_path(pod), suffix])
+        generation = self._file[pod][0]
+        self.renamed[(pod, generation)] = "0.log" + suffix
+        self._file[pod] = (generation, True)
         for j in range(late):
             self.message(pod, -1000 * self._rotations - j)
         self.ops.append(["reopen", rel_path(pod)])
+        self._file[pod] = (generation + 1, False)
+
+    def file_of(self, pod: str, body: str) -> str:
+        """Which of the pod's files a message was written to, by its name now, for failure messages."""
+        if (pod, body) not in self.files:
+            return "?"
+        generation, late = self.files[(pod, body)]
+        name = self.renamed.get((pod, generation), "0.log")
+        return f"file #{generation} (now {name}{', a late write after its rename' if late else ''})"
+
+    def missing(self, records: list[TailedLine], root: Path) -> str:
+        """What a run still lacks, message by message with the file it was written to, and the files as they
+        are now: what a guard timeout says instead of nothing."""
+        got = Counter((record.pod, record.body) for record in records)
+        report = []
+        for pod, messages in sorted(self.expected.items()):
+            lost = [body for _, body in messages if got[(pod, body)] == 0]
+            by_file = Counter(self.file_of(pod, body) for body in lost)
+            report.append(f"{pod}: {len(lost)} of {len(messages)} missing, by file {dict(by_file)}; first:")
+            report += [f"  {body[:60]!r} in {self.file_of(pod, body)}" for body in lost[:10]]
+        for path in sorted((root / "var/log/pods").glob("*/*/*")):
+            report.append(f"on disk: {path.relative_to(root)} {path.stat().st_size} bytes")
+        return "\n".join(report)
 
     def pause(self, seconds: float = 0.002) -> None:
         self.ops.append(["sleep", seconds])
@@ -191,6 +226,8 @@ class Consumer:
         self.tailer = tailer
         self.commit = commit
         self.batches: list[TailBatch] = []
+        #: Committed messages of an earlier tail over the same checkpoint, for failure messages.
+        self.earlier: list[TailedLine] = []
         self._iter: AsyncIterator[TailBatch] = tailer.batches()
 
     async def next(self) -> TailBatch:
@@ -200,9 +237,19 @@ class Consumer:
             await self.tailer.commit(batch.checkpoint)
         return batch
 
-    async def until_count(self, count: int) -> None:
-        while self.count() < count:
-            await self.next()
+    async def until_count(self, count: int, plan: Plan | None = None, root: Path | None = None) -> None:
+        """Batches until `count` messages; on a guard timeout with a `plan`, fails saying what is missing
+        (counting `earlier`, the messages an earlier tail over the same checkpoint delivered and committed)."""
+        try:
+            while self.count() < count:
+                await self.next()
+        except TimeoutError:
+            if plan is None or root is None:
+                raise
+            raise AssertionError(
+                f"{self.count()} of {count} messages after {GUARD} s\n"
+                + plan.missing([*self.earlier, *self.records()], root)
+            ) from None
 
     def count(self) -> int:
         return sum(len(b.records) for b in self.batches)
@@ -263,7 +310,7 @@ async def test_partials_interleaved_streams_and_kubelet_rotations(tmp_path: Path
     writer = await Writer.start(plan, tmp_path)
     consumer = Consumer(Tailer(config(tmp_path)))
     try:
-        await consumer.until_count(total(plan))
+        await consumer.until_count(total(plan), plan, tmp_path)
         await writer.finish()
         got = per_pod(consumer.records())
         for pod in ("cart-1", "pay-1"):
@@ -295,7 +342,7 @@ async def test_copytruncate_while_the_writer_keeps_writing(tmp_path: Path, rewri
         await writer.expect("waiting")
         assert consumer.count() == before
         writer.go()
-        await consumer.until_count(total(plan))
+        await consumer.until_count(total(plan), plan, tmp_path)
         await writer.finish()
         assert per_pod(consumer.records())["cart-1"] == plan.expected["cart-1"]
         assert consumer.tailer.stats.truncations == 1
@@ -328,9 +375,10 @@ async def test_restart_over_the_checkpoint_while_the_writer_writes(tmp_path: Pat
     # some commit fell inside an unfinished P sequence, with lines of the other stream delivered after its start
     assert any(p.resume < p.delivered for b in committed for p in b.checkpoint.files)
     second = Consumer(Tailer(cfg))
+    second.earlier = [r for b in committed for r in b.records]
     try:
         committed_count = sum(len(b.records) for b in committed)
-        await second.until_count(total(plan) - committed_count)
+        await second.until_count(total(plan) - committed_count, plan, tmp_path)
         await writer.finish()
     finally:
         writer.kill()
@@ -380,7 +428,7 @@ async def test_garbage_invalid_utf8_and_an_overlong_line_do_not_stop_the_flow(tm
     writer = await Writer.start(plan, tmp_path)
     consumer = Consumer(Tailer(config(tmp_path, read_chunk=256 << 10)))
     try:
-        await consumer.until_count(total(plan))
+        await consumer.until_count(total(plan), plan, tmp_path)
         await writer.finish()
         assert per_pod(consumer.records())[pod] == plan.expected[pod]
         rejected = consumer.totals("rejected")
