@@ -16,7 +16,7 @@ Pure Python and pure domain: the embedded backend runs it on every stored line, 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 #: What a differing position of a template shows.
@@ -31,46 +31,93 @@ _TLDS = (
     "cluster|intranet|example|test|invalid"
 )
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-_HEX8 = r"(?=[0-9a-f]*\d)(?=[0-9a-f]*[a-f])[0-9a-f]{8,15}|(?=[0-9A-F]*\d)(?=[0-9A-F]*[A-F])[0-9A-F]{8,15}"
 
 # Masking is a few passes, each skipped when the line cannot hold what it masks (most lines skip most), in
 # this order: what could contain another kind comes first (a URL holds a host and numbers, an e-mail a host, a
 # timestamp numbers). One combined pattern would be simpler and is several times slower: every alternative is
 # tried at every position of the line. Masks never contain digits, dots, quotes, `@` or `:`, so a later pass
 # never matches inside an earlier one's mask.
-_QUOTED = re.compile(r"(?<![\w\\])\"(?:[^\"\\\n]|\\.)*\"(?!\s*:)|(?<!\w)'[^'\n]*'(?!\w)")
+#
+# Masking runs on every stored line, beside ingest, so the patterns are written for the regex engine (each
+# trick below is exact: the output is the same as the plain spelling's, only cheaper to get):
+# - A pattern tried at every position opens with a cheap check that drops most positions before any
+#   alternative is tried (`\b(?=[\da-fA-F])`: a word start that could begin a number); one that opens with a
+#   literal (`"`, `:`, `.`) is skipped through to that character at C speed.
+# - A quantifier that could only give characters back in vain is possessive (`*+`, `++`) or atomic
+#   (`(?>...)`): a candidate that is no match fails at once instead of backtracking through every split.
+# - The passes that run on most lines are compiled twice: with re.ASCII for ASCII lines (nearly all: classes
+#   are then bitmaps, much cheaper than Unicode categories) and without for the others. Their sources use no
+#   `\s` and no case folding outside `(?i:...)`, so on ASCII text both match the same.
+# - A match's mask is looked up by the number of the group that matched (see `_masker`), and the quoted pass
+#   marks message values itself, so that the Python called for each masked part does almost nothing.
+
+#: Quoted values of these JSON keys are the message itself, not a variable: kept (and masked inside).
+_MESSAGE_KEY_NAMES = ("msg", "message", "event", "level", "lvl", "severity", "logger", "caller", "error", "err")
+_MESSAGE_KEYS = re.compile(r"\"(?:" + "|".join(_MESSAGE_KEY_NAMES) + r")\"\s*:\s*$")
+_RIGHT_AFTER_MESSAGE_KEY = "|".join(f'(?<="{key}":")' for key in _MESSAGE_KEY_NAMES)
+_QUOTED = re.compile(
+    # "...": not after a word or a backslash, not a key; group `kept` marks a value right after `"msg":` etc.
+    r"\"(?<![\w\\]\")(?:(?<=\":\")(?:" + _RIGHT_AFTER_MESSAGE_KEY + r")(?P<kept>))?"
+    r"[^\"\\\n]*+(?:\\.[^\"\\\n]*+)*+\"(?!\s*:)"
+    r"|'(?<!\w')[^'\n]*+'(?!\w)"  # '...': not the apostrophes of can't ... won't
+)
+# Both start a run of these characters that ends at the `@`, or at the `:` of `://`: other words fail at once.
 _LINKS = re.compile(
-    r"(?P<URL>\b[A-Za-z][A-Za-z0-9+.-]*://[^\s\"'<>]+)"
-    r"|(?P<EMAIL>\b[A-Za-z0-9._%+-]+@" + _LABEL + r"(?:\." + _LABEL + r")+\b)"
+    r"\b(?=[A-Za-z0-9._%+-]*+[@:])"
+    r"(?:(?P<URL>[A-Za-z][A-Za-z0-9+.-]*://[^\s\"'<>]+)"
+    r"|(?P<EMAIL>[A-Za-z0-9._%+-]+@" + _LABEL + r"(?:\." + _LABEL + r")+\b))"
 )
-_CLOCK = re.compile(
-    r"(?P<TS>\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:[.,]\d+)?(?:Z|[+-]\d{2}:?\d{2})?)"
-    r"|(?P<TIME>(?<![\w:])\d{1,2}:\d{2}:\d{2}(?:[.,]\d+)?(?![\w:]))"
-    r"|(?P<IP6>(?<![\w:])(?:(?:[0-9a-fA-F]{1,4}:){7}[0-9a-fA-F]{1,4}"
-    r"|(?:[0-9a-fA-F]{1,4}:){1,6}:(?:[0-9a-fA-F]{1,4}(?::[0-9a-fA-F]{1,4}){0,5})?"
-    r"|::(?:[0-9a-fA-F]{1,4}(?::[0-9a-fA-F]{1,4}){0,6})?)(?![\w:]))"
+
+
+def _compiled(source: str, unicode_flags: int = 0) -> tuple[re.Pattern[str], re.Pattern[str]]:
+    """`source` compiled for ASCII lines and for the others (see above). In the ASCII one a class's `\\d` is
+    spelt `0-9`: the same there, and a class holding a category is no bitmap."""
+    return re.compile(source.replace(r"[\d", "[0-9"), re.ASCII), re.compile(source, unicode_flags)
+
+
+_HEX4 = r"[0-9a-fA-F]{1,4}+"
+_IP6 = (
+    rf"(?:{_HEX4}:){{7}}{_HEX4}"
+    rf"|(?:{_HEX4}:){{1,6}}:(?:{_HEX4}(?::{_HEX4}){{0,5}})?"
+    rf"|::(?:{_HEX4}(?::{_HEX4}){{0,6}})?"
 )
-_HOST_HINT = re.compile(r"\.(?:" + _TLDS + r")\b", re.IGNORECASE)
-_HOST = re.compile(
-    r"(?<![\w.@-])" + _LABEL + r"(?:\." + _LABEL + r")*\.(?:" + _TLDS + r")(?::\d{1,5})?\b(?!\.\w)",
-    re.IGNORECASE,
-)
-# Tried at word starts: a digit, or a hex letter whose hex run holds a digit (`cache` fails at once).
-_UUID = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
-_HEX = r"[0-9a-f]{16,}|[0-9A-F]{16,}|" + _HEX8
-_NUMERIC = re.compile(
-    r"\b(?<!\.)(?:(?=\d)(?:"
-    r"(?P<UUID>" + _UUID + r")"
-    r"|(?P<DATE>\d{4}-\d{2}-\d{2})"
-    r"|(?P<IP>(?:\d{1,3}\.){3}\d{1,3}(?::\d{1,5})?)"
-    r"|(?P<HEX>0[xX][0-9a-fA-F]+|" + _HEX + r")"
-    r"|(?P<DURATION>\d+(?:\.\d+)?(?:ns|us|µs|ms|s|m|h|d))"
-    r"|(?P<SIZE>\d+(?:\.\d+)?(?:[KMGTP]i?B|B|bytes))"
-    r"|(?P<NUM>\d+(?:[.,]\d+)*)"
-    r")|(?=[a-fA-F][0-9a-fA-F-]*\d)(?:(?P<UUID_>" + _UUID + r")|(?P<HEX_>" + _HEX + r")))(?![\w-])"
+# A timestamp may follow anything; a time or an IPv6 address neither a word character nor a colon, and both
+# hold a colon within their first five characters.
+_CLOCK = _compiled(
+    r"(?=[\da-fA-F:])(?:(?P<TS>\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:[.,]\d+)?(?:Z|[+-]\d{2}:?\d{2})?)"
+    r"|(?<![\w:])(?=[\da-fA-F]{0,4}+:)(?:(?P<TIME>\d{1,2}+:\d{2}:\d{2}(?:[.,]\d++)?)|(?P<IP6>" + _IP6 + r"))(?![\w:]))"
 )
 #: Times and IPv6 addresses hold a colon between digits, or `::`: most lines with a colon hold neither.
-_CLOCK_HINT = re.compile(r"\d:\d|::")
+_DIGIT_COLON_DIGIT = re.compile(r":(?<=\d:)\d")
+_HOST_HINT = _compiled(r"\.(?=[A-Za-z])(?i:" + _TLDS + r")\b", re.IGNORECASE)
+# A host starts a run of label characters (`\b(?<![.@-])` before a letter or digit: not after a word
+# character, a dot, `@` or `-`), and its first label is followed by a dot: a word without one fails at once.
+_HOST = _compiled(
+    r"\b(?<![.@-])(?=[A-Za-z0-9-]*+\.)" + _LABEL + r"(?:\." + _LABEL + r")*\.(?i:" + _TLDS + r")(?::\d{1,5})?"
+    r"\b(?!\.\w)",
+    re.IGNORECASE,
+)
+# Numeric kinds start a word (not after a dot) with a digit, or with a hex letter whose hex run holds a digit
+# (`cache` fails at once), and end one; alternatives are tried in order, the first that fits wins.
+_UUID = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+_NUMERIC = _compiled(
+    r"\b(?=[\da-fA-F])(?<!\.)(?:(?=\d)(?:"
+    # First, and most matches: a plain integer (short of hex's 16 digits), which no kind below could take.
+    r"(?P<INT>\d{1,15}+(?![\w.,-]))"
+    # These four need a dash, dot, x or hex letter right after the leading digits, or 16 digits.
+    r"|(?=\d*+[-.xXa-fA-F]|\d{16})(?:(?P<UUID>" + _UUID + r")"
+    r"|(?P<DATE>\d{4}-\d{2}-\d{2})"
+    r"|(?P<IP>\d{1,3}+\.(?:\d{1,3}+\.){2}\d{1,3}+(?::\d{1,5}+)?)"
+    r"|(?P<HEX>0[xX][0-9a-fA-F]++|[0-9a-f]{16,}+|[0-9A-F]{16,}+"
+    r"|(?=[0-9]*+[a-f])[0-9a-f]{8,15}+|(?=[0-9]*+[A-F])[0-9A-F]{8,15}+))"
+    r"|(?P<DURATION>(?>\d+(?:\.\d+)?)(?:ns|us|µs|ms|s|m|h|d))"
+    r"|(?P<SIZE>(?>\d+(?:\.\d+)?)(?:[KMGTP]i?B|B|bytes))"
+    r"|(?P<NUM>\d++(?:[.,]\d++)*)"
+    r")|(?=[a-fA-F][a-fA-F-]*+\d)(?:"
+    r"(?P<UUID_>" + _UUID + r")"
+    r"|(?P<HEX_>[0-9a-f]{16,}+|[0-9A-F]{16,}+|(?=[a-f]*+\d)[0-9a-f]{8,15}+|(?=[A-F]*+\d)[0-9A-F]{8,15}+)"
+    r"))(?![\w-])"
+)
 _MASK_OF = {
     "URL": "<URL>",
     "EMAIL": "<EMAIL>",
@@ -85,19 +132,33 @@ _MASK_OF = {
     "HEX_": "<HEX>",
     "DURATION": "<DURATION>",
     "SIZE": "<SIZE>",
+    "INT": "<NUM>",
     "NUM": "<NUM>",
 }
-#: Quoted values of these JSON keys are the message itself, not a variable: kept (and masked inside).
-_MESSAGE_KEYS = re.compile(r"\"(?:msg|message|event|level|lvl|severity|logger|caller|error|err)\"\s*:\s*$")
 
 
-def _kind(match: re.Match[str]) -> str:
-    return _MASK_OF[match.lastgroup or "NUM"]
+def _masker(pattern: re.Pattern[str]) -> Callable[[re.Match[str]], str]:
+    """The replacement of a match of `pattern`: the mask of the kind (the named group) that matched, found by
+    the group's number, which a match holds (its name is looked up from the number). It runs for every
+    masked part of every line."""
+    masks = [""] * (pattern.groups + 1)
+    for name, number in pattern.groupindex.items():
+        masks[number] = _MASK_OF[name]
+    return lambda match: masks[match.lastindex or 0]
+
+
+# The ASCII and the Unicode pattern of a pass number their groups alike.
+_LINKS_MASK, _CLOCK_MASK, _NUMERIC_MASK = _masker(_LINKS), _masker(_CLOCK[0]), _masker(_NUMERIC[0])
 
 
 def _quoted(match: re.Match[str]) -> str:
-    start = match.start()
-    if match.string[start] == '"' and _MESSAGE_KEYS.search(match.string, max(0, start - 24), start):
+    """`<STR>`, or the match itself when it is the value of a message key. The pattern marks a value right
+    after `"msg":` and the like; after `":` there is no other, after blanks around the colon the key is
+    looked up in the 24 characters before the value."""
+    if match.lastindex:
+        return match.group()
+    line, start = match.string, match.start()
+    if line[start] == '"' and line[start - 2 : start] != '":' and _MESSAGE_KEYS.search(line, max(0, start - 24), start):
         return match.group()
     return "<STR>"
 
@@ -105,15 +166,16 @@ def _quoted(match: re.Match[str]) -> str:
 def mask(line: str) -> str:
     """`line` (its first MAX_LINE_CHARS characters) with each variable part replaced by its mask."""
     line = line[:MAX_LINE_CHARS]
+    unicode = not line.isascii()
     if '"' in line or "'" in line:
         line = _QUOTED.sub(_quoted, line)
     if "://" in line or "@" in line:
-        line = _LINKS.sub(_kind, line)
-    if ":" in line and _CLOCK_HINT.search(line):
-        line = _CLOCK.sub(_kind, line)
-    if "." in line and _HOST_HINT.search(line):
-        line = _HOST.sub("<HOST>", line)
-    return _NUMERIC.sub(_kind, line)
+        line = _LINKS.sub(_LINKS_MASK, line)
+    if ":" in line and ("::" in line or _DIGIT_COLON_DIGIT.search(line)):
+        line = _CLOCK[unicode].sub(_CLOCK_MASK, line)
+    if "." in line and _HOST_HINT[unicode].search(line):
+        line = _HOST[unicode].sub("<HOST>", line)
+    return _NUMERIC[unicode].sub(_NUMERIC_MASK, line)
 
 
 def tokens(masked: str) -> list[str]:
