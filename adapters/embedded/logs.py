@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from adapters.cursor import fingerprint
+from adapters.embedded.inserts import insert_rows
 from adapters.embedded.paging import PagedRows, PagedSelect, count_all, run_paged
 from adapters.embedded.scope import IDENTITY_COLUMNS, IDENTITY_WIDTH, identity_from_row
 from adapters.embedded.store import Store
@@ -187,30 +188,27 @@ def query_events(conn: sqlite3.Connection, query: EventsQuery) -> Page[EventReco
     return Page(events, page.total, elapsed_ms(started), page.next_cursor)
 
 
+_INSERT_LOGS = "INSERT INTO logs (stream_id, ts_ns, level, body, trace_id, span_id)"
+
+
 def insert_logs(store: Store, conn: sqlite3.Connection, logs: Sequence[LogRecord]) -> None:
     if isinstance(logs, LogBatch):
-        # A group's rows are already the columns: one stream lookup per group, not one per line. The stream id
-        # is the store's own integer, so it is written into the statement rather than into every row.
+        # A run's rows are already the columns: one stream lookup per run, not one per line.
         for identity, _, rows in logs.groups():
-            stream_id = int(store.stream_id(conn, identity))
-            conn.executemany(
-                f"INSERT INTO logs (stream_id, ts_ns, level, body, trace_id, span_id) VALUES ({stream_id},?,?,?,?,?)",
-                rows,
-            )
+            insert_rows(conn, _INSERT_LOGS, rows, first=store.stream_id(conn, identity))
         return
-    conn.executemany(
-        "INSERT INTO logs (stream_id, ts_ns, level, body, trace_id, span_id) VALUES (?,?,?,?,?,?)",
-        [
-            (store.stream_id(conn, log.identity), log.ts_ns, log.level, log.body, log.trace_id, log.span_id)
-            for log in logs
-        ],
+    stream_id = store.stream_id
+    insert_rows(
+        conn,
+        _INSERT_LOGS,
+        [(stream_id(conn, log.identity), log.ts_ns, log.level, log.body, log.trace_id, log.span_id) for log in logs],
     )
 
 
 def insert_events(store: Store, conn: sqlite3.Connection, events: Sequence[EventRecord]) -> None:
-    conn.executemany(
-        "INSERT INTO events (stream_id, ts_ns, type, reason, message, object_kind, object_name, object_namespace)"
-        " VALUES (?,?,?,?,?,?,?,?)",
+    insert_rows(
+        conn,
+        "INSERT INTO events (stream_id, ts_ns, type, reason, message, object_kind, object_name, object_namespace)",
         [
             (
                 store.stream_id(conn, event.identity),

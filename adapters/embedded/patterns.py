@@ -38,14 +38,15 @@ log = logging.getLogger(__name__)
 
 MINUTE_NS = 60 * 10**9
 #: Lines a query reads itself (edges, the unassigned tail, a phrase's matches), at most; past it, the answer
-#: says it is sampled.
-RAW_LIMIT = 100_000
+#: says it is sampled. Matching costs about 5 us a line, so that is about a second at worst.
+RAW_LIMIT = 200_000
 #: The newest lines of a phrase query matched, at most (a phrase has no counts of its own).
 PHRASE_SAMPLE = 20_000
 #: Lines matched per hold of the lock, so the assigner is never kept waiting long.
 _MATCH_BATCH = 2_000
-#: While ingest is busy, assignment waits unless this many lines wait for it.
-BACKLOG_LIMIT = 100_000
+#: While ingest is busy, assignment waits unless this many lines wait for it: a burst up to this size is taken
+#: at the rate of storing it, and a query still reads the whole unassigned tail itself (RAW_LIMIT).
+BACKLOG_LIMIT = RAW_LIMIT
 INGEST_QUIET_S = 1.0
 #: How often count rows older than the oldest stored line are deleted (retention deletes the lines).
 PRUNE_EVERY_S = 600.0

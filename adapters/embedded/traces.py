@@ -13,6 +13,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from adapters.embedded.inserts import insert_rows
 from adapters.embedded.scope import IDENTITY_COLUMNS, IDENTITY_WIDTH, identity_from_row, streams_in_scope
 from adapters.embedded.store import Store
 from adapters.protocols import SpanNotFound
@@ -154,9 +155,10 @@ def _span(row: tuple[Any, ...]) -> SpanRecord:
 
 def insert_spans(store: Store, conn: sqlite3.Connection, spans: Sequence[SpanRecord]) -> None:
     """INSERT OR REPLACE on (trace_id, span_id): a span delivered twice is stored once."""
-    conn.executemany(
+    insert_rows(
+        conn,
         "INSERT OR REPLACE INTO spans (trace_id, span_id, parent_span_id, stream_id, name, kind, start_ns, end_ns,"
-        " status_code, status_message, attributes, resource) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+        " status_code, status_message, attributes, resource)",
         [
             (
                 span.trace_id,
