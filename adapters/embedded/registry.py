@@ -23,12 +23,13 @@ from domain.identity import derived_uid
 from domain.model import Identity
 
 
-#: Namespace for UIDs derived from names, so a declared entry without a uid keeps the same one forever.
 class EmbeddedRegistry:
     def __init__(self, store: Store):
         self._store = store
-        # Learning runs on every ingested batch; remember what is already known to skip the write.
+        # Learning runs on every ingested batch; remember what is already known to skip the write (and forget
+        # it all when a write is rolled back: what it learned was not stored).
         self._known: dict[tuple[str, str, str], str] = {}
+        store.on_rollback(self._known.clear)
 
     # ------------------------------------------------------------------------------------ ScopeResolver
 

@@ -74,6 +74,7 @@ class Store:
         self._stream_ids: dict[Identity, int] = {}
         self._queue_lock = threading.Lock()
         self._queue: list[_Work[Any]] = []  # writes waiting for the writer (group commit)
+        self._rollback_hooks: list[Callable[[], None]] = []
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
@@ -111,8 +112,7 @@ class Store:
             except BaseException:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
-                # Stream ids handed out inside the failed transaction no longer exist.
-                self._stream_ids.clear()
+                self._forget()
                 raise
 
     async def write(self, work: Callable[[sqlite3.Connection], T]) -> T:
@@ -149,7 +149,7 @@ class Store:
                     item.result = item.run(conn)
                 except Exception as exc:
                     item.error = exc
-                    self._stream_ids.clear()  # ids handed out inside the rolled-back work no longer exist
+                    self._forget()
                     if not conn.in_transaction:
                         raise
                     conn.execute("ROLLBACK TO work")
@@ -158,7 +158,7 @@ class Store:
         except BaseException as exc:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
-            self._stream_ids.clear()
+            self._forget()
             for item in group:
                 if item.error is None:
                     item.result, item.error = None, exc
@@ -167,6 +167,16 @@ class Store:
         finally:
             for item in group:
                 item.done = True
+
+    def on_rollback(self, hook: Callable[[], None]) -> None:
+        """Calls `hook` whenever a write is rolled back: a cache of what the store holds (its stream ids, the
+        registry's known names) must then forget what that write added, which no longer exists."""
+        self._rollback_hooks.append(hook)
+
+    def _forget(self) -> None:
+        self._stream_ids.clear()
+        for hook in self._rollback_hooks:
+            hook()
 
     def stream_id(self, conn: sqlite3.Connection, identity: Identity) -> int:
         """The id of the stream row for this identity, created on first sight. Call inside a transaction."""

@@ -14,7 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from adapters.embedded.backend import EmbeddedBackend
 from adapters.embedded.store import Store
+from domain.model import Identity, LogRecord
 
 pytestmark = pytest.mark.unit
 
@@ -102,3 +104,27 @@ def test_a_write_alone_is_its_own_transaction(tmp_path: Path) -> None:
     with pytest.raises(ValueError):
         asyncio.run(store.write(_fail))
     assert _stored(store) == ["x"]
+
+
+def test_names_learned_by_a_rolled_back_write_are_learned_again(tmp_path: Path) -> None:
+    """The registry remembers which names it stored, to skip writing them again; a write rolled back must make
+    it forget, or the name would never be stored."""
+    backend = EmbeddedBackend(tmp_path)
+    cart = Identity(namespace="acme", project="shop", project_uid="p-1", component="cart", component_uid="c-1")
+    line = LogRecord(1_700_000_000 * 10**9, "hello", cart)
+
+    def apply_then_fail(conn: sqlite3.Connection) -> None:
+        backend.apply(conn, "first", [line], (), (), ())
+        raise ValueError("the batch fails after learning its names")
+
+    async def scenario() -> list[dict[str, str]]:
+        with pytest.raises(ValueError):
+            await backend.store.write(apply_then_fail)
+        await backend.write(batch_id="second", logs=[line])
+        return await backend.registry.entries()
+
+    try:
+        names = {(entry["kind"], entry["name"], entry["uid"]) for entry in asyncio.run(scenario())}
+    finally:
+        backend.close()
+    assert ("component", "cart", "c-1") in names and ("project", "shop", "p-1") in names
