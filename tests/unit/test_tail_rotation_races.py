@@ -24,7 +24,7 @@ import pytest
 import collectors.tail.tailer as tailer_module
 from collectors.tail.follower import Follower
 from collectors.tail.tailer import Tailer
-from tests.unit.test_tail_tailer import UID_A, UID_B, Reader, append, config, numbered, pod_file
+from tests.unit.test_tail_tailer import UID_A, UID_B, Reader, append, config, numbered, pod_file, read_then_stop
 
 ROTATED = ".20260101-100001"
 
@@ -89,11 +89,7 @@ async def test_a_checkpointed_file_rotated_between_the_first_scan_and_its_open_i
     path = pod_file(tmp_path, "ns", "pod", UID_A, "c")
     append(path, numbered("x", 0, 4))
     cfg = config(tmp_path)
-    reader = Reader(Tailer(cfg))
-    try:
-        assert len(await reader.lines(4)) == 4
-    finally:
-        await reader.close()
+    await read_then_stop(cfg, 4)
     append(path, numbered("x", 4, 2))  # written while the tail is down, after its checkpoint
     opened = rotate_before_open(monkeypatch, path, kubelet_rotation(path, numbered("x", 6, 1), numbered("x", 7, 2)))
     reader = Reader(Tailer(cfg))

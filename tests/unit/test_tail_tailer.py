@@ -92,6 +92,15 @@ class Reader:
         self.tailer.close()
 
 
+async def read_then_stop(cfg: TailConfig, count: int) -> None:
+    """A tail that reads and commits `count` lines, then stops: what a restart resumes from."""
+    reader = Reader(Tailer(cfg))
+    try:
+        assert len(await reader.lines(count)) == count
+    finally:
+        await reader.close()
+
+
 def bodies(batches: list[TailBatch]) -> list[tuple[str, str, str]]:
     return [(r.pod, r.stream, r.body) for b in batches for r in b.records]
 
@@ -356,11 +365,7 @@ async def test_a_file_rotated_while_the_tail_was_down_is_finished_from_its_check
     path = pod_file(tmp_path, "ns", "pod", UID_A, "c")
     append(path, numbered("x", 0, 4))
     cfg = config(tmp_path)
-    reader = Reader(Tailer(cfg))
-    try:
-        assert len(await reader.lines(4)) == 4
-    finally:
-        await reader.close()
+    await read_then_stop(cfg, 4)
     append(path, numbered("x", 4, 2))
     os.rename(path, str(path) + ".20260101-100001")
     append(path, numbered("x", 6, 2))
