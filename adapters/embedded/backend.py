@@ -183,8 +183,9 @@ class EmbeddedBackend:
 def _identities(
     log_records: Sequence[LogRecord], *others: Sequence[EventRecord | SpanRecord | MetricPoint]
 ) -> list[Identity]:
-    """The identities a batch's records carry, once each. Records of one source share one Identity object, so
-    they are told apart by object first: hashing an identity (17 fields) per record costs more than that."""
+    """The identities a batch's records carry, once per object: records of one source share one Identity
+    object, and hashing an identity (17 fields) per record costs more than telling objects apart. Equal
+    identities of different objects are left for the registry, which compares by value."""
     by_object: dict[int, Identity] = {}
     if isinstance(log_records, LogBatch):
         by_object.update((id(identity), identity) for identity in log_records.identities())
@@ -192,4 +193,4 @@ def _identities(
         by_object.update((id(record.identity), record.identity) for record in log_records)
     for records in others:
         by_object.update((id(record.identity), record.identity) for record in records)
-    return list(set(by_object.values()))
+    return list(by_object.values())

@@ -98,7 +98,7 @@ def test_a_lost_transaction_fails_every_write_of_its_group(tmp_path: Path) -> No
     assert _stored(store) == ["after"]
 
 
-def test_a_write_alone_is_its_own_transaction(tmp_path: Path) -> None:
+def test_a_write_alone_returns_its_result_and_a_failing_one_stores_nothing(tmp_path: Path) -> None:
     store = Store(tmp_path)
     assert asyncio.run(store.write(_insert("x"))) == "x"
     with pytest.raises(ValueError):
