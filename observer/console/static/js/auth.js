@@ -141,7 +141,11 @@ export async function start(session) {
   }
   const query = new URLSearchParams(location.search);
   if (query.has("code") || query.has("error")) await finishSignIn(auth, query);
+  let ended = false;
   configureAuth(token, () => {
+    // Every request in flight gets the 401: the panel is drawn once, so a token being typed into it stays.
+    if (ended) return;
+    ended = true;
     sessionStorage.removeItem(STORE);
     announce("Your session has ended: sign in again.", "error");
     signInPanel(auth, session);
