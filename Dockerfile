@@ -10,10 +10,11 @@ FROM ${PYTHON_IMAGE} AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN python -m venv /opt/observer
 WORKDIR /src
-# Dependencies first (their layer survives source edits), then the package itself, not editable.
-COPY pyproject.toml README.md ./
+# Dependencies first (their layer survives source edits), at the versions the tests passed with
+# (constraints.txt), then the package itself, not editable.
+COPY pyproject.toml README.md constraints.txt ./
 RUN mkdir -p domain && touch domain/__init__.py \
- && /opt/observer/bin/pip install . \
+ && /opt/observer/bin/pip install -c constraints.txt . \
  && /opt/observer/bin/pip uninstall -y observer-plane
 COPY domain ./domain
 COPY serving ./serving

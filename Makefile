@@ -7,19 +7,28 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test unit check lint typecheck imports bench servers clean
+.PHONY: run test unit check lint typecheck imports bench servers lock clean
 
 # The first install takes a minute or two: pip says what it collects and installs as it goes (one line a
 # package: its indented detail lines are left out), so a first `make run` is never silent.
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	@echo "==> creating $(VENV) and installing the observer with its test dependencies (first run only)"
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --progress-bar off --no-color -e '.[test]' \
+	$(BIN)/pip install --progress-bar off --no-color -c constraints.txt -e '.[test]' \
 	  | grep --line-buffered -v '^ ' ; \
 	  test $${PIPESTATUS[0]} -eq 0
 	@echo "==> installed into $(VENV)"
 	touch $(STAMP)
+
+# constraints.txt: every dependency's version, resolved afresh (newest allowed by pyproject.toml) in a scratch
+# environment. Run it after changing a dependency, then `make test`, and commit both.
+lock:
+	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
+	.lock-venv/bin/pip install --quiet --upgrade pip
+	.lock-venv/bin/pip install --quiet --progress-bar off -e '.[test]'
+	{ sed -n '1,2p' constraints.txt; .lock-venv/bin/pip freeze --exclude-editable; } > constraints.txt.new
+	mv constraints.txt.new constraints.txt && rm -rf .lock-venv
 
 # The demo has no identity provider: authentication is off, on purpose and loudly.
 run: $(STAMP)

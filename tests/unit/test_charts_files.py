@@ -196,4 +196,26 @@ def test_dockerfile_copies_every_package_pyproject_ships() -> None:
     ignore = (ROOT / ".dockerignore").read_text().splitlines()
     assert "*" in ignore, "everything is excluded but what is admitted by name"
     admitted = {line[1:].rstrip("/") for line in ignore if line.startswith("!")}
-    assert packages | {"pyproject.toml", "README.md"} <= admitted
+    assert packages | {"pyproject.toml", "README.md", "constraints.txt"} <= admitted
+
+
+def test_the_image_and_make_install_the_versions_the_tests_passed_with() -> None:
+    pinned = [line for line in (ROOT / "constraints.txt").read_text().splitlines() if line and line[0] != "#"]
+    assert pinned and all(re.fullmatch(r"[A-Za-z0-9._-]+==[^=\s]+", line) for line in pinned), "name==version each"
+    assert not any(line.lower().startswith("observer-plane") for line in pinned), "not the project itself"
+    build = dockerfile_stages()[0][1]
+    assert any("pip install -c constraints.txt ." in line for line in build)
+    assert "-c constraints.txt -e '.[test]'" in (ROOT / "Makefile").read_text()
+
+
+def test_every_dependency_pyproject_names_has_its_tested_version() -> None:
+    """A dependency added without `make lock` would install at whatever version a machine finds that day."""
+
+    def name(requirement: str) -> str:
+        return re.sub(r"[-_.]+", "-", re.split(r"[^A-Za-z0-9._-]", requirement, maxsplit=1)[0]).lower()
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    wanted = {name(r) for r in project["dependencies"] + project["optional-dependencies"]["test"]}
+    lines = (ROOT / "constraints.txt").read_text().splitlines()
+    pinned = {name(line) for line in lines if line and line[0] != "#"}
+    assert wanted <= pinned, f"not in constraints.txt (run `make lock`): {sorted(wanted - pinned)}"
