@@ -23,7 +23,8 @@ Where the CPU goes per line (py-spy, real OpenSearch, after issue 14): building 
 (`documents.log_actions`) about 30%, reading and reassembling (tail) about 19%, enrichment about 13% (level
 detection 5 of them), the event loop and thread hand-offs about a fifth, the bulk writer 4%, the rest msgpack,
 the buffer and the bulk response. Before issue 14, CPython's cyclic garbage collector took a quarter on top of
-all that (collectors/gc_tuning.py; it also made parsing each bulk response look expensive). OpenSearch on the
+all that (it also made parsing each bulk response look expensive), and page faults on freshly mapped buffers
+about a fifth (`perf`, mostly system time); collectors/runtime_tuning.py says what settles both. OpenSearch on the
 same cores indexes more slowly than the collector reads, so the tail waits for the exporter (DiskBuffer
 `wait_for_memory`) and every batch is handed over in memory.
 """
@@ -111,14 +112,14 @@ def child_collect(workdir: str, destination: str, lines: int) -> None:
     from adapters.opensearch.client import OpenSearchConfig
     from collectors.buffer import DiskBuffer
     from collectors.enrich import Enricher, FileMetadata
-    from collectors.gc_tuning import tune_gc
     from collectors.pipeline import export_pipeline, tail_pipeline
+    from collectors.runtime_tuning import tune_runtime
     from collectors.tail.tailer import TailConfig, Tailer
     from collectors.telemetry import CollectorTelemetry
     from devservers.opensearch_layout import unique_layout
 
     async def run() -> dict[str, Any]:
-        tune_gc()  # as `observer collect` does (collectors/run.py)
+        tune_runtime()  # as `observer collect` does (collectors/run.py)
         root = Path(workdir)
         telemetry = CollectorTelemetry()
         slow = destination == "slow"
