@@ -61,7 +61,7 @@ async def kubernetes_sources(config: CollectorConfig, stack: AsyncExitStack) -> 
 
 
 async def collect(config: CollectorConfig) -> None:
-    tune_runtime()  # the garbage collector and malloc otherwise cost a third of the CPU (collectors/runtime_tuning.py)
+    tune_runtime()  # the garbage collector and malloc would cost the most CPU (collectors/runtime_tuning.py)
     telemetry = CollectorTelemetry()
     async with AsyncExitStack() as stack:
         destinations = await build_destinations(config.exporter, stack, telemetry)

@@ -86,26 +86,26 @@ def _churn(mode: str, **env: str) -> dict[str, int]:
     return figures
 
 
-glibc_only = pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="the settings are glibc's")
+#: The settings are glibc's; on another C library `tune_malloc` must leave the allocator alone.
+ON_GLIBC = platform.libc_ver()[0] == "glibc"
 
 
-@glibc_only
 def test_freed_buffers_are_reused_instead_of_faulted_in_again() -> None:
     tuned = _churn("tune")
-    assert tuned["tuned"]
-    assert tuned["faults"] < tuned["pages"] // 10, tuned  # without the settings: over half of them
+    assert tuned["tuned"] is ON_GLIBC
+    if ON_GLIBC:
+        assert tuned["faults"] < tuned["pages"] // 10, tuned  # without the settings: over half of them
 
 
-@glibc_only
 def test_the_operators_own_malloc_settings_stay() -> None:
     assert not _churn("tune", MALLOC_TRIM_THRESHOLD_="1048576")["tuned"]
     assert not _churn("tune", GLIBC_TUNABLES="glibc.malloc.mmap_threshold=262144")["tuned"]
-    assert _churn("tune", GLIBC_TUNABLES="glibc.rtld.optional_static_tls=2048")["tuned"]
+    assert _churn("tune", GLIBC_TUNABLES="glibc.rtld.optional_static_tls=2048")["tuned"] is ON_GLIBC
 
 
-@glibc_only
-def test_untuned_churn_faults_in_most_pages_which_is_what_the_settings_are_for() -> None:
-    """The baseline the first malloc test stands on (glibc's malloc is deterministic for one sequence of calls):
-    if glibc ever reuses such buffers on its own, this says so, and the settings may go."""
+def test_untuned_churn_faults_in_most_pages_on_glibc_which_is_what_the_settings_are_for() -> None:
+    """The baseline the reuse test stands on (glibc's malloc is deterministic for one sequence of calls): if
+    glibc ever reuses such buffers on its own, this says so, and the settings may go."""
     plain = _churn("plain")
-    assert plain["faults"] > plain["pages"] // 10, plain
+    if ON_GLIBC:
+        assert plain["faults"] > plain["pages"] // 10, plain
