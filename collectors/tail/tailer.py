@@ -18,10 +18,13 @@ What it does, and why that way:
   if it ends unfinished (a P without its F, a line without its newline), the newer files also wait for it to be
   flushed. It is closed `rotate_wait` seconds (Fluent Bit's `Rotate_Wait`) after it was detached, once its last
   messages are committed. A file that the tail was following when it stopped and that was rotated meanwhile is
-  found again under `<path>.*`, and so is one rotated between the scan that stat'ed it and its open. Limits of
-  polling: a file created and rotated away between two scans is never seen (the kubelet checks log sizes every
-  10 s by default, so a `refresh_interval` under that avoids it), nor is one rotated away while the tail was
-  down if no checkpoint knew it.
+  found again under `<path>.*`, and so is one rotated between the scan that stat'ed it and its open. A file
+  created and rotated away between two scans (scans happen only as the consumer pulls, so a consumer stalled on
+  a slow disk spaces them out) is found under `<path>.*` too, when the next file at its path turns up: a
+  rotated file there that was written since the tail started, that the tail neither follows nor has released,
+  is one it missed, and it is read before the new file. Limits of polling: a file rotated away while the tail
+  was down is found only if a checkpoint knew it, and one the kubelet compressed (`.gz`) before any scan saw it
+  is not read.
 - **Truncation** (copytruncate): a file shorter than what was read, or whose first bytes changed, is read again
   from 0 (follower.py).
 - **Checkpoints** (checkpoint.py): every batch carries the position of every followed file right after it;
@@ -117,6 +120,11 @@ class Tailer:
         self._committed_seq = loaded.seq
         self._cursor = 0
         self._last_scan: float | None = None
+        #: Wall-clock time of the first scan: a rotated file last written before it predates this tail.
+        self._started_ns = 0
+        #: Per path the runtime writes to, the rotated files at `<path>.*` this tail read and released, so that
+        #: looking for missed files does not read them again; pruned to the files still there at each look.
+        self._released: dict[str, set[FileKey]] = {}
         self._closed = False
         self._lock = threading.Lock()  # one fill (worker thread) at a time; close waits for it
         self._commit_lock = asyncio.Lock()
@@ -262,6 +270,9 @@ class Tailer:
         """Expands the globs; re-attaches followed files that came back, opens new ones (in natural order, so
         `0.log` before `1.log`), and detaches followed files no path leads to any more once the runtime is done
         with them (`_detach`)."""
+        first = self._last_scan is None
+        if first:
+            self._started_ns = time.time_ns()
         found: dict[FileKey, str] = {}
         for pattern in self.config.globs:
             for path in sorted(glob.glob(pattern), key=natural_key):
@@ -277,12 +288,15 @@ class Tailer:
             if key in found:
                 follower.detached_at = None
                 follower.path = found[key]
-        first = self._last_scan is None
         start_at_end = first and not self.config.read_from_head
         if first:
             self._recover_rotated(found)
         for key, path in found.items():
-            if key not in self._followers and (key, path) not in self._ignored:
+            if key in self._followers or (key, path) in self._ignored:
+                continue
+            if not first:
+                self._open_missed(path, found)
+            if key not in self._followers:  # it may have been rotated since the glob, and just found as missed
                 self._open_found(path, key, start_at_end=start_at_end)
         self._detach(found, now)
         # Saved positions serve the files found at start; a file appearing later is new, even if an inode
@@ -313,6 +327,36 @@ class Tailer:
             if (st.st_dev, st.st_ino) == key:
                 return self._open(sibling, key, start_at_end=start_at_end, group_path=path)
         return None
+
+    def _open_missed(self, path: str, found: dict[FileKey, str]) -> None:
+        """A new file is at `path`: opens, oldest first, the files rotated away from `path` that no scan saw
+        (created and renamed between two scans). Without this their lines would be lost. Such a file is at
+        `<path>.*`, not followed, not released by this tail, and written since it started. Nothing is looked
+        for when the file that was at `path` was not renamed away (it was deleted, or a copytruncate set a
+        copy aside whose lines were read from the original)."""
+        here = [follower for follower in self._followers.values() if follower.path == path]
+        if here and all(follower.key in found or follower.deleted() for follower in here):
+            return
+        released = self._released.get(path, set())
+        present: set[FileKey] = set()
+        missed: list[tuple[int, str, FileKey]] = []
+        for sibling in glob.glob(glob.escape(path) + ".*"):
+            try:
+                st = os.stat(sibling)
+            except OSError:
+                continue
+            key = (st.st_dev, st.st_ino)
+            present.add(key)
+            if not stat.S_ISREG(st.st_mode) or sibling.endswith(".gz"):
+                continue
+            if key in self._followers or key in released or st.st_mtime_ns < self._started_ns:
+                continue
+            missed.append((st.st_mtime_ns, sibling, key))
+        if path in self._released:
+            self._released[path] = released & present
+        for _, sibling, key in sorted(missed):
+            log.warning("tail: %s was rotated away between two scans; reading it before the new file", sibling)
+            self._open(sibling, key, start_at_end=False, group_path=path)
 
     def _detach(self, found: dict[FileKey, str], now: float) -> None:
         """Starts `rotate_wait` for a followed file no path leads to once the runtime has let it go: a newer
@@ -349,6 +393,8 @@ class Tailer:
         if follower is None:
             return None
         log.debug("tail: following %s from offset %d", path, follower.read_pos)
+        # Named by the path the runtime wrote it under, which is what a restart looks under for rotated files.
+        follower.path = group_path or path
         self._opened += 1
         self.stats.files_opened += 1
         self._followers[key] = follower
@@ -357,9 +403,14 @@ class Tailer:
 
     def _forget(self, follower: Follower) -> None:
         log.debug("tail: released %s", follower.path)
+        deleted = follower.deleted()
         follower.close()
         self.stats.files_closed += 1
         del self._followers[follower.key]
+        if not deleted:
+            self._released.setdefault(follower.path, set()).add(follower.key)
+        elif all(other.path != follower.path for other in self._followers.values()):
+            self._released.pop(follower.path, None)  # the container's files are gone
         for key, group in self._groups.items():
             if follower in group:
                 group.remove(follower)

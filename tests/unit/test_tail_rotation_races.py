@@ -15,6 +15,7 @@ Time is a fake clock the test advances; timeouts are guards against hanging only
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -78,6 +79,10 @@ class FakeClock:
 
     def monotonic(self) -> float:
         return self.now
+
+    def time_ns(self) -> int:
+        """The wall clock stays real: the tail compares it with files' modification times."""
+        return time.time_ns()
 
 
 async def test_a_checkpointed_file_rotated_between_the_first_scan_and_its_open_is_finished(
