@@ -12,7 +12,9 @@ tail that refuses to start.
 The document also holds the checkpoint's `seq`, which keeps counting across restarts (a new Tailer continues
 from the seq it resumed from). The same document, as bytes (`encode_checkpoint`), is what a consumer may store
 next to the batch a checkpoint belongs to; `seq` then tells which of two checkpoints is the newer, so a restarted
-tail resumes from whichever of its file and the consumer's copy got further (collectors/pipeline.py).
+tail resumes from whichever of its file and the consumer's copy got further (collectors/pipeline.py). Its
+`scanned_ns`, when the tail last looked for files, tells a restarted tail which rotated files were written
+after that and may never have been seen (tailer.py).
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ def encode_checkpoint(checkpoint: Checkpoint) -> bytes:
     doc: dict[str, Any] = {
         "version": VERSION,
         "seq": checkpoint.seq,
+        "scanned_ns": checkpoint.scanned_ns,
         "files": [
             {
                 "dev": p.dev,
@@ -58,8 +61,8 @@ def encode_checkpoint(checkpoint: Checkpoint) -> bytes:
 
 
 def decode_checkpoint(raw: bytes) -> Checkpoint:
-    """The checkpoint `encode_checkpoint` made (a file written before `seq` existed has seq 0). Raises ValueError
-    for anything else."""
+    """The checkpoint `encode_checkpoint` made (a file written before `seq` or `scanned_ns` existed has 0 for
+    it). Raises ValueError for anything else."""
     try:
         doc = orjson.loads(raw)
         if doc.get("version") != VERSION:
@@ -75,7 +78,7 @@ def decode_checkpoint(raw: bytes) -> Checkpoint:
             )
             for item in doc["files"]
         )
-        return Checkpoint(int(doc.get("seq", 0)), positions)
+        return Checkpoint(int(doc.get("seq", 0)), positions, int(doc.get("scanned_ns", 0)))
     except ValueError:
         raise
     except (TypeError, KeyError, AttributeError) as exc:

@@ -68,10 +68,14 @@ class FilePosition:
 @dataclass(frozen=True, slots=True)
 class Checkpoint:
     """The positions of every followed file right after a batch was cut. Opaque to consumers: pass it to
-    `Tailer.commit` once the batch is stored. `seq` orders them, so committing an older one is a no-op."""
+    `Tailer.commit` once the batch is stored. `seq` orders them, so committing an older one is a no-op.
+    `scanned_ns` is the wall-clock time the last scan before it started: a rotated file last written before
+    then that it does not name was either finished or there before the tail, while one written later may be a
+    file no scan saw (tailer.py)."""
 
     seq: int
     files: tuple[FilePosition, ...]
+    scanned_ns: int = 0
 
 
 @dataclass(slots=True)

@@ -21,10 +21,11 @@ What it does, and why that way:
   found again under `<path>.*`, and so is one rotated between the scan that stat'ed it and its open. A file
   created and rotated away between two scans (scans happen only as the consumer pulls, so a consumer stalled on
   a slow disk spaces them out) is found under `<path>.*` too, when the next file at its path turns up: a
-  rotated file there that was written since the tail started, that the tail neither follows nor has released,
-  is one it missed, and it is read before the new file. Limits of polling: a file rotated away while the tail
-  was down is found only if a checkpoint knew it, and one the kubelet compressed (`.gz`) before any scan saw it
-  is not read.
+  rotated file there that was written since the last scan the tail knew of (its first, or the one the
+  checkpoint it resumed from records), that the tail neither follows nor has released, is one it missed, and
+  it is read before the new file. So are files rotated away while the tail was down after one its checkpoint
+  knew. Limits of polling: a new container's files rotated away while the tail was down are not found, nor is
+  a file the kubelet compressed (`.gz`) before any scan saw it.
 - **Truncation** (copytruncate): a file shorter than what was read, or whose first bytes changed, is read again
   from 0 (follower.py).
 - **Checkpoints** (checkpoint.py): every batch carries the position of every followed file right after it;
@@ -120,8 +121,10 @@ class Tailer:
         self._committed_seq = loaded.seq
         self._cursor = 0
         self._last_scan: float | None = None
-        #: Wall-clock time of the first scan: a rotated file last written before it predates this tail.
-        self._started_ns = 0
+        #: Wall-clock time of the last scan, and of the earliest scan this tail answers for: that of the checkpoint
+        #: it resumed from, else its own first. A rotated file last written before the latter is not missed.
+        self._scanned_ns = 0
+        self._since_ns = loaded.scanned_ns
         #: Per path the runtime writes to, the rotated files at `<path>.*` this tail read and released, so that
         #: looking for missed files does not read them again; pruned to the files still there at each look.
         self._released: dict[str, set[FileKey]] = {}
@@ -158,6 +161,7 @@ class Tailer:
         )
         self._saved = {position.key: position for position in checkpoint.files}
         self._seq = self._committed_seq = checkpoint.seq
+        self._since_ns = checkpoint.scanned_ns
         return True
 
     async def commit(self, checkpoint: Checkpoint) -> None:
@@ -215,7 +219,8 @@ class Tailer:
                 position = follower.position()
                 follower.issued = position.delivered
                 positions.append(position)
-            return TailBatch(sink.records, Checkpoint(self._seq, tuple(positions)), sink.rejected, sink.repaired)
+            checkpoint = Checkpoint(self._seq, tuple(positions), self._scanned_ns)
+            return TailBatch(sink.records, checkpoint, sink.rejected, sink.repaired)
 
     def _read(self, sink: Sink) -> None:
         """Rounds over the containers, one chunk per container per round, until the batch is full or nothing
@@ -271,8 +276,9 @@ class Tailer:
         `0.log` before `1.log`), and detaches followed files no path leads to any more once the runtime is done
         with them (`_detach`)."""
         first = self._last_scan is None
-        if first:
-            self._started_ns = time.time_ns()
+        self._scanned_ns = time.time_ns()
+        if first and not self._since_ns:
+            self._since_ns = self._scanned_ns
         found: dict[FileKey, str] = {}
         for pattern in self.config.globs:
             for path in sorted(glob.glob(pattern), key=natural_key):
@@ -305,10 +311,14 @@ class Tailer:
 
     def _recover_rotated(self, found: dict[FileKey, str]) -> None:
         """Files checkpointed under a path that now names another file were most likely rotated while the tail
-        was down: the kubelet keeps the last one uncompressed as `<path>.<timestamp>`. Finish those first."""
+        was down: the kubelet keeps the last one uncompressed as `<path>.<timestamp>`. Finish those first, then
+        any rotated away after them that no scan saw."""
+        rotated: dict[str, None] = {}
         for position in sorted(self._saved.values(), key=lambda p: natural_key(p.path)):
-            if position.key not in found:
-                self._open_rotated(position.path, position.key, start_at_end=False)
+            if position.key not in found and self._open_rotated(position.path, position.key, start_at_end=False):
+                rotated[position.path] = None
+        for path in rotated:
+            self._open_missed(path, found)
 
     def _open_found(self, path: str, key: FileKey, *, start_at_end: bool) -> None:
         """Opens a file the scan stat'ed. The kubelet may have rotated it since (the path then names the next
@@ -329,11 +339,12 @@ class Tailer:
         return None
 
     def _open_missed(self, path: str, found: dict[FileKey, str]) -> None:
-        """A new file is at `path`: opens, oldest first, the files rotated away from `path` that no scan saw
-        (created and renamed between two scans). Without this their lines would be lost. Such a file is at
-        `<path>.*`, not followed, not released by this tail, and written since it started. Nothing is looked
-        for when the file that was at `path` was not renamed away (it was deleted, or a copytruncate set a
-        copy aside whose lines were read from the original)."""
+        """A new file is at `path`, or a file checkpointed there was rotated while the tail was down: opens,
+        oldest first, the files rotated away from `path` that no scan saw (created and renamed between two
+        scans). Without this their lines would be lost. Such a file is at `<path>.*`, not followed, not
+        released by this tail, and written since the scan `_since_ns` records. Nothing is looked for when the
+        file that was at `path` was not renamed away (it was deleted, or a copytruncate set a copy aside whose
+        lines were read from the original)."""
         here = [follower for follower in self._followers.values() if follower.path == path]
         if here and all(follower.key in found or follower.deleted() for follower in here):
             return
@@ -349,7 +360,7 @@ class Tailer:
             present.add(key)
             if not stat.S_ISREG(st.st_mode) or sibling.endswith(".gz"):
                 continue
-            if key in self._followers or key in released or st.st_mtime_ns < self._started_ns:
+            if key in self._followers or key in released or st.st_mtime_ns < self._since_ns:
                 continue
             missed.append((st.st_mtime_ns, sibling, key))
         if path in self._released:

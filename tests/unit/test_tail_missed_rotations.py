@@ -10,6 +10,8 @@ import os
 import shutil
 from pathlib import Path
 
+from collectors.tail.checkpoint import decode_checkpoint, encode_checkpoint
+from collectors.tail.model import Checkpoint, FilePosition
 from collectors.tail.tailer import Tailer
 from tests.unit.test_tail_tailer import UID_A, UID_B, Reader, append, config, numbered, pod_file
 
@@ -110,3 +112,47 @@ async def test_a_copy_set_aside_by_copytruncate_is_not_read_again(tmp_path: Path
         assert [b for _, _, b in await reader.lines(1)] == ["z 2"]
     finally:
         await reader.close()
+
+
+async def test_files_rotated_away_while_the_tail_was_down_are_read_after_the_checkpointed_one(tmp_path: Path) -> None:
+    """Down, the tail scans nothing: the file it had checkpointed and the next one are rotated away, and a third
+    is being written. The checkpoint records when its last scan was, so the restarted tail knows the middle one
+    was written after it, and reads all three in order; a file it had released before is not read again."""
+    path = pod_file(tmp_path, "ns", "pod", UID_A, "c")
+    append(path, numbered("x", 0, 2))
+    cfg = config(tmp_path)
+    reader = Reader(Tailer(cfg))
+    try:
+        assert [b for _, _, b in await reader.lines(2)] == ["x 0", "x 1"]
+        rotate(path, ".20260101-100001")
+        append(path, numbered("x", 2, 2))
+        assert [b for _, _, b in await reader.lines(2)] == ["x 2", "x 3"]
+        while reader.tailer.stats.files_closed < 1:  # the first file is released
+            append(path, numbered("tick", 0, 1))
+            assert [b for _, _, b in await reader.lines(1)] == ["tick 0"]
+        append(path, numbered("x", 4, 1))
+        assert [b for _, _, b in await reader.lines(1)] == ["x 4"]
+    finally:
+        await reader.close()
+    saved = json.loads((tmp_path / "state/checkpoint.json").read_text())
+    assert saved["scanned_ns"] > 0
+    append(path, numbered("x", 5, 1))  # written, not yet read
+    rotate(path, ".20260101-100002")
+    append(path, numbered("x", 6, 3))
+    rotate(path, ".20260101-100003")
+    append(path, numbered("x", 9, 2))
+    reader = Reader(Tailer(cfg))
+    try:
+        assert [b for _, _, b in await reader.lines(6)] == [f"x {i}" for i in range(5, 11)]
+        assert reader.tailer.stats.files_opened == 3
+        append(path, numbered("x", 11, 1))
+        assert [b for _, _, b in await reader.lines(1)] == ["x 11"]
+    finally:
+        await reader.close()
+
+
+def test_a_checkpoint_keeps_its_scan_time_and_one_written_before_it_existed_reads_as_none() -> None:
+    checkpoint = Checkpoint(7, (FilePosition(1, 2, "/p/0.log", 10, 12, b"head"),), 1_767_261_601_000_000_000)
+    assert decode_checkpoint(encode_checkpoint(checkpoint)) == checkpoint
+    older = b'{"version":1,"seq":3,"files":[]}'
+    assert decode_checkpoint(older) == Checkpoint(3, (), 0)
