@@ -71,6 +71,8 @@ DEFAULT_GLOBS = ("/var/log/pods/*/*/*.log",)
 ENVELOPE_BYTES = 4096
 
 GroupKey = tuple[str, ...]
+#: The kubelet compresses older rotated files: into `<file>.tmp`, renamed `<file>.gz` when done. Neither is CRI.
+COMPRESSED = (".gz", ".tmp")
 
 
 @dataclass(frozen=True, slots=True)
@@ -358,7 +360,7 @@ class Tailer:
                 continue
             key = (st.st_dev, st.st_ino)
             present.add(key)
-            if not stat.S_ISREG(st.st_mode) or sibling.endswith(".gz"):
+            if not stat.S_ISREG(st.st_mode) or sibling.endswith(COMPRESSED):
                 continue
             if key in self._followers or key in released or st.st_mtime_ns < self._since_ns:
                 continue
