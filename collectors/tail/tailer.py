@@ -24,8 +24,9 @@ What it does, and why that way:
   rotated file there that was written since the last scan the tail knew of (its first, or the one the
   checkpoint it resumed from records), that the tail neither follows nor has released, is one it missed, and
   it is read before the new file. So are files rotated away while the tail was down after one its checkpoint
-  knew. Limits of polling: a new container's files rotated away while the tail was down are not found, nor is
-  a file the kubelet compressed (`.gz`) before any scan saw it.
+  knew, and a new container's files rotated away while it was down. Limits of polling: a file the kubelet
+  compressed (`.gz`) before any scan saw it is not read, nor is any rotated file after a start without a
+  checkpoint (it may have been read by a tail before, and nothing says).
 - **Truncation** (copytruncate): a file shorter than what was read, or whose first bytes changed, is read again
   from 0 (follower.py).
 - **Checkpoints** (checkpoint.py): every batch carries the position of every followed file right after it;
@@ -279,7 +280,8 @@ class Tailer:
         with them (`_detach`)."""
         first = self._last_scan is None
         self._scanned_ns = time.time_ns()
-        if first and not self._since_ns:
+        resumed = first and self._since_ns > 0  # from a checkpoint that says when the last tail scanned
+        if first and not resumed:
             self._since_ns = self._scanned_ns
         found: dict[FileKey, str] = {}
         for pattern in self.config.globs:
@@ -302,7 +304,7 @@ class Tailer:
         for key, path in found.items():
             if key in self._followers or (key, path) in self._ignored:
                 continue
-            if not first:
+            if not first or (resumed and not start_at_end):  # at a restart, also a container new since
                 self._open_missed(path, found)
             if key not in self._followers:  # it may have been rotated since the glob, and just found as missed
                 self._open_found(path, key, start_at_end=start_at_end)

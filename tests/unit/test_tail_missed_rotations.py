@@ -119,8 +119,9 @@ async def test_a_copy_set_aside_by_copytruncate_is_not_read_again(tmp_path: Path
 
 async def test_files_rotated_away_while_the_tail_was_down_are_read_after_the_checkpointed_one(tmp_path: Path) -> None:
     """Down, the tail scans nothing: the file it had checkpointed and the next one are rotated away, and a third
-    is being written. The checkpoint records when its last scan was, so the restarted tail knows the middle one
-    was written after it, and reads all three in order; a file it had released before is not read again."""
+    is being written; a new pod's first file is rotated away too. The checkpoint records when its last scan was,
+    so the restarted tail knows those were written after it, and reads every file in order; a file it had
+    released before is not read again."""
     path = pod_file(tmp_path, "ns", "pod", UID_A, "c")
     append(path, numbered("x", 0, 2))
     cfg = config(tmp_path)
@@ -144,10 +145,16 @@ async def test_files_rotated_away_while_the_tail_was_down_are_read_after_the_che
     append(path, numbered("x", 6, 3))
     rotate(path, ".20260101-100003")
     append(path, numbered("x", 9, 2))
+    born = pod_file(tmp_path, "ns", "born", UID_B, "c")  # a pod started meanwhile, its first file rotated already
+    append(born, numbered("b", 0, 3))
+    rotate(born, ".20260101-100004")
+    append(born, numbered("b", 3, 2))
     reader = Reader(Tailer(cfg))
     try:
-        assert [b for _, _, b in await reader.lines(6)] == [f"x {i}" for i in range(5, 11)]
-        assert reader.tailer.stats.files_opened == 3
+        got = await reader.lines(11)
+        assert [b for pod, _, b in got if pod == "pod"] == [f"x {i}" for i in range(5, 11)]
+        assert [b for pod, _, b in got if pod == "born"] == [f"b {i}" for i in range(5)]
+        assert reader.tailer.stats.files_opened == 3 + 2
         append(path, numbered("x", 11, 1))
         assert [b for _, _, b in await reader.lines(1)] == ["x 11"]
     finally:
@@ -159,3 +166,20 @@ def test_a_checkpoint_keeps_its_scan_time_and_one_written_before_it_existed_read
     assert decode_checkpoint(encode_checkpoint(checkpoint)) == checkpoint
     older = b'{"version":1,"seq":3,"files":[]}'
     assert decode_checkpoint(older) == Checkpoint(3, (), 0)
+
+
+async def test_rotated_files_older_than_the_tail_are_left_alone(tmp_path: Path) -> None:
+    """With no checkpoint, nothing says whether a rotated file was read before (by an earlier tail whose state is
+    gone): only the current files are read, from their start, and a later rotation does not change that."""
+    path = pod_file(tmp_path, "ns", "pod", UID_A, "c")
+    append(Path(str(path) + ".20260101-100001"), numbered("old", 0, 2))
+    append(path, numbered("x", 0, 2))
+    reader = Reader(Tailer(config(tmp_path)))
+    try:
+        assert [b for _, _, b in await reader.lines(2)] == ["x 0", "x 1"]
+        rotate(path, ".20260101-100002")
+        append(path, numbered("x", 2, 1))
+        assert [b for _, _, b in await reader.lines(1)] == ["x 2"]
+        assert reader.tailer.stats.files_opened == 2
+    finally:
+        await reader.close()
