@@ -315,14 +315,11 @@ class Tailer:
 
     def _recover_rotated(self, found: dict[FileKey, str]) -> None:
         """Files checkpointed under a path that now names another file were most likely rotated while the tail
-        was down: the kubelet keeps the last one uncompressed as `<path>.<timestamp>`. Finish those first, then
-        any rotated away after them that no scan saw."""
-        rotated: dict[str, None] = {}
+        was down: the kubelet keeps the last one uncompressed as `<path>.<timestamp>`. Finish those first (the
+        files rotated away after them follow, when `_scan` looks for missed files at the new file)."""
         for position in sorted(self._saved.values(), key=lambda p: natural_key(p.path)):
-            if position.key not in found and self._open_rotated(position.path, position.key, start_at_end=False):
-                rotated[position.path] = None
-        for path in rotated:
-            self._open_missed(path, found)
+            if position.key not in found:
+                self._open_rotated(position.path, position.key, start_at_end=False)
 
     def _open_found(self, path: str, key: FileKey, *, start_at_end: bool) -> None:
         """Opens a file the scan stat'ed. The kubelet may have rotated it since (the path then names the next
@@ -333,11 +330,7 @@ class Tailer:
 
     def _open_rotated(self, path: str, key: FileKey, *, start_at_end: bool) -> Follower | None:
         """Opens the file `key` where the kubelet renames `path` to, if it is there."""
-        for sibling in sorted(glob.glob(glob.escape(path) + ".*")):
-            try:
-                st = os.stat(sibling)
-            except OSError:
-                continue
+        for sibling, st in _rotated_siblings(path):
             if (st.st_dev, st.st_ino) == key:
                 return self._open(sibling, key, start_at_end=start_at_end, group_path=path)
         return None
@@ -355,11 +348,7 @@ class Tailer:
         released = self._released.get(path, set())
         present: set[FileKey] = set()
         missed: list[tuple[int, str, FileKey]] = []
-        for sibling in glob.glob(glob.escape(path) + ".*"):
-            try:
-                st = os.stat(sibling)
-            except OSError:
-                continue
+        for sibling, st in _rotated_siblings(path):
             key = (st.st_dev, st.st_ino)
             present.add(key)
             if not stat.S_ISREG(st.st_mode) or sibling.endswith(COMPRESSED):
@@ -432,6 +421,17 @@ class Tailer:
                 if not group:
                     del self._groups[key]
                 break
+
+
+def _rotated_siblings(path: str) -> list[tuple[str, os.stat_result]]:
+    """The files at `<path>.*`, where the kubelet renames `path` when it rotates it, in name order."""
+    siblings = []
+    for sibling in sorted(glob.glob(glob.escape(path) + ".*")):
+        try:
+            siblings.append((sibling, os.stat(sibling)))
+        except OSError:
+            continue
+    return siblings
 
 
 def _holds_back(follower: Follower) -> bool:
